@@ -1,0 +1,53 @@
+"""Analyses: one module per test family, each with the same entry point.
+
+``run(context: Context) -> dict[str, pandas.DataFrame]`` returns rows
+for the result tables named by the keys (see :data:`benchmark.results.KEYS`);
+the runner adds the provenance columns and writes them.
+
+Families: ``correctness`` (CCC, Pearson, MAE), ``robustness``
+(perturbations), ``fairness`` (sex groups, individual speakers).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+
+import pandas as pd
+
+FAMILIES = ("correctness", "robustness", "fairness")
+
+
+@dataclasses.dataclass
+class Context:
+    r"""Everything an analysis needs about one model × one evaluation split.
+
+    Attributes:
+        model: the loaded :class:`benchmark.models.base.Predictor`
+        entry: its :class:`benchmark.registry.ModelEntry`
+        evalset: the :class:`benchmark.data.datasets.EvalSet`
+        predict: ``predict(files, condition=None) -> DataFrame`` of A/D/V
+            predictions indexed like ``files`` (cached on disk; files the
+            model could not process are dropped and recorded as skips);
+            ``condition`` is a perturbation condition (robustness)
+        clean: predictions on the unperturbed split (same as ``predict(evalset.files)``)
+        seed: seed for bootstraps and perturbations
+        options: free-form options from the CLI (e.g. ``bootstrap``, ``conditions``)
+
+    """
+
+    model: typing.Any
+    entry: typing.Any
+    evalset: typing.Any
+    predict: typing.Callable[..., pd.DataFrame]
+    clean: pd.DataFrame
+    seed: int = 0
+    options: dict = dataclasses.field(default_factory=dict)
+
+    def base_row(self) -> dict:
+        r"""Key/provenance columns shared by all rows of this context."""
+        return {
+            "model": self.entry.name,
+            "model_sha256": self.model.artifact_hash,
+            **self.evalset.provenance(),
+        }

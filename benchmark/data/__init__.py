@@ -1,0 +1,1 @@
+"""Data: the dataset registry (``datasets.yaml``), audb loading, demo corpora."""

@@ -1,0 +1,50 @@
+"""Where the benchmark keeps its files.
+
+The project root holds the user-facing, versioned artefacts
+(``models.yaml``, ``datasets.yaml``, ``results/``, ``docs/``).
+Everything that can be rebuilt (demo corpora, audb cache, predictions,
+downloaded weights, perturbed audio) lives under the cache root,
+``$SER_BENCHMARK_CACHE`` or ``~/.cache/ser-benchmark``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def cache_root() -> Path:
+    r"""Root folder of all rebuildable files.
+
+    Examples:
+        >>> os.environ["SER_BENCHMARK_CACHE"] = "/tmp/x"
+        >>> str(cache_root())
+        '/tmp/x'
+        >>> del os.environ["SER_BENCHMARK_CACHE"]
+
+    """
+    root = os.environ.get("SER_BENCHMARK_CACHE")
+    if root:
+        return Path(root).expanduser().resolve()
+    return Path("~/.cache/ser-benchmark").expanduser().resolve()
+
+
+def cache_dir(*parts: str) -> Path:
+    r"""Sub-folder of :func:`cache_root`, created on demand."""
+    path = cache_root().joinpath(*parts)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def results_root() -> Path:
+    r"""Folder of the versioned result tables (``$SER_BENCHMARK_RESULTS`` or ``results/``)."""
+    root = os.environ.get("SER_BENCHMARK_RESULTS")
+    return Path(root).resolve() if root else PROJECT_ROOT / "results"
+
+
+def docs_root() -> Path:
+    r"""Folder of the generated leaderboard (``$SER_BENCHMARK_DOCS`` or ``docs/``)."""
+    root = os.environ.get("SER_BENCHMARK_DOCS")
+    return Path(root).resolve() if root else PROJECT_ROOT / "docs"

@@ -1,0 +1,295 @@
+"""The model registry: ``models.yaml``.
+
+Each entry is both the model's metadata and the recipe to load it
+(as in MTEB's model metadata or lm-evaluation-harness's YAML tasks).
+Loading validates the whole file and reports every problem at once,
+each naming the entry, the field and the fix.
+
+Example entry::
+
+    - name: wav2small
+      kind: audonnx
+      role: student
+      source: {path: weights/wav2small, sha256: 3f5a...}
+      sampling_rate: 16000
+      outputs: {arousal: arousal, dominance: dominance, valence: valence}
+      description: Wav2Small distilled from the offline teacher.
+      citation: Kounades-Bastian et al., arXiv 2408.13920
+
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import typing
+from pathlib import Path
+
+import yaml
+
+from benchmark import DIMENSIONS
+from benchmark.paths import PROJECT_ROOT
+
+KINDS = {
+    # kind → (module implementing ``load(entry, registry)``, allowed source keys)
+    "random": ("benchmark.models.baselines", set()),
+    "constant": ("benchmark.models.baselines", set()),
+    "audonnx": ("benchmark.models.onnx", {"path", "url", "sha256"}),
+    "w2v2-hf": ("benchmark.models.w2v2", {"path", "hub", "revision"}),
+    "wavlm-hf": ("benchmark.models.wavlm", {"path", "hub", "revision"}),
+    "ensemble": ("benchmark.models.ensemble", {"members"}),
+    "egemaps": ("benchmark.models.egemaps", {"dataset", "split"}),
+}
+ROLES = ("teacher", "student", "baseline")
+REQUIRED = ("name", "kind", "role", "source", "sampling_rate", "outputs", "description")
+OPTIONAL = ("params", "citation", "architecture", "reported", "distilled")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class RegistryError(ValueError):
+    r"""``models.yaml`` is invalid; the message lists every problem found."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelEntry:
+    r"""One validated ``models.yaml`` entry."""
+
+    name: str
+    kind: str
+    role: str
+    source: dict
+    sampling_rate: int
+    outputs: dict
+    description: str
+    params: dict = dataclasses.field(default_factory=dict)
+    citation: str = ""
+    architecture: str = ""
+    reported: dict = dataclasses.field(default_factory=dict)
+    distilled: dict = dataclasses.field(default_factory=dict)
+    root: Path = PROJECT_ROOT
+
+    def resolve(self, path: str) -> Path:
+        r"""Resolve a source path relative to the registry file's folder."""
+        p = Path(os.path.expanduser(path))
+        return p if p.is_absolute() else (self.root / p)
+
+    @property
+    def dimensions(self) -> tuple[str, ...]:
+        r"""Dimensions this model predicts, in :data:`benchmark.DIMENSIONS` order."""
+        return tuple(d for d in DIMENSIONS if d in self.outputs)
+
+    def spec_hash_payload(self) -> str:
+        r"""Canonical JSON of what defines a weight-free model."""
+        return json.dumps(
+            {"kind": self.kind, "params": self.params, "outputs": self.outputs},
+            sort_keys=True,
+        )
+
+
+class Registry(typing.Mapping[str, ModelEntry]):
+    r"""Validated, ordered collection of :class:`ModelEntry`.
+
+    Examples:
+        >>> reg = Registry.from_yaml_text('''
+        ... models:
+        ...   - name: const
+        ...     kind: constant
+        ...     role: baseline
+        ...     source: {}
+        ...     sampling_rate: 16000
+        ...     outputs: {arousal: arousal, valence: valence}
+        ...     description: always 0.5
+        ... ''')
+        >>> list(reg)
+        ['const']
+        >>> reg["const"].dimensions
+        ('arousal', 'valence')
+
+    """
+
+    def __init__(self, entries: typing.Iterable[ModelEntry], path: Path | None = None):
+        self._entries = {e.name: e for e in entries}
+        self.path = path
+
+    def __getitem__(self, name: str) -> ModelEntry:
+        try:
+            return self._entries[name]
+        except KeyError:
+            known = ", ".join(self._entries)
+            where = self.path or "models.yaml"
+            raise KeyError(
+                f"Unknown model '{name}'. Registered in {where}: {known}. "
+                "Add an entry to models.yaml to benchmark a new model."
+            ) from None
+
+    def __iter__(self):
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @classmethod
+    def from_yaml_text(cls, text: str, root: Path = PROJECT_ROOT, path: Path | None = None) -> "Registry":
+        where = str(path or "models.yaml")
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as ex:
+            raise RegistryError(f"{where}: not valid YAML: {ex}") from None
+        if not isinstance(data, dict) or not isinstance(data.get("models"), list):
+            raise RegistryError(f"{where}: expected a top-level key 'models' holding a list of entries.")
+        errors: list[str] = []
+        entries: list[ModelEntry] = []
+        seen: dict[str, int] = {}
+        for i, raw in enumerate(data["models"]):
+            label = f"entry #{i + 1}"
+            if isinstance(raw, dict) and isinstance(raw.get("name"), str):
+                label = f"entry '{raw['name']}'"
+            problems = _validate_entry(raw, root)
+            if isinstance(raw, dict) and isinstance(raw.get("name"), str):
+                name = raw["name"]
+                if name in seen:
+                    problems.append(
+                        f"field 'name': duplicate name (also entry #{seen[name] + 1}); "
+                        "give each model a unique name"
+                    )
+                seen.setdefault(name, i)
+            errors += [f"{where}: {label}: {p}" for p in problems]
+            if not problems:
+                entries.append(_make_entry(raw, root))
+        names = {e.name for e in entries} | set(seen)
+        for e in entries:
+            if e.kind == "ensemble":
+                for m in e.source["members"]:
+                    if m not in names:
+                        errors.append(
+                            f"{where}: entry '{e.name}': field 'source.members': unknown member "
+                            f"'{m}'; register it first or fix the name"
+                        )
+                    elif m == e.name:
+                        errors.append(f"{where}: entry '{e.name}': an ensemble cannot contain itself")
+        if errors:
+            raise RegistryError("Invalid model registry:\n  - " + "\n  - ".join(errors))
+        return cls(entries, path)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike | None = None) -> "Registry":
+        r"""Load and validate a registry file (default: the project's ``models.yaml``)."""
+        path = Path(path) if path else PROJECT_ROOT / "models.yaml"
+        if not path.exists():
+            raise RegistryError(f"Model registry {path} not found: pass --models PATH or create it.")
+        return cls.from_yaml_text(path.read_text(), root=path.resolve().parent, path=path)
+
+
+def _validate_entry(raw: typing.Any, root: Path) -> list[str]:
+    if not isinstance(raw, dict):
+        return ["must be a mapping of fields (name, kind, role, ...)"]
+    problems = []
+    for field in REQUIRED:
+        if field not in raw:
+            problems.append(f"field '{field}' is missing; add it (see the example in models.yaml)")
+    unknown = set(raw) - set(REQUIRED) - set(OPTIONAL)
+    for field in sorted(unknown):
+        problems.append(f"field '{field}' is unknown; allowed: {', '.join(REQUIRED + OPTIONAL)}")
+    if problems:
+        return problems
+    if not isinstance(raw["name"], str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]*", raw["name"]):
+        problems.append("field 'name': use letters, digits, '.', '_', '+', '-' (it becomes a file name)")
+    kind = raw["kind"]
+    if kind not in KINDS:
+        problems.append(f"field 'kind': unknown kind '{kind}'; use one of {', '.join(KINDS)}")
+    if raw["role"] not in ROLES:
+        problems.append(f"field 'role': unknown role '{raw['role']}'; use one of {', '.join(ROLES)}")
+    if not isinstance(raw["sampling_rate"], int) or raw["sampling_rate"] <= 0:
+        problems.append("field 'sampling_rate': must be a positive integer in Hz, e.g. 16000")
+    outputs = raw["outputs"]
+    if not isinstance(outputs, dict) or not outputs:
+        problems.append(
+            "field 'outputs': missing output mapping; map at least one of "
+            f"{', '.join(DIMENSIONS)} to the model's output name, e.g. {{arousal: arousal}}"
+        )
+    else:
+        for dim, out in outputs.items():
+            if dim not in DIMENSIONS:
+                problems.append(f"field 'outputs': unknown dimension '{dim}'; use {', '.join(DIMENSIONS)}")
+            if not isinstance(out, str) or not out:
+                problems.append(f"field 'outputs.{dim}': must name the model output (a string)")
+    source = raw["source"]
+    if not isinstance(source, dict):
+        problems.append("field 'source': must be a mapping, e.g. {path: weights/x} or {url: ..., sha256: ...}")
+    elif kind in KINDS:
+        problems += _validate_source(kind, source, root)
+    params = raw.get("params", {})
+    if not isinstance(params, dict):
+        problems.append("field 'params': must be a mapping of keyword arguments")
+    return problems
+
+
+def _validate_source(kind: str, source: dict, root: Path) -> list[str]:
+    allowed = KINDS[kind][1]
+    problems = [
+        f"field 'source.{k}': not used by kind '{kind}'; allowed: {', '.join(sorted(allowed)) or 'none'}"
+        for k in sorted(set(source) - allowed)
+    ]
+    if "sha256" in source and not (isinstance(source["sha256"], str) and _SHA256.match(source["sha256"])):
+        problems.append("field 'source.sha256': must be 64 lowercase hex digits (sha256sum FILE)")
+    if kind == "audonnx":
+        if ("path" in source) == ("url" in source):
+            problems.append("field 'source': give exactly one of 'path' (local model folder) or 'url' (+ 'sha256')")
+        if "url" in source and "sha256" not in source:
+            problems.append("field 'source.sha256': required with 'url'; downloads are verified (sha256sum FILE)")
+    if kind in ("w2v2-hf", "wavlm-hf"):
+        if ("path" in source) == ("hub" in source):
+            problems.append("field 'source': give exactly one of 'path' (local checkpoint) or 'hub' (+ 'revision')")
+        if "hub" in source and "revision" not in source:
+            problems.append("field 'source.revision': required with 'hub'; pin a commit for reproducibility")
+    if kind == "ensemble":
+        members = source.get("members")
+        if not isinstance(members, list) or len(members) < 2:
+            problems.append("field 'source.members': list at least two registered model names")
+    if "path" in source:
+        if not isinstance(source["path"], str):
+            problems.append("field 'source.path': must be a string")
+        else:
+            p = Path(os.path.expanduser(source["path"]))
+            p = p if p.is_absolute() else root / p
+            if not p.exists():
+                problems.append(
+                    f"field 'source.path': missing file {p}; check the path "
+                    "(relative paths are relative to models.yaml) or create the artefact"
+                    + (" with `nox -s distill`" if "weights" in p.parts else "")
+                )
+            elif "sha256" in source and _SHA256.match(str(source["sha256"])):
+                from benchmark.hashing import sha256_tree
+
+                actual = sha256_tree(p)
+                if actual != source["sha256"]:
+                    problems.append(
+                        f"field 'source.sha256': checksum mismatch for {p}: expected "
+                        f"{source['sha256']}, got {actual}; the artefact changed — restore it "
+                        "or update sha256 (a changed model is a new result)"
+                    )
+    return problems
+
+
+def _make_entry(raw: dict, root: Path) -> ModelEntry:
+    kwargs = {k: raw[k] for k in REQUIRED + OPTIONAL if k in raw}
+    for k in ("params", "reported", "distilled"):
+        kwargs[k] = dict(kwargs.get(k) or {})
+    kwargs["source"] = dict(kwargs["source"])
+    kwargs["outputs"] = dict(kwargs["outputs"])
+    return ModelEntry(root=root, **kwargs)
+
+
+def load_model(name_or_entry: str | ModelEntry, registry: Registry | None = None):
+    r"""Turn a registry entry into a :class:`benchmark.models.base.Predictor`.
+
+    Kind-specific code is imported lazily, so baselines never import torch.
+    """
+    import importlib
+
+    registry = registry if registry is not None else Registry.from_file()
+    entry = registry[name_or_entry] if isinstance(name_or_entry, str) else name_or_entry
+    module = importlib.import_module(KINDS[entry.kind][0])
+    return module.load(entry, registry)

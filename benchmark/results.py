@@ -1,0 +1,180 @@
+"""Versioned result tables under ``results/``.
+
+Every table is a CSV whose rows carry provenance: model name and
+artefact SHA-256, dataset name/version/split/table, benchmark version
+and code commit, and the date the row was first computed. Rows are
+keyed by what determines them (model hash, dataset version, condition,
+...): re-running with the same inputs leaves the file byte-identical;
+a changed model artefact adds new rows next to the old ones instead of
+overwriting them. Writes are atomic (temporary file + rename) so an
+interrupted run never leaves a truncated table.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import benchmark
+from benchmark.paths import PROJECT_ROOT, results_root
+
+PROVENANCE = ("benchmark_version", "code_commit", "date")
+"""Columns appended to every row; not part of the key, not compared."""
+
+KEYS = {
+    # table name → columns that identify a row (besides nothing else)
+    "correctness": ("model", "model_sha256", "dataset", "dataset_version", "split", "dimension"),
+    "robustness": ("model", "model_sha256", "dataset", "dataset_version", "split", "condition", "dimension"),
+    "fairness_sex": ("model", "model_sha256", "dataset", "dataset_version", "split", "dimension", "group"),
+    "fairness_speaker": ("model", "model_sha256", "dataset", "dataset_version", "split", "dimension"),
+    "speakers": ("model", "model_sha256", "dataset", "dataset_version", "split", "dimension", "speaker"),
+    "efficiency": ("model", "model_sha256"),
+    "skips": ("model", "model_sha256", "dataset", "dataset_version", "split", "condition", "file"),
+    "runs": ("model", "model_sha256", "dataset", "dataset_version", "split", "tests"),
+    "significance": ("model", "model_sha256", "other", "other_sha256", "dataset", "dataset_version", "split", "dimension"),
+}
+
+
+@functools.lru_cache(maxsize=1)
+def code_commit() -> str:
+    r"""Git commit of the benchmark code (``'unknown'`` outside a checkout).
+
+    A ``+dirty`` suffix marks uncommitted changes to the package.
+    """
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            cwd=PROJECT_ROOT, capture_output=True, text=True, check=True, timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "benchmark"],
+            cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10,
+        ).stdout.strip()
+        return commit + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def provenance() -> dict:
+    return {
+        "benchmark_version": benchmark.__version__,
+        "code_commit": code_commit(),
+        "date": datetime.date.today().isoformat(),
+    }
+
+
+def table_path(name: str, root: Path | None = None) -> Path:
+    return (root or results_root()) / f"{name}.csv"
+
+
+def read_table(name: str, root: Path | None = None) -> pd.DataFrame:
+    r"""Read a result table (empty frame if it does not exist yet)."""
+    path = table_path(name, root)
+    if not path.exists():
+        return pd.DataFrame()
+    return pd.read_csv(path, keep_default_na=True, dtype={"model_sha256": str, "dataset_version": str})
+
+
+def _fmt(df: pd.DataFrame) -> pd.DataFrame:
+    out = df.copy()
+    for col in out.columns:
+        if pd.api.types.is_float_dtype(out[col]):
+            out[col] = out[col].map(lambda v: "" if pd.isna(v) else f"{v:.6g}")
+        else:
+            out[col] = out[col].map(lambda v: "" if v is None or (not isinstance(v, str) and pd.isna(v)) else str(v))
+    return out
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    r"""Write ``text`` to ``path`` via a temporary file and rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="") as fp:
+            fp.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def write_rows(name: str, rows: pd.DataFrame, root: Path | None = None) -> Path:
+    r"""Upsert ``rows`` into result table ``name``.
+
+    Rows whose key already exists with the same values keep their old
+    provenance (so the file stays byte-identical); rows with a new key
+    are added; rows with an existing key but new values replace the
+    old ones and get fresh provenance. Output is sorted by key.
+    """
+    keys = list(KEYS[name])
+    missing = [k for k in keys if k not in rows.columns]
+    if missing:
+        raise ValueError(f"Result table '{name}': rows lack key column(s) {missing}.")
+    new = _fmt(rows.reset_index(drop=True))
+    for col, value in provenance().items():
+        new[col] = value
+    old = read_table(name, root)
+    old = _fmt(old) if len(old) else pd.DataFrame(columns=new.columns)
+    value_cols = [c for c in new.columns if c not in keys and c not in PROVENANCE]
+    if len(old):
+        merged = new.merge(old, on=keys, how="left", suffixes=("", "__old"), indicator=True)
+        same = merged["_merge"].eq("both")
+        for c in value_cols:
+            if c + "__old" in merged:
+                same &= merged[c].eq(merged[c + "__old"].fillna(""))
+            else:
+                same &= False
+        for c in PROVENANCE:
+            if c + "__old" in merged:
+                new.loc[same.values, c] = merged.loc[same, c + "__old"].values
+        old_keys = old.set_index(keys).index
+        kept = old[~old_keys.isin(new.set_index(keys).index)]
+        combined = pd.concat([kept, new], ignore_index=True)
+    else:
+        combined = new
+    columns = keys + [c for c in combined.columns if c not in keys and c not in PROVENANCE] + list(PROVENANCE)
+    combined = combined.reindex(columns=columns).fillna("")
+    combined = combined.sort_values(keys, kind="stable").reset_index(drop=True)
+    path = table_path(name, root)
+    atomic_write_text(path, combined.to_csv(index=False, lineterminator="\n"))
+    return path
+
+
+def write_predictions(model: str, model_sha256: str, evalset, predictions: pd.DataFrame, root: Path | None = None) -> Path:
+    r"""Store per-file truth and predictions (for scatter plots and re-analysis).
+
+    File paths are stored relative to the database root so the table
+    does not depend on where the cache lives.
+    """
+    root = root or results_root()
+    path = root / "predictions" / f"{model}__{model_sha256[:12]}" / f"{evalset.audb_name}__{evalset.version}__{evalset.split}.csv"
+    df = pd.DataFrame(index=predictions.index)
+    for dim in predictions.columns:
+        if dim in evalset.truth:
+            df[f"truth_{dim}"] = evalset.truth[dim].reindex(predictions.index)
+        df[f"pred_{dim}"] = predictions[dim]
+    if evalset.speaker is not None:
+        df["speaker"] = evalset.speaker.reindex(predictions.index)
+    if evalset.sex is not None:
+        df["sex"] = evalset.sex.reindex(predictions.index)
+    rel = [os.path.relpath(f, evalset.root) for f in df.index]
+    df.index = pd.Index(rel, name="file")
+    df = df.sort_index()
+    atomic_write_text(path, _fmt(df.reset_index()).to_csv(index=False, lineterminator="\n"))
+    return path
+
+
+def as_float(df: pd.DataFrame, columns) -> pd.DataFrame:
+    r"""Convert string columns read back from a table to floats (``''`` → NaN)."""
+    out = df.copy()
+    for c in columns:
+        out[c] = pd.to_numeric(out[c].replace("", np.nan), errors="coerce")
+    return out
