@@ -292,4 +292,6 @@ def load_model(name_or_entry: str | ModelEntry, registry: Registry | None = None
     registry = registry if registry is not None else Registry.from_file()
     entry = registry[name_or_entry] if isinstance(name_or_entry, str) else name_or_entry
     module = importlib.import_module(KINDS[entry.kind][0])
-    return module.load(entry, registry)
+    model = module.load(entry, registry)
+    model.dimensions = entry.dimensions  # which outputs must be finite; the rest are NaN by design
+    return model

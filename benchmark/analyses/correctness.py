@@ -1,0 +1,41 @@
+"""Correctness: agreement of predictions with the gold standard.
+
+Per dimension that both the model predicts and the split labels:
+CCC with a seeded bootstrap 95% interval, Pearson correlation and MAE,
+on the files the model could score (skips are counted, not scored).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from benchmark import metrics
+
+
+def run(context) -> dict[str, pd.DataFrame]:
+    r"""Score the clean predictions of ``context``; rows for table ``correctness``."""
+    truth = context.evalset.truth
+    pred = context.clean
+    n_boot = int(context.options.get("bootstrap", 1000))
+    rows = []
+    for dim in context.evalset.dimensions:
+        if dim not in context.entry.dimensions:
+            continue
+        t = truth[dim].reindex(pred.index)
+        p = pred[dim]
+        lo, hi = metrics.bootstrap_ci(t, p, n=n_boot, seed=context.seed)
+        rows.append(
+            {
+                **context.base_row(),
+                "dimension": dim,
+                "role": context.entry.role,
+                "n": int(pd.concat([t, p], axis=1).dropna().shape[0]),
+                "n_skipped": int(len(truth) - len(pred)),
+                "ccc": metrics.ccc(t, p),
+                "ccc_ci_low": lo,
+                "ccc_ci_high": hi,
+                "pearson": metrics.pearson(t, p),
+                "mae": metrics.mae(t, p),
+            }
+        )
+    return {"correctness": pd.DataFrame(rows)}

@@ -1,0 +1,212 @@
+"""Command line: ``python -m benchmark COMMAND``.
+
+Commands: ``run`` (benchmark models), ``list`` (registered models and
+datasets), ``efficiency`` (speed/size figures), ``distill`` (train a
+student from a teacher), ``docs`` (regenerate the leaderboard),
+``demo`` (build the embedded demo corpora).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import typing
+
+from benchmark import analyses
+
+EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from benchmark.data.datasets import DatasetConfigError
+    from benchmark.registry import RegistryError
+
+    errors: list[type[BaseException]] = [RegistryError, DatasetConfigError, KeyError]
+    try:
+        from benchmark.models.download import WeightsNotAvailable
+
+        errors.append(WeightsNotAvailable)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmark",
+        description="Reproducible benchmark for dimensional speech emotion recognition (arousal, dominance, valence).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run",
+        help="benchmark one or more models and regenerate the docs",
+        description="Run models from models.yaml over the registered datasets (default: the embedded demo "
+        "replicas) and write versioned result tables to results/.",
+    )
+    run.add_argument("--model", nargs="+", required=True, metavar="NAME",
+                     help="model name(s) from models.yaml; 'all' runs every model whose weights are available")
+    run.add_argument("--dataset", nargs="+", metavar="NAME",
+                     help="dataset name(s) from datasets.yaml (default: all)")
+    run.add_argument("--split", nargs="+", metavar="SPLIT",
+                     help="evaluation split(s), e.g. test-1 (default: every evaluation split)")
+    run.add_argument("--tests", nargs="+", default=list(analyses.FAMILIES), choices=analyses.FAMILIES,
+                     metavar="FAMILY", help=f"test families to run: {', '.join(analyses.FAMILIES)} (default: all)")
+    run.add_argument("--data", choices=("demo", "real"), default="demo",
+                     help="'demo': embedded synthetic replicas (default, no configuration); "
+                     "'real': the licensed corpora from your audb repositories")
+    run.add_argument("--repository", action="append", default=[], metavar="NAME=HOST[:BACKEND]",
+                     help="audb repository for --data real (repeatable; backend default file-system); "
+                     "without it, ~/.config/audb.yaml is used")
+    run.add_argument("--models", metavar="PATH", help="model registry file (default: models.yaml)")
+    run.add_argument("--datasets", metavar="PATH", help="dataset registry file (default: datasets.yaml)")
+    run.add_argument("--conditions", nargs="+", metavar="NAME",
+                     help="robustness conditions from conditions.yaml (default: all)")
+    run.add_argument("--max-files", type=int, default=200, metavar="N",
+                     help="robustness: seeded subset of N files per split (default: 200; 0 = all)")
+    run.add_argument("--bootstrap", type=int, default=1000, metavar="N",
+                     help="bootstrap resamples for confidence intervals (default: 1000)")
+    run.add_argument("--seed", type=int, default=0, help="seed of bootstraps, subsets and perturbations")
+    run.add_argument("--workers", type=int, default=2, help="threads for audio reading and inference (default: 2)")
+    run.add_argument("--no-docs", action="store_true", help="do not regenerate docs/ at the end")
+    run.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+    ls = sub.add_parser("list", help="list registered models and datasets")
+    ls.add_argument("--models", metavar="PATH", help="model registry file (default: models.yaml)")
+
+    eff = sub.add_parser("efficiency", help="measure parameters, ONNX size, ms per 5 s clip, peak memory")
+    eff.add_argument("--model", nargs="+", required=True, metavar="NAME", help="model name(s); 'all' for every available one")
+    eff.add_argument("--repeats", type=int, default=20, help="timed runs per model (median reported; default: 20)")
+    eff.add_argument("--models", metavar="PATH", help="model registry file (default: models.yaml)")
+
+    sub.add_parser("docs", help="regenerate docs/ from results/ (no model runs)")
+    sub.add_parser("demo", help="build and publish the embedded demo corpora (done automatically on first use)")
+    sub.add_parser("distill", help="train a student from a teacher's outputs (see: python -m benchmark distill --help)",
+                   add_help=False)
+    return parser
+
+
+def main(argv: typing.Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["distill"]:
+        from benchmark.distill.cli import main as distill_main
+
+        return distill_main(argv[1:])
+    args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except _user_errors() as ex:
+        message = ex.args[0] if isinstance(ex, KeyError) and ex.args else str(ex)
+        print(f"error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _dispatch(args) -> int:
+    if args.command == "run":
+        return _run(args)
+    if args.command == "list":
+        return _list(args)
+    if args.command == "efficiency":
+        return _efficiency(args)
+    if args.command == "docs":
+        from benchmark import leaderboard
+
+        for path in leaderboard.build():
+            print(path)
+        return EXIT_OK
+    if args.command == "demo":
+        from benchmark.data import demo
+
+        repo = demo.repository()
+        print(f"demo corpora published in {repo.host}/{repo.name}")
+        return EXIT_OK
+    raise AssertionError(args.command)
+
+
+def _available(registry) -> list[str]:
+    from benchmark.registry import load_model
+
+    names = []
+    for name in registry:
+        try:
+            load_model(name, registry)
+            names.append(name)
+        except _user_errors() as ex:
+            print(f"skip {name}: {str(ex).splitlines()[0]}", file=sys.stderr)
+    return names
+
+
+def _run(args) -> int:
+    from tabulate import tabulate
+
+    from benchmark.data.datasets import load_registry, parse_repository
+    from benchmark.registry import Registry
+    from benchmark.suite import run_suite
+
+    registry = Registry.from_file(args.models)
+    dataset_registry = load_registry(args.datasets)
+    repositories = [parse_repository(r) for r in args.repository] or None
+    models = _available(registry) if args.model == ["all"] else args.model
+    for name in models:
+        registry[name]  # unknown names fail before any work starts
+    options = {
+        "bootstrap": args.bootstrap,
+        "max_files": args.max_files or None,
+        **({"conditions": args.conditions} if args.conditions else {}),
+    }
+    status = EXIT_OK
+    for name in models:
+        report = run_suite(
+            name, datasets=args.dataset, splits=args.split, tests=args.tests, data=args.data,
+            repositories=repositories, registry=registry, dataset_registry=dataset_registry,
+            seed=args.seed, num_workers=args.workers, options=options, progress=not args.no_progress,
+        )
+        table = report.frame("correctness")
+        print(f"\n{name} (sha256 {report.model_sha256[:12]}) · {report.wall_seconds:.1f} s")
+        if len(table):
+            view = table[["dataset", "split", "dimension", "n", "ccc", "ccc_ci_low", "ccc_ci_high", "pearson", "mae"]]
+            print(tabulate(view, headers="keys", showindex=False, floatfmt=".3f"))
+        if report.skipped_files:
+            print(f"{len(report.skipped_files)} file(s) skipped (reasons in results/skips.csv), e.g.:")
+            for row in report.skipped_files[:5]:
+                print(f"  {row.dataset}/{row.split} [{row.condition}] {row.file}: {row.reason}")
+        for failure in report.failures:
+            print(f"FAILED {failure}")
+            status = EXIT_FAILURES
+    if not args.no_docs:
+        try:
+            from benchmark import leaderboard
+
+            leaderboard.build()
+            print("docs regenerated: docs/leaderboard.md")
+        except ImportError:
+            pass
+    return status
+
+
+def _list(args) -> int:
+    from tabulate import tabulate
+
+    from benchmark.data.datasets import load_registry
+    from benchmark.registry import Registry
+
+    registry = Registry.from_file(args.models)
+    rows = [(e.name, e.role, e.kind, ",".join(d[0].upper() for d in e.dimensions), e.description[:70]) for e in registry.values()]
+    print(tabulate(rows, headers=["model", "role", "kind", "dims", "description"]))
+    print()
+    drows = [(d.name, d.version, ", ".join(d.splits), d.demo["name"]) for d in load_registry().values()]
+    print(tabulate(drows, headers=["dataset", "version", "splits", "demo replica"]))
+    return EXIT_OK
+
+
+def _efficiency(args) -> int:
+    from benchmark import efficiency
+    from benchmark.registry import Registry
+
+    registry = Registry.from_file(args.models)
+    names = _available(registry) if args.model == ["all"] else args.model
+    df = efficiency.run(names, registry, repeats=args.repeats)
+    from tabulate import tabulate
+
+    print(tabulate(df, headers="keys", showindex=False))
+    return EXIT_OK

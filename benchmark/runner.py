@@ -1,0 +1,224 @@
+"""Run a registered model over an evaluation split through audinterface.
+
+The model becomes an :class:`audinterface.Feature` (resample to the
+model's rate, mono mixdown over *all* channels) applied to the split's
+filewise index. Predictions are cached on disk under a key made of the
+model artefact hash, the dataset name/version/split and the condition —
+audinterface's own cache key ignores the model, so it is not used.
+The cache is filled chunk by chunk, so an interrupted run resumes where
+it stopped. Files that cannot be scored (unreadable, empty, silent, too
+short, NaN output) are recorded as skips with a reason, never scored.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import typing
+from pathlib import Path
+
+import audinterface
+import numpy as np
+import pandas as pd
+
+from benchmark import DIMENSIONS
+from benchmark.hashing import sha256_text
+from benchmark.paths import cache_dir
+from benchmark.results import atomic_write_text
+
+MIN_DURATION = 0.25
+"""Shortest signal (seconds) a model is asked to score."""
+
+
+def condition_key(condition: dict | None) -> str:
+    r"""Stable cache key of a perturbation condition (``'clean'`` for none).
+
+    Examples:
+        >>> condition_key(None)
+        'clean'
+        >>> condition_key({"name": "gain+1", "type": "gain", "db": 1})[:7]
+        'gain+1-'
+
+    """
+    if not condition:
+        return "clean"
+    return f"{condition['name']}-{sha256_text(json.dumps(condition, sort_keys=True))[:10]}"
+
+
+class PredictionCache:
+    r"""On-disk predictions of one model × split × condition.
+
+    Two CSV files in one folder: ``predictions.csv`` (file + A/D/V) and
+    ``skips.csv`` (file + reason), both rewritten atomically.
+    """
+
+    def __init__(self, model, evalset, condition: dict | None = None):
+        self.folder = cache_dir(
+            "predictions",
+            model.name,
+            model.artifact_hash[:16],
+            f"{evalset.audb_name}-{evalset.version}-{evalset.split}",
+            condition_key(condition),
+        )
+        self.pred_path = self.folder / "predictions.csv"
+        self.skip_path = self.folder / "skips.csv"
+
+    def load(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        pred = pd.DataFrame(columns=list(DIMENSIONS), index=pd.Index([], name="file", dtype="string"))
+        skips = pd.DataFrame(columns=["reason"], index=pd.Index([], name="file", dtype="string"))
+        if self.pred_path.exists():
+            pred = pd.read_csv(self.pred_path, index_col="file", dtype={"file": "string"})
+            pred = pred.astype("float64")
+        if self.skip_path.exists():
+            skips = pd.read_csv(self.skip_path, index_col="file", dtype={"file": "string", "reason": "string"})
+        return pred, skips
+
+    def save(self, pred: pd.DataFrame, skips: pd.DataFrame) -> None:
+        atomic_write_text(self.pred_path, pred.to_csv(float_format="%.9g", lineterminator="\n"))
+        atomic_write_text(self.skip_path, skips.to_csv(lineterminator="\n"))
+
+
+class _Scorer:
+    r"""The process function handed to audinterface: validates input and output."""
+
+    def __init__(self, model, dims: tuple[str, ...], min_duration: float):
+        self.model = model
+        self.dims = np.array([d in dims for d in DIMENSIONS])
+        self.min_samples = int(math.ceil(min_duration * model.sampling_rate))
+        self.skips: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def _skip(self, file: str, reason: str) -> np.ndarray:
+        with self._lock:
+            self.skips[file] = reason
+        return np.full(len(DIMENSIONS), np.nan)
+
+    def __call__(self, signal: np.ndarray, sampling_rate: int, file: str) -> np.ndarray:
+        signal = np.asarray(signal, dtype=np.float32).reshape(-1)
+        if signal.size == 0:
+            return self._skip(file, "empty audio (0 samples)")
+        if signal.size < self.min_samples:
+            return self._skip(
+                file, f"too short ({signal.size / sampling_rate:.3f} s < {self.min_samples / sampling_rate:.2f} s)"
+            )
+        if not np.isfinite(signal).all():
+            return self._skip(file, "audio contains NaN/Inf samples")
+        if float(np.max(np.abs(signal))) < 1e-6:
+            return self._skip(file, "silent audio (peak < 1e-6)")
+        out = self.model(signal, sampling_rate)
+        if not np.isfinite(out[self.dims]).all():
+            return self._skip(file, f"model returned NaN/Inf: {np.round(out, 4).tolist()}")
+        return out
+
+
+def predict(
+    model,
+    evalset,
+    files: pd.Index | None = None,
+    *,
+    condition: dict | None = None,
+    dims: typing.Sequence[str] | None = None,
+    num_workers: int = 1,
+    chunk_size: int = 64,
+    min_duration: float = MIN_DURATION,
+    progress: bool = True,
+    recompute: bool = False,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    r"""Predict A/D/V for ``files`` (default: the split's files), cached.
+
+    Args:
+        model: a :class:`benchmark.models.base.Predictor`
+        evalset: the split the files belong to (part of the cache key)
+        files: audio files to process (e.g. perturbed copies)
+        condition: perturbation condition (part of the cache key)
+        dims: dimensions that must be finite in the output
+            (default: all that the model predicts, i.e. are not NaN by design)
+        num_workers: threads for reading/resampling/inference
+        chunk_size: files between cache writes
+        min_duration: shorter signals are skipped
+        progress: show a progress bar
+        recompute: ignore cached predictions
+
+    Returns:
+        predictions (index: files that were scored, columns: A/D/V) and
+        skips (index: file, column ``reason``)
+
+    """
+    files = evalset.files if files is None else files
+    files = pd.Index(files, name="file").astype("string")
+    cache = PredictionCache(model, evalset, condition)
+    pred, skips = _empty_frames() if recompute else cache.load()
+    done = pred.index.union(skips.index)
+    todo = files[~files.isin(done)]
+    dims = tuple(dims) if dims is not None else _predicted_dims(model)
+    scorer = _Scorer(model, dims, min_duration)
+    feature = audinterface.Feature(
+        list(DIMENSIONS),
+        process_func=scorer,
+        sampling_rate=model.sampling_rate,
+        resample=True,
+        channels=None,  # the default (0) would silently drop all but the first channel
+        mixdown=True,
+        num_workers=num_workers,
+        multiprocessing=False,  # an onnxruntime session cannot be pickled; fork after torch deadlocks
+        verbose=False,
+    )
+    bar = _progress(len(todo), f"{model.name} · {evalset.audb_name}/{evalset.split} · {condition_key(condition)}", progress)
+    for start in range(0, len(todo), chunk_size):
+        chunk = todo[start : start + chunk_size]
+        chunk_pred = _process_chunk(feature, scorer, chunk)
+        new_skips = pd.DataFrame(
+            {"reason": pd.Series(scorer.skips, dtype="string")}, index=pd.Index(list(scorer.skips), name="file", dtype="string")
+        )
+        scorer.skips.clear()
+        chunk_pred = chunk_pred.drop(index=chunk_pred.index.intersection(new_skips.index))
+        pred = pd.concat([pred, chunk_pred]) if len(pred) else chunk_pred
+        skips = pd.concat([skips, new_skips]) if len(skips) else new_skips
+        cache.save(pred, skips)
+        bar.update(len(chunk))
+    bar.close()
+    pred = pred.reindex(files[files.isin(pred.index)])
+    skips = skips.reindex(files[files.isin(skips.index)])
+    return pred, skips
+
+
+def _empty_frames() -> tuple[pd.DataFrame, pd.DataFrame]:
+    idx = pd.Index([], name="file", dtype="string")
+    return pd.DataFrame(columns=list(DIMENSIONS), index=idx, dtype="float64"), pd.DataFrame(
+        columns=["reason"], index=idx.copy(), dtype="string"
+    )
+
+
+def _process_chunk(feature: audinterface.Feature, scorer: _Scorer, chunk: pd.Index) -> pd.DataFrame:
+    r"""Process a chunk; on a read error fall back to file by file to isolate it."""
+    try:
+        return _filewise(feature.process_index(chunk, preserve_index=True), chunk)
+    except Exception:
+        rows = {}
+        for file in chunk:
+            try:
+                one = pd.Index([file], name="file")
+                rows[file] = _filewise(feature.process_index(one, preserve_index=True), one).iloc[0]
+            except Exception as ex:  # unreadable/corrupt audio: record, keep going
+                scorer.skips[file] = f"unreadable audio: {type(ex).__name__}: {str(ex).splitlines()[0][:160] if str(ex) else ''}"
+        df = pd.DataFrame.from_dict(rows, orient="index", columns=list(DIMENSIONS)) if rows else _empty_frames()[0]
+        df.index = pd.Index(df.index, name="file", dtype="string")
+        return df.astype("float64")
+
+
+def _filewise(df: pd.DataFrame, files: pd.Index) -> pd.DataFrame:
+    out = df.reset_index(level=["start", "end"], drop=True) if isinstance(df.index, pd.MultiIndex) else df
+    out.index = pd.Index(out.index, name="file", dtype="string")
+    return out.reindex(pd.Index(files, dtype="string", name="file")).astype("float64")
+
+
+def _predicted_dims(model) -> tuple[str, ...]:
+    entry_dims = getattr(model, "dimensions", None)
+    return tuple(entry_dims) if entry_dims else DIMENSIONS
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="file", disable=not enabled or total == 0, leave=False, dynamic_ncols=True)

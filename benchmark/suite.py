@@ -1,0 +1,179 @@
+"""Run the benchmark for one model: every selected dataset split × test family.
+
+registry → data → runner → analyses → results → docs. Each family's
+rows are written as soon as they are computed, so a failure later on
+never loses finished results; the failure is reported and the suite
+goes on with the next family.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import time
+import traceback
+import typing
+
+import pandas as pd
+
+from benchmark import analyses, results, runner
+from benchmark.data import datasets as dsets
+from benchmark.registry import Registry, load_model
+
+
+@dataclasses.dataclass
+class SuiteReport:
+    r"""What a suite run did: written tables, skips and failures."""
+
+    model: str
+    model_sha256: str = ""
+    tables: dict = dataclasses.field(default_factory=dict)  # table → list of row frames
+    skipped_files: list = dataclasses.field(default_factory=list)
+    skipped_sets: list = dataclasses.field(default_factory=list)
+    failures: list = dataclasses.field(default_factory=list)
+    wall_seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def frame(self, table: str) -> pd.DataFrame:
+        frames = self.tables.get(table, [])
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def run_suite(
+    model_name: str,
+    *,
+    datasets: typing.Sequence[str] | None = None,
+    splits: typing.Sequence[str] | None = None,
+    tests: typing.Sequence[str] = analyses.FAMILIES,
+    data: str = "demo",
+    repositories: typing.Sequence | None = None,
+    registry: Registry | None = None,
+    dataset_registry: dict | None = None,
+    seed: int = 0,
+    num_workers: int = 1,
+    options: dict | None = None,
+    progress: bool = True,
+    log: typing.Callable[[str], None] = print,
+) -> SuiteReport:
+    r"""Benchmark ``model_name`` and write its result tables.
+
+    Args:
+        model_name: a ``models.yaml`` entry
+        datasets: dataset registry names (default: all)
+        splits: split names to run (default: every evaluation split)
+        tests: analysis families (``correctness``, ``robustness``, ``fairness``)
+        data: ``'demo'`` (embedded replicas) or ``'real'`` (audb repositories)
+        repositories: audb repositories for ``data='real'``
+        registry: model registry (default: ``models.yaml``)
+        dataset_registry: dataset registry (default: ``datasets.yaml``)
+        seed: seed of bootstraps, subsets and perturbations
+        num_workers: threads for audio reading and inference
+        options: per-family options (``bootstrap``, ``conditions``, ``max_files`` ...)
+        progress: show progress bars
+        log: where progress messages go
+
+    """
+    unknown = [t for t in tests if t not in analyses.FAMILIES]
+    if unknown:
+        raise ValueError(f"Unknown test family {unknown}; choose from {', '.join(analyses.FAMILIES)}.")
+    registry = registry if registry is not None else Registry.from_file()
+    entry = registry[model_name]
+    dataset_registry = dataset_registry if dataset_registry is not None else dsets.load_registry()
+    names = list(datasets) if datasets else list(dataset_registry)
+    for name in names:
+        if name not in dataset_registry:
+            raise dsets.DatasetConfigError(
+                f"Unknown dataset '{name}'. Registered: {', '.join(dataset_registry)}. Add it to datasets.yaml."
+            )
+    started = time.perf_counter()
+    model = load_model(entry, registry)
+    report = SuiteReport(model=entry.name, model_sha256=model.artifact_hash)
+    for name in names:
+        dentry = dataset_registry[name]
+        shared = [d for d in dentry.labels if d in entry.outputs]
+        if not shared:
+            report.skipped_sets.append((name, "*", f"model predicts none of {list(dentry.labels)}"))
+            log(f"skip {name}: '{entry.name}' predicts none of its labels ({', '.join(dentry.labels)})")
+            continue
+        for split in splits or list(dentry.splits):
+            if split not in dentry.splits:
+                continue
+            t0 = time.perf_counter()
+            evalset = dsets.load_split(dentry, split, data=data, repositories=repositories)
+            _run_split(model, entry, evalset, tests, seed, num_workers, options or {}, progress, report, log)
+            _write(report, "runs", pd.DataFrame([{
+                "model": entry.name, "model_sha256": model.artifact_hash, **evalset.provenance(),
+                "tests": " ".join(tests), "n_files": len(evalset.files),
+                "wall_seconds": round(time.perf_counter() - t0, 1),
+            }]), keep_existing=True)
+    report.wall_seconds = time.perf_counter() - started
+    return report
+
+
+def _run_split(model, entry, evalset, tests, seed, num_workers, options, progress, report, log) -> None:
+    def predict(files=None, condition=None):
+        pred, skips = runner.predict(
+            model, evalset, files, condition=condition, num_workers=num_workers, progress=progress
+        )
+        _record_skips(report, model, entry, evalset, condition, skips)
+        return pred
+
+    clean = predict()
+    if not len(clean):
+        report.failures.append((evalset.audb_name, evalset.split, "all", "no file could be scored (see skips.csv)"))
+        log(f"{evalset.audb_name}/{evalset.split}: no file could be scored")
+        return
+    results.write_predictions(entry.name, model.artifact_hash, evalset, clean)
+    context = analyses.Context(model, entry, evalset, predict, clean, seed=seed, options=options)
+    for family in tests:
+        try:
+            module = importlib.import_module(f"benchmark.analyses.{family}")
+            tables = module.run(context)
+        except Exception as ex:  # one failing family must not lose the others' results
+            report.failures.append((evalset.audb_name, evalset.split, family, f"{type(ex).__name__}: {ex}"))
+            log(f"FAILED {family} on {evalset.audb_name}/{evalset.split}: {type(ex).__name__}: {ex}")
+            log(traceback.format_exc(limit=3))
+            continue
+        for table, rows in tables.items():
+            if rows is not None and len(rows):
+                _write(report, table, rows)
+
+
+def _record_skips(report, model, entry, evalset, condition, skips: pd.DataFrame) -> None:
+    if not len(skips):
+        return
+    rows = pd.DataFrame({
+        "model": entry.name, "model_sha256": model.artifact_hash, **evalset.provenance(),
+        "condition": runner.condition_key(condition),
+        "file": [_relative(f, evalset.root) for f in skips.index],
+        "reason": skips["reason"].astype(str).values,
+    })
+    report.skipped_files.extend(rows[["dataset", "split", "condition", "file", "reason"]].itertuples(index=False))
+    _write(report, "skips", rows)
+
+
+def _relative(path: str, root: str) -> str:
+    import os
+
+    try:
+        rel = os.path.relpath(path, root)
+    except ValueError:
+        return path
+    return path if rel.startswith("..") else rel
+
+
+def _write(report: SuiteReport, table: str, rows: pd.DataFrame, keep_existing: bool = False) -> None:
+    if keep_existing:
+        old = results.read_table(table)
+        if len(old):
+            keys = list(results.KEYS[table])
+            old_keys = old[keys].astype(str).apply(tuple, axis=1)
+            new_keys = rows[keys].astype(str).apply(tuple, axis=1)
+            rows = rows[~new_keys.isin(set(old_keys))]
+            if not len(rows):
+                return
+    results.write_rows(table, rows)
+    report.tables.setdefault(table, []).append(rows)

@@ -1,0 +1,69 @@
+"""Sessions: ``benchmark``, ``distill``, ``docs``, ``efficiency``, ``tests``.
+
+Each session's virtualenv is reused, and its install is skipped while
+``pyproject.toml`` and ``constraints.txt`` (exact pins) are unchanged,
+so a second call starts in seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import nox
+
+nox.options.reuse_existing_virtualenvs = True
+nox.options.default_venv_backend = "venv"
+nox.options.sessions = ["tests"]
+
+ROOT = Path(__file__).parent
+
+
+def _install(session: nox.Session) -> None:
+    r"""Install the project once per change of its requirements."""
+    digest = hashlib.sha256(
+        (ROOT / "pyproject.toml").read_bytes() + (ROOT / "constraints.txt").read_bytes()
+    ).hexdigest()
+    stamp = Path(session.virtualenv.location) / ".installed"
+    if stamp.exists() and stamp.read_text() == digest:
+        return
+    # torch first, by exact version: on these machines that takes the local CPU build.
+    session.install("torch==2.13.0")
+    session.install("-c", "constraints.txt", "-e", ".[test]")
+    stamp.write_text(digest)
+
+
+@nox.session(name="tests")
+def tests(session: nox.Session) -> None:
+    """Run the test suite (pytest); extra args go to pytest."""
+    _install(session)
+    session.run("python", "-m", "pytest", "-q", *session.posargs, env={"OMP_NUM_THREADS": "1"})
+
+
+@nox.session(name="benchmark")
+def benchmark(session: nox.Session) -> None:
+    """Benchmark a model: nox -s benchmark -- --model NAME [options]; see --help."""
+    _install(session)
+    args = session.posargs or ["--help"]
+    session.run("python", "-m", "benchmark", "run", *args)
+
+
+@nox.session(name="distill")
+def distill(session: nox.Session) -> None:
+    """Distil a student from a teacher: nox -s distill [-- --student wav2small ...]."""
+    _install(session)
+    session.run("python", "-m", "benchmark", "distill", *session.posargs)
+
+
+@nox.session(name="docs")
+def docs(session: nox.Session) -> None:
+    """Regenerate docs/ from results/ (no model runs)."""
+    _install(session)
+    session.run("python", "-m", "benchmark", "docs", *session.posargs)
+
+
+@nox.session(name="efficiency")
+def efficiency(session: nox.Session) -> None:
+    """Measure parameters, ONNX size, ms per 5 s clip: nox -s efficiency -- --model all."""
+    _install(session)
+    session.run("python", "-m", "benchmark", "efficiency", *(session.posargs or ["--model", "all"]))

@@ -1,0 +1,140 @@
+"""Shared fixtures: a small audformat database published to a local audb repository.
+
+The databases are real audformat databases published with
+:func:`audb.publish` to a file-system repository and loaded back with
+:func:`audb.load` — the same code path as the licensed corpora.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import audb
+import audformat
+import audiofile
+import numpy as np
+import pandas as pd
+import pytest
+
+SR = 16000
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    r"""Keep every test away from the user's cache, results and docs."""
+    root = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("SER_BENCHMARK_CACHE", str(root))
+    monkeypatch.setenv("SER_BENCHMARK_RESULTS", str(root / "results"))
+    monkeypatch.setenv("SER_BENCHMARK_DOCS", str(root / "docs"))
+    saved = list(audb.config.REPOSITORIES)
+    yield
+    audb.config.REPOSITORIES = saved
+
+
+def tone(seconds: float, f0: float, amp: float = 0.3, sr: int = SR, seed: int = 0) -> np.ndarray:
+    r"""A harmonic tone with a little noise (speech-like enough for loaders)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    x = sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 6))
+    return (amp * x / np.max(np.abs(x)) + 0.01 * rng.normal(size=t.size)).astype(np.float32)
+
+
+def build_database(root: Path, *, n_speakers: int = 4, per_speaker: int = 6, seed: int = 0, name: str = "testcorpus") -> audformat.Database:
+    r"""An MSP-Podcast-like database: files/speaker tables, two gold-standard tables on 1..7.
+
+    Arousal is tied to loudness and f0, so a model reading energy scores positive CCC.
+    """
+    rng = np.random.default_rng(seed)
+    db = audformat.Database(name, source="tests", usage=audformat.define.Usage.UNRESTRICTED)
+    speakers = [f"spk{i:02d}" for i in range(n_speakers)]
+    genders = ["female" if i % 2 == 0 else "male" for i in range(n_speakers)]
+    db.schemes["gender"] = audformat.Scheme("str", labels=["female", "male"])
+    db["speaker"] = audformat.MiscTable(pd.Index(speakers, name="speaker", dtype="string"))
+    db["speaker"]["gender"] = audformat.Column(scheme_id="gender")
+    db["speaker"]["gender"].set(genders)
+    db.schemes["speaker"] = audformat.Scheme("str", labels="speaker")
+    db.schemes["emotion"] = audformat.Scheme("float", minimum=1, maximum=7)
+    files, spk, labels = [], [], []
+    for i, s in enumerate(speakers):
+        for j in range(per_speaker):
+            a = rng.uniform(1, 7)
+            f0 = (200 if genders[i] == "female" else 120) * (1 + 0.08 * (a - 4))
+            path = f"audio/{s}_{j:02d}.wav"
+            os.makedirs(root / "audio", exist_ok=True)
+            audiofile.write(str(root / path), tone(rng.uniform(1.0, 2.0), f0, amp=0.05 + 0.05 * a, seed=i * 100 + j), SR)
+            files.append(path)
+            spk.append(s)
+            labels.append((a, float(np.clip(a + rng.normal(0, 1), 1, 7)), rng.uniform(1, 7)))
+    index = audformat.filewise_index(files)
+    db["files"] = audformat.Table(index)
+    db["files"]["speaker"] = audformat.Column(scheme_id="speaker")
+    db["files"]["speaker"].set(spk)
+    labels = np.array(labels)
+    half = len(files) // 2
+    for split, sl in (("test-1", slice(0, half)), ("test-2", slice(half, None))):
+        table = f"emotion.dimensions.{split}.gold_standard"
+        db[table] = audformat.Table(index[sl])
+        for k, dim in enumerate(("arousal", "dominance", "valence")):
+            db[table][dim] = audformat.Column(scheme_id="emotion")
+            db[table][dim].set(labels[sl, k])
+    db.save(root)
+    return db
+
+
+@pytest.fixture(scope="session")
+def audb_repository(tmp_path_factory):
+    r"""A file-system audb repository holding ``testcorpus`` 1.0.0."""
+    host = tmp_path_factory.mktemp("audb-host")
+    repo = audb.Repository("test-repo", str(host), "file-system")
+    (host / repo.name).mkdir()
+    build = tmp_path_factory.mktemp("build")
+    build_database(build)
+    audb.publish(build, "1.0.0", repo, verbose=False, cache_root=str(tmp_path_factory.mktemp("publish-cache")))
+    return repo
+
+
+@pytest.fixture()
+def dataset_registry(tmp_path, audb_repository):
+    r"""A ``datasets.yaml`` pointing at ``testcorpus`` (use ``data='real'``)."""
+    from benchmark.data.datasets import load_registry
+
+    path = tmp_path / "datasets.yaml"
+    path.write_text(
+        """
+datasets:
+  - name: testcorpus
+    audb: testcorpus
+    version: 1.0.0
+    splits:
+      test-1: emotion.dimensions.test-1.gold_standard
+      test-2: emotion.dimensions.test-2.gold_standard
+    labels: {arousal: arousal, dominance: dominance, valence: valence}
+    label_range: [1, 7]
+    speaker: {table: files, column: speaker}
+    sex: {table: speaker, column: gender}
+    demo: {name: demo-none, version: 1.0.0}
+"""
+    )
+    return load_registry(path)
+
+
+BASELINES_YAML = """
+models:
+  - name: constant
+    kind: constant
+    role: baseline
+    source: {}
+    params: {value: 0.5}
+    sampling_rate: 16000
+    outputs: {arousal: arousal, dominance: dominance, valence: valence}
+    description: always 0.5
+  - name: random-gaussian
+    kind: random
+    role: baseline
+    source: {}
+    params: {seed: 0}
+    sampling_rate: 16000
+    outputs: {arousal: arousal, dominance: dominance, valence: valence}
+    description: seeded Gaussian draws
+"""

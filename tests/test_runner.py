@@ -1,0 +1,136 @@
+"""Runner: audinterface processing, prediction cache, bad audio, versioned results."""
+
+import os
+import shutil
+
+import audb
+import audiofile
+import numpy as np
+import pandas as pd
+import pytest
+
+from benchmark import results, runner
+from benchmark.data import datasets as dsets
+from benchmark.models.base import Predictor
+from benchmark.registry import Registry
+from benchmark.suite import run_suite
+from conftest import BASELINES_YAML, build_database
+
+
+class Energy(Predictor):
+    r"""Arousal from RMS energy; counts calls to prove caching."""
+
+    def __init__(self, name="energy", artifact_hash="e" * 64):
+        super().__init__(name, artifact_hash)
+        self.calls = 0
+        self.dimensions = ("arousal", "dominance", "valence")
+
+    def predict(self, signal):
+        self.calls += 1
+        rms = float(np.sqrt(np.mean(signal**2)))
+        return np.array([rms * 3, 0.5 + rms, 0.5])
+
+
+@pytest.fixture()
+def evalset(dataset_registry, audb_repository):
+    return dsets.load_split("testcorpus", "test-1", data="real", repositories=[audb_repository], registry=dataset_registry)
+
+
+def test_predict_caches_and_scores(evalset):
+    model = Energy()
+    pred, skips = runner.predict(model, evalset, progress=False)
+    assert model.calls == len(evalset.files) and len(skips) == 0
+    assert list(pred.index) == list(evalset.files)
+    from benchmark.metrics import ccc
+
+    assert ccc(evalset.truth["arousal"], pred["arousal"]) > 0.3  # energy carries arousal in the fixture
+    again, _ = runner.predict(model, evalset, progress=False)
+    assert model.calls == len(evalset.files)  # second run served from the cache
+    pd.testing.assert_frame_equal(pred, again, check_exact=False, rtol=1e-7)
+    other = Energy(artifact_hash="f" * 64)  # a changed artefact is not served stale predictions
+    runner.predict(other, evalset, progress=False)
+    assert other.calls == len(evalset.files)
+
+
+def test_multichannel_is_mixed_down_over_all_channels(tmp_path, evalset):
+    left = np.zeros(16000, dtype="float32")
+    right = np.full(16000, 0.5, dtype="float32")
+    path = str(tmp_path / "stereo.wav")
+    audiofile.write(path, np.stack([left, right]), 16000)
+    pred, _ = runner.predict(Energy(artifact_hash="s" * 64), evalset, pd.Index([path]), progress=False)
+    assert pred.loc[path, "arousal"] == pytest.approx(0.75, abs=1e-3)  # rms of the mean 0.25, not of channel 0
+
+
+@pytest.fixture(scope="module")
+def bad_repository(tmp_path_factory):
+    r"""testcorpus 2.0.0 where one file is corrupt, one silent, one too short."""
+    host = tmp_path_factory.mktemp("bad-host")
+    repo = audb.Repository("bad-repo", str(host), "file-system")
+    (host / repo.name).mkdir()
+    build = tmp_path_factory.mktemp("bad-build")
+    db = build_database(build, name="testcorpus")
+    files = sorted(db["emotion.dimensions.test-1.gold_standard"].files)
+    with open(build / files[0], "wb") as fp:
+        fp.write(b"RIFF\x00\x00garbage-not-a-wav")
+    audiofile.write(str(build / files[1]), np.zeros(16000, dtype="float32"), 16000)
+    audiofile.write(str(build / files[2]), np.full(800, 0.1, dtype="float32"), 16000)
+    audb.publish(build, "1.0.0", repo, verbose=False, cache_root=str(tmp_path_factory.mktemp("pc")))
+    return repo, files[:3]
+
+
+def test_bad_audio_is_skipped_and_reported(bad_repository, dataset_registry):
+    repo, bad = bad_repository
+    ev = dsets.load_split("testcorpus", "test-1", data="real", repositories=[repo], registry=dataset_registry)
+    pred, skips = runner.predict(Energy(artifact_hash="b" * 64), ev, progress=False)
+    reasons = {os.path.relpath(f, ev.root): r for f, r in skips["reason"].items()}
+    assert set(reasons) == set(bad)
+    assert reasons[bad[0]].startswith("unreadable audio")
+    assert reasons[bad[1]].startswith("silent audio")
+    assert reasons[bad[2]].startswith("too short")
+    assert len(pred) == len(ev.files) - 3 and pred.notna().all().all()
+
+
+class NaNModel(Energy):
+    def predict(self, signal):
+        return np.array([np.nan, 0.5, 0.5])
+
+
+def test_nan_prediction_is_a_recorded_skip(evalset):
+    pred, skips = runner.predict(NaNModel(artifact_hash="n" * 64), evalset, progress=False)
+    assert len(pred) == 0 and len(skips) == len(evalset.files)
+    assert skips["reason"].str.startswith("model returned NaN").all()
+
+
+def run_twice(dataset_registry, audb_repository, registry):
+    kw = dict(tests=["correctness"], data="real", repositories=[audb_repository], registry=registry,
+              dataset_registry=dataset_registry, options={"bootstrap": 200}, progress=False, log=lambda m: None)
+    return run_suite("random-gaussian", **kw), kw
+
+
+def test_suite_rerun_is_byte_identical_and_changed_model_adds_rows(dataset_registry, audb_repository):
+    registry = Registry.from_yaml_text(BASELINES_YAML)
+    report, kw = run_twice(dataset_registry, audb_repository, registry)
+    assert report.ok
+    path = results.table_path("correctness")
+    first = path.read_bytes()
+    table = results.read_table("correctness")
+    assert len(table) == 6  # 2 splits x 3 dimensions
+    assert {"model_sha256", "dataset_version", "table", "benchmark_version", "code_commit", "date"} <= set(table.columns)
+    assert (table["ccc"].astype(float).abs() < 0.7).all()  # chance level on 12 files
+    run_suite("random-gaussian", **kw)
+    assert path.read_bytes() == first  # same inputs -> byte-identical table
+    changed = Registry.from_yaml_text(BASELINES_YAML.replace("params: {seed: 0}", "params: {seed: 1}"))
+    run_suite("random-gaussian", **{**kw, "registry": changed})
+    table = results.read_table("correctness")
+    assert len(table) == 12 and table["model_sha256"].nunique() == 2  # old rows kept, new ones added
+
+
+def test_constant_model_scores_zero_ccc(dataset_registry, audb_repository):
+    registry = Registry.from_yaml_text(BASELINES_YAML)
+    report = run_suite("constant", tests=["correctness"], data="real", repositories=[audb_repository],
+                       registry=registry, dataset_registry=dataset_registry, splits=["test-1"],
+                       options={"bootstrap": 100}, progress=False, log=lambda m: None)
+    rows = report.frame("correctness")
+    assert (rows["ccc"] == 0.0).all()
+    pred = results.results_root() / "predictions"
+    assert any(pred.rglob("*.csv"))
