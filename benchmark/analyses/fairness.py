@@ -1,0 +1,296 @@
+"""Fairness: sex groups and individual speakers.
+
+Sex (as in ser-tests): the split is first balanced so that female and
+male files have the same truth distribution (truth binned, equal counts
+per bin drawn from each sex, seeded); then per dimension
+``delta_ccc = CCC(group) − CCC(balanced set)``, with a stratified
+bootstrap 95 % confidence interval. A group passes if
+``|delta_ccc| <= 0.075``, the largest difference random predictions
+reach in ser-tests' simulations.
+
+Speakers: CCC and MAE per speaker with at least 10 files, their
+quartiles over speakers, and Spearman's rho between the speakers'
+true and predicted mean values (can the model rank speakers?).
+
+Options (``context.options``): ``fairness_threshold``, ``fairness_bins``,
+``bootstrap`` (resamples, 0 for none), ``speaker_min_samples``.
+A split without sex or speaker labels gives empty tables whose
+``.attrs['reason']`` says why.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+import numpy as np
+import pandas as pd
+import scipy.stats
+
+from benchmark import DIMENSIONS
+from benchmark.metrics import ccc as _ccc
+
+logger = logging.getLogger(__name__)
+
+THRESHOLD = 0.075
+"""Largest allowed |CCC(group) − CCC(all)|."""
+
+BINS = 10
+"""Equal-width truth bins on 0..1 used for balancing."""
+
+BOOTSTRAP = 1000
+"""Bootstrap resamples for the confidence intervals."""
+
+MIN_SAMPLES = 10
+"""Files a speaker needs to be scored."""
+
+GROUPS = ("female", "male")
+
+SEX_COLUMNS = ("dimension", "group", "n", "ccc_group", "ccc_all", "delta_ccc", "ci_low", "ci_high", "threshold", "passed")
+SPEAKER_COLUMNS = ("dimension", "speaker", "sex", "n", "ccc", "mae", "true_mean", "pred_mean")
+SUMMARY_COLUMNS = (
+    "dimension", "n_speakers", "min_samples", "ccc_median", "ccc_q25", "ccc_q75",
+    "mae_median", "mae_q25", "mae_q75", "spearman_rho", "spearman_p",
+)
+
+
+def ccc_rows(truth: np.ndarray, prediction: np.ndarray) -> np.ndarray:
+    r"""CCC along the last axis (population variance, as audmetric), vectorised for bootstraps.
+
+    Examples:
+        >>> ccc_rows(np.array([[0.0, 1.0], [0.0, 1.0]]), np.array([[0.0, 1.0], [1.0, 0.0]])).tolist()
+        [1.0, -1.0]
+
+    """
+    mt, mp = truth.mean(-1), prediction.mean(-1)
+    cov = ((truth - mt[..., None]) * (prediction - mp[..., None])).mean(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return 2 * cov / (truth.var(-1) + prediction.var(-1) + (mt - mp) ** 2)
+
+
+def normalize_sex(sex: pd.Series) -> pd.Series:
+    r"""Map sex labels to ``'female'`` / ``'male'`` (anything else → NA).
+
+    Examples:
+        >>> normalize_sex(pd.Series(["Female", "m", "other"])).tolist()
+        ['female', 'male', <NA>]
+
+    """
+    mapping = {"female": "female", "f": "female", "woman": "female", "male": "male", "m": "male", "man": "male"}
+    return sex.astype("string").str.strip().str.lower().map(mapping).astype("string")
+
+
+def balance_by_truth(truth: pd.Series, groups: pd.Series, *, bins: int = BINS, seed: int = 0) -> pd.Index:
+    r"""Files of a subset in which every group has the same truth histogram.
+
+    Truth (0..1) is cut into ``bins`` equal-width bins (values outside
+    fall into the first or last); from every bin each group contributes
+    as many files as the smallest group has there, drawn with ``seed``.
+    Files with NaN truth or group are left out.
+
+    Returns:
+        the chosen files, in the order of ``truth``
+
+    Examples:
+        >>> t = pd.Series([0.1, 0.15, 0.9, 0.12, 0.95, 0.97], index=list("abcdef"))
+        >>> g = pd.Series(["f", "f", "f", "m", "m", "m"], index=list("abcdef"))
+        >>> chosen = balance_by_truth(t, g, bins=2)  # per bin: 1 female, 1 male
+        >>> g[chosen].value_counts().sort_index().to_dict()
+        {'f': 2, 'm': 2}
+
+    """
+    groups = groups.reindex(truth.index)
+    valid = truth.notna() & groups.notna()
+    t, g = truth[valid].astype("float64"), groups[valid].astype("string")
+    names = sorted(g.unique())
+    if len(names) < 2:
+        return truth.index[:0]
+    b = np.clip(np.floor(t.to_numpy() * bins), 0, bins - 1).astype(int)
+    rng = np.random.default_rng(seed)
+    chosen = set()
+    for bin_ in range(bins):
+        members = {n: sorted(t.index[(b == bin_) & (g == n).to_numpy(dtype=bool)]) for n in names}
+        k = min(len(m) for m in members.values())
+        for name in names:  # sorted files and groups: the draw does not depend on index order
+            if k:
+                chosen.update(rng.choice(np.array(members[name], dtype=object), size=k, replace=False))
+    return truth.index[truth.index.isin(list(chosen))]
+
+
+def _bootstrap_n(value) -> int:
+    if value is True or value is None:
+        return BOOTSTRAP
+    return int(value or 0)
+
+
+def sex_rows(
+    truth: pd.Series,
+    prediction: pd.Series,
+    sex: pd.Series,
+    dimension: str,
+    *,
+    bins: int = BINS,
+    threshold: float = THRESHOLD,
+    n_boot: int = BOOTSTRAP,
+    seed: int = 0,
+) -> list[dict]:
+    r"""Rows of the ``fairness_sex`` table for one dimension (without the base row)."""
+    sex = normalize_sex(sex.reindex(truth.index))
+    valid = truth.notna() & prediction.reindex(truth.index).notna() & sex.notna()
+    index = balance_by_truth(truth[valid], sex[valid], bins=bins, seed=seed)
+    if not len(index):
+        return []
+    t = truth.reindex(index).to_numpy(float)
+    p = prediction.reindex(index).to_numpy(float)
+    s = sex.reindex(index).to_numpy(object)
+    ccc_all = _ccc(pd.Series(t), pd.Series(p))
+    members = {g: np.flatnonzero(s == g) for g in GROUPS if (s == g).any()}
+    deltas = _bootstrap_deltas(t, p, members, n_boot, seed)
+    rows = []
+    for group, pos in members.items():
+        ccc_group = _ccc(pd.Series(t[pos]), pd.Series(p[pos]))
+        delta = ccc_group - ccc_all
+        low, high = (np.nanpercentile(deltas[group], [2.5, 97.5]) if n_boot and np.isfinite(deltas[group]).any()
+                     else (np.nan, np.nan))
+        rows.append({
+            "dimension": dimension,
+            "group": group,
+            "n": len(pos),
+            "ccc_group": ccc_group,
+            "ccc_all": ccc_all,
+            "delta_ccc": delta,
+            "ci_low": float(low),
+            "ci_high": float(high),
+            "threshold": threshold,
+            "passed": bool(abs(delta) <= threshold) if np.isfinite(delta) else None,
+        })
+    return rows
+
+
+def _bootstrap_deltas(t, p, members: dict, n_boot: int, seed: int) -> dict:
+    r"""CCC(group) − CCC(all) per bootstrap resample, resampling within each group.
+
+    Resampling within groups keeps the balanced design (equal group sizes).
+    Computed in chunks so memory stays below ~100 MB for large splits.
+    """
+    out = {g: np.empty(0) for g in members}
+    if not n_boot:
+        return out
+    rng = np.random.default_rng([seed, 1])
+    chunk = max(1, 2_000_000 // max(1, len(t)))
+    parts = {g: [] for g in members}
+    for start in range(0, n_boot, chunk):
+        size = min(chunk, n_boot - start)
+        draws = {g: pos[rng.integers(0, len(pos), size=(size, len(pos)))] for g, pos in members.items()}
+        both = np.concatenate(list(draws.values()), axis=1)
+        ccc_all = ccc_rows(t[both], p[both])
+        for g, d in draws.items():
+            parts[g].append(ccc_rows(t[d], p[d]) - ccc_all)
+    return {g: np.concatenate(v) for g, v in parts.items()}
+
+
+def speaker_rows(
+    truth: pd.Series,
+    prediction: pd.Series,
+    speaker: pd.Series,
+    sex: pd.Series | None,
+    dimension: str,
+    *,
+    min_samples: int = MIN_SAMPLES,
+) -> tuple[list[dict], dict]:
+    r"""Per-speaker rows (``speakers`` table) and the summary row (``fairness_speaker``)."""
+    speaker = speaker.reindex(truth.index)
+    valid = truth.notna() & prediction.reindex(truth.index).notna() & speaker.notna()
+    df = pd.DataFrame({
+        "truth": truth[valid].astype("float64"),
+        "pred": prediction.reindex(truth.index)[valid].astype("float64"),
+        "speaker": speaker[valid].astype("string"),
+    })
+    sexes = {}
+    if sex is not None:
+        labelled = pd.DataFrame({"speaker": speaker.astype("string"), "sex": normalize_sex(sex.reindex(truth.index))})
+        sexes = labelled.dropna().groupby("speaker")["sex"].first().to_dict()
+    rows = []
+    for spk, part in df.groupby("speaker", sort=True):
+        if len(part) < min_samples:
+            continue
+        rows.append({
+            "dimension": dimension,
+            "speaker": spk,
+            "sex": sexes.get(spk, ""),
+            "n": len(part),
+            "ccc": _ccc(part["truth"], part["pred"]),
+            "mae": float(np.mean(np.abs(part["truth"] - part["pred"]))),
+            "true_mean": float(part["truth"].mean()),
+            "pred_mean": float(part["pred"].mean()),
+        })
+    per = pd.DataFrame(rows, columns=list(SPEAKER_COLUMNS))
+    summary = {"dimension": dimension, "n_speakers": len(per), "min_samples": min_samples}
+    for metric in ("ccc", "mae"):
+        values = per[metric].to_numpy(float)
+        q25, q50, q75 = (np.nanpercentile(values, [25, 50, 75]) if np.isfinite(values).any()
+                         else (np.nan, np.nan, np.nan))
+        summary.update({f"{metric}_median": float(q50), f"{metric}_q25": float(q25), f"{metric}_q75": float(q75)})
+    rho = pval = np.nan
+    if len(per) >= 3:
+        with warnings.catch_warnings():  # constant speaker means: rho is undefined (NaN)
+            warnings.simplefilter("ignore")
+            rho, pval = scipy.stats.spearmanr(per["true_mean"], per["pred_mean"])
+    summary.update({"spearman_rho": float(rho), "spearman_p": float(pval)})
+    return rows, summary
+
+
+def _empty(columns, base: dict, reason: str) -> pd.DataFrame:
+    frame = pd.DataFrame(columns=list(base) + list(columns))
+    frame.attrs["reason"] = reason
+    return frame
+
+
+def run(context) -> dict[str, pd.DataFrame]:
+    r"""Fairness rows for one model × split (tables ``fairness_sex``, ``fairness_speaker``, ``speakers``)."""
+    options = context.options or {}
+    evalset = context.evalset
+    base = context.base_row()
+    threshold = float(options.get("fairness_threshold", THRESHOLD))
+    bins = int(options.get("fairness_bins", BINS))
+    n_boot = _bootstrap_n(options.get("bootstrap", BOOTSTRAP))
+    min_samples = int(options.get("speaker_min_samples", MIN_SAMPLES))
+    clean = context.clean.reindex(evalset.files)
+    dimensions = [d for d in evalset.dimensions if d in clean and clean[d].notna().any()]
+
+    if evalset.sex is None:
+        sex_table = _empty(SEX_COLUMNS, base, f"{evalset.audb_name}/{evalset.split}: no sex labels")
+    else:
+        rows = []
+        for dim in dimensions:
+            rows += sex_rows(
+                evalset.truth[dim], clean[dim], evalset.sex, dim,
+                bins=bins, threshold=threshold, n_boot=n_boot, seed=_seed(context.seed, dim),
+            )
+        sex_table = pd.DataFrame([{**base, **r} for r in rows], columns=list(base) + list(SEX_COLUMNS))
+        if not rows:
+            sex_table.attrs["reason"] = f"{evalset.audb_name}/{evalset.split}: needs files of both sexes"
+
+    if evalset.speaker is None:
+        reason = f"{evalset.audb_name}/{evalset.split}: no speaker labels"
+        speakers = _empty(SPEAKER_COLUMNS, base, reason)
+        summary = _empty(SUMMARY_COLUMNS, base, reason)
+    else:
+        per, sums = [], []
+        for dim in dimensions:
+            rows, row = speaker_rows(
+                evalset.truth[dim], clean[dim], evalset.speaker, evalset.sex, dim, min_samples=min_samples,
+            )
+            per += rows
+            sums.append(row)
+        speakers = pd.DataFrame([{**base, **r} for r in per], columns=list(base) + list(SPEAKER_COLUMNS))
+        summary = pd.DataFrame([{**base, **r} for r in sums], columns=list(base) + list(SUMMARY_COLUMNS))
+    for name, table in (("fairness_sex", sex_table), ("speakers", speakers), ("fairness_speaker", summary)):
+        if "reason" in table.attrs:
+            logger.info("Fairness table %s left empty: %s", name, table.attrs["reason"])
+    return {"fairness_sex": sex_table, "fairness_speaker": summary, "speakers": speakers}
+
+
+def _seed(seed: int, dimension: str) -> int:
+    # one stream per dimension: results do not depend on which other dimensions a model has
+    return int(seed) * len(DIMENSIONS) + DIMENSIONS.index(dimension)

@@ -1,0 +1,320 @@
+"""Robustness and fairness analyses against hand-computed cases and chance."""
+
+from __future__ import annotations
+
+import hashlib
+import types
+
+import audiofile
+import audmetric
+import numpy as np
+import pandas as pd
+import pytest
+
+from benchmark.analyses import Context, fairness, robustness
+from benchmark.data.datasets import EvalSet
+from benchmark.results import KEYS
+
+SR = 16000
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("SER_BENCHMARK_CACHE", str(tmp_path / "cache"))
+
+
+def hand_ccc(t, p) -> float:
+    t, p = np.asarray(t, float), np.asarray(p, float)
+    return 2 * np.mean((t - t.mean()) * (p - p.mean())) / (t.var() + p.var() + (t.mean() - p.mean()) ** 2)
+
+
+# ------------------------------------------------------------------ a tiny split and models
+
+
+def make_evalset(root, n: int = 24, *, seed: int = 0, sex: bool = True, speaker: bool = True) -> EvalSet:
+    r"""``n`` noise files of 0.1 s with increasing loudness; arousal follows loudness."""
+    rng = np.random.default_rng(seed)
+    files = []
+    for i in range(n):
+        path = root / "wav" / f"f{i:03d}.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        audiofile.write(str(path), (0.02 + 0.3 * i / n) * rng.uniform(-1, 1, SR // 10).astype("float32"), SR)
+        files.append(str(path))
+    index = pd.Index(files, name="file")
+    truth = pd.DataFrame({
+        "arousal": np.linspace(0.1, 0.9, n) + rng.normal(0, 0.05, n),
+        "valence": rng.uniform(0, 1, n),
+    }, index=index)
+    speakers = pd.Series([f"spk{i % 3}" for i in range(n)], index=index, dtype="string")
+    sexes = speakers.map({"spk0": "female", "spk1": "male", "spk2": "female"}).astype("string")
+    return EvalSet(
+        dataset="tiny", audb_name="tiny-db", version="1.0.0", split="test", table="t",
+        truth=truth, speaker=speakers if speaker else None, sex=sexes if sex else None, root=str(root),
+    )
+
+
+def rms_model(files, condition=None) -> pd.DataFrame:
+    r"""Arousal = RMS energy (valence = 1 − RMS); dominance not predicted."""
+    values = [float(np.sqrt(np.mean(audiofile.read(f)[0].astype(float) ** 2))) for f in files]
+    return pd.DataFrame(
+        {"arousal": values, "dominance": np.nan, "valence": [1 - v for v in values]}, index=pd.Index(files)
+    )
+
+
+def constant_model(files, condition=None) -> pd.DataFrame:
+    return pd.DataFrame({"arousal": 0.5, "dominance": 0.5, "valence": 0.5}, index=pd.Index(files))
+
+
+def random_model(files, condition=None) -> pd.DataFrame:
+    r"""Uniform 0..1, a deterministic function of the file path (clean and perturbed independent)."""
+    rows = [np.random.default_rng(int(hashlib.sha256(f.encode()).hexdigest()[:8], 16)).uniform(size=3) for f in files]
+    return pd.DataFrame(rows, columns=["arousal", "dominance", "valence"], index=pd.Index(files))
+
+
+def make_context(evalset, predict, **options) -> Context:
+    return Context(
+        model=types.SimpleNamespace(artifact_hash="a" * 64),
+        entry=types.SimpleNamespace(name="test-model"),
+        evalset=evalset,
+        predict=predict,
+        clean=predict(evalset.files),
+        seed=0,
+        options=options,
+    )
+
+
+def gain(db: float) -> dict:
+    return {"name": f"gain{db:g}", "group": "small-changes", "type": "gain", "parameters": {"gain_db": db}}
+
+
+# ------------------------------------------------------------------ robustness metrics
+
+
+def test_unchanged_share_hand_cases():
+    clean = pd.Series([0.5, 0.5, 0.5, 0.5, 0.5], index=list("abcde"))
+    perturbed = pd.Series([0.5, 0.549, 0.551, np.nan, 0.0], index=list("abcde"))
+    assert robustness.unchanged_share(clean, perturbed) == pytest.approx(2 / 4)  # NaN file left out
+    assert robustness.unchanged_share(clean, perturbed, threshold=0.6) == 1.0
+    # compared by index, not position
+    assert robustness.unchanged_share(clean, perturbed.iloc[::-1]) == pytest.approx(2 / 4)
+    assert np.isnan(robustness.unchanged_share(clean, pd.Series(dtype=float)))
+
+
+def test_mean_shift_and_delta_ccc_hand_cases():
+    clean = pd.Series([0.2, 0.4, 0.6], index=list("abc"))
+    perturbed = pd.Series([0.9, 0.5, 0.3, 0.7], index=list("dabc"))  # 'd' has no clean prediction
+    assert robustness.mean_shift(clean, perturbed) == pytest.approx(0.5 - 0.4)  # a, b, c only
+    truth = pd.Series([1.0, 2.0, 3.0], index=list("abc"))
+    # CCC([1,2,3], [1,2,4]) = 2·1 / (2/3 + 14/9 + 1/9) = 6/7 (population variances)
+    assert robustness.delta_ccc(truth, truth, pd.Series([1.0, 2.0, 4.0], index=list("abc"))) == pytest.approx(6 / 7 - 1)
+    assert robustness.delta_ccc(truth, truth, pd.Series([2.0, 2.0, 2.0], index=list("abc"))) == pytest.approx(-1)
+
+
+def test_select_conditions():
+    conditions = [gain(1), gain(2), {**gain(3), "group": "other"}]
+    assert robustness.select_conditions(conditions, None) == conditions
+    assert [c["name"] for c in robustness.select_conditions(conditions, "gain2, other")] == ["gain2", "gain3"]
+    assert [c["name"] for c in robustness.select_conditions(conditions, ["small-changes"])] == ["gain1", "gain2"]
+    with pytest.raises(ValueError, match="Unknown condition"):
+        robustness.select_conditions(conditions, ["nope"])
+
+
+# ------------------------------------------------------------------ robustness run
+
+
+def test_robustness_gain_on_energy_model(tmp_path):
+    evalset = make_evalset(tmp_path / "db")
+    calls = []
+
+    def predict(files, condition=None):
+        calls.append((list(files), condition))
+        return rms_model(files)
+
+    context = make_context(evalset, predict, conditions=[gain(2)])
+    calls.clear()
+    table = robustness.run(context)["robustness"]
+    (files, cond), = calls
+    assert cond["name"] == "gain2" and all("perturbed/tiny-db-1.0.0/gain2-" in f for f in files)
+    assert set(KEYS["robustness"]) <= set(table.columns)
+    assert list(table["dimension"]) == ["arousal", "valence"]  # dominance not predicted, not scored
+    clean = rms_model(evalset.files)
+    factor = 10 ** (2 / 20)
+    row = table.set_index("dimension").loc["arousal"]
+    assert row["n"] == len(evalset.files)
+    # RMS scales with the gain: the shift is exactly mean(rms)·(g − 1)
+    assert row["mean_shift"] == pytest.approx(clean["arousal"].mean() * (factor - 1), rel=1e-5)
+    expected_unchanged = np.mean(np.abs(clean["arousal"] * (factor - 1)) < 0.05)
+    assert row["unchanged_share"] == pytest.approx(expected_unchanged)
+    truth = evalset.truth["arousal"]
+    assert row["ccc_clean"] == pytest.approx(hand_ccc(truth, clean["arousal"]))
+    assert row["ccc"] == pytest.approx(hand_ccc(truth, clean["arousal"] * factor), rel=1e-5)
+    assert row["delta_ccc"] == pytest.approx(row["ccc"] - row["ccc_clean"])
+    assert row["condition_group"] == "small-changes" and row["sweep"] == "" and np.isnan(row["snr_db"])
+    assert row["model"] == "test-model" and row["dataset"] == "tiny-db"
+
+
+def test_robustness_constant_model(tmp_path):
+    evalset = make_evalset(tmp_path / "db")
+    table = robustness.run(make_context(evalset, constant_model, conditions=[gain(-1)]))["robustness"]
+    assert len(table) == 2  # the split has no dominance labels
+    assert (table["unchanged_share"] == 1.0).all()
+    assert (table["mean_shift"] == 0).all()
+    assert (table["ccc"] == 0).all() and (table["delta_ccc"] == 0).all()
+
+
+def test_robustness_random_model_is_at_chance(tmp_path):
+    evalset = make_evalset(tmp_path / "db", n=80)
+    cond = {"name": "pad", "group": "small-changes", "type": "append-zeros", "parameters": {"samples": 100}}
+    table = robustness.run(make_context(evalset, random_model, conditions=[cond]))["robustness"]
+    for _, row in table.iterrows():
+        assert abs(row["ccc_clean"]) < 0.35 and abs(row["ccc"]) < 0.35
+        assert abs(row["delta_ccc"]) < 0.5
+        # two independent uniforms differ by < 0.05 with probability 1 − 0.95² = 0.0975
+        assert 0.0 <= row["unchanged_share"] < 0.0975 + 4 * np.sqrt(0.0975 * 0.9025 / 80)
+        assert abs(row["mean_shift"]) < 0.15
+
+
+def test_robustness_sweep_and_max_files(tmp_path):
+    evalset = make_evalset(tmp_path / "db", n=30)
+    sweep = {"name": "wn-10", "group": "snr-sweep", "type": "white-noise", "sweep": "white-noise",
+             "parameters": {"snr_db": 10}}
+    context = make_context(evalset, rms_model, conditions=[sweep], max_files=12, unchanged_threshold=0.5)
+    table = robustness.run(context)["robustness"]
+    assert (table["n"] == 12).all()
+    assert (table["sweep"] == "white-noise").all() and (table["snr_db"] == 10).all()
+    assert (table["unchanged_threshold"] == 0.5).all()
+    shift = table.set_index("dimension")["mean_shift"]
+    assert shift["arousal"] > 0 and shift["valence"] == pytest.approx(-shift["arousal"])  # noise adds energy
+    again = robustness.run(context)["robustness"]
+    pd.testing.assert_frame_equal(table, again)
+
+
+def test_robustness_babble_from_options(tmp_path):
+    evalset = make_evalset(tmp_path / "db", n=12)
+    pool = make_evalset(tmp_path / "pool", n=5, seed=7).files  # other "talkers"
+    babble = {"name": "babble-0db", "group": "snr-sweep", "type": "babble", "sweep": "babble",
+              "parameters": {"snr_db": 0}}
+    context = make_context(evalset, rms_model, conditions=[babble], babble_files=pool)
+    table = robustness.run(context)["robustness"]
+    assert (table["condition"] == "babble-0db").all() and (table["snr_db"] == 0).all()
+    assert len(table["condition_hash"].unique()) == 1 and len(table["condition_hash"].iloc[0]) == 12
+    assert table.set_index("dimension").loc["arousal", "mean_shift"] > 0
+
+
+# ------------------------------------------------------------------ fairness: sex
+
+
+def test_balance_matches_truth_histograms():
+    rng = np.random.default_rng(0)
+    index = pd.Index([f"f{i}" for i in range(600)])
+    sex = pd.Series(["female"] * 400 + ["male"] * 200, index=index)
+    truth = pd.Series(np.r_[rng.beta(5, 2, 400), rng.beta(2, 5, 200)], index=index)  # different distributions
+    chosen = fairness.balance_by_truth(truth, sex, bins=10, seed=1)
+    bins = np.clip(np.floor(truth[chosen] * 10), 0, 9)
+    counts = pd.crosstab(bins, sex[chosen])
+    assert (counts["female"] == counts["male"]).all() and len(chosen) > 50
+    assert list(chosen) == list(fairness.balance_by_truth(truth, sex, bins=10, seed=1))
+    assert list(chosen) != list(fairness.balance_by_truth(truth, sex, bins=10, seed=2))
+    # the index order does not change the draw
+    shuffled = truth.sample(frac=1, random_state=0)
+    assert sorted(fairness.balance_by_truth(shuffled, sex, bins=10, seed=1)) == sorted(chosen)
+
+
+def test_sex_rows_perfect_and_biased():
+    rng = np.random.default_rng(0)
+    n = 400
+    index = pd.Index([f"f{i}" for i in range(n)])
+    sex = pd.Series(np.where(np.arange(n) % 2, "male", "female"), index=index)
+    truth = pd.Series(rng.uniform(0, 1, n), index=index)
+    rows = fairness.sex_rows(truth, truth, sex, "arousal", n_boot=200, seed=3)
+    assert [r["group"] for r in rows] == ["female", "male"]
+    for r in rows:
+        assert r["ccc_group"] == pytest.approx(1) and r["delta_ccc"] == pytest.approx(0)
+        assert r["ci_low"] == pytest.approx(0) and r["ci_high"] == pytest.approx(0) and r["passed"] is True
+
+    # noisy for men only
+    prediction = truth + np.where(sex == "male", rng.normal(0, 0.3, n), 0.0)
+    rows = {r["group"]: r for r in fairness.sex_rows(truth, prediction, sex, "arousal", n_boot=300, seed=3)}
+    chosen = fairness.balance_by_truth(truth, sex, bins=fairness.BINS, seed=3)
+    male = chosen[sex[chosen] == "male"]
+    assert rows["male"]["n"] == len(male) == rows["female"]["n"]
+    assert rows["male"]["ccc_group"] == pytest.approx(audmetric.concordance_cc(truth[male], prediction[male]))
+    assert rows["male"]["ccc_all"] == pytest.approx(hand_ccc(truth[chosen], prediction[chosen]))
+    assert rows["male"]["delta_ccc"] < -0.075 < 0.075 < rows["female"]["delta_ccc"]
+    assert rows["male"]["passed"] is False and rows["female"]["passed"] is False
+    for r in rows.values():
+        assert r["ci_low"] <= r["delta_ccc"] <= r["ci_high"] and r["threshold"] == 0.075
+
+
+def test_sex_random_model_passes():
+    rng = np.random.default_rng(1)
+    n = 2000
+    index = pd.Index([f"f{i}" for i in range(n)])
+    sex = pd.Series(np.where(np.arange(n) % 2, "m", "F"), index=index)  # labels normalised
+    truth = pd.Series(np.clip(rng.normal(0.5, 1 / 6, n), 0, 1), index=index)
+    prediction = pd.Series(np.clip(rng.normal(0.5, 1 / 6, n), 0, 1), index=index)
+    rows = fairness.sex_rows(truth, prediction, sex, "valence", n_boot=200, seed=0)
+    for r in rows:
+        assert abs(r["ccc_group"]) < 0.1 and r["passed"] is True
+        assert r["ci_low"] < 0 < r["ci_high"]  # no bias: the interval covers zero
+
+
+# ------------------------------------------------------------------ fairness: speakers
+
+
+def test_speaker_rows_hand_computed():
+    rows, files, offsets = [], [], {"a": 0.0, "b": 0.1, "c": -0.2, "d": 0.0}
+    sizes = {"a": 12, "b": 10, "c": 15, "d": 5}  # d has too few files
+    truth, pred, speaker = [], [], []
+    for spk, size in sizes.items():
+        base = {"a": 0.2, "b": 0.5, "c": 0.8, "d": 0.5}[spk]
+        values = base + np.linspace(-0.1, 0.1, size)
+        truth += list(values)
+        pred += list(values + offsets[spk])
+        speaker += [spk] * size
+    index = pd.Index([f"x{i}" for i in range(len(truth))])
+    truth, pred = pd.Series(truth, index=index), pd.Series(pred, index=index)
+    speaker = pd.Series(speaker, index=index)
+    sex = speaker.map({"a": "female", "b": "male", "c": "female", "d": "male"})
+    per, summary = fairness.speaker_rows(truth, pred, speaker, sex, "arousal", min_samples=10)
+    per = pd.DataFrame(per).set_index("speaker")
+    assert list(per.index) == ["a", "b", "c"]
+    assert per["n"].tolist() == [12, 10, 15]
+    assert per["mae"].tolist() == pytest.approx([0.0, 0.1, 0.2])
+    assert per["sex"].tolist() == ["female", "male", "female"]
+    assert per.loc["b", "ccc"] == pytest.approx(hand_ccc(truth[speaker == "b"], pred[speaker == "b"]))
+    assert per["true_mean"].tolist() == pytest.approx([0.2, 0.5, 0.8])
+    assert per["pred_mean"].tolist() == pytest.approx([0.2, 0.6, 0.6])
+    assert summary["n_speakers"] == 3 and summary["min_samples"] == 10
+    assert summary["mae_median"] == pytest.approx(0.1)
+    assert summary["mae_q25"] == pytest.approx(0.05) and summary["mae_q75"] == pytest.approx(0.15)
+    assert summary["ccc_median"] == pytest.approx(np.median(per["ccc"]))
+    # ranks: true (1, 2, 3), predicted (1, 2.5, 2.5)
+    assert summary["spearman_rho"] == pytest.approx(np.corrcoef([1, 2, 3], [1, 2.5, 2.5])[0, 1])
+
+
+def test_fairness_run_tables(tmp_path):
+    evalset = make_evalset(tmp_path / "db", n=60)
+    tables = fairness.run(make_context(evalset, rms_model, bootstrap=50, speaker_min_samples=10))
+    assert set(tables) == {"fairness_sex", "fairness_speaker", "speakers"}
+    for name, table in tables.items():
+        assert set(KEYS[name]) <= set(table.columns), name
+    sex = tables["fairness_sex"]
+    assert set(zip(sex["dimension"], sex["group"])) == {(d, g) for d in ("arousal", "valence") for g in ("female", "male")}
+    assert sex["passed"].isin([True, False]).all()
+    assert (tables["speakers"]["n"] == 20).all() and len(tables["speakers"]) == 6
+    assert tables["fairness_speaker"]["n_speakers"].tolist() == [3, 3]
+    again = fairness.run(make_context(evalset, rms_model, bootstrap=50, speaker_min_samples=10))
+    pd.testing.assert_frame_equal(sex, again["fairness_sex"])
+
+
+def test_fairness_without_labels(tmp_path):
+    evalset = make_evalset(tmp_path / "db", sex=False, speaker=False)
+    tables = fairness.run(make_context(evalset, rms_model))
+    for name, table in tables.items():
+        assert table.empty and "no " in table.attrs["reason"], name
+        assert set(KEYS[name]) <= set(table.columns)
+    evalset = make_evalset(tmp_path / "db2", n=60, sex=False)
+    tables = fairness.run(make_context(evalset, rms_model))
+    assert tables["fairness_sex"].empty and "no sex labels" in tables["fairness_sex"].attrs["reason"]
+    assert not tables["speakers"].empty and (tables["speakers"]["sex"] == "").all()
