@@ -23,9 +23,9 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
     errors: list[type[BaseException]] = [RegistryError, DatasetConfigError, KeyError]
     try:
-        from benchmark.models.download import WeightsNotAvailable
+        from benchmark.models.download import ChecksumError, WeightsUnavailableError
 
-        errors.append(WeightsNotAvailable)
+        errors += [WeightsUnavailableError, ChecksumError]
     except ImportError:
         pass
     return tuple(errors)

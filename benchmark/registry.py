@@ -232,8 +232,13 @@ def _validate_source(kind: str, source: dict, root: Path) -> list[str]:
         f"field 'source.{k}': not used by kind '{kind}'; allowed: {', '.join(sorted(allowed)) or 'none'}"
         for k in sorted(set(source) - allowed)
     ]
-    if "sha256" in source and not (isinstance(source["sha256"], str) and _SHA256.match(source["sha256"])):
-        problems.append("field 'source.sha256': must be 64 lowercase hex digits (sha256sum FILE)")
+    if "sha256" in source and not (
+        isinstance(source["sha256"], str) and (_SHA256.match(source["sha256"]) or source["sha256"] == "unpinned")
+    ):
+        problems.append(
+            "field 'source.sha256': must be 64 lowercase hex digits (sha256sum FILE), or 'unpinned' "
+            "for a URL whose publisher gives no checksum"
+        )
     if kind == "audonnx":
         if ("path" in source) == ("url" in source):
             problems.append("field 'source': give exactly one of 'path' (local model folder) or 'url' (+ 'sha256')")

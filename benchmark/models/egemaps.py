@@ -1,0 +1,429 @@
+"""Loader for kind ``egemaps``: the offline teacher of the embedded demo.
+
+eGeMAPSv02 functionals (88 features, Eyben et al., IEEE TAC 2016) are
+standardised and fed to one ridge regression per dimension, fitted in
+closed form on a labelled split. The ridge penalty is chosen per
+dimension by cross-validation over speaker-grouped folds (speakers never
+straddle a fold, as in the evaluation), maximising the CCC of the
+pooled out-of-fold predictions, the benchmark's own metric.
+
+Fitting takes seconds to minutes, so the fitted model is cached under
+``cache_dir('models', 'egemaps', <key>)`` where the key hashes the
+training data (audb name, version, table, file names, labels, speakers)
+and the parameters; later loads read ``model.npz`` and skip fitting.
+The ``.npz`` is written byte-for-byte deterministically, so its SHA-256,
+the artifact hash, is the same wherever the same data gives the same fit.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import io
+import json
+import os
+import tempfile
+import time
+import typing
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from benchmark import DIMENSIONS
+from benchmark.hashing import sha256_text
+from benchmark.models.base import Predictor
+
+FEATURE_SET = "eGeMAPSv02"
+FORMAT = 1
+"""Version of the cached model layout; bump it when fitting changes, so old caches are not reused."""
+
+DEFAULT_ALPHAS = tuple(float(a) for a in np.logspace(-2, 5, 15))
+SAMPLING_RATE = 16000
+
+
+def _smile(num_workers: int = 1):
+    r"""eGeMAPSv02 functionals at 16 kHz, all channels mixed down (as :class:`Predictor` does)."""
+    import opensmile
+
+    return opensmile.Smile(
+        opensmile.FeatureSet.eGeMAPSv02,
+        opensmile.FeatureLevel.Functionals,
+        sampling_rate=SAMPLING_RATE,
+        resample=True,
+        channels=None,
+        mixdown=True,
+        num_workers=num_workers,
+    )
+
+
+class EgemapsRegressor(Predictor):
+    r"""eGeMAPS functionals → standardisation → one ridge regression per dimension.
+
+    Args:
+        name: registry name
+        mean, scale: feature standardisation, shape ``(88,)``
+        coef: weights, shape ``(3, 88)``; a row of NaN marks a dimension
+            without training labels (predicted as NaN)
+        intercept: shape ``(3,)``
+        alpha: ridge penalty per dimension, shape ``(3,)``
+        meta: feature names, CV scores, data provenance (stored as JSON)
+        num_workers: threads for :meth:`predict_batch`
+
+    """
+
+    def __init__(self, name, mean, scale, coef, intercept, alpha, meta=None, *, num_workers: int = 1):
+        self.arrays = {
+            "mean": np.asarray(mean, dtype=np.float64),
+            "scale": np.asarray(scale, dtype=np.float64),
+            "coef": np.asarray(coef, dtype=np.float64),
+            "intercept": np.asarray(intercept, dtype=np.float64),
+            "alpha": np.asarray(alpha, dtype=np.float64),
+        }
+        self.meta = dict(meta or {})
+        self.num_workers = max(1, int(num_workers))
+        self._smile = None
+        super().__init__(name, sha256_bytes(self.to_bytes()), SAMPLING_RATE)
+
+    def features(self, signal: np.ndarray) -> np.ndarray:
+        r"""The 88 eGeMAPSv02 functionals of a 16 kHz mono signal."""
+        if self._smile is None:
+            self._smile = _smile()
+        y = self._smile(np.asarray(signal, dtype=np.float32), SAMPLING_RATE)
+        return np.asarray(y, dtype=np.float64).reshape(-1)
+
+    def regress(self, features: np.ndarray) -> np.ndarray:
+        r"""A/D/V from features of shape ``(n, 88)``; shape ``(n, 3)``."""
+        a = self.arrays
+        z = np.nan_to_num((np.atleast_2d(features) - a["mean"]) / a["scale"])  # unseen NaN → training mean
+        return z @ a["coef"].T + a["intercept"]
+
+    def predict(self, signal: np.ndarray) -> np.ndarray:
+        return self.regress(self.features(signal))[0]
+
+    def predict_batch(self, signals: typing.Sequence[np.ndarray]) -> np.ndarray:
+        r"""Features per signal (on :attr:`num_workers` threads), then one matrix product."""
+        if not len(signals):
+            return np.empty((0, len(DIMENSIONS)))
+        signals = [_mono(s) for s in signals]
+        if self.num_workers > 1:
+            with concurrent.futures.ThreadPoolExecutor(self.num_workers) as pool:
+                feats = list(pool.map(self.features, signals))
+        else:
+            feats = [self.features(s) for s in signals]
+        return self.regress(np.stack(feats))
+
+    def to_bytes(self) -> bytes:
+        r"""The model as ``.npz`` bytes, identical for identical arrays."""
+        return deterministic_npz(self.arrays)
+
+    def save(self, folder: str | os.PathLike) -> Path:
+        r"""Write ``model.npz`` and ``model.json`` into ``folder`` (atomically); return the ``.npz``."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        _atomic_write(folder / "model.json", json.dumps(self.meta, indent=2, sort_keys=True).encode())
+        # the .npz last: its presence marks a complete cache entry
+        _atomic_write(folder / "model.npz", self.to_bytes())
+        return folder / "model.npz"
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike, name: str = "egemaps", **kwargs) -> "EgemapsRegressor":
+        r"""Load a model written by :meth:`save`."""
+        path = Path(path)
+        with np.load(path) as data:
+            arrays = {k: data[k] for k in ("mean", "scale", "coef", "intercept", "alpha")}
+        meta_path = path.with_suffix(".json")
+        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+        return cls(name, meta=meta, **arrays, **kwargs)
+
+
+def _mono(signal: np.ndarray) -> np.ndarray:
+    signal = np.asarray(signal, dtype=np.float32)
+    if signal.ndim == 2:
+        signal = signal[0] if signal.shape[0] == 1 else signal.mean(axis=0)
+    return signal
+
+
+# --- fitting ---------------------------------------------------------------------------
+
+
+def extract(evalset, num_workers: int | None = None, verbose: bool = True) -> np.ndarray:
+    r"""eGeMAPSv02 functionals of every file of ``evalset``; shape ``(files, 88)``.
+
+    ``num_workers``: threads (openSMILE runs outside the GIL);
+    default up to 4, as many as there are cores.
+    """
+    import audformat
+
+    num_workers = num_workers or min(4, os.cpu_count() or 1)
+
+    if verbose:
+        print(f"egemaps: extracting {FEATURE_SET} functionals of {len(evalset.files)} files ...", flush=True)
+    start = time.monotonic()
+    index = audformat.filewise_index(list(evalset.files))
+    df = _smile(num_workers).process_index(index, preserve_index=True)
+    if verbose:
+        print(f"egemaps: features done in {time.monotonic() - start:.1f} s", flush=True)
+    return df.to_numpy(dtype=np.float64)
+
+
+def fit(
+    evalset,
+    *,
+    name: str = "egemaps",
+    alphas: typing.Sequence[float] = DEFAULT_ALPHAS,
+    folds: int = 5,
+    seed: int = 0,
+    num_workers: int | None = None,
+    verbose: bool = True,
+) -> EgemapsRegressor:
+    r"""Fit the regressor on a labelled :class:`benchmark.data.datasets.EvalSet`.
+
+    Args:
+        evalset: training split (gold labels on 0..1)
+        name: name of the returned predictor
+        alphas: ridge penalties to choose from
+        folds: speaker-grouped CV folds for choosing the penalty
+        seed: seeds the assignment of speakers to folds
+        num_workers: threads for feature extraction (default: up to 4);
+            the returned predictor uses one unless told otherwise
+        verbose: print progress
+
+    """
+    features = extract(evalset, num_workers, verbose)
+    groups = _groups(evalset)
+    mean = np.nanmean(features, axis=0)
+    scale = np.nanstd(features, axis=0)
+    scale = np.where(np.isfinite(scale) & (scale > 1e-12), scale, 1.0)
+    mean = np.where(np.isfinite(mean), mean, 0.0)
+    z = np.nan_to_num((features - mean) / scale)
+    n_dims = len(DIMENSIONS)
+    coef = np.full((n_dims, z.shape[1]), np.nan)
+    intercept = np.full(n_dims, np.nan)
+    chosen = np.full(n_dims, np.nan)
+    scores = {}
+    for d, dim in enumerate(DIMENSIONS):
+        if dim not in evalset.truth.columns:
+            continue
+        y = evalset.truth[dim].to_numpy(dtype=np.float64)
+        ok = np.isfinite(y)
+        if ok.sum() < 2:
+            continue
+        alpha, cv = choose_alpha(z[ok], y[ok], groups[ok], alphas, folds, seed)
+        coef[d], intercept[d] = ridge(z[ok], y[ok], alpha)
+        chosen[d] = alpha
+        scores[dim] = cv
+        if verbose:
+            print(f"egemaps: {dim}: alpha {alpha:.3g}, CV CCC {cv:.3f} ({ok.sum()} files)", flush=True)
+    meta = {
+        "format": FORMAT,
+        "feature_set": FEATURE_SET,
+        "feature_names": list(_smile().feature_names),
+        "dimensions": [d for d in DIMENSIONS if d in scores],
+        "alpha": {d: float(chosen[i]) for i, d in enumerate(DIMENSIONS) if d in scores},
+        "cv_ccc": scores,
+        "params": {"alphas": [float(a) for a in alphas], "folds": int(folds), "seed": int(seed)},
+        "data": {**evalset.provenance(), "files": len(evalset.files)},
+    }
+    return EgemapsRegressor(name, mean, scale, coef, intercept, chosen, meta, num_workers=num_workers or 1)
+
+
+def ridge(x: np.ndarray, y: np.ndarray, alpha: float) -> tuple[np.ndarray, float]:
+    r"""Closed-form ridge regression with an unpenalised intercept.
+
+    Examples:
+        >>> x = np.array([[0.0], [1.0], [2.0]]); y = np.array([1.0, 3.0, 5.0])
+        >>> w, b = ridge(x, y, 1e-9)
+        >>> round(float(w[0]), 6), round(float(b), 6)
+        (2.0, 1.0)
+
+    """
+    x_mean, y_mean = x.mean(axis=0), y.mean()
+    xc = x - x_mean
+    w = np.linalg.solve(xc.T @ xc + alpha * np.eye(x.shape[1]), xc.T @ (y - y_mean))
+    return w, float(y_mean - x_mean @ w)
+
+
+def choose_alpha(
+    x: np.ndarray,
+    y: np.ndarray,
+    groups: np.ndarray,
+    alphas: typing.Sequence[float],
+    folds: int = 5,
+    seed: int = 0,
+) -> tuple[float, float]:
+    r"""Penalty with the best CCC of pooled out-of-fold predictions, and that CCC.
+
+    Folds split the unique ``groups`` (speakers) at random (seeded).
+    All penalties share one SVD per fold. Ties go to the larger penalty.
+    With fewer than two groups there is nothing to validate on, and the
+    middle of ``alphas`` is taken.
+    """
+    alphas = np.sort(np.asarray(alphas, dtype=np.float64))
+    unique = np.unique(groups)
+    k = min(int(folds), len(unique))
+    if k < 2:
+        return float(alphas[len(alphas) // 2]), float("nan")
+    rng = np.random.default_rng(seed)
+    fold_of = dict(zip(rng.permutation(unique), np.arange(len(unique)) % k))
+    fold = np.array([fold_of[g] for g in groups])
+    oof = np.zeros((len(alphas), len(y)))
+    for f in range(k):
+        train, test = fold != f, fold == f
+        x_mean, y_mean = x[train].mean(axis=0), y[train].mean()
+        u, s, vt = np.linalg.svd(x[train] - x_mean, full_matrices=False)
+        uty = u.T @ (y[train] - y_mean)
+        for i, alpha in enumerate(alphas):
+            w = vt.T @ (s / (s**2 + alpha) * uty)
+            oof[i, test] = (x[test] - x_mean) @ w + y_mean
+    scores = np.array([ccc(y, p) for p in oof])
+    scores = np.where(np.isfinite(scores), scores, -np.inf)
+    best = len(alphas) - 1 - int(np.argmax(scores[::-1]))  # last maximum: the larger penalty
+    return float(alphas[best]), float(scores[best])
+
+
+def ccc(truth: np.ndarray, prediction: np.ndarray) -> float:
+    r"""Concordance correlation coefficient (population variances, as audmetric).
+
+    Examples:
+        >>> ccc(np.array([0.1, 0.5, 0.9]), np.array([0.1, 0.5, 0.9]))
+        1.0
+
+    """
+    mt, mp = truth.mean(), prediction.mean()
+    cov = ((truth - mt) * (prediction - mp)).mean()
+    denominator = truth.var() + prediction.var() + (mt - mp) ** 2
+    return float(2 * cov / denominator) if denominator > 0 else float("nan")
+
+
+def _groups(evalset) -> np.ndarray:
+    r"""Speaker of each file; files of unknown speaker form their own group."""
+    files = list(evalset.files)
+    if evalset.speaker is None:
+        return np.array(files, dtype=object)
+    speakers = evalset.speaker.reindex(evalset.files)
+    return np.array([str(s) if isinstance(s, str) else f"file:{f}" for s, f in zip(speakers, files)], dtype=object)
+
+
+# --- cache -----------------------------------------------------------------------------
+
+
+def data_digest(evalset) -> str:
+    r"""SHA-256 of what identifies the training data.
+
+    audb name, version, split and table, plus each file's path relative
+    to the database root with its labels and speaker: audb versions are
+    immutable, and the relative names keep the key the same across
+    machines and cache folders.
+    """
+    rows = []
+    speakers = evalset.speaker.reindex(evalset.files) if evalset.speaker is not None else [None] * len(evalset.files)
+    for (file, labels), speaker in zip(evalset.truth.iterrows(), speakers):
+        relative = os.path.relpath(str(file), evalset.root) if evalset.root else str(file)
+        values = ",".join(repr(round(float(v), 9)) for v in labels.to_numpy(dtype=np.float64))
+        rows.append(f"{Path(relative).as_posix()}\t{speaker}\t{values}")
+    payload = {"provenance": evalset.provenance(), "columns": list(evalset.truth.columns), "rows": rows}
+    return sha256_text(json.dumps(payload, sort_keys=True))
+
+
+def cache_key(evalset, params: dict) -> str:
+    r"""Cache key of a fit: the data, the parameters and the model layout."""
+    import opensmile
+
+    payload = {
+        "format": FORMAT,
+        "feature_set": FEATURE_SET,
+        "opensmile": opensmile.__version__,
+        "data": data_digest(evalset),
+        "params": {k: params[k] for k in sorted(params) if k not in ("num_workers", "verbose", "name")},
+    }
+    return sha256_text(json.dumps(payload, sort_keys=True, default=float))
+
+
+def fit_cached(evalset, *, name: str = "egemaps", cache: str | os.PathLike | None = None, **params) -> EgemapsRegressor:
+    r""":func:`fit`, or the cached result of the same fit.
+
+    Args:
+        evalset: training split
+        name: name of the returned predictor
+        cache: parent folder (default: ``cache_dir('models', 'egemaps')``)
+        **params: see :func:`fit`
+
+    """
+    from benchmark.paths import cache_dir
+
+    params.setdefault("alphas", DEFAULT_ALPHAS)
+    params["alphas"] = [float(a) for a in params["alphas"]]
+    params.setdefault("folds", 5)
+    params.setdefault("seed", 0)
+    folder = Path(cache) if cache is not None else cache_dir("models", "egemaps")
+    folder = folder / cache_key(evalset, params)
+    workers = int(params.get("num_workers") or 1)
+    if (folder / "model.npz").is_file():
+        return EgemapsRegressor.from_file(folder / "model.npz", name, num_workers=workers)
+    model = fit(evalset, name=name, **params)
+    path = model.save(folder)
+    if params.get("verbose", True):
+        print(f"egemaps: fitted model cached at {path}", flush=True)
+    return model
+
+
+def load(entry, registry=None) -> Predictor:
+    r"""Loader for kind ``egemaps``.
+
+    ``source``: ``{dataset, split}`` of the training data (e.g.
+    ``{dataset: msppodcast, split: train}``). ``params``: ``data``
+    (``'demo'`` default, or ``'real'``), ``alphas``, ``folds``, ``seed``,
+    ``num_workers``.
+    """
+    from benchmark.data.datasets import load_split
+
+    params = dict(entry.params)
+    data = params.pop("data", "demo")
+    evalset = load_split(entry.source["dataset"], entry.source["split"], data=data)
+    model = fit_cached(evalset, name=entry.name, **params)
+    keep = np.array([d in entry.outputs for d in DIMENSIONS])
+    if not keep.all():
+        model.arrays["coef"][~keep] = np.nan  # hash stays that of the fitted file
+        model.arrays["intercept"][~keep] = np.nan
+    return model
+
+
+# --- files -----------------------------------------------------------------------------
+
+
+def deterministic_npz(arrays: dict[str, np.ndarray]) -> bytes:
+    r"""``np.savez`` without time stamps: same arrays, same bytes, same hash.
+
+    Examples:
+        >>> a = {"x": np.arange(3.0)}
+        >>> deterministic_npz(a) == deterministic_npz(a)
+        True
+        >>> np.load(io.BytesIO(deterministic_npz(a)))["x"].tolist()
+        [0.0, 1.0, 2.0]
+
+    """
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as zf:
+        for key in sorted(arrays):
+            info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            array_bytes = io.BytesIO()
+            np.lib.format.write_array(array_bytes, np.ascontiguousarray(arrays[key]), allow_pickle=False)
+            zf.writestr(info, array_bytes.getvalue())
+    return buffer.getvalue()
+
+
+def sha256_bytes(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as fp:
+            fp.write(data)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
