@@ -1,0 +1,1 @@
+"""Model loaders, one module per registry kind (see :data:`benchmark.registry.KINDS`)."""
