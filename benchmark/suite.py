@@ -140,6 +140,10 @@ def _run_split(model, entry, evalset, tests, seed, num_workers, options, progres
         for table, rows in tables.items():
             if rows is not None and len(rows):
                 _write(report, table, rows)
+            elif rows is not None and rows.attrs.get("reason"):
+                reason = rows.attrs["reason"]
+                report.skipped_sets.append((evalset.audb_name, evalset.split, f"{family}/{table}: {reason}"))
+                log(f"{family} on {evalset.audb_name}/{evalset.split}: no '{table}' rows: {reason}")
 
 
 def _record_skips(report, model, entry, evalset, condition, skips: pd.DataFrame) -> None:

@@ -134,3 +134,32 @@ def test_constant_model_scores_zero_ccc(dataset_registry, audb_repository):
     assert (rows["ccc"] == 0.0).all()
     pred = results.results_root() / "predictions"
     assert any(pred.rglob("*.csv"))
+
+
+def test_full_suite_writes_every_family(dataset_registry, audb_repository):
+    registry = Registry.from_yaml_text(BASELINES_YAML)
+    report = run_suite(
+        "random-gaussian", data="real", repositories=[audb_repository], registry=registry,
+        dataset_registry=dataset_registry, splits=["test-1"],
+        options={"bootstrap": 100, "conditions": ["gain", "white-noise-20db", "crop-end"], "speaker_min_samples": 3},
+        progress=False, log=lambda m: None,
+    )
+    assert report.ok, report.failures
+    robustness = results.read_table("robustness")
+    assert set(robustness["condition"]) == {"gain", "white-noise-20db", "crop-end"}
+    assert len(results.read_table("fairness_sex")) and len(results.read_table("fairness_speaker"))
+    runs = results.read_table("runs")
+    assert runs["tests"].iloc[0] == "correctness robustness fairness"
+
+
+def test_failing_family_keeps_finished_results(dataset_registry, audb_repository):
+    registry = Registry.from_yaml_text(BASELINES_YAML)
+    messages = []
+    report = run_suite(
+        "constant", data="real", repositories=[audb_repository], registry=registry,
+        dataset_registry=dataset_registry, splits=["test-1"], tests=["correctness", "robustness"],
+        options={"bootstrap": 50, "conditions": ["no-such-condition"]}, progress=False, log=messages.append,
+    )
+    assert not report.ok and report.failures[0][2] == "robustness"
+    assert len(results.read_table("correctness")) == 3  # written before the failure, not lost
+    assert any("FAILED robustness" in m for m in messages)

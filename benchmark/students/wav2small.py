@@ -1,0 +1,131 @@
+"""Wav2Small (Kounades-Bastian et al., arXiv 2408.13920).
+
+A tiny VGG-style CNN on a log-mel image, designed for a minimal number
+of parameters and little RAM rather than for few operations:
+
+1. per-utterance normalisation, frozen DFT convolution, log-mel
+   (:mod:`benchmark.students.frontend`)
+2. ``layers`` × (3×3 Conv2d → BatchNorm → ReLU), all with ``channels``
+   channels, one 3×3/2 MaxPool after layer ``pool_after``
+3. attention pooling over time: a 1×1 convolution gives values, another
+   one gives logits that a softmax over the frames turns into weights;
+   the weighted sum is a ``channels × mels'`` matrix
+4. head: a linear layer on the pooled matrix concatenated with its
+   (channel) Gram matrix, which adds second-order statistics for free
+   (no parameters) → arousal, dominance, valence
+
+The paper does not publish layer widths; the two configurations are
+chosen to hit the published parameter counts (see ``docs/students.md``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch import nn
+
+from benchmark.students.frontend import LogMelFrontend
+
+
+@dataclasses.dataclass(frozen=True)
+class Wav2SmallConfig:
+    r"""Hyper-parameters of a Wav2Small network.
+
+    Args:
+        channels: channels of every convolution
+        layers: number of 3×3 convolutions
+        pool_after: the MaxPool follows this (1-based) convolution
+        n_mels: mel bands of the front end
+        n_fft: DFT length in samples (also the window length)
+        hop_length: frame shift in samples
+
+    """
+
+    channels: int
+    layers: int
+    pool_after: int = 3
+    n_mels: int = 26
+    n_fft: int = 64
+    hop_length: int = 32
+
+
+WAV2SMALL = Wav2SmallConfig(channels=32, layers=8)
+"""The 72K configuration of the paper (widths are our choice: 71,747 parameters)."""
+
+WAV2SMALL_2 = Wav2SmallConfig(channels=13, layers=11)
+"""Wav2Small 2.0 of audEERING's model card (13 channels, 26 mels, n_fft 64, hop 32: 16,994 parameters)."""
+
+
+class ConvBlock(nn.Sequential):
+    r"""3×3 Conv2d (no bias: BatchNorm has one) → BatchNorm → ReLU."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__(
+            nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
+            nn.BatchNorm2d(c_out),
+            nn.ReLU(inplace=True),
+        )
+
+
+class AttentionPool(nn.Module):
+    r"""Softmax-weighted sum over the time axis.
+
+    Every channel and mel band gets its own weights over the frames, so
+    the model can attend to different moments for different features.
+
+    Args:
+        channels: channels of the feature map
+
+    """
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.value = nn.Conv2d(channels, channels, 1)
+        self.logit = nn.Conv2d(channels, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        r"""``[batch, channels, mels, frames]`` → ``[batch, channels, mels]``."""
+        weights = torch.softmax(self.logit(x), dim=-1)
+        return (self.value(x) * weights).sum(dim=-1)
+
+
+class Wav2Small(nn.Module):
+    r"""Wav2Small student: signal ``[batch, samples]`` at 16 kHz → ``[batch, 3]`` (A, D, V).
+
+    Args:
+        config: widths and front end
+
+    Examples:
+        >>> model = Wav2Small(WAV2SMALL_2).eval()
+        >>> tuple(model(torch.zeros(2, 4000)).shape)
+        (2, 3)
+
+    """
+
+    def __init__(self, config: Wav2SmallConfig = WAV2SMALL):
+        super().__init__()
+        if not 1 <= config.pool_after <= config.layers:
+            raise ValueError(f"pool_after={config.pool_after} must lie in 1..layers={config.layers}.")
+        self.config = config
+        c = config.channels
+        self.frontend = LogMelFrontend(config.n_fft, config.hop_length, config.n_mels)
+        blocks: list[nn.Module] = []
+        for i in range(config.layers):
+            blocks.append(ConvBlock(1 if i == 0 else c, c))
+            if i + 1 == config.pool_after:
+                # ceil-like output size: (n + 1) // 2, so odd mel counts keep their edge band
+                blocks.append(nn.MaxPool2d(3, stride=2, padding=1))
+        self.features = nn.Sequential(*blocks)
+        self.pool = AttentionPool(c)
+        self.pooled_mels = (config.n_mels + 1) // 2
+        self.head = nn.Linear(c * self.pooled_mels + c * c, 3)
+
+    def forward(self, signal: torch.Tensor) -> torch.Tensor:
+        r"""``[batch, samples]`` → ``[batch, 3]``."""
+        x = self.features(self.frontend(signal))
+        pooled = self.pool(x)  # [batch, channels, mels']
+        # Gram matrix over mel bands, scaled by their number so its
+        # magnitude does not depend on the front-end resolution
+        gram = torch.matmul(pooled, pooled.transpose(1, 2)) / self.pooled_mels
+        return self.head(torch.cat([pooled.flatten(1), gram.flatten(1)], dim=1))

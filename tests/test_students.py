@@ -1,0 +1,262 @@
+"""Student architectures, their ONNX export and int8 variant, efficiency figures."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from benchmark.students import ARCHITECTURES, MIN_SAMPLES, build, count_parameters
+from benchmark.students import export
+from benchmark.students.frontend import LogMelFrontend, PowerSpectrogram, hann_window, mel_filterbank
+
+torch.set_num_threads(1)
+
+# Trainable parameters (count_parameters); derivations in docs/students.md.
+# ImageNet counts of the reference implementations, minus the RGB stem
+# (2/3 of its weights) and the 1000-way classifier, plus a 3-way one.
+_V3_HEAD = {"mobilenetv3-small": 1024, "mobilenetv3-large": 1280}
+
+
+def _from_imagenet(count: int, stem: int, hidden: int) -> int:
+    return count - 2 * stem * 9 - (hidden * 1000 + 1000) + (hidden * 3 + 3)
+
+
+TARGETS = {
+    "wav2small": 72_000,  # paper title
+    "wav2small-2.0": 17_000,  # audeering/wav2small model card
+    "mobilenetv3-small": _from_imagenet(2_542_856, 16, 1024),  # Howard et al.: 2.5M
+    "mobilenetv3-large": _from_imagenet(5_483_032, 16, 1280),  # Howard et al.: 5.4M
+    "mobilenetv4-conv-small": _from_imagenet(3_774_024, 32, 1280),  # Qin et al.: 3.8M
+    "mobilenetv4-conv-medium": _from_imagenet(9_715_512, 32, 1280),  # reference code: 9.7M
+}
+
+
+def realistic(module: nn.Module, seed: int = 0) -> nn.Module:
+    r"""Random weights with trained-like scales, in eval mode.
+
+    BatchNorm statistics are set from one batch (as if trained), and the
+    output layer is scaled so outputs are O(1) like the teacher's targets:
+    freshly initialised running statistics make eval-mode BatchNorm an
+    identity and the outputs tiny, which would make tolerances vacuous.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for m in norms:
+        m.momentum = 1.0
+    module.train()
+    with torch.no_grad():
+        module(0.1 * torch.randn(2, 32000, generator=generator))
+    for m in norms:
+        m.momentum = 0.1
+    module.eval()
+    with torch.no_grad():
+        scale = float(module(0.05 * torch.randn(1, 48000, generator=generator)).abs().max())
+        if scale > 1.0:
+            module.head.weight /= scale
+            module.head.bias /= scale
+    return module
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    r"""Architecture → (module, fp32 folder), exported once per test module."""
+    cache = {}
+
+    def get(name: str):
+        if name not in cache:
+            module = realistic(build(name))
+            folder = export.export_onnx(module, tmp_path_factory.mktemp(name) / "fp32")
+            cache[name] = module, folder
+        return cache[name]
+
+    return get
+
+
+# --- architectures ------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", list(ARCHITECTURES))
+def test_parameter_count(name):
+    count = count_parameters(build(name))
+    target = TARGETS[name]
+    assert abs(count - target) <= 0.05 * target, f"{name}: {count} vs target {target}"
+
+
+def test_frontend_is_not_counted():
+    frontend = LogMelFrontend(64, 32, 26)
+    assert count_parameters(frontend) == 0
+
+    assert {name for name, _ in frontend.named_buffers()} == {"spectrogram.dft", "logmel.mel"}
+    # rebuilt from the configuration, not stored in checkpoints
+    assert frontend.state_dict() == {}
+
+def test_mobilenetv4_small_matches_the_papers_count_with_its_stft_kernel():
+    # Wav2Small paper: MobileNetV4-S student, 3.12M parameters (frozen STFT conv counted).
+    count = count_parameters(build("mobilenetv4-conv-small"), frozen_stft=True)
+    assert abs(count - 3_120_000) <= 0.05 * 3_120_000, count
+
+
+def test_unknown_architecture():
+    with pytest.raises(ValueError, match="known: wav2small, wav2small-2.0"):
+        build("wav2big")
+
+
+@pytest.mark.parametrize("name", list(ARCHITECTURES))
+def test_forward_shape(name):
+    model = build(name).eval()
+    with torch.no_grad():
+        for samples in (MIN_SAMPLES, 16000, int(7.3 * 16000)):
+            out = model(0.1 * torch.randn(2, samples))
+            assert out.shape == (2, 3)
+            assert torch.isfinite(out).all()
+
+
+# --- front end ----------------------------------------------------------
+
+
+def test_dft_conv_matches_fft():
+    n_fft, hop = 64, 32
+    signal = np.random.default_rng(0).standard_normal(1000).astype(np.float32)
+    power = PowerSpectrogram(n_fft, hop)(torch.from_numpy(signal)[None])[0].numpy()
+    frames = np.stack([signal[i:i + n_fft] for i in range(0, len(signal) - n_fft + 1, hop)])
+    expected = np.abs(np.fft.rfft(frames * hann_window(n_fft), axis=1)).T ** 2
+    assert power.shape == expected.shape
+    np.testing.assert_allclose(power, expected, rtol=1e-4, atol=1e-3)
+
+
+def test_mel_filterbank():
+    weights = mel_filterbank(400, 64)
+    assert weights.shape == (201, 64)
+    assert (weights >= 0).all()
+    # every band is non-empty at a 25 ms resolution, peaks rise with frequency
+    assert (weights.max(axis=0) > 0).all()
+    assert (np.diff(weights.argmax(axis=0)) >= 0).all()
+
+
+def test_normalisation_makes_gain_irrelevant():
+    model = build("wav2small-2.0").eval()
+    signal = torch.randn(1, 16000)
+    with torch.no_grad():
+        torch.testing.assert_close(model(signal), model(0.1 * signal), atol=1e-3, rtol=1e-3)
+
+
+# --- ONNX ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", list(ARCHITECTURES))
+def test_onnx_parity(name, exported):
+    module, folder = exported(name)
+    assert (folder / "model.onnx").exists() and (folder / "model.yaml").exists()
+    seconds = tuple(np.random.default_rng(1).uniform(1.0, 10.0, size=2).round(3))
+    assert export.max_abs_difference(module, folder, seconds=(1.0, *seconds)) <= 1e-4
+
+
+def test_onnx_interface(exported):
+    import audonnx
+
+    _, folder = exported("wav2small")
+    model = audonnx.load(str(folder))
+    assert model.inputs["signal"].shape == [1, -1]
+    assert model.outputs["logits"].labels == ["arousal", "dominance", "valence"]
+    out = model(np.zeros((1, MIN_SAMPLES), dtype=np.float32), 16000)
+    assert out.shape == (1, 3) and np.isfinite(out).all()
+
+
+@pytest.mark.parametrize("name", ["wav2small", "wav2small-2.0"])
+def test_int8(name, exported, tmp_path):
+    import audonnx
+
+    module, folder = exported(name)
+    int8 = export.quantize_int8(folder, tmp_path / "int8")
+    assert audonnx.load(str(int8)).outputs["logits"].labels == ["arousal", "dominance", "valence"]
+    # weights shrink 4x; the float front end and quantisation nodes stay
+    assert (int8 / "model.onnx").stat().st_size < (folder / "model.onnx").stat().st_size
+    # outputs are O(1) (see realistic()): 8-bit activations cost a few hundredths at most
+    assert export.max_abs_difference(module, int8) <= 0.05
+
+
+def test_int8_weight_types(exported, tmp_path):
+    import audonnx
+
+    _, folder = exported("mobilenetv3-small")
+    with pytest.raises(ValueError, match="QUInt8"):
+        export.quantize_int8(folder, tmp_path / "bad", weight_type="int4")
+    signed = export.quantize_int8(folder, tmp_path / "qint8", weight_type="QInt8")
+    out = audonnx.load(str(signed))(np.zeros((1, 16000), dtype=np.float32), 16000)
+    assert out.shape == (1, 3) and np.isfinite(out).all()
+
+
+# --- efficiency -----------------------------------------------------------
+
+
+def _check_figures(figures: dict, onnx: bool):
+    from benchmark.efficiency import COLUMNS
+
+    assert set(COLUMNS) - {"model", "model_sha256"} == set(figures)
+    for key in ("ms_per_5s", "xrt", "peak_rss_mb"):
+        assert figures[key] > 0, key
+    assert figures["ms_per_5s_iqr"] >= 0
+    assert math.isclose(figures["xrt"] * figures["ms_per_5s"], 5000.0, rel_tol=0.5)
+    assert figures["threads"] == 1
+    if onnx:
+        assert figures["parameters"] > 0 and figures["onnx_bytes"] > 0
+        assert figures["runtime"].startswith("onnxruntime")
+    else:
+        assert np.isnan(figures["parameters"]) and np.isnan(figures["onnx_bytes"])
+
+
+def test_measure_onnx(exported):
+    from benchmark.efficiency import measure
+
+    _, folder = exported("wav2small-2.0")
+    figures = measure(folder, repeats=3, seconds=1.0)
+    _check_figures(figures, onnx=True)
+    # frozen front end (4224 + 858 constants) in, BatchNorm folded out
+    assert figures["parameters"] > count_parameters(build("wav2small-2.0"))
+
+
+@pytest.fixture
+def registry(exported, tmp_path, monkeypatch):
+    from benchmark.registry import Registry
+
+    monkeypatch.setenv("SER_BENCHMARK_RESULTS", str(tmp_path / "results"))
+    _, folder = exported("wav2small-2.0")
+    path = tmp_path / "models.yaml"
+    path.write_text(
+        "models:\n"
+        "  - name: const\n    kind: constant\n    role: baseline\n    source: {}\n"
+        "    sampling_rate: 16000\n    outputs: {arousal: arousal}\n    description: c\n"
+        f"  - name: tiny\n    kind: audonnx\n    role: student\n    source: {{path: {folder}}}\n"
+        "    sampling_rate: 16000\n    outputs: {arousal: arousal}\n    description: t\n"
+    )
+    return Registry.from_file(path)
+
+
+def test_measure_predictor(registry):
+    from benchmark.efficiency import measure
+    from benchmark.registry import load_model
+
+    figures = measure(
+        load_model("const", registry), repeats=3, seconds=1.0,
+        child={"registry": str(registry.path), "model": "const"},
+    )
+    _check_figures(figures, onnx=False)
+
+
+def test_run_writes_table(registry, tmp_path):
+    from benchmark.efficiency import COLUMNS, run
+    from benchmark.results import read_table
+
+    df = run(["tiny", "const"], registry, repeats=2, seconds=0.5)
+    assert list(df.columns) == list(COLUMNS)
+    table = read_table("efficiency", tmp_path / "results")
+    assert sorted(table["model"]) == ["const", "tiny"]
+    row = table.set_index("model").loc["tiny"]
+    assert int(row["onnx_bytes"]) > 0 and len(row["model_sha256"]) == 64
+    assert pd.isna(table.set_index("model").loc["const", "onnx_bytes"])
