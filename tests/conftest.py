@@ -82,6 +82,29 @@ def build_database(root: Path, *, n_speakers: int = 4, per_speaker: int = 6, see
     return db
 
 
+DEMO_SCALE = 0.1
+"""Demo corpora in tests: a tenth of the speakers/utterances (an exact subset of the full build)."""
+
+
+@pytest.fixture(scope="session")
+def demo_cache(tmp_path_factory):
+    r"""A cache root with all demo databases published at :data:`DEMO_SCALE`, built once per session."""
+    from benchmark.data import demo
+
+    root = tmp_path_factory.mktemp("demo-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SER_BENCHMARK_CACHE", str(root))
+        demo.repository(scale=DEMO_SCALE)
+    return root
+
+
+@pytest.fixture()
+def use_demo(demo_cache, monkeypatch):
+    r"""Point the benchmark's cache at the session's small demo corpora."""
+    monkeypatch.setenv("SER_BENCHMARK_CACHE", str(demo_cache))
+    return demo_cache
+
+
 @pytest.fixture(scope="session")
 def audb_repository(tmp_path_factory):
     r"""A file-system audb repository holding ``testcorpus`` 1.0.0."""
