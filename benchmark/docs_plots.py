@@ -1,0 +1,299 @@
+"""Figures of the generated docs, rendered to PNG bytes.
+
+Only matplotlib's object-oriented API is used (``Figure`` +
+the Agg canvas, never :mod:`matplotlib.pyplot`): no global figure
+state, no backend switch in the importing process, and nothing to close.
+
+Every figure is rendered under a fixed style (matplotlib defaults,
+bundled DejaVu fonts, fixed DPI) and saved without the metadata
+matplotlib would stamp into the file, so the same data gives the same
+bytes on every run (``nox -s docs`` twice leaves ``git status`` clean).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import typing
+
+import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from benchmark import DIMENSIONS
+
+DPI = 100
+STYLE = {
+    # Bundled with matplotlib: the same glyphs on every machine.
+    "font.family": "DejaVu Sans",
+    "font.size": 9,
+    "figure.dpi": DPI,
+    "savefig.dpi": DPI,
+    # Fixed salt: SVG ids (if anyone saves SVG) do not change between runs.
+    "svg.hashsalt": "ser-benchmark",
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+}
+METADATA = {"Software": None}
+r"""PNG metadata: drop the matplotlib version stamp (no time is written for PNG)."""
+
+DIMENSION_COLORS = {"arousal": "#d62728", "dominance": "#2ca02c", "valence": "#1f77b4"}
+
+
+@contextlib.contextmanager
+def style() -> typing.Iterator[None]:
+    r"""Matplotlib defaults plus :data:`STYLE`, whatever the user's matplotlibrc says."""
+    with matplotlib.rc_context():
+        matplotlib.rcdefaults()
+        matplotlib.rcParams.update(STYLE)
+        yield
+
+
+def new_figure(width: float, height: float) -> Figure:
+    r"""A figure attached to an Agg canvas (no pyplot)."""
+    fig = Figure(figsize=(width, height), dpi=DPI)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def to_png(fig: Figure) -> bytes:
+    r"""Encode a figure as PNG without run-dependent metadata.
+
+    The plots are flat colours on white: a 256-colour palette keeps them
+    sharp at about a third of the size, which matters for files that
+    are committed again whenever results change.
+    """
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI, metadata=METADATA, facecolor="white")
+    image = Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
+    palette = image.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    out = io.BytesIO()
+    palette.save(out, format="png", optimize=True)  # Pillow writes no time or software chunk
+    return out.getvalue()
+
+
+def model_colors(models: typing.Iterable[str]) -> dict[str, str]:
+    r"""Stable colour per model: position in the sorted list of names.
+
+    Examples:
+        >>> model_colors(["b", "a"])
+        {'a': '#1f77b4', 'b': '#ff7f0e'}
+
+    """
+    palette = [
+        "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+        "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+    ]
+    return {m: palette[i % len(palette)] for i, m in enumerate(sorted(set(models)))}
+
+
+def ccc_bars(rows: pd.DataFrame, title: str) -> bytes:
+    r"""Grouped bars of CCC with 95% CI: one group per dimension, one bar per model.
+
+    Args:
+        rows: columns ``model``, ``dimension``, ``ccc``, ``ccc_ci_low``,
+            ``ccc_ci_high``; model order is the order of first appearance
+        title: axes title
+
+    """
+    models = list(dict.fromkeys(rows["model"]))
+    dims = [d for d in DIMENSIONS if d in set(rows["dimension"])]
+    colors = model_colors(models)
+    width = 0.8 / max(len(models), 1)
+    with style():
+        fig = new_figure(min(10.0, 3.0 + 0.3 * len(dims) * max(1, len(models))), 3.2)
+        ax = fig.add_subplot()
+        for i, model in enumerate(models):
+            sub = rows[rows["model"] == model].set_index("dimension").reindex(dims)
+            x = np.arange(len(dims)) + (i - (len(models) - 1) / 2) * width
+            y = sub["ccc"].to_numpy(float)
+            err = np.vstack([y - sub["ccc_ci_low"].to_numpy(float), sub["ccc_ci_high"].to_numpy(float) - y])
+            ax.bar(x, np.nan_to_num(y), width, color=colors[model], label=model)
+            ax.errorbar(x, y, yerr=np.abs(np.nan_to_num(err)), fmt="none", ecolor="black", capsize=2, lw=0.8)
+        ax.set_xticks(np.arange(len(dims)), dims)
+        ax.set_ylabel("CCC (95% CI)")
+        ax.axhline(0, color="black", lw=0.6)
+        ax.set_title(title)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+        fig.tight_layout()
+        return to_png(fig)
+
+
+def truth_vs_prediction(predictions: pd.DataFrame, dims: typing.Sequence[str], title: str) -> bytes:
+    r"""Scatter of gold standard vs prediction, one panel per dimension."""
+    with style():
+        fig = new_figure(max(4.5, 3.0 * len(dims)), 3.7)
+        for i, dim in enumerate(dims):
+            ax = fig.add_subplot(1, len(dims), i + 1)
+            truth = pd.to_numeric(predictions[f"truth_{dim}"], errors="coerce")
+            pred = pd.to_numeric(predictions[f"pred_{dim}"], errors="coerce")
+            ax.scatter(truth, pred, s=4, alpha=0.4, color=DIMENSION_COLORS[dim], linewidths=0)
+            ax.plot([0, 1], [0, 1], color="black", lw=0.6, ls="--")
+            ax.set_xlim(-0.02, 1.02)
+            ax.set_ylim(-0.02, 1.02)
+            ax.set_aspect("equal")
+            ax.set_xlabel(f"gold {dim}")
+            ax.set_ylabel(f"predicted {dim}")
+        fig.suptitle(title)
+        fig.tight_layout()
+        return to_png(fig)
+
+
+def robustness_bars(rows: pd.DataFrame, title: str) -> bytes:
+    r"""Horizontal bars of ΔCCC (perturbed − clean) per condition and dimension."""
+    conditions = sorted(set(rows["condition"]))
+    dims = [d for d in DIMENSIONS if d in set(rows["dimension"])]
+    height = 0.8 / max(len(dims), 1)
+    with style():
+        fig = new_figure(6.5, 1.3 + 0.1 * len(conditions) * max(1, len(dims)))
+        ax = fig.add_subplot()
+        for i, dim in enumerate(dims):
+            sub = rows[rows["dimension"] == dim].set_index("condition").reindex(conditions)
+            y = np.arange(len(conditions)) + (i - (len(dims) - 1) / 2) * height
+            ax.barh(y, np.nan_to_num(sub["delta_ccc"].to_numpy(float)), height, color=DIMENSION_COLORS[dim], label=dim)
+        ax.set_yticks(np.arange(len(conditions)), conditions, fontsize=7)
+        ax.invert_yaxis()
+        ax.axvline(0, color="black", lw=0.6)
+        ax.set_xlabel("ΔCCC (perturbed − clean)")
+        ax.set_title(title)
+        ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        fig.tight_layout()
+        return to_png(fig)
+
+
+def snr_curves(rows: pd.DataFrame, title: str) -> bytes:
+    r"""CCC over SNR, one panel per dimension and one line per noise type.
+
+    Args:
+        rows: columns ``dimension``, ``snr``, ``ccc`` and ``curve``
+            (the noise type a point belongs to)
+        title: figure title
+
+    """
+    dims = [d for d in DIMENSIONS if d in set(rows["dimension"])]
+    groups = sorted(set(rows["curve"].fillna("").astype(str)))
+    with style():
+        fig = new_figure(3.0 * len(dims) + 1.0, 3.0)
+        for i, dim in enumerate(dims):
+            ax = fig.add_subplot(1, len(dims), i + 1)
+            for group in groups:
+                sub = rows[(rows["dimension"] == dim) & (rows["curve"].fillna("").astype(str) == group)]
+                sub = sub.sort_values("snr")
+                ax.plot(sub["snr"].to_numpy(float), sub["ccc"].to_numpy(float), marker="o", ms=3, label=group or "sweep")
+            clean = pd.to_numeric(rows.loc[rows["dimension"] == dim, "ccc_clean"], errors="coerce").dropna() if "ccc_clean" in rows else []
+            if len(clean):
+                ax.axhline(float(clean.iloc[0]), color="black", ls="--", lw=0.8, label="clean")
+            ax.set_xlabel("SNR (dB)")
+            ax.set_ylabel("CCC")
+            ax.set_title(dim)
+        fig.axes[-1].legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        fig.suptitle(title)
+        fig.tight_layout()
+        return to_png(fig)
+
+
+def sex_gap_bars(rows: pd.DataFrame, title: str) -> bytes:
+    r"""ΔCCC (group − all) per dimension for female and male, with CI and test threshold."""
+    dims = [d for d in DIMENSIONS if d in set(rows["dimension"])]
+    groups = sorted(set(rows["group"]))
+    colors = {"female": "#9467bd", "male": "#17becf"}
+    width = 0.8 / max(len(groups), 1)
+    with style():
+        fig = new_figure(5.5, 3.2)
+        ax = fig.add_subplot()
+        for i, group in enumerate(groups):
+            sub = rows[rows["group"] == group].set_index("dimension").reindex(dims)
+            x = np.arange(len(dims)) + (i - (len(groups) - 1) / 2) * width
+            y = sub["delta_ccc"].to_numpy(float)
+            err = np.vstack([y - sub["ci_low"].to_numpy(float), sub["ci_high"].to_numpy(float) - y])
+            ax.bar(x, np.nan_to_num(y), width, color=colors.get(group, "#7f7f7f"), label=group)
+            ax.errorbar(x, y, yerr=np.abs(np.nan_to_num(err)), fmt="none", ecolor="black", capsize=2, lw=0.8)
+        threshold = pd.to_numeric(rows["threshold"], errors="coerce").dropna()
+        if len(threshold):
+            t = float(threshold.abs().max())
+            ax.axhline(t, color="grey", ls="--", lw=0.8, label=f"±threshold {t:g}")
+            ax.axhline(-t, color="grey", ls="--", lw=0.8)
+        ax.axhline(0, color="black", lw=0.6)
+        ax.set_xticks(np.arange(len(dims)), dims)
+        ax.set_ylabel("ΔCCC (group − all), 95% CI")
+        ax.set_title(title)
+        ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        fig.tight_layout()
+        return to_png(fig)
+
+
+def speaker_boxplot(rows: pd.DataFrame, title: str) -> bytes:
+    r"""Distribution of per-speaker CCC, one box per dimension."""
+    dims = [d for d in DIMENSIONS if d in set(rows["dimension"])]
+    data = [pd.to_numeric(rows.loc[rows["dimension"] == d, "ccc"], errors="coerce").dropna().to_numpy() for d in dims]
+    with style():
+        fig = new_figure(4.5, 3.2)
+        ax = fig.add_subplot()
+        box = ax.boxplot(data, patch_artist=True, widths=0.5)
+        for patch, dim in zip(box["boxes"], dims):
+            patch.set_facecolor(DIMENSION_COLORS[dim])
+            patch.set_alpha(0.5)
+        for i, values in enumerate(data):
+            # Show the speakers themselves: boxes hide how few there may be.
+            jitter = np.linspace(-0.12, 0.12, len(values)) if len(values) > 1 else np.zeros(len(values))
+            ax.scatter(np.full(len(values), i + 1) + jitter, values, s=6, color="black", alpha=0.5, linewidths=0)
+        ax.set_xticks(np.arange(1, len(dims) + 1), dims)
+        ax.set_ylabel("CCC per speaker")
+        ax.set_title(title)
+        fig.tight_layout()
+        return to_png(fig)
+
+
+def distillation_curves(history: pd.DataFrame, title: str) -> bytes:
+    r"""Training loss and validation CCC (vs teacher, vs gold) over epochs."""
+    epochs = pd.to_numeric(history["epoch"], errors="coerce").to_numpy(float)
+    with style():
+        fig = new_figure(8.0, 3.0)
+        ax = fig.add_subplot(1, 2, 1)
+        if "train_loss" in history:
+            ax.plot(epochs, pd.to_numeric(history["train_loss"], errors="coerce"), color="black", marker="o", ms=2)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("training loss")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax = fig.add_subplot(1, 2, 2)
+        for dim in DIMENSIONS:
+            for target, ls in (("teacher", "-"), ("gold", "--")):
+                col = f"val_ccc_{target}_{dim}"
+                if col in history:
+                    ax.plot(
+                        epochs, pd.to_numeric(history[col], errors="coerce"),
+                        color=DIMENSION_COLORS[dim], ls=ls, label=f"{dim} vs {target}",
+                    )
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("validation CCC")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7, frameon=False)
+        fig.suptitle(title)
+        fig.tight_layout()
+        return to_png(fig)
+
+
+def efficiency_vs_ccc(rows: pd.DataFrame, title: str) -> bytes:
+    r"""Mean CCC against CPU time per 5 s clip (log scale), one point per model."""
+    colors = model_colors(rows["model"])
+    with style():
+        fig = new_figure(5.5, 3.2)
+        ax = fig.add_subplot()
+        for _, row in rows.iterrows():
+            ax.scatter(row["ms_per_5s"], row["ccc"], color=colors[row["model"]], s=25, zorder=3)
+            ax.annotate(row["model"], (row["ms_per_5s"], row["ccc"]), fontsize=7, xytext=(4, 2), textcoords="offset points")
+        ax.set_xscale("log")
+        ax.margins(x=0.2, y=0.15)  # room for the labels of the outermost points
+        ax.set_xlabel("ms per 5 s clip, 1 CPU thread (log)")
+        ax.set_ylabel("mean CCC over dimensions")
+        ax.set_title(title)
+        fig.tight_layout()
+        return to_png(fig)

@@ -1,0 +1,510 @@
+"""Leaderboard docs: generated from a small fixture results folder."""
+
+from __future__ import annotations
+
+import html.parser
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from benchmark import leaderboard
+from benchmark.leaderboard import DEMO_NOTE, MARKER, fmt3
+
+SHA_OLD = "a" * 64
+SHA_NEW = "b" * 64
+SHA_BETA = "c" * 64
+SHA_INT8 = "d" * 64
+SHA_GHOST = "e" * 64
+PROV = {"benchmark_version": "0.1.0", "code_commit": "abc123def456"}
+MSP = ("demo-msppodcast", "1.0.0", "test-1")
+MOSI = ("demo-mosi", "1.0.0", "test")
+
+REGISTRY = f"""
+models:
+  - name: alpha
+    kind: audonnx
+    role: teacher
+    source: {{url: https://example.org/alpha.zip, sha256: {SHA_NEW}}}
+    sampling_rate: 16000
+    outputs: {{arousal: arousal, dominance: dominance, valence: valence}}
+    description: Big teacher.
+    citation: Someone et al. 2024
+  - name: beta
+    kind: audonnx
+    role: student
+    source: {{path: weights/beta}}
+    sampling_rate: 16000
+    outputs: {{arousal: arousal, dominance: dominance, valence: valence}}
+    description: Small student.
+    distilled: {{teacher: alpha, data: demo-msppodcast train}}
+  - name: beta-int8
+    kind: audonnx
+    role: student
+    source: {{path: weights/beta-int8}}
+    sampling_rate: 16000
+    outputs: {{arousal: arousal, dominance: dominance, valence: valence}}
+    description: Small student, int8.
+"""
+
+REPORTED = """
+sources:
+  paper: {citation: "Someone et al. 2024", url: "https://example.org/paper"}
+entries:
+  - label: Alpha (paper)
+    models: [alpha]
+    dataset: msppodcast
+    corpus: MSP-Podcast v1.7
+    split: test-1
+    ccc: {arousal: 0.911, dominance: 0.822, valence: 0.733}
+    source: paper
+    verified: true
+"""
+
+# (model, sha, section) -> CCC per dimension; old alpha artefact is worse and older.
+CCC = {
+    ("alpha", SHA_OLD, MSP): {"arousal": 0.5012, "dominance": 0.4011, "valence": 0.3013},
+    ("alpha", SHA_NEW, MSP): {"arousal": 0.7046, "dominance": 0.6021, "valence": 0.5538},
+    ("beta", SHA_BETA, MSP): {"arousal": 0.6573, "dominance": 0.6342, "valence": 0.2481},
+    ("beta-int8", SHA_INT8, MSP): {"arousal": 0.6519, "dominance": 0.6207, "valence": 0.2419},
+    ("ghost", SHA_GHOST, MSP): {"arousal": 0.1234, "dominance": 0.1111, "valence": -0.0004},
+    ("alpha", SHA_NEW, MOSI): {"valence": 0.4321},
+    ("beta", SHA_BETA, MOSI): {"valence": 0.3456},
+}
+DATES = {SHA_OLD: "2025-01-01", SHA_NEW: "2025-02-01", SHA_BETA: "2025-01-15", SHA_INT8: "2025-01-16", SHA_GHOST: "2025-01-02"}
+
+
+def _base(model, sha, section):
+    dataset, version, split = section
+    return {"model": model, "model_sha256": sha, "dataset": dataset, "dataset_version": version, "split": split}
+
+
+def _prov(sha):
+    return {**PROV, "date": DATES[sha]}
+
+
+def _write(root: Path, name: str, rows: list[dict]) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_csv(root / f"{name}.csv", index=False, lineterminator="\n")
+
+
+def write_correctness(root: Path, skip_models=()) -> None:
+    rows = []
+    for (model, sha, section), values in CCC.items():
+        if model in skip_models:
+            continue
+        for dim, ccc in values.items():
+            rows.append({
+                **_base(model, sha, section), "dimension": dim, "table": "x", "role": "student",
+                "n": 40, "n_skipped": 0, "ccc": ccc, "ccc_ci_low": ccc - 0.05, "ccc_ci_high": ccc + 0.04,
+                "pearson": ccc + 0.01, "mae": 0.2, **_prov(sha),
+            })
+    _write(root, "correctness", rows)
+
+
+def write_predictions(root: Path) -> None:
+    rng = np.random.default_rng(0)
+    files = [f"wav/{i:03d}.wav" for i in range(40)]
+    truth = {d: rng.uniform(0, 1, len(files)) for d in ("arousal", "dominance", "valence")}
+    for model, sha, noise in (("alpha", SHA_NEW, 0.1), ("beta", SHA_BETA, 0.3)):
+        df = pd.DataFrame({"file": files})
+        for dim, t in truth.items():
+            df[f"truth_{dim}"] = t
+            df[f"pred_{dim}"] = np.clip(t + rng.normal(0, noise, len(files)), 0, 1)
+        df["speaker"] = [f"s{i % 4}" for i in range(len(files))]
+        df["sex"] = ["female" if i % 2 else "male" for i in range(len(files))]
+        path = root / "predictions" / f"{model}__{sha[:12]}" / f"{MSP[0]}__{MSP[1]}__{MSP[2]}.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        df.to_csv(path, index=False, lineterminator="\n")
+
+
+def write_optional(root: Path) -> None:
+    rob, sex, spk, speakers = [], [], [], []
+    for model, sha in (("alpha", SHA_NEW), ("beta", SHA_BETA), ("alpha", SHA_OLD)):
+        for dim in ("arousal", "dominance", "valence"):
+            clean = CCC[(model, sha, MSP)][dim]
+            for k, condition in enumerate(("lowpass-4k", "mp3-32k")):
+                delta = -0.01 * (k + 1) - (0.05 if model == "beta" else 0.0)
+                rob.append({**_base(model, sha, MSP), "condition": condition, "dimension": dim,
+                            "condition_group": "codec", "sweep": np.nan, "snr_db": np.nan, "n": 40, "ccc_clean": clean,
+                            "ccc": clean + delta, "delta_ccc": delta, "unchanged_share": 0.9 - 0.1 * k,
+                            "mean_shift": 0.01, **_prov(sha)})
+            for snr in (0, 10, 20):
+                # As the runner writes them: the 20 dB point doubles as a fixed background-noise condition.
+                group = "background-noise" if snr == 20 else "snr-sweep"
+                rob.append({**_base(model, sha, MSP), "condition": f"white-noise-{snr}db", "dimension": dim,
+                            "condition_group": group, "sweep": "white-noise", "snr_db": snr, "n": 40, "ccc_clean": clean,
+                            "ccc": clean - 0.3 + 0.01 * snr, "delta_ccc": -0.3 + 0.01 * snr,
+                            "unchanged_share": 0.5, "mean_shift": 0.02, **_prov(sha)})
+            for group, delta in (("female", 0.02), ("male", -0.03 if model == "beta" else -0.01)):
+                sex.append({**_base(model, sha, MSP), "dimension": dim, "group": group, "n": 20,
+                            "ccc_group": clean + delta, "ccc_all": clean, "delta_ccc": delta,
+                            "ci_low": delta - 0.05, "ci_high": delta + 0.05, "threshold": 0.075,
+                            "passed": True, **_prov(sha)})
+            spk.append({**_base(model, sha, MSP), "dimension": dim, "n_speakers": 4, "min_samples": 5,
+                        "ccc_median": clean - 0.1, "ccc_q25": clean - 0.2, "ccc_q75": clean,
+                        "mae_median": 0.2, "mae_q25": 0.15, "mae_q75": 0.25, "spearman_rho": 0.4,
+                        "spearman_p": 0.6, **_prov(sha)})
+            for s in range(4):
+                speakers.append({**_base(model, sha, MSP), "dimension": dim, "speaker": f"s{s}",
+                                 "sex": "female" if s % 2 else "male", "n": 10, "ccc": clean - 0.05 * s,
+                                 "mae": 0.2, "true_mean": 0.5, "pred_mean": 0.5, **_prov(sha)})
+    _write(root, "robustness", rob)
+    _write(root, "fairness_sex", sex)
+    _write(root, "fairness_speaker", spk)
+    _write(root, "speakers", speakers)
+    eff = [
+        {"model": "alpha", "model_sha256": SHA_NEW, "parameters": 164_000_000, "onnx_bytes": 657_000_000,
+         "ms_per_5s": 330.2, "ms_per_5s_iqr": 5.1, "xrt": 15.1, "peak_rss_mb": 1400, "threads": 1,
+         "repeats": 10, "runtime": "onnxruntime 1.31.1", "cpu": "x86_64", **_prov(SHA_NEW)},
+        {"model": "beta", "model_sha256": SHA_BETA, "parameters": 72_300, "onnx_bytes": 290_000,
+         "ms_per_5s": 1.48, "ms_per_5s_iqr": 0.02, "xrt": 3378, "peak_rss_mb": 90, "threads": 1,
+         "repeats": 10, "runtime": "onnxruntime 1.31.1", "cpu": "x86_64", **_prov(SHA_BETA)},
+        {"model": "beta-int8", "model_sha256": SHA_INT8, "parameters": 72_300, "onnx_bytes": 120_000,
+         "ms_per_5s": 1.01, "ms_per_5s_iqr": 0.02, "xrt": 4950, "peak_rss_mb": 88, "threads": 1,
+         "repeats": 10, "runtime": "onnxruntime 1.31.1", "cpu": "x86_64", **_prov(SHA_INT8)},
+    ]
+    _write(root, "efficiency", eff)
+    _write(root, "runs", [
+        {**_base("alpha", SHA_NEW, MSP), "tests": "correctness", "wall_seconds": 12.5, "n_files": 40, **_prov(SHA_NEW)},
+        {**_base("alpha", SHA_OLD, MSP), "tests": "correctness", "wall_seconds": 13.0, "n_files": 40, **_prov(SHA_OLD)},
+    ])
+    distill = root / "distill" / "beta"
+    distill.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({
+        "epoch": [1, 2, 3], "train_loss": [0.3, 0.2, 0.15], "lr": [1e-3, 5e-4, 1e-4],
+        **{f"val_ccc_teacher_{d}": [0.3, 0.5, 0.6] for d in ("arousal", "dominance", "valence")},
+        **{f"val_ccc_gold_{d}": [0.2, 0.4, 0.5] for d in ("arousal", "dominance", "valence")},
+        "seconds": [10.0, 10.0, 10.0],
+    }).to_csv(distill / "history.csv", index=False, lineterminator="\n")
+    (distill / "provenance.json").write_text(json.dumps({
+        "teacher": "alpha", "teacher_sha256": SHA_NEW, "data": "demo-msppodcast 1.0.0 train", "seed": 0,
+        "hyperparameters": {"epochs": 3, "lr": 0.001}, "metrics": {"val_ccc_teacher_arousal": 0.6},
+        "wall_seconds": 30.0,
+    }, indent=1))
+
+
+def make_fixture(tmp_path: Path, full: bool = True) -> tuple[Path, Path, Path, Path]:
+    r"""Results (all tables, or correctness only), registry, published numbers, docs folder."""
+    results = tmp_path / "results"
+    write_correctness(results)
+    if full:
+        write_predictions(results)
+        write_optional(results)
+    registry = tmp_path / "models.yaml"
+    registry.write_text(REGISTRY)
+    reported = tmp_path / "reported.yaml"
+    reported.write_text(REPORTED)
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "adding-a-model.md").write_text("# Adding a model\n\n1. Register it.\n2. Run it.\n\n```\nnox -s docs\n```\n")
+    return results, docs, registry, reported
+
+
+def build(fixture, docs=None, **kwargs):
+    results, default_docs, registry, reported = fixture
+    return leaderboard.build(results, docs or default_docs, registry, reported=reported, resamples=200, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    r"""The full fixture, built once (plots make a build take seconds); read-only for tests."""
+    fixture = make_fixture(tmp_path_factory.mktemp("built"))
+    return fixture, build(fixture)
+
+
+@pytest.fixture
+def fixture(built):
+    return built[0]
+
+
+@pytest.fixture
+def small(tmp_path):
+    r"""Correctness only: cheap to build, for tests that rebuild."""
+    return make_fixture(tmp_path, full=False)
+
+
+def section(text: str, heading: str) -> str:
+    r"""Text of the ``## heading`` section."""
+    start = text.index(f"## {heading}")
+    end = text.find("\n## ", start + 1)
+    return text[start:end if end > 0 else None]
+
+
+def first_table(text: str, heading: str) -> list[list[str]]:
+    r"""Body cells of the first table after ``### heading``."""
+    lines = text[text.index(f"### {heading}"):].splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
+    return [[c.strip() for c in line.strip().strip("|").split("|")] for line in lines[start + 2:end]]
+
+
+CCC_CELL = re.compile(r"(\*\*)?(-?\d+\.\d{3})(\*\*)? \[(-?\d+\.\d{3}), (-?\d+\.\d{3})\]")
+
+
+def read(fixture, rel: str) -> str:
+    return (fixture[1] / rel).read_text()
+
+
+def test_pages_written(built):
+    fixture, paths = built
+    docs = fixture[1]
+    rel = {p.relative_to(docs).as_posix() for p in paths}
+    for expected in (
+        "leaderboard.md", "models/alpha.md", "models/beta.md", "models/beta-int8.md", "models/ghost.md",
+        "html/index.html", "html/models/alpha.html", "html/adding-a-model.html",
+    ):
+        assert expected in rel
+    assert any(r.startswith("figures/") and r.endswith(".png") for r in rel)
+    assert all(p.exists() for p in paths)
+    assert "adding-a-model.md" not in rel  # hand-written, only read
+    for page in ("leaderboard.md", "models/alpha.md", "html/index.html"):
+        assert MARKER in read(fixture, page)
+
+
+def test_every_ccc_traces_to_a_row(fixture):
+    results = fixture[0]
+    text = section(read(fixture, "leaderboard.md"), "Correctness")
+    rows = pd.read_csv(results / "correctness.csv", dtype={"model_sha256": str})
+    current = rows[rows["model_sha256"] != SHA_OLD]
+    known = {(r.model_sha256[:8], fmt3(r.ccc), fmt3(r.ccc_ci_low), fmt3(r.ccc_ci_high)) for r in current.itertuples()}
+    shown = []
+    for line in text.splitlines():
+        sha = re.search(r"`([0-9a-f]{8})`", line)
+        for _, point, _, low, high in CCC_CELL.findall(line):
+            shown.append((sha[1], point, low, high))
+    assert sorted(shown) == sorted(known)  # every current row shown once, with its artefact
+    # The older artefact of alpha is not on the leaderboard, but on its page.
+    assert SHA_OLD[:8] not in text
+    page = read(fixture, "models/alpha.md")
+    assert SHA_OLD in page and SHA_NEW in page
+    assert fmt3(CCC[("alpha", SHA_OLD, MSP)]["arousal"]) in page
+
+
+def test_best_per_column_bold_and_sorted(fixture):
+    text = read(fixture, "leaderboard.md")
+    table = first_table(text, MSP[0])
+    assert [row[1].split("]")[0].strip("[") for row in table] == ["alpha", "beta", "beta-int8", "ghost"]
+    for column in range(3, 6):
+        cells = [row[column] for row in table]
+        bold = [c for c in cells if c.startswith("**")]
+        assert len(bold) == 1
+        values = [float(CCC_CELL.match(c)[2]) for c in cells]
+        assert float(CCC_CELL.match(bold[0])[2]) == max(values)
+    assert table[1][4].startswith("**0.634**")  # beta's dominance beats alpha's
+
+
+def test_demo_labelled(fixture):
+    text = read(fixture, "leaderboard.md")
+    headings = [line for line in text.splitlines() if line.startswith("### demo-")]
+    assert headings and all(DEMO_NOTE in h for h in headings)
+
+
+def test_significance(fixture):
+    text = section(read(fixture, "leaderboard.md"), "Correctness")
+    assert "paired bootstrap" in text
+    lines = [line for line in text.splitlines() if line.startswith("| arousal") and "alpha" in line and "beta" in line]
+    assert lines, text
+    cells = [c.strip() for c in lines[0].strip("|").split("|")]
+    assert cells[1:3] == ["alpha", "beta"]
+    assert re.fullmatch(r"-?\d\.\d{3}", cells[3]) and cells[6] == "40"
+    # No predictions stored for demo-mosi: said so, not silently skipped.
+    assert "predictions not stored" in text
+
+
+def test_efficiency_pairs_int8(fixture):
+    text = section(read(fixture, "leaderboard.md"), "Efficiency")
+    beta = next(line for line in text.splitlines() if line.startswith("| [beta]"))
+    assert "290 kB" in beta and "120 kB" in beta and "72.3 K" in beta
+    assert not any(line.startswith("| [beta-int8]") for line in text.splitlines())
+    assert "657 MB" in text and "164 M" in text
+
+
+def test_robustness_fairness_summaries(fixture):
+    text = read(fixture, "leaderboard.md")
+    rob = section(text, "Robustness")
+    beta = next(line for line in rob.splitlines() if line.startswith("| [beta]"))
+    # Mean over the three fixed conditions (sweep-only rows left out): (-0.06 - 0.07 - 0.1) / 3.
+    cells = [c.strip() for c in beta.strip("|").split("|")]
+    assert cells[2:] == ["3", "-0.077", "-0.077", "-0.077", "0.733"]
+    fair = section(text, "Fairness")
+    beta = next(line for line in fair.splitlines() if line.startswith("| [beta]"))
+    assert "0.030" in beta and "6/6" in beta and "0.400 / 0.400 / 0.400" in beta
+
+
+def test_model_pages(fixture):
+    docs = fixture[1]
+    beta = read(fixture, "models/beta.md")
+    for heading in ("Provenance", "Artefact history", "Correctness", "Robustness", "Fairness", "Efficiency", "Distillation"):
+        assert f"## {heading}" in beta
+    assert "| teacher " in beta and "alpha" in beta  # from provenance.json / models.yaml
+    figures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", beta)
+    names = {Path(f).name.split("__")[0] for f in figures}
+    assert {"scatter", "robustness", "snr", "sex", "speakers", "distillation.png"} <= names
+    for f in figures:
+        assert (docs / "models" / f).resolve().exists()
+    assert "not in models.yaml" in read(fixture, "models/ghost.md")
+    alpha = read(fixture, "models/alpha.md")
+    assert "## Runs" in alpha and "12.5" in alpha
+
+
+def test_deterministic(built, tmp_path):
+    fixture, first = built
+    docs = fixture[1]
+    snapshot = {p.relative_to(docs): p.read_bytes() for p in first}
+    assert any(str(k).endswith(".png") for k in snapshot)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "adding-a-model.md").write_bytes((docs / "adding-a-model.md").read_bytes())
+    second = build(fixture, docs=other)
+    assert {p.relative_to(other): p.read_bytes() for p in second} == snapshot
+    mtimes = {p: p.stat().st_mtime_ns for p in second}
+    build(fixture, docs=other)
+    assert {p: p.stat().st_mtime_ns for p in second} == mtimes  # unchanged files are not rewritten
+
+
+def test_missing_optional_tables(small):
+    results, docs = small[0], small[1]
+    paths = leaderboard.build(results, docs, results / "absent.yaml", reported=results / "absent.yaml", resamples=50)
+    text = read(small, "leaderboard.md")
+    assert "No robustness results yet" in text and "No efficiency results yet" in text
+    assert "No fairness results yet" in text
+    assert "predictions not stored" in text
+    assert "No published numbers" in text
+    assert docs / "html" / "index.html" in paths
+    assert "not in models.yaml" in read(small, "models/alpha.md")
+
+
+def test_no_results_at_all(tmp_path):
+    docs = tmp_path / "docs"
+    leaderboard.build(tmp_path / "results", docs, tmp_path / "absent.yaml", resamples=50)
+    assert "No results yet" in (docs / "leaderboard.md").read_text()
+
+
+def test_reported_separate(fixture):
+    text = read(fixture, "leaderboard.md")
+    published = section(text, "Published numbers (not measured by this benchmark)")
+    assert "0.911" in published and "[Someone et al. 2024](https://example.org/paper)" in published
+    for measured in ("Correctness", "Robustness", "Fairness", "Efficiency"):
+        assert "0.911" not in section(text, measured)
+    # Only demo results: nothing is compared with the published numbers.
+    assert "demo-data results are not comparable" in published
+    assert "0.911" in section(read(fixture, "models/alpha.md"), "Published numbers")
+
+
+def test_reported_vs_reproduced_on_real_data(small):
+    results = small[0]
+    rows = pd.read_csv(results / "correctness.csv", dtype={"model_sha256": str, "dataset_version": str})
+    real = rows[(rows["model"] == "alpha") & (rows["model_sha256"] == SHA_NEW) & (rows["dataset"] == MSP[0])].copy()
+    real["dataset"], real["dataset_version"] = "msppodcast", "2.6.1"
+    pd.concat([rows, real]).to_csv(results / "correctness.csv", index=False, lineterminator="\n")
+    build(small)
+    text = read(small, "leaderboard.md")
+    published = section(text, "Published numbers (not measured by this benchmark)")
+    line = next(line for line in published.splitlines() if "| arousal" in line)
+    assert "0.911" in line and "0.705 [0.655, 0.745]" in line and "-0.206" in line
+    # Real corpora come first and carry no demo label.
+    assert text.index("### msppodcast 2.6.1 · test-1\n") < text.index(f"### {MSP[0]}")
+
+
+def test_stale_pages_removed(small):
+    build(small)
+    docs = small[1]
+    assert (docs / "models" / "ghost.md").exists()
+    (docs / "notes.md").write_text("hand-written")
+    write_correctness(small[0], skip_models=("ghost",))
+    build(small)
+    assert not (docs / "models" / "ghost.md").exists()
+    assert not (docs / "html" / "models" / "ghost.html").exists()
+    assert (docs / "adding-a-model.md").exists() and (docs / "notes.md").exists()
+
+
+class _Checker(html.parser.HTMLParser):
+    VOID = {"meta", "img", "br", "hr", "link", "input"}
+
+    def __init__(self):
+        super().__init__()
+        self.stack, self.errors, self.refs = [], [], []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag in ("script", "link", "iframe"):
+            self.errors.append(f"external-capable tag <{tag}>")
+        for key in ("src", "href"):
+            if key in attrs:
+                self.refs.append((tag, attrs[key]))
+        if tag not in self.VOID:
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag):
+        if not self.stack or self.stack[-1] != tag:
+            self.errors.append(f"unbalanced </{tag}> (open: {self.stack[-3:]})")
+        else:
+            self.stack.pop()
+
+
+def test_html_valid_and_self_contained(built):
+    fixture, paths = built
+    pages = [p for p in paths if p.suffix == ".html"]
+    assert pages
+    for page in pages:
+        text = page.read_text()
+        assert text.startswith("<!DOCTYPE html>")
+        checker = _Checker()
+        checker.feed(text)
+        assert not checker.errors, (page, checker.errors)
+        assert not checker.stack, (page, checker.stack)
+        for tag, ref in checker.refs:
+            if ref.startswith("https://example.org"):
+                assert tag == "a"  # citations may link out; nothing is loaded from outside
+                continue
+            assert not re.match(r"^[a-z]+:", ref), ref
+            target = (page.parent / ref.split("#")[0]).resolve()
+            assert target.exists(), (page, ref)
+    index = read(fixture, "html/index.html")
+    assert 'href="models/alpha.html"' in index and 'src="../figures/' in index
+    assert 'href="adding-a-model.html"' in index
+    assert "<strong>0.705</strong> [0.655, 0.745]" in index  # same numbers as the Markdown
+    alpha = read(fixture, "html/models/alpha.html")
+    assert 'href="../index.html"' in alpha and 'src="../../figures/' in alpha
+
+
+def test_markdown_subset():
+    body = leaderboard.markdown_to_html(
+        "# T\n\npara *em* **b**\nnext\n\n| a | b |\n|:--|--:|\n| 1 | 2 |\n\n- x\n- y\n\n> note\n\n```\n<x>\n```\n",
+        lambda h: h,
+    )
+    assert '<h1 id="t">T</h1>' in body
+    assert "<p>para <em>em</em> <strong>b</strong> next</p>" in body
+    assert '<th class="r">b</th>' in body and '<td class="r">2</td>' in body
+    assert "<ul><li>x</li><li>y</li></ul>" in body
+    assert "<blockquote><p>note</p></blockquote>" in body
+    assert "<pre><code>&lt;x&gt;</code></pre>" in body
+    # Underscores in names and lone asterisks are not emphasis.
+    assert "<em>" not in leaderboard.inline_html("val_ccc_gold_arousal * 2", lambda h: h)
+
+
+def test_registry_pins_current_artifact(small, tmp_path):
+    results, docs, registry, reported = small
+    # Without a registry, the newest artefact is shown ...
+    assert leaderboard.load_inputs(results, tmp_path / "absent.yaml").current["alpha"] == SHA_NEW
+    # ... with models.yaml pinning the older one, the older one.
+    pinned = tmp_path / "pinned.yaml"
+    pinned.write_text(REGISTRY.replace(SHA_NEW, SHA_OLD))
+    leaderboard.build(results, docs, pinned, reported=reported, resamples=50)
+    text = section(read(small, "leaderboard.md"), "Correctness")
+    assert SHA_OLD[:8] in text and SHA_NEW[:8] not in text
+
+
+def test_adding_a_model_doc_renders():
+    page = Path(leaderboard.__file__).resolve().parent.parent / "docs" / "adding-a-model.md"
+    text = page.read_text()
+    for step in ("models.yaml", "nox -s benchmark -- --model", "nox -s docs"):
+        assert step in text
+    html_text = leaderboard.html_page(text, "adding-a-model.md")
+    checker = _Checker()
+    checker.feed(html_text)
+    assert not checker.errors and not checker.stack
