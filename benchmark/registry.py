@@ -219,14 +219,14 @@ def _validate_entry(raw: typing.Any, root: Path) -> list[str]:
     if not isinstance(source, dict):
         problems.append("field 'source': must be a mapping, e.g. {path: weights/x} or {url: ..., sha256: ...}")
     elif kind in KINDS:
-        problems += _validate_source(kind, source, root)
+        problems += _validate_source(kind, source, root, distilled=bool(raw.get("distilled")))
     params = raw.get("params", {})
     if not isinstance(params, dict):
         problems.append("field 'params': must be a mapping of keyword arguments")
     return problems
 
 
-def _validate_source(kind: str, source: dict, root: Path) -> list[str]:
+def _validate_source(kind: str, source: dict, root: Path, distilled: bool = False) -> list[str]:
     allowed = KINDS[kind][1]
     problems = [
         f"field 'source.{k}': not used by kind '{kind}'; allowed: {', '.join(sorted(allowed)) or 'none'}"
@@ -259,7 +259,9 @@ def _validate_source(kind: str, source: dict, root: Path) -> list[str]:
         else:
             p = Path(os.path.expanduser(source["path"]))
             p = p if p.is_absolute() else root / p
-            if not p.exists():
+            if not p.exists() and distilled:
+                pass  # produced by `nox -s distill`; load_model says how when it is missing
+            elif not p.exists():
                 problems.append(
                     f"field 'source.path': missing file {p}; check the path "
                     "(relative paths are relative to models.yaml) or create the artefact"
@@ -296,6 +298,16 @@ def load_model(name_or_entry: str | ModelEntry, registry: Registry | None = None
 
     registry = registry if registry is not None else Registry.from_file()
     entry = registry[name_or_entry] if isinstance(name_or_entry, str) else name_or_entry
+    if "path" in entry.source and entry.distilled and not entry.resolve(entry.source["path"]).exists():
+        from benchmark.models.download import WeightsUnavailableError
+
+        student = entry.architecture or entry.name.removesuffix("-int8")
+        teacher = entry.distilled.get("teacher", "egemaps-teacher")
+        raise WeightsUnavailableError(
+            f"weights not available: {entry.name} is made by distillation and "
+            f"{entry.resolve(entry.source['path'])} does not exist yet; run "
+            f"`nox -s distill -- --student {student} --teacher {teacher}` (writes it and its -int8 variant)"
+        )
     module = importlib.import_module(KINDS[entry.kind][0])
     model = module.load(entry, registry)
     model.dimensions = entry.dimensions  # which outputs must be finite; the rest are NaN by design

@@ -103,3 +103,14 @@ def test_project_registry_is_valid():
     reg = Registry.from_file()
     assert "random-gaussian" in reg and "constant" in reg
     assert all(e.role in ("teacher", "student", "baseline") for e in reg.values())
+
+
+def test_distilled_entry_without_weights_says_how_to_make_them(tmp_path):
+    from benchmark.models.download import WeightsUnavailableError
+
+    text = registry_text({"name": "mobilenetv3-small", "kind": "audonnx", "role": "student",
+                          "source": "{path: weights/mobilenetv3-small}"})
+    text += "    architecture: mobilenetv3-small\n    distilled: {teacher: egemaps-teacher}\n"
+    reg = Registry.from_yaml_text(text, root=tmp_path)  # valid: the weights are a distillation output
+    with pytest.raises(WeightsUnavailableError, match=r"nox -s distill -- --student mobilenetv3-small --teacher egemaps-teacher"):
+        load_model("mobilenetv3-small", reg)
