@@ -180,6 +180,7 @@ def predict(
     bar.close()
     pred = pred.reindex(files[files.isin(pred.index)])
     skips = skips.reindex(files[files.isin(skips.index)])
+    pred.attrs["computed"] = len(todo)  # files run through the model now (the rest came from the cache)
     return pred, skips
 
 

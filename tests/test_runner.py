@@ -150,6 +150,7 @@ def test_full_suite_writes_every_family(dataset_registry, audb_repository):
     assert len(results.read_table("fairness_sex")) and len(results.read_table("fairness_speaker"))
     runs = results.read_table("runs")
     assert runs["tests"].iloc[0] == "correctness robustness fairness"
+    assert int(runs["computed"].iloc[0]) == int(runs["predictions"].iloc[0]) > len(robustness) // 3  # cold cache
 
 
 def test_failing_family_keeps_finished_results(dataset_registry, audb_repository):
