@@ -1,0 +1,135 @@
+"""Command line of the distillation stage: ``python -m benchmark distill [options]``.
+
+Also ``nox -s distill -- [options]`` and, for several GPUs,
+``torchrun --nproc_per_node=N -m benchmark distill [options]``.
+With no options it distils Wav2Small from the offline eGeMAPS teacher
+on the embedded demo pool, with no configuration needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import typing
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from benchmark.distill.pipeline import DistillConfig
+
+    d = DistillConfig()
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmark distill",
+        description="Train a student (Wav2Small, MobileNets) on a teacher's A/D/V outputs alone: no human "
+        "labels. Writes weights/<student>/ (ONNX fp32), weights/<student>-int8/, a provenance record, "
+        "results/distill/<student>/ (history, curve) and updates the student's models.yaml entries.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    what = parser.add_argument_group("what to distil")
+    what.add_argument("--student", default=d.student,
+                      help="student architecture (wav2small, wav2small-2.0, mobilenetv4-conv-small, ...); "
+                      "also its models.yaml name")
+    what.add_argument("--teacher", default=d.teacher, help="teacher: a models.yaml name")
+    what.add_argument("--data", default=d.data,
+                      help="training audio: 'demo' (the embedded unlabeled pool), a folder, an audio file, a "
+                      "list file (.txt/.lst/.csv, one path per line) or a glob such as 'audio/**/*.wav'")
+    what.add_argument("--max-files", type=int, default=d.max_files, metavar="N",
+                      help="use at most N files of the pool (0: all)")
+    what.add_argument("--out", default=None, metavar="DIR",
+                      help="model folder (default: weights/<student>); the int8 model goes to DIR-int8")
+    what.add_argument("--models", default=None, metavar="PATH", help="model registry (default: models.yaml)")
+    what.add_argument("--no-register", dest="register", action="store_false",
+                      help="do not update the student's models.yaml entries")
+
+    opt = parser.add_argument_group("training")
+    opt.add_argument("--epochs", type=int, default=d.epochs)
+    opt.add_argument("--batch-size", type=int, default=d.batch_size, help="crops per step (per process)")
+    opt.add_argument("--lr", type=float, default=d.lr, help="peak learning rate (AdamW)")
+    opt.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    opt.add_argument("--warmup", type=float, default=d.warmup, help="fraction of steps with linear warm-up")
+    opt.add_argument("--schedule", choices=("cosine", "onecycle"), default=d.schedule,
+                     help="decay after warm-up")
+    opt.add_argument("--mse-weight", type=float, default=d.mse_weight, help="loss = 1 - mean CCC + w * MSE")
+    opt.add_argument("--seed", type=int, default=d.seed, help="seeds crops, augmentation, init and batch order")
+    opt.add_argument("--crop-seconds", type=float, default=d.crop_seconds,
+                     help="longest training crop; shorter files are used whole (never padded)")
+    opt.add_argument("--bucket-seconds", type=float, default=d.bucket_seconds,
+                     help="crop lengths are cut down to multiples of this; a batch holds crops of one length")
+    opt.add_argument("--variants", type=int, default=d.variants,
+                     help="augmented crops per file, cycled over epochs (teacher runs once per crop)")
+    opt.add_argument("--no-augment", dest="augment", action="store_false",
+                     help="no noise/babble/gain/filter augmentation")
+    opt.add_argument("--val-fraction", type=float, default=d.val_fraction,
+                     help="pool files held out to validate against the teacher")
+    opt.add_argument("--target-range", type=float, nargs=2, default=d.target_range, metavar=("LOW", "HIGH"),
+                     help="teacher outputs outside this range count as teacher failures: those crops are not "
+                     "trained on, those held-out files not scored (reported in the provenance)")
+    opt.add_argument("--gold", default=d.gold, metavar="DATASET:SPLIT[:demo|real]",
+                     help="labelled split to report CCC vs human labels on ('auto': msppodcast:test-2 with "
+                     "--data demo; 'none'); never test-1, the benchmark's test set")
+
+    run = parser.add_argument_group("running")
+    run.add_argument("--device", default=d.device, help="auto (CUDA if available), cpu, cuda")
+    run.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads (0: all cores)")
+    run.add_argument("--resume", dest="resume", action="store_true", default=True,
+                     help="continue an interrupted run with the same settings")
+    run.add_argument("--no-resume", dest="resume", action="store_false",
+                     help="discard an existing checkpoint and start fresh")
+    run.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, metavar="STEPS",
+                     help="steps between checkpoints (also written at every epoch end)")
+    run.add_argument("--teacher-batch", type=int, default=d.teacher_batch, help="signals per teacher call")
+    run.add_argument("--no-progress", dest="progress", action="store_false", help="hide progress bars")
+    run.add_argument("--stop-after-steps", type=int, default=None, help=argparse.SUPPRESS)
+    return parser
+
+
+def config_from_args(args: argparse.Namespace):
+    r"""A :class:`~benchmark.distill.pipeline.DistillConfig` from parsed arguments."""
+    from benchmark.distill.pipeline import DistillConfig
+
+    fields = {f for f in DistillConfig.__dataclass_fields__}
+    return DistillConfig(**{k: v for k, v in vars(args).items() if k in fields})
+
+
+def main(argv: typing.Sequence[str] | None = None) -> int:
+    r"""Run the distillation; returns the exit status (0 ok, 1 failed, 2 usage/configuration error)."""
+    args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    from benchmark.distill.annotate import DataError, TeacherError
+    from benchmark.distill.pipeline import DistillError, distill
+    from benchmark.distill.registry_update import RegistryUpdateError
+    from benchmark.distill.train import CheckpointMismatch, Interrupted
+    from benchmark.registry import RegistryError
+
+    try:
+        outcome = distill(config_from_args(args))
+    except (DistillError, DataError, CheckpointMismatch, RegistryError, RegistryUpdateError) as ex:
+        print(f"error: {ex}", file=sys.stderr)
+        return EXIT_USAGE
+    except TeacherError as ex:
+        print(f"error: {ex}", file=sys.stderr)
+        return EXIT_FAILURE
+    except Interrupted as ex:
+        print(f"stopped: {ex} Re-run the same command to resume.", file=sys.stderr)
+        return EXIT_FAILURE
+    if outcome.out is not None:
+        _report(outcome)
+    return EXIT_OK
+
+
+def _report(outcome) -> None:
+    p = outcome.provenance
+    onnx = p["validation"]["onnx"]
+    print(f"student: {outcome.out} (sha256 {p['student']['sha256'][:12]})")
+    print(f"int8:    {outcome.out_int8} (sha256 {p['student']['int8_sha256'][:12]})")
+    print(f"teacher: {p['teacher']['name']} ({p['teacher']['sha256'][:12]}); "
+          f"{p['data']['train_files']} training files, {p['data']['crops']} crops, "
+          f"{p['data']['skipped_count']} skipped; {p['teacher_calls']} teacher calls")
+    for label in ("fp32", "int8"):
+        scores = ", ".join(f"{k} {v:.3f}" for k, v in onnx[label].items() if v is not None)
+        print(f"CCC {label}: {scores}")
+    print(f"best epoch {p['training']['best_epoch']}; wall time {p['wall_seconds']:.0f} s")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

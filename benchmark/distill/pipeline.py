@@ -1,0 +1,621 @@
+"""The distillation stage end to end: data → teacher targets → training → export → records.
+
+:func:`distill` is what ``python -m benchmark distill`` runs. Under
+``torchrun`` (``WORLD_SIZE > 1``) it initialises ``torch.distributed``,
+every process trains on its share of each epoch (DistributedSampler),
+and only rank 0 annotates, validates and writes files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import time
+import typing
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from benchmark import DIMENSIONS
+from benchmark.distill import annotate
+from benchmark.distill.annotate import Augmentation, Pool, Recipe
+from benchmark.distill.train import Hyper, ValidationSet
+from benchmark.hashing import sha256_text, sha256_tree
+from benchmark.paths import PROJECT_ROOT, cache_dir, results_root
+from benchmark.results import atomic_write_text, provenance
+
+DEFAULT_GOLD = "msppodcast:test-2"
+FORBIDDEN_SPLITS = ("test-1",)
+r"""Splits that must never steer training: test-1 is the benchmark's test set."""
+OUTPUT_FILES = ("model.onnx", "model.yaml", "provenance.json")
+
+
+class DistillError(ValueError):
+    r"""The distillation cannot run as configured; the message says how to fix it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DistillConfig:
+    r"""Everything that defines a distillation run (defaults: ``python -m benchmark distill``).
+
+    Args:
+        student: architecture of :func:`benchmark.students.build`; also the registry name
+        teacher: registry name of the teacher
+        data: ``'demo'`` (unlabeled demo pool), a folder, list file or glob of audio
+        out: model folder (default ``weights/<student>``); the int8 model goes to ``<out>-int8``
+        epochs, batch_size, lr, weight_decay, warmup, schedule, mse_weight, seed:
+            see :class:`benchmark.distill.train.Hyper`
+        crop_seconds: longest training crop; shorter files are used whole
+        bucket_seconds: crop lengths are multiples of it (crops of one length form a batch)
+        variants: augmented crops per file (each epoch uses one of them, cycling)
+        augment: apply noise/babble/gain/filter augmentation to variants 1..
+        max_files: use at most this many pool files (content-hash order; 0: all)
+        val_fraction: pool files held out to validate against the teacher
+        target_range: teacher outputs outside it are treated as teacher
+            failures: such crops are not trained on, such held-out files not scored
+        gold: ``'DATASET:SPLIT[:demo|real]'`` with human labels to validate on,
+            ``'auto'`` (``msppodcast:test-2`` for demo data, none otherwise) or ``'none'``
+        device: ``'auto'`` (CUDA if available), ``'cpu'``, ``'cuda'``
+        threads: torch CPU threads (0: all cores, divided among DDP processes)
+        resume: continue an interrupted run of the same configuration
+        checkpoint_every: steps between checkpoints (also at every epoch end)
+        teacher_batch: signals per teacher ``predict_batch`` call
+        models: path of ``models.yaml`` (default: the project's)
+        register: update the student's ``models.yaml`` entries
+        progress: show progress bars
+        stop_after_steps: stop as if killed after this many steps (testing resume)
+
+    """
+
+    student: str = "wav2small"
+    teacher: str = "egemaps-teacher"
+    data: str = "demo"
+    out: str | None = None
+    epochs: int = Hyper.epochs
+    batch_size: int = Hyper.batch_size
+    lr: float = Hyper.lr
+    weight_decay: float = Hyper.weight_decay
+    warmup: float = Hyper.warmup
+    schedule: str = Hyper.schedule
+    mse_weight: float = Hyper.mse_weight
+    seed: int = 0
+    crop_seconds: float = Recipe.crop_seconds
+    bucket_seconds: float = Recipe.bucket_seconds
+    variants: int = Recipe.variants
+    augment: bool = True
+    max_files: int = 0
+    val_fraction: float = 0.1
+    target_range: tuple[float, float] = annotate.TARGET_RANGE
+    gold: str = "auto"
+    device: str = "auto"
+    threads: int = 0
+    resume: bool = True
+    checkpoint_every: int = 50
+    teacher_batch: int = 64
+    models: str | None = None
+    register: bool = True
+    progress: bool = True
+    stop_after_steps: int | None = None
+
+    @property
+    def out_path(self) -> Path:
+        return Path(self.out).expanduser().resolve() if self.out else PROJECT_ROOT / "weights" / self.student
+
+    @property
+    def int8_path(self) -> Path:
+        return self.out_path.with_name(self.out_path.name + "-int8")
+
+    @property
+    def models_path(self) -> Path:
+        return Path(self.models).expanduser().resolve() if self.models else PROJECT_ROOT / "models.yaml"
+
+    def hyper(self) -> Hyper:
+        return Hyper(
+            epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
+            warmup=self.warmup, schedule=self.schedule, mse_weight=self.mse_weight, seed=self.seed,
+        )
+
+    def recipe(self) -> Recipe:
+        return Recipe(
+            crop_seconds=self.crop_seconds, bucket_seconds=self.bucket_seconds, variants=self.variants, seed=self.seed,
+            augmentation=Augmentation() if self.augment else Augmentation.off(),
+        )
+
+
+@dataclasses.dataclass
+class DistillOutcome:
+    r"""What a distillation produced (on rank 0; other ranks get ``None`` paths)."""
+
+    out: Path | None
+    out_int8: Path | None
+    provenance: dict
+    history: pd.DataFrame
+    teacher_calls: int
+
+
+def distill(
+    config: DistillConfig,
+    *,
+    teacher=None,
+    build_student: typing.Callable[[str], typing.Any] | None = None,
+    gold_set=None,
+    exporter: tuple[typing.Callable, typing.Callable] | None = None,
+) -> DistillOutcome:
+    r"""Distil ``config.student`` from ``config.teacher``.
+
+    Keyword arguments replace components (for tests and experiments):
+    ``teacher`` a :class:`~benchmark.models.base.Predictor`,
+    ``build_student`` an architecture → ``nn.Module`` function,
+    ``gold_set`` an :class:`~benchmark.data.datasets.EvalSet` with labels,
+    ``exporter`` the pair ``(export_onnx, quantize_int8)``.
+
+    Raises:
+        DistillError: on a configuration that cannot work
+        benchmark.distill.annotate.TeacherError: if the teacher returns NaN
+        benchmark.distill.train.CheckpointMismatch: if the checkpoint is another run's
+
+    """
+    import torch
+
+    from benchmark.distill import train as training
+
+    started = time.perf_counter()
+    rank, world_size, local_rank = _init_distributed()
+    device = _device(config.device, local_rank)
+    _deterministic(device)
+    threads = config.threads or max(1, (os.cpu_count() or 1) // world_size)
+    torch.set_num_threads(threads)
+
+    out, out_int8 = config.out_path, config.int8_path
+    if rank == 0:
+        _check_out(out)
+        _check_out(out_int8)
+    if teacher is None:
+        teacher, teacher_source = load_teacher(config.teacher, config.models_path)
+    else:
+        teacher_source = dict(getattr(teacher, "source", None) or {})
+    dims = [DIMENSIONS.index(d) for d in annotate.teacher_dimensions(teacher)]
+    gold_spec = _gold_spec(config)
+    _check_gold(gold_spec, teacher.name, teacher_source)
+
+    files, source = annotate.resolve_files(config.data)
+    pool = annotate.scan_pool(files)
+    if config.max_files and len(pool.files) > config.max_files:
+        pool = Pool(pool.files[: config.max_files], pool.hashes[: config.max_files], pool.missing, pool.duplicates)
+    if len(pool.files) < 2:
+        raise DistillError(f"Need at least 2 distinct audio files to distil, found {len(pool.files)} in {source}.")
+    train_pool, held = pool.split(config.val_fraction)
+    recipe = config.recipe()
+    hyper = config.hyper()
+
+    # rank 0 runs the teacher; the others wait and then read its cache
+    shards = annotate.annotate_pool(teacher, train_pool, recipe, batch_size=config.teacher_batch,
+                                    progress=config.progress) if rank == 0 else None
+    _barrier(world_size)
+    if shards is None:
+        shards = annotate.annotate_pool(teacher, train_pool, recipe, batch_size=config.teacher_batch, progress=False)
+    teacher_calls = shards.teacher_calls
+    target_range = tuple(float(x) for x in config.target_range)
+    usable = annotate.in_range(shards.targets, target_range)
+    offscale = [
+        f"{os.path.basename(shards.files[shards.file_index[i]])} (variant {shards.variant[i]})"
+        for i in np.flatnonzero(~usable)
+    ]
+
+    validation, val_info, calls = _validation_sets(teacher, held, gold_spec, gold_set, dims, rank, config,
+                                                   target_range)
+    teacher_calls += calls
+
+    build_student = build_student or _default_builder
+    torch.manual_seed(config.seed)  # the student's initial weights follow from the seed
+    try:
+        student = build_student(config.student)
+    except ValueError as ex:  # unknown architecture
+        raise DistillError(str(ex)) from None
+    fingerprint = {
+        "student": config.student,
+        "teacher": teacher.name,
+        "teacher_sha256": teacher.artifact_hash,
+        "train_files_sha256": train_pool.sha256,
+        "heldout_files_sha256": held.sha256,
+        "gold": gold_spec,
+        "target_range": list(target_range),
+        "recipe": json.loads(json.dumps(dataclasses.asdict(recipe))),
+        "hyper": dataclasses.asdict(hyper),
+        "world_size": world_size,
+    }
+    results_dir = results_root() / "distill" / config.student
+    result = training.train(
+        student, shards, validation, hyper,
+        checkpoint=checkpoint_path(out), fingerprint=fingerprint, dims=dims, usable=usable, resume=config.resume,
+        device=device, checkpoint_every=config.checkpoint_every, progress=config.progress,
+        stop_after_steps=config.stop_after_steps, rank=rank, world_size=world_size,
+        on_epoch=lambda history: training.write_history(history, results_dir),
+    )
+    if rank != 0:
+        _barrier(world_size)
+        _shutdown_distributed(world_size)
+        return DistillOutcome(None, None, {}, result.history, teacher_calls)
+
+    student.load_state_dict(result.best_state)
+    student.to("cpu").eval()
+    export_onnx, quantize_int8 = exporter or _default_exporter()
+    _replace_folder(out, lambda tmp: export_onnx(student, tmp))
+    _replace_folder(out_int8, lambda tmp: quantize_int8(out, tmp))
+
+    record = provenance_record(
+        config, teacher, student, out, out_int8, source=source, listed=len(files), pool=pool,
+        train_pool=train_pool, held=held, shards=shards, offscale=offscale, val_info=val_info,
+        validation=validation, result=result, recipe=recipe, hyper=hyper, world_size=world_size,
+        target_range=target_range,
+    )
+    # The copy inside the model folder is part of its sha256: keep only what the
+    # weights depend on, so the same configuration re-run gives the same hash.
+    _write_json(out / "provenance.json", record)
+    _write_json(out_int8 / "provenance.json", {**record, "quantized_from": {"path": out.name, "onnx_sha256": record["student"]["onnx_sha256"]}})
+    sha, sha_int8 = sha256_tree(out), sha256_tree(out_int8)
+    full = {
+        **record,
+        "student": {**record["student"], "path": str(out), "sha256": sha, "int8_path": str(out_int8), "int8_sha256": sha_int8},
+        "wall_seconds": round(time.perf_counter() - started, 1),
+        "date": provenance()["date"],
+        "device": device,
+        "threads": threads,
+        "teacher_calls": teacher_calls,
+        "resumed_from_step": result.resumed_from,
+        "cache": {"teacher_shards": str(shards.folder), "checkpoint": str(checkpoint_path(out))},
+    }
+    training.write_history(result.history, results_dir)
+    _write_json(results_dir / "provenance.json", full)
+    if config.register:
+        from benchmark.distill.registry_update import update_registry
+
+        update_registry(config.models_path, registry_entries(config, teacher, sha, sha_int8, record))
+    _barrier(world_size)
+    _shutdown_distributed(world_size)
+    return DistillOutcome(out, out_int8, full, result.history, teacher_calls)
+
+
+
+def provenance_record(
+    config: DistillConfig, teacher, student, out: Path, out_int8: Path, *, source: str, listed: int,
+    pool: Pool, train_pool: Pool, held: Pool, shards, offscale: list[str], val_info: dict,
+    validation: typing.Sequence[ValidationSet], result, recipe: Recipe, hyper: Hyper, world_size: int,
+    target_range: tuple[float, float],
+) -> dict:
+    r"""What the exported weights depend on: teacher, data, recipe, settings, code, scores.
+
+    Nothing machine- or time-specific: this record is stored inside the
+    model folder and so enters its sha256.
+    """
+    best_row = result.history.loc[result.history["epoch"] == result.best_epoch].iloc[0].to_dict()
+    onnx_metrics = {
+        "fp32": _score_onnx(out, validation, "fp32"),
+        "int8": _score_onnx(out_int8, validation, "int8"),
+    }
+    loss = {key: _num(onnx_metrics["fp32"][key] - onnx_metrics["int8"][key]) for key in onnx_metrics["fp32"]
+            if onnx_metrics["fp32"][key] is not None and onnx_metrics["int8"][key] is not None}
+    return {
+        "student": {
+            "name": config.student,
+            "architecture": config.student,
+            "parameters": int(sum(p.numel() for p in student.parameters() if p.requires_grad)),
+            "onnx_sha256": _file_sha(out / "model.onnx"),
+            "int8_onnx_sha256": _file_sha(out_int8 / "model.onnx"),
+        },
+        "teacher": {"name": teacher.name, "sha256": teacher.artifact_hash},
+        "data": {
+            "source": source,
+            "listed_files": listed,
+            "files_sha256": pool.sha256,
+            "train_files": len(shards.files),
+            "train_files_sha256": train_pool.sha256,
+            "heldout_files": len(held.files),
+            "heldout_files_sha256": held.sha256,
+            "duplicates_dropped": pool.duplicates,
+            "skipped_count": len(pool.missing) + len(shards.skipped) + len(val_info["skipped"]),
+            "skipped": _relative_skips(pool.missing + shards.skipped + val_info["skipped"], pool.files),
+            "crops": len(shards),
+            "offscale_targets": {
+                "range": list(target_range),
+                "crops_left_out": len(offscale),
+                "heldout_files_left_out": len(val_info["offscale"]),
+                "examples": (offscale + val_info["offscale"])[:20],
+            },
+        },
+        "gold": val_info["gold"],
+        "seed": config.seed,
+        "recipe": json.loads(json.dumps(dataclasses.asdict(recipe))),
+        "hyperparameters": dataclasses.asdict(hyper),
+        "code": {k: v for k, v in provenance().items() if k != "date"},
+        "training": {"steps": result.steps, "best_epoch": result.best_epoch, "world_size": world_size},
+        "validation": {
+            "selection": "best epoch by mean CCC vs the teacher on held-out pool files (whole, clean)",
+            "torch_best_epoch": {k: _num(v) for k, v in best_row.items() if "_" in k and k.split("_")[0] in ("teacher", "gold")},
+            "onnx": onnx_metrics,
+            "int8_ccc_loss": loss,
+            "teacher_vs_gold": val_info["teacher_vs_gold"],
+        },
+    }
+
+
+def registry_entries(config: DistillConfig, teacher, sha: str, sha_int8: str, record: dict) -> list[dict]:
+    r"""The ``models.yaml`` entries of the fp32 and int8 student."""
+    root = config.models_path.parent
+    distilled = {
+        "teacher": teacher.name,
+        "teacher_sha256": teacher.artifact_hash,
+        "data": record["data"]["source"],
+        "data_sha256": record["data"]["files_sha256"],
+        "seed": config.seed,
+        "provenance": _relative(config.out_path / "provenance.json", root),
+    }
+    entries = []
+    for name, path, digest, what in (
+        (config.student, config.out_path, sha, "fp32"),
+        (config.student + "-int8", config.int8_path, sha_int8, "dynamic int8 (QUInt8) quantisation of the fp32 model"),
+    ):
+        entries.append({
+            "name": name,
+            "kind": "audonnx",
+            "role": "student",
+            "source": {"path": _relative(path, root), "sha256": digest},
+            "sampling_rate": 16000,
+            "outputs": {d: d for d in DIMENSIONS},
+            "architecture": config.student,
+            "description": f"{config.student} distilled from {teacher.name} (teacher outputs only, no human labels); {what}.",
+            "distilled": distilled,
+        })
+    return entries
+
+
+def load_teacher(name: str, models_path: Path) -> tuple[typing.Any, dict]:
+    r"""The teacher :class:`~benchmark.models.base.Predictor` and its registry ``source``.
+
+    Only the teacher's entry (and ensemble members) is validated.
+
+    The registry is strict on purpose, but a student entry whose weights
+    do not exist yet (they are what this run creates) must not stop the
+    teacher from loading.
+    """
+    import yaml
+
+    from benchmark.registry import Registry, load_model
+
+    if not models_path.exists():
+        raise DistillError(f"Model registry {models_path} not found: pass --models PATH.")
+    raw = yaml.safe_load(models_path.read_text()) or {}
+    entries = [e for e in raw.get("models") or [] if isinstance(e, dict)]
+    by_name = {e.get("name"): e for e in entries}
+    if name not in by_name:
+        teachers = [e["name"] for e in entries if e.get("role") == "teacher"]
+        raise DistillError(
+            f"Unknown teacher '{name}' in {models_path}; registered teachers: {', '.join(teachers) or 'none'}."
+        )
+    wanted = [name] + list((by_name[name].get("source") or {}).get("members") or [])
+    text = yaml.safe_dump({"models": [by_name[n] for n in wanted if n in by_name]}, sort_keys=False)
+    registry = Registry.from_yaml_text(text, root=models_path.parent, path=models_path)
+    return load_model(name, registry), dict(by_name[name].get("source") or {})
+
+
+def checkpoint_path(out: Path) -> Path:
+    r"""Training checkpoint of the run that writes ``out`` (in the cache, not in the model folder)."""
+    return cache_dir("distill", "runs", f"{out.name}-{sha256_text(str(out))[:10]}") / "checkpoint.pt"
+
+
+def _default_builder(architecture: str):
+    from benchmark.students import build
+
+    return build(architecture)
+
+
+def _default_exporter() -> tuple[typing.Callable, typing.Callable]:
+    from benchmark.students.export import export_onnx, quantize_int8
+
+    return export_onnx, quantize_int8
+
+
+def _gold_spec(config: DistillConfig) -> str | None:
+    if config.gold == "none":
+        return None
+    if config.gold == "auto":
+        return f"{DEFAULT_GOLD}:demo" if config.data == "demo" else None
+    parts = config.gold.split(":")
+    if len(parts) == 2:
+        parts.append("demo" if config.data == "demo" else "real")
+    if len(parts) != 3 or parts[2] not in ("demo", "real"):
+        raise DistillError(f"--gold '{config.gold}': use DATASET:SPLIT[:demo|real], 'auto' or 'none'.")
+    return ":".join(parts)
+
+
+def _check_gold(spec: str | None, teacher: str, source: dict) -> None:
+    if spec is None:
+        return
+    dataset, split, _ = spec.split(":")
+    if split in FORBIDDEN_SPLITS:
+        raise DistillError(
+            f"--gold {dataset}:{split}: '{split}' is the benchmark's test set; selecting checkpoints on it "
+            f"would leak the test set into the model. Use {DEFAULT_GOLD} or --gold none."
+        )
+    if source.get("dataset") == dataset and source.get("split") == split:
+        raise DistillError(
+            f"--gold {dataset}:{split}: the teacher '{teacher}' was fitted on this split, so it cannot "
+            "serve as unbiased validation. Choose another split or --gold none."
+        )
+
+
+def _validation_sets(
+    teacher, held: Pool, gold_spec, gold_set, dims, rank, config, target_range
+) -> tuple[list[ValidationSet], dict, int]:
+    names = [DIMENSIONS[d] for d in dims]
+    info: dict = {"skipped": [], "gold": None, "teacher_vs_gold": {}, "offscale": []}
+    if rank != 0:  # only rank 0 validates
+        return [ValidationSet("teacher", [], pd.DataFrame(columns=names))], info, 0
+    targets, signals, skipped, calls = annotate.annotate_files(teacher, held.files, held.hashes, label="heldout",
+                                                               batch_size=config.teacher_batch)
+    info["skipped"] += skipped
+    ok = annotate.in_range(targets.to_numpy(), target_range)
+    info["offscale"] = [f"{os.path.basename(f)} (held-out, whole file)" for f in targets.index[~ok]]
+    targets = targets[ok]
+    sets = [ValidationSet("teacher", [signals[f] for f in targets.index], targets[names])]
+    if gold_set is None and gold_spec is not None:
+        from benchmark.data.datasets import load_split
+
+        dataset, split, data = gold_spec.split(":")
+        gold_set = load_split(dataset, split, data=data)
+    if gold_set is not None:
+        files = [str(f) for f in gold_set.files]
+        teacher_gold, gold_signals, gold_skipped, gold_calls = annotate.annotate_files(
+            teacher, files, label=f"gold-{gold_set.audb_name}-{gold_set.split}", batch_size=config.teacher_batch)
+        calls += gold_calls
+        info["skipped"] += gold_skipped
+        truth = gold_set.truth.copy()
+        truth.index = truth.index.astype(str)
+        truth = truth.loc[teacher_gold.index, [d for d in names if d in truth.columns]]
+        sets.append(ValidationSet("gold", [gold_signals[f] for f in truth.index], truth))
+        info["gold"] = {**gold_set.provenance(), "files": len(truth)}
+        info["teacher_vs_gold"] = {
+            d: _num(_ccc(truth[d].to_numpy(), teacher_gold.loc[truth.index, d].to_numpy())) for d in truth.columns
+        }
+    return sets, info, calls
+
+
+def _score_onnx(folder: Path, validation: typing.Sequence[ValidationSet], label: str) -> dict[str, float]:
+    r"""CCC of an exported model folder on the validation sets, through the benchmark's own loader."""
+    from benchmark.registry import ModelEntry, load_model
+
+    entry = ModelEntry(
+        name=f"distilled-{label}", kind="audonnx", role="student", source={"path": str(folder)},
+        sampling_rate=16000, outputs={d: d for d in DIMENSIONS}, description="", root=folder.parent,
+    )
+    model = load_model(entry, registry={})
+    metrics = {}
+    for vs in validation:
+        if not len(vs):
+            continue
+        pred = np.stack([model(s, 16000) for s in vs.signals])
+        values = []
+        for d in vs.reference.columns:
+            metrics[f"{vs.name}_{d}"] = _num(_ccc(vs.reference[d].to_numpy(), pred[:, DIMENSIONS.index(d)]))
+            values.append(metrics[f"{vs.name}_{d}"])
+        metrics[f"{vs.name}_mean"] = _num(float(np.mean(values)))
+    return metrics
+
+
+def _ccc(truth, prediction) -> float:
+    from benchmark.distill.train import ccc
+
+    return ccc(truth, prediction)
+
+
+def _num(value) -> float | None:
+    r"""JSON-friendly float: rounded, ``None`` for NaN."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return value
+    return None if not np.isfinite(value) else round(value, 6)
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path.resolve())
+
+
+def _relative_skips(skips: typing.Sequence[tuple[str, str]], files: typing.Sequence[str]) -> list[dict]:
+    r"""Skipped files relative to the pool's common folder (no machine-specific prefix)."""
+    try:
+        base = os.path.commonpath([os.path.dirname(f) for f in files]) if files else ""
+    except ValueError:
+        base = ""
+    return [{"file": os.path.relpath(f, base) if base else f, "reason": r} for f, r in skips]
+
+
+def _file_sha(path: Path) -> str:
+    from benchmark.hashing import sha256_file
+
+    return sha256_file(path)
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def _check_out(folder: Path) -> None:
+    if folder.exists() and (not folder.is_dir() or any(p.name not in OUTPUT_FILES for p in folder.iterdir())):
+        raise DistillError(
+            f"Output folder {folder} exists and holds other files than {', '.join(OUTPUT_FILES)}; "
+            "choose another --out (the model folder is replaced as a whole)."
+        )
+
+
+def _replace_folder(folder: Path, write: typing.Callable[[Path], typing.Any]) -> None:
+    r"""Write a folder next to ``folder`` and swap it in: a crash never leaves half a model."""
+    tmp = folder.with_name(f".{folder.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    write(tmp)
+    old = folder.with_name(f".{folder.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if folder.exists():
+        os.replace(folder, old)
+    os.replace(tmp, folder)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _device(requested: str, local_rank: int) -> str:
+    import torch
+
+    if requested == "auto":
+        requested = "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "cuda":
+        if not torch.cuda.is_available():
+            raise DistillError("--device cuda: no CUDA device is available; use --device cpu or auto.")
+        return f"cuda:{local_rank}"
+    return requested
+
+
+def _deterministic(device: str) -> None:
+    r"""Ask torch for deterministic kernels (bit-identical on the CPU; best effort on CUDA)."""
+    import torch
+
+    if device.startswith("cuda"):
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.benchmark = False
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def _init_distributed() -> tuple[int, int, int]:
+    r"""``(rank, world_size, local_rank)``; initialises the process group under torchrun."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return 0, 1, 0
+    import torch
+    import torch.distributed as dist
+
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        if backend == "nccl":
+            torch.cuda.set_device(local_rank)
+        dist.init_process_group(backend=backend)
+    return dist.get_rank(), world_size, local_rank
+
+
+def _barrier(world_size: int) -> None:
+    if world_size > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+def _shutdown_distributed(world_size: int) -> None:
+    if world_size > 1:
+        import torch.distributed as dist
+
+        dist.destroy_process_group()

@@ -1,0 +1,513 @@
+"""Student training on teacher targets: loss, schedule, validation, checkpoints.
+
+The loop is deterministic on the CPU: the batch order of epoch ``e``
+is a function of ``(seed, e)`` alone (:class:`DistributedSampler`),
+and every checkpoint carries the model, optimizer, scheduler and all
+random generator states together with the position inside the epoch.
+A run killed at any point and started again therefore ends with the
+same weights as a run that was never interrupted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import random
+import time
+import typing
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from benchmark import DIMENSIONS
+from benchmark.results import atomic_write_text
+
+CHECKPOINT_FORMAT = 1
+
+
+class CheckpointMismatch(RuntimeError):
+    r"""A checkpoint exists but was written by a different distillation."""
+
+
+class Interrupted(RuntimeError):
+    r"""Training stopped early on purpose (``stop_after_steps``; used to test resuming)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Hyper:
+    r"""Optimisation hyper-parameters; all of them are part of the checkpoint fingerprint.
+
+    Args:
+        epochs: passes over the training files (one augmentation variant of each file per epoch)
+        batch_size: crops per step (per process under DDP)
+        lr: peak learning rate of AdamW
+        weight_decay: AdamW weight decay
+        warmup: fraction of all steps with a linear warm-up
+        schedule: ``'cosine'`` (warm-up, then cosine decay to ``lr * final_lr``)
+            or ``'onecycle'`` (warm-up, then linear decay to ``lr * final_lr``)
+        final_lr: learning rate at the end, relative to ``lr``
+        mse_weight: weight of an MSE term added to ``1 - mean CCC``
+        grad_clip: maximum gradient norm (0: no clipping)
+        seed: seeds the student's initialisation and the batch order
+
+    """
+
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 5e-3
+    weight_decay: float = 0.01
+    warmup: float = 0.05
+    schedule: str = "cosine"
+    final_lr: float = 0.02
+    mse_weight: float = 0.5
+    grad_clip: float = 1.0
+    seed: int = 0
+
+
+@dataclasses.dataclass
+class ValidationSet:
+    r"""Whole, clean files with reference A/D/V: the student is scored against it.
+
+    Attributes:
+        name: ``'teacher'`` (held-out pool files, teacher outputs) or ``'gold'`` (human labels)
+        signals: mono 16 kHz float32 signals, in :attr:`reference` order
+        reference: index: files; columns: the dimensions to score
+
+    """
+
+    name: str
+    signals: list[np.ndarray]
+    reference: pd.DataFrame
+
+    def __len__(self) -> int:
+        return len(self.signals)
+
+
+@dataclasses.dataclass
+class TrainResult:
+    r"""Outcome of :func:`train`.
+
+    Attributes:
+        best_state: the student's ``state_dict`` at the best epoch
+        best_epoch: 1-based epoch chosen by mean CCC vs the teacher on held-out files
+        history: one row per epoch (loss, learning rate, validation CCCs, time)
+        steps: optimiser steps done in total
+        resumed_from: global step the run resumed at (``None``: fresh start)
+
+    """
+
+    best_state: dict
+    best_epoch: int
+    history: pd.DataFrame
+    steps: int
+    resumed_from: int | None
+
+
+def ccc(truth: np.ndarray, prediction: np.ndarray) -> float:
+    r"""Concordance correlation coefficient (population variance; NaN for < 2 pairs).
+
+    Examples:
+        >>> round(ccc(np.array([0.0, 1.0, 2.0]), np.array([0.0, 1.0, 2.0])), 6)
+        1.0
+
+    """
+    t, p = np.asarray(truth, np.float64), np.asarray(prediction, np.float64)
+    ok = np.isfinite(t) & np.isfinite(p)
+    t, p = t[ok], p[ok]
+    if len(t) < 2:
+        return float("nan")
+    denominator = t.var() + p.var() + (t.mean() - p.mean()) ** 2
+    if denominator == 0:
+        return float("nan")
+    return float(2 * np.mean((t - t.mean()) * (p - p.mean())) / denominator)
+
+
+def ccc_loss(prediction: torch.Tensor, target: torch.Tensor, dims: typing.Sequence[int], mse_weight: float = 0.0) -> torch.Tensor:
+    r"""``1 - mean CCC`` over ``dims`` of a batch (+ ``mse_weight`` × MSE).
+
+    CCC rewards getting the batch's spread and offset right, not only
+    its ranking; the MSE term keeps absolute values anchored when a
+    batch happens to have little variance.
+
+    Examples:
+        >>> t = torch.tensor([[0.1, 0.2, 0.3], [0.5, 0.1, 0.9], [0.9, 0.7, 0.2]])
+        >>> round(float(ccc_loss(t, t, [0, 1, 2])), 6)
+        0.0
+
+    """
+    p, t = prediction[:, dims], target[:, dims]
+    pm, tm = p.mean(0), t.mean(0)
+    cov = ((p - pm) * (t - tm)).mean(0)
+    value = 2 * cov / (p.var(0, unbiased=False) + t.var(0, unbiased=False) + (pm - tm) ** 2 + 1e-8)
+    loss = 1 - value.mean()
+    if mse_weight:
+        loss = loss + mse_weight * torch.mean((p - t) ** 2)
+    return loss
+
+
+def lr_factor(step: int, total: int, hyper: Hyper) -> float:
+    r"""Learning rate at ``step`` relative to ``hyper.lr``.
+
+    Examples:
+        >>> h = Hyper(warmup=0.1, final_lr=0.0)
+        >>> [round(lr_factor(s, 100, h), 3) for s in (0, 9, 10, 55, 100)]
+        [0.1, 1.0, 1.0, 0.5, 0.0]
+
+    """
+    warm = max(1, int(round(hyper.warmup * total)))
+    if step < warm:
+        return (step + 1) / warm
+    progress = min(1.0, (step - warm) / max(1, total - warm))
+    if hyper.schedule == "onecycle":
+        shape = 1.0 - progress
+    elif hyper.schedule == "cosine":
+        shape = 0.5 * (1.0 + math.cos(math.pi * progress))
+    else:
+        raise ValueError(f"Unknown schedule '{hyper.schedule}': use 'cosine' or 'onecycle'.")
+    return hyper.final_lr + (1.0 - hyper.final_lr) * shape
+
+
+def predict(module: torch.nn.Module, signals: typing.Sequence[np.ndarray], device: str = "cpu") -> np.ndarray:
+    r"""Student A/D/V for whole signals, one at a time (no padding enters the result)."""
+    was_training = module.training
+    module.eval()
+    out = np.empty((len(signals), len(DIMENSIONS)), dtype=np.float64)
+    with torch.inference_mode():
+        for i, s in enumerate(signals):
+            x = torch.from_numpy(np.ascontiguousarray(s, dtype=np.float32))[None].to(device)
+            out[i] = module(x)[0].double().cpu().numpy()
+    module.train(was_training)
+    return out
+
+
+def evaluate(module: torch.nn.Module, sets: typing.Sequence[ValidationSet], device: str = "cpu") -> dict[str, float]:
+    r"""CCC of the student against each validation set, per dimension and mean.
+
+    Keys: ``'<set>_<dimension>'`` and ``'<set>_mean'``.
+    """
+    metrics = {}
+    for vs in sets:
+        if not len(vs):
+            continue
+        pred = predict(module, vs.signals, device)
+        values = []
+        for dim in vs.reference.columns:
+            value = ccc(vs.reference[dim].to_numpy(), pred[:, DIMENSIONS.index(dim)])
+            metrics[f"{vs.name}_{dim}"] = value
+            values.append(value)
+        metrics[f"{vs.name}_mean"] = float(np.mean(values)) if values else float("nan")
+    return metrics
+
+
+def train(
+    student: torch.nn.Module,
+    shards,
+    validation: typing.Sequence[ValidationSet],
+    hyper: Hyper,
+    *,
+    checkpoint: Path,
+    fingerprint: dict,
+    dims: typing.Sequence[int] = (0, 1, 2),
+    usable: np.ndarray | None = None,
+    resume: bool = True,
+    device: str = "cpu",
+    checkpoint_every: int = 50,
+    progress: bool = True,
+    stop_after_steps: int | None = None,
+    rank: int = 0,
+    world_size: int = 1,
+    on_epoch: typing.Callable[[pd.DataFrame], None] | None = None,
+) -> TrainResult:
+    r"""Train ``student`` on the teacher targets in ``shards``.
+
+    Args:
+        student: freshly initialised model (its weights are replaced on resume)
+        shards: :class:`benchmark.distill.annotate.Shards`
+        validation: held-out sets scored after every epoch; the first
+            one named ``'teacher'`` selects the best epoch
+        hyper: optimisation hyper-parameters
+        checkpoint: file of the training state (written atomically)
+        fingerprint: what defines this run (student, teacher, data,
+            recipe, hyper-parameters); a checkpoint with another
+            fingerprint is refused
+        dims: indices of the dimensions the loss covers
+        usable: per record of ``shards``, whether to train on it (default:
+            all); off-scale teacher outputs are left out this way
+        resume: continue from ``checkpoint`` if it exists; ``False``
+            discards it
+        device: torch device
+        checkpoint_every: also write the checkpoint every N steps
+        progress: show a progress bar with ETA
+        stop_after_steps: raise :class:`Interrupted` once this many
+            steps are done, without writing a checkpoint first (as a
+            kill would); for testing resume
+        rank: process rank under DDP (only rank 0 writes)
+        world_size: number of processes under DDP
+        on_epoch: called on rank 0 with the history after every epoch
+
+    Raises:
+        CheckpointMismatch: if ``checkpoint`` belongs to another run
+
+    """
+    checkpoint = Path(checkpoint)
+    usable = np.ones(len(shards), dtype=bool) if usable is None else np.asarray(usable, dtype=bool)
+    plan = [epoch_batches(shards, usable, e, hyper, rank, world_size) for e in range(hyper.epochs)]
+    if not all(plan):
+        raise ValueError("No training batch in at least one epoch: too few usable crops of equal length.")
+    total = sum(len(p) for p in plan)
+
+    torch.manual_seed(hyper.seed)
+    student.to(device).train()
+    model = student
+    if world_size > 1:
+        model = torch.nn.parallel.DistributedDataParallel(student, device_ids=[torch.device(device).index] if device.startswith("cuda") else None)
+    optimizer = torch.optim.AdamW(student.parameters(), lr=hyper.lr, weight_decay=hyper.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total, hyper))
+
+    state = {"epoch": 0, "step": 0, "global_step": 0, "loss_sum": 0.0, "loss_n": 0, "history": [],
+             "best": None, "done": False}
+    resumed_from = None
+    if checkpoint.exists() and not resume:
+        if rank == 0:
+            checkpoint.unlink()
+    elif checkpoint.exists():
+        saved = load_checkpoint(checkpoint, fingerprint)
+        student.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        set_rng_state(saved["rng"])
+        state = {k: saved[k] for k in state}
+        resumed_from = state["global_step"]
+
+    def save() -> None:
+        if rank != 0:
+            return
+        save_checkpoint(checkpoint, {
+            "format": CHECKPOINT_FORMAT,
+            "fingerprint": fingerprint,
+            "model": student.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "rng": get_rng_state(),
+            **state,
+        })
+
+    bar = None
+    if not state["done"]:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, initial=state["global_step"], desc="train", unit="step",
+                   disable=not progress or rank != 0, dynamic_ncols=True)
+    dims = list(dims)
+    while not state["done"] and state["epoch"] < hyper.epochs:
+        epoch = state["epoch"]
+        batches = plan[epoch]
+        steps_per_epoch = len(batches)
+        started = time.perf_counter()
+        for step in range(state["step"], steps_per_epoch):
+            idx = batches[step]
+            x = torch.from_numpy(shards.batch(idx)).to(device)
+            y = torch.from_numpy(shards.targets[idx]).to(device)
+            loss = ccc_loss(model(x).float(), y, dims, hyper.mse_weight)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if hyper.grad_clip:
+                torch.nn.utils.clip_grad_norm_(student.parameters(), hyper.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            state["step"] = step + 1
+            state["global_step"] += 1
+            value = float(loss.detach())
+            state["loss_sum"] += value
+            state["loss_n"] += 1
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(epoch=f"{epoch + 1}/{hyper.epochs}", loss=f"{value:.3f}")
+            if stop_after_steps is not None and state["global_step"] >= stop_after_steps:
+                if bar is not None:
+                    bar.close()
+                raise Interrupted(f"Stopped after {state['global_step']} steps (stop_after_steps).")
+            if checkpoint_every and state["global_step"] % checkpoint_every == 0 and state["step"] < steps_per_epoch:
+                save()
+        row = {
+            "epoch": epoch + 1,
+            "step": state["global_step"],
+            "lr": scheduler.get_last_lr()[0],
+            "train_loss": state["loss_sum"] / max(1, state["loss_n"]),
+            "train_seconds": time.perf_counter() - started,
+        }
+        if rank == 0:
+            row.update(evaluate(student, validation, device))
+        score = row.get(_selection_key(validation), float("nan"))
+        best = state["best"]
+        if best is None or (np.isfinite(score) and not (best["score"] >= score)):
+            state["best"] = {"epoch": epoch + 1, "score": float(score),
+                             "state": {k: v.detach().cpu().clone() for k, v in student.state_dict().items()}}
+        state["history"].append(row)
+        state.update(epoch=epoch + 1, step=0, loss_sum=0.0, loss_n=0, done=epoch + 1 >= hyper.epochs)
+        save()
+        if rank == 0 and on_epoch is not None:
+            on_epoch(pd.DataFrame(state["history"]))
+    if bar is not None:
+        bar.close()
+    return TrainResult(
+        best_state=state["best"]["state"],
+        best_epoch=state["best"]["epoch"],
+        history=pd.DataFrame(state["history"]),
+        steps=state["global_step"],
+        resumed_from=resumed_from,
+    )
+
+
+def epoch_batches(shards, usable: np.ndarray, epoch: int, hyper: Hyper, rank: int = 0, world_size: int = 1) -> list[np.ndarray]:
+    r"""The batches of one epoch for one process, in training order.
+
+    Records (one variant of every file, :meth:`Shards.records`) are
+    grouped by crop length, shuffled within each length and cut into
+    batches of ``hyper.batch_size``; a rest of fewer than 2 crops is
+    left out (a CCC needs two). The batch order is shuffled and shared
+    out among processes by a :class:`DistributedSampler`. Everything
+    depends only on ``(seed, epoch)``, so a resumed run replays the
+    same batches.
+    """
+    from torch.utils.data import DistributedSampler
+
+    rng = np.random.default_rng([hyper.seed, epoch])
+    records = shards.records(epoch)
+    records = records[usable[records]]
+    batches = []
+    for length in np.unique(shards.length[records]):
+        group = rng.permutation(records[shards.length[records] == length])
+        batches += [b for b in np.array_split(group, range(hyper.batch_size, len(group), hyper.batch_size)) if len(b) >= 2]
+    if not batches:
+        return []
+    sampler = DistributedSampler(range(len(batches)), num_replicas=world_size, rank=rank, shuffle=True,
+                                 seed=hyper.seed, drop_last=world_size > 1)
+    sampler.set_epoch(epoch)
+    return [batches[i] for i in sampler]
+
+
+def _selection_key(validation: typing.Sequence[ValidationSet]) -> str:
+    names = [v.name for v in validation if len(v)]
+    return f"{names[0]}_mean" if names else "none"
+
+
+def get_rng_state() -> dict:
+    r"""All random generator states that training touches."""
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    r"""Restore what :func:`get_rng_state` saved."""
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(path: Path, payload: dict) -> None:
+    r"""``torch.save`` to a temporary file, then rename: a kill never leaves half a checkpoint."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def load_checkpoint(path: Path, fingerprint: dict) -> dict:
+    r"""Load a checkpoint and check that it belongs to this run.
+
+    Raises:
+        CheckpointMismatch: if it is unreadable or its fingerprint differs,
+            naming the differing settings and how to start fresh
+
+    """
+    fresh = "Start fresh with --no-resume (this discards the checkpoint) or choose another --out."
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as ex:  # a truncated or foreign file: never guess
+        raise CheckpointMismatch(f"Cannot read checkpoint {path} ({type(ex).__name__}: {ex}). {fresh}") from None
+    if not isinstance(saved, dict) or saved.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointMismatch(f"Checkpoint {path} has an unknown format. {fresh}")
+    old = saved.get("fingerprint", {})
+    if old != fingerprint:
+        flat_old, flat_new = _flatten(old), _flatten(fingerprint)
+        diffs = [
+            f"{key.split('.', 1)[-1]}: {_short(flat_old.get(key))} -> {_short(flat_new.get(key))}"
+            for key in sorted(set(flat_old) | set(flat_new))
+            if flat_old.get(key) != flat_new.get(key)
+        ]
+        raise CheckpointMismatch(
+            f"Checkpoint {path} belongs to another distillation; it differs in "
+            + "; ".join(diffs)
+            + f". Re-run with the original settings to resume it. {fresh}"
+        )
+    return saved
+
+
+def _flatten(mapping: dict, prefix: str = "") -> dict:
+    r"""Nested settings as ``{'hyper.lr': 0.01, ...}``, so a mismatch names the leaf that differs.
+
+    Examples:
+        >>> _flatten({"a": 1, "b": {"c": 2}})
+        {'a': 1, 'b.c': 2}
+
+    """
+    flat = {}
+    for key, value in mapping.items():
+        if isinstance(value, dict) and value:
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _short(value) -> str:
+    text = json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def write_history(history: pd.DataFrame, folder: Path) -> tuple[Path, Path]:
+    r"""Write ``history.csv`` and the training-curve plot ``training_curve.png``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    csv = folder / "history.csv"
+    atomic_write_text(csv, history.to_csv(index=False, float_format="%.6g", lineterminator="\n"))
+    return csv, plot_history(history, folder / "training_curve.png")
+
+
+def plot_history(history: pd.DataFrame, path: Path) -> Path:
+    r"""Training loss and validation CCC per epoch (matplotlib, Agg backend)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_loss, ax_ccc) = plt.subplots(1, 2, figsize=(10, 3.8))
+    ax_loss.plot(history["epoch"], history["train_loss"], marker="o", color="black")
+    ax_loss.set(xlabel="epoch", ylabel="training loss (1 − CCC + w·MSE)", title="Training")
+    for prefix, style in (("teacher", "-"), ("gold", "--")):
+        for dim in DIMENSIONS:
+            col = f"{prefix}_{dim}"
+            if col in history and history[col].notna().any():
+                ax_ccc.plot(history["epoch"], history[col], style, marker=".", label=f"{dim} vs {prefix}")
+    ax_ccc.set(xlabel="epoch", ylabel="CCC", title="Validation (held-out)")
+    if ax_ccc.lines:
+        ax_ccc.legend(fontsize=7)
+    ax_ccc.grid(alpha=0.3)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path

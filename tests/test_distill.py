@@ -1,0 +1,311 @@
+"""Distillation stage: tiny end-to-end runs with a stand-in teacher and student.
+
+The stand-in teacher computes A/D/V from simple signal statistics and
+counts its calls; the stand-in student is a one-layer convolution.
+Each run takes a few seconds on one CPU thread.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import audiofile
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from benchmark.distill import annotate
+from benchmark.distill.annotate import TeacherError
+from benchmark.distill.pipeline import DistillConfig, DistillError, distill
+from benchmark.distill.registry_update import update_registry
+from benchmark.distill.train import CheckpointMismatch, Interrupted, ccc_loss
+from benchmark.hashing import sha256_file, sha256_text, sha256_tree
+from benchmark.models.base import Predictor
+
+SR = 16000
+
+MODELS_YAML = """\
+# A registry written by a person: comments and layout must survive.
+models:
+  - name: constant
+    kind: constant
+    role: baseline
+    source: {}
+    params: {value: 0.5}   # midpoint
+    sampling_rate: 16000
+    outputs: {arousal: arousal, dominance: dominance, valence: valence}
+    description: always 0.5
+
+  # the student, before it was ever distilled
+  - name: tiny
+    kind: audonnx
+    role: student
+    source:
+      path: weights/old-tiny
+    sampling_rate: 16000
+    outputs: {arousal: arousal, dominance: dominance, valence: valence}
+    description: tiny test student
+
+  - name: random-gaussian
+    kind: random
+    role: baseline
+    source: {}
+    params: {seed: 0}
+    sampling_rate: 16000
+    outputs: {arousal: arousal, dominance: dominance, valence: valence}
+    description: seeded Gaussian draws
+"""
+
+
+class FeatureTeacher(Predictor):
+    r"""Deterministic stand-in: loudness, zero-crossing rate, spectral balance; counts calls."""
+
+    def __init__(self, nan_when_silent: bool = False):
+        super().__init__("feature-teacher", sha256_text("feature-teacher-1"))
+        self.calls = 0
+        self.nan_when_silent = nan_when_silent
+
+    def predict(self, signal: np.ndarray) -> np.ndarray:
+        rms = float(np.sqrt(np.mean(signal.astype(np.float64) ** 2)))
+        if self.nan_when_silent and rms == 0:
+            return np.full(3, np.nan)
+        zcr = float(np.mean(np.abs(np.diff(np.sign(signal))) > 0))
+        diff = float(np.sqrt(np.mean(np.diff(signal.astype(np.float64)) ** 2)))
+        return np.array([np.log10(rms + 1e-4) / 4 + 1, zcr, diff / (rms + 1e-4) / 2])
+
+    def predict_batch(self, signals):
+        self.calls += 1
+        return super().predict_batch(signals)
+
+
+class TinyStudent(nn.Module):
+    r"""One strided convolution, mean and max pooling, a linear head."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(1, 4, 64, stride=32)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.conv(x[:, None]))
+        return self.head(torch.cat([h.mean(-1), h.amax(-1)], dim=1))
+
+
+@pytest.fixture()
+def pool(tmp_path) -> Path:
+    r"""Eight short files: tones and noise at different levels and lengths."""
+    folder = tmp_path / "pool"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        n = int(SR * (0.4 + 0.1 * i))
+        t = np.arange(n) / SR
+        x = 0.02 * (i + 1) * np.sin(2 * np.pi * (150 + 60 * i) * t) + 0.01 * (i % 3) * rng.normal(size=n)
+        audiofile.write(str(folder / f"f{i}.wav"), x.astype(np.float32), SR)
+    return folder
+
+
+@pytest.fixture()
+def models_yaml(tmp_path) -> Path:
+    path = tmp_path / "models.yaml"
+    path.write_text(MODELS_YAML)
+    return path
+
+
+def config(tmp_path, pool, models_yaml, out="tiny", **kwargs) -> DistillConfig:
+    base = dict(
+        student="tiny", data=str(pool), out=str(tmp_path / "weights" / out), models=str(models_yaml),
+        epochs=2, batch_size=4, crop_seconds=0.5, variants=2, val_fraction=0.25, gold="none",
+        threads=1, progress=False, checkpoint_every=2, teacher_batch=5, lr=1e-2,
+    )
+    base.update(kwargs)
+    return DistillConfig(**base)
+
+
+def run(cfg: DistillConfig, teacher: Predictor | None = None):
+    return distill(cfg, teacher=teacher or FeatureTeacher(), build_student=lambda arch: TinyStudent())
+
+
+def onnx_bytes(outcome) -> bytes:
+    return (outcome.out / "model.onnx").read_bytes()
+
+
+def test_end_to_end(tmp_path, pool, models_yaml):
+    outcome = run(config(tmp_path, pool, models_yaml))
+    for folder in (outcome.out, outcome.out_int8):
+        assert (folder / "model.onnx").exists() and (folder / "model.yaml").exists()
+    record = json.loads((outcome.out / "provenance.json").read_text())
+    assert record["teacher"] == {"name": "feature-teacher", "sha256": sha256_text("feature-teacher-1")}
+    assert record["data"]["train_files"] == 6 and record["data"]["heldout_files"] == 2
+    assert record["hyperparameters"]["epochs"] == 2 and record["seed"] == 0
+    assert set(record["validation"]["onnx"]) == {"fp32", "int8"}
+    assert "teacher_mean" in record["validation"]["onnx"]["int8"]
+    assert "wall_seconds" not in record  # the model folder's copy holds only what the weights depend on
+    assert outcome.provenance["wall_seconds"] > 0
+    history = outcome.history
+    assert history["epoch"].tolist() == [1, 2] and {"train_loss", "teacher_arousal", "teacher_mean"} <= set(history)
+    from benchmark.paths import results_root
+
+    folder = results_root() / "distill" / "tiny"
+    assert {p.name for p in folder.iterdir()} >= {"history.csv", "provenance.json", "training_curve.png"}
+    # the ONNX model is what the benchmark runs: it loads through the registry
+    from benchmark.registry import Registry, load_model
+
+    text = models_yaml.read_text()
+    entry = Registry.from_yaml_text(text, root=models_yaml.parent)["tiny"]
+    model = load_model(entry, registry={})
+    assert model(np.zeros(8000, np.float32) + 0.01, SR).shape == (3,)
+
+
+def test_registry_entries_updated_in_place(tmp_path, pool, models_yaml):
+    before = models_yaml.read_text()
+    outcome = run(config(tmp_path, pool, models_yaml))
+    after = models_yaml.read_text()
+    sha, sha_int8 = sha256_tree(outcome.out), sha256_tree(outcome.out_int8)
+    # other entries, comments and blank lines are byte-identical
+    head, tail = before.split("  # the student")[0], before.split("description: tiny test student\n")[1]
+    assert after.startswith(head + "  # the student, before it was ever distilled\n  - name: tiny\n")
+    assert tail in after
+    assert f"    source: {{path: weights/tiny, sha256: {sha}}}\n" in after
+    assert "path: weights/old-tiny" not in after
+    assert after.count("- name: tiny-int8") == 1 and f"sha256: {sha_int8}" in after
+    from benchmark.registry import Registry
+
+    registry = Registry.from_yaml_text(after, root=models_yaml.parent)
+    assert registry["tiny"].distilled["teacher"] == "feature-teacher"
+    assert registry["tiny-int8"].source["path"] == "weights/tiny-int8"
+    assert list(registry) == ["constant", "tiny", "random-gaussian", "tiny-int8"]
+
+
+def test_update_registry_unit(tmp_path):
+    path = tmp_path / "models.yaml"
+    path.write_text(MODELS_YAML)
+    (tmp_path / "weights" / "x").mkdir(parents=True)
+    (tmp_path / "weights" / "x" / "model.onnx").write_bytes(b"onnx")
+    digest = sha256_tree(tmp_path / "weights" / "x")
+    entry = {
+        "name": "tiny", "kind": "audonnx", "role": "student", "source": {"path": "weights/x", "sha256": digest},
+        "sampling_rate": 16000, "outputs": {"arousal": "arousal"}, "description": "d",
+    }
+    update_registry(path, [entry])
+    once = path.read_text()
+    assert once == MODELS_YAML.replace("    source:\n      path: weights/old-tiny\n",
+                                       f"    source: {{path: weights/x, sha256: {digest}}}\n")
+    update_registry(path, [entry])
+    assert path.read_text() == once  # idempotent
+    update_registry(path, [{**entry, "name": "new-student"}])
+    appended = path.read_text()
+    assert appended.startswith(once) and appended.endswith("    description: d\n")
+    with pytest.raises(ValueError, match="sha256"):
+        update_registry(path, [{**entry, "source": {"path": "weights/x", "sha256": "0" * 64}}])
+    assert path.read_text() == appended
+
+
+def test_teacher_cache_hit(tmp_path, pool, models_yaml):
+    teacher = FeatureTeacher()
+    run(config(tmp_path, pool, models_yaml), teacher)
+    first = teacher.calls
+    assert first > 0
+    # a re-run, and another student from the same teacher, never call the teacher
+    run(config(tmp_path, pool, models_yaml, resume=False), teacher)
+    run(config(tmp_path, pool, models_yaml, out="other", student="other", epochs=1), teacher)
+    assert teacher.calls == first
+    # a different crop recipe is a different cache entry
+    run(config(tmp_path, pool, models_yaml, out="third", crop_seconds=0.4, epochs=1), teacher)
+    assert teacher.calls > first
+
+
+def test_same_seed_same_weights(tmp_path, pool, models_yaml):
+    a = run(config(tmp_path, pool, models_yaml, out="a"))
+    b = run(config(tmp_path, pool, models_yaml, out="b"))
+    c = run(config(tmp_path, pool, models_yaml, out="c", seed=1))
+    assert onnx_bytes(a) == onnx_bytes(b)
+    assert onnx_bytes(a) != onnx_bytes(c)
+    assert a.history["train_loss"].tolist() == b.history["train_loss"].tolist()
+
+
+def test_resume_gives_same_weights(tmp_path, pool, models_yaml):
+    # 6 training files, batch 2: 3 steps per epoch, 9 in all
+    reference = run(config(tmp_path, pool, models_yaml, out="ref", epochs=3, batch_size=2))
+    cfg = config(tmp_path, pool, models_yaml, out="resumed", epochs=3, batch_size=2)
+    with pytest.raises(Interrupted):
+        run(dataclasses.replace(cfg, stop_after_steps=5))  # killed mid-epoch 2; last checkpoint at step 4
+    resumed = run(cfg)
+    assert resumed.provenance["resumed_from_step"] == 4
+    assert onnx_bytes(resumed) == onnx_bytes(reference)
+    assert resumed.history["train_loss"].tolist() == reference.history["train_loss"].tolist()
+    # a finished run re-run with resume does not train again and gives the same model
+    again = run(cfg)
+    assert onnx_bytes(again) == onnx_bytes(reference)
+    assert sha256_tree(again.out) == sha256_tree(resumed.out)
+
+
+def test_incompatible_checkpoint_refused(tmp_path, pool, models_yaml):
+    cfg = config(tmp_path, pool, models_yaml, batch_size=2)
+    with pytest.raises(Interrupted):
+        run(dataclasses.replace(cfg, stop_after_steps=3))
+    with pytest.raises(CheckpointMismatch, match=r"lr: 0\.01 -> 0\.02.*--no-resume"):
+        run(dataclasses.replace(cfg, lr=0.02))
+    outcome = run(dataclasses.replace(cfg, lr=0.02, resume=False))
+    assert outcome.provenance["resumed_from_step"] is None
+
+
+def test_nan_teacher_names_the_file(tmp_path, pool, models_yaml):
+    audiofile.write(str(pool / "silent.wav"), np.zeros(SR // 2, np.float32), SR)
+    with pytest.raises(TeacherError, match=r"NaN \(arousal, dominance, valence\) for file .*silent\.wav"):
+        run(config(tmp_path, pool, models_yaml, val_fraction=0), FeatureTeacher(nan_when_silent=True))
+
+
+def test_unreadable_file_skipped_and_reported(tmp_path, pool, models_yaml):
+    (pool / "broken.wav").write_bytes(b"RIFF not really a wav file")
+    outcome = run(config(tmp_path, pool, models_yaml, val_fraction=0))
+    data = outcome.provenance["data"]
+    assert data["skipped_count"] == 1
+    assert data["skipped"][0]["file"] == "broken.wav" and "cannot decode" in data["skipped"][0]["reason"]
+    assert data["train_files"] == 8
+
+
+def test_gold_split_test1_refused(tmp_path, pool, models_yaml):
+    with pytest.raises(DistillError, match="test set"):
+        run(config(tmp_path, pool, models_yaml, gold="msppodcast:test-1"))
+
+
+def test_crops_are_deterministic_and_match_storage(pool):
+    signal = annotate.read_audio(str(pool / "f7.wav"))
+    recipe = annotate.Recipe(crop_seconds=0.5, variants=3, seed=0)
+    digest = sha256_file(pool / "f7.wav")
+    others = [annotate.read_audio(str(pool / f"f{i}.wav")) for i in range(3)]
+    a, info = annotate.make_crop(signal, digest, 2, recipe, babble=others)
+    b, _ = annotate.make_crop(signal, digest, 2, recipe, babble=others)
+    assert np.array_equal(a, b) and len(a) == SR // 2
+    assert np.array_equal(a, a.astype(np.float16).astype(np.float32))  # what is stored is what the teacher heard
+    clean, info0 = annotate.make_crop(signal, digest, 0, recipe)
+    assert info0["transforms"] == []
+
+
+def test_ccc_loss_matches_definition():
+    rng = np.random.default_rng(0)
+    t = rng.normal(size=(64, 3))
+    p = t + rng.normal(scale=0.5, size=(64, 3))
+    from benchmark.distill.train import ccc
+
+    expected = 1 - np.mean([ccc(t[:, i], p[:, i]) for i in range(3)])
+    got = float(ccc_loss(torch.tensor(p), torch.tensor(t), [0, 1, 2]))
+    assert got == pytest.approx(expected, abs=1e-6)
+
+
+def test_cli_with_real_student(tmp_path, pool, models_yaml):
+    from benchmark.distill.cli import main
+
+    argv = [
+        "--student", "wav2small-2.0", "--teacher", "random-gaussian", "--data", str(pool),
+        "--out", str(tmp_path / "weights" / "w2s2"), "--models", str(models_yaml), "--epochs", "1",
+        "--batch-size", "4", "--crop-seconds", "0.5", "--variants", "1", "--threads", "1",
+        "--no-progress", "--no-register", "--gold", "none",
+    ]
+    assert main(argv) == 0
+    assert (tmp_path / "weights" / "w2s2-int8" / "model.onnx").exists()
+    assert main(argv[:-2] + ["--gold", "msppodcast:test-1"]) == 2
