@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Regenerates everything committed under weights/, results/ and docs/ from a clean checkout:
+# distils the default students, benchmarks every model whose weights are available,
+# measures efficiency, and rebuilds the leaderboard. Run from the repository root.
+#   bash scripts/reproduce.sh                # default students
+#   STUDENTS="wav2small wav2small-2.0 mobilenetv3-small" bash scripts/reproduce.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+STUDENTS=${STUDENTS:-"wav2small wav2small-2.0"}
+for student in $STUDENTS; do
+  nox -s distill -- --student "$student"
+done
+nox -s benchmark -- --model all --no-docs
+nox -s efficiency -- --model all
+nox -s docs
