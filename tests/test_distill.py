@@ -82,15 +82,16 @@ class FeatureTeacher(Predictor):
 
 
 class TinyStudent(nn.Module):
-    r"""One strided convolution, mean and max pooling, a linear head."""
+    r"""One strided convolution with BatchNorm, mean and max pooling, a linear head."""
 
     def __init__(self):
         super().__init__()
-        self.conv = nn.Conv1d(1, 4, 64, stride=32)
+        self.conv = nn.Conv1d(1, 4, 64, stride=32, bias=False)
+        self.norm = nn.BatchNorm1d(4)
         self.head = nn.Linear(8, 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = torch.relu(self.conv(x[:, None]))
+        h = torch.relu(self.norm(self.conv(x[:, None])))
         return self.head(torch.cat([h.mean(-1), h.amax(-1)], dim=1))
 
 
@@ -309,3 +310,23 @@ def test_cli_with_real_student(tmp_path, pool, models_yaml):
     assert main(argv) == 0
     assert (tmp_path / "weights" / "w2s2-int8" / "model.onnx").exists()
     assert main(argv[:-2] + ["--gold", "msppodcast:test-1"]) == 2
+
+
+def test_batchnorm_calibration_uses_current_weights():
+    from benchmark.distill.train import calibrate_batchnorm
+
+    data = np.random.default_rng(0).normal(size=(8, 1600)).astype(np.float32)
+
+    class Batches:
+        def batch(self, indices):
+            return data[indices]
+
+    model = TinyStudent()
+    model.norm.running_mean.fill_(100.0)
+    rng_before = torch.get_rng_state()
+    calibrate_batchnorm(model, Batches(), [np.arange(4), np.arange(4, 8)])
+    with torch.no_grad():
+        expected = model.conv(torch.from_numpy(data)[:, None]).mean(dim=(0, 2))
+    assert torch.allclose(model.norm.running_mean, expected, atol=1e-5)
+    assert model.norm.momentum == 0.1 and model.training
+    assert torch.equal(torch.get_rng_state(), rng_before)

@@ -51,6 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("--schedule", choices=("cosine", "onecycle"), default=d.schedule,
                      help="decay after warm-up")
     opt.add_argument("--mse-weight", type=float, default=d.mse_weight, help="loss = 1 - mean CCC + w * MSE")
+    opt.add_argument("--bn-calibration", type=int, default=d.bn_calibration, metavar="CROPS",
+                     help="re-estimate BatchNorm statistics on this many clean crops before each validation (0: off)")
+    opt.add_argument("--ema", type=float, default=d.ema,
+                     help="decay per step of the weight average that is validated and exported (0: off)")
     opt.add_argument("--seed", type=int, default=d.seed, help="seeds crops, augmentation, init and batch order")
     opt.add_argument("--crop-seconds", type=float, default=d.crop_seconds,
                      help="longest training crop; shorter files are used whole (never padded)")
@@ -79,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, metavar="STEPS",
                      help="steps between checkpoints (also written at every epoch end)")
     run.add_argument("--teacher-batch", type=int, default=d.teacher_batch, help="signals per teacher call")
+    run.add_argument("--teacher-workers", type=int, default=d.teacher_workers,
+                     help="threads of a teacher that can use several (e.g. eGeMAPS; 0: --threads)")
     run.add_argument("--no-progress", dest="progress", action="store_false", help="hide progress bars")
     run.add_argument("--stop-after-steps", type=int, default=None, help=argparse.SUPPRESS)
     return parser

@@ -46,7 +46,7 @@ class DistillConfig:
         teacher: registry name of the teacher
         data: ``'demo'`` (unlabeled demo pool), a folder, list file or glob of audio
         out: model folder (default ``weights/<student>``); the int8 model goes to ``<out>-int8``
-        epochs, batch_size, lr, weight_decay, warmup, schedule, mse_weight, seed:
+        epochs, batch_size, lr, weight_decay, warmup, schedule, mse_weight, bn_calibration, ema, seed:
             see :class:`benchmark.distill.train.Hyper`
         crop_seconds: longest training crop; shorter files are used whole
         bucket_seconds: crop lengths are multiples of it (crops of one length form a batch)
@@ -63,6 +63,8 @@ class DistillConfig:
         resume: continue an interrupted run of the same configuration
         checkpoint_every: steps between checkpoints (also at every epoch end)
         teacher_batch: signals per teacher ``predict_batch`` call
+        teacher_workers: threads of a teacher that parallelises ``predict_batch``
+            (one with a ``num_workers`` attribute, like the eGeMAPS teacher); 0: ``threads``
         models: path of ``models.yaml`` (default: the project's)
         register: update the student's ``models.yaml`` entries
         progress: show progress bars
@@ -81,6 +83,8 @@ class DistillConfig:
     warmup: float = Hyper.warmup
     schedule: str = Hyper.schedule
     mse_weight: float = Hyper.mse_weight
+    bn_calibration: int = Hyper.bn_calibration
+    ema: float = Hyper.ema
     seed: int = 0
     crop_seconds: float = Recipe.crop_seconds
     bucket_seconds: float = Recipe.bucket_seconds
@@ -95,6 +99,7 @@ class DistillConfig:
     resume: bool = True
     checkpoint_every: int = 50
     teacher_batch: int = 64
+    teacher_workers: int = 0
     models: str | None = None
     register: bool = True
     progress: bool = True
@@ -115,7 +120,8 @@ class DistillConfig:
     def hyper(self) -> Hyper:
         return Hyper(
             epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
-            warmup=self.warmup, schedule=self.schedule, mse_weight=self.mse_weight, seed=self.seed,
+            warmup=self.warmup, schedule=self.schedule, mse_weight=self.mse_weight,
+            bn_calibration=self.bn_calibration, ema=self.ema, seed=self.seed,
         )
 
     def recipe(self) -> Recipe:
@@ -177,6 +183,7 @@ def distill(
         teacher, teacher_source = load_teacher(config.teacher, config.models_path)
     else:
         teacher_source = dict(getattr(teacher, "source", None) or {})
+    _share_threads(teacher, config.teacher_workers or threads)
     dims = [DIMENSIONS.index(d) for d in annotate.teacher_dimensions(teacher)]
     gold_spec = _gold_spec(config)
     _check_gold(gold_spec, teacher.name, teacher_source)
@@ -404,6 +411,16 @@ def load_teacher(name: str, models_path: Path) -> tuple[typing.Any, dict]:
 def checkpoint_path(out: Path) -> Path:
     r"""Training checkpoint of the run that writes ``out`` (in the cache, not in the model folder)."""
     return cache_dir("distill", "runs", f"{out.name}-{sha256_text(str(out))[:10]}") / "checkpoint.pt"
+
+
+def _share_threads(teacher, workers: int) -> None:
+    r"""Let a thread-parallel teacher use the cores: annotation never overlaps training.
+
+    Duck-typed on ``num_workers`` (the eGeMAPS teacher's thread count for
+    ``predict_batch``); its outputs do not depend on it.
+    """
+    if isinstance(getattr(teacher, "num_workers", None), int) and workers > 0:
+        teacher.num_workers = workers
 
 
 def _default_builder(architecture: str):

@@ -10,6 +10,7 @@ same weights as a run that was never interrupted.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -52,19 +53,26 @@ class Hyper:
         final_lr: learning rate at the end, relative to ``lr``
         mse_weight: weight of an MSE term added to ``1 - mean CCC``
         grad_clip: maximum gradient norm (0: no clipping)
+        bn_calibration: clean training crops to re-estimate BatchNorm
+            statistics on before every validation (0: keep the running averages)
+        ema: decay per step of an exponential moving average of the
+            weights; validation, model selection and export use the
+            averaged weights (0: the raw weights)
         seed: seeds the student's initialisation and the batch order
 
     """
 
-    epochs: int = 10
-    batch_size: int = 32
-    lr: float = 5e-3
+    epochs: int = 7
+    batch_size: int = 16
+    lr: float = 1.5e-3
     weight_decay: float = 0.01
     warmup: float = 0.05
     schedule: str = "cosine"
     final_lr: float = 0.02
     mse_weight: float = 0.5
     grad_clip: float = 1.0
+    bn_calibration: int = 192
+    ema: float = 0.99
     seed: int = 0
 
 
@@ -259,6 +267,7 @@ def train(
     if not all(plan):
         raise ValueError("No training batch in at least one epoch: too few usable crops of equal length.")
     total = sum(len(p) for p in plan)
+    calibration = calibration_batches(shards, usable, hyper)
 
     torch.manual_seed(hyper.seed)
     student.to(device).train()
@@ -269,7 +278,7 @@ def train(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total, hyper))
 
     state = {"epoch": 0, "step": 0, "global_step": 0, "loss_sum": 0.0, "loss_n": 0, "history": [],
-             "best": None, "done": False}
+             "best": None, "done": False, "ema": None}
     resumed_from = None
     if checkpoint.exists() and not resume:
         if rank == 0:
@@ -319,6 +328,8 @@ def train(
                 torch.nn.utils.clip_grad_norm_(student.parameters(), hyper.grad_clip)
             optimizer.step()
             scheduler.step()
+            if hyper.ema:
+                state["ema"] = update_ema(state["ema"], student, hyper.ema, state["global_step"])
             state["step"] = step + 1
             state["global_step"] += 1
             value = float(loss.detach())
@@ -340,13 +351,21 @@ def train(
             "train_loss": state["loss_sum"] / max(1, state["loss_n"]),
             "train_seconds": time.perf_counter() - started,
         }
+        # validate a copy: averaged weights, re-estimated BatchNorm statistics;
+        # the model being trained is left exactly as it is
+        candidate = copy.deepcopy(student)
+        if state["ema"] is not None:
+            candidate.load_state_dict({**candidate.state_dict(), **state["ema"]})
         if rank == 0:
-            row.update(evaluate(student, validation, device))
+            if hyper.bn_calibration:
+                calibrate_batchnorm(candidate, shards, calibration, device)
+            row.update(evaluate(candidate, validation, device))
         score = row.get(_selection_key(validation), float("nan"))
         best = state["best"]
         if best is None or (np.isfinite(score) and not (best["score"] >= score)):
             state["best"] = {"epoch": epoch + 1, "score": float(score),
-                             "state": {k: v.detach().cpu().clone() for k, v in student.state_dict().items()}}
+                             "state": {k: v.detach().cpu().clone() for k, v in candidate.state_dict().items()}}
+        del candidate
         state["history"].append(row)
         state.update(epoch=epoch + 1, step=0, loss_sum=0.0, loss_n=0, done=epoch + 1 >= hyper.epochs)
         save()
@@ -389,6 +408,73 @@ def epoch_batches(shards, usable: np.ndarray, epoch: int, hyper: Hyper, rank: in
                                  seed=hyper.seed, drop_last=world_size > 1)
     sampler.set_epoch(epoch)
     return [batches[i] for i in sampler]
+
+
+def update_ema(ema: dict | None, module: torch.nn.Module, decay: float, step: int) -> dict:
+    r"""One step of the exponential moving average of a module's floating-point state.
+
+    The decay ramps up as ``(1 + step) / (10 + step)``, so early averages
+    are not dominated by the random initial weights.
+
+    Examples:
+        >>> m = torch.nn.Linear(1, 1, bias=False)
+        >>> _ = m.weight.data.fill_(1.0)
+        >>> ema = update_ema(None, m, 0.9, 0)
+        >>> _ = m.weight.data.fill_(2.0)
+        >>> round(float(update_ema(ema, m, 0.9, 1)["weight"]), 4)
+        1.8182
+
+    """
+    decay = min(decay, (1 + step) / (10 + step))
+    current = {k: v.detach() for k, v in module.state_dict().items() if v.is_floating_point()}
+    if ema is None:
+        return {k: v.clone() for k, v in current.items()}
+    for k, v in current.items():
+        ema[k].mul_(decay).add_(v, alpha=1 - decay)
+    return ema
+
+
+def calibration_batches(shards, usable: np.ndarray, hyper: Hyper) -> list[np.ndarray]:
+    r"""Batches of about ``hyper.bn_calibration`` clean crops (variant 0), seeded."""
+    rng = np.random.default_rng([hyper.seed, 7])
+    records = np.flatnonzero((shards.variant == 0) & usable)
+    records = rng.permutation(records)[: hyper.bn_calibration]
+    batches = []
+    for length in np.unique(shards.length[records]):
+        group = records[shards.length[records] == length]
+        batches += [b for b in np.array_split(group, range(hyper.batch_size, len(group), hyper.batch_size)) if len(b) >= 2]
+    return batches
+
+
+def calibrate_batchnorm(module: torch.nn.Module, shards, batches: typing.Sequence[np.ndarray], device: str = "cpu") -> None:
+    r"""Re-estimate BatchNorm running statistics for the current weights ("precise BN").
+
+    During training, BatchNorm normalises with the statistics of each
+    batch and keeps an exponential average for inference. While the
+    weights still move fast, that average lags behind them: measured
+    here, a Wav2Small after one epoch scored CCC 0.07 vs the teacher
+    with its running averages and 0.82 after re-estimating them. So,
+    before every validation, the statistics are recomputed as a plain
+    average over clean training crops with the weights frozen. Only
+    buffers change (no gradients) and the random generators are left as
+    they were; :func:`train` calibrates a copy of the model it validates.
+    """
+    norms = [m for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms or not batches:
+        return
+    momenta = [m.momentum for m in norms]
+    was_training = module.training
+    devices = [torch.device(device).index or 0] if str(device).startswith("cuda") else []
+    with torch.random.fork_rng(devices=devices), torch.no_grad():
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over the calibration batches
+        module.train()
+        for b in batches:
+            module(torch.from_numpy(shards.batch(b)).to(device))
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    module.train(was_training)
 
 
 def _selection_key(validation: typing.Sequence[ValidationSet]) -> str:
