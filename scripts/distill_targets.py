@@ -15,7 +15,7 @@ to stdout and to ``results/distill/<student>/targets.json``.
 
 Usage::
 
-    python scripts/distill_targets.py                 # cold teacher cache, default distill
+    python scripts/distill_targets.py                 # no cached teacher targets, default distill
     python scripts/distill_targets.py --cache fresh   # also build demo data and fit the teacher
     python scripts/distill_targets.py --skip-run      # only score existing weights
     python scripts/distill_targets.py -- --epochs 4   # extra arguments for distill
@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -50,8 +51,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--skip-run", action="store_true", help="do not distil; score the existing weights")
     parser.add_argument(
         "--cache", choices=("warm", "cold", "fresh"), default="cold",
-        help="warm: reuse cached teacher targets and checkpoints; cold: drop them first (default); "
-        "fresh: run in an empty SER_BENCHMARK_CACHE (demo corpora and teacher fit included)",
+        help="warm: reuse cached teacher targets and checkpoints; cold: without them, in a temporary cache "
+        "that links the demo corpora and fitted teachers (default); fresh: in an empty cache (demo corpora "
+        "and teacher fit included)",
     )
     parser.add_argument("distill_args", nargs="*", help="after '--': extra arguments for distill")
     return parser.parse_args(argv)
@@ -59,23 +61,28 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def run_distill(args, out: Path) -> dict:
     r"""Run the distillation in a fresh process and time it."""
-    from benchmark.distill.pipeline import checkpoint_path
     from benchmark.paths import cache_root
 
     env = dict(os.environ)
     fresh = None
-    if args.cache == "fresh":
-        fresh = tempfile.mkdtemp(prefix="ser-benchmark-fresh-")
+    if args.cache in ("fresh", "cold"):
+        # a temporary cache root: nothing cached is deleted (another run may be reading it)
+        fresh = tempfile.mkdtemp(prefix=f"ser-benchmark-{args.cache}-")
         env["SER_BENCHMARK_CACHE"] = fresh
-    elif args.cache == "cold":
-        shutil.rmtree(cache_root() / "distill" / "teacher", ignore_errors=True)
-        checkpoint_path(out).unlink(missing_ok=True)
+        if args.cache == "cold":  # keep demo corpora and fitted teachers, not the distillation cache
+            root = cache_root()
+            for entry in (root.iterdir() if root.exists() else []):
+                if entry.name != "distill":
+                    os.symlink(entry, Path(fresh) / entry.name)
     command = [sys.executable, "-m", "benchmark", "distill", "--student", args.student, "--teacher", args.teacher]
     command += ["--out", str(out)] + (["--models", args.models] if args.models else []) + list(args.distill_args)
     load_before = os.getloadavg()
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run(command, cwd=ROOT, env=env)
     wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - children.ru_utime) + (after.ru_stime - children.ru_stime)
     if fresh:
         shutil.rmtree(fresh, ignore_errors=True)
     if proc.returncode != 0:
@@ -84,6 +91,8 @@ def run_distill(args, out: Path) -> dict:
         "command": " ".join(command[1:]),
         "cache": args.cache,
         "wall_seconds": round(wall, 1),
+        # CPU time of the run: with other work on the machine, wall time overstates it
+        "cpu_seconds": round(cpu, 1),
         "cpu_count": os.cpu_count(),
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
@@ -122,14 +131,22 @@ def score(args, out: Path) -> dict:
         predictions[label] = pred
         vs_teacher = {d: ccc(teacher_pred[d].to_numpy(), pred[:, i]) for i, d in enumerate(DIMENSIONS)}
         vs_teacher["mean"] = float(np.mean(list(vs_teacher.values())))
+        # for reference only: without files where the teacher itself fails (off-scale outputs)
+        sane = annotate.in_range(teacher_pred.to_numpy())
+        vs_sane = {d: ccc(teacher_pred[d].to_numpy()[sane], pred[sane, i]) for i, d in enumerate(DIMENSIONS)}
+        vs_sane["mean"] = float(np.mean(list(vs_sane.values())))
         vs_gold = {d: ccc(truth[d].to_numpy(), pred[:, i]) for i, d in enumerate(DIMENSIONS) if d in truth}
         report["models"][label] = {
             "path": str(folder),
             "ccc_vs_teacher": vs_teacher,
+            "ccc_vs_teacher_in_range": vs_sane,
+            "teacher_off_scale_files": int((~sane).sum()),
             "ccc_vs_gold": vs_gold,
             "seconds_per_file": (time.perf_counter() - start) / len(pred),
         }
-    report["teacher_ccc_vs_gold"] = {d: ccc(truth[d].to_numpy(), teacher_pred[d].to_numpy()) for d in DIMENSIONS if d in truth}
+    report["teacher_ccc_vs_gold"] = {
+        d: ccc(truth[d].to_numpy(), teacher_pred[d].to_numpy()) for d in DIMENSIONS if d in truth
+    }
     fp32, int8 = (report["models"][k]["ccc_vs_teacher"] for k in ("fp32", "int8"))
     report["int8_loss"] = {d: fp32[d] - int8[d] for d in fp32}
     return report
@@ -164,9 +181,13 @@ def main(argv=None) -> int:
     teacher_gold = report["teacher_ccc_vs_gold"]
     print("teacher  " + " ".join(f"{'- / ' + format(teacher_gold.get(d, float('nan')), '.3f'):>16}"
                                  for d in ("arousal", "dominance", "valence")))
+    sane = report["models"]["fp32"]
+    print(f"fp32 without the {sane['teacher_off_scale_files']} files with off-scale teacher outputs: "
+          + ", ".join(f"{d} {v:.3f}" for d, v in sane["ccc_vs_teacher_in_range"].items()))
     print("int8 loss: " + ", ".join(f"{d} {v:+.4f}" for d, v in report["int8_loss"].items()))
     if timing is not None:
-        print(f"wall time: {timing['wall_seconds'] / 60:.1f} min ({timing['cache']} cache; "
+        print(f"wall time: {timing['wall_seconds'] / 60:.1f} min, CPU time {timing['cpu_seconds'] / 60:.1f} min "
+              f"({timing['cache']} cache; "
               f"{timing['cpu_count']} CPUs; load average before {timing['load_average_before'][0]}, "
               f"after {timing['load_average_after'][0]})")
     for name, ok in checks.items():

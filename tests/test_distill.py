@@ -330,3 +330,27 @@ def test_batchnorm_calibration_uses_current_weights():
     assert torch.allclose(model.norm.running_mean, expected, atol=1e-5)
     assert model.norm.momentum == 0.1 and model.training
     assert torch.equal(torch.get_rng_state(), rng_before)
+
+
+def test_epoch_batches_group_crops_of_one_length(tmp_path, pool):
+    from benchmark.distill.train import Hyper, epoch_batches
+
+    files = annotate.scan_pool(sorted(str(p) for p in pool.glob("*.wav")))
+    recipe = annotate.Recipe(crop_seconds=1.0, bucket_seconds=0.25, variants=2)
+    shards = annotate.annotate_pool(FeatureTeacher(), files, recipe, progress=False)
+    assert set(shards.length.tolist()) == {4000 * k for k in (1, 2, 3, 4)}  # 0.4..1.1 s files, up to 1 s
+    usable = np.ones(len(shards), dtype=bool)
+    hyper = Hyper(batch_size=2)
+    for epoch in (0, 1):
+        batches = epoch_batches(shards, usable, epoch, hyper)
+        assert all(len(set(shards.length[b].tolist())) == 1 for b in batches)
+        used = np.concatenate(batches)
+        assert len(set(used.tolist())) == len(used)  # no crop twice in an epoch
+        assert set(shards.file_index[used].tolist()) <= set(range(8))
+        assert all(np.array_equal(a, b) for a, b in zip(batches, epoch_batches(shards, usable, epoch, hyper)))
+    # every file cycles through its variants
+    first = {int(shards.file_index[r]): int(shards.variant[r]) for r in shards.records(0)}
+    second = {int(shards.file_index[r]): int(shards.variant[r]) for r in shards.records(1)}
+    assert all(first[f] != second[f] for f in first)
+    x = shards.batch(epoch_batches(shards, usable, 0, hyper)[0])
+    assert x.dtype == np.float32 and x.ndim == 2

@@ -104,12 +104,12 @@ def main(argv: typing.Sequence[str] | None = None) -> int:
     from benchmark.distill.annotate import DataError, TeacherError
     from benchmark.distill.pipeline import DistillError, distill
     from benchmark.distill.registry_update import RegistryUpdateError
-    from benchmark.distill.train import CheckpointMismatch, Interrupted
+    from benchmark.distill.train import CheckpointMismatch, Interrupted, NoTrainingData
     from benchmark.registry import RegistryError
 
     try:
         outcome = distill(config_from_args(args))
-    except (DistillError, DataError, CheckpointMismatch, RegistryError, RegistryUpdateError) as ex:
+    except (DistillError, DataError, CheckpointMismatch, NoTrainingData, RegistryError, RegistryUpdateError) as ex:
         print(f"error: {ex}", file=sys.stderr)
         return EXIT_USAGE
     except TeacherError as ex:

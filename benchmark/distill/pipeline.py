@@ -262,11 +262,14 @@ def distill(
     # The copy inside the model folder is part of its sha256: keep only what the
     # weights depend on, so the same configuration re-run gives the same hash.
     _write_json(out / "provenance.json", record)
-    _write_json(out_int8 / "provenance.json", {**record, "quantized_from": {"path": out.name, "onnx_sha256": record["student"]["onnx_sha256"]}})
+    quantized_from = {"path": out.name, "onnx_sha256": record["student"]["onnx_sha256"]}
+    _write_json(out_int8 / "provenance.json", {**record, "quantized_from": quantized_from})
     sha, sha_int8 = sha256_tree(out), sha256_tree(out_int8)
     full = {
         **record,
-        "student": {**record["student"], "path": str(out), "sha256": sha, "int8_path": str(out_int8), "int8_sha256": sha_int8},
+        "student": {
+            **record["student"], "path": str(out), "sha256": sha, "int8_path": str(out_int8), "int8_sha256": sha_int8,
+        },
         "wall_seconds": round(time.perf_counter() - started, 1),
         "date": provenance()["date"],
         "device": device,
@@ -341,7 +344,9 @@ def provenance_record(
         "training": {"steps": result.steps, "best_epoch": result.best_epoch, "world_size": world_size},
         "validation": {
             "selection": "best epoch by mean CCC vs the teacher on held-out pool files (whole, clean)",
-            "torch_best_epoch": {k: _num(v) for k, v in best_row.items() if "_" in k and k.split("_")[0] in ("teacher", "gold")},
+            "torch_best_epoch": {
+                k: _num(v) for k, v in best_row.items() if "_" in k and k.split("_")[0] in ("teacher", "gold")
+            },
             "onnx": onnx_metrics,
             "int8_ccc_loss": loss,
             "teacher_vs_gold": val_info["teacher_vs_gold"],
@@ -373,7 +378,9 @@ def registry_entries(config: DistillConfig, teacher, sha: str, sha_int8: str, re
             "sampling_rate": 16000,
             "outputs": {d: d for d in DIMENSIONS},
             "architecture": config.student,
-            "description": f"{config.student} distilled from {teacher.name} (teacher outputs only, no human labels); {what}.",
+            "description": (
+                f"{config.student} distilled from {teacher.name} (teacher outputs only, no human labels); {what}."
+            ),
             "distilled": distilled,
         })
     return entries

@@ -1,11 +1,17 @@
 """Student training on teacher targets: loss, schedule, validation, checkpoints.
 
-The loop is deterministic on the CPU: the batch order of epoch ``e``
-is a function of ``(seed, e)`` alone (:class:`DistributedSampler`),
-and every checkpoint carries the model, optimizer, scheduler and all
-random generator states together with the position inside the epoch.
-A run killed at any point and started again therefore ends with the
-same weights as a run that was never interrupted.
+The loop is deterministic on the CPU: the batches of epoch ``e`` (crops
+of one length each) and their order are a function of ``(seed, e)``
+alone (:func:`epoch_batches`), and every checkpoint carries the model,
+optimizer, scheduler, weight average and all random generator states
+together with the position inside the epoch. A run killed at any point
+and started again therefore ends with the same weights as a run that
+was never interrupted.
+
+What is validated and exported is a copy of the student with averaged
+weights (:func:`update_ema`) and re-estimated BatchNorm statistics
+(:func:`calibrate_batchnorm`): both measured to make the per-epoch
+validation, and thus the choice of the best epoch, far less erratic.
 """
 
 from __future__ import annotations
@@ -32,6 +38,10 @@ CHECKPOINT_FORMAT = 1
 
 class CheckpointMismatch(RuntimeError):
     r"""A checkpoint exists but was written by a different distillation."""
+
+
+class NoTrainingData(ValueError):
+    r"""No batch can be formed (too few usable crops of one length)."""
 
 
 class Interrupted(RuntimeError):
@@ -100,7 +110,7 @@ class TrainResult:
     r"""Outcome of :func:`train`.
 
     Attributes:
-        best_state: the student's ``state_dict`` at the best epoch
+        best_state: the validated model's ``state_dict`` at the best epoch (empty on DDP ranks other than 0)
         best_epoch: 1-based epoch chosen by mean CCC vs the teacher on held-out files
         history: one row per epoch (loss, learning rate, validation CCCs, time)
         steps: optimiser steps done in total
@@ -134,7 +144,9 @@ def ccc(truth: np.ndarray, prediction: np.ndarray) -> float:
     return float(2 * np.mean((t - t.mean()) * (p - p.mean())) / denominator)
 
 
-def ccc_loss(prediction: torch.Tensor, target: torch.Tensor, dims: typing.Sequence[int], mse_weight: float = 0.0) -> torch.Tensor:
+def ccc_loss(
+    prediction: torch.Tensor, target: torch.Tensor, dims: typing.Sequence[int], mse_weight: float = 0.0
+) -> torch.Tensor:
     r"""``1 - mean CCC`` over ``dims`` of a batch (+ ``mse_weight`` × MSE).
 
     CCC rewards getting the batch's spread and offset right, not only
@@ -265,7 +277,10 @@ def train(
     usable = np.ones(len(shards), dtype=bool) if usable is None else np.asarray(usable, dtype=bool)
     plan = [epoch_batches(shards, usable, e, hyper, rank, world_size) for e in range(hyper.epochs)]
     if not all(plan):
-        raise ValueError("No training batch in at least one epoch: too few usable crops of equal length.")
+        raise NoTrainingData(
+            "No training batch in at least one epoch: a batch needs at least 2 usable crops of one length. "
+            "Use more files, a larger --bucket-seconds or a wider --target-range."
+        )
     total = sum(len(p) for p in plan)
     calibration = calibration_batches(shards, usable, hyper)
 
@@ -273,7 +288,8 @@ def train(
     student.to(device).train()
     model = student
     if world_size > 1:
-        model = torch.nn.parallel.DistributedDataParallel(student, device_ids=[torch.device(device).index] if device.startswith("cuda") else None)
+        ids = [torch.device(device).index] if device.startswith("cuda") else None
+        model = torch.nn.parallel.DistributedDataParallel(student, device_ids=ids)
     optimizer = torch.optim.AdamW(student.parameters(), lr=hyper.lr, weight_decay=hyper.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total, hyper))
 
@@ -351,21 +367,14 @@ def train(
             "train_loss": state["loss_sum"] / max(1, state["loss_n"]),
             "train_seconds": time.perf_counter() - started,
         }
-        # validate a copy: averaged weights, re-estimated BatchNorm statistics;
-        # the model being trained is left exactly as it is
-        candidate = copy.deepcopy(student)
-        if state["ema"] is not None:
-            candidate.load_state_dict({**candidate.state_dict(), **state["ema"]})
-        if rank == 0:
-            if hyper.bn_calibration:
-                calibrate_batchnorm(candidate, shards, calibration, device)
+        if rank == 0:  # only rank 0 validates and keeps the best model
+            candidate = export_candidate(student, state["ema"], shards, calibration if hyper.bn_calibration else [], device)
             row.update(evaluate(candidate, validation, device))
-        score = row.get(_selection_key(validation), float("nan"))
-        best = state["best"]
-        if best is None or (np.isfinite(score) and not (best["score"] >= score)):
-            state["best"] = {"epoch": epoch + 1, "score": float(score),
-                             "state": {k: v.detach().cpu().clone() for k, v in candidate.state_dict().items()}}
-        del candidate
+            score = row.get(_selection_key(validation), float("nan"))
+            best = state["best"]
+            if best is None or (np.isfinite(score) and not (best["score"] >= score)):
+                state["best"] = {"epoch": epoch + 1, "score": float(score),
+                                 "state": {k: v.detach().cpu().clone() for k, v in candidate.state_dict().items()}}
         state["history"].append(row)
         state.update(epoch=epoch + 1, step=0, loss_sum=0.0, loss_n=0, done=epoch + 1 >= hyper.epochs)
         save()
@@ -373,16 +382,19 @@ def train(
             on_epoch(pd.DataFrame(state["history"]))
     if bar is not None:
         bar.close()
+    best = state["best"] or {"state": {}, "epoch": 0}  # empty on ranks other than 0
     return TrainResult(
-        best_state=state["best"]["state"],
-        best_epoch=state["best"]["epoch"],
+        best_state=best["state"],
+        best_epoch=best["epoch"],
         history=pd.DataFrame(state["history"]),
         steps=state["global_step"],
         resumed_from=resumed_from,
     )
 
 
-def epoch_batches(shards, usable: np.ndarray, epoch: int, hyper: Hyper, rank: int = 0, world_size: int = 1) -> list[np.ndarray]:
+def epoch_batches(
+    shards, usable: np.ndarray, epoch: int, hyper: Hyper, rank: int = 0, world_size: int = 1
+) -> list[np.ndarray]:
     r"""The batches of one epoch for one process, in training order.
 
     Records (one variant of every file, :meth:`Shards.records`) are
@@ -432,6 +444,20 @@ def update_ema(ema: dict | None, module: torch.nn.Module, decay: float, step: in
     for k, v in current.items():
         ema[k].mul_(decay).add_(v, alpha=1 - decay)
     return ema
+
+
+def export_candidate(
+    student: torch.nn.Module, ema: dict | None, shards, calibration: typing.Sequence[np.ndarray], device: str = "cpu"
+) -> torch.nn.Module:
+    r"""The model that is validated and exported: a copy with averaged weights and fresh BatchNorm statistics.
+
+    The model being trained is left exactly as it is.
+    """
+    candidate = copy.deepcopy(student)
+    if ema is not None:
+        candidate.load_state_dict({**candidate.state_dict(), **ema})
+    calibrate_batchnorm(candidate, shards, calibration, device)
+    return candidate
 
 
 def calibration_batches(shards, usable: np.ndarray, hyper: Hyper) -> list[np.ndarray]:
