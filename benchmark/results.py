@@ -38,7 +38,6 @@ KEYS = {
     "efficiency": ("model", "model_sha256"),
     "skips": ("model", "model_sha256", "dataset", "dataset_version", "split", "condition", "file"),
     "runs": ("model", "model_sha256", "dataset", "dataset_version", "split", "tests"),
-    "significance": ("model", "model_sha256", "other", "other_sha256", "dataset", "dataset_version", "split", "dimension"),
 }
 
 

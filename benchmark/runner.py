@@ -65,8 +65,7 @@ class PredictionCache:
         self.skip_path = self.folder / "skips.csv"
 
     def load(self) -> tuple[pd.DataFrame, pd.DataFrame]:
-        pred = pd.DataFrame(columns=list(DIMENSIONS), index=pd.Index([], name="file", dtype="string"))
-        skips = pd.DataFrame(columns=["reason"], index=pd.Index([], name="file", dtype="string"))
+        pred, skips = _empty_frames()
         if self.pred_path.exists():
             pred = pd.read_csv(self.pred_path, index_col="file", dtype={"file": "string"})
             pred = pred.astype("float64")
