@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
 import http.server
 import threading
 import time
@@ -435,6 +436,49 @@ def test_egemaps_fit_cache_and_predict(tmp_path, capsys):
 
     refit = egemaps.fit(evalset, alphas=[0.1, 10.0, 1000.0], folds=3, verbose=False)
     assert refit.artifact_hash == model.artifact_hash  # deterministic .npz bytes
+
+
+def test_egemaps_clips_off_scale_features(tmp_path):
+    r"""A feature thousands of SDs off (a near-zero denominator) must not throw the output off the scale."""
+    from benchmark.models import egemaps
+
+    model = egemaps.fit(_tone_set(tmp_path), alphas=[0.1, 10.0], folds=3, clip=3.0, verbose=False)
+    a = model.arrays
+    assert a["clip"].tolist() == [3.0]
+    typical = a["mean"].copy()
+    wild = typical.copy()
+    wild[np.argmax(np.abs(np.nan_to_num(a["coef"][0])))] += 3305.0 * a["scale"].max() * 1e3
+    at_bound = np.clip((wild - a["mean"]) / a["scale"], -3.0, 3.0) * a["scale"] + a["mean"]
+    np.testing.assert_allclose(model.regress(wild), model.regress(at_bound))
+    swing = np.abs(model.regress(wild) - model.regress(typical))[0, [0, 2]]
+    assert (swing <= 3.0 * np.abs(a["coef"][[0, 2]]).max(axis=1) + 1e-12).all()
+
+    # a format-1 file (no 'clip' array) loads as unclipped, so its hash and outputs stay what they were
+    legacy = {k: v for k, v in a.items() if k != "clip"}
+    path = tmp_path / "legacy" / "model.npz"
+    path.parent.mkdir()
+    path.write_bytes(egemaps.deterministic_npz(legacy))
+    old = egemaps.EgemapsRegressor.from_file(path)
+    assert np.isinf(old.arrays["clip"]).all() and old.artifact_hash == sha256_file(path)
+    assert np.nanmax(np.abs(old.regress(wild) - model.regress(wild))) > 1.0
+
+
+def test_egemaps_ignores_recording_gain(tmp_path):
+    r"""Gain-normalised like wav2vec2 and the students: -12 dB leaves the outputs (almost) unchanged."""
+    import audiofile
+
+    from benchmark.models import egemaps
+
+    evalset = _tone_set(tmp_path)
+    model = egemaps.fit(evalset, alphas=[0.1, 10.0], folds=3, verbose=False)
+    assert model.arrays["normalise"].tolist() == [1.0]
+    signal = audiofile.read(evalset.files[5])[0]
+    loud, quiet = model(signal, 16000), model(signal * 0.25, 16000)
+    np.testing.assert_allclose(quiet[[0, 2]], loud[[0, 2]], atol=0.02)
+
+    raw = egemaps.fit(evalset, alphas=[0.1, 10.0], folds=3, normalise=False, verbose=False)
+    assert "normalise" not in np.load(io.BytesIO(raw.to_bytes())).files  # the format-1 layout
+    assert np.abs(raw(signal * 0.25, 16000) - raw(signal, 16000))[[0, 2]].max() > 0.02
 
 
 def test_egemaps_cache_key_follows_data_and_params(tmp_path):

@@ -1,8 +1,19 @@
 """Loader for kind ``egemaps``: the offline teacher of the embedded demo.
 
-eGeMAPSv02 functionals (88 features, Eyben et al., IEEE TAC 2016) are
-standardised and fed to one ridge regression per dimension, fitted in
-closed form on a labelled split. The ridge penalty is chosen per
+eGeMAPSv02 functionals (88 features, Eyben et al., IEEE TAC 2016)
+of the gain-normalised signal are standardised, clipped to ``±DEFAULT_CLIP``
+standard deviations and fed
+to one ridge regression per dimension, fitted in closed form on a
+labelled split. The clipping matters: a functional normalised by a mean
+close to zero (a ``stddevNorm`` of a short or near-silent crop) can land
+thousands of standard deviations from the training data, and an
+unclipped linear model then answers -150 on a 0..1 scale.
+
+Each signal is first scaled to zero mean and a fixed RMS, as wav2vec2's
+feature extractor and the students normalise theirs: recording gain says
+nothing about emotion, the real teachers cannot see it, and a teacher
+that keys on absolute level would hand its students targets they
+cannot reproduce (and fail the benchmark's own ``gain`` condition). The ridge penalty is chosen per
 dimension by cross-validation over speaker-grouped folds (speakers never
 straddle a fold, as in the evaluation), maximising the CCC of the
 pooled out-of-fold predictions, the benchmark's own metric.
@@ -22,6 +33,7 @@ import io
 import json
 import os
 import tempfile
+import threading
 import time
 import typing
 import zipfile
@@ -34,8 +46,14 @@ from benchmark.hashing import sha256_text
 from benchmark.models.base import Predictor
 
 FEATURE_SET = "eGeMAPSv02"
-FORMAT = 1
+FORMAT = 2
 """Version of the cached model layout; bump it when fitting changes, so old caches are not reused."""
+
+DEFAULT_CLIP = 5.0
+"""Standardised features are clipped to this many standard deviations (fit and prediction)."""
+
+DEFAULT_NORMALISE = True
+"""Scale each signal to zero mean and a fixed RMS before extracting features."""
 
 DEFAULT_ALPHAS = tuple(float(a) for a in np.logspace(-2, 5, 15))
 SAMPLING_RATE = 16000
@@ -62,6 +80,10 @@ class EgemapsRegressor(Predictor):
     Args:
         name: registry name
         mean, scale: feature standardisation, shape ``(88,)``
+        clip: standardised features are clipped to ``[-clip, clip]``
+            (``inf``: no clipping, the layout of format 1)
+        normalise: scale each signal to zero mean and a fixed RMS
+            before extracting features (format 1: no)
         coef: weights, shape ``(3, 88)``; a row of NaN marks a dimension
             without training labels (predicted as NaN)
         intercept: shape ``(3,)``
@@ -71,10 +93,14 @@ class EgemapsRegressor(Predictor):
 
     """
 
-    def __init__(self, name, mean, scale, coef, intercept, alpha, meta=None, *, num_workers: int = 1):
+    def __init__(
+        self, name, mean, scale, coef, intercept, alpha, meta=None, *, clip=np.inf, normalise=False, num_workers: int = 1
+    ):
         self.arrays = {
             "mean": np.asarray(mean, dtype=np.float64),
             "scale": np.asarray(scale, dtype=np.float64),
+            "clip": np.asarray(clip, dtype=np.float64).reshape(1),  # 1-d: .npz stores no 0-d arrays here
+            "normalise": np.asarray(float(bool(np.asarray(normalise).reshape(-1)[0])), dtype=np.float64).reshape(1),
             "coef": np.asarray(coef, dtype=np.float64),
             "intercept": np.asarray(intercept, dtype=np.float64),
             "alpha": np.asarray(alpha, dtype=np.float64),
@@ -88,13 +114,12 @@ class EgemapsRegressor(Predictor):
         r"""The 88 eGeMAPSv02 functionals of a 16 kHz mono signal."""
         if self._smile is None:
             self._smile = _smile()
-        y = self._smile(np.asarray(signal, dtype=np.float32), SAMPLING_RATE)
-        return np.asarray(y, dtype=np.float64).reshape(-1)
+        return features(self._smile, signal, bool(self.arrays["normalise"][0]))
 
     def regress(self, features: np.ndarray) -> np.ndarray:
         r"""A/D/V from features of shape ``(n, 88)``; shape ``(n, 3)``."""
         a = self.arrays
-        z = np.nan_to_num((np.atleast_2d(features) - a["mean"]) / a["scale"])  # unseen NaN → training mean
+        z = standardise(np.atleast_2d(features), a["mean"], a["scale"], float(a["clip"][0]))
         return z @ a["coef"].T + a["intercept"]
 
     def predict(self, signal: np.ndarray) -> np.ndarray:
@@ -113,8 +138,17 @@ class EgemapsRegressor(Predictor):
         return self.regress(np.stack(feats))
 
     def to_bytes(self) -> bytes:
-        r"""The model as ``.npz`` bytes, identical for identical arrays."""
-        return deterministic_npz(self.arrays)
+        r"""The model as ``.npz`` bytes, identical for identical arrays.
+
+        An infinite ``clip`` and a false ``normalise`` (format 1) are left
+        out, so a format-1 file round-trips to its own bytes and keeps its hash.
+        """
+        arrays = dict(self.arrays)
+        if np.isinf(arrays["clip"]).all():
+            del arrays["clip"]
+        if not arrays["normalise"].any():
+            del arrays["normalise"]
+        return deterministic_npz(arrays)
 
     def save(self, folder: str | os.PathLike) -> Path:
         r"""Write ``model.npz`` and ``model.json`` into ``folder`` (atomically); return the ``.npz``."""
@@ -131,9 +165,50 @@ class EgemapsRegressor(Predictor):
         path = Path(path)
         with np.load(path) as data:
             arrays = {k: data[k] for k in ("mean", "scale", "coef", "intercept", "alpha")}
+            for key in ("clip", "normalise"):  # format 1 files have neither: no clipping, no normalisation
+                if key in data.files:
+                    arrays[key] = data[key]
         meta_path = path.with_suffix(".json")
         meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
         return cls(name, meta=meta, **arrays, **kwargs)
+
+
+def standardise(features: np.ndarray, mean: np.ndarray, scale: np.ndarray, clip: float = np.inf) -> np.ndarray:
+    r"""``(features - mean) / scale``, NaN → 0 (the training mean), clipped to ``[-clip, clip]``.
+
+    Examples:
+        >>> standardise(np.array([[1.0, np.nan, -1e6]]), np.zeros(3), np.ones(3), 5.0).tolist()
+        [[1.0, 0.0, -5.0]]
+
+    """
+    return np.clip(np.nan_to_num((features - mean) / scale), -clip, clip)
+
+
+GAIN_RMS = 0.05
+"""RMS (-26 dBFS) every signal is scaled to when gain normalisation is on."""
+
+
+def normalise_gain(signal: np.ndarray) -> np.ndarray:
+    r"""Zero mean and RMS :data:`GAIN_RMS`; silence stays (almost) silence.
+
+    wav2vec2's feature extractor scales to unit variance; openSMILE
+    reads its input as 16-bit PCM and clips above full scale, so the
+    level chosen here is a conversational -26 dBFS with room for peaks.
+
+    Examples:
+        >>> x = normalise_gain(np.array([0.1, 0.3, 0.1, 0.3], dtype=np.float32))
+        >>> (x / GAIN_RMS).round(3).tolist()
+        [-1.0, 1.0, -1.0, 1.0]
+
+    """
+    signal = np.asarray(signal, dtype=np.float64)
+    return (GAIN_RMS * (signal - signal.mean()) / np.sqrt(signal.var() + 1e-10)).astype(np.float32)
+
+
+def features(smile, signal: np.ndarray, normalise: bool) -> np.ndarray:
+    r"""The 88 functionals of a 16 kHz mono signal, optionally gain-normalised first."""
+    signal = normalise_gain(signal) if normalise else np.asarray(signal, dtype=np.float32)
+    return np.asarray(smile(signal, SAMPLING_RATE), dtype=np.float64).reshape(-1)
 
 
 def _mono(signal: np.ndarray) -> np.ndarray:
@@ -146,24 +221,38 @@ def _mono(signal: np.ndarray) -> np.ndarray:
 # --- fitting ---------------------------------------------------------------------------
 
 
-def extract(evalset, num_workers: int | None = None, verbose: bool = True) -> np.ndarray:
+def extract(evalset, num_workers: int | None = None, verbose: bool = True, normalise: bool = DEFAULT_NORMALISE) -> np.ndarray:
     r"""eGeMAPSv02 functionals of every file of ``evalset``; shape ``(files, 88)``.
 
+    Files are read, mixed down and resampled to 16 kHz by
+    :class:`audinterface.Process`, which hands each signal to
+    :func:`features` (gain-normalised first if ``normalise``).
     ``num_workers``: threads (openSMILE runs outside the GIL);
     default up to 4, as many as there are cores.
     """
     import audformat
+    import audinterface
 
     num_workers = num_workers or min(4, os.cpu_count() or 1)
-
     if verbose:
         print(f"egemaps: extracting {FEATURE_SET} functionals of {len(evalset.files)} files ...", flush=True)
     start = time.monotonic()
+    local = threading.local()  # one openSMILE instance per worker thread
+
+    def process(signal, sampling_rate):
+        if not hasattr(local, "smile"):
+            local.smile = _smile()
+        return features(local.smile, _mono(signal), normalise)
+
+    interface = audinterface.Process(
+        process_func=process, sampling_rate=SAMPLING_RATE, resample=True, channels=None, mixdown=True,
+        num_workers=num_workers, multiprocessing=False,
+    )
     index = audformat.filewise_index(list(evalset.files))
-    df = _smile(num_workers).process_index(index, preserve_index=True)
+    result = interface.process_index(index, preserve_index=True)
     if verbose:
         print(f"egemaps: features done in {time.monotonic() - start:.1f} s", flush=True)
-    return df.to_numpy(dtype=np.float64)
+    return np.stack([np.asarray(row, dtype=np.float64) for row in result.to_list()])
 
 
 def fit(
@@ -173,6 +262,8 @@ def fit(
     alphas: typing.Sequence[float] = DEFAULT_ALPHAS,
     folds: int = 5,
     seed: int = 0,
+    clip: float = DEFAULT_CLIP,
+    normalise: bool = DEFAULT_NORMALISE,
     num_workers: int | None = None,
     verbose: bool = True,
 ) -> EgemapsRegressor:
@@ -184,18 +275,20 @@ def fit(
         alphas: ridge penalties to choose from
         folds: speaker-grouped CV folds for choosing the penalty
         seed: seeds the assignment of speakers to folds
+        clip: clip standardised features to this many standard deviations
+        normalise: gain-normalise each signal before extracting features
         num_workers: threads for feature extraction (default: up to 4);
             the returned predictor uses one unless told otherwise
         verbose: print progress
 
     """
-    features = extract(evalset, num_workers, verbose)
+    features = extract(evalset, num_workers, verbose, normalise)
     groups = _groups(evalset)
     mean = np.nanmean(features, axis=0)
     scale = np.nanstd(features, axis=0)
     scale = np.where(np.isfinite(scale) & (scale > 1e-12), scale, 1.0)
     mean = np.where(np.isfinite(mean), mean, 0.0)
-    z = np.nan_to_num((features - mean) / scale)
+    z = standardise(features, mean, scale, clip)
     n_dims = len(DIMENSIONS)
     coef = np.full((n_dims, z.shape[1]), np.nan)
     intercept = np.full(n_dims, np.nan)
@@ -221,10 +314,13 @@ def fit(
         "dimensions": [d for d in DIMENSIONS if d in scores],
         "alpha": {d: float(chosen[i]) for i, d in enumerate(DIMENSIONS) if d in scores},
         "cv_ccc": scores,
-        "params": {"alphas": [float(a) for a in alphas], "folds": int(folds), "seed": int(seed)},
+        "params": {"alphas": [float(a) for a in alphas], "folds": int(folds), "seed": int(seed), "clip": float(clip),
+                   "normalise": bool(normalise)},
         "data": {**evalset.provenance(), "files": len(evalset.files)},
     }
-    return EgemapsRegressor(name, mean, scale, coef, intercept, chosen, meta, num_workers=num_workers or 1)
+    return EgemapsRegressor(
+        name, mean, scale, coef, intercept, chosen, meta, clip=clip, normalise=normalise, num_workers=num_workers or 1
+    )
 
 
 def ridge(x: np.ndarray, y: np.ndarray, alpha: float) -> tuple[np.ndarray, float]:
@@ -333,6 +429,7 @@ def cache_key(evalset, params: dict) -> str:
         "format": FORMAT,
         "feature_set": FEATURE_SET,
         "opensmile": opensmile.__version__,
+        "gain_rms": GAIN_RMS,
         "data": data_digest(evalset),
         "params": {k: params[k] for k in sorted(params) if k not in ("num_workers", "verbose", "name")},
     }
@@ -355,6 +452,8 @@ def fit_cached(evalset, *, name: str = "egemaps", cache: str | os.PathLike | Non
     params["alphas"] = [float(a) for a in params["alphas"]]
     params.setdefault("folds", 5)
     params.setdefault("seed", 0)
+    params.setdefault("clip", DEFAULT_CLIP)
+    params.setdefault("normalise", DEFAULT_NORMALISE)
     folder = Path(cache) if cache is not None else cache_dir("models", "egemaps")
     folder = folder / cache_key(evalset, params)
     workers = int(params.get("num_workers") or 1)
@@ -373,7 +472,7 @@ def load(entry, registry=None) -> Predictor:
     ``source``: ``{dataset, split}`` of the training data (e.g.
     ``{dataset: msppodcast, split: train}``). ``params``: ``data``
     (``'demo'`` default, or ``'real'``), ``alphas``, ``folds``, ``seed``,
-    ``num_workers``.
+    ``clip``, ``normalise``, ``num_workers``.
     """
     from benchmark.data.datasets import load_split
 
