@@ -354,3 +354,13 @@ def test_epoch_batches_group_crops_of_one_length(tmp_path, pool):
     assert all(first[f] != second[f] for f in first)
     x = shards.batch(epoch_batches(shards, usable, 0, hyper)[0])
     assert x.dtype == np.float32 and x.ndim == 2
+
+
+def test_keep_freed_memory_takes_effect_on_glibc():
+    import platform
+
+    from benchmark.distill.pipeline import keep_freed_memory
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("mallopt is glibc's")
+    assert keep_freed_memory() is True
