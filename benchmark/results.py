@@ -19,6 +19,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import filelock
 import numpy as np
 import pandas as pd
 
@@ -123,7 +124,15 @@ def write_rows(name: str, rows: pd.DataFrame, root: Path | None = None) -> Path:
     new = _fmt(rows.reset_index(drop=True))
     for col, value in provenance().items():
         new[col] = value
-    old = read_table(name, root)
+    path = table_path(name, root)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # read-merge-replace under a lock: two benchmark runs in parallel must not drop each other's rows
+    with filelock.FileLock(str(path) + ".lock"):
+        return _upsert(path, name, keys, new)
+
+
+def _upsert(path: Path, name: str, keys: list[str], new: pd.DataFrame) -> Path:
+    old = read_table(name, path.parent)
     old = _fmt(old) if len(old) else pd.DataFrame(columns=new.columns)
     value_cols = [c for c in new.columns if c not in keys and c not in PROVENANCE]
     if len(old):
@@ -145,7 +154,6 @@ def write_rows(name: str, rows: pd.DataFrame, root: Path | None = None) -> Path:
     columns = keys + [c for c in combined.columns if c not in keys and c not in PROVENANCE] + list(PROVENANCE)
     combined = combined.reindex(columns=columns).fillna("")
     combined = combined.sort_values(keys, kind="stable").reset_index(drop=True)
-    path = table_path(name, root)
     atomic_write_text(path, combined.to_csv(index=False, lineterminator="\n"))
     return path
 

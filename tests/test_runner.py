@@ -164,3 +164,20 @@ def test_failing_family_keeps_finished_results(dataset_registry, audb_repository
     assert not report.ok and report.failures[0][2] == "robustness"
     assert len(results.read_table("correctness")) == 3  # written before the failure, not lost
     assert any("FAILED robustness" in m for m in messages)
+
+
+def test_parallel_writers_lose_no_rows(tmp_path):
+    r"""Two benchmark runs writing one table at once: every row of both survives."""
+    import concurrent.futures
+
+    def write(i):
+        rows = pd.DataFrame([{
+            "model": f"m{i}", "model_sha256": f"{i:064x}", "dataset": "d", "dataset_version": "1.0.0",
+            "split": "test", "dimension": dim, "ccc": 0.1 * i,
+        } for dim in ("arousal", "valence")])
+        results.write_rows("correctness", rows, root=tmp_path)
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        list(pool.map(write, range(24)))
+    table = results.read_table("correctness", tmp_path)
+    assert len(table) == 48 and set(table["model"]) == {f"m{i}" for i in range(24)}
