@@ -244,6 +244,24 @@ def test_resume_gives_same_weights(tmp_path, pool, models_yaml):
     assert sha256_tree(again.out) == sha256_tree(resumed.out)
 
 
+def test_resume_in_channels_last_layout(tmp_path, pool, models_yaml):
+    # Wav2Small with a multiple of 8 channels trains channels-last; resume must not depend on the layout
+    from benchmark.students.wav2small import Wav2Small, Wav2SmallConfig
+
+    def student(arch):
+        return Wav2Small(Wav2SmallConfig(channels=8, layers=2, pool_after=1))
+
+    assert student("").training_memory_format == torch.channels_last
+    cfg = config(tmp_path, pool, models_yaml, out="cl-ref", epochs=2, batch_size=2)
+    reference = distill(cfg, teacher=FeatureTeacher(), build_student=student)
+    cfg = config(tmp_path, pool, models_yaml, out="cl-resumed", epochs=2, batch_size=2)
+    with pytest.raises(Interrupted):
+        distill(dataclasses.replace(cfg, stop_after_steps=3), teacher=FeatureTeacher(), build_student=student)
+    resumed = distill(cfg, teacher=FeatureTeacher(), build_student=student)
+    assert resumed.provenance["resumed_from_step"] == 2
+    assert onnx_bytes(resumed) == onnx_bytes(reference)
+
+
 def test_incompatible_checkpoint_refused(tmp_path, pool, models_yaml):
     cfg = config(tmp_path, pool, models_yaml, batch_size=2)
     with pytest.raises(Interrupted):

@@ -146,6 +146,17 @@ def test_normalisation_makes_gain_irrelevant():
         torch.testing.assert_close(model(signal), model(0.1 * signal), atol=1e-3, rtol=1e-3)
 
 
+@pytest.mark.parametrize("name", list(ARCHITECTURES))
+def test_training_memory_format_keeps_the_function(name):
+    # distillation trains in the student's preferred layout: only summation order may change
+    model = build(name).eval()
+    signal = torch.randn(2, 16000, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        reference = model(signal)
+        model.to(memory_format=model.training_memory_format)
+        torch.testing.assert_close(model(signal), reference, atol=1e-4, rtol=1e-4)
+
+
 # --- ONNX ---------------------------------------------------------------
 
 

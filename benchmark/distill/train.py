@@ -285,7 +285,7 @@ def train(
     calibration = calibration_batches(shards, usable, hyper)
 
     torch.manual_seed(hyper.seed)
-    student.to(device).train()
+    student.to(device, memory_format=getattr(student, "training_memory_format", torch.contiguous_format)).train()
     model = student
     if world_size > 1:
         ids = [torch.device(device).index] if device.startswith("cuda") else None
@@ -378,6 +378,13 @@ def train(
         state["history"].append(row)
         state.update(epoch=epoch + 1, step=0, loss_sum=0.0, loss_n=0, done=epoch + 1 >= hyper.epochs)
         save()
+        if rank == 0:
+            # also without a progress bar (--no-progress, logs): one line per epoch
+            line = epoch_summary(row, hyper.epochs, (state["best"] or {}).get("epoch"))
+            if bar is not None and not bar.disable:
+                bar.write(line)
+            else:
+                print(line, flush=True)
         if rank == 0 and on_epoch is not None:
             on_epoch(pd.DataFrame(state["history"]))
     if bar is not None:
@@ -501,6 +508,27 @@ def calibrate_batchnorm(module: torch.nn.Module, shards, batches: typing.Sequenc
     for m, momentum in zip(norms, momenta):
         m.momentum = momentum
     module.train(was_training)
+
+
+def epoch_summary(row: dict, epochs: int, best_epoch: int | None = None) -> str:
+    r"""One line on an epoch: training loss, validation CCCs, the best epoch so far.
+
+    Examples:
+        >>> row = {"epoch": 2, "train_loss": 0.43, "train_seconds": 61.7, "teacher_arousal": 0.864,
+        ...        "teacher_dominance": 0.751, "teacher_valence": 0.311, "teacher_mean": 0.642}
+        >>> epoch_summary(row, 7, best_epoch=2)
+        'epoch 2/7: loss 0.430 (62 s) | teacher A 0.864 D 0.751 V 0.311 mean 0.642 | best epoch 2'
+
+    """
+    parts = [f"epoch {row['epoch']}/{epochs}: loss {row['train_loss']:.3f} ({row['train_seconds']:.0f} s)"]
+    for name in dict.fromkeys(k.rsplit("_", 1)[0] for k in row if k.endswith("_mean")):
+        values = " ".join(
+            f"{dim[0].upper()} {row[f'{name}_{dim}']:.3f}" for dim in DIMENSIONS if f"{name}_{dim}" in row
+        )
+        parts.append(f"{name} {values} mean {row[f'{name}_mean']:.3f}")
+    if best_epoch:
+        parts.append(f"best epoch {best_epoch}")
+    return " | ".join(parts)
 
 
 def _selection_key(validation: typing.Sequence[ValidationSet]) -> str:

@@ -50,8 +50,12 @@ class Wav2SmallConfig:
     hop_length: int = 32
 
 
-WAV2SMALL = Wav2SmallConfig(channels=32, layers=8)
-"""The 72K configuration of the paper (widths are our choice: 71,747 parameters)."""
+WAV2SMALL = Wav2SmallConfig(channels=24, layers=14)
+"""The 72K configuration of the paper (depth and width are our choice: 72,147 parameters).
+
+Chosen among layouts of about 72K parameters by distillation from the
+default teacher, held-out pool files only (``docs/students.md``).
+"""
 
 WAV2SMALL_2 = Wav2SmallConfig(channels=13, layers=11)
 """Wav2Small 2.0 of audEERING's model card (13 channels, 26 mels, n_fft 64, hop 32: 16,994 parameters)."""
@@ -120,6 +124,18 @@ class Wav2Small(nn.Module):
         self.pool = AttentionPool(c)
         self.pooled_mels = (config.n_mels + 1) // 2
         self.head = nn.Linear(c * self.pooled_mels + c * c, 3)
+
+    @property
+    def training_memory_format(self) -> torch.memory_format:
+        r"""Layout of the convolution weights (and so activations) during training.
+
+        Channels-last lets oneDNN vectorise over channels: a training step
+        of the 32-channel Wav2Small takes 0.62 s instead of 0.87 s (batch
+        16 × 2.5 s, 2 CPU threads), while 13 channels (Wav2Small 2.0) are
+        slower in that layout (0.68 s instead of 0.50 s). Numerics differ
+        only by summation order; the exported model is unaffected.
+        """
+        return torch.channels_last if self.config.channels % 8 == 0 else torch.contiguous_format
 
     def forward(self, signal: torch.Tensor) -> torch.Tensor:
         r"""``[batch, samples]`` → ``[batch, 3]``."""
