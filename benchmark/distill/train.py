@@ -385,8 +385,8 @@ def train(
                 bar.write(line)
             else:
                 print(line, flush=True)
-        if rank == 0 and on_epoch is not None:
-            on_epoch(pd.DataFrame(state["history"]))
+            if on_epoch is not None:
+                on_epoch(pd.DataFrame(state["history"]))
     if bar is not None:
         bar.close()
     best = state["best"] or {"state": {}, "epoch": 0}  # empty on ranks other than 0

@@ -54,7 +54,8 @@ WAV2SMALL = Wav2SmallConfig(channels=24, layers=14)
 """The 72K configuration of the paper (depth and width are our choice: 72,147 parameters).
 
 Chosen among layouts of about 72K parameters by distillation from the
-default teacher, held-out pool files only (``docs/students.md``).
+default teacher, on held-out pool files and msppodcast test-2, never
+test-1 (``docs/students.md``).
 """
 
 WAV2SMALL_2 = Wav2SmallConfig(channels=13, layers=11)
@@ -130,10 +131,11 @@ class Wav2Small(nn.Module):
         r"""Layout of the convolution weights (and so activations) during training.
 
         Channels-last lets oneDNN vectorise over channels: a training step
-        of the 32-channel Wav2Small takes 0.62 s instead of 0.87 s (batch
-        16 × 2.5 s, 2 CPU threads), while 13 channels (Wav2Small 2.0) are
-        slower in that layout (0.68 s instead of 0.50 s). Numerics differ
-        only by summation order; the exported model is unaffected.
+        takes 0.84 s instead of 1.05 s with 24 channels (``wav2small``) and
+        0.62 s instead of 0.87 s with 32 (batch 16 × 2.5 s, 2 CPU threads,
+        median of 5), while 13 channels (Wav2Small 2.0) are slower in that
+        layout (0.68 s instead of 0.50 s). Numerics differ only by
+        summation order; the exported model is unaffected.
         """
         return torch.channels_last if self.config.channels % 8 == 0 else torch.contiguous_format
 
