@@ -125,9 +125,11 @@ def read_tables(root: Path) -> dict[str, pd.DataFrame]:
             continue
         df = pd.read_csv(
             path,
-            dtype={c: str for c in ("model", "model_sha256", "dataset", "dataset_version", "split", "date")},
+            dtype={
+                c: str for c in ("model", "model_sha256", "dataset", "dataset_version", "data_fingerprint", "split", "date")
+            },
         )
-        for col in ("dataset", "dataset_version", "split", "date"):
+        for col in ("dataset", "dataset_version", "data_fingerprint", "split", "date"):
             if col in df:
                 df[col] = df[col].fillna("")
         tables[name] = df
@@ -551,6 +553,7 @@ def correctness_section(inputs: Inputs, out: Output, *, resamples: int, seed: in
         parts.append(f"### {section_title(section)}")
         if is_demo(section[0]):
             parts.append(f"> **Note:** {DEMO_NOTE}.")
+        parts.append(data_builds_note(rows))
         parts.append(ccc_table(rows, dims))
         figure = f"{FIGURES}/leaderboard/ccc__{slug(*section)}.png"
         order = _ranked_models(rows, dims)
@@ -562,6 +565,29 @@ def correctness_section(inputs: Inputs, out: Output, *, resamples: int, seed: in
             parts.append(significance)
         parts.append("*Source: `results/correctness.csv`.*")
     return "\n\n".join(parts)
+
+
+def data_builds_note(rows: pd.DataFrame) -> str:
+    r"""The data fingerprint of a section, or a warning if its rows come from several builds.
+
+    Examples:
+        >>> rows = pd.DataFrame({"model": ["a", "b"], "data_fingerprint": ["1b5d86382609", "1b5d86382609"]})
+        >>> data_builds_note(rows)
+        '*Data fingerprint `1b5d8638` (audio checksums, labels, speakers).*'
+        >>> data_builds_note(rows.assign(data_fingerprint=["1b5d86382609", "77aa00000000"]))[:23]
+        '> **Warning:** 2 builds'
+
+    """
+    prints = rows["data_fingerprint"] if "data_fingerprint" in rows else pd.Series("", index=rows.index)
+    builds = rows.groupby(prints.fillna("").astype(str))["model"].unique()
+    if len(builds) == 1:
+        only = builds.index[0]
+        return f"*Data fingerprint `{only[:8]}` (audio checksums, labels, speakers).*" if only else ""
+    which = "; ".join(f"`{fp[:8] or 'not recorded'}`: {', '.join(sorted(models))}" for fp, models in builds.items())
+    return (
+        f"> **Warning:** {len(builds)} builds of this split under one version ({which}). Scores on "
+        "different builds are not comparable: re-run these models on one build."
+    )
 
 
 def _ranked_models(rows: pd.DataFrame, dims: list[str]) -> list[str]:

@@ -1,7 +1,8 @@
 """Versioned result tables under ``results/``.
 
 Every table is a CSV whose rows carry provenance: model name and
-artefact SHA-256, dataset name/version/split/table, benchmark version
+artefact SHA-256, dataset name/version/split/table and the fingerprint
+of the split's content (audio checksums, labels, speakers), benchmark version
 and code commit, and the date the row was first computed. Rows are
 keyed by what determines them (model hash, dataset version, condition,
 ...): re-running with the same inputs leaves the file byte-identical;
@@ -31,14 +32,14 @@ PROVENANCE = ("benchmark_version", "code_commit", "date")
 
 KEYS = {
     # table name → columns that identify a row (besides nothing else)
-    "correctness": ("model", "model_sha256", "dataset", "dataset_version", "split", "dimension"),
-    "robustness": ("model", "model_sha256", "dataset", "dataset_version", "split", "condition", "dimension"),
-    "fairness_sex": ("model", "model_sha256", "dataset", "dataset_version", "split", "dimension", "group"),
-    "fairness_speaker": ("model", "model_sha256", "dataset", "dataset_version", "split", "dimension"),
-    "speakers": ("model", "model_sha256", "dataset", "dataset_version", "split", "dimension", "speaker"),
+    "correctness": ("model", "model_sha256", "dataset", "dataset_version", "data_fingerprint", "split", "dimension"),
+    "robustness": ("model", "model_sha256", "dataset", "dataset_version", "data_fingerprint", "split", "condition", "dimension"),
+    "fairness_sex": ("model", "model_sha256", "dataset", "dataset_version", "data_fingerprint", "split", "dimension", "group"),
+    "fairness_speaker": ("model", "model_sha256", "dataset", "dataset_version", "data_fingerprint", "split", "dimension"),
+    "speakers": ("model", "model_sha256", "dataset", "dataset_version", "data_fingerprint", "split", "dimension", "speaker"),
     "efficiency": ("model", "model_sha256"),
-    "skips": ("model", "model_sha256", "dataset", "dataset_version", "split", "condition", "file"),
-    "runs": ("model", "model_sha256", "dataset", "dataset_version", "split", "tests"),
+    "skips": ("model", "model_sha256", "dataset", "dataset_version", "data_fingerprint", "split", "condition", "file"),
+    "runs": ("model", "model_sha256", "dataset", "dataset_version", "data_fingerprint", "split", "tests"),
 }
 
 
@@ -79,7 +80,7 @@ def read_table(name: str, root: Path | None = None) -> pd.DataFrame:
     path = table_path(name, root)
     if not path.exists():
         return pd.DataFrame()
-    return pd.read_csv(path, keep_default_na=True, dtype={"model_sha256": str, "dataset_version": str})
+    return pd.read_csv(path, keep_default_na=True, dtype={"model_sha256": str, "dataset_version": str, "data_fingerprint": str})
 
 
 def _fmt(df: pd.DataFrame) -> pd.DataFrame:

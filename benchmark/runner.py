@@ -3,7 +3,8 @@
 The model becomes an :class:`audinterface.Feature` (resample to the
 model's rate, mono mixdown over *all* channels) applied to the split's
 filewise index. Predictions are cached on disk under a key made of the
-model artefact hash, the dataset name/version/split and the condition —
+model artefact hash, the dataset name/version/split, the fingerprint of
+the split's content and the condition —
 audinterface's own cache key ignores the model, so it is not used.
 The cache is filled chunk by chunk, so an interrupted run resumes where
 it stopped. Files that cannot be scored (unreadable, empty, silent, too
@@ -58,7 +59,7 @@ class PredictionCache:
             "predictions",
             model.name,
             model.artifact_hash[:16],
-            f"{evalset.audb_name}-{evalset.version}-{evalset.split}",
+            f"{evalset.audb_name}-{evalset.version}-{evalset.split}-{evalset.fingerprint[:12]}",
             condition_key(condition),
         )
         self.pred_path = self.folder / "predictions.csv"

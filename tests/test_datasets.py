@@ -1,6 +1,7 @@
 """Dataset registry and audb loading through a local file-system repository."""
 
 import time
+from pathlib import Path
 
 import audb
 import pytest
@@ -17,6 +18,24 @@ def test_load_split_through_audb(dataset_registry, audb_repository):
     assert set(ev.sex.unique()) == {"female", "male"}
     assert ev.speaker.notna().all()
     assert ev.provenance()["table"] == "emotion.dimensions.test-1.gold_standard"
+    assert ev.provenance()["data_fingerprint"] == ev.fingerprint[:12]
+
+
+def test_fingerprint_names_the_content_not_the_version(dataset_registry, audb_repository):
+    ev = dsets.load_split("testcorpus", "test-1", data="real", repositories=[audb_repository], registry=dataset_registry)
+    # from audb's checksums; the same as hashing the files on disk
+    assert ev.fingerprint == dsets.data_fingerprint(ev.truth, ev.speaker, ev.sex, ev.root)
+    assert ev.subset(ev.files[:3]).fingerprint == ev.fingerprint  # a subset belongs to the same data
+    relabelled = ev.truth.copy()
+    relabelled.iloc[0, 0] += 0.01
+    assert dsets.data_fingerprint(relabelled, ev.speaker, ev.sex, ev.root) != ev.fingerprint
+    first = Path(ev.files[0])
+    original = first.read_bytes()
+    try:  # two flipped bytes of one file's audio
+        first.write_bytes(original[:200] + bytes(b ^ 0xFF for b in original[200:202]) + original[202:])
+        assert dsets.data_fingerprint(ev.truth, ev.speaker, ev.sex, ev.root) != ev.fingerprint
+    finally:
+        first.write_bytes(original)
 
 
 def test_unknown_dataset_and_split(dataset_registry, audb_repository):

@@ -139,11 +139,48 @@ def test_repository_is_built_once_and_recovers(use_demo, capsys):
     header.unlink()  # as if publication was interrupted before the header
     repo = demo.repository()
     assert "Building" in capsys.readouterr().err and header.exists()
-    assert demo._published_scale(use_demo / "audb-demo", "demo-mosi") == SCALE  # completed at its scale
+    assert demo._published(use_demo / "audb-demo", "demo-mosi")["scale"] == SCALE  # completed at its scale
     audb.config.REPOSITORIES = [repo]
     assert demo.DEMO_VERSION in audb.versions("demo-mosi")
     with pytest.raises(RuntimeError, match="scale"):
         demo.repository(scale=1.0)
+
+
+def test_build_by_other_generator_code_is_rebuilt(use_demo, capsys):
+    r"""A published build whose header names other generator code is not served under the same version."""
+    import yaml
+
+    demo.repository()
+    capsys.readouterr()
+    fresh = load_split("mosi", "test", data="demo")
+    header = use_demo / "audb-demo" / "demo" / "demo-mosi" / demo.DEMO_VERSION / "db.yaml"
+    meta = yaml.safe_load(header.read_text())
+    meta["demo"]["generator_digest"] = "0" * 64  # as if an older generator had published it
+    header.write_text(yaml.safe_dump(meta))
+    first = next(iter(fresh.files))
+    with open(first, "r+b") as fp:  # and audb's cached copy holds that build's audio
+        fp.seek(100)
+        fp.write(b"\x7f\x7f")
+    demo.repository()
+    err = capsys.readouterr().err
+    assert "demo-mosi" in err and "other generator code (000000000000" in err and "rebuilding" in err
+    assert demo._published(use_demo / "audb-demo", "demo-mosi")["generator_digest"] == demo.generator_digest()
+    again = load_split("mosi", "test", data="demo")
+    assert again.fingerprint == fresh.fingerprint  # the rebuild is the current code's build, byte for byte
+    assert "demo-iemocap" not in err  # databases of the current code stay as they are
+
+
+def test_generator_digest_ignores_docstrings_not_code(tmp_path, monkeypatch):
+    import types
+
+    source = (tmp_path / "gen.py")
+    source.write_text('"""Doc."""\nX = 1  # comment\n\n\ndef f():\n    """Doc."""\n    return X\n')
+    module = types.SimpleNamespace(__file__=str(source))
+    before = demo._code_dump(module)
+    source.write_text('"""Other doc."""\nX = 1\n\n\ndef f():\n    r"""Other."""\n    return X\n')
+    assert demo._code_dump(module) == before
+    source.write_text('"""Doc."""\nX = 2\n\n\ndef f():\n    return X\n')
+    assert demo._code_dump(module) != before
 
 
 # ---------------------------------------------------------------- learnability

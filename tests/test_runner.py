@@ -50,6 +50,11 @@ def test_predict_caches_and_scores(evalset):
     other = Energy(artifact_hash="f" * 64)  # a changed artefact is not served stale predictions
     runner.predict(other, evalset, progress=False)
     assert other.calls == len(evalset.files)
+    import dataclasses
+
+    rebuilt = dataclasses.replace(evalset, fingerprint="e" * 64)  # same name and version, other content
+    runner.predict(model, rebuilt, progress=False)
+    assert model.calls == 2 * len(evalset.files)  # not served the other build's predictions
 
 
 def test_multichannel_is_mixed_down_over_all_channels(tmp_path, evalset):
@@ -172,7 +177,7 @@ def test_parallel_writers_lose_no_rows(tmp_path):
 
     def write(i):
         rows = pd.DataFrame([{
-            "model": f"m{i}", "model_sha256": f"{i:064x}", "dataset": "d", "dataset_version": "1.0.0",
+            "model": f"m{i}", "model_sha256": f"{i:064x}", "dataset": "d", "dataset_version": "1.0.0", "data_fingerprint": "0" * 12,
             "split": "test", "dimension": dim, "ccc": 0.1 * i,
         } for dim in ("arousal", "valence")])
         results.write_rows("correctness", rows, root=tmp_path)

@@ -10,6 +10,7 @@ Evaluation code cannot tell the two apart.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import socket
 import typing
@@ -69,6 +70,8 @@ class EvalSet:
     r"""A loaded evaluation split: audio files, gold labels on 0..1, speaker and sex.
 
     All series share the filewise index :attr:`files` (absolute paths).
+    :attr:`fingerprint` identifies the content (see :func:`data_fingerprint`);
+    when not given it is computed from the files on disk.
     """
 
     dataset: str  # registry name, e.g. 'msppodcast'
@@ -80,6 +83,11 @@ class EvalSet:
     speaker: pd.Series | None
     sex: pd.Series | None
     root: str
+    fingerprint: str = ""
+
+    def __post_init__(self):
+        if not self.fingerprint:
+            self.fingerprint = data_fingerprint(self.truth, self.speaker, self.sex, self.root)
 
     @property
     def files(self) -> pd.Index:
@@ -95,16 +103,75 @@ class EvalSet:
             "dataset_version": self.version,
             "split": self.split,
             "table": self.table,
+            "data_fingerprint": self.fingerprint[:12],
         }
 
     def subset(self, files: pd.Index) -> "EvalSet":
-        r"""The same split restricted to ``files`` (kept in the given order)."""
+        r"""The same split restricted to ``files`` (kept in the given order).
+
+        The fingerprint stays the split's: the subset's rows and cached
+        predictions belong to the same data.
+        """
         return dataclasses.replace(
             self,
             truth=self.truth.loc[files],
             speaker=None if self.speaker is None else self.speaker.loc[files],
             sex=None if self.sex is None else self.sex.loc[files],
         )
+
+
+def data_fingerprint(
+    truth: pd.DataFrame,
+    speaker: pd.Series | None,
+    sex: pd.Series | None,
+    root: str,
+    checksums: typing.Mapping[str, str] | None = None,
+) -> str:
+    r"""SHA-256 of everything a split's scores depend on.
+
+    Per file: its path relative to ``root``, the checksum of its bytes,
+    its gold labels, speaker and sex. A dataset *version* names the
+    content only as long as nobody publishes other content under the
+    same version; the fingerprint tells builds apart regardless, and it
+    is the same on every machine that has the same data.
+
+    Args:
+        truth: gold labels, index: absolute file paths
+        speaker: speaker per file, or None
+        sex: sex per file, or None
+        root: database root the paths are relative to
+        checksums: MD5 of each file's bytes by relative path, as audb
+            records them (see :func:`audb.dependencies`); files missing
+            here are read and hashed
+
+    Examples:
+        >>> truth = pd.DataFrame({"arousal": [0.5]}, index=pd.Index(["/no/such.wav"], name="file"))
+        >>> data_fingerprint(truth, None, None, "/no")[:12]
+        '1b280d7f39d3'
+
+    """
+    checksums = checksums or {}
+    rows = []
+    speakers = speaker.reindex(truth.index) if speaker is not None else [None] * len(truth)
+    sexes = sex.reindex(truth.index) if sex is not None else [None] * len(truth)
+    for (file, labels), spk, sx in zip(truth.iterrows(), speakers, sexes):
+        relative = Path(os.path.relpath(str(file), root) if root else str(file)).as_posix()
+        checksum = checksums.get(relative) or _md5(str(file))
+        values = ",".join(f"{name}={float(v)!r}" for name, v in labels.items())
+        rows.append(f"{relative}\t{checksum}\t{values}\t{_text(spk)}\t{_text(sx)}")
+    return hashlib.sha256("\n".join(sorted(rows)).encode()).hexdigest()
+
+
+def _text(value) -> str:
+    return "" if value is None or pd.isna(value) else str(value)
+
+
+def _md5(path: str) -> str:
+    try:
+        with open(path, "rb") as fp:
+            return hashlib.md5(fp.read()).hexdigest()
+    except OSError:
+        return "unreadable"
 
 
 _REQUIRED = ("name", "audb", "version", "splits", "labels", "label_range", "speaker", "sex", "demo")
@@ -279,7 +346,9 @@ def load_split(
         verbose=False,
         cache_root=str(cache_dir("audb")),
     )
-    return _evalset_from_db(db, entry, name, version, split, table)
+    deps = audb.dependencies(name, version=version, cache_root=str(cache_dir("audb")), verbose=False)
+    checksums = deps()["checksum"].to_dict()
+    return _evalset_from_db(db, entry, name, version, split, table, checksums)
 
 
 def _versions(name: str, repos: list) -> list[str]:
@@ -291,7 +360,7 @@ def _versions(name: str, repos: list) -> list[str]:
         return []
 
 
-def _evalset_from_db(db, entry: DatasetEntry, name, version, split, table) -> EvalSet:
+def _evalset_from_db(db, entry: DatasetEntry, name, version, split, table, checksums=None) -> EvalSet:
     if table not in db:
         raise DatasetConfigError(f"{name} {version} has no table '{table}' (tables: {', '.join(db)}).")
     df = db[table].get()
@@ -312,4 +381,5 @@ def _evalset_from_db(db, entry: DatasetEntry, name, version, split, table) -> Ev
             mapping = db[sx["table"]][sx["column"]].get()
             sex = speaker.map(lambda s: mapping.get(s, pd.NA) if pd.notna(s) else pd.NA).astype("string")
     truth.index.name = "file"
-    return EvalSet(entry.name, name, version, split, table, truth, speaker, sex, db.root)
+    fingerprint = data_fingerprint(truth, speaker, sex, db.root, checksums)
+    return EvalSet(entry.name, name, version, split, table, truth, speaker, sex, db.root, fingerprint)

@@ -36,6 +36,7 @@ and databases.
 
 from __future__ import annotations
 
+import ast
 import concurrent.futures
 import dataclasses
 import os
@@ -53,6 +54,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark.data import synth
+from benchmark.hashing import sha256_text
 from benchmark.paths import cache_dir
 
 if typing.TYPE_CHECKING:  # audb is imported lazily: it is slow to import
@@ -282,7 +284,15 @@ def _database(name, corpus: _Corpus, speakers, files, labels, seed: int, scale: 
         usage=audformat.define.Usage.UNRESTRICTED,
         description=corpus.description,
         license=audformat.define.License.CC0_1_0,
-        meta={"demo": {"generator": "benchmark.data.demo", "version": DEMO_VERSION, "seed": seed, "scale": scale}},
+        meta={
+            "demo": {
+                "generator": "benchmark.data.demo",
+                "generator_digest": generator_digest(),
+                "version": DEMO_VERSION,
+                "seed": seed,
+                "scale": scale,
+            }
+        },
     )
     db.media["wav"] = audformat.Media(
         "audio", format="wav", sampling_rate=synth.SAMPLING_RATE, channels=1, bit_depth=16
@@ -323,15 +333,51 @@ def _header(host: Path, name: str) -> Path:
     return host / REPOSITORY_NAME / name / DEMO_VERSION / "db.yaml"
 
 
-def _published_scale(host: Path, name: str) -> float | None:
-    r"""Scale of a completely published database, None if it is not (completely) published."""
+def generator_digest() -> str:
+    r"""SHA-256 of the code that generates the demo databases.
+
+    Covers this module and :mod:`benchmark.data.synth` as parsed code:
+    comments, docstrings and formatting do not count, any change to
+    what the code does does. It is stored in each published header, so
+    a build left in the cache by other code is detected and rebuilt
+    instead of being served under the same version.
+
+    Examples:
+        >>> len(generator_digest())
+        64
+
+    """
+    return sha256_text("\n".join(_code_dump(module) for module in (sys.modules[__name__], synth)))
+
+
+class _DropDocstrings(ast.NodeTransformer):
+    # a string statement (docstring, attribute docstring) does nothing
+    def visit_Expr(self, node: ast.Expr):
+        if isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+            return ast.Pass()
+        return node
+
+
+def _code_dump(module) -> str:
+    tree = _DropDocstrings().visit(ast.parse(Path(module.__file__).read_text()))
+    return ast.dump(tree)
+
+
+def _published(host: Path, name: str) -> dict | None:
+    r"""``demo`` meta of a completely published database, None if it is not (completely) published."""
     import yaml
 
     header = _header(host, name)
     if not header.exists():
         return None
     meta = (yaml.safe_load(header.read_text()) or {}).get("demo") or {}
-    return float(meta.get("scale", 1.0))
+    return {"scale": float(meta.get("scale", 1.0)), "generator_digest": meta.get("generator_digest")}
+
+
+def _unpublish(host: Path, name: str) -> None:
+    r"""Remove a published demo database and audb's cached copy of it (both are rebuildable)."""
+    shutil.rmtree(host / REPOSITORY_NAME / name, ignore_errors=True)
+    shutil.rmtree(cache_dir("audb") / name / DEMO_VERSION, ignore_errors=True)
 
 
 def repository(*, scale: float | None = None) -> audb.Repository:
@@ -366,7 +412,21 @@ def repository(*, scale: float | None = None) -> audb.Repository:
     (host / REPOSITORY_NAME).mkdir(exist_ok=True)
     repo = audb.Repository(REPOSITORY_NAME, str(host), "file-system")
     with filelock.FileLock(str(host / ".lock")):
-        published = {name: _published_scale(host, name) for name in DATABASES}
+        digest = generator_digest()
+        published = {}
+        for name in DATABASES:
+            meta = _published(host, name)
+            if meta is not None and meta["generator_digest"] != digest:
+                # same name and version, other content: audb would serve the old build
+                print(
+                    f"Demo database {name} in {host} was built by other generator code "
+                    f"({(meta['generator_digest'] or 'not recorded')[:12]}, this code: {digest[:12]}): rebuilding it.",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                _unpublish(host, name)
+                meta = None
+            published[name] = None if meta is None else meta["scale"]
         known = {s for s in published.values() if s is not None}
         if scale is None:  # complete what is there at its own scale
             scale = next(iter(known)) if len(known) == 1 else 1.0

@@ -417,6 +417,7 @@ def data_digest(evalset) -> str:
         relative = os.path.relpath(str(file), evalset.root) if evalset.root else str(file)
         values = ",".join(repr(round(float(v), 9)) for v in labels.to_numpy(dtype=np.float64))
         rows.append(f"{Path(relative).as_posix()}\t{speaker}\t{values}")
+    # the fingerprint covers the audio bytes, which names and labels alone do not
     payload = {"provenance": evalset.provenance(), "columns": list(evalset.truth.columns), "rows": rows}
     return sha256_text(json.dumps(payload, sort_keys=True))
 
