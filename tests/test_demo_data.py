@@ -181,6 +181,8 @@ def test_generator_digest_ignores_docstrings_not_code(tmp_path, monkeypatch):
     assert demo._code_dump(module) == before
     source.write_text('"""Doc."""\nX = 2\n\n\ndef f():\n    return X\n')
     assert demo._code_dump(module) != before
+    source.write_text('"""Doc."""\nX = 1\n\n\ndef f():\n    return X\n\n\ndef repository():\n    return 0\n')
+    assert demo._code_dump(module) == before  # publishing code is not generating code
 
 
 # ---------------------------------------------------------------- learnability

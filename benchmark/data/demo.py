@@ -336,7 +336,8 @@ def _header(host: Path, name: str) -> Path:
 def generator_digest() -> str:
     r"""SHA-256 of the code that generates the demo databases.
 
-    Covers this module and :mod:`benchmark.data.synth` as parsed code:
+    Covers :mod:`benchmark.data.synth` and this module's generating
+    code (not the code that publishes and finds builds) as parsed code:
     comments, docstrings and formatting do not count, any change to
     what the code does does. It is stored in each published header, so
     a build left in the cache by other code is detected and rebuilt
@@ -354,13 +355,32 @@ class _DropDocstrings(ast.NodeTransformer):
     # a string statement (docstring, attribute docstring) does nothing
     def visit_Expr(self, node: ast.Expr):
         if isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
-            return ast.Pass()
+            return None  # removed (the tree is only dumped, never compiled)
         return node
+
+
+# Top-level code that stores or finds builds, not what a build contains. Leaving a
+# new helper off this list costs a needless rebuild, never a stale one.
+_NOT_GENERATOR = frozenset(
+    {
+        "generator_digest", "_DropDocstrings", "_NOT_GENERATOR", "_code_dump", "_header", "_published",
+        "_unpublish", "repository", "_estimate", "_build_and_publish", "pool_files",
+    }
+)
 
 
 def _code_dump(module) -> str:
     tree = _DropDocstrings().visit(ast.parse(Path(module.__file__).read_text()))
+    tree.body = [node for node in tree.body if _top_level_name(node) not in _NOT_GENERATOR]
     return ast.dump(tree)
+
+
+def _top_level_name(node: ast.stmt) -> str | None:
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return node.name
+    if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+        return node.targets[0].id
+    return None
 
 
 def _published(host: Path, name: str) -> dict | None:
