@@ -22,6 +22,7 @@ SHA_GHOST = "e" * 64
 PROV = {"benchmark_version": "0.1.0", "code_commit": "abc123def456"}
 MSP = ("demo-msppodcast", "1.0.0", "test-1")
 MOSI = ("demo-mosi", "1.0.0", "test")
+FINGERPRINT = {"demo-msppodcast": "1b5d86382609", "demo-mosi": "5e0c1a2b3c4d"}
 
 REGISTRY = f"""
 models:
@@ -79,7 +80,10 @@ DATES = {SHA_OLD: "2025-01-01", SHA_NEW: "2025-02-01", SHA_BETA: "2025-01-15", S
 
 def _base(model, sha, section):
     dataset, version, split = section
-    return {"model": model, "model_sha256": sha, "dataset": dataset, "dataset_version": version, "split": split}
+    return {
+        "model": model, "model_sha256": sha, "dataset": dataset, "dataset_version": version,
+        "data_fingerprint": FINGERPRINT[dataset], "split": split,
+    }
 
 
 def _prov(sha):
@@ -376,6 +380,20 @@ def test_missing_optional_tables(small):
     assert "No published numbers" in text
     assert docs / "html" / "index.html" in paths
     assert "not in models.yaml" in read(small, "models/alpha.md")
+
+
+def test_rows_from_several_data_builds_are_flagged(small):
+    results, docs = small[0], small[1]
+    build(small)
+    msp = next(b for b in section(read(small, "leaderboard.md"), "Correctness").split("### ") if b.startswith(MSP[0]))
+    assert "Data fingerprint `1b5d8638`" in msp and "Warning" not in msp
+    table = pd.read_csv(results / "correctness.csv", dtype=str)
+    table.loc[table["model"].eq("beta") & table["dataset"].eq(MSP[0]), "data_fingerprint"] = "77aa00000000"
+    table.to_csv(results / "correctness.csv", index=False, lineterminator="\n")
+    build(small)
+    msp = next(b for b in section(read(small, "leaderboard.md"), "Correctness").split("### ") if b.startswith(MSP[0]))
+    assert "**Warning:** 2 builds of this split" in msp
+    assert "`1b5d8638`: alpha, beta-int8" in msp and "`77aa0000`: beta" in msp
 
 
 def test_no_results_at_all(tmp_path):
