@@ -382,3 +382,30 @@ def test_keep_freed_memory_takes_effect_on_glibc():
     if platform.libc_ver()[0] != "glibc":
         pytest.skip("mallopt is glibc's")
     assert keep_freed_memory() is True
+
+
+def test_student_recipe_in_registry_sets_defaults(tmp_path, pool, models_yaml):
+    r"""``distilled.recipe`` of the student's entry: its defaults; options on the command line win."""
+    from benchmark.distill.cli import config_from_argv
+
+    text = models_yaml.read_text().replace(
+        "    description: tiny test student\n",
+        "    description: tiny test student\n    distilled: {teacher: feature-teacher, recipe: {epochs: 3, lr: 0.02}}\n",
+    )
+    models_yaml.write_text(text)
+    base = ["--student", "tiny", "--models", str(models_yaml)]
+    cfg = config_from_argv(base)
+    assert (cfg.epochs, cfg.lr, cfg.batch_size) == (3, 0.02, DistillConfig().batch_size)
+    cfg = config_from_argv(base + ["--epochs", "5"])
+    assert (cfg.epochs, cfg.lr) == (5, 0.02)
+    assert config_from_argv(["--student", "wav2small", "--models", str(models_yaml)]).epochs == DistillConfig().epochs
+    # registering keeps the recipe with the entry
+    outcome = run(config(tmp_path, pool, models_yaml, epochs=cfg.epochs))
+    from benchmark.registry import Registry
+
+    registry = Registry.from_yaml_text(models_yaml.read_text(), root=models_yaml.parent)
+    assert registry["tiny"].distilled["recipe"] == {"epochs": 3, "lr": 0.02}
+    assert registry["tiny"].source["sha256"] == sha256_tree(outcome.out)
+    models_yaml.write_text(text.replace("recipe: {epochs: 3, lr: 0.02}", "recipe: {epochs: 3, learning_rate: 1}"))
+    with pytest.raises(DistillError, match="unknown setting.*learning_rate.*allowed: epochs"):
+        config_from_argv(base)

@@ -90,6 +90,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+RECIPE_KEYS = (
+    "epochs", "batch_size", "lr", "weight_decay", "warmup", "schedule", "mse_weight", "bn_calibration", "ema",
+    "crop_seconds", "bucket_seconds", "variants", "val_fraction",
+)
+r"""Settings a student's ``distilled.recipe`` in ``models.yaml`` may set (defaults for that student)."""
+
+
 def config_from_args(args: argparse.Namespace):
     r"""A :class:`~benchmark.distill.pipeline.DistillConfig` from parsed arguments."""
     from benchmark.distill.pipeline import DistillConfig
@@ -98,9 +105,50 @@ def config_from_args(args: argparse.Namespace):
     return DistillConfig(**{k: v for k, v in vars(args).items() if k in fields})
 
 
+def config_from_argv(argv: typing.Sequence[str]):
+    r"""The configuration of a command line: options given > the student's recipe > defaults.
+
+    The student's ``models.yaml`` entry may carry ``distilled.recipe``,
+    e.g. ``{epochs: 30}`` for a MobileNet, which needs longer training
+    than the Wav2Small defaults: the registry entry is the recipe.
+    """
+    from benchmark.distill.pipeline import DistillError, student_recipe
+
+    parser = build_parser()
+    args = parser.parse_args(list(argv))
+    given = _given_options(argv)
+    models = args.models or str(_default_models())
+    recipe = student_recipe(args.student, models)
+    unknown = sorted(set(recipe) - set(RECIPE_KEYS))
+    if unknown:
+        raise DistillError(
+            f"{models}: distilled.recipe of '{args.student}' has unknown setting(s) {', '.join(unknown)}; "
+            f"allowed: {', '.join(RECIPE_KEYS)}."
+        )
+    for key, value in recipe.items():
+        if key not in given:
+            setattr(args, key, type(getattr(args, key))(value))
+    return config_from_args(args)
+
+
+def _given_options(argv: typing.Sequence[str]) -> set[str]:
+    r"""Destinations of the options that appear on the command line."""
+    probe = build_parser()
+    for action in probe._actions:
+        action.default = argparse.SUPPRESS
+    return set(vars(probe.parse_args(list(argv))))
+
+
+def _default_models():
+    from benchmark.paths import PROJECT_ROOT
+
+    return PROJECT_ROOT / "models.yaml"
+
+
 def main(argv: typing.Sequence[str] | None = None) -> int:
     r"""Run the distillation; returns the exit status (0 ok, 1 failed, 2 usage/configuration error)."""
-    args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    build_parser().parse_args(argv)  # usage errors exit here, before anything is imported
     from benchmark.distill.annotate import DataError, TeacherError
     from benchmark.distill.pipeline import DistillError, distill
     from benchmark.distill.registry_update import RegistryUpdateError
@@ -108,7 +156,7 @@ def main(argv: typing.Sequence[str] | None = None) -> int:
     from benchmark.registry import RegistryError
 
     try:
-        outcome = distill(config_from_args(args))
+        outcome = distill(config_from_argv(argv))
     except (DistillError, DataError, CheckpointMismatch, NoTrainingData, RegistryError, RegistryUpdateError) as ex:
         print(f"error: {ex}", file=sys.stderr)
         return EXIT_USAGE

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from benchmark import DIMENSIONS
 from benchmark.distill import annotate
@@ -355,6 +356,24 @@ def provenance_record(
     }
 
 
+def student_recipe(student: str, models_path: str | Path) -> dict:
+    r"""``distilled.recipe`` of the student's ``models.yaml`` entry (empty if none).
+
+    Read from the YAML alone: the student's weights need not exist yet.
+    """
+    path = Path(models_path)
+    if not path.exists():
+        return {}
+    raw = yaml.safe_load(path.read_text()) or {}
+    for entry in raw.get("models") or []:
+        if isinstance(entry, dict) and entry.get("name") == student:
+            recipe = (entry.get("distilled") or {}).get("recipe") or {}
+            if not isinstance(recipe, dict):
+                raise DistillError(f"{path}: distilled.recipe of '{student}' must be a mapping, not {recipe!r}.")
+            return dict(recipe)
+    return {}
+
+
 def registry_entries(config: DistillConfig, teacher, sha: str, sha_int8: str, record: dict) -> list[dict]:
     r"""The ``models.yaml`` entries of the fp32 and int8 student."""
     root = config.models_path.parent
@@ -366,6 +385,9 @@ def registry_entries(config: DistillConfig, teacher, sha: str, sha_int8: str, re
         "seed": config.seed,
         "provenance": _relative(config.out_path / "provenance.json", root),
     }
+    recipe = student_recipe(config.student, config.models_path)
+    if recipe:  # the student's recipe stays with its entry
+        distilled["recipe"] = recipe
     entries = []
     for name, path, digest, what in (
         (config.student, config.out_path, sha, "fp32"),
