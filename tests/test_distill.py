@@ -270,6 +270,9 @@ def test_incompatible_checkpoint_refused(tmp_path, pool, models_yaml):
         run(dataclasses.replace(cfg, lr=0.02))
     outcome = run(dataclasses.replace(cfg, lr=0.02, resume=False))
     assert outcome.provenance["resumed_from_step"] is None
+    # the checkpoint of a finished run holds nothing to lose: other settings start a new run
+    other = run(dataclasses.replace(cfg, lr=0.03))
+    assert other.provenance["resumed_from_step"] is None and other.provenance["hyperparameters"]["lr"] == 0.03
 
 
 def test_nan_teacher_names_the_file(tmp_path, pool, models_yaml):

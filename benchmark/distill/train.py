@@ -299,6 +299,11 @@ def train(
     if checkpoint.exists() and not resume:
         if rank == 0:
             checkpoint.unlink()
+    elif checkpoint.exists() and _finished_with_other_settings(checkpoint, fingerprint):
+        # nothing to lose: that run ended and exported its model; an interrupted one is refused below
+        if rank == 0:
+            print(f"Checkpoint {checkpoint} is of a finished run with other settings: starting a new run.",
+                  flush=True)
     elif checkpoint.exists():
         saved = load_checkpoint(checkpoint, fingerprint)
         student.load_state_dict(saved["model"])
@@ -563,6 +568,19 @@ def save_checkpoint(path: Path, payload: dict) -> None:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _finished_with_other_settings(path: Path, fingerprint: dict) -> bool:
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception:  # unreadable: load_checkpoint explains
+        return False
+    return (
+        isinstance(saved, dict)
+        and saved.get("format") == CHECKPOINT_FORMAT
+        and bool(saved.get("done"))
+        and saved.get("fingerprint") != fingerprint
+    )
 
 
 def load_checkpoint(path: Path, fingerprint: dict) -> dict:
