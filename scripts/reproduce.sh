@@ -6,7 +6,7 @@
 #   STUDENTS="wav2small wav2small-2.0 mobilenetv3-small" bash scripts/reproduce.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-STUDENTS=${STUDENTS:-"wav2small wav2small-2.0"}
+STUDENTS=${STUDENTS:-"wav2small wav2small-2.0 mobilenetv4-conv-small"}
 for student in $STUDENTS; do
   nox -s distill -- --student "$student"
 done
