@@ -30,16 +30,19 @@ from benchmark.paths import PROJECT_ROOT, results_root
 PROVENANCE = ("benchmark_version", "code_commit", "date")
 """Columns appended to every row; not part of the key, not compared."""
 
+_SPLIT = ("model", "model_sha256", "dataset", "dataset_version", "data_fingerprint", "split")
+# model artefact × exact data of one split; each table adds what else identifies its rows
+
 KEYS = {
     # table name → columns that identify a row (besides nothing else)
-    "correctness": ("model", "model_sha256", "dataset", "dataset_version", "data_fingerprint", "split", "dimension"),
-    "robustness": ("model", "model_sha256", "dataset", "dataset_version", "data_fingerprint", "split", "condition", "dimension"),
-    "fairness_sex": ("model", "model_sha256", "dataset", "dataset_version", "data_fingerprint", "split", "dimension", "group"),
-    "fairness_speaker": ("model", "model_sha256", "dataset", "dataset_version", "data_fingerprint", "split", "dimension"),
-    "speakers": ("model", "model_sha256", "dataset", "dataset_version", "data_fingerprint", "split", "dimension", "speaker"),
+    "correctness": (*_SPLIT, "dimension"),
+    "robustness": (*_SPLIT, "condition", "dimension"),
+    "fairness_sex": (*_SPLIT, "dimension", "group"),
+    "fairness_speaker": (*_SPLIT, "dimension"),
+    "speakers": (*_SPLIT, "dimension", "speaker"),
     "efficiency": ("model", "model_sha256"),
-    "skips": ("model", "model_sha256", "dataset", "dataset_version", "data_fingerprint", "split", "condition", "file"),
-    "runs": ("model", "model_sha256", "dataset", "dataset_version", "data_fingerprint", "split", "tests"),
+    "skips": (*_SPLIT, "condition", "file"),
+    "runs": (*_SPLIT, "tests"),
 }
 
 

@@ -9,6 +9,7 @@ on the embedded demo pool, with no configuration needed.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import typing
 
@@ -108,27 +109,23 @@ def config_from_args(args: argparse.Namespace):
 def config_from_argv(argv: typing.Sequence[str]):
     r"""The configuration of a command line: options given > the student's recipe > defaults.
 
-    The student's ``models.yaml`` entry may carry ``distilled.recipe``,
-    e.g. ``{epochs: 30}`` for a MobileNet, which needs longer training
-    than the Wav2Small defaults: the registry entry is the recipe.
+    The student's ``models.yaml`` entry may carry ``distilled.recipe``
+    (e.g. ``{epochs: 12}``): settings that student needs instead of the
+    global defaults. The registry entry is the recipe.
     """
     from benchmark.distill.pipeline import DistillError, student_recipe
 
-    parser = build_parser()
-    args = parser.parse_args(list(argv))
-    given = _given_options(argv)
-    models = args.models or str(_default_models())
-    recipe = student_recipe(args.student, models)
+    config = config_from_args(build_parser().parse_args(list(argv)))
+    recipe = student_recipe(config.student, config.models_path)
     unknown = sorted(set(recipe) - set(RECIPE_KEYS))
     if unknown:
         raise DistillError(
-            f"{models}: distilled.recipe of '{args.student}' has unknown setting(s) {', '.join(unknown)}; "
-            f"allowed: {', '.join(RECIPE_KEYS)}."
+            f"{config.models_path}: distilled.recipe of '{config.student}' has unknown setting(s) "
+            f"{', '.join(unknown)}; allowed: {', '.join(RECIPE_KEYS)}."
         )
-    for key, value in recipe.items():
-        if key not in given:
-            setattr(args, key, type(getattr(args, key))(value))
-    return config_from_args(args)
+    given = _given_options(argv)
+    defaults = {k: type(getattr(config, k))(v) for k, v in recipe.items() if k not in given}
+    return dataclasses.replace(config, **defaults)
 
 
 def _given_options(argv: typing.Sequence[str]) -> set[str]:
@@ -137,12 +134,6 @@ def _given_options(argv: typing.Sequence[str]) -> set[str]:
     for action in probe._actions:
         action.default = argparse.SUPPRESS
     return set(vars(probe.parse_args(list(argv))))
-
-
-def _default_models():
-    from benchmark.paths import PROJECT_ROOT
-
-    return PROJECT_ROOT / "models.yaml"
 
 
 def main(argv: typing.Sequence[str] | None = None) -> int:

@@ -356,6 +356,12 @@ def provenance_record(
     }
 
 
+def _raw_entries(models_path: Path) -> list[dict]:
+    r"""The entries of a ``models.yaml`` as plain mappings, unvalidated."""
+    raw = yaml.safe_load(models_path.read_text()) or {}
+    return [e for e in raw.get("models") or [] if isinstance(e, dict)]
+
+
 def student_recipe(student: str, models_path: str | Path) -> dict:
     r"""``distilled.recipe`` of the student's ``models.yaml`` entry (empty if none).
 
@@ -364,9 +370,8 @@ def student_recipe(student: str, models_path: str | Path) -> dict:
     path = Path(models_path)
     if not path.exists():
         return {}
-    raw = yaml.safe_load(path.read_text()) or {}
-    for entry in raw.get("models") or []:
-        if isinstance(entry, dict) and entry.get("name") == student:
+    for entry in _raw_entries(path):
+        if entry.get("name") == student:
             recipe = (entry.get("distilled") or {}).get("recipe") or {}
             if not isinstance(recipe, dict):
                 raise DistillError(f"{path}: distilled.recipe of '{student}' must be a mapping, not {recipe!r}.")
@@ -418,14 +423,11 @@ def load_teacher(name: str, models_path: Path) -> tuple[typing.Any, dict]:
     do not exist yet (they are what this run creates) must not stop the
     teacher from loading.
     """
-    import yaml
-
     from benchmark.registry import Registry, load_model
 
     if not models_path.exists():
         raise DistillError(f"Model registry {models_path} not found: pass --models PATH.")
-    raw = yaml.safe_load(models_path.read_text()) or {}
-    entries = [e for e in raw.get("models") or [] if isinstance(e, dict)]
+    entries = _raw_entries(models_path)
     by_name = {e.get("name"): e for e in entries}
     if name not in by_name:
         teachers = [e["name"] for e in entries if e.get("role") == "teacher"]

@@ -299,19 +299,19 @@ def train(
     if checkpoint.exists() and not resume:
         if rank == 0:
             checkpoint.unlink()
-    elif checkpoint.exists() and _finished_with_other_settings(checkpoint, fingerprint):
-        # nothing to lose: that run ended and exported its model; an interrupted one is refused below
-        if rank == 0:
-            print(f"Checkpoint {checkpoint} is of a finished run with other settings: starting a new run.",
-                  flush=True)
     elif checkpoint.exists():
         saved = load_checkpoint(checkpoint, fingerprint)
-        student.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        set_rng_state(saved["rng"])
-        state = {k: saved[k] for k in state}
-        resumed_from = state["global_step"]
+        if saved is None:
+            if rank == 0:
+                print(f"Checkpoint {checkpoint} is of a finished run with other settings: starting a new run.",
+                      flush=True)
+        else:
+            student.load_state_dict(saved["model"])
+            optimizer.load_state_dict(saved["optimizer"])
+            scheduler.load_state_dict(saved["scheduler"])
+            set_rng_state(saved["rng"])
+            state = {k: saved[k] for k in state}
+            resumed_from = state["global_step"]
 
     def save() -> None:
         if rank != 0:
@@ -570,25 +570,18 @@ def save_checkpoint(path: Path, payload: dict) -> None:
             tmp.unlink()
 
 
-def _finished_with_other_settings(path: Path, fingerprint: dict) -> bool:
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception:  # unreadable: load_checkpoint explains
-        return False
-    return (
-        isinstance(saved, dict)
-        and saved.get("format") == CHECKPOINT_FORMAT
-        and bool(saved.get("done"))
-        and saved.get("fingerprint") != fingerprint
-    )
-
-
-def load_checkpoint(path: Path, fingerprint: dict) -> dict:
+def load_checkpoint(path: Path, fingerprint: dict) -> dict | None:
     r"""Load a checkpoint and check that it belongs to this run.
+
+    Returns:
+        the checkpoint, or ``None`` if it is of a *finished* run with other
+        settings: that run exported its model, so nothing is lost by
+        starting a new one
 
     Raises:
         CheckpointMismatch: if it is unreadable or its fingerprint differs,
-            naming the differing settings and how to start fresh
+            naming the differing settings and how to start fresh (an
+            interrupted run with other settings is never discarded silently)
 
     """
     fresh = "Start fresh with --no-resume (this discards the checkpoint) or choose another --out."
@@ -599,6 +592,8 @@ def load_checkpoint(path: Path, fingerprint: dict) -> dict:
     if not isinstance(saved, dict) or saved.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointMismatch(f"Checkpoint {path} has an unknown format. {fresh}")
     old = saved.get("fingerprint", {})
+    if old != fingerprint and saved.get("done"):
+        return None
     if old != fingerprint:
         flat_old, flat_new = _flatten(old), _flatten(fingerprint)
         diffs = [
