@@ -251,15 +251,50 @@ def test_resume_in_channels_last_layout(tmp_path, pool, models_yaml):
     def student(arch):
         return Wav2Small(Wav2SmallConfig(channels=8, layers=2, pool_after=1))
 
-    assert student("").training_memory_format == torch.channels_last
-    cfg = config(tmp_path, pool, models_yaml, out="cl-ref", epochs=2, batch_size=2)
+    assert student("").training_memory_format("fp32") == torch.channels_last
+    cfg = config(tmp_path, pool, models_yaml, out="cl-ref", epochs=2, batch_size=2, precision="fp32")
     reference = distill(cfg, teacher=FeatureTeacher(), build_student=student)
-    cfg = config(tmp_path, pool, models_yaml, out="cl-resumed", epochs=2, batch_size=2)
+    cfg = config(tmp_path, pool, models_yaml, out="cl-resumed", epochs=2, batch_size=2, precision="fp32")
     with pytest.raises(Interrupted):
         distill(dataclasses.replace(cfg, stop_after_steps=3), teacher=FeatureTeacher(), build_student=student)
     resumed = distill(cfg, teacher=FeatureTeacher(), build_student=student)
     assert resumed.provenance["resumed_from_step"] == 2
     assert onnx_bytes(resumed) == onnx_bytes(reference)
+
+
+def test_bf16_training_is_deterministic_and_resumable(tmp_path, pool, models_yaml):
+    # mixed precision (bf16 autocast) keeps the guarantees of float32 training on the CPU
+    from benchmark.students.wav2small import Wav2Small, Wav2SmallConfig
+
+    def student(arch):
+        return Wav2Small(Wav2SmallConfig(channels=8, layers=2, pool_after=1))
+
+    def run_bf16(out, **kwargs):
+        cfg = config(tmp_path, pool, models_yaml, out=out, epochs=2, batch_size=2, precision="bf16", **kwargs)
+        return distill(cfg, teacher=FeatureTeacher(), build_student=student)
+
+    reference = run_bf16("bf16-ref")
+    assert reference.provenance["hyperparameters"]["precision"] == "bf16"
+    assert onnx_bytes(run_bf16("bf16-again")) == onnx_bytes(reference)
+    with pytest.raises(Interrupted):
+        run_bf16("bf16-resumed", stop_after_steps=3)
+    resumed = run_bf16("bf16-resumed")
+    assert resumed.provenance["resumed_from_step"] == 2
+    assert onnx_bytes(resumed) == onnx_bytes(reference)
+    fp32 = distill(config(tmp_path, pool, models_yaml, out="fp32", epochs=2, batch_size=2, precision="fp32"),
+                   teacher=FeatureTeacher(), build_student=student)
+    assert onnx_bytes(fp32) != onnx_bytes(reference)
+
+
+def test_precision_is_checked(tmp_path, pool, models_yaml):
+    from benchmark.distill.cli import main
+    from benchmark.distill.pipeline import check_precision
+
+    with pytest.raises(DistillError, match="--precision half: use one of fp32, bf16"):
+        check_precision("half", "cpu")
+    assert DistillConfig().precision == "fp32"  # bf16 is faster on AMX but ends lower (docs/distillation.md)
+    with pytest.raises(SystemExit):
+        main(["--precision", "half", "--data", str(pool), "--models", str(models_yaml)])
 
 
 def test_incompatible_checkpoint_refused(tmp_path, pool, models_yaml):

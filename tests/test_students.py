@@ -153,8 +153,28 @@ def test_training_memory_format_keeps_the_function(name):
     signal = torch.randn(2, 16000, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         reference = model(signal)
-        model.to(memory_format=model.training_memory_format)
-        torch.testing.assert_close(model(signal), reference, atol=1e-4, rtol=1e-4)
+        for precision in ("fp32", "bf16"):
+            model.to(memory_format=model.training_memory_format(precision))
+            torch.testing.assert_close(model(signal), reference, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["wav2small", "mobilenetv4-conv-small"])
+def test_frontend_stays_float32_under_bf16_autocast(name):
+    # mixed-precision training must not round the log-mel image (nor, for Wav2Small, the first block)
+    model = build(name).train()
+    signal = torch.randn(2, 8000, generator=torch.Generator().manual_seed(0))
+    seen = {}
+    model.frontend.register_forward_hook(lambda m, i, out: seen.setdefault("frontend", out))
+    if name == "wav2small":
+        model.features[0].register_forward_hook(lambda m, i, out: seen.setdefault("block", out))
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        model(signal)
+        downstream = model.features[-1][0](torch.ones(1, model.config.channels, 3, 3)) if name == "wav2small" else None
+    assert seen["frontend"].dtype == torch.float32
+    torch.testing.assert_close(seen["frontend"], model.frontend(signal), atol=0, rtol=0)
+    if name == "wav2small":
+        assert seen["block"].dtype == torch.float32
+        assert downstream.dtype == torch.bfloat16  # the rest does run in bf16
 
 
 # --- ONNX ---------------------------------------------------------------

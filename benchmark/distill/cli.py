@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = parser.add_argument_group("running")
     run.add_argument("--device", default=d.device, help="auto (CUDA if available), cpu, cuda")
+    run.add_argument("--precision", choices=("fp32", "bf16"), default=d.precision,
+                     help="arithmetic of the training step: float32, or bfloat16 autocast (faster where the "
+                          "hardware has bf16, e.g. AMX or recent GPUs; weights, validation and export stay float32)")
     run.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads (0: all cores)")
     run.add_argument("--resume", dest="resume", action="store_true", default=True,
                      help="continue an interrupted run with the same settings")
@@ -93,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 RECIPE_KEYS = (
     "epochs", "batch_size", "lr", "weight_decay", "warmup", "schedule", "mse_weight", "bn_calibration", "ema",
-    "crop_seconds", "bucket_seconds", "variants", "val_fraction",
+    "crop_seconds", "bucket_seconds", "variants", "val_fraction", "precision",
 )
 r"""Settings a student's ``distilled.recipe`` in ``models.yaml`` may set (defaults for that student)."""
 

@@ -69,6 +69,9 @@ class Hyper:
             weights; validation, model selection and export use the
             averaged weights (0: the raw weights)
         seed: seeds the student's initialisation and the batch order
+        precision: ``'fp32'``, or ``'bf16'``: the training step runs under
+            bfloat16 autocast (weights, optimiser state, loss, BatchNorm
+            calibration, validation and export stay in float32)
 
     """
 
@@ -84,6 +87,7 @@ class Hyper:
     bn_calibration: int = 192
     ema: float = 0.99
     seed: int = 0
+    precision: str = "fp32"
 
 
 @dataclasses.dataclass
@@ -285,7 +289,10 @@ def train(
     calibration = calibration_batches(shards, usable, hyper)
 
     torch.manual_seed(hyper.seed)
-    student.to(device, memory_format=getattr(student, "training_memory_format", torch.contiguous_format)).train()
+    layout = getattr(student, "training_memory_format", None)
+    student.to(device, memory_format=layout(hyper.precision) if layout else torch.contiguous_format).train()
+    autocast = {"device_type": torch.device(device).type, "dtype": torch.bfloat16,
+                "enabled": hyper.precision == "bf16"}
     model = student
     if world_size > 1:
         ids = [torch.device(device).index] if device.startswith("cuda") else None
@@ -342,7 +349,9 @@ def train(
             idx = batches[step]
             x = torch.from_numpy(shards.batch(idx)).to(device)
             y = torch.from_numpy(shards.targets[idx]).to(device)
-            loss = ccc_loss(model(x).float(), y, dims, hyper.mse_weight)
+            with torch.autocast(**autocast):
+                prediction = model(x)
+            loss = ccc_loss(prediction.float(), y, dims, hyper.mse_weight)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if hyper.grad_clip:

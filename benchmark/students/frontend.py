@@ -16,6 +16,9 @@ constants.
 
 from __future__ import annotations
 
+import contextlib
+import typing
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -224,5 +227,34 @@ class LogMelFrontend(nn.Module):
         self.logmel = LogMel(n_fft, n_mels)
 
     def forward(self, signal: torch.Tensor) -> torch.Tensor:
-        r"""``[batch, samples]`` → ``[batch, 1, n_mels, frames]``."""
-        return self.logmel(self.spectrogram(self.normalize(signal)))
+        r"""``[batch, samples]`` → ``[batch, 1, n_mels, frames]``.
+
+        Always in float32, also under bf16 autocast (mixed-precision
+        training): a power spectrum rounded to 8 significant bits would
+        put quantisation noise into every log-mel value, and the
+        exported model computes the front end in float32.
+        """
+        with float32(signal.device.type):
+            return self.logmel(self.spectrogram(self.normalize(signal)))
+
+
+@contextlib.contextmanager
+def float32(device_type: str) -> typing.Iterator[None]:
+    r"""Compute in float32 inside, also under mixed-precision autocast.
+
+    Layers whose inputs carry small differences on a large offset (a
+    log-mel image in dB) lose them when autocast rounds to bfloat16.
+
+    Examples:
+        >>> with torch.autocast("cpu", dtype=torch.bfloat16):
+        ...     with float32("cpu"):
+        ...         inside = torch.matmul(torch.ones(2, 2), torch.ones(2, 2)).dtype
+        >>> inside
+        torch.float32
+
+    """
+    if torch.is_autocast_enabled(device_type):
+        with torch.autocast(device_type, enabled=False):
+            yield
+    else:
+        yield
