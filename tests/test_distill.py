@@ -297,6 +297,57 @@ def test_precision_is_checked(tmp_path, pool, models_yaml):
         main(["--precision", "half", "--data", str(pool), "--models", str(models_yaml)])
 
 
+def test_bn_freeze_epochs_train_with_fixed_statistics(tmp_path, pool, models_yaml):
+    # the last epoch trains with BatchNorm in inference mode on statistics recalibrated once
+    steps = []
+
+    def student(arch):
+        model = TinyStudent()
+        model.norm.register_forward_hook(
+            lambda m, i, o: steps.append((m.training, m.running_mean.clone())) if torch.is_grad_enabled() else None
+        )
+        return model
+
+    cfg = config(tmp_path, pool, models_yaml, out="frozen", epochs=3, batch_size=2, bn_freeze_epochs=1)
+    frozen = distill(cfg, teacher=FeatureTeacher(), build_student=student)
+    per_epoch = len(steps) // 3
+    assert per_epoch >= 2 and all(training for training, _ in steps[: 2 * per_epoch])
+    last = steps[2 * per_epoch:]
+    assert not any(training for training, _ in last)
+    assert all(torch.equal(mean, last[0][1]) for _, mean in last)
+    assert not torch.equal(last[0][1], steps[2 * per_epoch - 1][1])  # recalibrated, not the running average
+    assert frozen.provenance["hyperparameters"]["bn_freeze_epochs"] == 1
+    # resumable inside the frozen phase; only the frozen epoch trains differently
+    cfg = config(tmp_path, pool, models_yaml, out="frozen-resumed", epochs=3, batch_size=2, bn_freeze_epochs=1)
+    with pytest.raises(Interrupted):
+        run(dataclasses.replace(cfg, stop_after_steps=2 * per_epoch + 1))
+    assert onnx_bytes(run(cfg)) == onnx_bytes(frozen)
+    plain = run(config(tmp_path, pool, models_yaml, out="plain", epochs=3, batch_size=2))
+    assert plain.history["train_loss"].tolist()[:2] == frozen.history["train_loss"].tolist()[:2]
+    assert plain.history["train_loss"].iloc[2] != frozen.history["train_loss"].iloc[2]
+
+
+def test_frozen_statistics_are_validated_as_trained():
+    # in the frozen phase the validated copy takes the averaged weights but the statistics the student trains with
+    from benchmark.distill.train import batchnorm_statistics, export_candidate
+
+    class Shards:
+        def batch(self, idx):
+            return np.random.default_rng(int(idx[0])).normal(size=(len(idx), 1600)).astype(np.float32)
+
+    torch.manual_seed(0)
+    student = TinyStudent()
+    student.norm.running_mean.fill_(0.5)
+    ema = {k: v + 1 for k, v in student.state_dict().items() if v.is_floating_point()}
+    frozen = export_candidate(student, ema, Shards(), [np.array([0, 1])], frozen_statistics=True)
+    assert torch.equal(frozen.norm.running_mean, student.norm.running_mean)
+    assert torch.equal(frozen.head.weight, ema["head.weight"])
+    assert set(batchnorm_statistics(student)) == {"norm.running_mean", "norm.running_var"}
+    calibrated = export_candidate(student, ema, Shards(), [np.array([0, 1])])
+    assert not torch.equal(calibrated.norm.running_mean, student.norm.running_mean)
+    assert not torch.equal(calibrated.norm.running_mean, ema["norm.running_mean"])
+
+
 def test_incompatible_checkpoint_refused(tmp_path, pool, models_yaml):
     cfg = config(tmp_path, pool, models_yaml, batch_size=2)
     with pytest.raises(Interrupted):

@@ -54,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("--mse-weight", type=float, default=d.mse_weight, help="loss = 1 - mean CCC + w * MSE")
     opt.add_argument("--bn-calibration", type=int, default=d.bn_calibration, metavar="CROPS",
                      help="re-estimate BatchNorm statistics on this many clean crops before each validation (0: off)")
+    opt.add_argument("--bn-freeze-epochs", type=int, default=d.bn_freeze_epochs, metavar="N",
+                     help="train the last N epochs with BatchNorm statistics frozen (recalibrated, then inference mode)")
     opt.add_argument("--ema", type=float, default=d.ema,
                      help="decay per step of the weight average that is validated and exported (0: off)")
     opt.add_argument("--seed", type=int, default=d.seed, help="seeds crops, augmentation, init and batch order")
@@ -95,8 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 RECIPE_KEYS = (
-    "epochs", "batch_size", "lr", "weight_decay", "warmup", "schedule", "mse_weight", "bn_calibration", "ema",
-    "crop_seconds", "bucket_seconds", "variants", "val_fraction", "precision",
+    "epochs", "batch_size", "lr", "weight_decay", "warmup", "schedule", "mse_weight", "bn_calibration",
+    "bn_freeze_epochs", "ema", "crop_seconds", "bucket_seconds", "variants", "val_fraction", "precision",
 )
 r"""Settings a student's ``distilled.recipe`` in ``models.yaml`` may set (defaults for that student)."""
 

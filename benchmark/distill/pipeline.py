@@ -47,7 +47,8 @@ class DistillConfig:
         teacher: registry name of the teacher
         data: ``'demo'`` (unlabeled demo pool), a folder, list file or glob of audio
         out: model folder (default ``weights/<student>``); the int8 model goes to ``<out>-int8``
-        epochs, batch_size, lr, weight_decay, warmup, schedule, mse_weight, bn_calibration, ema, seed:
+        epochs, batch_size, lr, weight_decay, warmup, schedule, mse_weight, bn_calibration,
+        bn_freeze_epochs, ema, seed:
             see :class:`benchmark.distill.train.Hyper`
         crop_seconds: longest training crop; shorter files are used whole
         bucket_seconds: crop lengths are multiples of it (crops of one length form a batch)
@@ -87,6 +88,7 @@ class DistillConfig:
     schedule: str = Hyper.schedule
     mse_weight: float = Hyper.mse_weight
     bn_calibration: int = Hyper.bn_calibration
+    bn_freeze_epochs: int = Hyper.bn_freeze_epochs
     ema: float = Hyper.ema
     seed: int = 0
     crop_seconds: float = Recipe.crop_seconds
@@ -125,7 +127,8 @@ class DistillConfig:
         return Hyper(
             epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
             warmup=self.warmup, schedule=self.schedule, mse_weight=self.mse_weight,
-            bn_calibration=self.bn_calibration, ema=self.ema, seed=self.seed, precision=self.precision,
+            bn_calibration=self.bn_calibration, bn_freeze_epochs=self.bn_freeze_epochs, ema=self.ema,
+            seed=self.seed, precision=self.precision,
         )
 
     def recipe(self) -> Recipe:

@@ -65,6 +65,12 @@ class Hyper:
         grad_clip: maximum gradient norm (0: no clipping)
         bn_calibration: clean training crops to re-estimate BatchNorm
             statistics on before every validation (0: keep the running averages)
+        bn_freeze_epochs: train the last N epochs with BatchNorm statistics
+            frozen: re-estimated on the ``bn_calibration`` clean crops for
+            the weights of that moment, then used in inference mode, so
+            the network adapts to the statistics it will be run with
+            (a MobileNet trained long with per-batch statistics comes to
+            depend on the other crops of its batch; ``docs/distillation.md``)
         ema: decay per step of an exponential moving average of the
             weights; validation, model selection and export use the
             averaged weights (0: the raw weights)
@@ -85,6 +91,7 @@ class Hyper:
     mse_weight: float = 0.5
     grad_clip: float = 1.0
     bn_calibration: int = 192
+    bn_freeze_epochs: int = 0
     ema: float = 0.99
     seed: int = 0
     precision: str = "fp32"
@@ -301,7 +308,7 @@ def train(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total, hyper))
 
     state = {"epoch": 0, "step": 0, "global_step": 0, "loss_sum": 0.0, "loss_n": 0, "history": [],
-             "best": None, "done": False, "ema": None}
+             "best": None, "done": False, "ema": None, "bn_frozen": False}
     resumed_from = None
     if checkpoint.exists() and not resume:
         if rank == 0:
@@ -345,6 +352,11 @@ def train(
         batches = plan[epoch]
         steps_per_epoch = len(batches)
         started = time.perf_counter()
+        if epoch >= hyper.epochs - hyper.bn_freeze_epochs:
+            if not state["bn_frozen"]:  # statistics for the weights at the start of the frozen phase
+                calibrate_batchnorm(student, shards, calibration, device)
+                state["bn_frozen"] = True
+            set_batchnorm_training(student, False)
         for step in range(state["step"], steps_per_epoch):
             idx = batches[step]
             x = torch.from_numpy(shards.batch(idx)).to(device)
@@ -382,7 +394,8 @@ def train(
             "train_seconds": time.perf_counter() - started,
         }
         if rank == 0:  # only rank 0 validates and keeps the best model
-            candidate = export_candidate(student, state["ema"], shards, calibration if hyper.bn_calibration else [], device)
+            candidate = export_candidate(student, state["ema"], shards, calibration if hyper.bn_calibration else [],
+                                         device, frozen_statistics=state["bn_frozen"])
             row.update(evaluate(candidate, validation, device))
             score = row.get(_selection_key(validation), float("nan"))
             best = state["best"]
@@ -468,17 +481,34 @@ def update_ema(ema: dict | None, module: torch.nn.Module, decay: float, step: in
 
 
 def export_candidate(
-    student: torch.nn.Module, ema: dict | None, shards, calibration: typing.Sequence[np.ndarray], device: str = "cpu"
+    student: torch.nn.Module, ema: dict | None, shards, calibration: typing.Sequence[np.ndarray], device: str = "cpu",
+    frozen_statistics: bool = False,
 ) -> torch.nn.Module:
     r"""The model that is validated and exported: a copy with averaged weights and fresh BatchNorm statistics.
 
-    The model being trained is left exactly as it is.
+    With ``frozen_statistics`` (the ``bn_freeze_epochs`` phase) the copy
+    keeps the BatchNorm statistics the student trains with instead: the
+    network has adapted to exactly those, and re-estimating them for the
+    averaged weights undoes that (measured: a MobileNetV4-Conv-Small
+    scored CCC 0.05 vs the teacher with recalibrated statistics and 0.67
+    with its frozen ones). The model being trained is left exactly as it is.
     """
     candidate = copy.deepcopy(student)
     if ema is not None:
-        candidate.load_state_dict({**candidate.state_dict(), **ema})
-    calibrate_batchnorm(candidate, shards, calibration, device)
+        frozen = batchnorm_statistics(student) if frozen_statistics else {}
+        candidate.load_state_dict({**candidate.state_dict(), **ema, **frozen})
+    if not frozen_statistics:
+        calibrate_batchnorm(candidate, shards, calibration, device)
     return candidate
+
+
+def batchnorm_statistics(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    r"""The floating-point BatchNorm buffers of ``module`` (running mean and variance), by ``state_dict`` key."""
+    return {
+        f"{name}.{key}" if name else key: value.detach().clone()
+        for name, m in module.named_modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+        for key, value in m.named_buffers(recurse=False) if value.is_floating_point()
+    }
 
 
 def calibration_batches(shards, usable: np.ndarray, hyper: Hyper) -> list[np.ndarray]:
@@ -522,6 +552,13 @@ def calibrate_batchnorm(module: torch.nn.Module, shards, batches: typing.Sequenc
     for m, momentum in zip(norms, momenta):
         m.momentum = momentum
     module.train(was_training)
+
+
+def set_batchnorm_training(module: torch.nn.Module, training: bool) -> None:
+    r"""Put only the BatchNorm layers of ``module`` in training (batch statistics) or inference mode."""
+    for m in module.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.train(training)
 
 
 def epoch_summary(row: dict, epochs: int, best_epoch: int | None = None) -> str:
