@@ -17,7 +17,7 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from benchmark.distill.pipeline import DistillConfig
+    from benchmark.distill.pipeline import PRECISIONS, DistillConfig
 
     d = DistillConfig()
     parser = argparse.ArgumentParser(
@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = parser.add_argument_group("running")
     run.add_argument("--device", default=d.device, help="auto (CUDA if available), cpu, cuda")
-    run.add_argument("--precision", choices=("fp32", "bf16"), default=d.precision,
+    run.add_argument("--precision", choices=PRECISIONS, default=d.precision,
                      help="arithmetic of the training step: float32, or bfloat16 autocast (faster where the "
                           "hardware has bf16, e.g. AMX or recent GPUs; weights, validation and export stay float32)")
     run.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads (0: all cores)")

@@ -636,6 +636,10 @@ def _device(requested: str, local_rank: int) -> str:
     return requested
 
 
+PRECISIONS = ("fp32", "bf16")
+r"""Arithmetic of the distillation training step (``--precision``)."""
+
+
 def native_bf16(device: str) -> bool:
     r"""Whether ``device`` computes bfloat16 in hardware (AMX or AVX-512 BF16 on a CPU).
 
@@ -680,8 +684,6 @@ def check_precision(precision: str, device: str) -> None:
     print("--precision bf16: this CPU has no bfloat16 instructions (AMX or AVX-512 BF16); "
           "bf16 is emulated and slower than fp32.", flush=True)
 
-
-PRECISIONS = ("fp32", "bf16")
 
 
 def _deterministic(device: str) -> None:

@@ -502,11 +502,18 @@ def export_candidate(
     return candidate
 
 
+def batchnorm_layers(module: torch.nn.Module) -> dict[str, torch.nn.modules.batchnorm._BatchNorm]:
+    r"""The BatchNorm layers of ``module`` (1d, 2d, 3d), by module name."""
+    return {
+        name: m for name, m in module.named_modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+    }
+
+
 def batchnorm_statistics(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     r"""The floating-point BatchNorm buffers of ``module`` (running mean and variance), by ``state_dict`` key."""
     return {
         f"{name}.{key}" if name else key: value.detach().clone()
-        for name, m in module.named_modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+        for name, m in batchnorm_layers(module).items()
         for key, value in m.named_buffers(recurse=False) if value.is_floating_point()
     }
 
@@ -536,7 +543,7 @@ def calibrate_batchnorm(module: torch.nn.Module, shards, batches: typing.Sequenc
     buffers change (no gradients) and the random generators are left as
     they were; :func:`train` calibrates a copy of the model it validates.
     """
-    norms = [m for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    norms = list(batchnorm_layers(module).values())
     if not norms or not batches:
         return
     momenta = [m.momentum for m in norms]
@@ -556,9 +563,8 @@ def calibrate_batchnorm(module: torch.nn.Module, shards, batches: typing.Sequenc
 
 def set_batchnorm_training(module: torch.nn.Module, training: bool) -> None:
     r"""Put only the BatchNorm layers of ``module`` in training (batch statistics) or inference mode."""
-    for m in module.modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-            m.train(training)
+    for m in batchnorm_layers(module).values():
+        m.train(training)
 
 
 def epoch_summary(row: dict, epochs: int, best_epoch: int | None = None) -> str:
