@@ -84,9 +84,9 @@ class FeatureTeacher(Predictor):
 class TinyStudent(nn.Module):
     r"""One strided convolution with BatchNorm, mean and max pooling, a linear head."""
 
-    def __init__(self):
+    def __init__(self, stride: int = 32):
         super().__init__()
-        self.conv = nn.Conv1d(1, 4, 64, stride=32, bias=False)
+        self.conv = nn.Conv1d(1, 4, 64, stride=stride, bias=False)
         self.norm = nn.BatchNorm1d(4)
         self.head = nn.Linear(8, 3)
 
@@ -359,6 +359,17 @@ def test_incompatible_checkpoint_refused(tmp_path, pool, models_yaml):
     # the checkpoint of a finished run holds nothing to lose: other settings start a new run
     other = run(dataclasses.replace(cfg, lr=0.03))
     assert other.provenance["resumed_from_step"] is None and other.provenance["hyperparameters"]["lr"] == 0.03
+
+
+def test_checkpoint_of_another_layout_refused(tmp_path, pool, models_yaml):
+    # Same student name and parameter shapes, another layout (a student's layout changed in the
+    # code): the weights would load without complaint, so the fingerprint must tell them apart.
+    cfg = config(tmp_path, pool, models_yaml, batch_size=2)
+    with pytest.raises(Interrupted):
+        run(dataclasses.replace(cfg, stop_after_steps=3))
+    with pytest.raises(CheckpointMismatch, match=r"architecture: \"[0-9a-f]{16}\" -> \"[0-9a-f]{16}\".*--no-resume"):
+        distill(cfg, teacher=FeatureTeacher(), build_student=lambda arch: TinyStudent(stride=16))
+    assert run(cfg).provenance["resumed_from_step"] == 2
 
 
 def test_nan_teacher_names_the_file(tmp_path, pool, models_yaml):

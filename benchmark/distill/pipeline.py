@@ -233,6 +233,9 @@ def distill(
         raise DistillError(str(ex)) from None
     fingerprint = {
         "student": config.student,
+        # the layout, not only the name: a layout changed in the code can keep every
+        # parameter shape, and its weights would then resume without complaint
+        "architecture": sha256_text(repr(student))[:16],
         "teacher": teacher.name,
         "teacher_sha256": teacher.artifact_hash,
         "train_files_sha256": train_pool.sha256,
