@@ -95,6 +95,13 @@ class TinyStudent(nn.Module):
         return self.head(torch.cat([h.mean(-1), h.amax(-1)], dim=1))
 
 
+def small_wav2small(arch: str) -> nn.Module:
+    r"""A two-layer Wav2Small with 8 channels (a multiple of 8: it trains channels-last)."""
+    from benchmark.students.wav2small import Wav2Small, Wav2SmallConfig
+
+    return Wav2Small(Wav2SmallConfig(channels=8, layers=2, pool_after=1))
+
+
 @pytest.fixture()
 def pool(tmp_path) -> Path:
     r"""Eight short files: tones and noise at different levels and lengths."""
@@ -246,32 +253,22 @@ def test_resume_gives_same_weights(tmp_path, pool, models_yaml):
 
 def test_resume_in_channels_last_layout(tmp_path, pool, models_yaml):
     # Wav2Small with a multiple of 8 channels trains channels-last; resume must not depend on the layout
-    from benchmark.students.wav2small import Wav2Small, Wav2SmallConfig
-
-    def student(arch):
-        return Wav2Small(Wav2SmallConfig(channels=8, layers=2, pool_after=1))
-
-    assert student("").training_memory_format("fp32") == torch.channels_last
+    assert small_wav2small("").training_memory_format("fp32") == torch.channels_last
     cfg = config(tmp_path, pool, models_yaml, out="cl-ref", epochs=2, batch_size=2, precision="fp32")
-    reference = distill(cfg, teacher=FeatureTeacher(), build_student=student)
+    reference = distill(cfg, teacher=FeatureTeacher(), build_student=small_wav2small)
     cfg = config(tmp_path, pool, models_yaml, out="cl-resumed", epochs=2, batch_size=2, precision="fp32")
     with pytest.raises(Interrupted):
-        distill(dataclasses.replace(cfg, stop_after_steps=3), teacher=FeatureTeacher(), build_student=student)
-    resumed = distill(cfg, teacher=FeatureTeacher(), build_student=student)
+        distill(dataclasses.replace(cfg, stop_after_steps=3), teacher=FeatureTeacher(), build_student=small_wav2small)
+    resumed = distill(cfg, teacher=FeatureTeacher(), build_student=small_wav2small)
     assert resumed.provenance["resumed_from_step"] == 2
     assert onnx_bytes(resumed) == onnx_bytes(reference)
 
 
 def test_bf16_training_is_deterministic_and_resumable(tmp_path, pool, models_yaml):
     # mixed precision (bf16 autocast) keeps the guarantees of float32 training on the CPU
-    from benchmark.students.wav2small import Wav2Small, Wav2SmallConfig
-
-    def student(arch):
-        return Wav2Small(Wav2SmallConfig(channels=8, layers=2, pool_after=1))
-
     def run_bf16(out, **kwargs):
         cfg = config(tmp_path, pool, models_yaml, out=out, epochs=2, batch_size=2, precision="bf16", **kwargs)
-        return distill(cfg, teacher=FeatureTeacher(), build_student=student)
+        return distill(cfg, teacher=FeatureTeacher(), build_student=small_wav2small)
 
     reference = run_bf16("bf16-ref")
     assert reference.provenance["hyperparameters"]["precision"] == "bf16"
@@ -282,7 +279,7 @@ def test_bf16_training_is_deterministic_and_resumable(tmp_path, pool, models_yam
     assert resumed.provenance["resumed_from_step"] == 2
     assert onnx_bytes(resumed) == onnx_bytes(reference)
     fp32 = distill(config(tmp_path, pool, models_yaml, out="fp32", epochs=2, batch_size=2, precision="fp32"),
-                   teacher=FeatureTeacher(), build_student=student)
+                   teacher=FeatureTeacher(), build_student=small_wav2small)
     assert onnx_bytes(fp32) != onnx_bytes(reference)
 
 

@@ -688,7 +688,6 @@ def check_precision(precision: str, device: str) -> None:
           "bf16 is emulated and slower than fp32.", flush=True)
 
 
-
 def _deterministic(device: str) -> None:
     r"""Ask torch for deterministic kernels (bit-identical on the CPU; best effort on CUDA)."""
     import torch
