@@ -958,9 +958,16 @@ def _one_line(text: typing.Any) -> str:
 
 
 def _teacher(inputs: Inputs, model: str) -> str:
-    provenance = _distill_provenance(inputs, model)
+    r"""Teacher a student was distilled from, as ``name `sha8```: its distillation record, else ``models.yaml``."""
+    recorded = _distill_provenance(inputs, model).get("teacher")
     distilled = inputs.models.get(model, {}).get("distilled") or {}
-    return str(provenance.get("teacher") or distilled.get("teacher") or "")
+    if isinstance(recorded, dict):  # results/distill/<student>/provenance.json: {name, sha256}
+        name, sha = recorded.get("name"), recorded.get("sha256")
+    else:
+        name, sha = recorded or distilled.get("teacher"), distilled.get("teacher_sha256")
+    if not name:
+        return ""
+    return f"{name} {sha8(sha)}" if sha else str(name)
 
 
 def _distill_provenance(inputs: Inputs, model: str) -> dict:

@@ -389,6 +389,18 @@ def test_gold_split_test1_refused(tmp_path, pool, models_yaml):
         run(config(tmp_path, pool, models_yaml, gold="msppodcast:test-1"))
 
 
+def test_gold_split_the_teacher_was_fitted_on_refused():
+    from benchmark.distill.pipeline import _check_gold
+
+    pinned = FeatureTeacher()
+    pinned.meta = {"data": {"dataset": "demo-msppodcast", "split": "train"}}  # a pinned teacher's model.json
+    with pytest.raises(DistillError, match="'feature-teacher' was fitted on this split"):
+        _check_gold("msppodcast:train:demo", pinned, {"path": "model.npz", "sha256": "0" * 64})
+    with pytest.raises(DistillError, match="fitted on this split"):
+        _check_gold("iemocap:test:demo", FeatureTeacher(), {"dataset": "iemocap", "split": "test"})
+    _check_gold("msppodcast:test-2:demo", pinned, {"path": "model.npz", "sha256": "0" * 64})
+
+
 def test_crops_are_deterministic_and_match_storage(pool):
     signal = annotate.read_audio(str(pool / "f7.wav"))
     recipe = annotate.Recipe(crop_seconds=0.5, variants=3, seed=0)

@@ -339,6 +339,19 @@ def test_robustness_fairness_summaries(fixture):
     assert "0.030" in beta and "6/6" in beta and "0.400 / 0.400 / 0.400" in beta
 
 
+def test_teacher_named_with_its_hash(tmp_path):
+    # the distillation record holds {name, sha256}; an int8 variant has only its models.yaml entry
+    sha = "ab" * 32
+    (tmp_path / "distill" / "s").mkdir(parents=True)
+    (tmp_path / "distill" / "s" / "provenance.json").write_text(json.dumps({"teacher": {"name": "t", "sha256": sha}}))
+    models = {"s": {"distilled": {"teacher": "t"}}, "s-int8": {"distilled": {"teacher": "t", "teacher_sha256": sha}},
+              "old": {"distilled": {"teacher": "t"}}, "base": {}}
+    inputs = leaderboard.Inputs(tmp_path, {}, models, [], {})
+    assert leaderboard._teacher(inputs, "s") == leaderboard._teacher(inputs, "s-int8") == "t `abababab`"
+    assert leaderboard._teacher(inputs, "old") == "t"
+    assert leaderboard._teacher(inputs, "base") == ""
+
+
 def test_model_pages(fixture):
     docs = fixture[1]
     beta = read(fixture, "models/beta.md")

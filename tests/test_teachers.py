@@ -17,7 +17,7 @@ import pytest
 from benchmark.data.datasets import EvalSet
 from benchmark.hashing import sha256_file, sha256_tree
 from benchmark.models import download
-from benchmark.registry import Registry, load_model
+from benchmark.registry import Registry, RegistryError, load_model
 
 ADV = "{arousal: arousal, dominance: dominance, valence: valence}"
 HUB_ID = "ser-benchmark-tests/not-a-model"  # never cached: exercises the offline path
@@ -436,6 +436,44 @@ def test_egemaps_fit_cache_and_predict(tmp_path, capsys):
 
     refit = egemaps.fit(evalset, alphas=[0.1, 10.0, 1000.0], folds=3, verbose=False)
     assert refit.artifact_hash == model.artifact_hash  # deterministic .npz bytes
+
+
+def _pinned(path, sha: str, params: str = "") -> str:
+    return f"pinned|egemaps|{{path: {path}, sha256: {sha}}}|{ADV}" + (f"|{params}" if params else "")
+
+
+def test_egemaps_pinned_file_loads_with_its_hash(tmp_path):
+    import audiofile
+
+    from benchmark.models import egemaps
+
+    evalset = _tone_set(tmp_path)
+    fitted = egemaps.fit(evalset, alphas=[0.1, 10.0], folds=3, verbose=False)
+    path = fitted.save(tmp_path / "teacher")
+    sha = sha256_file(path)
+    assert sha == fitted.artifact_hash  # the registry's checksum is the result rows' model hash
+
+    model = load_model("pinned", registry(_pinned(path, sha, "{num_workers: 2}")))
+    assert model.artifact_hash == sha and model.num_workers == 2
+    assert model.meta["data"]["split"] == "train"  # model.json travels with it
+    x = audiofile.read(evalset.files[0])[0]
+    np.testing.assert_array_equal(model(x, 16000), fitted(x, 16000))
+
+    with pytest.raises(RegistryError, match="checksum mismatch"):
+        registry(_pinned(path, "ab" * 32))
+    with pytest.raises(RegistryError, match="either 'dataset' and 'split'"):
+        registry(f"both|egemaps|{{path: {path}, sha256: {sha}, dataset: x, split: y}}|{ADV}")
+    with pytest.raises(RegistryError, match="required with 'path'"):
+        registry(f"unpinned|egemaps|{{path: {path}}}|{ADV}")
+    with pytest.raises(ValueError, match="params alphas have no effect on a fitted model"):
+        load_model("pinned", registry(_pinned(path, sha, "{alphas: [1.0]}")))
+
+
+def test_project_teacher_is_pinned():
+    # the demo teacher is a committed file: its hash must not depend on the machine that fits it
+    entry = Registry.from_file()["egemaps-teacher"]
+    assert set(entry.source) == {"path", "sha256"}
+    assert sha256_file(entry.resolve(entry.source["path"])) == entry.source["sha256"]
 
 
 def test_egemaps_clips_off_scale_features(tmp_path):

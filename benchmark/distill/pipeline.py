@@ -194,7 +194,7 @@ def distill(
     _share_threads(teacher, config.teacher_workers or threads)
     dims = [DIMENSIONS.index(d) for d in annotate.teacher_dimensions(teacher)]
     gold_spec = _gold_spec(config)
-    _check_gold(gold_spec, teacher.name, teacher_source)
+    _check_gold(gold_spec, teacher, teacher_source)
 
     files, source = annotate.resolve_files(config.data)
     pool = annotate.scan_pool(files)
@@ -490,7 +490,27 @@ def _gold_spec(config: DistillConfig) -> str | None:
     return ":".join(parts)
 
 
-def _check_gold(spec: str | None, teacher: str, source: dict) -> None:
+def fitted_on(teacher, source: dict) -> tuple[str, str] | None:
+    r"""``(dataset, split)`` a teacher was fitted on: its registry ``source``, else its ``meta['data']``.
+
+    A pinned eGeMAPS teacher (``source.path``) records its training data
+    in ``model.json``, under the audb name (``demo-msppodcast`` for the
+    demo replica of ``msppodcast``).
+
+    Examples:
+        >>> fitted_on(None, {"dataset": "msppodcast", "split": "train"})
+        ('msppodcast', 'train')
+
+    """
+    if "dataset" in source and "split" in source:
+        return str(source["dataset"]), str(source["split"])
+    data = (getattr(teacher, "meta", None) or {}).get("data") or {}
+    if "dataset" not in data or "split" not in data:
+        return None
+    return str(data["dataset"]).removeprefix("demo-"), str(data["split"])
+
+
+def _check_gold(spec: str | None, teacher_model, source: dict) -> None:
     if spec is None:
         return
     dataset, split, _ = spec.split(":")
@@ -499,9 +519,9 @@ def _check_gold(spec: str | None, teacher: str, source: dict) -> None:
             f"--gold {dataset}:{split}: '{split}' is the benchmark's test set; selecting checkpoints on it "
             f"would leak the test set into the model. Use {DEFAULT_GOLD} or --gold none."
         )
-    if source.get("dataset") == dataset and source.get("split") == split:
+    if fitted_on(teacher_model, source) == (dataset, split):
         raise DistillError(
-            f"--gold {dataset}:{split}: the teacher '{teacher}' was fitted on this split, so it cannot "
+            f"--gold {dataset}:{split}: the teacher '{teacher_model.name}' was fitted on this split, so it cannot "
             "serve as unbiased validation. Choose another split or --gold none."
         )
 

@@ -23,7 +23,9 @@ Fitting takes seconds to minutes, so the fitted model is cached under
 training data (audb name, version, table, file names, labels, speakers)
 and the parameters; later loads read ``model.npz`` and skip fitting.
 The ``.npz`` is written byte-for-byte deterministically, so its SHA-256,
-the artifact hash, is the same wherever the same data gives the same fit.
+the artifact hash, is the same whenever the same data gives the same fit —
+on one machine: the last bits of a fit follow the CPU's vector instructions,
+which is why the project's demo teacher is a pinned file (``source.path``).
 """
 
 from __future__ import annotations
@@ -470,17 +472,38 @@ def fit_cached(evalset, *, name: str = "egemaps", cache: str | os.PathLike | Non
 def load(entry, registry=None) -> Predictor:
     r"""Loader for kind ``egemaps``.
 
-    ``source``: ``{dataset, split}`` of the training data (e.g.
-    ``{dataset: msppodcast, split: train}``). ``params``: ``data``
-    (``'demo'`` default, or ``'real'``), ``alphas``, ``folds``, ``seed``,
-    ``clip``, ``normalise``, ``num_workers``.
-    """
-    from benchmark.data.datasets import load_split
+    ``source`` is either
 
+    - ``{path, sha256}``: a fitted ``model.npz`` (written by :meth:`EgemapsRegressor.save`,
+      e.g. ``scripts/fit_teacher.py``), verified against ``sha256``. ``params``: ``num_workers``
+      only; how it was fitted is in the ``model.json`` next to it. The pinned form: the same
+      artefact, and so the same hash, on every machine, whereas a fit's last bits follow the
+      CPU's vector instructions (numpy and OpenBLAS pick kernels at run time).
+    - ``{dataset, split}`` of the training data (e.g. ``{dataset: msppodcast, split: train}``),
+      fitted on first use and cached. ``params``: ``data`` (``'demo'`` default, or ``'real'``),
+      ``alphas``, ``folds``, ``seed``, ``clip``, ``normalise``, ``num_workers``.
+    """
     params = dict(entry.params)
-    data = params.pop("data", "demo")
-    evalset = load_split(entry.source["dataset"], entry.source["split"], data=data)
-    model = fit_cached(evalset, name=entry.name, **params)
+    if "path" in entry.source:
+        fitting = sorted(set(params) - {"num_workers"})
+        if fitting:
+            raise ValueError(
+                f"Model '{entry.name}': params {', '.join(fitting)} have no effect on a fitted model "
+                f"(source.path); remove them, or fit with source {{dataset, split}}."
+            )
+        path = entry.resolve(entry.source["path"])
+        model = EgemapsRegressor.from_file(path, entry.name, num_workers=int(params.get("num_workers") or 1))
+        if model.artifact_hash != entry.source["sha256"]:
+            raise ValueError(
+                f"Model '{entry.name}': {path} has sha256 {model.artifact_hash}, models.yaml pins "
+                f"{entry.source['sha256']}; restore the file or update source.sha256 (a changed model is a new result)."
+            )
+    else:
+        from benchmark.data.datasets import load_split
+
+        data = params.pop("data", "demo")
+        evalset = load_split(entry.source["dataset"], entry.source["split"], data=data)
+        model = fit_cached(evalset, name=entry.name, **params)
     keep = np.array([d in entry.outputs for d in DIMENSIONS])
     if not keep.all():
         model.arrays["coef"][~keep] = np.nan  # hash stays that of the fitted file

@@ -1,0 +1,54 @@
+"""Fit the eGeMAPS teacher on a labelled split and write it as a pinned artefact.
+
+The demo teacher (``egemaps-teacher`` in ``models.yaml``) is this script's
+output, committed under ``weights/egemaps-teacher/`` and pinned by its
+SHA-256. A fit is deterministic on one machine, but its last bits follow the
+CPU's vector instructions (numpy and OpenBLAS choose kernels at run time: a
+fit with AVX-512 and one with AVX2 differ by about 1e-6 in their outputs), so
+fitting on each machine would give each machine another teacher hash, and with
+it other result rows and distillation caches.
+
+Usage::
+
+    python scripts/fit_teacher.py --out weights/egemaps-teacher     # the demo teacher
+    python scripts/fit_teacher.py --data real --out weights/egemaps-msppodcast
+
+It prints the ``source`` to put into the teacher's ``models.yaml`` entry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", default="msppodcast", help="dataset of datasets.yaml")
+    parser.add_argument("--split", default="train", help="labelled split to fit on")
+    parser.add_argument("--data", choices=("demo", "real"), default="demo")
+    parser.add_argument("--out", required=True, help="folder for model.npz and model.json")
+    parser.add_argument("--workers", type=int, default=2, help="threads for feature extraction")
+    args = parser.parse_args(argv)
+
+    from benchmark.data.datasets import load_split
+    from benchmark.hashing import sha256_file
+    from benchmark.models import egemaps
+
+    evalset = load_split(args.dataset, args.split, data=args.data)
+    model = egemaps.fit(evalset, num_workers=args.workers)
+    path = model.save(args.out)
+    try:
+        shown = path.resolve().relative_to(ROOT)
+    except ValueError:
+        shown = path.resolve()
+    print(f"source: {{path: {shown.as_posix()}, sha256: {sha256_file(path)}}}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
