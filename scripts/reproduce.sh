@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Regenerates everything committed under weights/, results/ and docs/ from a clean checkout:
 # distils the default students, benchmarks every model whose weights are available,
-# measures efficiency, and rebuilds the leaderboard. Run from the repository root.
+# measures efficiency, and rebuilds the leaderboard. Run from the repository root. The teacher
+# is the committed weights/egemaps-teacher (scripts/fit_teacher.py refits it; a refit's hash follows the CPU).
 #   bash scripts/reproduce.sh                # default students
 #   STUDENTS="wav2small wav2small-2.0 mobilenetv3-small" bash scripts/reproduce.sh
 set -euo pipefail
