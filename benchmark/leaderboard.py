@@ -812,20 +812,29 @@ def efficiency_section(inputs: Inputs, out: Output) -> str:
             ms, DASH if q is None else fmt_sig(q.get("ms_per_5s")),
             DASH if xrt is None else f"{fmt_sig(xrt)}×",
             fmt_float(r.get("peak_rss_mb"), 0),
+            _cpus(r, q),
         ])
-    headers = ["model", "sha256", "parameters", "ONNX fp32", "ONNX int8", "ms per 5 s", "ms per 5 s int8", "× real time", "peak RSS MB"]
+    headers = ["model", "sha256", "parameters", "ONNX fp32", "ONNX int8", "ms per 5 s", "ms per 5 s int8", "× real time",
+               "peak RSS MB", "CPU"]
     parts = [
         "## Efficiency",
         "CPU inference on one thread (onnxruntime) for a 5 s clip: median time, interquartile "
         "range, and how many times faster than real time (`xrt`). A model `X` is paired with "
-        "`X-int8` (dynamic int8 quantisation) where both are registered. Sizes in decimal units.",
-        md_table(headers, table, "ll" + "r" * 7),
+        "`X-int8` (dynamic int8 quantisation) where both are registered. Sizes in decimal units. "
+        "Times are comparable only between rows measured on the same CPU (last column).",
+        md_table(headers, table, "ll" + "r" * 7 + "l"),
     ]
     figure = efficiency_figure(inputs, rows, out)
     if figure:
         parts.append(figure)
     parts.append("*Source: `results/efficiency.csv`.*")
     return "\n\n".join(parts)
+
+
+def _cpus(fp32: dict, int8: dict | None) -> str:
+    r"""The CPU the times were measured on; both where fp32 and int8 were timed on different ones."""
+    names = [str(r["cpu"]) for r in (fp32, int8) if r is not None and not pd.isna(r.get("cpu")) and str(r["cpu"])]
+    return " / ".join(dict.fromkeys(names)) or DASH
 
 
 def efficiency_figure(inputs: Inputs, rows: list[dict], out: Output) -> str:
