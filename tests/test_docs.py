@@ -106,7 +106,8 @@ def test_adding_a_model_is_one_entry(tmp_path, use_demo, monkeypatch):
     )
     registry_file = tmp_path / "models.yaml"
     registry_file.write_text(
-        (PROJECT_ROOT / "models.yaml").read_text()
+        # the project's registry, its relative weight paths made absolute, plus one entry
+        (PROJECT_ROOT / "models.yaml").read_text().replace("path: weights/", f"path: {PROJECT_ROOT}/weights/")
         + f"""
   - name: my-loudness-model
     kind: audonnx
