@@ -23,6 +23,8 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
+import os
 import sys
 from pathlib import Path
 
@@ -32,10 +34,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 DIMS = ("arousal", "dominance", "valence")
-
-
-def predict(model, signals) -> np.ndarray:
-    return np.stack([model(s, 16000) for s in signals])
 
 
 def cccs(a: np.ndarray, b: np.ndarray) -> str:
@@ -60,23 +58,29 @@ def main(argv=None) -> int:
     from benchmark.registry import load_model
 
     teacher, _ = load_teacher(args.teacher, ROOT / "models.yaml")
+    teacher.num_workers = os.cpu_count() or 1  # threads for predict_batch; outputs do not depend on them
     student = load_model(args.student)
     train, held = annotate.scan_pool(sorted(str(f) for f in pool_files())).split(0.1)
     rng = np.random.default_rng(args.seed)
     sample = list(rng.choice(train.files, min(args.files, len(train.files)), replace=False))
 
+    # the training files' features serve both the teacher's outputs (1.) and its decomposition (2.)
+    train_signals = [annotate.read_audio(f) for f in sample]
+    with concurrent.futures.ThreadPoolExecutor(teacher.num_workers) as pool:
+        train_features = np.stack(list(pool.map(teacher.features, train_signals)))
+    train_t, train_s = teacher.regress(train_features), student.predict_batch(train_signals)
+    held_signals = [annotate.read_audio(f) for f in held.files]
+    held_t, held_s = teacher.predict_batch(held_signals), student.predict_batch(held_signals)
+
     print(f"1. CCC({args.student}, {args.teacher}), whole clean pool files, A / D / V")
-    for label, files in ((f"{len(sample)} training files", sample), (f"{len(held.files)} held-out files", held.files)):
-        signals = [annotate.read_audio(f) for f in files]
-        t, s = predict(teacher, signals), predict(student, signals)
+    for label, t, s in ((f"{len(sample)} training files", train_t, train_s),
+                        (f"{len(held.files)} held-out files", held_t, held_s)):
         ok = annotate.in_range(t)
         print(f"   {label:20s} {cccs(t[ok], s[ok])}")
-        if files is sample:
-            train_signals, train_t, train_s = signals, t, s
 
     print(f"\n2. {args.teacher}'s valence on the {len(sample)} training files")
     a = teacher.arrays
-    z = standardise(np.stack([teacher.features(x) for x in train_signals]), a["mean"], a["scale"], float(a["clip"][0]))
+    z = standardise(train_features, a["mean"], a["scale"], float(a["clip"][0]))
     names = teacher.meta.get("feature_names") or [f"feature {i}" for i in range(z.shape[1])]
     coef = a["coef"][DIMS.index("valence")]
     i, j = np.argsort(-np.abs(coef))[:2]
@@ -96,9 +100,9 @@ def main(argv=None) -> int:
     signals = [annotate.read_audio(str(f)) for f in evalset.files]
     print(f"\n3. Test-retest on msppodcast test-1 ({len(signals)} files): CCC(outputs, outputs without the first k samples), A / D / V")
     for label, model in ((args.teacher, teacher), (args.student, student)):
-        whole = predict(model, signals)
+        whole = model.predict_batch(signals)
         for k in (800, 80, 7):
-            print(f"   {label:20s} k = {k:3d}: {cccs(whole, predict(model, [x[k:] for x in signals]))}")
+            print(f"   {label:20s} k = {k:3d}: {cccs(whole, model.predict_batch([x[k:] for x in signals]))}")
     return 0
 
 
