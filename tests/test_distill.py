@@ -439,6 +439,15 @@ def test_cli_with_real_student(tmp_path, pool, models_yaml):
     assert main(argv[:-2] + ["--gold", "msppodcast:test-1"]) == 2
 
 
+def test_cli_help_shows_the_defaults_that_hold():
+    from benchmark.distill.cli import build_parser
+
+    text = " ".join(build_parser().format_help().split())
+    assert "passes over the training files (default: 7)" in text
+    # switches have no default to show: "--no-register ... (default: True)" read as off by default
+    assert "(default: True)" not in text and "(default: False)" not in text and "(default: None)" not in text
+
+
 def test_batchnorm_calibration_uses_current_weights():
     from benchmark.distill.train import calibrate_batchnorm
 

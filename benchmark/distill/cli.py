@@ -16,6 +16,19 @@ import typing
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    r"""Shows defaults, but not for switches and options without one.
+
+    ``ArgumentDefaultsHelpFormatter`` would print ``(default: True)`` after
+    ``--no-register``, which reads as if registration were off by default.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.nargs == 0 or action.default is None:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from benchmark.distill.pipeline import PRECISIONS, DistillConfig
 
@@ -25,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a student (Wav2Small, MobileNets) on a teacher's A/D/V outputs alone: no human "
         "labels. Writes weights/<student>/ (ONNX fp32), weights/<student>-int8/, a provenance record, "
         "results/distill/<student>/ (history, curve) and updates the student's models.yaml entries.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     what = parser.add_argument_group("what to distil")
     what.add_argument("--student", default=d.student,
@@ -44,10 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="do not update the student's models.yaml entries")
 
     opt = parser.add_argument_group("training")
-    opt.add_argument("--epochs", type=int, default=d.epochs)
+    opt.add_argument("--epochs", type=int, default=d.epochs, help="passes over the training files")
     opt.add_argument("--batch-size", type=int, default=d.batch_size, help="crops per step (per process)")
     opt.add_argument("--lr", type=float, default=d.lr, help="peak learning rate (AdamW)")
-    opt.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    opt.add_argument("--weight-decay", type=float, default=d.weight_decay, help="decoupled weight decay (AdamW)")
     opt.add_argument("--warmup", type=float, default=d.warmup, help="fraction of steps with linear warm-up")
     opt.add_argument("--schedule", choices=("cosine", "onecycle"), default=d.schedule,
                      help="decay after warm-up")
@@ -64,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("--bucket-seconds", type=float, default=d.bucket_seconds,
                      help="crop lengths are cut down to multiples of this; a batch holds crops of one length")
     opt.add_argument("--variants", type=int, default=d.variants,
-                     help="augmented crops per file, cycled over epochs (teacher runs once per crop)")
+                     help="crops per file, cycled over epochs: the first clean, the others randomly augmented "
+                     "(teacher runs once per crop)")
     opt.add_argument("--no-augment", dest="augment", action="store_false",
                      help="no noise/babble/gain/filter augmentation")
     opt.add_argument("--val-fraction", type=float, default=d.val_fraction,
@@ -83,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "hardware has bf16, e.g. AMX or recent GPUs; weights, validation and export stay float32)")
     run.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads (0: all cores)")
     run.add_argument("--resume", dest="resume", action="store_true", default=True,
-                     help="continue an interrupted run with the same settings")
+                     help="continue an interrupted run with the same settings (the default)")
     run.add_argument("--no-resume", dest="resume", action="store_false",
                      help="discard an existing checkpoint and start fresh")
     run.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, metavar="STEPS",
