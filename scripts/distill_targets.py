@@ -11,7 +11,9 @@
 
 The student is scored through the benchmark's own ``audonnx`` loader,
 i.e. exactly as ``python -m benchmark run`` would score it. Figures go
-to stdout and to ``results/distill/<student>/targets.json``.
+to stdout and to ``targets.json`` in the run's records folder:
+``results/distill/<student>/`` for the registered model, ``DIR-records/``
+for a scratch model scored with ``--skip-run --out DIR``.
 
 Usage::
 
@@ -154,7 +156,8 @@ def score(args, out: Path) -> dict:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from benchmark.paths import PROJECT_ROOT, results_root
+    from benchmark.distill.pipeline import records_folder
+    from benchmark.paths import PROJECT_ROOT
     from benchmark.results import atomic_write_text
 
     out = Path(args.out).resolve() if args.out else PROJECT_ROOT / "weights" / args.student
@@ -192,7 +195,8 @@ def main(argv=None) -> int:
               f"after {timing['load_average_after'][0]})")
     for name, ok in checks.items():
         print(f"  [{'x' if ok else ' '}] {name}")
-    path = results_root() / "distill" / args.student / "targets.json"
+    registers = not args.skip_run and "--no-register" not in args.distill_args
+    path = records_folder(args.student, out, registers) / "targets.json"
     atomic_write_text(path, json.dumps(report, indent=2, default=float) + "\n")
     print(f"written: {path}")
     return 0 if all(checks.values()) else 1

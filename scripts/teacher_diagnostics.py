@@ -1,4 +1,4 @@
-"""Why a student misses its eGeMAPS teacher: three measurements behind docs/distillation.md.
+"""Why a student misses its eGeMAPS teacher: four measurements behind docs/distillation.md.
 
 1. **Fit gap.** CCC(student, teacher) on training pool files against held-out
    pool files, whole and clean. Equal figures mean the student does not overfit:
@@ -13,11 +13,17 @@
    5 frames of the teacher's 10 ms hop, so it recomputes the same frames;
    80 and 7 samples move every frame. A student cannot agree with its teacher
    better than the teacher agrees with itself under such a shift.
+4. **The training augmentations.** CCC between a model's outputs on the clean
+   training crops and on the same crops under one transform of the default
+   recipe at a time (noise, babble, filter; parameters drawn from its ranges).
+   Distillation trains on the teacher's outputs for the augmented crops: where
+   they part from its clean outputs, the student learns how the teacher fails.
 
 Usage::
 
     python scripts/teacher_diagnostics.py                      # wav2small, 400 training files
     python scripts/teacher_diagnostics.py --student mobilenetv3-large --files 200
+    python scripts/teacher_diagnostics.py --measure 4          # only the augmentations
 """
 
 from __future__ import annotations
@@ -42,67 +48,122 @@ def cccs(a: np.ndarray, b: np.ndarray) -> str:
     return " / ".join(f"{ccc_numpy(a[:, d], b[:, d]):.3f}" for d in range(a.shape[1]))
 
 
+def fit_gap(teacher, student, names, train_t, train_s, held_t, held_s, n_train) -> None:
+    r"""1. The student against its teacher on training and on held-out pool files."""
+    from benchmark.distill import annotate
+
+    print(f"1. CCC({names[1]}, {names[0]}), whole clean pool files, A / D / V")
+    for label, t, s in ((f"{n_train} training files", train_t, train_s),
+                        (f"{len(held_t)} held-out files", held_t, held_s)):
+        ok = annotate.in_range(t)
+        print(f"   {label:20s} {cccs(t[ok], s[ok])}")
+
+
+def valence_parts(teacher, names, features, train_t, train_s) -> None:
+    r"""2. The teacher's valence: its two largest ridge weights against the rest."""
+    from benchmark.models.egemaps import standardise
+
+    print(f"\n2. {names[0]}'s valence on the {len(features)} training files")
+    a = teacher.arrays
+    z = standardise(features, a["mean"], a["scale"], float(a["clip"][0]))
+    feature = teacher.meta.get("feature_names") or [f"feature {i}" for i in range(z.shape[1])]
+    coef = a["coef"][DIMS.index("valence")]
+    i, j = np.argsort(-np.abs(coef))[:2]
+    pair = z[:, [i, j]] @ coef[[i, j]]
+    rest = z @ coef - pair
+    valence = z @ coef
+    print(f"   penalty alpha {float(a['alpha'][2]):g}; largest weights {coef[i]:+.3f} {feature[i]}, {coef[j]:+.3f} {feature[j]}")
+    print(f"   correlation of those two features {np.corrcoef(z[:, i], z[:, j])[0, 1]:.4f}; "
+          f"next largest |weight| {np.sort(np.abs(coef))[-3]:.3f}; largest arousal |weight| {np.abs(a['coef'][0]).max():.3f}")
+    print(f"   variance: their net contribution {pair.var():.4f}, the other features' {rest.var():.4f}, "
+          f"output {valence.var():.4f} (covariance of the parts {np.cov(pair, rest)[0, 1]:+.4f})")
+    for label, v in (("teacher", train_t[:, 2]), (names[1], train_s[:, 2])):
+        print(f"   correlation of {label}'s valence with the pair {np.corrcoef(v, pair)[0, 1]:+.2f}, "
+              f"with the rest {np.corrcoef(v, rest)[0, 1]:+.2f}")
+
+
+def test_retest(models: dict) -> None:
+    r"""3. Each model against itself on test-1 without the first k samples."""
+    from benchmark.data.datasets import load_split
+    from benchmark.distill import annotate
+
+    evalset = load_split("msppodcast", "test-1", data="demo")
+    signals = [annotate.read_audio(str(f)) for f in evalset.files]
+    print(f"\n3. Test-retest on msppodcast test-1 ({len(signals)} files): "
+          "CCC(outputs, outputs without the first k samples), A / D / V")
+    for label, model in models.items():
+        whole = model.predict_batch(signals)
+        for k in (800, 80, 7):
+            print(f"   {label:20s} k = {k:3d}: {cccs(whole, model.predict_batch([x[k:] for x in signals]))}")
+
+
+def augmentations(models: dict, clean: list[np.ndarray], seed: int) -> None:
+    r"""4. Each model on clean training crops against the same crops under one transform."""
+    from benchmark.distill import annotate
+
+    print(f"\n4. The training augmentations, {len(clean)} clean training crops: "
+          "CCC(outputs on the clean crop, on the same crop transformed), A / D / V")
+    only = {"noise": annotate.Augmentation(noise_prob=1.0, babble_prob=0.0, filter_prob=0.0),
+            "babble": annotate.Augmentation(noise_prob=0.0, babble_prob=1.0, filter_prob=0.0),
+            "filter": annotate.Augmentation(noise_prob=0.0, babble_prob=0.0, filter_prob=1.0)}
+    kinds, augmented = [], []
+    for k, aug in enumerate(only.values()):
+        for i, crop in enumerate(clean):
+            babble = [clean[(i + 1 + b) % len(clean)] for b in range(6)]  # other speakers' crops
+            out, applied = annotate.augment(crop, np.random.default_rng([seed, k, i]), aug, babble)
+            kinds.append(applied[0].split()[0])  # white-noise, pink-noise, babble, lowpass, highpass
+            augmented.append(annotate.as_stored(out))
+    kinds = np.array(kinds)
+    for label, model in models.items():
+        reference = np.tile(model.predict_batch(clean), (len(only), 1))
+        outputs = model.predict_batch(augmented)
+        for kind in sorted(set(kinds)):
+            rows = kinds == kind
+            print(f"   {label:20s} {kind:12s} ({rows.sum():3d} crops) {cccs(reference[rows], outputs[rows])}")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--student", default="wav2small")
     parser.add_argument("--teacher", default="egemaps-teacher")
     parser.add_argument("--files", type=int, default=400, help="training pool files to sample")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--measure", type=int, nargs="+", choices=(1, 2, 3, 4), default=(1, 2, 3, 4),
+                        help="which measurements to run")
     args = parser.parse_args(argv)
 
-    from benchmark.data.datasets import load_split
     from benchmark.data.demo import pool_files
     from benchmark.distill import annotate
     from benchmark.distill.pipeline import load_teacher
-    from benchmark.models.egemaps import standardise
     from benchmark.registry import load_model
 
     teacher, _ = load_teacher(args.teacher, ROOT / "models.yaml")
     teacher.num_workers = os.cpu_count() or 1  # threads for predict_batch; outputs do not depend on them
     student = load_model(args.student)
+    models = {args.teacher: teacher, args.student: student}
     train, held = annotate.scan_pool(sorted(str(f) for f in pool_files())).split(0.1)
     rng = np.random.default_rng(args.seed)
     sample = list(rng.choice(train.files, min(args.files, len(train.files)), replace=False))
-
-    # the training files' features serve both the teacher's outputs (1.) and its decomposition (2.)
     train_signals = [annotate.read_audio(f) for f in sample]
-    with concurrent.futures.ThreadPoolExecutor(teacher.num_workers) as pool:
-        train_features = np.stack(list(pool.map(teacher.features, train_signals)))
-    train_t, train_s = teacher.regress(train_features), student.predict_batch(train_signals)
-    held_signals = [annotate.read_audio(f) for f in held.files]
-    held_t, held_s = teacher.predict_batch(held_signals), student.predict_batch(held_signals)
 
-    print(f"1. CCC({args.student}, {args.teacher}), whole clean pool files, A / D / V")
-    for label, t, s in ((f"{len(sample)} training files", train_t, train_s),
-                        (f"{len(held.files)} held-out files", held_t, held_s)):
-        ok = annotate.in_range(t)
-        print(f"   {label:20s} {cccs(t[ok], s[ok])}")
-
-    print(f"\n2. {args.teacher}'s valence on the {len(sample)} training files")
-    a = teacher.arrays
-    z = standardise(train_features, a["mean"], a["scale"], float(a["clip"][0]))
-    names = teacher.meta.get("feature_names") or [f"feature {i}" for i in range(z.shape[1])]
-    coef = a["coef"][DIMS.index("valence")]
-    i, j = np.argsort(-np.abs(coef))[:2]
-    pair = z[:, [i, j]] @ coef[[i, j]]
-    rest = z @ coef - pair
-    valence = z @ coef
-    print(f"   penalty alpha {float(a['alpha'][2]):g}; largest weights {coef[i]:+.3f} {names[i]}, {coef[j]:+.3f} {names[j]}")
-    print(f"   correlation of those two features {np.corrcoef(z[:, i], z[:, j])[0, 1]:.4f}; "
-          f"next largest |weight| {np.sort(np.abs(coef))[-3]:.3f}; largest arousal |weight| {np.abs(a['coef'][0]).max():.3f}")
-    print(f"   variance: their net contribution {pair.var():.4f}, the other features' {rest.var():.4f}, "
-          f"output {valence.var():.4f} (covariance of the parts {np.cov(pair, rest)[0, 1]:+.4f})")
-    for label, v in (("teacher", train_t[:, 2]), (args.student, train_s[:, 2])):
-        print(f"   correlation of {label}'s valence with the pair {np.corrcoef(v, pair)[0, 1]:+.2f}, "
-              f"with the rest {np.corrcoef(v, rest)[0, 1]:+.2f}")
-
-    evalset = load_split("msppodcast", "test-1", data="demo")
-    signals = [annotate.read_audio(str(f)) for f in evalset.files]
-    print(f"\n3. Test-retest on msppodcast test-1 ({len(signals)} files): CCC(outputs, outputs without the first k samples), A / D / V")
-    for label, model in ((args.teacher, teacher), (args.student, student)):
-        whole = model.predict_batch(signals)
-        for k in (800, 80, 7):
-            print(f"   {label:20s} k = {k:3d}: {cccs(whole, model.predict_batch([x[k:] for x in signals]))}")
+    if {1, 2} & set(args.measure):
+        # the training files' features serve both the teacher's outputs (1.) and its decomposition (2.)
+        with concurrent.futures.ThreadPoolExecutor(teacher.num_workers) as pool:
+            features = np.stack(list(pool.map(teacher.features, train_signals)))
+        train_t, train_s = teacher.regress(features), student.predict_batch(train_signals)
+    if 1 in args.measure:
+        held_signals = [annotate.read_audio(f) for f in held.files]
+        fit_gap(teacher, student, (args.teacher, args.student), train_t, train_s,
+                teacher.predict_batch(held_signals), student.predict_batch(held_signals), len(sample))
+    if 2 in args.measure:
+        valence_parts(teacher, (args.teacher, args.student), features, train_t, train_s)
+    if 3 in args.measure:
+        test_retest(models)
+    if 4 in args.measure:
+        recipe = annotate.Recipe()
+        file_hash = dict(zip(train.files, train.hashes))
+        clean = [annotate.make_crop(x, file_hash[f], 0, recipe)[0] for x, f in zip(train_signals, sample)]
+        augmentations(models, clean, args.seed)
     return 0
 
 

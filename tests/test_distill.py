@@ -188,6 +188,27 @@ def test_registry_entries_updated_in_place(tmp_path, pool, models_yaml):
     assert list(registry) == ["constant", "tiny", "random-gaussian", "tiny-int8"]
 
 
+def test_scratch_run_keeps_the_registered_records(tmp_path, pool, models_yaml):
+    from benchmark.paths import results_root
+
+    registered = run(config(tmp_path, pool, models_yaml))
+    folder = results_root() / "distill" / "tiny"
+    records = {p.name: p.read_bytes() for p in folder.iterdir()}
+    registry = models_yaml.read_text()
+    scratch = run(config(tmp_path, pool, models_yaml, out="scratch", register=False, seed=1))
+    # the registered model's records and entry are untouched; the scratch run's records lie next to it
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == records
+    assert models_yaml.read_text() == registry
+    own = tmp_path / "weights" / "scratch-records"
+    assert {"history.csv", "provenance.json", "training_curve.png"} <= {p.name for p in own.iterdir()}
+    assert json.loads((own / "provenance.json").read_text())["student"]["path"] == str(scratch.out)
+    # --no-register into the registered folder would leave the entry's sha256 stale: refused, nothing written
+    sha = sha256_tree(registered.out)
+    with pytest.raises(DistillError, match="--no-register would overwrite .*weights of 'tiny'"):
+        run(config(tmp_path, pool, models_yaml, register=False, seed=2))
+    assert sha256_tree(registered.out) == sha and f"sha256: {sha}" in models_yaml.read_text()
+
+
 def test_update_registry_unit(tmp_path):
     path = tmp_path / "models.yaml"
     path.write_text(MODELS_YAML)

@@ -377,13 +377,35 @@ def make_crop(
     crop = np.resize(signal[offset : offset + n], n).astype(np.float32)  # np.resize repeats
     info: dict = {"offset": offset, "transforms": []}
     if variant > 0:
-        crop, info["transforms"] = _augment(crop, rng, recipe.augmentation, babble)
+        crop, info["transforms"] = augment(crop, rng, recipe.augmentation, babble)
     return as_stored(crop), info
 
 
-def _augment(
-    crop: np.ndarray, rng: np.random.Generator, aug: Augmentation, babble: typing.Sequence[np.ndarray]
+def augment(
+    crop: np.ndarray, rng: np.random.Generator, aug: Augmentation, babble: typing.Sequence[np.ndarray] = ()
 ) -> tuple[np.ndarray, list[str]]:
+    r"""Apply the transforms of ``aug`` that ``rng`` draws to one crop (auglib).
+
+    Args:
+        crop: float32 signal at 16 kHz
+        rng: the crop's generator: it decides which transforms apply and
+            their parameters, and seeds auglib's own noise
+        aug: probabilities and parameter ranges
+        babble: signals to mix as babble (at least 2 are needed)
+
+    Returns:
+        the transformed crop (same length; ``crop`` itself is left
+        unchanged) and a description of each transform applied
+
+    Examples:
+        >>> crop = np.sin(np.arange(8000) / 10).astype(np.float32)
+        >>> out, names = augment(crop, np.random.default_rng(0), Augmentation(noise_prob=1.0, filter_prob=0.0))
+        >>> names
+        ['white-noise snr=26.3dB']
+        >>> out.shape, bool(np.any(out != crop))
+        ((8000,), True)
+
+    """
     import auglib
 
     # Draw every decision up front from our own generator: the draws do
@@ -421,7 +443,8 @@ def _augment(
     np_state, py_state = np.random.get_state(), random.getstate()
     try:
         auglib.seed(auglib_seed)
-        out = auglib.transform.Compose(transforms)(crop[np.newaxis], SAMPLING_RATE)
+        # auglib transforms its input in place: give it a copy, the caller's crop stays clean
+        out = auglib.transform.Compose(transforms)(crop[np.newaxis].copy(), SAMPLING_RATE)
     finally:
         np.random.set_state(np_state)
         random.setstate(py_state)

@@ -120,6 +120,11 @@ class DistillConfig:
         return self.out_path.with_name(self.out_path.name + "-int8")
 
     @property
+    def records_path(self) -> Path:
+        r"""Folder of the run's history, training curve and full provenance (:func:`records_folder`)."""
+        return records_folder(self.student, self.out_path, self.register)
+
+    @property
     def models_path(self) -> Path:
         return Path(self.models).expanduser().resolve() if self.models else PROJECT_ROOT / "models.yaml"
 
@@ -136,6 +141,28 @@ class DistillConfig:
             crop_seconds=self.crop_seconds, bucket_seconds=self.bucket_seconds, variants=self.variants, seed=self.seed,
             augmentation=Augmentation() if self.augment else Augmentation.off(),
         )
+
+
+def records_folder(student: str, out: Path, register: bool) -> Path:
+    r"""Where the records of a distillation into ``out`` belong.
+
+    ``results/distill/<student>/`` describes the model that ``models.yaml``
+    registers as ``<student>`` (the leaderboard reads it): a run that
+    registers, or one into the project's own folder ``weights/<student>``,
+    writes there. A scratch run (``--out DIR --no-register``) must not
+    overwrite them; its records go next to its model, to ``DIR-records/``.
+
+    Examples:
+        >>> records_folder("wav2small", Path("/tmp/try"), register=False).as_posix()
+        '/tmp/try-records'
+        >>> records_folder("wav2small", Path("/tmp/try"), register=True).relative_to(results_root()).as_posix()
+        'distill/wav2small'
+
+    """
+    out = Path(out).resolve()
+    if register or out == PROJECT_ROOT / "weights" / student:
+        return results_root() / "distill" / student
+    return out.with_name(out.name + "-records")
 
 
 @dataclasses.dataclass
@@ -187,6 +214,8 @@ def distill(
     if rank == 0:
         _check_out(out)
         _check_out(out_int8)
+        if not config.register:
+            _check_unregistered_out(config)
     if teacher is None:
         teacher, teacher_source = load_teacher(config.teacher, config.models_path)
     else:
@@ -246,7 +275,7 @@ def distill(
         "hyper": dataclasses.asdict(hyper),
         "world_size": world_size,
     }
-    results_dir = results_root() / "distill" / config.student
+    results_dir = config.records_path
     result = training.train(
         student, shards, validation, hyper,
         checkpoint=checkpoint_path(out), fingerprint=fingerprint, dims=dims, usable=usable, resume=config.resume,
@@ -631,6 +660,25 @@ def _check_out(folder: Path) -> None:
             f"Output folder {folder} exists and holds other files than {', '.join(OUTPUT_FILES)}; "
             "choose another --out (the model folder is replaced as a whole)."
         )
+
+
+def _check_unregistered_out(config: DistillConfig) -> None:
+    r"""Refuse a ``--no-register`` run into a folder that ``models.yaml`` registers.
+
+    It would replace the registered weights without updating the entry's
+    ``sha256``, and the benchmark would then refuse the model.
+    """
+    out = config.out_path
+    if not out.exists() or not config.models_path.exists():
+        return
+    for entry in _raw_entries(config.models_path):
+        path = (entry.get("source") or {}).get("path") if isinstance(entry.get("source"), dict) else None
+        if path and (config.models_path.parent / path).resolve() in (out, config.int8_path):
+            raise DistillError(
+                f"--no-register would overwrite {out}, the weights of '{entry.get('name')}' in "
+                f"{config.models_path}, and leave its sha256 stale. Give --out DIR for a scratch run, "
+                "or drop --no-register to replace the registered model."
+            )
 
 
 def _replace_folder(folder: Path, write: typing.Callable[[Path], typing.Any]) -> None:
