@@ -5,9 +5,10 @@ artefact SHA-256, dataset name/version/split/table and the fingerprint
 of the split's content (audio checksums, labels, speakers), benchmark version
 and code commit, and the date the row was first computed. Rows are
 keyed by what determines them (model hash, dataset version, condition,
-...): re-running with the same inputs leaves the file byte-identical;
-a changed model artefact adds new rows next to the old ones instead of
-overwriting them. Writes are atomic (temporary file + rename) so an
+...): re-running with the same inputs leaves the file byte-identical,
+also on another CPU, whose float32 kernels move the last printed digit
+(see :data:`RTOL`); a changed model artefact adds new rows next to the
+old ones instead of overwriting them. Writes are atomic (temporary file + rename) so an
 interrupted run never leaves a truncated table.
 """
 
@@ -29,6 +30,17 @@ from benchmark.paths import PROJECT_ROOT, results_root
 
 PROVENANCE = ("benchmark_version", "code_commit", "date")
 """Columns appended to every row; not part of the key, not compared."""
+
+RTOL, ATOL = 2e-5, 2e-6
+r"""Values closer than this (:func:`numpy.isclose`) are the same result.
+
+The same ONNX model on the same data gives figures that differ in the
+6th significant digit on CPUs with other vector units (measured: the
+committed Wav2Small results of an AVX-512 Intel Xeon re-run on an AVX2
+AMD EPYC differ by at most 1e-6 absolute, 7.5e-5 relative on values near
+0). That is no new result: the row, its values and its provenance stay
+as they are. A larger difference replaces the row.
+"""
 
 _SPLIT = ("model", "model_sha256", "dataset", "dataset_version", "data_fingerprint", "split")
 # model artefact × exact data of one split; each table adds what else identifies its rows
@@ -135,6 +147,20 @@ def write_rows(name: str, rows: pd.DataFrame, root: Path | None = None) -> Path:
         return _upsert(path, name, keys, new)
 
 
+def same_values(new: pd.Series, old: pd.Series) -> pd.Series:
+    r"""Element-wise: equal formatted values, or numbers within :data:`RTOL` / :data:`ATOL`.
+
+    Examples:
+        >>> same_values(pd.Series(["0.431278", "0.5", "x", ""]), pd.Series(["0.431279", "0.6", "x", ""])).tolist()
+        [True, False, True, True]
+
+    """
+    new, old = new.reset_index(drop=True), old.reset_index(drop=True).fillna("")
+    a, b = pd.to_numeric(new, errors="coerce"), pd.to_numeric(old, errors="coerce")
+    close = np.isclose(a.to_numpy(float), b.to_numpy(float), rtol=RTOL, atol=ATOL)
+    return new.eq(old) | pd.Series(close & a.notna().to_numpy() & b.notna().to_numpy())
+
+
 def _upsert(path: Path, name: str, keys: list[str], new: pd.DataFrame) -> Path:
     old = read_table(name, path.parent)
     old = _fmt(old) if len(old) else pd.DataFrame(columns=new.columns)
@@ -144,12 +170,13 @@ def _upsert(path: Path, name: str, keys: list[str], new: pd.DataFrame) -> Path:
         same = merged["_merge"].eq("both")
         for c in value_cols:
             if c + "__old" in merged:
-                same &= merged[c].eq(merged[c + "__old"].fillna(""))
+                same &= same_values(merged[c], merged[c + "__old"])
             else:
                 same &= False
-        for c in PROVENANCE:
+        # the same result: keep the row as it was, values and provenance
+        for c in [*value_cols, *PROVENANCE]:
             if c + "__old" in merged:
-                new.loc[same.values, c] = merged.loc[same, c + "__old"].values
+                new.loc[same.values, c] = merged.loc[same, c + "__old"].fillna("").values
         old_keys = old.set_index(keys).index
         kept = old[~old_keys.isin(new.set_index(keys).index)]
         combined = pd.concat([kept, new], ignore_index=True)
@@ -166,7 +193,8 @@ def write_predictions(model: str, model_sha256: str, evalset, predictions: pd.Da
     r"""Store per-file truth and predictions (for scatter plots and re-analysis).
 
     File paths are stored relative to the database root so the table
-    does not depend on where the cache lives.
+    does not depend on where the cache lives. An existing file with the
+    same predictions (within :data:`RTOL` / :data:`ATOL`) is left as it is.
     """
     root = root or results_root()
     path = root / "predictions" / f"{model}__{model_sha256[:12]}" / f"{evalset.audb_name}__{evalset.version}__{evalset.split}.csv"
@@ -181,8 +209,14 @@ def write_predictions(model: str, model_sha256: str, evalset, predictions: pd.Da
         df["sex"] = evalset.sex.reindex(predictions.index)
     rel = [os.path.relpath(f, evalset.root) for f in df.index]
     df.index = pd.Index(rel, name="file")
-    df = df.sort_index()
-    atomic_write_text(path, _fmt(df.reset_index()).to_csv(index=False, lineterminator="\n"))
+    table = _fmt(df.sort_index().reset_index())
+    if path.exists():
+        old = _fmt(pd.read_csv(path, dtype=str, keep_default_na=False))
+        if list(old.columns) == list(table.columns) and len(old) == len(table) and all(
+            same_values(table[c], old[c]).all() for c in table.columns
+        ):
+            return path  # the same predictions (within RTOL/ATOL): the file stays as it is
+    atomic_write_text(path, table.to_csv(index=False, lineterminator="\n"))
     return path
 
 
