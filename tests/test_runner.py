@@ -186,3 +186,35 @@ def test_parallel_writers_lose_no_rows(tmp_path):
         list(pool.map(write, range(24)))
     table = results.read_table("correctness", tmp_path)
     assert len(table) == 48 and set(table["model"]) == {f"m{i}" for i in range(24)}
+
+
+def test_rerun_on_another_cpu_keeps_rows_and_predictions(tmp_path, monkeypatch):
+    r"""Figures that move only in the last printed digit (another CPU's float32 kernels) are the same result."""
+    import types
+
+    rows = pd.DataFrame([{
+        "model": "m", "model_sha256": "0" * 64, "dataset": "d", "dataset_version": "1.0.0", "data_fingerprint": "0" * 12,
+        "split": "test", "dimension": dim, "ccc": value, "ccc_ci_low": value - 0.1,
+    } for dim, value in (("arousal", 0.431278), ("valence", 0.0134))])
+    path = results.write_rows("correctness", rows, root=tmp_path)
+    first = path.read_bytes()
+    monkeypatch.setattr(results, "code_commit", lambda: "another-commit")
+    results.write_rows("correctness", rows.assign(ccc=rows["ccc"] + 1e-6), root=tmp_path)
+    assert path.read_bytes() == first
+    results.write_rows("correctness", rows.assign(ccc=rows["ccc"] + [0.0, 1e-3]), root=tmp_path)
+    table = results.read_table("correctness", tmp_path).set_index("dimension")
+    assert table.loc["valence", "ccc"] == pytest.approx(0.0144) and table.loc["valence", "code_commit"] == "another-commit"
+    assert table.loc["arousal", "code_commit"] != "another-commit"  # unchanged row, old provenance
+
+    index = [str(tmp_path / "db" / f"{i}.wav") for i in range(3)]
+    evalset = types.SimpleNamespace(
+        truth=pd.DataFrame({"arousal": [0.1, 0.5, 0.9]}, index=index), speaker=None, sex=None,
+        root=str(tmp_path / "db"), audb_name="d", version="1.0.0", split="test",
+    )
+    prediction = pd.DataFrame({"arousal": [0.2, 0.4, 0.6]}, index=index)
+    written = results.write_predictions("m", "0" * 64, evalset, prediction, root=tmp_path)
+    before = written.read_bytes()
+    results.write_predictions("m", "0" * 64, evalset, prediction + 1e-6, root=tmp_path)
+    assert written.read_bytes() == before
+    results.write_predictions("m", "0" * 64, evalset, prediction + 1e-3, root=tmp_path)
+    assert pd.read_csv(written)["pred_arousal"].tolist() == pytest.approx([0.201, 0.401, 0.601])
