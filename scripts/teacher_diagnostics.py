@@ -48,6 +48,25 @@ def cccs(a: np.ndarray, b: np.ndarray) -> str:
     return " / ".join(f"{ccc_numpy(a[:, d], b[:, d]):.3f}" for d in range(a.shape[1]))
 
 
+FEATURE_GROUPS = {
+    # eGeMAPS feature name patterns, checked in this order
+    "F0": r"F0semitone",
+    "jitter/shimmer/HNR": r"jitter|shimmer|HNR",
+    "formants": r"F[123](frequency|bandwidth|amplitude)",
+    "loudness": r"loudness|equivalentSoundLevel",
+    "spectral": r"alpha|hammarberg|slope|mfcc|spectralFlux|H1-H2|H1-A3",
+    "temporal": r"Rate|Segment|Seconds",
+    "other": r"",
+}
+
+
+def feature_group(name: str) -> str:
+    r"""The group of an eGeMAPS feature, e.g. ``'F0'`` for ``F0semitoneFrom27.5Hz_sma3nz_amean``."""
+    import re
+
+    return next(g for g, pattern in FEATURE_GROUPS.items() if re.search(pattern, name))
+
+
 def fit_gap(teacher, student, names, train_t, train_s, held_t, held_s, n_train) -> None:
     r"""1. The student against its teacher on training and on held-out pool files."""
     from benchmark.distill import annotate
@@ -80,6 +99,14 @@ def valence_parts(teacher, names, features, train_t, train_s) -> None:
     for label, v in (("teacher", train_t[:, 2]), (names[1], train_s[:, 2])):
         print(f"   correlation of {label}'s valence with the pair {np.corrcoef(v, pair)[0, 1]:+.2f}, "
               f"with the rest {np.corrcoef(v, rest)[0, 1]:+.2f}")
+    print("   by feature group: variance of its part of the valence, correlation with the teacher's and "
+          f"{names[1]}'s valence")
+    groups = np.array([feature_group(n) for n in feature])
+    for g in FEATURE_GROUPS:
+        part = z[:, groups == g] @ coef[groups == g]
+        if (groups == g).any() and part.var() > 0:
+            print(f"   {g:20s} {int((groups == g).sum()):2d} features  variance {part.var():.4f}  "
+                  f"teacher {np.corrcoef(part, train_t[:, 2])[0, 1]:+.2f}  {names[1]} {np.corrcoef(part, train_s[:, 2])[0, 1]:+.2f}")
 
 
 def test_retest(models: dict) -> None:
