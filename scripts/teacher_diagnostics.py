@@ -7,7 +7,8 @@
    standardised features of the training pool files: the two largest, the
    correlation of their features, the variance of their net contribution, of
    the rest and of the output, and how the student's and the teacher's valence
-   correlate with each part.
+   correlate with each part; then the same by feature group (F0, jitter/shimmer/HNR,
+   formants, loudness, spectral, temporal).
 3. **Test-retest.** CCC between a model's outputs on the test-1 files and on
    the same files without their first ``k`` samples. 800 samples (50 ms) are
    5 frames of the teacher's 10 ms hop, so it recomputes the same frames;
