@@ -1201,7 +1201,51 @@ def distillation_block(inputs: Inputs, model: str, out: Output, fig_dir: str) ->
             out.png(rel, docs_plots.distillation_curves(history, f"{model}: distillation"))
             parts.append(f"![distillation curves](../{rel})")
             parts.append(f"*Source: `results/distill/{model}/history.csv`.*")
+    targets = distillation_targets(inputs.root / "distill" / model / "targets.json")
+    if targets:
+        parts += ["### Targets", targets, f"*Source: `results/distill/{model}/targets.json` (`scripts/distill_targets.py`).*"]
     return "\n\n".join(parts)
+
+
+def distillation_targets(path: Path) -> str:
+    r"""The distillation targets as measured by ``scripts/distill_targets.py``: CCC against the teacher, checks.
+
+    Empty if ``path`` does not exist or is not such a report.
+    """
+    try:
+        report = json.loads(path.read_text())
+        scores = {label: m["ccc_vs_teacher"] for label, m in report["models"].items()}
+        split = report["split"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError):
+        return ""
+    columns = [d for d in (*DIMENSIONS, "mean") if any(d in v for v in scores.values())]
+    rows = [[label, *[_score(v.get(d)) for d in columns]] for label, v in scores.items()]
+    if report.get("int8_loss"):
+        rows.append(["int8 loss (fp32 − int8)", *[_score(report["int8_loss"].get(d)) for d in columns]])
+    text = [
+        f"CCC of the student against its teacher on {split.get('dataset')} {split.get('dataset_version')} · "
+        f"{split.get('split')} ({report.get('files')} whole, clean files):",
+        md_table(["model", *columns], rows, "l" + "r" * len(columns)),
+    ]
+    timing = report.get("timing")
+    if timing:
+        text.append(
+            f"Wall time of `python {timing.get('command')}`: {timing['wall_seconds'] / 60:.1f} min "
+            f"({timing.get('cache')} teacher cache, "
+            + (f"{timing.get('cpu_count')} × {timing['cpu']}" if timing.get("cpu")
+               else f"{timing.get('cpu_count')} CPUs, model not recorded")
+            + f", CPU time {timing.get('cpu_seconds', float('nan')) / 60:.1f} min); "
+            "wall times of different CPUs do not compare."
+        )
+    checks = report.get("targets") or {}
+    if checks:
+        text.append(md_table(["target", "met"], [[k, "yes" if v else "**no**"] for k, v in checks.items()], "ll"))
+    return "\n\n".join(text)
+
+
+def _score(value) -> str:
+    r"""Three decimals, without a minus sign on a value that rounds to zero."""
+    return DASH if value is None else f"{value:.3f}".replace("-0.000", "0.000")
 
 
 def _flatten(data: dict, prefix: str = "") -> list[tuple[str, typing.Any]]:

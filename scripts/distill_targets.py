@@ -63,6 +63,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def run_distill(args, out: Path) -> dict:
     r"""Run the distillation in a fresh process and time it."""
+    from benchmark.efficiency import cpu_name
     from benchmark.paths import cache_root
 
     env = dict(os.environ)
@@ -96,6 +97,7 @@ def run_distill(args, out: Path) -> dict:
         # CPU time of the run: with other work on the machine, wall time overstates it
         "cpu_seconds": round(cpu, 1),
         "cpu_count": os.cpu_count(),
+        "cpu": cpu_name(),  # wall times of different CPUs do not compare
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
     }

@@ -189,6 +189,15 @@ def write_optional(root: Path) -> None:
         "hyperparameters": {"epochs": 3, "lr": 0.001}, "metrics": {"val_ccc_teacher_arousal": 0.6},
         "wall_seconds": 30.0,
     }, indent=1))
+    (distill / "targets.json").write_text(json.dumps({
+        "split": {"dataset": "demo-msppodcast", "dataset_version": "1.0.0", "split": "test-1"}, "files": 40,
+        "models": {label: {"ccc_vs_teacher": {"arousal": a, "dominance": 0.8, "valence": 0.5, "mean": (a + 1.3) / 3}}
+                   for label, a in (("fp32", 0.9123), ("int8", 0.9051))},
+        "int8_loss": {"arousal": 0.0072, "dominance": -0.0002, "valence": 0.0, "mean": 0.0024},
+        "timing": {"command": "-m benchmark distill --student beta", "cache": "cold", "wall_seconds": 600.0,
+                   "cpu_seconds": 1150.0, "cpu_count": 2, "cpu": "AMD EPYC"},
+        "targets": {"CCC(student, teacher) arousal >= 0.90": True, "CCC(student, teacher) mean A/D/V >= 0.80": False},
+    }, indent=1))
 
 
 def make_fixture(tmp_path: Path, full: bool = True) -> tuple[Path, Path, Path, Path]:
@@ -359,6 +368,11 @@ def test_model_pages(fixture):
     for heading in ("Provenance", "Artefact history", "Correctness", "Robustness", "Fairness", "Efficiency", "Distillation"):
         assert f"## {heading}" in beta
     assert "| teacher " in beta and "alpha" in beta  # from provenance.json / models.yaml
+    targets = beta.split("### Targets")[1]
+    assert "demo-msppodcast 1.0.0 · test-1 (40 whole, clean files)" in targets
+    assert re.search(r"\| fp32 +\| +0\.912 \|", targets) and re.search(r"\| int8 loss \(fp32 − int8\) +\| +0\.007 \| +0\.000 \|", targets)
+    assert "`python -m benchmark distill --student beta`: 10.0 min (cold teacher cache, 2 × AMD EPYC" in targets
+    assert re.search(r"mean A/D/V >= 0\.80 +\| \*\*no\*\*", targets)
     figures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", beta)
     names = {Path(f).name.split("__")[0] for f in figures}
     assert {"scatter", "robustness", "snr", "sex", "speakers", "distillation.png"} <= names
@@ -540,3 +554,11 @@ def test_adding_a_model_doc_renders():
     checker = _Checker()
     checker.feed(html_text)
     assert not checker.errors and not checker.stack
+
+
+def test_distillation_targets_skip_what_is_not_a_report(tmp_path):
+    assert leaderboard.distillation_targets(tmp_path / "missing.json") == ""
+    (tmp_path / "broken.json").write_text("{")
+    (tmp_path / "other.json").write_text(json.dumps({"models": {"fp32": {}}}))
+    assert leaderboard.distillation_targets(tmp_path / "broken.json") == ""
+    assert leaderboard.distillation_targets(tmp_path / "other.json") == ""
