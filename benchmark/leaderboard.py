@@ -1213,11 +1213,14 @@ def distillation_targets(path: Path) -> str:
     Empty if ``path`` does not exist or is not such a report.
     """
     try:
-        report = json.loads(path.read_text())
-        scores = {label: m["ccc_vs_teacher"] for label, m in report["models"].items()}
-        split = report["split"]
-    except (OSError, json.JSONDecodeError, KeyError, TypeError):
+        return _targets_text(json.loads(path.read_text()))
+    except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
         return ""
+
+
+def _targets_text(report: dict) -> str:
+    scores = {label: m["ccc_vs_teacher"] for label, m in report["models"].items()}
+    split = report["split"]
     columns = [d for d in (*DIMENSIONS, "mean") if any(d in v for v in scores.values())]
     rows = [[label, *[_score(v.get(d)) for d in columns]] for label, v in scores.items()]
     if report.get("int8_loss"):

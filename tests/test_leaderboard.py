@@ -562,3 +562,6 @@ def test_distillation_targets_skip_what_is_not_a_report(tmp_path):
     (tmp_path / "other.json").write_text(json.dumps({"models": {"fp32": {}}}))
     assert leaderboard.distillation_targets(tmp_path / "broken.json") == ""
     assert leaderboard.distillation_targets(tmp_path / "other.json") == ""
+    (tmp_path / "no-wall.json").write_text(json.dumps({
+        "split": {}, "models": {"fp32": {"ccc_vs_teacher": {"arousal": 0.5}}}, "timing": {"cache": "cold"}}))
+    assert leaderboard.distillation_targets(tmp_path / "no-wall.json") == ""
