@@ -113,6 +113,7 @@ def score(args, out: Path) -> dict:
     from benchmark.distill.pipeline import load_teacher
     from benchmark.distill.train import ccc
     from benchmark.paths import PROJECT_ROOT
+    from benchmark.hashing import sha256_tree
     from benchmark.registry import ModelEntry, load_model
 
     models = Path(args.models).resolve() if args.models else PROJECT_ROOT / "models.yaml"
@@ -142,6 +143,7 @@ def score(args, out: Path) -> dict:
         vs_gold = {d: ccc(truth[d].to_numpy(), pred[:, i]) for i, d in enumerate(DIMENSIONS) if d in truth}
         report["models"][label] = {
             "path": str(folder),
+            "sha256": sha256_tree(folder),
             "ccc_vs_teacher": vs_teacher,
             "ccc_vs_teacher_in_range": vs_sane,
             "teacher_off_scale_files": int((~sane).sum()),
@@ -156,6 +158,21 @@ def score(args, out: Path) -> dict:
     return report
 
 
+def earlier_timing(path: Path, sha256: str) -> dict | None:
+    r"""The timing in an earlier report at ``path`` if it measured the model with this ``sha256``.
+
+    ``--skip-run`` re-scores a model without distilling it; the wall time
+    of the run that made that very model stays valid and is kept.
+    """
+    try:
+        earlier = json.loads(path.read_text())
+        if earlier["models"]["fp32"].get("sha256") == sha256:
+            return earlier.get("timing")
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return None
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     from benchmark.distill.pipeline import records_folder
@@ -165,6 +182,10 @@ def main(argv=None) -> int:
     out = Path(args.out).resolve() if args.out else PROJECT_ROOT / "weights" / args.student
     timing = None if args.skip_run else run_distill(args, out)
     report = score(args, out)
+    registers = not args.skip_run and "--no-register" not in args.distill_args
+    path = records_folder(args.student, out, registers) / "targets.json"
+    if timing is None:
+        timing = earlier_timing(path, report["models"]["fp32"]["sha256"])
     report["timing"] = timing
     fp32 = report["models"]["fp32"]["ccc_vs_teacher"]
     checks = {
@@ -191,14 +212,13 @@ def main(argv=None) -> int:
           + ", ".join(f"{d} {v:.3f}" for d, v in sane["ccc_vs_teacher_in_range"].items()))
     print("int8 loss: " + ", ".join(f"{d} {v:+.4f}" for d, v in report["int8_loss"].items()))
     if timing is not None:
-        print(f"wall time: {timing['wall_seconds'] / 60:.1f} min, CPU time {timing['cpu_seconds'] / 60:.1f} min "
+        print(("earlier run of this model, " if args.skip_run else "")
+              + f"wall time: {timing['wall_seconds'] / 60:.1f} min, CPU time {timing['cpu_seconds'] / 60:.1f} min "
               f"({timing['cache']} cache; "
               f"{timing['cpu_count']} CPUs; load average before {timing['load_average_before'][0]}, "
               f"after {timing['load_average_after'][0]})")
     for name, ok in checks.items():
         print(f"  [{'x' if ok else ' '}] {name}")
-    registers = not args.skip_run and "--no-register" not in args.distill_args
-    path = records_folder(args.student, out, registers) / "targets.json"
     atomic_write_text(path, json.dumps(report, indent=2, default=float) + "\n")
     print(f"written: {path}")
     return 0 if all(checks.values()) else 1
