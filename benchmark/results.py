@@ -8,8 +8,8 @@ keyed by what determines them (model hash, dataset version, condition,
 ...): re-running with the same inputs leaves the file byte-identical,
 also on another CPU, whose float32 kernels move the last printed digit
 (see :data:`RTOL`); a changed model artefact adds new rows next to the
-old ones instead of overwriting them. Writes are atomic (temporary file + rename) so an
-interrupted run never leaves a truncated table.
+old ones instead of overwriting them. Writes are atomic (temporary file
++ rename) so an interrupted run never leaves a truncated table.
 """
 
 from __future__ import annotations
@@ -211,7 +211,7 @@ def write_predictions(model: str, model_sha256: str, evalset, predictions: pd.Da
     df.index = pd.Index(rel, name="file")
     table = _fmt(df.sort_index().reset_index())
     if path.exists():
-        old = _fmt(pd.read_csv(path, dtype=str, keep_default_na=False))
+        old = pd.read_csv(path, dtype=str, keep_default_na=False)
         if list(old.columns) == list(table.columns) and len(old) == len(table) and all(
             same_values(table[c], old[c]).all() for c in table.columns
         ):

@@ -175,11 +175,10 @@ def earlier_timing(path: Path, sha256: str) -> dict | None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from benchmark.distill.pipeline import records_folder
-    from benchmark.paths import PROJECT_ROOT
+    from benchmark.distill.pipeline import default_out, records_folder
     from benchmark.results import atomic_write_text
 
-    out = Path(args.out).resolve() if args.out else PROJECT_ROOT / "weights" / args.student
+    out = Path(args.out).resolve() if args.out else default_out(args.student)
     timing = None if args.skip_run else run_distill(args, out)
     report = score(args, out)
     registers = not args.skip_run and "--no-register" not in args.distill_args

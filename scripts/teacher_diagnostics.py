@@ -68,7 +68,7 @@ def feature_group(name: str) -> str:
     return next(g for g, pattern in FEATURE_GROUPS.items() if re.search(pattern, name))
 
 
-def fit_gap(teacher, student, names, train_t, train_s, held_t, held_s, n_train) -> None:
+def fit_gap(names, train_t, train_s, held_t, held_s, n_train) -> None:
     r"""1. The student against its teacher on training and on held-out pool files."""
     from benchmark.distill import annotate
 
@@ -181,7 +181,7 @@ def main(argv=None) -> int:
         train_t, train_s = teacher.regress(features), student.predict_batch(train_signals)
     if 1 in args.measure:
         held_signals = [annotate.read_audio(f) for f in held.files]
-        fit_gap(teacher, student, (args.teacher, args.student), train_t, train_s,
+        fit_gap((args.teacher, args.student), train_t, train_s,
                 teacher.predict_batch(held_signals), student.predict_batch(held_signals), len(sample))
     if 2 in args.measure:
         valence_parts(teacher, (args.teacher, args.student), features, train_t, train_s)

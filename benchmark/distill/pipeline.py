@@ -113,7 +113,7 @@ class DistillConfig:
 
     @property
     def out_path(self) -> Path:
-        return Path(self.out).expanduser().resolve() if self.out else PROJECT_ROOT / "weights" / self.student
+        return Path(self.out).expanduser().resolve() if self.out else default_out(self.student)
 
     @property
     def int8_path(self) -> Path:
@@ -143,6 +143,11 @@ class DistillConfig:
         )
 
 
+def default_out(student: str) -> Path:
+    r"""The project's model folder of a student, ``weights/<student>``."""
+    return PROJECT_ROOT / "weights" / student
+
+
 def records_folder(student: str, out: Path, register: bool) -> Path:
     r"""Where the records of a distillation into ``out`` belong.
 
@@ -160,7 +165,7 @@ def records_folder(student: str, out: Path, register: bool) -> Path:
 
     """
     out = Path(out).resolve()
-    if register or out == PROJECT_ROOT / "weights" / student:
+    if register or out == default_out(student):
         return results_root() / "distill" / student
     return out.with_name(out.name + "-records")
 
