@@ -1222,9 +1222,15 @@ def _targets_text(report: dict) -> str:
     scores = {label: m["ccc_vs_teacher"] for label, m in report["models"].items()}
     split = report["split"]
     columns = [d for d in (*DIMENSIONS, "mean") if any(d in v for v in scores.values())]
-    rows = [[label, *[_score(v.get(d)) for d in columns]] for label, v in scores.items()]
+    rows = []
+    for label, model in report["models"].items():
+        rows.append([label, *[_score(scores[label].get(d)) for d in columns]])
+        if model.get("ccc_vs_teacher_ci95"):
+            rows.append([f"{label}, 95 % interval", *[_interval(model["ccc_vs_teacher_ci95"].get(d)) for d in columns]])
     if report.get("int8_loss"):
         rows.append(["int8 loss (fp32 − int8)", *[_score(report["int8_loss"].get(d)) for d in columns]])
+        if report.get("int8_loss_ci95"):
+            rows.append(["int8 loss, 95 % interval", *[_interval(report["int8_loss_ci95"].get(d)) for d in columns]])
     text = [
         f"CCC of the student against its teacher on {split.get('dataset')} {split.get('dataset_version')} · "
         f"{split.get('split')} ({report.get('files')} whole, clean files):",
@@ -1240,10 +1246,30 @@ def _targets_text(report: dict) -> str:
             + f", CPU time {timing.get('cpu_seconds', float('nan')) / 60:.1f} min); "
             "wall times of different CPUs do not compare."
         )
+    if any("ccc_vs_teacher_ci95" in m for m in report["models"].values()):
+        resamples = (report.get("bootstrap") or {}).get("resamples", "?")
+        text.append(
+            f"The intervals are percentile bootstraps over the files ({resamples} resamples; the int8 loss paired, "
+            "the same files for both models): how precisely this split pins a figure down. "
+            "A target is judged on the figure itself."
+        )
     checks = report.get("targets") or {}
     if checks:
         text.append(md_table(["target", "met"], [[k, "yes" if v else "**no**"] for k, v in checks.items()], "ll"))
     return "\n\n".join(text)
+
+
+def _interval(bounds) -> str:
+    r"""``[low, high]`` with three decimals (brackets, as a bound may be negative), or a dash.
+
+    Examples:
+        >>> _interval([-0.0012, 0.9034]), _interval(None)
+        ('[-0.001, 0.903]', '—')
+
+    """
+    if not bounds or len(bounds) != 2:
+        return DASH
+    return f"[{_score(bounds[0])}, {_score(bounds[1])}]"
 
 
 def _score(value) -> str:

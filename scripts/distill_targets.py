@@ -9,6 +9,11 @@
 3. The int8 model loses at most 0.01 CCC (vs the teacher) per dimension
    compared with fp32.
 
+Each CCC comes with a 95 % bootstrap interval over the split's files,
+and each int8 loss with a paired one (the same resampled files for both
+models): how precisely the split pins the figure down. A target is met
+or missed by the figure itself; the interval says how near the edge it is.
+
 The student is scored through the benchmark's own ``audonnx`` loader,
 i.e. exactly as ``python -m benchmark run`` would score it. Figures go
 to stdout and to ``targets.json`` in the run's records folder:
@@ -42,6 +47,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 TARGETS = {"wall_minutes": 15.0, "ccc_arousal": 0.90, "ccc_mean": 0.80, "int8_loss": 0.01}
+BOOTSTRAP = 1000
+"""Resamples of the files for the 95 % intervals (seed 0, so a re-run gives the same ones)."""
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -106,6 +113,7 @@ def run_distill(args, out: Path) -> dict:
 def score(args, out: Path) -> dict:
     r"""CCC of the fp32 and int8 students against the teacher (and the gold labels) on test-1."""
     import numpy as np
+    import pandas as pd
 
     from benchmark import DIMENSIONS
     from benchmark.data.datasets import load_split
@@ -114,6 +122,7 @@ def score(args, out: Path) -> dict:
     from benchmark.distill.train import ccc
     from benchmark.paths import PROJECT_ROOT
     from benchmark.hashing import sha256_tree
+    from benchmark.metrics import bootstrap_ccc_columns, paired_bootstrap
     from benchmark.registry import ModelEntry, load_model
 
     models = Path(args.models).resolve() if args.models else PROJECT_ROOT / "models.yaml"
@@ -136,6 +145,8 @@ def score(args, out: Path) -> dict:
         predictions[label] = pred
         vs_teacher = {d: ccc(teacher_pred[d].to_numpy(), pred[:, i]) for i, d in enumerate(DIMENSIONS)}
         vs_teacher["mean"] = float(np.mean(list(vs_teacher.values())))
+        # how precisely the split's files pin down each figure (resampling files)
+        intervals = bootstrap_ccc_columns(teacher_pred[list(DIMENSIONS)].to_numpy(), pred, DIMENSIONS, n=BOOTSTRAP)
         # for reference only: without files where the teacher itself fails (off-scale outputs)
         sane = annotate.in_range(teacher_pred.to_numpy())
         vs_sane = {d: ccc(teacher_pred[d].to_numpy()[sane], pred[sane, i]) for i, d in enumerate(DIMENSIONS)}
@@ -145,6 +156,7 @@ def score(args, out: Path) -> dict:
             "path": str(folder),
             "sha256": sha256_tree(folder),
             "ccc_vs_teacher": vs_teacher,
+            "ccc_vs_teacher_ci95": {d: list(v) for d, v in intervals.items()},
             "ccc_vs_teacher_in_range": vs_sane,
             "teacher_off_scale_files": int((~sane).sum()),
             "ccc_vs_gold": vs_gold,
@@ -155,6 +167,12 @@ def score(args, out: Path) -> dict:
     }
     fp32, int8 = (report["models"][k]["ccc_vs_teacher"] for k in ("fp32", "int8"))
     report["int8_loss"] = {d: fp32[d] - int8[d] for d in fp32}
+    index = teacher_pred.index
+    paired = {d: paired_bootstrap(teacher_pred[d], pd.Series(predictions["fp32"][:, i], index),
+                                  pd.Series(predictions["int8"][:, i], index), n=BOOTSTRAP)
+              for i, d in enumerate(DIMENSIONS)}
+    report["int8_loss_ci95"] = {d: [v["ci_low"], v["ci_high"]] for d, v in paired.items()}
+    report["bootstrap"] = {"resamples": BOOTSTRAP, "level": 0.95, "seed": 0}
     return report
 
 
@@ -203,6 +221,9 @@ def main(argv=None) -> int:
         cells = [f"{m['ccc_vs_teacher'][d]:.3f} / {m['ccc_vs_gold'].get(d, float('nan')):.3f}"
                  for d in ("arousal", "dominance", "valence")]
         print(f"{label:8} " + " ".join(f"{c:>16}" for c in cells) + f" {m['ccc_vs_teacher']['mean']:>8.3f}")
+        ci = m["ccc_vs_teacher_ci95"]
+        print(f"{'  95 %':8} " + " ".join(format(f"{ci[d][0]:.3f}..{ci[d][1]:.3f}", ">16") for d in ("arousal", "dominance", "valence"))
+              + f" {ci['mean'][0]:.3f}..{ci['mean'][1]:.3f}")
     teacher_gold = report["teacher_ccc_vs_gold"]
     print("teacher  " + " ".join(f"{'- / ' + format(teacher_gold.get(d, float('nan')), '.3f'):>16}"
                                  for d in ("arousal", "dominance", "valence")))

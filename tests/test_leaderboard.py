@@ -191,9 +191,13 @@ def write_optional(root: Path) -> None:
     }, indent=1))
     (distill / "targets.json").write_text(json.dumps({
         "split": {"dataset": "demo-msppodcast", "dataset_version": "1.0.0", "split": "test-1"}, "files": 40,
-        "models": {label: {"ccc_vs_teacher": {"arousal": a, "dominance": 0.8, "valence": 0.5, "mean": (a + 1.3) / 3}}
-                   for label, a in (("fp32", 0.9123), ("int8", 0.9051))},
+        "models": {"fp32": {"ccc_vs_teacher": {"arousal": 0.9123, "dominance": 0.8, "valence": 0.5, "mean": 2.2123 / 3},
+                            "ccc_vs_teacher_ci95": {"arousal": [0.8971, 0.9262], "dominance": [0.75, 0.84],
+                                                    "valence": [0.41, 0.58], "mean": [0.70, 0.76]}},
+                   "int8": {"ccc_vs_teacher": {"arousal": 0.9051, "dominance": 0.8, "valence": 0.5, "mean": 2.2051 / 3}}},
         "int8_loss": {"arousal": 0.0072, "dominance": -0.0002, "valence": 0.0, "mean": 0.0024},
+        "int8_loss_ci95": {"arousal": [0.0031, 0.0118], "dominance": [-0.002, 0.0015], "valence": [-0.001, 0.001]},
+        "bootstrap": {"resamples": 1000, "level": 0.95, "seed": 0},
         "timing": {"command": "-m benchmark distill --student beta", "cache": "cold", "wall_seconds": 600.0,
                    "cpu_seconds": 1150.0, "cpu_count": 2, "cpu": "AMD EPYC"},
         "targets": {"CCC(student, teacher) arousal >= 0.90": True, "CCC(student, teacher) mean A/D/V >= 0.80": False},
@@ -371,6 +375,10 @@ def test_model_pages(fixture):
     targets = beta.split("### Targets")[1]
     assert "demo-msppodcast 1.0.0 · test-1 (40 whole, clean files)" in targets
     assert re.search(r"\| fp32 +\| +0\.912 \|", targets) and re.search(r"\| int8 loss \(fp32 − int8\) +\| +0\.007 \| +0\.000 \|", targets)
+    # intervals where the record has them, a dash where one is missing, no row where a model has none
+    assert re.search(r"\| fp32, 95 % interval +\| +\[0\.897, 0\.926\] \| +\[0\.750, 0\.840\] \| +\[0\.410, 0\.580\] \| +\[0\.700, 0\.760\] \|", targets)
+    assert re.search(r"\| int8 loss, 95 % interval +\| +\[0\.003, 0\.012\] \| +\[-0\.002, 0\.002\] \| +\[-0\.001, 0\.001\] \| +— +\|", targets)
+    assert "int8, 95 % interval" not in targets and "(1000 resamples;" in targets
     assert "`python -m benchmark distill --student beta`: 10.0 min (cold teacher cache, 2 × AMD EPYC" in targets
     assert re.search(r"mean A/D/V >= 0\.80 +\| \*\*no\*\*", targets)
     figures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", beta)

@@ -68,3 +68,20 @@ def test_paired_bootstrap_detects_better_model():
     assert out["delta"] > 0 and out["ci_low"] > 0 and out["p_value"] < 0.01
     same = metrics.paired_bootstrap(t, good, good, n=200)
     assert same["delta"] == 0 and same["p_value"] == 1.0
+
+
+def test_bootstrap_ccc_columns_resamples_rows_jointly():
+    rng = np.random.default_rng(1)
+    truth = rng.normal(size=(400, 3))
+    prediction = truth + rng.normal(scale=[0.3, 0.6, 1.2], size=(400, 3))
+    names = ["arousal", "dominance", "valence"]
+    ci = metrics.bootstrap_ccc_columns(truth, prediction, names, n=300, seed=2)
+    assert ci == metrics.bootstrap_ccc_columns(truth, prediction, names, n=300, seed=2)
+    estimates = [metrics.ccc_numpy(truth[:, c], prediction[:, c]) for c in range(3)]
+    for name, estimate in zip(names, estimates):
+        assert ci[name][0] < estimate < ci[name][1]
+    assert ci["mean"][0] < np.mean(estimates) < ci["mean"][1]
+    # the mean of three noisy CCCs varies less than the noisiest one
+    assert ci["mean"][1] - ci["mean"][0] < ci["valence"][1] - ci["valence"][0]
+    with pytest.raises(ValueError, match=r"\[items, 3\] for the columns"):
+        metrics.bootstrap_ccc_columns(truth, prediction[:, :2], names)
