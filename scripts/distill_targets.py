@@ -9,13 +9,11 @@
 3. The int8 model loses at most 0.01 CCC (vs the teacher) per dimension
    compared with fp32.
 
-Each CCC comes with a 95 % bootstrap interval over the split's files,
-and each int8 loss with a paired one (the same resampled files for both
-models): how precisely the split pins the figure down. A target is met
-or missed by the figure itself; the interval says how near the edge it is.
-
-The student is scored through the benchmark's own ``audonnx`` loader,
-i.e. exactly as ``python -m benchmark run`` would score it. Figures go
+Scoring and checks are :mod:`benchmark.distill.targets`: the student is
+scored through the benchmark's own ``audonnx`` loader, i.e. exactly as
+``python -m benchmark run`` would score it, each CCC with a 95 % bootstrap
+interval over the split's files (the int8 loss with a paired one). A
+target is met or missed by the figure itself. Figures go
 to stdout and to ``targets.json`` in the run's records folder:
 ``results/distill/<student>/`` for the registered model, ``DIR-records/``
 for a scratch model scored with ``--skip-run --out DIR``.
@@ -45,10 +43,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-
-TARGETS = {"wall_minutes": 15.0, "ccc_arousal": 0.90, "ccc_mean": 0.80, "int8_loss": 0.01}
-BOOTSTRAP = 1000
-"""Resamples of the files for the 95 % intervals (seed 0, so a re-run gives the same ones)."""
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -112,87 +106,17 @@ def run_distill(args, out: Path) -> dict:
 
 def score(args, out: Path) -> dict:
     r"""CCC of the fp32 and int8 students against the teacher (and the gold labels) on test-1."""
-    import numpy as np
-    import pandas as pd
-
-    from benchmark import DIMENSIONS
-    from benchmark.data.datasets import load_split
-    from benchmark.distill import annotate
+    from benchmark.distill import targets
     from benchmark.distill.pipeline import load_teacher
-    from benchmark.distill.train import ccc
     from benchmark.paths import PROJECT_ROOT
-    from benchmark.hashing import sha256_tree
-    from benchmark.metrics import bootstrap_ccc_columns, paired_bootstrap
-    from benchmark.registry import ModelEntry, load_model
 
-    models = Path(args.models).resolve() if args.models else PROJECT_ROOT / "models.yaml"
-    teacher, _ = load_teacher(args.teacher, models)
-    evalset = load_split("msppodcast", "test-1", data="demo")
-    files = [str(f) for f in evalset.files]
-    teacher_pred, signals, skipped, _ = annotate.annotate_files(teacher, files, label="targets-test-1")
-    truth = evalset.truth.copy()
-    truth.index = truth.index.astype(str)
-    truth = truth.loc[teacher_pred.index]
-    report = {"split": evalset.provenance(), "files": len(teacher_pred), "skipped": len(skipped), "models": {}}
-    predictions = {}
-    for label, folder in (("fp32", out), ("int8", out.with_name(out.name + "-int8"))):
-        entry = ModelEntry(name=f"{args.student}-{label}", kind="audonnx", role="student",
-                           source={"path": str(folder)}, sampling_rate=16000,
-                           outputs={d: d for d in DIMENSIONS}, description="", root=folder.parent)
-        model = load_model(entry, registry={})
-        start = time.perf_counter()
-        pred = np.stack([model(signals[f], 16000) for f in teacher_pred.index])
-        predictions[label] = pred
-        vs_teacher = {d: ccc(teacher_pred[d].to_numpy(), pred[:, i]) for i, d in enumerate(DIMENSIONS)}
-        vs_teacher["mean"] = float(np.mean(list(vs_teacher.values())))
-        # how precisely the split's files pin down each figure (resampling files)
-        intervals = bootstrap_ccc_columns(teacher_pred[list(DIMENSIONS)].to_numpy(), pred, DIMENSIONS, n=BOOTSTRAP)
-        # for reference only: without files where the teacher itself fails (off-scale outputs)
-        sane = annotate.in_range(teacher_pred.to_numpy())
-        vs_sane = {d: ccc(teacher_pred[d].to_numpy()[sane], pred[sane, i]) for i, d in enumerate(DIMENSIONS)}
-        vs_sane["mean"] = float(np.mean(list(vs_sane.values())))
-        vs_gold = {d: ccc(truth[d].to_numpy(), pred[:, i]) for i, d in enumerate(DIMENSIONS) if d in truth}
-        report["models"][label] = {
-            "path": str(folder),
-            "sha256": sha256_tree(folder),
-            "ccc_vs_teacher": vs_teacher,
-            "ccc_vs_teacher_ci95": {d: list(v) for d, v in intervals.items()},
-            "ccc_vs_teacher_in_range": vs_sane,
-            "teacher_off_scale_files": int((~sane).sum()),
-            "ccc_vs_gold": vs_gold,
-            "seconds_per_file": (time.perf_counter() - start) / len(pred),
-        }
-    report["teacher_ccc_vs_gold"] = {
-        d: ccc(truth[d].to_numpy(), teacher_pred[d].to_numpy()) for d in DIMENSIONS if d in truth
-    }
-    fp32, int8 = (report["models"][k]["ccc_vs_teacher"] for k in ("fp32", "int8"))
-    report["int8_loss"] = {d: fp32[d] - int8[d] for d in fp32}
-    index = teacher_pred.index
-    paired = {d: paired_bootstrap(teacher_pred[d], pd.Series(predictions["fp32"][:, i], index),
-                                  pd.Series(predictions["int8"][:, i], index), n=BOOTSTRAP)
-              for i, d in enumerate(DIMENSIONS)}
-    report["int8_loss_ci95"] = {d: [v["ci_low"], v["ci_high"]] for d, v in paired.items()}
-    report["bootstrap"] = {"resamples": BOOTSTRAP, "level": 0.95, "seed": 0}
-    return report
-
-
-def earlier_timing(path: Path, sha256: str) -> dict | None:
-    r"""The timing in an earlier report at ``path`` if it measured the model with this ``sha256``.
-
-    ``--skip-run`` re-scores a model without distilling it; the wall time
-    of the run that made that very model stays valid and is kept.
-    """
-    try:
-        earlier = json.loads(path.read_text())
-        if earlier["models"]["fp32"].get("sha256") == sha256:
-            return earlier.get("timing")
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    return None
+    teacher, _ = load_teacher(args.teacher, Path(args.models).resolve() if args.models else PROJECT_ROOT / "models.yaml")
+    return targets.score(out, teacher)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    from benchmark.distill import targets
     from benchmark.distill.pipeline import default_out, records_folder
     from benchmark.results import atomic_write_text
 
@@ -202,17 +126,9 @@ def main(argv=None) -> int:
     registers = not args.skip_run and "--no-register" not in args.distill_args
     path = records_folder(args.student, out, registers) / "targets.json"
     if timing is None:
-        timing = earlier_timing(path, report["models"]["fp32"]["sha256"])
+        timing = targets.earlier_timing(path, report["models"]["fp32"]["sha256"])
     report["timing"] = timing
-    fp32 = report["models"]["fp32"]["ccc_vs_teacher"]
-    checks = {
-        "CCC(student, teacher) arousal >= 0.90": fp32["arousal"] >= TARGETS["ccc_arousal"],
-        "CCC(student, teacher) mean A/D/V >= 0.80": fp32["mean"] >= TARGETS["ccc_mean"],
-        "int8 loses <= 0.01 CCC (every dimension)": all(v <= TARGETS["int8_loss"] for v in report["int8_loss"].values()),
-    }
-    if timing is not None:
-        checks["default distill <= 15 min wall"] = timing["wall_seconds"] <= 60 * TARGETS["wall_minutes"]
-    report["targets"] = {k: bool(v) for k, v in checks.items()}
+    checks = report["targets"] = targets.checks(report)
 
     print(f"\nmsppodcast test-1 (demo), {report['files']} files: CCC vs teacher / vs gold")
     print(f"{'':8} {'arousal':>16} {'dominance':>16} {'valence':>16} {'mean':>8}")

@@ -548,3 +548,39 @@ def test_student_recipe_in_registry_sets_defaults(tmp_path, pool, models_yaml):
     models_yaml.write_text(text.replace("recipe: {epochs: 3, lr: 0.02}", "recipe: {epochs: 3, learning_rate: 1}"))
     with pytest.raises(DistillError, match="unknown setting.*learning_rate.*allowed: epochs"):
         config_from_argv(base)
+
+
+def test_targets_score_the_exported_folders(tmp_path, pool, models_yaml, use_demo):
+    from benchmark.data.datasets import load_split
+    from benchmark.distill import targets
+
+    outcome = run(config(tmp_path, pool, models_yaml))
+    teacher = FeatureTeacher()
+    report = targets.score(outcome.out, teacher, resamples=200)
+    files = len(load_split("msppodcast", "test-1", data="demo").files)
+    assert report["files"] == files and report["skipped"] == 0 and report["split"]["split"] == "test-1"
+    for label, folder in (("fp32", outcome.out), ("int8", outcome.out_int8)):
+        model = report["models"][label]
+        assert model["sha256"] == sha256_tree(folder)
+        for d in ("arousal", "dominance", "valence", "mean"):
+            low, high = model["ccc_vs_teacher_ci95"][d]
+            assert low <= model["ccc_vs_teacher"][d] <= high
+    fp32, int8 = (report["models"][k]["ccc_vs_teacher"] for k in ("fp32", "int8"))
+    assert report["int8_loss"] == pytest.approx({d: fp32[d] - int8[d] for d in fp32})
+    for d, (low, high) in report["int8_loss_ci95"].items():
+        assert low <= report["int8_loss"][d] <= high
+    # the teacher ran once on the split; a second scoring reads its cached outputs
+    calls = teacher.calls
+    assert calls > 0 and targets.score(outcome.out, teacher, resamples=10)["files"] == files
+    assert teacher.calls == calls
+
+    # the wall time of a run is kept for a re-score of the same model only
+    path = tmp_path / "targets.json"
+    path.write_text(json.dumps({**report, "timing": {"wall_seconds": 600.0}}))
+    assert targets.earlier_timing(path, report["models"]["fp32"]["sha256"]) == {"wall_seconds": 600.0}
+    assert targets.earlier_timing(path, "0" * 64) is None
+    assert targets.earlier_timing(tmp_path / "missing.json", report["models"]["fp32"]["sha256"]) is None
+    checks = targets.checks({**report, "timing": {"wall_seconds": 900.5}})
+    assert checks["default distill <= 15 min wall"] is False
+    assert checks["CCC(student, teacher) arousal >= 0.90"] is (fp32["arousal"] >= 0.90)
+    assert "default distill <= 15 min wall" not in targets.checks(report)

@@ -9,6 +9,8 @@ Stages, one module each:
 * :mod:`benchmark.distill.registry_update`: record the result in ``models.yaml``
 * :mod:`benchmark.distill.pipeline`: the stage end to end (:func:`distill`)
 * :mod:`benchmark.distill.cli`: ``python -m benchmark distill``
+* :mod:`benchmark.distill.targets`: a distilled student against its teacher
+  on the held-out test split, with bootstrap intervals, and the targets it meets
 
 See ``docs/distillation.md``.
 """
