@@ -1224,7 +1224,7 @@ def _targets_text(report: dict) -> str:
     columns = [d for d in (*DIMENSIONS, "mean") if any(d in v for v in scores.values())]
     rows = []
     for label, model in report["models"].items():
-        rows.append([label, *[_score(scores[label].get(d)) for d in columns]])
+        rows.append([label, *[_score(model["ccc_vs_teacher"].get(d)) for d in columns]])
         if model.get("ccc_vs_teacher_ci95"):
             rows.append([f"{label}, 95 % interval", *[_interval(model["ccc_vs_teacher_ci95"].get(d)) for d in columns]])
     if report.get("int8_loss"):

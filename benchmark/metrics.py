@@ -86,14 +86,7 @@ def bootstrap_ci(
     if len(t) < 3:
         return float("nan"), float("nan")
     metric = metric or ccc_numpy
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(t), size=(n, len(t)))
-    stats = np.array([metric(t[i], p[i]) for i in idx])
-    stats = stats[np.isfinite(stats)]
-    if not len(stats):
-        return float("nan"), float("nan")
-    alpha = (1 - level) / 2
-    return float(np.quantile(stats, alpha)), float(np.quantile(stats, 1 - alpha))
+    return _percentile_interval(np.array([metric(t[i], p[i]) for i in _resamples(len(t), n, seed)]), level)
 
 
 def bootstrap_ccc_columns(
@@ -138,17 +131,24 @@ def bootstrap_ccc_columns(
         )
     if len(truth) < 3:
         return {name: (float("nan"), float("nan")) for name in [*names, "mean"]}
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(truth), size=(n, len(truth)))
-    stats = np.array([[ccc_numpy(truth[i, c], prediction[i, c]) for c in range(len(names))] for i in idx])
+    stats = np.array([[ccc_numpy(truth[i, c], prediction[i, c]) for c in range(len(names))]
+                      for i in _resamples(len(truth), n, seed)])
     stats = np.column_stack([stats, stats.mean(axis=1)])
+    return {name: _percentile_interval(stats[:, c], level) for c, name in enumerate([*names, "mean"])}
+
+
+def _resamples(items: int, n: int, seed: int) -> np.ndarray:
+    r"""``n`` bootstrap resamples of ``items`` row indices, ``[n, items]``, seeded."""
+    return np.random.default_rng(seed).integers(0, items, size=(n, items))
+
+
+def _percentile_interval(stats: np.ndarray, level: float) -> tuple[float, float]:
+    r"""Central ``level`` interval of the finite bootstrap statistics (NaN if there are none)."""
+    stats = stats[np.isfinite(stats)]
+    if not len(stats):
+        return float("nan"), float("nan")
     alpha = (1 - level) / 2
-    intervals = {}
-    for c, name in enumerate([*names, "mean"]):
-        finite = stats[np.isfinite(stats[:, c]), c]
-        intervals[name] = ((float(np.quantile(finite, alpha)), float(np.quantile(finite, 1 - alpha)))
-                           if len(finite) else (float("nan"), float("nan")))
-    return intervals
+    return float(np.quantile(stats, alpha)), float(np.quantile(stats, 1 - alpha))
 
 
 def ccc_numpy(t: np.ndarray, p: np.ndarray) -> float:
@@ -179,9 +179,7 @@ def paired_bootstrap(
     t, a, b = (joined[c].to_numpy(np.float64) for c in ("t", "a", "b"))
     if len(t) < 3:
         return {"delta": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"), "p_value": float("nan"), "n": len(t)}
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(t), size=(n, len(t)))
-    deltas = np.array([ccc_numpy(t[i], a[i]) - ccc_numpy(t[i], b[i]) for i in idx])
+    deltas = np.array([ccc_numpy(t[i], a[i]) - ccc_numpy(t[i], b[i]) for i in _resamples(len(t), n, seed)])
     observed = ccc_numpy(t, a) - ccc_numpy(t, b)
     p = 2 * min((deltas <= 0).mean(), (deltas >= 0).mean())
     return {
