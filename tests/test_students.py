@@ -291,3 +291,29 @@ def test_run_writes_table(registry, tmp_path):
     row = table.set_index("model").loc["tiny"]
     assert int(row["onnx_bytes"]) > 0 and len(row["model_sha256"]) == 64
     assert pd.isna(table.set_index("model").loc["const", "onnx_bytes"])
+
+
+# --- layout experiments (scripts/distill_variant.py) ----------------------
+
+
+def test_distill_variants_build_export_and_keep_their_counts(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / "distill_variant.py"
+    spec = importlib.util.spec_from_file_location("distill_variant", path)
+    variant = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(variant)
+    variant.register()
+    try:
+        # the counts docs/distillation.md reports for the two variants
+        assert count_parameters(build("wav2small-pool5")) == count_parameters(build("wav2small")) == 72147
+        model = build("wav2small-stats").eval()
+        assert count_parameters(model) == 73083
+        # the SD pooling exports with the front end and matches torch
+        folder = tmp_path / "stats"
+        export.export_onnx(model, folder)
+        assert export.max_abs_difference(model, folder, seconds=(1.0, 3.7)) <= 1e-4
+    finally:
+        for name in variant.VARIANTS:
+            ARCHITECTURES.pop(name, None)
