@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     register()
     from benchmark.distill.cli import main as distill
 
-    return distill(sys.argv[1:] if argv is None else argv)
+    return distill(argv)
 
 
 if __name__ == "__main__":
