@@ -523,6 +523,27 @@ def test_keep_freed_memory_takes_effect_on_glibc():
     assert keep_freed_memory() is True
 
 
+def test_settings_that_leave_nothing_to_train_are_refused(tmp_path, models_yaml, capsys):
+    r"""``--epochs 0`` used to annotate the whole pool and then crash loading an empty checkpoint."""
+    from benchmark.distill.cli import main
+
+    with pytest.raises(DistillError, match=r"--epochs=0 \(must be at least 1\)"):
+        DistillConfig(epochs=0)
+    with pytest.raises(DistillError, match=r"--batch-size=0 .*--variants=0 .*--lr=0.0 \(must be above 0\)"):
+        DistillConfig(batch_size=0, variants=0, lr=0.0)
+    with pytest.raises(DistillError, match="--crop-seconds=-1"):
+        DistillConfig(crop_seconds=-1.0)
+    # the same check guards a recipe in models.yaml and the command line, before any work
+    text = models_yaml.read_text().replace(
+        "    description: tiny test student\n",
+        "    description: tiny test student\n    distilled: {teacher: feature-teacher, recipe: {epochs: 0}}\n",
+    )
+    models_yaml.write_text(text)
+    out = tmp_path / "never"
+    assert main(["--student", "tiny", "--models", str(models_yaml), "--out", str(out)]) == 2
+    assert "--epochs=0" in capsys.readouterr().err and not out.exists()
+
+
 def test_student_recipe_in_registry_sets_defaults(tmp_path, pool, models_yaml):
     r"""``distilled.recipe`` of the student's entry: its defaults; options on the command line win."""
     from benchmark.distill.cli import config_from_argv

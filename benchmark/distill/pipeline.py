@@ -111,6 +111,16 @@ class DistillConfig:
     progress: bool = True
     stop_after_steps: int | None = None
 
+    def __post_init__(self):
+        # settings that leave nothing to train (or to export) fail here, before the teacher runs
+        counts = {"epochs": self.epochs, "batch_size": self.batch_size, "variants": self.variants}
+        sizes = {"lr": self.lr, "crop_seconds": self.crop_seconds, "bucket_seconds": self.bucket_seconds}
+        wrong = [f"{k}={v} (must be at least 1)" for k, v in counts.items() if v < 1]
+        wrong += [f"{k}={v} (must be above 0)" for k, v in sizes.items() if not v > 0]
+        if wrong:
+            options = ", ".join("--" + w.replace("_", "-") for w in wrong)
+            raise DistillError(f"Cannot distil with {options}; change the option or the student's distilled.recipe.")
+
     @property
     def out_path(self) -> Path:
         return Path(self.out).expanduser().resolve() if self.out else default_out(self.student)
