@@ -444,6 +444,46 @@ def test_ccc_loss_matches_definition():
     expected = 1 - np.mean([ccc(t[:, i], p[:, i]) for i in range(3)])
     got = float(ccc_loss(torch.tensor(p), torch.tensor(t), [0, 1, 2]))
     assert got == pytest.approx(expected, abs=1e-6)
+    # weights: a weighted mean of the per-dimension CCCs, indexed like the columns
+    weighted = 1 - np.average([ccc(t[:, i], p[:, i]) for i in (0, 2)], weights=[1.0, 3.0])
+    assert float(ccc_loss(torch.tensor(p), torch.tensor(t), [0, 2], weights=(1.0, 9.0, 3.0))) == pytest.approx(
+        weighted, abs=1e-6)
+    # equal weights are the plain mean, bit for bit (the default run's model stays the same)
+    p32, t32 = torch.tensor(p, dtype=torch.float32), torch.tensor(t, dtype=torch.float32)
+    assert torch.equal(ccc_loss(p32, t32, [0, 1, 2], 0.5, (2.0, 2.0, 2.0)), ccc_loss(p32, t32, [0, 1, 2], 0.5))
+
+
+def test_loss_weights_steer_training_and_are_recorded(tmp_path, pool, models_yaml, capsys):
+    from benchmark.distill.cli import config_from_argv, main
+
+    plain = run(config(tmp_path, pool, models_yaml, out="plain", register=False))
+    valence = run(config(tmp_path, pool, models_yaml, out="valence", register=False, loss_weights=(0.0, 0.0, 1.0)))
+    assert onnx_bytes(plain) != onnx_bytes(valence)
+    record = json.loads((valence.out / "provenance.json").read_text())
+    assert record["hyperparameters"]["loss_weights"] == [0.0, 0.0, 1.0]
+    assert json.loads((plain.out / "provenance.json").read_text())["hyperparameters"]["loss_weights"] == [1, 1, 1]
+    # a checkpoint of other weights is another run: not resumed into this one
+    assert valence.history["train_loss"].tolist() != plain.history["train_loss"].tolist()
+
+    base = ["--student", "tiny", "--models", str(models_yaml)]
+    assert config_from_argv(base + ["--loss-weights", "1", "1", "3"]).loss_weights == (1.0, 1.0, 3.0)
+    text = models_yaml.read_text()
+    entry = "    description: tiny test student\n"
+    models_yaml.write_text(text.replace(
+        entry, entry + "    distilled: {teacher: feature-teacher, recipe: {loss_weights: [1, 2, 3]}}\n"))
+    assert config_from_argv(base).loss_weights == (1.0, 2.0, 3.0)
+    assert config_from_argv(base + ["--loss-weights", "1", "1", "1"]).loss_weights == (1.0, 1.0, 1.0)
+    models_yaml.write_text(text.replace(
+        entry, entry + "    distilled: {teacher: feature-teacher, recipe: {loss_weights: 3}}\n"))
+    with pytest.raises(DistillError, match="sets loss_weights: 3, which is not a list of numbers"):
+        config_from_argv(base)
+    models_yaml.write_text(text)
+    for wrong in (["1", "-1", "1"], ["0", "0", "0"]):
+        out = tmp_path / "never"
+        assert main(base + ["--out", str(out), "--loss-weights", *wrong]) == 2
+        assert "--loss-weights=" in capsys.readouterr().err and not out.exists()
+    with pytest.raises(DistillError, match="must be three weights"):
+        DistillConfig(loss_weights=(1.0, 1.0))
 
 
 def test_cli_with_real_student(tmp_path, pool, models_yaml):

@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("--schedule", choices=("cosine", "onecycle"), default=d.schedule,
                      help="decay after warm-up")
     opt.add_argument("--mse-weight", type=float, default=d.mse_weight, help="loss = 1 - mean CCC + w * MSE")
+    opt.add_argument("--loss-weights", type=float, nargs=3, default=d.loss_weights, metavar=("A", "D", "V"),
+                     help="weights of arousal, dominance and valence in the CCC part of the loss; they trade one "
+                     "dimension against the others")
     opt.add_argument("--bn-calibration", type=int, default=d.bn_calibration, metavar="CROPS",
                      help="re-estimate BatchNorm statistics on this many clean crops before each validation (0: off)")
     opt.add_argument("--bn-freeze-epochs", type=int, default=d.bn_freeze_epochs, metavar="N",
@@ -111,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 RECIPE_KEYS = (
-    "epochs", "batch_size", "lr", "weight_decay", "warmup", "schedule", "mse_weight", "bn_calibration",
+    "epochs", "batch_size", "lr", "weight_decay", "warmup", "schedule", "mse_weight", "loss_weights", "bn_calibration",
     "bn_freeze_epochs", "ema", "crop_seconds", "bucket_seconds", "variants", "val_fraction", "precision",
 )
 r"""Settings a student's ``distilled.recipe`` in ``models.yaml`` may set (defaults for that student)."""
@@ -143,7 +146,18 @@ def config_from_argv(argv: typing.Sequence[str]):
             f"{', '.join(unknown)}; allowed: {', '.join(RECIPE_KEYS)}."
         )
     given = _given_options(argv)
-    defaults = {k: type(getattr(config, k))(v) for k, v in recipe.items() if k not in given}
+    defaults = {}
+    for key, value in recipe.items():
+        if key in given:
+            continue
+        kind = type(getattr(config, key))
+        try:
+            defaults[key] = tuple(float(v) for v in value) if kind in (tuple, list) else kind(value)
+        except (TypeError, ValueError):
+            raise DistillError(
+                f"{config.models_path}: distilled.recipe of '{config.student}' sets {key}: {value!r}, "
+                f"which is not a {'list of numbers' if kind in (tuple, list) else kind.__name__}."
+            ) from None
     return dataclasses.replace(config, **defaults)
 
 

@@ -47,8 +47,8 @@ class DistillConfig:
         teacher: registry name of the teacher
         data: ``'demo'`` (unlabeled demo pool), a folder, list file or glob of audio
         out: model folder (default ``weights/<student>``); the int8 model goes to ``<out>-int8``
-        epochs, batch_size, lr, weight_decay, warmup, schedule, mse_weight, bn_calibration,
-        bn_freeze_epochs, ema, seed:
+        epochs, batch_size, lr, weight_decay, warmup, schedule, mse_weight, loss_weights,
+        bn_calibration, bn_freeze_epochs, ema, seed:
             see :class:`benchmark.distill.train.Hyper`
         crop_seconds: longest training crop; shorter files are used whole
         bucket_seconds: crop lengths are multiples of it (crops of one length form a batch)
@@ -87,6 +87,7 @@ class DistillConfig:
     warmup: float = Hyper.warmup
     schedule: str = Hyper.schedule
     mse_weight: float = Hyper.mse_weight
+    loss_weights: tuple[float, float, float] = Hyper.loss_weights
     bn_calibration: int = Hyper.bn_calibration
     bn_freeze_epochs: int = Hyper.bn_freeze_epochs
     ema: float = Hyper.ema
@@ -117,6 +118,15 @@ class DistillConfig:
         sizes = {"lr": self.lr, "crop_seconds": self.crop_seconds, "bucket_seconds": self.bucket_seconds}
         wrong = [f"{k}={v} (must be at least 1)" for k, v in counts.items() if v < 1]
         wrong += [f"{k}={v} (must be above 0)" for k, v in sizes.items() if not v > 0]
+        try:  # the command line gives a list; a tuple keeps the frozen config hashable
+            weights = tuple(float(w) for w in self.loss_weights)
+        except (TypeError, ValueError):
+            weights = ()
+        object.__setattr__(self, "loss_weights", weights or self.loss_weights)
+        if len(weights) != 3 or not all(w >= 0 for w in weights) or not sum(weights) > 0:
+            shown = " ".join(str(w) for w in weights) if weights else repr(self.loss_weights)
+            wrong.append(f"loss_weights={shown} (must be three weights, for arousal, dominance and valence, "
+                         "none negative, not all 0)")
         if wrong:
             options = ", ".join("--" + w.replace("_", "-") for w in wrong)
             raise DistillError(f"Cannot distil with {options}; change the option or the student's distilled.recipe.")
@@ -142,6 +152,7 @@ class DistillConfig:
         return Hyper(
             epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
             warmup=self.warmup, schedule=self.schedule, mse_weight=self.mse_weight,
+            loss_weights=self.loss_weights,
             bn_calibration=self.bn_calibration, bn_freeze_epochs=self.bn_freeze_epochs, ema=self.ema,
             seed=self.seed, precision=self.precision,
         )

@@ -62,6 +62,10 @@ class Hyper:
             or ``'onecycle'`` (warm-up, then linear decay to ``lr * final_lr``)
         final_lr: learning rate at the end, relative to ``lr``
         mse_weight: weight of an MSE term added to ``1 - mean CCC``
+        loss_weights: weights of arousal, dominance and valence in the
+            CCC part of the loss (equal weights: the plain mean). They
+            trade one dimension against the others, since all share the
+            student's trunk (``docs/distillation.md``)
         grad_clip: maximum gradient norm (0: no clipping)
         bn_calibration: clean training crops to re-estimate BatchNorm
             statistics on before every validation (0: keep the running averages)
@@ -89,6 +93,7 @@ class Hyper:
     schedule: str = "cosine"
     final_lr: float = 0.02
     mse_weight: float = 0.5
+    loss_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)
     grad_clip: float = 1.0
     bn_calibration: int = 192
     bn_freeze_epochs: int = 0
@@ -156,7 +161,11 @@ def ccc(truth: np.ndarray, prediction: np.ndarray) -> float:
 
 
 def ccc_loss(
-    prediction: torch.Tensor, target: torch.Tensor, dims: typing.Sequence[int], mse_weight: float = 0.0
+    prediction: torch.Tensor,
+    target: torch.Tensor,
+    dims: typing.Sequence[int],
+    mse_weight: float = 0.0,
+    weights: typing.Sequence[float] | None = None,
 ) -> torch.Tensor:
     r"""``1 - mean CCC`` over ``dims`` of a batch (+ ``mse_weight`` × MSE).
 
@@ -164,17 +173,34 @@ def ccc_loss(
     its ranking; the MSE term keeps absolute values anchored when a
     batch happens to have little variance.
 
+    Args:
+        prediction: batch × dimensions
+        target: batch × dimensions
+        dims: columns the loss covers
+        mse_weight: weight of the MSE term
+        weights: one weight per column of ``prediction`` (indexed by ``dims``);
+            the CCC part is then their weighted mean. ``None`` or equal
+            weights: the plain mean
+
     Examples:
         >>> t = torch.tensor([[0.1, 0.2, 0.3], [0.5, 0.1, 0.9], [0.9, 0.7, 0.2]])
         >>> round(float(ccc_loss(t, t, [0, 1, 2])), 6)
         0.0
+        >>> p = torch.tensor([[0.1, 0.2, 0.9], [0.5, 0.1, 0.3], [0.9, 0.7, 0.2]])
+        >>> round(float(ccc_loss(p, t, [0, 1, 2])), 4), round(float(ccc_loss(p, t, [0, 1, 2], weights=[1, 1, 2])), 4)
+        (0.4186, 0.6279)
 
     """
     p, t = prediction[:, dims], target[:, dims]
     pm, tm = p.mean(0), t.mean(0)
     cov = ((p - pm) * (t - tm)).mean(0)
     value = 2 * cov / (p.var(0, unbiased=False) + t.var(0, unbiased=False) + (pm - tm) ** 2 + 1e-8)
-    loss = 1 - value.mean()
+    chosen = [float(weights[d]) for d in dims] if weights is not None else []
+    if len(set(chosen)) > 1:
+        w = torch.tensor(chosen, dtype=value.dtype, device=value.device)
+        loss = 1 - (value * w).sum() / w.sum()
+    else:  # the plain mean, bit for bit as before the weights existed
+        loss = 1 - value.mean()
     if mse_weight:
         loss = loss + mse_weight * torch.mean((p - t) ** 2)
     return loss
@@ -363,7 +389,7 @@ def train(
             y = torch.from_numpy(shards.targets[idx]).to(device)
             with torch.autocast(**autocast):
                 prediction = model(x)
-            loss = ccc_loss(prediction.float(), y, dims, hyper.mse_weight)
+            loss = ccc_loss(prediction.float(), y, dims, hyper.mse_weight, hyper.loss_weights)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if hyper.grad_clip:
