@@ -1,4 +1,4 @@
-"""Why a student misses its eGeMAPS teacher: five measurements behind docs/distillation.md.
+"""Why a student misses its eGeMAPS teacher: six measurements behind docs/distillation.md.
 
 1. **Fit gap.** CCC(student, teacher) on training pool files against held-out
    pool files, whole and clean. Equal figures mean the student does not overfit:
@@ -24,6 +24,10 @@
    held-out pool files: how far the figure on test-1, the split the targets
    are measured on, is a property of that split. The pool's speakers are not
    in any corpus split; msppodcast ``train`` is the audio the teacher was fitted on.
+6. **By duration.** CCC(student, teacher) with 95 % bootstrap intervals on the
+   test-1 files grouped by duration (under 2 s, 2-3 s, 3-4 s, 4 s and more):
+   where on test-1 the student parts from its teacher. Training crops are at
+   most 4 s (``--crop-seconds``), cut to a multiple of 0.5 s.
 
 Usage::
 
@@ -31,6 +35,7 @@ Usage::
     python scripts/teacher_diagnostics.py --student mobilenetv3-large --files 200
     python scripts/teacher_diagnostics.py --measure 4          # only the augmentations
     python scripts/teacher_diagnostics.py --measure 5          # test-1 against the other splits
+    python scripts/teacher_diagnostics.py --measure 6          # test-1 by file duration
 """
 
 from __future__ import annotations
@@ -156,6 +161,25 @@ def augmentations(models: dict, clean: list[np.ndarray], seed: int) -> None:
             print(f"   {label:20s} {kind:12s} ({rows.sum():3d} crops) {cccs(reference[rows], outputs[rows])}")
 
 
+def agreement(teacher, student, signals: list[np.ndarray]) -> str:
+    r"""CCC(student, teacher) per dimension and mean, with 95 % bootstrap intervals.
+
+    Off-scale teacher outputs are left out, as in training.
+    """
+    from benchmark.distill import annotate
+    from benchmark.metrics import bootstrap_ccc_columns, ccc_numpy
+
+    t, s = teacher.predict_batch(signals), student.predict_batch(signals)
+    keep = annotate.in_range(t)  # as in training: off-scale teacher outputs are teacher failures
+    t, s = t[keep], s[keep]
+    ci = bootstrap_ccc_columns(t, s, DIMS)
+    values = [ccc_numpy(t[:, d], s[:, d]) for d in range(len(DIMS))]
+    cells = [f"{v:.3f} [{ci[d][0]:.3f}, {ci[d][1]:.3f}]" for v, d in zip(values, DIMS)]
+    mean = f"{np.mean(values):.3f} [{ci['mean'][0]:.3f}, {ci['mean'][1]:.3f}]"
+    return (f"{len(t):4d} files  " + " / ".join(cells) + f" / {mean}"
+            + (f"  ({(~keep).sum()} off-scale left out)" if (~keep).any() else ""))
+
+
 SPLITS = (("msppodcast", "test-1"), ("msppodcast", "test-2"), ("msppodcast", "train"),
           ("iemocap", "test"), ("mosi", "test"))
 """Demo corpus splits of measurement 5 (``load_split`` names)."""
@@ -165,7 +189,6 @@ def splits(models: dict, held_files: list[str]) -> None:
     r"""5. CCC(student, teacher) with 95 % bootstrap intervals on every demo split."""
     from benchmark.data.datasets import load_split
     from benchmark.distill import annotate
-    from benchmark.metrics import bootstrap_ccc_columns, ccc_numpy
 
     (teacher_name, teacher), (student_name, student) = models.items()
     print(f"\n5. CCC({student_name}, {teacher_name}) by split, whole clean files, A / D / V / mean "
@@ -174,16 +197,27 @@ def splits(models: dict, held_files: list[str]) -> None:
             for corpus, split in SPLITS}
     sets["pool, held-out files"] = held_files
     for label, files in sets.items():
-        signals = [annotate.read_audio(f) for f in files]
-        t, s = teacher.predict_batch(signals), student.predict_batch(signals)
-        keep = annotate.in_range(t)  # as in training: off-scale teacher outputs are teacher failures
-        t, s = t[keep], s[keep]
-        ci = bootstrap_ccc_columns(t, s, DIMS)
-        values = [ccc_numpy(t[:, d], s[:, d]) for d in range(len(DIMS))]
-        cells = [f"{v:.3f} [{ci[d][0]:.3f}, {ci[d][1]:.3f}]" for v, d in zip(values, DIMS)]
-        mean = f"{np.mean(values):.3f} [{ci['mean'][0]:.3f}, {ci['mean'][1]:.3f}]"
-        print(f"   {label:22s} {len(t):4d} files  " + " / ".join(cells) + f" / {mean}"
-              + (f"  ({(~keep).sum()} off-scale left out)" if (~keep).any() else ""))
+        print(f"   {label:22s} " + agreement(teacher, student, [annotate.read_audio(f) for f in files]))
+
+
+DURATIONS = ((0.0, 2.0), (2.0, 3.0), (3.0, 4.0), (4.0, float("inf")))
+"""Duration groups of measurement 6, in seconds (lower bound included)."""
+
+
+def durations(models: dict) -> None:
+    r"""6. CCC(student, teacher) on test-1, by file duration."""
+    from benchmark.data.datasets import load_split
+    from benchmark.distill import annotate
+
+    (teacher_name, teacher), (student_name, student) = models.items()
+    signals = [annotate.read_audio(str(f)) for f in load_split("msppodcast", "test-1", data="demo").files]
+    seconds = np.array([len(x) / annotate.SAMPLING_RATE for x in signals])
+    print(f"\n6. CCC({student_name}, {teacher_name}) on msppodcast test-1 by file duration, whole clean "
+          "files, A / D / V / mean [95 % bootstrap interval]")
+    for low, high in DURATIONS:
+        group = [x for x, d in zip(signals, seconds) if low <= d < high]
+        label = f"{low:.0f} s and more" if high == float("inf") else f"{low:.0f}-{high:.0f} s"
+        print(f"   {label:12s} " + agreement(teacher, student, group))
 
 
 def main(argv=None) -> int:
@@ -192,7 +226,7 @@ def main(argv=None) -> int:
     parser.add_argument("--teacher", default="egemaps-teacher")
     parser.add_argument("--files", type=int, default=400, help="training pool files to sample")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--measure", type=int, nargs="+", choices=(1, 2, 3, 4, 5), default=(1, 2, 3, 4, 5),
+    parser.add_argument("--measure", type=int, nargs="+", choices=(1, 2, 3, 4, 5, 6), default=(1, 2, 3, 4, 5, 6),
                         help="which measurements to run")
     args = parser.parse_args(argv)
 
@@ -230,6 +264,8 @@ def main(argv=None) -> int:
         augmentations(models, clean, args.seed)
     if 5 in args.measure:
         splits(models, held.files)
+    if 6 in args.measure:
+        durations(models)
     return 0
 
 
