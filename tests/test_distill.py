@@ -645,3 +645,28 @@ def test_targets_score_the_exported_folders(tmp_path, pool, models_yaml, use_dem
     assert checks["default distill <= 15 min wall"] is False
     assert checks["CCC(student, teacher) arousal >= 0.90"] is (fp32["arousal"] >= 0.90)
     assert "default distill <= 15 min wall" not in targets.checks(report)
+
+
+def test_seed_spread_script_reads_finished_scratch_runs(tmp_path, pool, models_yaml, use_demo):
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / "distill_seeds.py"
+    spec = importlib.util.spec_from_file_location("distill_seeds", path)
+    seeds = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(seeds)
+
+    outcome = run(config(tmp_path, pool, models_yaml, out="seed3", seed=3, register=False))
+    # a finished run of that seed is reused, nothing else is
+    assert seeds.finished(outcome.out, 3)
+    assert not seeds.finished(outcome.out, 0) and not seeds.finished(tmp_path / "weights" / "seed4", 4)
+    row = seeds.figures(outcome.out, FeatureTeacher())
+    exported = outcome.provenance["validation"]["onnx"]["fp32"]
+    assert row["held-out mean"] == exported["teacher_mean"] and row["held-out valence"] == exported["teacher_valence"]
+    report = json.loads((tmp_path / "weights" / "seed3-records" / "provenance.json").read_text())
+    assert row["best epoch"] == report["training"]["best_epoch"] and row["sha256"] == sha256_tree(outcome.out)
+    assert set(seeds.COLUMNS) <= set(row) and -1 <= row["test-1 mean"] <= 1
+    stats = seeds.summary([row, {**row, "test-1 mean": row["test-1 mean"] + 0.1}])
+    assert stats["test-1 mean"]["max"] - stats["test-1 mean"]["min"] == pytest.approx(0.1)
+    assert stats["test-1 mean"]["sd"] == pytest.approx(0.1 / np.sqrt(2))
+    (outcome.out.with_name("seed3-int8") / "model.onnx").unlink()  # an export cut short
+    assert not seeds.finished(outcome.out, 3)
