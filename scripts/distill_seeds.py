@@ -40,8 +40,10 @@ COLUMNS = [f"held-out {d}" for d in DIMS] + [f"test-1 {d}" for d in DIMS] + ["in
 
 def finished(folder: Path, seed: int) -> bool:
     r"""Whether ``folder`` holds an exported model of a run with ``seed`` (and its int8 twin)."""
+    from benchmark.distill.pipeline import int8_folder
+
     provenance = folder / "provenance.json"
-    int8 = folder.with_name(folder.name + "-int8") / "model.onnx"
+    int8 = int8_folder(folder) / "model.onnx"
     return provenance.exists() and int8.exists() and json.loads(provenance.read_text())["seed"] == seed
 
 
@@ -55,11 +57,12 @@ def distill(student: str, seed: int, folder: Path, extra: list[str]) -> float:
     return time.perf_counter() - start
 
 
-def figures(folder: Path, teacher) -> dict:
+def figures(student: str, folder: Path, teacher) -> dict:
     r"""Held-out pool CCCs of the exported fp32 model (from its records) and its test-1 CCCs vs the teacher."""
     from benchmark.distill import targets
+    from benchmark.distill.pipeline import records_folder
 
-    records = json.loads((folder.with_name(folder.name + "-records") / "provenance.json").read_text())
+    records = json.loads((records_folder(student, folder, register=False) / "provenance.json").read_text())
     held = records["validation"]["onnx"]["fp32"]
     report = targets.score(folder, teacher)
     test = report["models"]["fp32"]["ccc_vs_teacher"]
@@ -111,7 +114,7 @@ def main(argv=None) -> int:
             print(f"seed {seed}: reusing the finished run in {folder}")
         else:
             wall = distill(args.student, seed, folder, args.distill_args)
-        rows.append({"seed": seed, "wall_seconds": wall, **figures(folder, teacher)})
+        rows.append({"seed": seed, "wall_seconds": wall, **figures(args.student, folder, teacher)})
         report = {"student": args.student, "teacher": args.teacher, "distill_args": args.distill_args,
                   "seeds": rows, "summary": summary(rows)}
         atomic_write_text(out / "seeds.json", json.dumps(report, indent=2) + "\n")
@@ -122,7 +125,7 @@ def main(argv=None) -> int:
                                       for c in COLUMNS) + "  best epoch")
     for row in rows:
         print(f"{row['seed']:>12} " + " ".join(f"{row[c]:>15.3f}" for c in COLUMNS) + f"  {row['best epoch']:>10}")
-    stats = summary(rows)
+    stats = report["summary"]
     for key in ("mean", "sd", "min", "max"):
         print(f"{key:>12} " + " ".join(f"{stats[c][key]:>15.3f}" for c in COLUMNS))
     print(f"written: {out / 'seeds.json'}")

@@ -659,7 +659,7 @@ def test_seed_spread_script_reads_finished_scratch_runs(tmp_path, pool, models_y
     # a finished run of that seed is reused, nothing else is
     assert seeds.finished(outcome.out, 3)
     assert not seeds.finished(outcome.out, 0) and not seeds.finished(tmp_path / "weights" / "seed4", 4)
-    row = seeds.figures(outcome.out, FeatureTeacher())
+    row = seeds.figures("tiny", outcome.out, FeatureTeacher())
     exported = outcome.provenance["validation"]["onnx"]["fp32"]
     assert row["held-out mean"] == exported["teacher_mean"] and row["held-out valence"] == exported["teacher_valence"]
     report = json.loads((tmp_path / "weights" / "seed3-records" / "provenance.json").read_text())

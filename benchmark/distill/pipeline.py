@@ -137,7 +137,7 @@ class DistillConfig:
 
     @property
     def int8_path(self) -> Path:
-        return self.out_path.with_name(self.out_path.name + "-int8")
+        return int8_folder(self.out_path)
 
     @property
     def records_path(self) -> Path:
@@ -167,6 +167,17 @@ class DistillConfig:
 def default_out(student: str) -> Path:
     r"""The project's model folder of a student, ``weights/<student>``."""
     return PROJECT_ROOT / "weights" / student
+
+
+def int8_folder(out: Path) -> Path:
+    r"""The int8 twin of the fp32 model folder ``out``: ``<out>-int8`` next to it.
+
+    Examples:
+        >>> int8_folder(Path("/tmp/try")).as_posix()
+        '/tmp/try-int8'
+
+    """
+    return Path(out).with_name(Path(out).name + "-int8")
 
 
 def records_folder(student: str, out: Path, register: bool) -> Path:

@@ -65,6 +65,7 @@ def score(
     """
     from benchmark.data.datasets import load_split
     from benchmark.distill import annotate
+    from benchmark.distill.pipeline import int8_folder
     from benchmark.distill.train import ccc
     from benchmark.hashing import sha256_tree
     from benchmark.metrics import bootstrap_ccc_columns, paired_bootstrap
@@ -79,7 +80,7 @@ def score(
     truth = truth.loc[teacher_pred.index]
     report = {"split": evalset.provenance(), "files": len(teacher_pred), "skipped": len(skipped), "models": {}}
     predictions = {}
-    for label, folder in (("fp32", student), ("int8", student.with_name(student.name + "-int8"))):
+    for label, folder in (("fp32", student), ("int8", int8_folder(student))):
         entry = ModelEntry(name=f"{student.name}-{label}", kind="audonnx", role="student",
                            source={"path": str(folder)}, sampling_rate=16000,
                            outputs={d: d for d in DIMENSIONS}, description="", root=folder.parent)
