@@ -670,3 +670,78 @@ def test_seed_spread_script_reads_finished_scratch_runs(tmp_path, pool, models_y
     assert stats["test-1 mean"]["sd"] == pytest.approx(0.1 / np.sqrt(2))
     (outcome.out.with_name("seed3-int8") / "model.onnx").unlink()  # an export cut short
     assert not seeds.finished(outcome.out, 3)
+
+
+def test_head_refit_recovers_a_linear_map_of_the_head_inputs(pool):
+    from benchmark.distill import refit
+
+    files = annotate.scan_pool(sorted(str(p) for p in pool.glob("*.wav")))
+    shards = annotate.annotate_pool(FeatureTeacher(), files, annotate.Recipe(crop_seconds=0.5, variants=3),
+                                    progress=False)
+    torch.manual_seed(0)
+    student = small_wav2small("wav2small").eval()
+    usable = np.ones(len(shards), dtype=bool)
+    features = refit.head_inputs(student, shards, np.flatnonzero(usable))
+    assert features.shape == (len(shards), student.head.in_features)
+    # targets that a head can reach exactly: the refit must find that head
+    rng = np.random.default_rng(1)
+    weight, bias = rng.normal(size=(3, features.shape[1])) / 30, np.array([0.5, 0.4, 0.6])
+    shards.targets = (features @ weight.T + bias).astype(np.float32)
+    kept_row = student.head.weight[1].detach().clone()
+    report = refit.refit_head(student, shards, usable, [0, 2])
+    assert report["crops"] == len(shards) and report["files"] == 8 and report["alpha"] in refit.ALPHAS
+    assert torch.equal(student.head.weight[1], kept_row)  # a dimension the teacher does not predict
+    head = {k: v.double().numpy() for k, v in student.head.state_dict().items()}
+    prediction = refit.head_inputs(student, shards, np.flatnonzero(usable)) @ head["weight"].T + head["bias"]
+    for d in (0, 2):
+        assert np.corrcoef(prediction[:, d], shards.targets[:, d])[0, 1] > 0.999
+        assert abs(prediction[:, d].std() - shards.targets[:, d].std()) < 0.01 * shards.targets[:, d].std()
+    with pytest.raises(ValueError, match="no linear output layer 'head'"):
+        refit.refit_head(nn.Sequential(nn.Conv1d(1, 3, 1)), shards, usable, [0])
+
+
+def test_head_refit_changes_only_the_head_and_is_recorded(tmp_path, pool, models_yaml):
+    refitted = run(config(tmp_path, pool, models_yaml, out="refit", register=False))
+    plain = run(config(tmp_path, pool, models_yaml, out="plain", register=False, head_refit=False))
+    # a post-training step: the same training, epoch by epoch
+    timeless = ["train_seconds"]
+    assert refitted.history.drop(columns=timeless).equals(plain.history.drop(columns=timeless))
+    record = json.loads((refitted.out / "provenance.json").read_text())["head_refit"]
+    assert json.loads((plain.out / "provenance.json").read_text())["head_refit"] == {
+        "applied": False, "reason": "switched off (--no-head-refit)"}
+    teacher_mean = record["validation"]["teacher_mean"]
+    assert teacher_mean["before"] == pytest.approx(
+        plain.history.loc[plain.history["epoch"] == plain.provenance["training"]["best_epoch"], "teacher_mean"].item(),
+        abs=1e-4)
+    onnx_mean = refitted.provenance["validation"]["onnx"]["fp32"]["teacher_mean"]
+    if record["applied"]:  # kept only if it does not lower the held-out CCC; the export is the refitted model
+        assert teacher_mean["after"] >= teacher_mean["before"] and onnx_bytes(refitted) != onnx_bytes(plain)
+        assert onnx_mean == pytest.approx(teacher_mean["after"], abs=2e-3)
+    else:
+        assert record["reason"].startswith("lowered teacher_mean") and onnx_bytes(refitted) == onnx_bytes(plain)
+        assert onnx_mean == pytest.approx(teacher_mean["before"], abs=2e-3)
+    assert record["crops"] > 0 and set(record["cv_ccc"]) == {str(a) for a in (1e-6, 1e-5, 1e-4, 1e-3, 1e-2)}
+
+
+def test_head_refit_is_undone_when_the_heldout_ccc_drops(pool):
+    import pandas as pd
+
+    from benchmark.distill import pipeline
+    from benchmark.distill.train import TrainResult, ValidationSet
+
+    files = annotate.scan_pool(sorted(str(p) for p in pool.glob("*.wav")))
+    shards = annotate.annotate_pool(FeatureTeacher(), files, annotate.Recipe(crop_seconds=0.5, variants=2),
+                                    progress=False)
+    signals = [annotate.read_audio(f) for f in files.files]
+    names = ["arousal", "dominance", "valence"]
+    held = ValidationSet("teacher", signals, pd.DataFrame([FeatureTeacher().predict(s) for s in signals], columns=names))
+    student = TinyStudent().eval()
+    before = {k: v.clone() for k, v in student.head.state_dict().items()}
+    # a best epoch that no refit can beat: held-out CCC 1 on every dimension
+    perfect = pd.DataFrame([{"epoch": 1, **{f"teacher_{d}": 1.0 for d in names + ["mean"]}}])
+    result = TrainResult(best_state={}, best_epoch=1, history=perfect, steps=1, resumed_from=None)
+    usable = np.ones(len(shards), dtype=bool)
+    report = pipeline._refit_head(DistillConfig(), student, shards, usable, [0, 1, 2], [held], result, "cpu")
+    assert not report["applied"] and report["reason"] == "lowered teacher_mean on the held-out files"
+    assert report["validation"]["teacher_mean"]["before"] == 1.0 > report["validation"]["teacher_mean"]["after"]
+    assert all(torch.equal(v, before[k]) for k, v in student.head.state_dict().items())

@@ -210,6 +210,13 @@ def test_int8(name, exported, tmp_path):
     assert (int8 / "model.onnx").stat().st_size < (folder / "model.onnx").stat().st_size
     # outputs are O(1) (see realistic()): 8-bit activations cost a few hundredths at most
     assert export.max_abs_difference(module, int8) <= 0.05
+    # the front end and the output layer stay in float
+    import onnx
+
+    nodes = onnx.load(str(int8 / "model.onnx")).graph.node
+    head = {n.op_type for n in nodes if n.name.startswith(export.HEAD_SCOPE)}
+    assert head and not head & {"MatMulInteger", "DynamicQuantizeLinear", "ConvInteger"}
+    assert any(n.op_type == "ConvInteger" for n in nodes)
 
 
 def test_int8_weight_types(exported, tmp_path):

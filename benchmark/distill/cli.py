@@ -84,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
                      "(teacher runs once per crop)")
     opt.add_argument("--no-augment", dest="augment", action="store_false",
                      help="no noise/babble/gain/filter augmentation")
+    opt.add_argument("--no-head-refit", dest="head_refit", action="store_false",
+                     help="keep the trained output layer instead of refitting it in closed form (ridge) on all "
+                     "training crops after training")
     opt.add_argument("--val-fraction", type=float, default=d.val_fraction,
                      help="pool files held out to validate against the teacher")
     opt.add_argument("--target-range", type=float, nargs=2, default=d.target_range, metavar=("LOW", "HIGH"),
@@ -116,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
 RECIPE_KEYS = (
     "epochs", "batch_size", "lr", "weight_decay", "warmup", "schedule", "mse_weight", "loss_weights", "bn_calibration",
     "bn_freeze_epochs", "ema", "crop_seconds", "bucket_seconds", "variants", "val_fraction", "precision",
+    "head_refit",
 )
 r"""Settings a student's ``distilled.recipe`` in ``models.yaml`` may set (defaults for that student)."""
 
@@ -206,6 +210,13 @@ def _report(outcome) -> None:
     for label in ("fp32", "int8"):
         scores = ", ".join(f"{k} {v:.3f}" for k, v in onnx[label].items() if v is not None)
         print(f"CCC {label}: {scores}")
+    refit = p.get("head_refit") or {}
+    if refit.get("applied"):
+        change = (refit.get("validation") or {}).get("teacher_mean") or {}
+        shift = f", held-out mean CCC {change['before']:.3f} -> {change['after']:.3f}" if change.get("after") else ""
+        print(f"output layer refitted (ridge, alpha {refit['alpha']:g}, {refit['crops']} crops{shift})")
+    elif refit:
+        print(f"output layer not refitted: {refit.get('reason')}")
     print(f"best epoch {p['training']['best_epoch']}; wall time {p['wall_seconds']:.0f} s")
 
 

@@ -56,6 +56,10 @@ class DistillConfig:
         augment: apply noise/babble/gain/filter augmentation to variants 1..
         max_files: use at most this many pool files (content-hash order; 0: all)
         val_fraction: pool files held out to validate against the teacher
+        head_refit: after training, replace the student's output layer by its
+            closed-form ridge fit on all training crops
+            (:mod:`benchmark.distill.refit`), unless that lowers the held-out
+            mean CCC vs the teacher
         target_range: teacher outputs outside it are treated as teacher
             failures: such crops are not trained on, such held-out files not scored
         gold: ``'DATASET:SPLIT[:demo|real]'`` with human labels to validate on,
@@ -98,6 +102,7 @@ class DistillConfig:
     augment: bool = True
     max_files: int = 0
     val_fraction: float = 0.1
+    head_refit: bool = True
     target_range: tuple[float, float] = annotate.TARGET_RANGE
     gold: str = "auto"
     device: str = "auto"
@@ -326,6 +331,7 @@ def distill(
         return DistillOutcome(None, None, {}, result.history, teacher_calls)
 
     student.load_state_dict(result.best_state)
+    head_refit = _refit_head(config, student, shards, usable, dims, validation, result, device)
     student.to("cpu").eval()
     export_onnx, quantize_int8 = exporter or _default_exporter()
     _replace_folder(out, lambda tmp: export_onnx(student, tmp))
@@ -335,7 +341,7 @@ def distill(
         config, teacher, student, out, out_int8, source=source, listed=len(files), pool=pool,
         train_pool=train_pool, held=held, shards=shards, offscale=offscale, val_info=val_info,
         validation=validation, result=result, recipe=recipe, hyper=hyper, world_size=world_size,
-        target_range=target_range,
+        target_range=target_range, head_refit=head_refit,
     )
     # The copy inside the model folder is part of its sha256: keep only what the
     # weights depend on, so the same configuration re-run gives the same hash.
@@ -372,7 +378,7 @@ def provenance_record(
     config: DistillConfig, teacher, student, out: Path, out_int8: Path, *, source: str, listed: int,
     pool: Pool, train_pool: Pool, held: Pool, shards, offscale: list[str], val_info: dict,
     validation: typing.Sequence[ValidationSet], result, recipe: Recipe, hyper: Hyper, world_size: int,
-    target_range: tuple[float, float],
+    target_range: tuple[float, float], head_refit: dict | None = None,
 ) -> dict:
     r"""What the exported weights depend on: teacher, data, recipe, settings, code, scores.
 
@@ -420,6 +426,7 @@ def provenance_record(
         "hyperparameters": dataclasses.asdict(hyper),
         "code": {k: v for k, v in provenance().items() if k != "date"},
         "training": {"steps": result.steps, "best_epoch": result.best_epoch, "world_size": world_size},
+        "head_refit": head_refit,
         "validation": {
             "selection": "best epoch by mean CCC vs the teacher on held-out pool files (whole, clean)",
             "torch_best_epoch": {
@@ -590,6 +597,37 @@ def _check_gold(spec: str | None, teacher_model, source: dict) -> None:
             f"--gold {dataset}:{split}: the teacher '{teacher_model.name}' was fitted on this split, so it cannot "
             "serve as unbiased validation. Choose another split or --gold none."
         )
+
+
+def _refit_head(config: DistillConfig, student, shards, usable: np.ndarray, dims: list[int],
+                validation: typing.Sequence[ValidationSet], result, device: str) -> dict:
+    r"""Refit the trained student's output layer in closed form; keep it unless held-out CCC drops.
+
+    The best epoch's held-out figures (computed for exactly these weights)
+    are the comparison; a refit that lowers the mean CCC vs the teacher on
+    the held-out files is undone.
+    """
+    import torch
+
+    from benchmark.distill import refit, train as training
+
+    if not config.head_refit:
+        return {"applied": False, "reason": "switched off (--no-head-refit)"}
+    if not isinstance(getattr(student, "head", None), torch.nn.Linear):
+        return {"applied": False, "reason": f"{type(student).__name__} has no linear output layer 'head'"}
+    student.to(device)
+    original = {k: v.clone() for k, v in student.head.state_dict().items()}
+    report = refit.refit_head(student, shards, usable, dims, seed=config.seed, device=device)
+    key = training._selection_key(validation)
+    if key == "none":
+        return {"applied": True, **report, "checked": "no held-out files"}
+    best = result.history.loc[result.history["epoch"] == result.best_epoch].iloc[0]
+    after = training.evaluate(student, validation, device)
+    figures = {k: {"before": _num(best.get(k)), "after": _num(after[k])} for k in after}
+    if after[key] < best[key]:
+        student.head.load_state_dict(original)
+        return {"applied": False, "reason": f"lowered {key} on the held-out files", **report, "validation": figures}
+    return {"applied": True, **report, "validation": figures}
 
 
 def _validation_sets(
