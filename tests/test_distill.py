@@ -681,7 +681,7 @@ def test_head_refit_recovers_a_linear_map_of_the_head_inputs(pool):
     torch.manual_seed(0)
     student = small_wav2small("wav2small").eval()
     usable = np.ones(len(shards), dtype=bool)
-    features = refit.head_inputs(student, shards, np.flatnonzero(usable))
+    features = refit.crop_inputs(student, shards, np.flatnonzero(usable))
     assert features.shape == (len(shards), student.head.in_features)
     # targets that a head can reach exactly: the refit must find that head
     rng = np.random.default_rng(1)
@@ -692,10 +692,23 @@ def test_head_refit_recovers_a_linear_map_of_the_head_inputs(pool):
     assert report["crops"] == len(shards) and report["files"] == 8 and report["alpha"] in refit.ALPHAS
     assert torch.equal(student.head.weight[1], kept_row)  # a dimension the teacher does not predict
     head = {k: v.double().numpy() for k, v in student.head.state_dict().items()}
-    prediction = refit.head_inputs(student, shards, np.flatnonzero(usable)) @ head["weight"].T + head["bias"]
+    prediction = refit.crop_inputs(student, shards, np.flatnonzero(usable)) @ head["weight"].T + head["bias"]
     for d in (0, 2):
         assert np.corrcoef(prediction[:, d], shards.targets[:, d])[0, 1] > 0.999
         assert abs(prediction[:, d].std() - shards.targets[:, d].std()) < 0.01 * shards.targets[:, d].std()
+    assert report["chosen_on"] == "5-fold cross-validation over training files"
+    # whole held-out files choose the penalty when there are any; the targets stay reachable
+    import pandas as pd
+
+    from benchmark.distill.train import ValidationSet
+
+    signals = [annotate.read_audio(f) for f in files.files[:4]]
+    reference = refit.head_inputs(student, (x[None] for x in signals)) @ weight.T + bias
+    held = ValidationSet("teacher", signals, pd.DataFrame(reference, columns=["arousal", "dominance", "valence"]))
+    report = refit.refit_head(student, shards, usable, [0, 2], held)
+    assert report["chosen_on"] == "4 held-out files" and set(report["mean_ccc_by_alpha"]) == {
+        str(a) for a in refit.ALPHAS}
+    assert max(report["mean_ccc_by_alpha"].values()) > 0.99
     with pytest.raises(ValueError, match="no linear output layer 'head'"):
         refit.refit_head(nn.Sequential(nn.Conv1d(1, 3, 1)), shards, usable, [0])
 
@@ -720,7 +733,8 @@ def test_head_refit_changes_only_the_head_and_is_recorded(tmp_path, pool, models
     else:
         assert record["reason"].startswith("lowered teacher_mean") and onnx_bytes(refitted) == onnx_bytes(plain)
         assert onnx_mean == pytest.approx(teacher_mean["before"], abs=2e-3)
-    assert record["crops"] > 0 and set(record["cv_ccc"]) == {str(a) for a in (1e-6, 1e-5, 1e-4, 1e-3, 1e-2)}
+    assert record["crops"] > 0 and record["chosen_on"] == "2 held-out files"
+    assert set(record["mean_ccc_by_alpha"]) == {"0.0001", "0.001", "0.01", "0.1"}
 
 
 def test_head_refit_is_undone_when_the_heldout_ccc_drops(pool):

@@ -617,7 +617,8 @@ def _refit_head(config: DistillConfig, student, shards, usable: np.ndarray, dims
         return {"applied": False, "reason": f"{type(student).__name__} has no linear output layer 'head'"}
     student.to(device)
     original = {k: v.clone() for k, v in student.head.state_dict().items()}
-    report = refit.refit_head(student, shards, usable, dims, seed=config.seed, device=device)
+    heldout = next((v for v in validation if v.name == "teacher" and len(v)), None)
+    report = refit.refit_head(student, shards, usable, dims, heldout, seed=config.seed, device=device)
     key = training._selection_key(validation)
     if key == "none":
         return {"applied": True, **report, "checked": "no held-out files"}
