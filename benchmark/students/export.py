@@ -142,7 +142,7 @@ def quantize_int8(
             their Gram matrix), which one 8-bit range per tensor cannot hold;
             a head refitted in closed form uses the small ones
             (measured: held-out CCC 0.741 in fp32, 0.501 with an 8-bit head,
-            ``docs/distillation.md``). It is a few thousand weights.
+            ``docs/students.md``). It is a few thousand weights.
 
     Returns:
         the int8 model folder
