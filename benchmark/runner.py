@@ -17,7 +17,6 @@ import json
 import math
 import threading
 import typing
-from pathlib import Path
 
 import audinterface
 import numpy as np

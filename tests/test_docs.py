@@ -4,13 +4,10 @@ the HTML renders in headless Chromium, and adding a model is one models.yaml ent
 from __future__ import annotations
 
 import filecmp
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 
 from benchmark import leaderboard, results

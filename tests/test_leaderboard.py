@@ -419,7 +419,7 @@ def test_missing_optional_tables(small):
 
 
 def test_rows_from_several_data_builds_are_flagged(small):
-    results, docs = small[0], small[1]
+    results = small[0]
     build(small)
     msp = next(b for b in section(read(small, "leaderboard.md"), "Correctness").split("### ") if b.startswith(MSP[0]))
     assert "Data fingerprint `1b5d8638`" in msp and "Warning" not in msp

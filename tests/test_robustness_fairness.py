@@ -263,7 +263,7 @@ def test_sex_random_model_passes():
 
 
 def test_speaker_rows_hand_computed():
-    rows, files, offsets = [], [], {"a": 0.0, "b": 0.1, "c": -0.2, "d": 0.0}
+    offsets = {"a": 0.0, "b": 0.1, "c": -0.2, "d": 0.0}
     sizes = {"a": 12, "b": 10, "c": 15, "d": 5}  # d has too few files
     truth, pred, speaker = [], [], []
     for spk, size in sizes.items():

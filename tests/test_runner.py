@@ -1,7 +1,6 @@
 """Runner: audinterface processing, prediction cache, bad audio, versioned results."""
 
 import os
-import shutil
 
 import audb
 import audiofile

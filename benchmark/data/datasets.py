@@ -17,7 +17,6 @@ import typing
 from pathlib import Path
 from urllib.parse import urlparse
 
-import numpy as np
 import pandas as pd
 import yaml
 
