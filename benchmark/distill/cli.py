@@ -213,7 +213,8 @@ def _report(outcome) -> None:
     refit = p.get("head_refit") or {}
     if refit.get("applied"):
         change = (refit.get("validation") or {}).get("teacher_mean") or {}
-        shift = f", held-out mean CCC {change['before']:.3f} -> {change['after']:.3f}" if change.get("after") else ""
+        known = change.get("before") is not None and change.get("after") is not None
+        shift = f", held-out mean CCC {change['before']:.3f} -> {change['after']:.3f}" if known else ""
         print(f"output layer refitted (ridge, alpha {refit['alpha']:g}, {refit['crops']} crops{shift})")
     elif refit:
         print(f"output layer not refitted: {refit.get('reason')}")

@@ -619,7 +619,7 @@ def _refit_head(config: DistillConfig, student, shards, usable: np.ndarray, dims
     original = {k: v.clone() for k, v in student.head.state_dict().items()}
     heldout = next((v for v in validation if v.name == "teacher" and len(v)), None)
     report = refit.refit_head(student, shards, usable, dims, heldout, seed=config.seed, device=device)
-    key = training._selection_key(validation)
+    key = training.selection_key(validation)
     if key == "none":
         return {"applied": True, **report, "checked": "no held-out files"}
     best = result.history.loc[result.history["epoch"] == result.best_epoch].iloc[0]

@@ -423,7 +423,7 @@ def train(
             candidate = export_candidate(student, state["ema"], shards, calibration if hyper.bn_calibration else [],
                                          device, frozen_statistics=state["bn_frozen"])
             row.update(evaluate(candidate, validation, device))
-            score = row.get(_selection_key(validation), float("nan"))
+            score = row.get(selection_key(validation), float("nan"))
             best = state["best"]
             if best is None or (np.isfinite(score) and not (best["score"] >= score)):
                 state["best"] = {"epoch": epoch + 1, "score": float(score),
@@ -614,7 +614,8 @@ def epoch_summary(row: dict, epochs: int, best_epoch: int | None = None) -> str:
     return " | ".join(parts)
 
 
-def _selection_key(validation: typing.Sequence[ValidationSet]) -> str:
+def selection_key(validation: typing.Sequence[ValidationSet]) -> str:
+    r"""Column of the history that selects the best epoch: the first non-empty set's mean (``'none'``: no set)."""
     names = [v.name for v in validation if len(v)]
     return f"{names[0]}_mean" if names else "none"
 
