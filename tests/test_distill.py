@@ -759,3 +759,28 @@ def test_head_refit_is_undone_when_the_heldout_ccc_drops(pool):
     assert not report["applied"] and report["reason"] == "lowered teacher_mean on the held-out files"
     assert report["validation"]["teacher_mean"]["before"] == 1.0 > report["validation"]["teacher_mean"]["after"]
     assert all(torch.equal(v, before[k]) for k, v in student.head.state_dict().items())
+
+
+def test_int8_guard_raises_the_penalty_until_the_int8_model_holds_the_limit(tmp_path, pool, models_yaml, monkeypatch):
+    from benchmark.distill import pipeline, refit
+
+    plain = run(config(tmp_path, pool, models_yaml, out="plain", register=False))
+    chosen = json.loads((plain.out / "provenance.json").read_text())["head_refit"]
+    assert chosen["applied"] and list(chosen["int8_loss_by_alpha"]) == [str(chosen["alpha"])]
+    assert chosen["int8_loss_by_alpha"][str(chosen["alpha"])] <= pipeline.INT8_LOSS_LIMIT
+    # a limit no int8 model holds: every larger penalty is tried, the last one kept or the trained head restored
+    monkeypatch.setattr(pipeline, "INT8_LOSS_LIMIT", -1.0)
+    strict = run(config(tmp_path, pool, models_yaml, out="strict", register=False))
+    record = json.loads((strict.out / "provenance.json").read_text())
+    guard = record["head_refit"]
+    tried = [a for a in refit.ALPHAS if a >= chosen["alpha"]]
+    assert list(guard["int8_loss_by_alpha"]) == [str(a) for a in tried]
+    assert guard["alpha"] == tried[-1]
+    if len(tried) > 1:
+        assert guard["chosen_on"].endswith("raised for the int8 model")
+    held = guard["validation"]["teacher_mean"]
+    exported = record["validation"]["onnx"]["fp32"]["teacher_mean"]
+    if guard["applied"]:  # the exported model is the last refit
+        assert held["after"] >= held["before"] and exported == pytest.approx(held["after"], abs=2e-3)
+    else:  # or the trained head, as without a refit
+        assert exported == pytest.approx(held["before"], abs=2e-3)

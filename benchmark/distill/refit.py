@@ -229,6 +229,7 @@ def refit_head(
     dims: typing.Sequence[int],
     heldout=None,
     *,
+    alphas: typing.Sequence[float] = ALPHAS,
     seed: int = 0,
     device: str = "cpu",
 ) -> dict:
@@ -243,6 +244,7 @@ def refit_head(
         heldout: a :class:`benchmark.distill.train.ValidationSet` of whole
             held-out files with the teacher's outputs, which chooses the
             penalty (``None`` or empty: cross-validation over training files)
+        alphas: penalties to choose from (one: that penalty)
         seed: seed of the fold assignment of that cross-validation
         device: torch device of ``module``
 
@@ -266,7 +268,8 @@ def refit_head(
     if heldout is not None and len(heldout):
         names = [DIMENSIONS[d] for d in dims]
         held = (head_inputs(module, (s[None] for s in heldout.signals), device), heldout.reference[names].to_numpy())
-    fitted = fit_head(features, shards.targets[records][:, dims], shards.file_index[records], held, seed=seed)
+    fitted = fit_head(features, shards.targets[records][:, dims], shards.file_index[records], held,
+                      alphas=alphas, seed=seed)
     with torch.no_grad():
         head.weight[dims] = torch.from_numpy(fitted.weight).to(head.weight)
         head.bias[dims] = torch.from_numpy(fitted.bias).to(head.bias)
