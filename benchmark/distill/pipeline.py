@@ -625,16 +625,30 @@ def _refit_head(config: DistillConfig, student, shards, usable: np.ndarray, dims
     original = {k: v.clone() for k, v in student.head.state_dict().items()}
     heldout = next((v for v in validation if v.name == "teacher" and len(v)), None)
     report = refit.refit_head(student, shards, usable, dims, heldout, seed=config.seed, device=device)
-    key = training.selection_key(validation)
-    if key == "none":
+    if training.selection_key(validation) == "none":
         return {"applied": True, **report, "checked": "no held-out files"}
+    figures, dropped = _against_trained_head(student, validation, result, device)
+    if dropped:
+        student.head.load_state_dict(original)
+        return {"applied": False, "reason": f"{dropped} on the held-out files", **report, "validation": figures}
+    return {"applied": True, **report, "validation": figures}
+
+
+def _against_trained_head(student, validation: typing.Sequence[ValidationSet], result,
+                          device: str = "cpu") -> tuple[dict, str]:
+    r"""Held-out figures of the trained head (its best epoch) and of ``student`` now.
+
+    Returns:
+        ``{column: {'before': ..., 'after': ...}}`` and, if the selecting
+        mean CCC dropped, ``'lowered <column>'`` (else ``''``)
+    """
+    from benchmark.distill import train as training
+
+    key = training.selection_key(validation)
     best = result.history.loc[result.history["epoch"] == result.best_epoch].iloc[0]
     after = training.evaluate(student, validation, device)
     figures = {k: {"before": _num(best.get(k)), "after": _num(after[k])} for k in after}
-    if after[key] < best[key]:
-        student.head.load_state_dict(original)
-        return {"applied": False, "reason": f"lowered {key} on the held-out files", **report, "validation": figures}
-    return {"applied": True, **report, "validation": figures}
+    return figures, f"lowered {key}" if after[key] < best[key] else ""
 
 
 INT8_LOSS_LIMIT = 0.01
@@ -654,7 +668,7 @@ def _int8_guard(config: DistillConfig, student, shards, usable: np.ndarray, dims
     trained head on the held-out files, the trained head is exported instead,
     as :func:`_refit_head` promises.
     """
-    from benchmark.distill import refit, train as training
+    from benchmark.distill import refit
 
     heldout = [v for v in validation if v.name == "teacher" and len(v)]
     alpha, losses = report["alpha"], {}
@@ -671,15 +685,12 @@ def _int8_guard(config: DistillConfig, student, shards, usable: np.ndarray, dims
     report = {**report, "int8_loss_by_alpha": losses}
     if alpha == report["alpha"]:
         return report
-    key = training.selection_key(validation)
-    best = result.history.loc[result.history["epoch"] == result.best_epoch].iloc[0]
-    after = training.evaluate(student, validation)
-    figures = {k: {"before": _num(best.get(k)), "after": _num(after[k])} for k in after}
+    figures, dropped = _against_trained_head(student, validation, result)
     report.update(alpha=alpha, validation=figures, chosen_on=report["chosen_on"] + ", raised for the int8 model")
-    if after[key] < best[key]:
+    if dropped:
         student.load_state_dict(result.best_state)
         export()
-        report.update(applied=False, reason=f"lowered {key} on the held-out files once the int8 model held the limit")
+        report.update(applied=False, reason=f"{dropped} on the held-out files once the int8 model held the limit")
     return report
 
 
