@@ -755,7 +755,7 @@ def test_head_refit_is_undone_when_the_heldout_ccc_drops(pool):
     perfect = pd.DataFrame([{"epoch": 1, **{f"teacher_{d}": 1.0 for d in names + ["mean"]}}])
     result = TrainResult(best_state={}, best_epoch=1, history=perfect, steps=1, resumed_from=None)
     usable = np.ones(len(shards), dtype=bool)
-    report = pipeline._refit_head(DistillConfig(), student, shards, usable, [0, 1, 2], [held], result, "cpu")
+    report, _ = pipeline._refit_head(DistillConfig(), student, shards, usable, [0, 1, 2], [held], result, "cpu")
     assert not report["applied"] and report["reason"] == "lowered teacher_mean on the held-out files"
     assert report["validation"]["teacher_mean"]["before"] == 1.0 > report["validation"]["teacher_mean"]["after"]
     assert all(torch.equal(v, before[k]) for k, v in student.head.state_dict().items())

@@ -331,7 +331,7 @@ def distill(
         return DistillOutcome(None, None, {}, result.history, teacher_calls)
 
     student.load_state_dict(result.best_state)
-    head_refit = _refit_head(config, student, shards, usable, dims, validation, result, device)
+    head_refit, head_data = _refit_head(config, student, shards, usable, dims, validation, result, device)
     student.to("cpu").eval()
     export_onnx, quantize_int8 = exporter or _default_exporter()
 
@@ -341,7 +341,7 @@ def distill(
 
     export()
     if head_refit.get("applied") and "validation" in head_refit:
-        head_refit = _int8_guard(config, student, shards, usable, dims, validation, result, head_refit, export)
+        head_refit = _int8_guard(config, student, head_data, validation, result, head_refit, export)
 
     record = provenance_record(
         config, teacher, student, out, out_int8, source=source, listed=len(files), pool=pool,
@@ -606,32 +606,38 @@ def _check_gold(spec: str | None, teacher_model, source: dict) -> None:
 
 
 def _refit_head(config: DistillConfig, student, shards, usable: np.ndarray, dims: list[int],
-                validation: typing.Sequence[ValidationSet], result, device: str) -> dict:
+                validation: typing.Sequence[ValidationSet], result, device: str) -> tuple[dict, typing.Any]:
     r"""Refit the trained student's output layer in closed form; keep it unless held-out CCC drops.
 
     The best epoch's held-out figures (computed for exactly these weights)
     are the comparison; a refit that lowers the mean CCC vs the teacher on
     the held-out files is undone.
+
+    Returns:
+        the report for the provenance record, and the
+        :class:`~benchmark.distill.refit.HeadData` it was fitted on (``None``
+        without a refit), from which :func:`_int8_guard` refits again
     """
     import torch
 
     from benchmark.distill import refit, train as training
 
     if not config.head_refit:
-        return {"applied": False, "reason": "switched off (--no-head-refit)"}
+        return {"applied": False, "reason": "switched off (--no-head-refit)"}, None
     if not isinstance(getattr(student, "head", None), torch.nn.Linear):
-        return {"applied": False, "reason": f"{type(student).__name__} has no linear output layer 'head'"}
+        return {"applied": False, "reason": f"{type(student).__name__} has no linear output layer 'head'"}, None
     student.to(device)
     original = {k: v.clone() for k, v in student.head.state_dict().items()}
     heldout = next((v for v in validation if v.name == "teacher" and len(v)), None)
-    report = refit.refit_head(student, shards, usable, dims, heldout, seed=config.seed, device=device)
+    data = refit.head_data(student, shards, usable, dims, heldout, device)
+    report = refit.refit_from(student, data, seed=config.seed)
     if training.selection_key(validation) == "none":
-        return {"applied": True, **report, "checked": "no held-out files"}
+        return {"applied": True, **report, "checked": "no held-out files"}, data
     figures, dropped = _against_trained_head(student, validation, result, device)
     if dropped:
         student.head.load_state_dict(original)
-        return {"applied": False, "reason": f"{dropped} on the held-out files", **report, "validation": figures}
-    return {"applied": True, **report, "validation": figures}
+        return {"applied": False, "reason": f"{dropped} on the held-out files", **report, "validation": figures}, data
+    return {"applied": True, **report, "validation": figures}, data
 
 
 def _against_trained_head(student, validation: typing.Sequence[ValidationSet], result,
@@ -655,16 +661,16 @@ INT8_LOSS_LIMIT = 0.01
 r"""Held-out CCC the int8 twin of a refitted head may lose on any dimension (the issue's int8 target)."""
 
 
-def _int8_guard(config: DistillConfig, student, shards, usable: np.ndarray, dims: list[int],
-                validation: typing.Sequence[ValidationSet], result, report: dict,
-                export: typing.Callable[[], None]) -> dict:
+def _int8_guard(config: DistillConfig, student, data, validation: typing.Sequence[ValidationSet], result,
+                report: dict, export: typing.Callable[[], None]) -> dict:
     r"""Raise a refitted head's penalty until its int8 twin loses at most :data:`INT8_LOSS_LIMIT` held-out CCC.
 
     A small penalty can lean on directions of the features that 8-bit
     activations blur. The exported pair is scored on the held-out files; while
     the int8 model loses more than the limit on a dimension and a larger
     penalty is left, the head is refitted with the next larger one and the
-    pair exported again. If the head that holds the limit scores below the
+    pair exported again (from the same ``data``: the network before the head
+    does not change). If the head that holds the limit scores below the
     trained head on the held-out files, the trained head is exported instead,
     as :func:`_refit_head` promises.
     """
@@ -680,7 +686,7 @@ def _int8_guard(config: DistillConfig, student, shards, usable: np.ndarray, dims
         if loss <= INT8_LOSS_LIMIT or not larger:
             break
         alpha = larger[0]
-        refit.refit_head(student, shards, usable, dims, heldout[0], alphas=(alpha,), seed=config.seed)
+        refit.refit_from(student, data, alphas=(alpha,), seed=config.seed)
         export()
     report = {**report, "int8_loss_by_alpha": losses}
     if alpha == report["alpha"]:

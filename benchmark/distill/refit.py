@@ -222,6 +222,97 @@ def crop_inputs(module: torch.nn.Module, shards, records: np.ndarray, device: st
     return out
 
 
+@dataclasses.dataclass(frozen=True)
+class HeadData:
+    r"""What a refit of a student's ``head`` is fitted on: computed once, then refitted with any penalty.
+
+    Attributes:
+        features: the head's inputs for the usable training crops, ``(crops, features)``
+        targets: the teacher's outputs for them, ``(crops, len(dims))``
+        files: the training file of every crop
+        heldout: ``(features, targets)`` of the held-out files, or ``None``
+        dims: the head's rows that are refitted (the dimensions the teacher predicts)
+
+    """
+
+    features: np.ndarray
+    targets: np.ndarray
+    files: np.ndarray
+    heldout: tuple[np.ndarray, np.ndarray] | None
+    dims: list[int]
+
+
+def head_data(
+    module: torch.nn.Module,
+    shards,
+    usable: np.ndarray,
+    dims: typing.Sequence[int],
+    heldout=None,
+    device: str = "cpu",
+) -> HeadData:
+    r"""The head's inputs and the teacher's targets on the usable training crops (and the held-out files).
+
+    Args:
+        module: a trained student with a :class:`torch.nn.Linear` ``head``
+            whose outputs are A/D/V
+        shards: :class:`benchmark.distill.annotate.Shards` with the teacher's targets
+        usable: per record, whether it was trained on (in range)
+        dims: the dimensions the teacher predicts
+        heldout: a :class:`benchmark.distill.train.ValidationSet` of whole
+            held-out files with the teacher's outputs, which chooses the
+            penalty (``None`` or empty: cross-validation over training files)
+        device: torch device of ``module``
+
+    Raises:
+        ValueError: if the student has no linear ``head``
+
+    """
+    from benchmark import DIMENSIONS
+
+    if not isinstance(getattr(module, "head", None), torch.nn.Linear):
+        raise ValueError(f"{type(module).__name__} has no linear output layer 'head' to refit.")
+    records = np.flatnonzero(np.asarray(usable, dtype=bool))
+    dims = list(dims)
+    held = None
+    if heldout is not None and len(heldout):
+        names = [DIMENSIONS[d] for d in dims]
+        held = (head_inputs(module, (s[None] for s in heldout.signals), device), heldout.reference[names].to_numpy())
+    return HeadData(features=crop_inputs(module, shards, records, device), targets=shards.targets[records][:, dims],
+                    files=shards.file_index[records], heldout=held, dims=dims)
+
+
+def refit_from(module: torch.nn.Module, data: HeadData, *, alphas: typing.Sequence[float] = ALPHAS,
+               seed: int = 0) -> dict:
+    r"""Replace the rows ``data.dims`` of ``module.head`` by their fit (:func:`fit_head`) on ``data``.
+
+    Args:
+        module: the student ``data`` was computed for (the other rows of its head are left as they are)
+        data: :func:`head_data`
+        alphas: penalties to choose from (one: that penalty)
+        seed: seed of the fold assignment of the cross-validation without held-out files
+
+    Returns:
+        a JSON-friendly report: crops and files fitted on, features, the
+        chosen penalty, the mean CCC of every penalty and where it was measured
+
+    """
+    fitted = fit_head(data.features, data.targets, data.files, data.heldout, alphas=alphas, seed=seed)
+    head = module.head
+    with torch.no_grad():
+        head.weight[data.dims] = torch.from_numpy(fitted.weight).to(head.weight)
+        head.bias[data.dims] = torch.from_numpy(fitted.bias).to(head.bias)
+    where = (f"{len(data.heldout[0])} held-out files" if data.heldout is not None
+             else f"{FOLDS}-fold cross-validation over training files")
+    return {
+        "crops": int(len(data.features)),
+        "files": int(len(np.unique(data.files))),
+        "features": int(data.features.shape[1]),
+        "alpha": fitted.alpha,
+        "chosen_on": where,
+        "mean_ccc_by_alpha": {str(a): round(v, 4) for a, v in fitted.scores.items()},
+    }
+
+
 def refit_head(
     module: torch.nn.Module,
     shards,
@@ -235,49 +326,10 @@ def refit_head(
 ) -> dict:
     r"""Replace the rows of ``module.head`` for ``dims`` by their closed-form fit on the usable crops.
 
-    Args:
-        module: a trained student with a :class:`torch.nn.Linear` ``head``
-            whose outputs are A/D/V (the other rows are left as they are)
-        shards: :class:`benchmark.distill.annotate.Shards` with the teacher's targets
-        usable: per record, whether it was trained on (in range)
-        dims: the dimensions the teacher predicts
-        heldout: a :class:`benchmark.distill.train.ValidationSet` of whole
-            held-out files with the teacher's outputs, which chooses the
-            penalty (``None`` or empty: cross-validation over training files)
-        alphas: penalties to choose from (one: that penalty)
-        seed: seed of the fold assignment of that cross-validation
-        device: torch device of ``module``
-
-    Returns:
-        a JSON-friendly report: crops and files fitted on, features, the
-        chosen penalty, the mean CCC of every penalty and where it was measured
+    :func:`head_data`, then :func:`refit_from` (arguments as there).
 
     Raises:
         ValueError: if the student has no linear ``head``
 
     """
-    from benchmark import DIMENSIONS
-
-    head = getattr(module, "head", None)
-    if not isinstance(head, torch.nn.Linear):
-        raise ValueError(f"{type(module).__name__} has no linear output layer 'head' to refit.")
-    records = np.flatnonzero(np.asarray(usable, dtype=bool))
-    dims = list(dims)
-    features = crop_inputs(module, shards, records, device)
-    held = None
-    if heldout is not None and len(heldout):
-        names = [DIMENSIONS[d] for d in dims]
-        held = (head_inputs(module, (s[None] for s in heldout.signals), device), heldout.reference[names].to_numpy())
-    fitted = fit_head(features, shards.targets[records][:, dims], shards.file_index[records], held,
-                      alphas=alphas, seed=seed)
-    with torch.no_grad():
-        head.weight[dims] = torch.from_numpy(fitted.weight).to(head.weight)
-        head.bias[dims] = torch.from_numpy(fitted.bias).to(head.bias)
-    return {
-        "crops": int(len(records)),
-        "files": int(len(np.unique(shards.file_index[records]))),
-        "features": int(features.shape[1]),
-        "alpha": fitted.alpha,
-        "chosen_on": f"{len(heldout)} held-out files" if held else f"{FOLDS}-fold cross-validation over training files",
-        "mean_ccc_by_alpha": {str(a): round(v, 4) for a, v in fitted.scores.items()},
-    }
+    return refit_from(module, head_data(module, shards, usable, dims, heldout, device), alphas=alphas, seed=seed)
