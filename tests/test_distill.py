@@ -673,44 +673,44 @@ def test_seed_spread_script_reads_finished_scratch_runs(tmp_path, pool, models_y
 
 
 def test_head_refit_recovers_a_linear_map_of_the_head_inputs(pool):
+    import pandas as pd
+
     from benchmark.distill import refit
+    from benchmark.distill.train import ValidationSet
 
     files = annotate.scan_pool(sorted(str(p) for p in pool.glob("*.wav")))
-    shards = annotate.annotate_pool(FeatureTeacher(), files, annotate.Recipe(crop_seconds=0.5, variants=3),
-                                    progress=False)
+    signals = [annotate.read_audio(f) for f in files.files]
+    # each file also in halves and in thirds: more samples than a tiny pool has files
+    signals += [part for x in signals for k in (2, 3) for part in np.array_split(x, k)]
     torch.manual_seed(0)
     student = small_wav2small("wav2small").eval()
-    usable = np.ones(len(shards), dtype=bool)
-    features = refit.crop_inputs(student, shards, np.flatnonzero(usable))
-    assert features.shape == (len(shards), student.head.in_features)
+    features = refit.head_inputs(student, (x[None] for x in signals))
+    assert features.shape == (len(signals), student.head.in_features)
     # targets that a head can reach exactly: the refit must find that head
     rng = np.random.default_rng(1)
     weight, bias = rng.normal(size=(3, features.shape[1])) / 30, np.array([0.5, 0.4, 0.6])
-    shards.targets = (features @ weight.T + bias).astype(np.float32)
+    names = ["arousal", "dominance", "valence"]
+    reachable = pd.DataFrame(features @ weight.T + bias, columns=names, index=[f"f{i}" for i in range(len(signals))])
+    training = ValidationSet("train", signals, reachable.iloc[:, [0, 2]])
     kept_row = student.head.weight[1].detach().clone()
-    report = refit.refit_head(student, shards, usable, [0, 2])
-    assert report["crops"] == len(shards) and report["files"] == 8 and report["alpha"] in refit.ALPHAS
+    report = refit.refit_head(student, training, [0, 2])
+    assert report["fitted_on"] == f"{len(signals)} whole training files" and report["alpha"] in refit.ALPHAS
     assert torch.equal(student.head.weight[1], kept_row)  # a dimension the teacher does not predict
     head = {k: v.double().numpy() for k, v in student.head.state_dict().items()}
-    prediction = refit.crop_inputs(student, shards, np.flatnonzero(usable)) @ head["weight"].T + head["bias"]
+    prediction = refit.head_inputs(student, (x[None] for x in signals)) @ head["weight"].T + head["bias"]
     for d in (0, 2):
-        assert np.corrcoef(prediction[:, d], shards.targets[:, d])[0, 1] > 0.999
-        assert abs(prediction[:, d].std() - shards.targets[:, d].std()) < 0.01 * shards.targets[:, d].std()
+        target = reachable.iloc[:, d].to_numpy()
+        assert np.corrcoef(prediction[:, d], target)[0, 1] > 0.999
+        assert abs(prediction[:, d].std() - target.std()) < 0.01 * target.std()
     assert report["chosen_on"] == "5-fold cross-validation over training files"
     # whole held-out files choose the penalty when there are any; the targets stay reachable
-    import pandas as pd
-
-    from benchmark.distill.train import ValidationSet
-
-    signals = [annotate.read_audio(f) for f in files.files[:4]]
-    reference = refit.head_inputs(student, (x[None] for x in signals)) @ weight.T + bias
-    held = ValidationSet("teacher", signals, pd.DataFrame(reference, columns=["arousal", "dominance", "valence"]))
-    report = refit.refit_head(student, shards, usable, [0, 2], held)
+    held = ValidationSet("teacher", signals[:4], reachable.iloc[:4])
+    report = refit.refit_head(student, training, [0, 2], held)
     assert report["chosen_on"] == "4 held-out files" and set(report["mean_ccc_by_alpha"]) == {
         str(a) for a in refit.ALPHAS}
     assert max(report["mean_ccc_by_alpha"].values()) > 0.99
     with pytest.raises(ValueError, match="no linear output layer 'head'"):
-        refit.refit_head(nn.Sequential(nn.Conv1d(1, 3, 1)), shards, usable, [0])
+        refit.refit_head(nn.Sequential(nn.Conv1d(1, 3, 1)), training, [0])
 
 
 def test_head_refit_changes_only_the_head_and_is_recorded(tmp_path, pool, models_yaml):
@@ -733,7 +733,7 @@ def test_head_refit_changes_only_the_head_and_is_recorded(tmp_path, pool, models
     else:
         assert record["reason"].startswith("lowered teacher_mean") and onnx_bytes(refitted) == onnx_bytes(plain)
         assert onnx_mean == pytest.approx(teacher_mean["before"], abs=2e-3)
-    assert record["crops"] > 0 and record["chosen_on"] == "2 held-out files"
+    assert record["fitted_on"] == "6 whole training files" and record["chosen_on"] == "2 held-out files"
     assert set(record["mean_ccc_by_alpha"]) == {"0.0001", "0.001", "0.01", "0.1"}
 
 
@@ -744,8 +744,6 @@ def test_head_refit_is_undone_when_the_heldout_ccc_drops(pool):
     from benchmark.distill.train import TrainResult, ValidationSet
 
     files = annotate.scan_pool(sorted(str(p) for p in pool.glob("*.wav")))
-    shards = annotate.annotate_pool(FeatureTeacher(), files, annotate.Recipe(crop_seconds=0.5, variants=2),
-                                    progress=False)
     signals = [annotate.read_audio(f) for f in files.files]
     names = ["arousal", "dominance", "valence"]
     held = ValidationSet("teacher", signals, pd.DataFrame([FeatureTeacher().predict(s) for s in signals], columns=names))
@@ -754,8 +752,7 @@ def test_head_refit_is_undone_when_the_heldout_ccc_drops(pool):
     # a best epoch that no refit can beat: held-out CCC 1 on every dimension
     perfect = pd.DataFrame([{"epoch": 1, **{f"teacher_{d}": 1.0 for d in names + ["mean"]}}])
     result = TrainResult(best_state={}, best_epoch=1, history=perfect, steps=1, resumed_from=None)
-    usable = np.ones(len(shards), dtype=bool)
-    report, _ = pipeline._refit_head(DistillConfig(), student, shards, usable, [0, 1, 2], [held], result, "cpu")
+    report, _ = pipeline._refit_head(DistillConfig(), student, held, [0, 1, 2], [held], result, "cpu")
     assert not report["applied"] and report["reason"] == "lowered teacher_mean on the held-out files"
     assert report["validation"]["teacher_mean"]["before"] == 1.0 > report["validation"]["teacher_mean"]["after"]
     assert all(torch.equal(v, before[k]) for k, v in student.head.state_dict().items())

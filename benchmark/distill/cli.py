@@ -215,7 +215,7 @@ def _report(outcome) -> None:
         change = (refit.get("validation") or {}).get("teacher_mean") or {}
         known = change.get("before") is not None and change.get("after") is not None
         shift = f", held-out mean CCC {change['before']:.3f} -> {change['after']:.3f}" if known else ""
-        print(f"output layer refitted (ridge, alpha {refit['alpha']:g}, {refit['crops']} crops{shift})")
+        print(f"output layer refitted (ridge, alpha {refit['alpha']:g}, {refit['fitted_on']}{shift})")
     elif refit:
         print(f"output layer not refitted: {refit.get('reason')}")
     print(f"best epoch {p['training']['best_epoch']}; wall time {p['wall_seconds']:.0f} s")

@@ -331,7 +331,11 @@ def distill(
         return DistillOutcome(None, None, {}, result.history, teacher_calls)
 
     student.load_state_dict(result.best_state)
-    head_refit, head_data = _refit_head(config, student, shards, usable, dims, validation, result, device)
+    train_files = None
+    if config.head_refit and isinstance(getattr(student, "head", None), torch.nn.Linear):
+        train_files, calls = _training_files(teacher, train_pool, dims, config, target_range)
+        teacher_calls += calls
+    head_refit, head_data = _refit_head(config, student, train_files, dims, validation, result, device)
     student.to("cpu").eval()
     export_onnx, quantize_int8 = exporter or _default_exporter()
 
@@ -605,13 +609,27 @@ def _check_gold(spec: str | None, teacher_model, source: dict) -> None:
         )
 
 
-def _refit_head(config: DistillConfig, student, shards, usable: np.ndarray, dims: list[int],
+def _training_files(teacher, train_pool: Pool, dims: list[int], config: DistillConfig,
+                    target_range: tuple[float, float]) -> tuple[ValidationSet, int]:
+    r"""The whole, clean training files with the teacher's outputs (cached), off-scale ones left out.
+
+    What the output-layer refit is fitted on; returns them and the teacher calls made (0 on a cache hit).
+    """
+    targets, signals, _, calls = annotate.annotate_files(teacher, train_pool.files, train_pool.hashes,
+                                                         label="train", batch_size=config.teacher_batch)
+    targets = targets[annotate.in_range(targets.to_numpy(), target_range)]
+    names = [DIMENSIONS[d] for d in dims]
+    return ValidationSet("train", [signals[f] for f in targets.index], targets[names]), calls
+
+
+def _refit_head(config: DistillConfig, student, train_files: ValidationSet | None, dims: list[int],
                 validation: typing.Sequence[ValidationSet], result, device: str) -> tuple[dict, typing.Any]:
     r"""Refit the trained student's output layer in closed form; keep it unless held-out CCC drops.
 
-    The best epoch's held-out figures (computed for exactly these weights)
-    are the comparison; a refit that lowers the mean CCC vs the teacher on
-    the held-out files is undone.
+    ``train_files`` holds the whole training files with the teacher's outputs
+    (:func:`_training_files`). The best epoch's held-out figures (computed
+    for exactly these weights) are the comparison; a refit that lowers the
+    mean CCC vs the teacher on the held-out files is undone.
 
     Returns:
         the report for the provenance record, and the
@@ -626,10 +644,12 @@ def _refit_head(config: DistillConfig, student, shards, usable: np.ndarray, dims
         return {"applied": False, "reason": "switched off (--no-head-refit)"}, None
     if not isinstance(getattr(student, "head", None), torch.nn.Linear):
         return {"applied": False, "reason": f"{type(student).__name__} has no linear output layer 'head'"}, None
+    if train_files is None or not len(train_files):
+        return {"applied": False, "reason": "no training file with an in-range teacher output"}, None
     student.to(device)
     original = {k: v.clone() for k, v in student.head.state_dict().items()}
     heldout = next((v for v in validation if v.name == "teacher" and len(v)), None)
-    data = refit.head_data(student, shards, usable, dims, heldout, device)
+    data = refit.head_data(student, train_files, dims, heldout, device)
     report = refit.refit_from(student, data, seed=config.seed)
     if training.selection_key(validation) == "none":
         return {"applied": True, **report, "checked": "no held-out files"}, data
