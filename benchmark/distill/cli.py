@@ -85,8 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("--no-augment", dest="augment", action="store_false",
                      help="no noise/babble/gain/filter augmentation")
     opt.add_argument("--no-head-refit", dest="head_refit", action="store_false",
-                     help="keep the trained output layer instead of refitting it in closed form (ridge) on all "
-                     "training crops after training")
+                     help="keep the trained output layer instead of refitting it in closed form (ridge) on the "
+                     "whole training files after training")
     opt.add_argument("--val-fraction", type=float, default=d.val_fraction,
                      help="pool files held out to validate against the teacher")
     opt.add_argument("--target-range", type=float, nargs=2, default=d.target_range, metavar=("LOW", "HIGH"),

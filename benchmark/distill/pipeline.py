@@ -57,7 +57,7 @@ class DistillConfig:
         max_files: use at most this many pool files (content-hash order; 0: all)
         val_fraction: pool files held out to validate against the teacher
         head_refit: after training, replace the student's output layer by its
-            closed-form ridge fit on all training crops
+            closed-form ridge fit on the whole, clean training files
             (:mod:`benchmark.distill.refit`), unless that lowers the held-out
             mean CCC vs the teacher
         target_range: teacher outputs outside it are treated as teacher
