@@ -737,6 +737,16 @@ def test_head_refit_changes_only_the_head_and_is_recorded(tmp_path, pool, models
     assert set(record["mean_ccc_by_alpha"]) == {"0.0001", "0.001", "0.01", "0.1"}
 
 
+def test_head_refit_reads_at_most_refit_max_files(tmp_path, pool, models_yaml, monkeypatch):
+    from benchmark.distill import pipeline
+
+    monkeypatch.setattr(pipeline, "REFIT_MAX_FILES", 3)
+    outcome = run(config(tmp_path, pool, models_yaml, out="capped", register=False))
+    record = json.loads((outcome.out / "provenance.json").read_text())["head_refit"]
+    assert record["fitted_on"] == "3 whole training files"
+    assert outcome.provenance["data"]["train_files"] == 6  # training itself still uses every file
+
+
 def test_head_refit_is_undone_when_the_heldout_ccc_drops(pool):
     import pandas as pd
 
