@@ -242,7 +242,7 @@ def distill(
     """
     import torch
 
-    from benchmark.distill import train as training
+    from benchmark.distill import refit, train as training
 
     started = time.perf_counter()
     rank, world_size, local_rank = _init_distributed()
@@ -332,7 +332,7 @@ def distill(
 
     student.load_state_dict(result.best_state)
     train_files = None
-    if config.head_refit and isinstance(getattr(student, "head", None), torch.nn.Linear):
+    if config.head_refit and refit.has_linear_head(student):
         train_files, calls = _training_files(teacher, train_pool, dims, config, target_range)
         teacher_calls += calls
     head_refit, head_data = _refit_head(config, student, train_files, dims, validation, result, device)
@@ -619,17 +619,31 @@ pseudo-random subset; the demo pool's 900 training files are all used.
 
 def _training_files(teacher, train_pool: Pool, dims: list[int], config: DistillConfig,
                     target_range: tuple[float, float]) -> tuple[ValidationSet, int]:
-    r"""The whole, clean training files with the teacher's outputs (cached), off-scale ones left out.
+    r"""What the output-layer refit is fitted on: :func:`_teacher_files` of at most :data:`REFIT_MAX_FILES` training files.
 
-    What the output-layer refit is fitted on (at most :data:`REFIT_MAX_FILES`
-    of them); returns them and the teacher calls made (0 on a cache hit).
+    Returns them and the teacher calls made (0 on a cache hit).
     """
     files, hashes = train_pool.files[:REFIT_MAX_FILES], train_pool.hashes[:REFIT_MAX_FILES]
-    targets, signals, _, calls = annotate.annotate_files(teacher, files, hashes, label="train",
-                                                         batch_size=config.teacher_batch)
-    targets = targets[annotate.in_range(targets.to_numpy(), target_range)]
+    train_files, _, _, calls = _teacher_files("train", teacher, files, hashes, dims, config, target_range)
+    return train_files, calls
+
+
+def _teacher_files(name: str, teacher, files: list[str], hashes: list[str], dims: list[int], config: DistillConfig,
+                   target_range: tuple[float, float]) -> tuple[ValidationSet, list[tuple[str, str]], list[str], int]:
+    r"""Whole, clean files with the teacher's outputs (cached by content), off-scale ones left out.
+
+    Returns:
+        the :class:`ValidationSet` ``name``, the unreadable ``(file, reason)``
+        pairs, the files left out as off-scale, and the teacher calls made
+        (0 on a cache hit)
+    """
+    label = {"teacher": "heldout"}.get(name, name)  # the held-out files' cache label predates the set's name
+    targets, signals, skipped, calls = annotate.annotate_files(teacher, files, hashes, label=label,
+                                                               batch_size=config.teacher_batch)
+    ok = annotate.in_range(targets.to_numpy(), target_range)
+    kept = targets[ok]
     names = [DIMENSIONS[d] for d in dims]
-    return ValidationSet("train", [signals[f] for f in targets.index], targets[names]), calls
+    return ValidationSet(name, [signals[f] for f in kept.index], kept[names]), skipped, list(targets.index[~ok]), calls
 
 
 def _refit_head(config: DistillConfig, student, train_files: ValidationSet | None, dims: list[int],
@@ -646,13 +660,11 @@ def _refit_head(config: DistillConfig, student, train_files: ValidationSet | Non
         :class:`~benchmark.distill.refit.HeadData` it was fitted on (``None``
         without a refit), from which :func:`_int8_guard` refits again
     """
-    import torch
-
     from benchmark.distill import refit, train as training
 
     if not config.head_refit:
         return {"applied": False, "reason": "switched off (--no-head-refit)"}, None
-    if not isinstance(getattr(student, "head", None), torch.nn.Linear):
+    if not refit.has_linear_head(student):
         return {"applied": False, "reason": f"{type(student).__name__} has no linear output layer 'head'"}, None
     if train_files is None or not len(train_files):
         return {"applied": False, "reason": "no training file with an in-range teacher output"}, None
@@ -737,13 +749,11 @@ def _validation_sets(
     info: dict = {"skipped": [], "gold": None, "teacher_vs_gold": {}, "offscale": []}
     if rank != 0:  # only rank 0 validates
         return [ValidationSet("teacher", [], pd.DataFrame(columns=names))], info, 0
-    targets, signals, skipped, calls = annotate.annotate_files(teacher, held.files, held.hashes, label="heldout",
-                                                               batch_size=config.teacher_batch)
+    heldout, skipped, offscale, calls = _teacher_files("teacher", teacher, held.files, held.hashes, dims, config,
+                                                       target_range)
     info["skipped"] += skipped
-    ok = annotate.in_range(targets.to_numpy(), target_range)
-    info["offscale"] = [f"{os.path.basename(f)} (held-out, whole file)" for f in targets.index[~ok]]
-    targets = targets[ok]
-    sets = [ValidationSet("teacher", [signals[f] for f in targets.index], targets[names])]
+    info["offscale"] = [f"{os.path.basename(f)} (held-out, whole file)" for f in offscale]
+    sets = [heldout]
     if gold_set is None and gold_spec is not None:
         from benchmark.data.datasets import load_split
 

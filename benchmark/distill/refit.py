@@ -201,6 +201,17 @@ def fit_head(
     return HeadFit(weight=w.T.copy(), bias=b.copy(), alpha=alpha, scores=scores)
 
 
+def has_linear_head(module: torch.nn.Module) -> bool:
+    r"""Whether ``module`` has a :class:`torch.nn.Linear` ``head`` that a refit can replace.
+
+    Examples:
+        >>> has_linear_head(torch.nn.Module()), has_linear_head(torch.nn.ModuleDict({"head": torch.nn.Linear(2, 3)}))
+        (False, True)
+
+    """
+    return isinstance(getattr(module, "head", None), torch.nn.Linear)
+
+
 def head_inputs(module: torch.nn.Module, batches: typing.Iterable[np.ndarray], device: str = "cpu") -> np.ndarray:
     r"""What ``module.head`` receives for every signal of ``batches`` (``[batch, samples]`` arrays), in eval mode."""
     captured: list[np.ndarray] = []
@@ -263,7 +274,7 @@ def head_data(
     """
     from benchmark import DIMENSIONS
 
-    if not isinstance(getattr(module, "head", None), torch.nn.Linear):
+    if not has_linear_head(module):
         raise ValueError(f"{type(module).__name__} has no linear output layer 'head' to refit.")
     dims = list(dims)
     names = [DIMENSIONS[d] for d in dims]
