@@ -326,7 +326,9 @@ def test_bn_freeze_epochs_train_with_fixed_statistics(tmp_path, pool, models_yam
         )
         return model
 
-    cfg = config(tmp_path, pool, models_yaml, out="frozen", epochs=3, batch_size=2, bn_freeze_epochs=1)
+    # (without the whole-file tuning, whose steps run in inference mode too)
+    cfg = config(tmp_path, pool, models_yaml, out="frozen", epochs=3, batch_size=2, bn_freeze_epochs=1,
+                 whole_file_epochs=0)
     frozen = distill(cfg, teacher=FeatureTeacher(), build_student=student)
     per_epoch = len(steps) // 3
     assert per_epoch >= 2 and all(training for training, _ in steps[: 2 * per_epoch])
@@ -336,7 +338,8 @@ def test_bn_freeze_epochs_train_with_fixed_statistics(tmp_path, pool, models_yam
     assert not torch.equal(last[0][1], steps[2 * per_epoch - 1][1])  # recalibrated, not the running average
     assert frozen.provenance["hyperparameters"]["bn_freeze_epochs"] == 1
     # resumable inside the frozen phase; only the frozen epoch trains differently
-    cfg = config(tmp_path, pool, models_yaml, out="frozen-resumed", epochs=3, batch_size=2, bn_freeze_epochs=1)
+    cfg = config(tmp_path, pool, models_yaml, out="frozen-resumed", epochs=3, batch_size=2, bn_freeze_epochs=1,
+                 whole_file_epochs=0)
     with pytest.raises(Interrupted):
         run(dataclasses.replace(cfg, stop_after_steps=2 * per_epoch + 1))
     assert onnx_bytes(run(cfg)) == onnx_bytes(frozen)
@@ -714,8 +717,10 @@ def test_head_refit_recovers_a_linear_map_of_the_head_inputs(pool):
 
 
 def test_head_refit_changes_only_the_head_and_is_recorded(tmp_path, pool, models_yaml):
-    refitted = run(config(tmp_path, pool, models_yaml, out="refit", register=False))
-    plain = run(config(tmp_path, pool, models_yaml, out="plain", register=False, head_refit=False))
+    # without the whole-file tuning, so the refit starts from the best epoch's network
+    refitted = run(config(tmp_path, pool, models_yaml, out="refit", register=False, whole_file_epochs=0))
+    plain = run(config(tmp_path, pool, models_yaml, out="plain", register=False, head_refit=False,
+                       whole_file_epochs=0))
     # a post-training step: the same training, epoch by epoch
     timeless = ["train_seconds"]
     assert refitted.history.drop(columns=timeless).equals(plain.history.drop(columns=timeless))
@@ -737,6 +742,99 @@ def test_head_refit_changes_only_the_head_and_is_recorded(tmp_path, pool, models
     assert set(record["mean_ccc_by_alpha"]) == {"0.0001", "0.001", "0.01", "0.1"}
 
 
+def test_whole_file_tuning_trains_with_frozen_statistics_and_is_deterministic(pool):
+    import pandas as pd
+
+    from benchmark.distill import tune
+    from benchmark.distill.train import ValidationSet
+
+    paths = sorted(str(p) for p in pool.glob("*.wav"))
+    signals = [annotate.read_audio(f) for f in paths]  # 0.4 s, 0.5 s, ... 1.1 s
+    names = ["arousal", "dominance", "valence"]
+    files = ValidationSet("train", signals, pd.DataFrame([FeatureTeacher().predict(s) for s in signals], columns=names))
+
+    def tuned(seed):
+        torch.manual_seed(0)
+        student = TinyStudent().eval()
+        before = {k: v.clone() for k, v in student.state_dict().items()}
+        report = tune.tune(student, files, [0, 1, 2], tune.TuneSettings(batch_size=3, lr=1e-2), seed=seed)
+        return before, student, report
+
+    before, student, report = tuned(0)
+    after = student.state_dict()
+    statistics = [k for k in after if k.endswith(("running_mean", "running_var", "num_batches_tracked"))]
+    assert statistics and all(torch.equal(before[k], after[k]) for k in statistics)  # frozen
+    assert any(not torch.equal(before[k], after[k]) for k in after if k not in statistics)
+    assert not student.training and after["head.weight"].is_contiguous()
+    # lengths sorted into batches [0.4, 0.5, 0.6], [0.7, 0.8, 0.9], [1.0, 1.1]: each cut to its shortest
+    assert report["files"] == 8 and report["steps"] == 3 and report["longest_cut_seconds"] == pytest.approx(0.2)
+    assert len(report["loss_by_epoch"]) == 1 and report["lr"] == 1e-2
+    _, again, _ = tuned(0)
+    assert all(torch.equal(v, again.state_dict()[k]) for k, v in after.items())
+    with pytest.raises(ValueError, match="at least 2 files"):
+        tune.tune(TinyStudent(), ValidationSet("train", signals[:1], files.reference.iloc[:1]), [0, 1, 2])
+
+
+def test_whole_file_tuning_is_kept_only_if_the_heldout_ccc_holds(pool):
+    import pandas as pd
+
+    from benchmark.distill import pipeline
+    from benchmark.distill.train import TrainResult, ValidationSet
+
+    paths = sorted(str(p) for p in pool.glob("*.wav"))
+    signals = [annotate.read_audio(f) for f in paths]
+    names = ["arousal", "dominance", "valence"]
+    targets = pd.DataFrame([FeatureTeacher().predict(s) for s in signals], columns=names)
+    train_files, held = ValidationSet("train", signals[:6], targets[:6]), ValidationSet("teacher", signals[6:], targets[6:])
+
+    def tune_after(best_mean):
+        torch.manual_seed(0)
+        student = TinyStudent().eval()
+        before = {k: v.clone() for k, v in student.state_dict().items()}
+        history = pd.DataFrame([{"epoch": 1, **{f"teacher_{d}": best_mean for d in names + ["mean"]}}])
+        result = TrainResult(best_state={}, best_epoch=1, history=history, steps=1, resumed_from=None)
+        config = DistillConfig(batch_size=3, whole_file_lr=1e-2)
+        report, baseline = pipeline._tune_on_whole_files(config, student, train_files, [0, 1, 2], [held], result, "cpu")
+        unchanged = all(torch.equal(v, before[k]) for k, v in student.state_dict().items())
+        return report, baseline, unchanged
+
+    # a best epoch no tuning can beat (held-out CCC 1): undone, the weights as they were
+    report, baseline, unchanged = tune_after(1.0)
+    assert not report["applied"] and report["reason"] == "lowered teacher_mean on the held-out files"
+    assert unchanged and baseline["teacher_mean"] == 1.0 and report["steps"] == 2
+    # one any tuning beats (CCC -1): kept; the refit is then compared with the tuned network
+    report, baseline, unchanged = tune_after(-1.0)
+    assert report["applied"] and not unchanged
+    assert baseline["teacher_mean"] == pytest.approx(report["validation"]["teacher_mean"]["after"], abs=1e-6)
+    # switched off
+    config = DistillConfig(whole_file_epochs=0)
+    result = TrainResult(best_state={}, best_epoch=1, history=pd.DataFrame([{"epoch": 1, "teacher_mean": 0.5}]),
+                         steps=1, resumed_from=None)
+    assert pipeline._tune_on_whole_files(config, TinyStudent(), train_files, [0, 1, 2], [held], result, "cpu")[0] == {
+        "applied": False, "reason": "switched off (--whole-file-epochs 0)"}
+
+
+def test_whole_file_tuning_is_recorded(tmp_path, pool, models_yaml, capsys):
+    tuned = run(config(tmp_path, pool, models_yaml, out="tuned", register=False, head_refit=False))
+    plain = run(config(tmp_path, pool, models_yaml, out="plain", register=False, head_refit=False,
+                       whole_file_epochs=0))
+    timeless = ["train_seconds"]  # a post-training step: the same training, epoch by epoch
+    assert tuned.history.drop(columns=timeless).equals(plain.history.drop(columns=timeless))
+    record = json.loads((tuned.out / "provenance.json").read_text())["whole_file_tuning"]
+    assert json.loads((plain.out / "provenance.json").read_text())["whole_file_tuning"] == {
+        "applied": False, "reason": "switched off (--whole-file-epochs 0)"}
+    assert record["files"] == 6 and record["epochs"] == 1 and record["steps"] == 2 and record["batch_size"] == 4
+    before = record["validation"]["teacher_mean"]["before"]
+    best = plain.history.loc[plain.history["epoch"] == plain.provenance["training"]["best_epoch"], "teacher_mean"]
+    assert before == pytest.approx(best.item(), abs=1e-4)
+    exported = tuned.provenance["validation"]["onnx"]["fp32"]["teacher_mean"]
+    if record["applied"]:
+        assert onnx_bytes(tuned) != onnx_bytes(plain)
+        assert exported == pytest.approx(record["validation"]["teacher_mean"]["after"], abs=2e-3)
+    else:
+        assert onnx_bytes(tuned) == onnx_bytes(plain)
+
+
 def test_head_refit_reads_at_most_refit_max_files(tmp_path, pool, models_yaml, monkeypatch):
     from benchmark.distill import pipeline
 
@@ -751,7 +849,7 @@ def test_head_refit_is_undone_when_the_heldout_ccc_drops(pool):
     import pandas as pd
 
     from benchmark.distill import pipeline
-    from benchmark.distill.train import TrainResult, ValidationSet
+    from benchmark.distill.train import ValidationSet
 
     files = annotate.scan_pool(sorted(str(p) for p in pool.glob("*.wav")))
     signals = [annotate.read_audio(f) for f in files.files]
@@ -761,8 +859,8 @@ def test_head_refit_is_undone_when_the_heldout_ccc_drops(pool):
     before = {k: v.clone() for k, v in student.head.state_dict().items()}
     # a best epoch that no refit can beat: held-out CCC 1 on every dimension
     perfect = pd.DataFrame([{"epoch": 1, **{f"teacher_{d}": 1.0 for d in names + ["mean"]}}])
-    result = TrainResult(best_state={}, best_epoch=1, history=perfect, steps=1, resumed_from=None)
-    report, _ = pipeline._refit_head(DistillConfig(), student, held, [0, 1, 2], [held], result, "cpu")
+    report, _ = pipeline._refit_head(DistillConfig(), student, held, [0, 1, 2], [held], perfect.iloc[0].to_dict(),
+                                     "cpu")
     assert not report["applied"] and report["reason"] == "lowered teacher_mean on the held-out files"
     assert report["validation"]["teacher_mean"]["before"] == 1.0 > report["validation"]["teacher_mean"]["after"]
     assert all(torch.equal(v, before[k]) for k, v in student.head.state_dict().items())

@@ -84,6 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
                      "(teacher runs once per crop)")
     opt.add_argument("--no-augment", dest="augment", action="store_false",
                      help="no noise/babble/gain/filter augmentation")
+    opt.add_argument("--whole-file-epochs", type=int, default=d.whole_file_epochs, metavar="N",
+                     help="after training, train N epochs more on the whole, clean training files with BatchNorm "
+                     "statistics frozen, kept unless the held-out CCC drops (0: off)")
+    opt.add_argument("--whole-file-lr", type=float, default=d.whole_file_lr,
+                     help="learning rate of the whole-file tuning at its first step (decays to zero)")
     opt.add_argument("--no-head-refit", dest="head_refit", action="store_false",
                      help="keep the trained output layer instead of refitting it in closed form (ridge) on the "
                      "whole training files after training")
@@ -119,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
 RECIPE_KEYS = (
     "epochs", "batch_size", "lr", "weight_decay", "warmup", "schedule", "mse_weight", "loss_weights", "bn_calibration",
     "bn_freeze_epochs", "ema", "crop_seconds", "bucket_seconds", "variants", "val_fraction", "precision",
-    "head_refit",
+    "whole_file_epochs", "whole_file_lr", "head_refit",
 )
 r"""Settings a student's ``distilled.recipe`` in ``models.yaml`` may set (defaults for that student)."""
 
@@ -210,15 +215,27 @@ def _report(outcome) -> None:
     for label in ("fp32", "int8"):
         scores = ", ".join(f"{k} {v:.3f}" for k, v in onnx[label].items() if v is not None)
         print(f"CCC {label}: {scores}")
+    tuning = p.get("whole_file_tuning") or {}
+    if "files" in tuning:  # it ran (and was kept or undone)
+        kept = "" if tuning.get("applied") else f"; undone: {tuning.get('reason')}"
+        print(f"whole-file tuning: {tuning['epochs']} epoch(s) on {tuning['files']} training files "
+              f"({p.get('whole_file_tuning_seconds', 0):.0f} s{_heldout_shift(tuning)}){kept}")
+    elif tuning:
+        print(f"no whole-file tuning: {tuning.get('reason')}")
     refit = p.get("head_refit") or {}
     if refit.get("applied"):
-        change = (refit.get("validation") or {}).get("teacher_mean") or {}
-        known = change.get("before") is not None and change.get("after") is not None
-        shift = f", held-out mean CCC {change['before']:.3f} -> {change['after']:.3f}" if known else ""
-        print(f"output layer refitted (ridge, alpha {refit['alpha']:g}, {refit['fitted_on']}{shift})")
+        print(f"output layer refitted (ridge, alpha {refit['alpha']:g}, {refit['fitted_on']}{_heldout_shift(refit)})")
     elif refit:
         print(f"output layer not refitted: {refit.get('reason')}")
     print(f"best epoch {p['training']['best_epoch']}; wall time {p['wall_seconds']:.0f} s")
+
+
+def _heldout_shift(report: dict) -> str:
+    r"""``', held-out mean CCC <before> -> <after>'`` of a stage's report, empty if unknown."""
+    change = (report.get("validation") or {}).get("teacher_mean") or {}
+    if change.get("before") is None or change.get("after") is None:
+        return ""
+    return f", held-out mean CCC {change['before']:.3f} -> {change['after']:.3f}"
 
 
 if __name__ == "__main__":  # pragma: no cover

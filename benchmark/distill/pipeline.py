@@ -24,6 +24,7 @@ from benchmark import DIMENSIONS
 from benchmark.distill import annotate
 from benchmark.distill.annotate import Augmentation, Pool, Recipe
 from benchmark.distill.train import Hyper, ValidationSet
+from benchmark.distill.tune import TuneSettings
 from benchmark.hashing import sha256_text, sha256_tree
 from benchmark.paths import PROJECT_ROOT, cache_dir, results_root
 from benchmark.results import atomic_write_text, provenance
@@ -56,7 +57,12 @@ class DistillConfig:
         augment: apply noise/babble/gain/filter augmentation to variants 1..
         max_files: use at most this many pool files (content-hash order; 0: all)
         val_fraction: pool files held out to validate against the teacher
-        head_refit: after training, replace the student's output layer by its
+        whole_file_epochs: after training, train the best epoch's network this
+            many epochs more on the whole, clean training files, BatchNorm
+            statistics frozen (:mod:`benchmark.distill.tune`), unless that
+            lowers the held-out mean CCC vs the teacher (0: off)
+        whole_file_lr: learning rate of that tuning at its first step (decays to zero)
+        head_refit: after training (and tuning), replace the student's output layer by its
             closed-form ridge fit on the whole, clean training files
             (:mod:`benchmark.distill.refit`), unless that lowers the held-out
             mean CCC vs the teacher
@@ -102,6 +108,8 @@ class DistillConfig:
     augment: bool = True
     max_files: int = 0
     val_fraction: float = 0.1
+    whole_file_epochs: int = TuneSettings.epochs
+    whole_file_lr: float = TuneSettings.lr
     head_refit: bool = True
     target_range: tuple[float, float] = annotate.TARGET_RANGE
     gold: str = "auto"
@@ -332,10 +340,14 @@ def distill(
 
     student.load_state_dict(result.best_state)
     train_files = None
-    if config.head_refit and refit.has_linear_head(student):
+    if config.whole_file_epochs or (config.head_refit and refit.has_linear_head(student)):
         train_files, calls = _training_files(teacher, train_pool, dims, config, target_range)
         teacher_calls += calls
-    head_refit, head_data = _refit_head(config, student, train_files, dims, validation, result, device)
+    tuning_started = time.perf_counter()
+    tuning, baseline = _tune_on_whole_files(config, student, train_files, dims, validation, result, device)
+    tuning_seconds = time.perf_counter() - tuning_started
+    before_refit = {k: v.clone() for k, v in student.state_dict().items()}
+    head_refit, head_data = _refit_head(config, student, train_files, dims, validation, baseline, device)
     student.to("cpu").eval()
     export_onnx, quantize_int8 = exporter or _default_exporter()
 
@@ -345,13 +357,13 @@ def distill(
 
     export()
     if head_refit.get("applied") and "validation" in head_refit:
-        head_refit = _int8_guard(config, student, head_data, validation, result, head_refit, export)
+        head_refit = _int8_guard(config, student, head_data, validation, baseline, before_refit, head_refit, export)
 
     record = provenance_record(
         config, teacher, student, out, out_int8, source=source, listed=len(files), pool=pool,
         train_pool=train_pool, held=held, shards=shards, offscale=offscale, val_info=val_info,
         validation=validation, result=result, recipe=recipe, hyper=hyper, world_size=world_size,
-        target_range=target_range, head_refit=head_refit,
+        target_range=target_range, whole_file_tuning=tuning, head_refit=head_refit,
     )
     # The copy inside the model folder is part of its sha256: keep only what the
     # weights depend on, so the same configuration re-run gives the same hash.
@@ -370,6 +382,7 @@ def distill(
         "threads": threads,
         "teacher_calls": teacher_calls,
         "resumed_from_step": result.resumed_from,
+        "whole_file_tuning_seconds": round(tuning_seconds, 1),
         "cache": {"teacher_shards": str(shards.folder), "checkpoint": str(checkpoint_path(out))},
     }
     training.write_history(result.history, results_dir)
@@ -388,7 +401,7 @@ def provenance_record(
     config: DistillConfig, teacher, student, out: Path, out_int8: Path, *, source: str, listed: int,
     pool: Pool, train_pool: Pool, held: Pool, shards, offscale: list[str], val_info: dict,
     validation: typing.Sequence[ValidationSet], result, recipe: Recipe, hyper: Hyper, world_size: int,
-    target_range: tuple[float, float], head_refit: dict | None = None,
+    target_range: tuple[float, float], whole_file_tuning: dict | None = None, head_refit: dict | None = None,
 ) -> dict:
     r"""What the exported weights depend on: teacher, data, recipe, settings, code, scores.
 
@@ -436,6 +449,7 @@ def provenance_record(
         "hyperparameters": dataclasses.asdict(hyper),
         "code": {k: v for k, v in provenance().items() if k != "date"},
         "training": {"steps": result.steps, "best_epoch": result.best_epoch, "world_size": world_size},
+        "whole_file_tuning": whole_file_tuning,
         "head_refit": head_refit,
         "validation": {
             "selection": "best epoch by mean CCC vs the teacher on held-out pool files (whole, clean)",
@@ -646,14 +660,50 @@ def _teacher_files(name: str, teacher, files: list[str], hashes: list[str], dims
     return ValidationSet(name, [signals[f] for f in kept.index], kept[names]), skipped, list(targets.index[~ok]), calls
 
 
+def _tune_on_whole_files(config: DistillConfig, student, train_files: ValidationSet | None, dims: list[int],
+                         validation: typing.Sequence[ValidationSet], result, device: str) -> tuple[dict, dict]:
+    r"""Tune the best epoch's network on the whole training files; keep it unless held-out CCC drops.
+
+    :func:`benchmark.distill.tune.tune` on ``train_files``
+    (:func:`_training_files`). The best epoch's held-out figures (computed
+    for exactly those weights) are the comparison; tuning that lowers the
+    mean CCC vs the teacher on the held-out files is undone.
+
+    Returns:
+        the report for the provenance record, and the held-out figures of
+        the network it leaves (the comparison for :func:`_refit_head`)
+    """
+    from benchmark.distill import train as training, tune
+
+    best = result.history.loc[result.history["epoch"] == result.best_epoch].iloc[0].to_dict()
+    if not config.whole_file_epochs:
+        return {"applied": False, "reason": "switched off (--whole-file-epochs 0)"}, best
+    if train_files is None or len(train_files) < 2:
+        return {"applied": False, "reason": "fewer than 2 training files with an in-range teacher output"}, best
+    original = {k: v.clone() for k, v in student.state_dict().items()}
+    settings = tune.TuneSettings(epochs=config.whole_file_epochs, lr=config.whole_file_lr,
+                                 batch_size=config.batch_size, weight_decay=config.weight_decay,
+                                 mse_weight=config.mse_weight)
+    report = tune.tune(student, train_files, dims, settings, seed=config.seed,
+                       loss_weights=config.loss_weights, device=device)
+    if training.selection_key(validation) == "none":
+        return {"applied": True, **report, "checked": "no held-out files"}, {}
+    figures, dropped, after = _against(student, validation, best, device)
+    if dropped:
+        student.load_state_dict(original)
+        return {"applied": False, "reason": f"{dropped} on the held-out files", **report, "validation": figures}, best
+    return {"applied": True, **report, "validation": figures}, after
+
+
 def _refit_head(config: DistillConfig, student, train_files: ValidationSet | None, dims: list[int],
-                validation: typing.Sequence[ValidationSet], result, device: str) -> tuple[dict, typing.Any]:
-    r"""Refit the trained student's output layer in closed form; keep it unless held-out CCC drops.
+                validation: typing.Sequence[ValidationSet], baseline: dict, device: str) -> tuple[dict, typing.Any]:
+    r"""Refit the student's output layer in closed form; keep it unless held-out CCC drops.
 
     ``train_files`` holds the whole training files with the teacher's outputs
-    (:func:`_training_files`). The best epoch's held-out figures (computed
-    for exactly these weights) are the comparison; a refit that lowers the
-    mean CCC vs the teacher on the held-out files is undone.
+    (:func:`_training_files`). ``baseline`` holds the held-out figures of
+    the student as it is (the best epoch's, or the tuned network's:
+    :func:`_tune_on_whole_files`); a refit that lowers the mean CCC vs the
+    teacher on the held-out files below them is undone.
 
     Returns:
         the report for the provenance record, and the
@@ -675,36 +725,35 @@ def _refit_head(config: DistillConfig, student, train_files: ValidationSet | Non
     report = refit.refit_from(student, data, seed=config.seed)
     if training.selection_key(validation) == "none":
         return {"applied": True, **report, "checked": "no held-out files"}, data
-    figures, dropped = _against_trained_head(student, validation, result, device)
+    figures, dropped, _ = _against(student, validation, baseline, device)
     if dropped:
         student.head.load_state_dict(original)
         return {"applied": False, "reason": f"{dropped} on the held-out files", **report, "validation": figures}, data
     return {"applied": True, **report, "validation": figures}, data
 
 
-def _against_trained_head(student, validation: typing.Sequence[ValidationSet], result,
-                          device: str = "cpu") -> tuple[dict, str]:
-    r"""Held-out figures of the trained head (its best epoch) and of ``student`` now.
+def _against(student, validation: typing.Sequence[ValidationSet], before: dict,
+             device: str = "cpu") -> tuple[dict, str, dict]:
+    r"""Held-out figures ``before`` a change and of ``student`` now.
 
     Returns:
-        ``{column: {'before': ..., 'after': ...}}`` and, if the selecting
-        mean CCC dropped, ``'lowered <column>'`` (else ``''``)
+        ``{column: {'before': ..., 'after': ...}}``; if the selecting mean
+        CCC dropped, ``'lowered <column>'`` (else ``''``); the figures now
     """
     from benchmark.distill import train as training
 
     key = training.selection_key(validation)
-    best = result.history.loc[result.history["epoch"] == result.best_epoch].iloc[0]
     after = training.evaluate(student, validation, device)
-    figures = {k: {"before": _num(best.get(k)), "after": _num(after[k])} for k in after}
-    return figures, f"lowered {key}" if after[key] < best[key] else ""
+    figures = {k: {"before": _num(before.get(k)), "after": _num(after[k])} for k in after}
+    return figures, f"lowered {key}" if after[key] < before[key] else "", after
 
 
 INT8_LOSS_LIMIT = 0.01
 r"""Held-out CCC the int8 twin of a refitted head may lose on any dimension (the issue's int8 target)."""
 
 
-def _int8_guard(config: DistillConfig, student, data, validation: typing.Sequence[ValidationSet], result,
-                report: dict, export: typing.Callable[[], None]) -> dict:
+def _int8_guard(config: DistillConfig, student, data, validation: typing.Sequence[ValidationSet], baseline: dict,
+                before_refit: dict, report: dict, export: typing.Callable[[], None]) -> dict:
     r"""Raise a refitted head's penalty until its int8 twin loses at most :data:`INT8_LOSS_LIMIT` held-out CCC.
 
     A small penalty can lean on directions of the features that 8-bit
@@ -712,9 +761,10 @@ def _int8_guard(config: DistillConfig, student, data, validation: typing.Sequenc
     the int8 model loses more than the limit on a dimension and a larger
     penalty is left, the head is refitted with the next larger one and the
     pair exported again (from the same ``data``: the network before the head
-    does not change). If the head that holds the limit scores below the
-    trained head on the held-out files, the trained head is exported instead,
-    as :func:`_refit_head` promises.
+    does not change). If the head that holds the limit scores below
+    ``baseline`` (the held-out figures of ``before_refit``, the student's
+    weights before the refit) on the held-out files, ``before_refit`` is
+    exported instead, as :func:`_refit_head` promises.
     """
     from benchmark.distill import refit
 
@@ -733,10 +783,10 @@ def _int8_guard(config: DistillConfig, student, data, validation: typing.Sequenc
     report = {**report, "int8_loss_by_alpha": losses}
     if alpha == report["alpha"]:
         return report
-    figures, dropped = _against_trained_head(student, validation, result)
+    figures, dropped, _ = _against(student, validation, baseline)
     report.update(alpha=alpha, validation=figures, chosen_on=report["chosen_on"] + ", raised for the int8 model")
     if dropped:
-        student.load_state_dict(result.best_state)
+        student.load_state_dict(before_refit)
         export()
         report.update(applied=False, reason=f"{dropped} on the held-out files once the int8 model held the limit")
     return report
