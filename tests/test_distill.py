@@ -326,9 +326,7 @@ def test_bn_freeze_epochs_train_with_fixed_statistics(tmp_path, pool, models_yam
         )
         return model
 
-    # (without the whole-file tuning, whose steps run in inference mode too)
-    cfg = config(tmp_path, pool, models_yaml, out="frozen", epochs=3, batch_size=2, bn_freeze_epochs=1,
-                 whole_file_epochs=0)
+    cfg = config(tmp_path, pool, models_yaml, out="frozen", epochs=3, batch_size=2, bn_freeze_epochs=1)
     frozen = distill(cfg, teacher=FeatureTeacher(), build_student=student)
     per_epoch = len(steps) // 3
     assert per_epoch >= 2 and all(training for training, _ in steps[: 2 * per_epoch])
@@ -338,8 +336,7 @@ def test_bn_freeze_epochs_train_with_fixed_statistics(tmp_path, pool, models_yam
     assert not torch.equal(last[0][1], steps[2 * per_epoch - 1][1])  # recalibrated, not the running average
     assert frozen.provenance["hyperparameters"]["bn_freeze_epochs"] == 1
     # resumable inside the frozen phase; only the frozen epoch trains differently
-    cfg = config(tmp_path, pool, models_yaml, out="frozen-resumed", epochs=3, batch_size=2, bn_freeze_epochs=1,
-                 whole_file_epochs=0)
+    cfg = config(tmp_path, pool, models_yaml, out="frozen-resumed", epochs=3, batch_size=2, bn_freeze_epochs=1)
     with pytest.raises(Interrupted):
         run(dataclasses.replace(cfg, stop_after_steps=2 * per_epoch + 1))
     assert onnx_bytes(run(cfg)) == onnx_bytes(frozen)
@@ -489,17 +486,20 @@ def test_loss_weights_steer_training_and_are_recorded(tmp_path, pool, models_yam
         DistillConfig(loss_weights=(1.0, 1.0))
 
 
-def test_cli_with_real_student(tmp_path, pool, models_yaml):
+def test_cli_with_real_student(tmp_path, pool, models_yaml, capsys):
+    import re
+
     from benchmark.distill.cli import main
 
     argv = [
         "--student", "wav2small-2.0", "--teacher", "random-gaussian", "--data", str(pool),
         "--out", str(tmp_path / "weights" / "w2s2"), "--models", str(models_yaml), "--epochs", "1",
         "--batch-size", "4", "--crop-seconds", "0.5", "--variants", "1", "--threads", "1",
-        "--no-progress", "--no-register", "--gold", "none",
+        "--no-progress", "--whole-file-epochs", "1", "--no-register", "--gold", "none",
     ]
     assert main(argv) == 0
     assert (tmp_path / "weights" / "w2s2-int8" / "model.onnx").exists()
+    assert re.search(r"whole-file tuning: 1 epoch\(s\) on \d+ training files \(\d+ s", capsys.readouterr().out)
     assert main(argv[:-2] + ["--gold", "msppodcast:test-1"]) == 2
 
 
@@ -717,10 +717,8 @@ def test_head_refit_recovers_a_linear_map_of_the_head_inputs(pool):
 
 
 def test_head_refit_changes_only_the_head_and_is_recorded(tmp_path, pool, models_yaml):
-    # without the whole-file tuning, so the refit starts from the best epoch's network
-    refitted = run(config(tmp_path, pool, models_yaml, out="refit", register=False, whole_file_epochs=0))
-    plain = run(config(tmp_path, pool, models_yaml, out="plain", register=False, head_refit=False,
-                       whole_file_epochs=0))
+    refitted = run(config(tmp_path, pool, models_yaml, out="refit", register=False))
+    plain = run(config(tmp_path, pool, models_yaml, out="plain", register=False, head_refit=False))
     # a post-training step: the same training, epoch by epoch
     timeless = ["train_seconds"]
     assert refitted.history.drop(columns=timeless).equals(plain.history.drop(columns=timeless))
@@ -785,7 +783,8 @@ def test_whole_file_tuning_is_kept_only_if_the_heldout_ccc_holds(pool):
     signals = [annotate.read_audio(f) for f in paths]
     names = ["arousal", "dominance", "valence"]
     targets = pd.DataFrame([FeatureTeacher().predict(s) for s in signals], columns=names)
-    train_files, held = ValidationSet("train", signals[:6], targets[:6]), ValidationSet("teacher", signals[6:], targets[6:])
+    train_files = ValidationSet("train", signals[:6], targets[:6])
+    held = ValidationSet("teacher", signals[6:], targets[6:])
 
     def tune_after(best_mean):
         torch.manual_seed(0)
@@ -793,7 +792,7 @@ def test_whole_file_tuning_is_kept_only_if_the_heldout_ccc_holds(pool):
         before = {k: v.clone() for k, v in student.state_dict().items()}
         history = pd.DataFrame([{"epoch": 1, **{f"teacher_{d}": best_mean for d in names + ["mean"]}}])
         result = TrainResult(best_state={}, best_epoch=1, history=history, steps=1, resumed_from=None)
-        config = DistillConfig(batch_size=3, whole_file_lr=1e-2)
+        config = DistillConfig(batch_size=3, whole_file_epochs=1, whole_file_lr=1e-2)
         report, baseline = pipeline._tune_on_whole_files(config, student, train_files, [0, 1, 2], [held], result, "cpu")
         unchanged = all(torch.equal(v, before[k]) for k, v in student.state_dict().items())
         return report, baseline, unchanged
@@ -806,18 +805,18 @@ def test_whole_file_tuning_is_kept_only_if_the_heldout_ccc_holds(pool):
     report, baseline, unchanged = tune_after(-1.0)
     assert report["applied"] and not unchanged
     assert baseline["teacher_mean"] == pytest.approx(report["validation"]["teacher_mean"]["after"], abs=1e-6)
-    # switched off
-    config = DistillConfig(whole_file_epochs=0)
+    # switched off (the default)
+    config = DistillConfig()
     result = TrainResult(best_state={}, best_epoch=1, history=pd.DataFrame([{"epoch": 1, "teacher_mean": 0.5}]),
                          steps=1, resumed_from=None)
     assert pipeline._tune_on_whole_files(config, TinyStudent(), train_files, [0, 1, 2], [held], result, "cpu")[0] == {
         "applied": False, "reason": "switched off (--whole-file-epochs 0)"}
 
 
-def test_whole_file_tuning_is_recorded(tmp_path, pool, models_yaml, capsys):
-    tuned = run(config(tmp_path, pool, models_yaml, out="tuned", register=False, head_refit=False))
-    plain = run(config(tmp_path, pool, models_yaml, out="plain", register=False, head_refit=False,
-                       whole_file_epochs=0))
+def test_whole_file_tuning_is_recorded(tmp_path, pool, models_yaml):
+    tuned = run(config(tmp_path, pool, models_yaml, out="tuned", register=False, head_refit=False,
+                       whole_file_epochs=1))
+    plain = run(config(tmp_path, pool, models_yaml, out="plain", register=False, head_refit=False))
     timeless = ["train_seconds"]  # a post-training step: the same training, epoch by epoch
     assert tuned.history.drop(columns=timeless).equals(plain.history.drop(columns=timeless))
     record = json.loads((tuned.out / "provenance.json").read_text())["whole_file_tuning"]

@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="no noise/babble/gain/filter augmentation")
     opt.add_argument("--whole-file-epochs", type=int, default=d.whole_file_epochs, metavar="N",
                      help="after training, train N epochs more on the whole, clean training files with BatchNorm "
-                     "statistics frozen, kept unless the held-out CCC drops (0: off)")
+                     "statistics frozen, kept unless the held-out CCC drops (0: off; 1 is the tested setting)")
     opt.add_argument("--whole-file-lr", type=float, default=d.whole_file_lr,
                      help="learning rate of the whole-file tuning at its first step (decays to zero)")
     opt.add_argument("--no-head-refit", dest="head_refit", action="store_false",

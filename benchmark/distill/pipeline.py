@@ -60,7 +60,7 @@ class DistillConfig:
         whole_file_epochs: after training, train the best epoch's network this
             many epochs more on the whole, clean training files, BatchNorm
             statistics frozen (:mod:`benchmark.distill.tune`), unless that
-            lowers the held-out mean CCC vs the teacher (0: off)
+            lowers the held-out mean CCC vs the teacher (0, the default: off)
         whole_file_lr: learning rate of that tuning at its first step (decays to zero)
         head_refit: after training (and tuning), replace the student's output layer by its
             closed-form ridge fit on the whole, clean training files
@@ -108,7 +108,7 @@ class DistillConfig:
     augment: bool = True
     max_files: int = 0
     val_fraction: float = 0.1
-    whole_file_epochs: int = TuneSettings.epochs
+    whole_file_epochs: int = 0  # off: on the demo pool it costs more wall time than it gains (docs/distillation.md)
     whole_file_lr: float = TuneSettings.lr
     head_refit: bool = True
     target_range: tuple[float, float] = annotate.TARGET_RANGE
@@ -624,7 +624,7 @@ def _check_gold(spec: str | None, teacher_model, source: dict) -> None:
 
 
 REFIT_MAX_FILES = 4000
-r"""Training files the output-layer refit reads at most (their signals are held in memory together).
+r"""Training files the output-layer refit and the whole-file tuning read at most (held in memory together).
 
 The pool is sorted by content hash, so the first ones are a content-defined
 pseudo-random subset; the demo pool's 900 training files are all used.
@@ -633,7 +633,9 @@ pseudo-random subset; the demo pool's 900 training files are all used.
 
 def _training_files(teacher, train_pool: Pool, dims: list[int], config: DistillConfig,
                     target_range: tuple[float, float]) -> tuple[ValidationSet, int]:
-    r"""What the output-layer refit is fitted on: :func:`_teacher_files` of at most :data:`REFIT_MAX_FILES` training files.
+    r"""The whole files the tuning trains on and the refit is fitted on.
+
+    :func:`_teacher_files` of at most :data:`REFIT_MAX_FILES` training files.
 
     Returns them and the teacher calls made (0 on a cache hit).
     """
