@@ -834,6 +834,28 @@ def test_whole_file_tuning_is_recorded(tmp_path, pool, models_yaml):
         assert onnx_bytes(tuned) == onnx_bytes(plain)
 
 
+def test_offscale_whole_training_files_are_left_out_and_named(tmp_path, pool, models_yaml):
+    class OffScaleOnOneFile(FeatureTeacher):
+        # off the scale for signals of one whole training file's length (every crop is shorter)
+        def __init__(self, length):
+            super().__init__()
+            self.name, self.artifact_hash, self.length = "offscale-teacher", sha256_text("offscale-teacher-1"), length
+
+        def predict(self, signal):
+            return np.full(3, 5.0) if len(signal) == self.length else super().predict(signal)
+
+    files = annotate.scan_pool(sorted(str(p) for p in pool.glob("*.wav")))
+    train, _ = files.split(0.25)
+    longest = max(train.files, key=lambda f: len(annotate.read_audio(f)))  # over 0.5 s: cropped in training
+    outcome = run(config(tmp_path, pool, models_yaml, register=False), teacher=OffScaleOnOneFile(
+        len(annotate.read_audio(longest))))
+    record = json.loads((outcome.out / "provenance.json").read_text())
+    offscale = record["data"]["offscale_targets"]
+    assert offscale["train_files_left_out"] == 1 and offscale["crops_left_out"] == 0
+    assert f"{Path(longest).name} (training, whole file)" in offscale["examples"]
+    assert record["head_refit"]["fitted_on"] == "5 whole training files"
+
+
 def test_head_refit_reads_at_most_refit_max_files(tmp_path, pool, models_yaml, monkeypatch):
     from benchmark.distill import pipeline
 

@@ -339,9 +339,9 @@ def distill(
         return DistillOutcome(None, None, {}, result.history, teacher_calls)
 
     student.load_state_dict(result.best_state)
-    train_files = None
+    train_files, train_offscale = None, []
     if config.whole_file_epochs or (config.head_refit and refit.has_linear_head(student)):
-        train_files, calls = _training_files(teacher, train_pool, dims, config, target_range)
+        train_files, train_offscale, calls = _training_files(teacher, train_pool, dims, config, target_range)
         teacher_calls += calls
     tuning_started = time.perf_counter()
     tuning, baseline = _tune_on_whole_files(config, student, train_files, dims, validation, result, device)
@@ -363,7 +363,7 @@ def distill(
         config, teacher, student, out, out_int8, source=source, listed=len(files), pool=pool,
         train_pool=train_pool, held=held, shards=shards, offscale=offscale, val_info=val_info,
         validation=validation, result=result, recipe=recipe, hyper=hyper, world_size=world_size,
-        target_range=target_range, whole_file_tuning=tuning, head_refit=head_refit,
+        target_range=target_range, train_offscale=train_offscale, whole_file_tuning=tuning, head_refit=head_refit,
     )
     # The copy inside the model folder is part of its sha256: keep only what the
     # weights depend on, so the same configuration re-run gives the same hash.
@@ -401,7 +401,8 @@ def provenance_record(
     config: DistillConfig, teacher, student, out: Path, out_int8: Path, *, source: str, listed: int,
     pool: Pool, train_pool: Pool, held: Pool, shards, offscale: list[str], val_info: dict,
     validation: typing.Sequence[ValidationSet], result, recipe: Recipe, hyper: Hyper, world_size: int,
-    target_range: tuple[float, float], whole_file_tuning: dict | None = None, head_refit: dict | None = None,
+    target_range: tuple[float, float], train_offscale: typing.Sequence[str] = (),
+    whole_file_tuning: dict | None = None, head_refit: dict | None = None,
 ) -> dict:
     r"""What the exported weights depend on: teacher, data, recipe, settings, code, scores.
 
@@ -440,7 +441,8 @@ def provenance_record(
                 "range": list(target_range),
                 "crops_left_out": len(offscale),
                 "heldout_files_left_out": len(val_info["offscale"]),
-                "examples": (offscale + val_info["offscale"])[:20],
+                "train_files_left_out": len(train_offscale),
+                "examples": (offscale + val_info["offscale"] + list(train_offscale))[:20],
             },
         },
         "gold": val_info["gold"],
@@ -632,16 +634,18 @@ pseudo-random subset; the demo pool's 900 training files are all used.
 
 
 def _training_files(teacher, train_pool: Pool, dims: list[int], config: DistillConfig,
-                    target_range: tuple[float, float]) -> tuple[ValidationSet, int]:
+                    target_range: tuple[float, float]) -> tuple[ValidationSet, list[str], int]:
     r"""The whole files the tuning trains on and the refit is fitted on.
 
     :func:`_teacher_files` of at most :data:`REFIT_MAX_FILES` training files.
 
-    Returns them and the teacher calls made (0 on a cache hit).
+    Returns:
+        them, the files left out as off-scale (named for the provenance
+        record), and the teacher calls made (0 on a cache hit)
     """
     files, hashes = train_pool.files[:REFIT_MAX_FILES], train_pool.hashes[:REFIT_MAX_FILES]
-    train_files, _, _, calls = _teacher_files("train", teacher, files, hashes, dims, config, target_range)
-    return train_files, calls
+    train_files, _, offscale, calls = _teacher_files("train", teacher, files, hashes, dims, config, target_range)
+    return train_files, [f"{os.path.basename(f)} (training, whole file)" for f in offscale], calls
 
 
 def _teacher_files(name: str, teacher, files: list[str], hashes: list[str], dims: list[int], config: DistillConfig,
