@@ -95,6 +95,16 @@ class TinyStudent(nn.Module):
         return self.head(torch.cat([h.mean(-1), h.amax(-1)], dim=1))
 
 
+def teacher_set(name: str, signals: list[np.ndarray]):
+    r"""A ``ValidationSet`` of ``signals`` with :class:`FeatureTeacher`'s outputs for them."""
+    import pandas as pd
+
+    from benchmark.distill.train import ValidationSet
+
+    outputs = [FeatureTeacher().predict(s) for s in signals]
+    return ValidationSet(name, signals, pd.DataFrame(outputs, columns=["arousal", "dominance", "valence"]))
+
+
 def small_wav2small(arch: str) -> nn.Module:
     r"""A two-layer Wav2Small with 8 channels (a multiple of 8: it trains channels-last)."""
     from benchmark.students.wav2small import Wav2Small, Wav2SmallConfig
@@ -741,15 +751,12 @@ def test_head_refit_changes_only_the_head_and_is_recorded(tmp_path, pool, models
 
 
 def test_whole_file_tuning_trains_with_frozen_statistics_and_is_deterministic(pool):
-    import pandas as pd
-
     from benchmark.distill import tune
     from benchmark.distill.train import ValidationSet
 
     paths = sorted(str(p) for p in pool.glob("*.wav"))
     signals = [annotate.read_audio(f) for f in paths]  # 0.4 s, 0.5 s, ... 1.1 s
-    names = ["arousal", "dominance", "valence"]
-    files = ValidationSet("train", signals, pd.DataFrame([FeatureTeacher().predict(s) for s in signals], columns=names))
+    files = teacher_set("train", signals)
 
     def tuned(seed):
         torch.manual_seed(0)
@@ -777,14 +784,12 @@ def test_whole_file_tuning_is_kept_only_if_the_heldout_ccc_holds(pool):
     import pandas as pd
 
     from benchmark.distill import pipeline
-    from benchmark.distill.train import TrainResult, ValidationSet
+    from benchmark.distill.train import TrainResult
 
     paths = sorted(str(p) for p in pool.glob("*.wav"))
     signals = [annotate.read_audio(f) for f in paths]
     names = ["arousal", "dominance", "valence"]
-    targets = pd.DataFrame([FeatureTeacher().predict(s) for s in signals], columns=names)
-    train_files = ValidationSet("train", signals[:6], targets[:6])
-    held = ValidationSet("teacher", signals[6:], targets[6:])
+    train_files, held = teacher_set("train", signals[:6]), teacher_set("teacher", signals[6:])
 
     def tune_after(best_mean):
         torch.manual_seed(0)
@@ -870,12 +875,11 @@ def test_head_refit_is_undone_when_the_heldout_ccc_drops(pool):
     import pandas as pd
 
     from benchmark.distill import pipeline
-    from benchmark.distill.train import ValidationSet
 
     files = annotate.scan_pool(sorted(str(p) for p in pool.glob("*.wav")))
     signals = [annotate.read_audio(f) for f in files.files]
     names = ["arousal", "dominance", "valence"]
-    held = ValidationSet("teacher", signals, pd.DataFrame([FeatureTeacher().predict(s) for s in signals], columns=names))
+    held = teacher_set("teacher", signals)
     student = TinyStudent().eval()
     before = {k: v.clone() for k, v in student.head.state_dict().items()}
     # a best epoch that no refit can beat: held-out CCC 1 on every dimension
