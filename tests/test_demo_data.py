@@ -102,6 +102,7 @@ def test_full_size_matches_the_brief():
     assert count("demo-iemocap") == {"emotion.dimensions.test.gold_standard": (10, 30)}
     assert count("demo-mosi") == {"sentiment.test.gold_standard": (20, 10)}
     assert count("demo-pool") == {None: (50, 20)}
+    assert count("demo-refit") == {None: (50, 20)}
 
 
 # ---------------------------------------------------------------- speakers
@@ -121,6 +122,8 @@ def test_speakers_disjoint_when_loaded(use_demo):
     pool = demo.pool_files()
     assert len(pool) > 0 and all(pd.Series(pool).map(lambda f: f.startswith(str(use_demo))))
     speakers["pool"] = {f.rsplit("/", 1)[-1].rsplit("_", 1)[0] for f in pool}
+    speakers["refit"] = {f.rsplit("/", 1)[-1].rsplit("_", 1)[0] for f in demo.pool_files("demo-refit")}
+    assert speakers["refit"] and all(s.startswith("refit-") for s in speakers["refit"])
     keys = list(speakers)
     for i, a in enumerate(keys):
         for b in keys[i + 1 :]:

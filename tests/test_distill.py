@@ -871,6 +871,69 @@ def test_head_refit_reads_at_most_refit_max_files(tmp_path, pool, models_yaml, m
     assert outcome.provenance["data"]["train_files"] == 6  # training itself still uses every file
 
 
+def refit_folder(tmp_path, pool) -> Path:
+    r"""Five new files, a copy of a held-out and of a training pool file, and a broken file."""
+    folder = tmp_path / "refit"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(5):
+        n = int(SR * (0.5 + 0.15 * i))
+        t = np.arange(n) / SR
+        x = 0.03 * (i + 1) * np.sin(2 * np.pi * (120 + 70 * i) * t) + 0.01 * rng.normal(size=n)
+        audiofile.write(str(folder / f"r{i}.wav"), x.astype(np.float32), SR)
+    train, held = annotate.scan_pool(sorted(str(p) for p in pool.glob("*.wav"))).split(0.25)
+    (folder / "copy-of-held.wav").write_bytes(Path(held.files[0]).read_bytes())
+    (folder / "copy-of-train.wav").write_bytes(Path(train.files[0]).read_bytes())
+    (folder / "broken.wav").write_bytes(b"RIFF not really a wav file")
+    return folder
+
+
+def test_head_refit_is_fitted_on_the_refit_data_too(tmp_path, pool, models_yaml):
+    folder = refit_folder(tmp_path, pool)
+    plain = run(config(tmp_path, pool, models_yaml, out="plain", register=False))
+    teacher = FeatureTeacher()
+    extra = run(config(tmp_path, pool, models_yaml, out="extra", register=False, refit_data=str(folder)), teacher)
+    timeless = ["train_seconds"]
+    assert extra.history.drop(columns=timeless).equals(plain.history.drop(columns=timeless))  # training unchanged
+    assert plain.provenance["data"]["refit_files"] == {"source": "none"}  # 'auto' with other data than the demo
+    record = json.loads((extra.out / "provenance.json").read_text())
+    # the copies of pool files are dropped: a held-out file must never be fitted on
+    assert record["head_refit"]["fitted_on"] == "6 whole training files and 5 refit files"
+    refit_files = record["data"]["refit_files"]
+    assert refit_files["source"] == f"folder {folder}" and refit_files["listed_files"] == 8
+    assert refit_files["files"] == 5 and refit_files["in_pool_dropped"] == 2
+    assert refit_files["skipped_count"] == 1 and refit_files["skipped"][0]["file"] == "broken.wav"
+    hashes = sorted(sha256_file(folder / f"r{i}.wav") for i in range(5))
+    assert refit_files["files_sha256"] == sha256_text("\n".join(hashes))
+    plain_refit = plain.provenance["head_refit"]
+    if record["head_refit"]["applied"] and plain_refit["applied"]:
+        assert record["head_refit"]["mean_ccc_by_alpha"] != plain_refit["mean_ccc_by_alpha"]
+    # the refit files' teacher outputs are cached by content like the training files'
+    calls = teacher.calls
+    again = run(config(tmp_path, pool, models_yaml, out="extra", register=False, refit_data=str(folder)), teacher)
+    assert teacher.calls == calls and onnx_bytes(again) == onnx_bytes(extra)
+
+
+def test_refit_data_beyond_refit_max_files_is_left_out(tmp_path, pool, models_yaml, monkeypatch):
+    from benchmark.distill import pipeline
+
+    monkeypatch.setattr(pipeline, "REFIT_MAX_FILES", 8)
+    folder = refit_folder(tmp_path, pool)
+    outcome = run(config(tmp_path, pool, models_yaml, register=False, refit_data=str(folder)))
+    refit_files = outcome.provenance["data"]["refit_files"]
+    # the broken file takes one of the two places left beside the 6 training files
+    assert refit_files["over_limit_dropped"] == 4 and refit_files["files"] + refit_files["skipped_count"] == 2
+    assert outcome.provenance["head_refit"]["fitted_on"].endswith(f"and {refit_files['files']} refit files")
+
+
+def test_refit_data_without_audio_is_refused_before_the_teacher_runs(tmp_path, pool, models_yaml):
+    teacher = FeatureTeacher()
+    with pytest.raises(annotate.DataError, match="--refit-data"):
+        run(config(tmp_path, pool, models_yaml, register=False, refit_data=str(tmp_path / "nothing" / "*.wav")),
+            teacher)
+    assert teacher.calls == 0
+
+
 def test_head_refit_is_undone_when_the_heldout_ccc_drops(pool):
     import pandas as pd
 
@@ -884,8 +947,8 @@ def test_head_refit_is_undone_when_the_heldout_ccc_drops(pool):
     before = {k: v.clone() for k, v in student.head.state_dict().items()}
     # a best epoch that no refit can beat: held-out CCC 1 on every dimension
     perfect = pd.DataFrame([{"epoch": 1, **{f"teacher_{d}": 1.0 for d in names + ["mean"]}}])
-    report, _ = pipeline._refit_head(DistillConfig(), student, held, [0, 1, 2], [held], perfect.iloc[0].to_dict(),
-                                     "cpu")
+    report, _ = pipeline._refit_head(DistillConfig(), student, held, None, [0, 1, 2], [held],
+                                     perfect.iloc[0].to_dict(), "cpu")
     assert not report["applied"] and report["reason"] == "lowered teacher_mean on the held-out files"
     assert report["validation"]["teacher_mean"]["before"] == 1.0 > report["validation"]["teacher_mean"]["after"]
     assert all(torch.equal(v, before[k]) for k, v in student.head.state_dict().items())

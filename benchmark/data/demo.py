@@ -27,6 +27,8 @@ name and version.
 +--------------------+----------------------------------------------+------------------+
 | demo-pool          | files only (50 x 20), unlabeled              | none             |
 +--------------------+----------------------------------------------+------------------+
+| demo-refit         | files only (50 x 20), unlabeled              | none             |
++--------------------+----------------------------------------------+------------------+
 
 Every database also has a ``files`` table (column ``speaker``) and a
 misc table ``speaker`` (column ``gender``: ``'female'``/``'male'``).
@@ -69,7 +71,7 @@ r"""Seed of the published demo databases."""
 REPOSITORY_NAME = "demo"
 r"""Name of the local file-system audb repository."""
 
-DATABASES = ("demo-msppodcast", "demo-iemocap", "demo-mosi", "demo-pool")
+DATABASES = ("demo-msppodcast", "demo-iemocap", "demo-mosi", "demo-pool", "demo-refit")
 r"""Names of the demo databases, all published at :data:`DEMO_VERSION`."""
 
 # Correlation of the latent arousal, dominance, valence. Dominance
@@ -135,6 +137,12 @@ _CORPORA = {
         "Unlabeled synthetic speech for distillation and as a babble source; "
         "speakers disjoint from every labeled demo table.",
         (_Split(None, "pool-", 25, 20),),
+    ),
+    "demo-refit": _Corpus(
+        "Unlabeled synthetic speech that distillation uses only whole and clean: the teacher annotates "
+        "each file once, and the distilled student's output layer is refitted on them next to its "
+        "training files; speakers disjoint from every other demo table.",
+        (_Split(None, "refit-", 25, 20),),
     ),
 }
 
@@ -499,16 +507,24 @@ def _build_and_publish(name: str, repo, host: Path, scale: float) -> None:
         )
 
 
-def pool_files() -> pd.Index:
-    r"""Absolute paths of the unlabeled demo-pool audio, loaded with audb.
+def pool_files(name: str = "demo-pool") -> pd.Index:
+    r"""Absolute paths of the audio of an unlabeled demo database, loaded with audb.
 
     Sets :data:`audb.config.REPOSITORIES` to the demo repository.
+
+    Args:
+        name: ``'demo-pool'`` (distillation's training and held-out files,
+            and the robustness analysis' babble) or ``'demo-refit'``
+            (distillation's whole files for the output-layer refit)
+
     """
     import audb
 
+    if name not in ("demo-pool", "demo-refit"):
+        raise ValueError(f"'{name}' is not an unlabeled demo database; choose 'demo-pool' or 'demo-refit'.")
     audb.config.REPOSITORIES = [repository()]
     db = audb.load(
-        "demo-pool",
+        name,
         version=DEMO_VERSION,
         tables=["files"],
         full_path=True,

@@ -253,19 +253,20 @@ class Shards:
         return out
 
 
-def resolve_files(data: str) -> tuple[list[str], str]:
+def resolve_files(data: str, demo_database: str = "demo-pool", option: str = "--data") -> tuple[list[str], str]:
     r"""Audio files named by ``data``, and a short description of the source.
 
-    ``data`` is ``'demo'`` (the embedded unlabeled demo pool), a folder
-    (searched recursively for audio files), a single audio file, a list
-    file (``.txt``/``.lst``/``.csv``: one path per line, relative to the
-    list file, ``#`` comments allowed; a CSV uses its first column), or
-    a glob pattern (``'data/**/*.wav'``).
+    ``data`` is ``'demo'`` (the embedded unlabeled demo database
+    ``demo_database``), a folder (searched recursively for audio files), a
+    single audio file, a list file (``.txt``/``.lst``/``.csv``: one path
+    per line, relative to the list file, ``#`` comments allowed; a CSV
+    uses its first column), or a glob pattern (``'data/**/*.wav'``).
+    ``option`` names the setting in the error for a spec that finds no audio.
     """
     if data == "demo":
         from benchmark.data import demo
 
-        return [str(f) for f in demo.pool_files()], f"demo (demo-pool {demo.DEMO_VERSION})"
+        return [str(f) for f in demo.pool_files(demo_database)], f"demo ({demo_database} {demo.DEMO_VERSION})"
     path = Path(os.path.expanduser(data))
     if path.is_dir():
         files = sorted(str(p.resolve()) for p in path.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
@@ -278,7 +279,7 @@ def resolve_files(data: str) -> tuple[list[str], str]:
     files = [f for f in files if Path(f).suffix.lower() in AUDIO_EXTENSIONS]
     if not files:
         raise DataError(
-            f"No audio found for --data '{data}': give 'demo', a folder, an audio file, a list file "
+            f"No audio found for {option} '{data}': give 'demo', a folder, an audio file, a list file "
             f"({', '.join(LIST_EXTENSIONS)}; one path per line) or a glob pattern such as 'audio/**/*.wav'."
         )
     return files, f"glob {data}"

@@ -48,6 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--data", default=d.data,
                       help="training audio: 'demo' (the embedded unlabeled pool), a folder, an audio file, a "
                       "list file (.txt/.lst/.csv, one path per line) or a glob such as 'audio/**/*.wav'")
+    what.add_argument("--refit-data", default=d.refit_data, metavar="SPEC",
+                      help="more audio, used only whole and clean, that the output layer is refitted on next to the "
+                      "training files: 'demo' (the embedded demo-refit database), a folder, list or glob as for "
+                      "--data, 'none', or 'auto' ('demo' with --data demo, else none); pool files in it are dropped")
     what.add_argument("--max-files", type=int, default=d.max_files, metavar="N",
                       help="use at most N files of the pool (0: all)")
     what.add_argument("--out", default=None, metavar="DIR",
@@ -91,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="learning rate of the whole-file tuning at its first step (decays to zero)")
     opt.add_argument("--no-head-refit", dest="head_refit", action="store_false",
                      help="keep the trained output layer instead of refitting it in closed form (ridge) on the "
-                     "whole training files after training")
+                     "whole training files (and --refit-data) after training")
     opt.add_argument("--val-fraction", type=float, default=d.val_fraction,
                      help="pool files held out to validate against the teacher")
     opt.add_argument("--target-range", type=float, nargs=2, default=d.target_range, metavar=("LOW", "HIGH"),

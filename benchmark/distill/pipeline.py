@@ -63,9 +63,14 @@ class DistillConfig:
             lowers the held-out mean CCC vs the teacher (0, the default: off)
         whole_file_lr: learning rate of that tuning at its first step (decays to zero)
         head_refit: after training (and tuning), replace the student's output layer by its
-            closed-form ridge fit on the whole, clean training files
+            closed-form ridge fit on the whole, clean training files and the refit files
             (:mod:`benchmark.distill.refit`), unless that lowers the held-out
             mean CCC vs the teacher
+        refit_data: more unlabeled audio the refit is fitted on, whole and clean, next to
+            the training files (never cropped or trained on): ``'demo'`` (the
+            demo database ``demo-refit``), a folder, list file or glob as for
+            ``data``, ``'none'``, or ``'auto'`` (``'demo'`` for demo data, none
+            otherwise). Files of the pool (training or held-out) are dropped from it
         target_range: teacher outputs outside it are treated as teacher
             failures: such crops are not trained on, such held-out files not scored
         gold: ``'DATASET:SPLIT[:demo|real]'`` with human labels to validate on,
@@ -111,6 +116,7 @@ class DistillConfig:
     whole_file_epochs: int = 0  # off: on the demo pool it costs more wall time than it gains (docs/distillation.md)
     whole_file_lr: float = TuneSettings.lr
     head_refit: bool = True
+    refit_data: str = "auto"
     target_range: tuple[float, float] = annotate.TARGET_RANGE
     gold: str = "auto"
     device: str = "auto"
@@ -282,6 +288,7 @@ def distill(
     if len(pool.files) < 2:
         raise DistillError(f"Need at least 2 distinct audio files to distil, found {len(pool.files)} in {source}.")
     train_pool, held = pool.split(config.val_fraction)
+    refit_pool, refit_source = _refit_pool(config, pool, train_pool) if config.head_refit else (None, {"source": "none"})
     recipe = config.recipe()
     hyper = config.hyper()
     check_precision(hyper.precision, device)
@@ -339,15 +346,20 @@ def distill(
         return DistillOutcome(None, None, {}, result.history, teacher_calls)
 
     student.load_state_dict(result.best_state)
-    train_files, train_offscale = None, []
-    if config.whole_file_epochs or (config.head_refit and refit.has_linear_head(student)):
+    train_files, train_offscale, refit_files, refit_info = None, [], None, {"source": "none"}
+    refitting = config.head_refit and refit.has_linear_head(student)
+    if config.whole_file_epochs or refitting:
         train_files, train_offscale, calls = _training_files(teacher, train_pool, dims, config, target_range)
+        teacher_calls += calls
+    if refitting:
+        refit_files, refit_info, calls = _refit_files(teacher, refit_pool, refit_source, dims, config, target_range)
         teacher_calls += calls
     tuning_started = time.perf_counter()
     tuning, baseline = _tune_on_whole_files(config, student, train_files, dims, validation, result, device)
     tuning_seconds = time.perf_counter() - tuning_started
     before_refit = {k: v.clone() for k, v in student.state_dict().items()}
-    head_refit, head_data = _refit_head(config, student, train_files, dims, validation, baseline, device)
+    head_refit, head_data = _refit_head(config, student, train_files, refit_files, dims, validation, baseline,
+                                        device)
     student.to("cpu").eval()
     export_onnx, quantize_int8 = exporter or _default_exporter()
 
@@ -364,6 +376,7 @@ def distill(
         train_pool=train_pool, held=held, shards=shards, offscale=offscale, val_info=val_info,
         validation=validation, result=result, recipe=recipe, hyper=hyper, world_size=world_size,
         target_range=target_range, train_offscale=train_offscale, whole_file_tuning=tuning, head_refit=head_refit,
+        refit_info=refit_info,
     )
     # The copy inside the model folder is part of its sha256: keep only what the
     # weights depend on, so the same configuration re-run gives the same hash.
@@ -402,7 +415,7 @@ def provenance_record(
     pool: Pool, train_pool: Pool, held: Pool, shards, offscale: list[str], val_info: dict,
     validation: typing.Sequence[ValidationSet], result, recipe: Recipe, hyper: Hyper, world_size: int,
     target_range: tuple[float, float], train_offscale: typing.Sequence[str] = (),
-    whole_file_tuning: dict | None = None, head_refit: dict | None = None,
+    whole_file_tuning: dict | None = None, head_refit: dict | None = None, refit_info: dict | None = None,
 ) -> dict:
     r"""What the exported weights depend on: teacher, data, recipe, settings, code, scores.
 
@@ -444,6 +457,7 @@ def provenance_record(
                 "train_files_left_out": len(train_offscale),
                 "examples": (offscale + val_info["offscale"] + list(train_offscale))[:20],
             },
+            "refit_files": refit_info or {"source": "none"},
         },
         "gold": val_info["gold"],
         "seed": config.seed,
@@ -648,6 +662,64 @@ def _training_files(teacher, train_pool: Pool, dims: list[int], config: DistillC
     return train_files, [f"{os.path.basename(f)} (training, whole file)" for f in offscale], calls
 
 
+def _refit_pool(config: DistillConfig, pool: Pool, train_pool: Pool) -> tuple[Pool | None, dict]:
+    r"""The extra files of ``config.refit_data`` the refit is fitted on, found before anything runs.
+
+    Files whose bytes are in ``pool`` (training or held-out) are dropped:
+    a held-out file must not be fitted on, and a training file is already
+    there. At most :data:`REFIT_MAX_FILES` files are held with the
+    training files (content-hash order, as there).
+
+    Returns:
+        them (``None`` for ``'none'``), and what the provenance record says of the source
+    """
+    spec = config.refit_data
+    if spec == "auto":
+        spec = "demo" if config.data == "demo" else "none"
+    if spec == "none":
+        return None, {"source": "none"}
+    files, source = annotate.resolve_files(spec, "demo-refit", "--refit-data")
+    scanned = annotate.scan_pool(files)
+    known = set(pool.hashes)
+    fresh = [i for i, h in enumerate(scanned.hashes) if h not in known]
+    chosen = fresh[: max(0, REFIT_MAX_FILES - min(len(train_pool.files), REFIT_MAX_FILES))]
+    info = {
+        "source": source,
+        "listed_files": len(files),
+        "in_pool_dropped": len(scanned.files) - len(fresh),
+        "over_limit_dropped": len(fresh) - len(chosen),
+        "duplicates_dropped": scanned.duplicates,
+        "missing": scanned.missing,
+    }
+    return Pool([scanned.files[i] for i in chosen], [scanned.hashes[i] for i in chosen]), info
+
+
+def _refit_files(teacher, refit_pool: Pool | None, info: dict, dims: list[int], config: DistillConfig,
+                 target_range: tuple[float, float]) -> tuple[ValidationSet | None, dict, int]:
+    r"""The files of :func:`_refit_pool` with the teacher's outputs (:func:`_teacher_files`).
+
+    Returns:
+        them (``None`` without any), the provenance record's account of
+        them, and the teacher calls made (0 on a cache hit)
+    """
+    if refit_pool is None:
+        return None, info, 0
+    refit_files, skipped, offscale, calls = _teacher_files("refit", teacher, refit_pool.files, refit_pool.hashes,
+                                                           dims, config, target_range)
+    hash_of = dict(zip(refit_pool.files, refit_pool.hashes))
+    missing = info["missing"]
+    report = {
+        **{k: v for k, v in info.items() if k != "missing"},
+        "files": len(refit_files),
+        "files_sha256": sha256_text("\n".join(sorted(hash_of[f] for f in refit_files.reference.index))),
+        "skipped_count": len(missing) + len(skipped),
+        "skipped": _relative_skips(missing + skipped, refit_pool.files),
+        "offscale_left_out": len(offscale),
+        "offscale_examples": [os.path.basename(f) for f in offscale][:20],
+    }
+    return (refit_files if len(refit_files) else None), report, calls
+
+
 def _teacher_files(name: str, teacher, files: list[str], hashes: list[str], dims: list[int], config: DistillConfig,
                    target_range: tuple[float, float]) -> tuple[ValidationSet, list[tuple[str, str]], list[str], int]:
     r"""Whole, clean files with the teacher's outputs (cached by content), off-scale ones left out.
@@ -701,12 +773,15 @@ def _tune_on_whole_files(config: DistillConfig, student, train_files: Validation
     return {"applied": True, **report, "validation": figures}, after
 
 
-def _refit_head(config: DistillConfig, student, train_files: ValidationSet | None, dims: list[int],
-                validation: typing.Sequence[ValidationSet], baseline: dict, device: str) -> tuple[dict, typing.Any]:
+def _refit_head(config: DistillConfig, student, train_files: ValidationSet | None,
+                refit_files: ValidationSet | None, dims: list[int], validation: typing.Sequence[ValidationSet],
+                baseline: dict, device: str) -> tuple[dict, typing.Any]:
     r"""Refit the student's output layer in closed form; keep it unless held-out CCC drops.
 
     ``train_files`` holds the whole training files with the teacher's outputs
-    (:func:`_training_files`). ``baseline`` holds the held-out figures of
+    (:func:`_training_files`), ``refit_files`` the extra files of
+    ``config.refit_data`` (:func:`_refit_files`); the head is fitted on
+    both. ``baseline`` holds the held-out figures of
     the student as it is (the best epoch's, or the tuned network's:
     :func:`_tune_on_whole_files`); a refit that lowers the mean CCC vs the
     teacher on the held-out files below them is undone.
@@ -727,8 +802,14 @@ def _refit_head(config: DistillConfig, student, train_files: ValidationSet | Non
     student.to(device)
     original = {k: v.clone() for k, v in student.head.state_dict().items()}
     heldout = next((v for v in validation if v.name == "teacher" and len(v)), None)
-    data = refit.head_data(student, train_files, dims, heldout, device)
+    fitted = train_files
+    if refit_files is not None:
+        fitted = ValidationSet("refit", train_files.signals + refit_files.signals,
+                               pd.concat([train_files.reference, refit_files.reference]))
+    data = refit.head_data(student, fitted, dims, heldout, device)
     report = refit.refit_from(student, data, seed=config.seed)
+    if refit_files is not None:
+        report["fitted_on"] = f"{len(train_files)} whole training files and {len(refit_files)} refit files"
     if training.selection_key(validation) == "none":
         return {"applied": True, **report, "checked": "no held-out files"}, data
     figures, dropped, _ = _against(student, validation, baseline, device)
