@@ -1240,7 +1240,10 @@ def _targets_text(report: dict) -> str:
     if timing:
         text.append(
             f"Wall time of `python {timing.get('command')}`: {timing['wall_seconds'] / 60:.1f} min "
-            f"({timing.get('cache')} teacher cache, "
+            + (f"(median of {len(timing['runs'])} runs: "
+               + ", ".join(f"{r['wall_seconds'] / 60:.1f}" for r in timing["runs"]) + " min; "
+               if timing.get("runs") else "(")
+            + f"{timing.get('cache')} teacher cache, "
             + (f"{timing.get('cpu_count')} × {timing['cpu']}" if timing.get("cpu")
                else f"{timing.get('cpu_count')} CPUs, model not recorded")
             + f", CPU time {timing.get('cpu_seconds', float('nan')) / 60:.1f} min); "

@@ -573,3 +573,17 @@ def test_distillation_targets_skip_what_is_not_a_report(tmp_path):
     (tmp_path / "no-wall.json").write_text(json.dumps({
         "split": {}, "models": {"fp32": {"ccc_vs_teacher": {"arousal": 0.5}}}, "timing": {"cache": "cold"}}))
     assert leaderboard.distillation_targets(tmp_path / "no-wall.json") == ""
+
+
+def test_distillation_targets_show_every_timed_run(tmp_path):
+    from benchmark.distill.targets import median_timing
+
+    runs = [{"wall_seconds": w, "cpu_seconds": 2 * w, "cache": "cold", "cpu_count": 2, "cpu": "x",
+             "command": "-m benchmark distill", "load_average_before": [0.5], "load_average_after": [1.5]}
+            for w in (960.0, 840.0, 900.0)]
+    report = {"split": {"dataset": "msppodcast", "split": "test-1"}, "files": 3,
+              "models": {"fp32": {"ccc_vs_teacher": {"arousal": 0.9, "dominance": 0.8, "valence": 0.7, "mean": 0.8}}},
+              "timing": median_timing(runs)}
+    (tmp_path / "targets.json").write_text(json.dumps(report))
+    text = leaderboard.distillation_targets(tmp_path / "targets.json")
+    assert "`python -m benchmark distill`: 15.0 min (median of 3 runs: 16.0, 14.0, 15.0 min; cold teacher cache" in text

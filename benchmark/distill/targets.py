@@ -143,6 +143,25 @@ def checks(report: dict) -> dict[str, bool]:
     return {k: bool(v) for k, v in met.items()}
 
 
+def median_timing(runs: list[dict]) -> dict:
+    r"""The timing of the run with the median wall time (the lower middle one for an even count), with every run's.
+
+    Examples:
+        >>> runs = [{"wall_seconds": w, "cpu_seconds": 2 * w} for w in (900.0, 700.0, 800.0)]
+        >>> timing = median_timing(runs)
+        >>> timing["wall_seconds"], timing["cpu_seconds"], [r["wall_seconds"] for r in timing["runs"]]
+        (800.0, 1600.0, [900.0, 700.0, 800.0])
+        >>> "runs" in median_timing(runs[:1])
+        False
+
+    """
+    if len(runs) == 1:
+        return runs[0]
+    middle = sorted(runs, key=lambda r: r["wall_seconds"])[(len(runs) - 1) // 2]
+    return {**middle, "runs": [{k: r[k] for k in ("wall_seconds", "cpu_seconds", "load_average_before",
+                                                   "load_average_after") if k in r} for r in runs]}
+
+
 def earlier_timing(path: Path, sha256: str) -> dict | None:
     r"""The timing in an earlier report at ``path`` if it measured the model with this ``sha256``.
 
