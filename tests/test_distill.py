@@ -112,18 +112,22 @@ def small_wav2small(arch: str) -> nn.Module:
     return Wav2Small(Wav2SmallConfig(channels=8, layers=2, pool_after=1))
 
 
+def write_tones(folder: Path, prefix: str, count: int, seed: int, seconds, hz, level, noise) -> Path:
+    r"""``count`` files ``<prefix><i>.wav`` in a new ``folder``: a tone plus white noise, each a function of ``i``."""
+    folder.mkdir()
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        t = np.arange(int(SR * seconds(i))) / SR
+        x = level(i) * np.sin(2 * np.pi * hz(i) * t) + noise(i) * rng.normal(size=len(t))
+        audiofile.write(str(folder / f"{prefix}{i}.wav"), x.astype(np.float32), SR)
+    return folder
+
+
 @pytest.fixture()
 def pool(tmp_path) -> Path:
     r"""Eight short files: tones and noise at different levels and lengths."""
-    folder = tmp_path / "pool"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(8):
-        n = int(SR * (0.4 + 0.1 * i))
-        t = np.arange(n) / SR
-        x = 0.02 * (i + 1) * np.sin(2 * np.pi * (150 + 60 * i) * t) + 0.01 * (i % 3) * rng.normal(size=n)
-        audiofile.write(str(folder / f"f{i}.wav"), x.astype(np.float32), SR)
-    return folder
+    return write_tones(tmp_path / "pool", "f", 8, 0, seconds=lambda i: 0.4 + 0.1 * i, hz=lambda i: 150 + 60 * i,
+                       level=lambda i: 0.02 * (i + 1), noise=lambda i: 0.01 * (i % 3))
 
 
 @pytest.fixture()
@@ -873,14 +877,8 @@ def test_head_refit_reads_at_most_refit_max_files(tmp_path, pool, models_yaml, m
 
 def refit_folder(tmp_path, pool) -> Path:
     r"""Five new files, a copy of a held-out and of a training pool file, and a broken file."""
-    folder = tmp_path / "refit"
-    folder.mkdir()
-    rng = np.random.default_rng(1)
-    for i in range(5):
-        n = int(SR * (0.5 + 0.15 * i))
-        t = np.arange(n) / SR
-        x = 0.03 * (i + 1) * np.sin(2 * np.pi * (120 + 70 * i) * t) + 0.01 * rng.normal(size=n)
-        audiofile.write(str(folder / f"r{i}.wav"), x.astype(np.float32), SR)
+    folder = write_tones(tmp_path / "refit", "r", 5, 1, seconds=lambda i: 0.5 + 0.15 * i, hz=lambda i: 120 + 70 * i,
+                         level=lambda i: 0.03 * (i + 1), noise=lambda i: 0.01)
     train, held = annotate.scan_pool(sorted(str(p) for p in pool.glob("*.wav"))).split(0.25)
     (folder / "copy-of-held.wav").write_bytes(Path(held.files[0]).read_bytes())
     (folder / "copy-of-train.wav").write_bytes(Path(train.files[0]).read_bytes())

@@ -640,10 +640,11 @@ def _check_gold(spec: str | None, teacher_model, source: dict) -> None:
 
 
 REFIT_MAX_FILES = 4000
-r"""Training files the output-layer refit and the whole-file tuning read at most (held in memory together).
+r"""Whole files the output-layer refit (training and refit files together) and the whole-file tuning read at most.
 
-The pool is sorted by content hash, so the first ones are a content-defined
-pseudo-random subset; the demo pool's 900 training files are all used.
+Their signals are held in memory together. Training files come first; both
+are sorted by content hash, so the first ones are a content-defined
+pseudo-random subset. The demo's 900 training and 1,000 refit files are all used.
 """
 
 

@@ -1,4 +1,8 @@
-"""Closed-form refit of a trained student's output layer on its whole training files.
+"""Closed-form refit of a trained student's output layer on whole, clean files.
+
+The files are the student's training files and, where given, more unlabeled
+audio (``--refit-data``; the demo's ``demo-refit``): the head has hundreds
+of inputs (888 for Wav2Small), and its fit gains from every file.
 
 Gradient steps leave the last linear layer (``head``) of a student short of
 the least-squares fit to the teacher's targets on its own features: a run
