@@ -288,7 +288,7 @@ def distill(
     if len(pool.files) < 2:
         raise DistillError(f"Need at least 2 distinct audio files to distil, found {len(pool.files)} in {source}.")
     train_pool, held = pool.split(config.val_fraction)
-    refit_pool, refit_source = _refit_pool(config, pool, train_pool) if config.head_refit else (None, {"source": "none"})
+    refit_pool, refit_source = _refit_pool(config, pool, train_pool)
     recipe = config.recipe()
     hyper = config.hyper()
     check_precision(hyper.precision, device)
@@ -672,27 +672,27 @@ def _refit_pool(config: DistillConfig, pool: Pool, train_pool: Pool) -> tuple[Po
     training files (content-hash order, as there).
 
     Returns:
-        them (``None`` for ``'none'``), and what the provenance record says of the source
+        them (``None`` for ``'none'`` or without a refit, their unreadable
+        files in ``missing``), and what the provenance record says of the source
     """
     spec = config.refit_data
     if spec == "auto":
         spec = "demo" if config.data == "demo" else "none"
-    if spec == "none":
+    if spec == "none" or not config.head_refit:
         return None, {"source": "none"}
     files, source = annotate.resolve_files(spec, "demo-refit", "--refit-data")
     scanned = annotate.scan_pool(files)
     known = set(pool.hashes)
     fresh = [i for i, h in enumerate(scanned.hashes) if h not in known]
-    chosen = fresh[: max(0, REFIT_MAX_FILES - min(len(train_pool.files), REFIT_MAX_FILES))]
+    chosen = fresh[: max(0, REFIT_MAX_FILES - len(train_pool.files))]
     info = {
         "source": source,
         "listed_files": len(files),
         "in_pool_dropped": len(scanned.files) - len(fresh),
         "over_limit_dropped": len(fresh) - len(chosen),
         "duplicates_dropped": scanned.duplicates,
-        "missing": scanned.missing,
     }
-    return Pool([scanned.files[i] for i in chosen], [scanned.hashes[i] for i in chosen]), info
+    return Pool([scanned.files[i] for i in chosen], [scanned.hashes[i] for i in chosen], scanned.missing), info
 
 
 def _refit_files(teacher, refit_pool: Pool | None, info: dict, dims: list[int], config: DistillConfig,
@@ -708,13 +708,13 @@ def _refit_files(teacher, refit_pool: Pool | None, info: dict, dims: list[int], 
     refit_files, skipped, offscale, calls = _teacher_files("refit", teacher, refit_pool.files, refit_pool.hashes,
                                                            dims, config, target_range)
     hash_of = dict(zip(refit_pool.files, refit_pool.hashes))
-    missing = info["missing"]
+    kept = list(refit_files.reference.index)  # content-hash order, as in refit_pool
     report = {
-        **{k: v for k, v in info.items() if k != "missing"},
+        **info,
         "files": len(refit_files),
-        "files_sha256": sha256_text("\n".join(sorted(hash_of[f] for f in refit_files.reference.index))),
-        "skipped_count": len(missing) + len(skipped),
-        "skipped": _relative_skips(missing + skipped, refit_pool.files),
+        "files_sha256": Pool(kept, [hash_of[f] for f in kept]).sha256,
+        "skipped_count": len(refit_pool.missing) + len(skipped),
+        "skipped": _relative_skips(refit_pool.missing + skipped, refit_pool.files),
         "offscale_left_out": len(offscale),
         "offscale_examples": [os.path.basename(f) for f in offscale][:20],
     }
