@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
+import time
 from pathlib import Path
 
 import audiofile
@@ -975,3 +977,63 @@ def test_int8_guard_raises_the_penalty_until_the_int8_model_holds_the_limit(tmp_
         assert held["after"] >= held["before"] and exported == pytest.approx(held["after"], abs=2e-3)
     else:  # or the trained head, as without a refit
         assert exported == pytest.approx(held["before"], abs=2e-3)
+
+
+def test_per_file_passes_run_a_thread_each_and_match_one_thread_in_order(pool):
+    from benchmark.distill import refit
+    from benchmark.distill.train import per_file, predict
+
+    rng = np.random.default_rng(0)
+    signals = [rng.normal(scale=0.1, size=int(SR * s)).astype(np.float32) for s in rng.uniform(0.3, 1.5, 9)]
+    torch.manual_seed(0)
+    student = small_wav2small("wav2small").to(memory_format=torch.channels_last).train()
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        with torch.inference_mode():
+            student.eval()
+            expected = np.stack([student(torch.from_numpy(x)[None])[0].double().numpy() for x in signals])
+            student.train()
+        features = refit.head_inputs(student, (x[None] for x in signals))
+        torch.set_num_threads(2)
+        assert np.array_equal(predict(student, signals), expected)  # same bytes, in the order of the signals
+        assert np.array_equal(refit.head_inputs(student, (x[None] for x in signals)), features)
+        assert student.training and torch.get_num_threads() == 2  # modes and thread count restored
+        def worker(_) -> int:
+            time.sleep(0.01)  # busy: the next item goes to another thread
+            return threading.get_ident()
+
+        assert len(set(per_file(worker, list(range(8))))) == 2  # a worker per torch thread
+        with pytest.raises(ZeroDivisionError):
+            per_file(lambda x: 1 / x, [1, 0])
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_exports_are_scored_once_and_as_the_benchmark_scores_them(tmp_path, pool, models_yaml, monkeypatch):
+    from benchmark import DIMENSIONS, registry
+    from benchmark.distill import pipeline
+
+    outcome = run(config(tmp_path, pool, models_yaml, out="scored", register=False, threads=2))
+    signals = [annotate.read_audio(str(f)) for f in sorted(pool.glob("*.wav"))]
+    sets = [teacher_set("teacher", signals[:5]), teacher_set("gold", signals[3:])]
+    real, loads = registry.load_model, []
+    monkeypatch.setattr(registry, "load_model", lambda *a, **k: loads.append(a[0].name) or real(*a, **k))
+    scored: dict = {}
+    first = pipeline._score_onnx(outcome.out, sets, "fp32", scored)
+    assert pipeline._score_onnx(outcome.out, sets[:1], "fp32", scored) == {
+        k: v for k, v in first.items() if k.startswith("teacher_")}
+    assert pipeline._score_onnx(outcome.out, sets, "fp32", scored) == first and loads == ["distilled-fp32"]
+    pipeline._score_onnx(outcome.out_int8, sets, "int8", scored)  # other bytes: scored anew
+    assert loads == ["distilled-fp32", "distilled-int8"]
+    model = real(registry.ModelEntry(
+        name="check", kind="audonnx", role="student", source={"path": str(outcome.out)}, sampling_rate=SR,
+        outputs={d: d for d in DIMENSIONS}, description="", root=outcome.out.parent), registry={})
+    for vs in sets:  # file by file through the benchmark's loader, as `benchmark run` scores
+        pred = np.stack([model(x, SR) for x in vs.signals])
+        for d in vs.reference.columns:
+            expected = pipeline._num(pipeline._ccc(vs.reference[d].to_numpy(), pred[:, DIMENSIONS.index(d)]))
+            assert first[f"{vs.name}_{d}"] == expected
+    record = json.loads((outcome.out / "provenance.json").read_text())["validation"]["onnx"]
+    assert set(record) == {"fp32", "int8"} and record["fp32"]["teacher_mean"] is not None

@@ -368,15 +368,17 @@ def distill(
         _replace_folder(out_int8, lambda tmp: quantize_int8(out, tmp))
 
     export()
+    scored: dict = {}  # ONNX figures by model file: each export is scored once
     if head_refit.get("applied") and "validation" in head_refit:
-        head_refit = _int8_guard(config, student, head_data, validation, baseline, before_refit, head_refit, export)
+        head_refit = _int8_guard(config, student, head_data, validation, baseline, before_refit, head_refit, export,
+                                 scored)
 
     record = provenance_record(
         config, teacher, student, out, out_int8, source=source, listed=len(files), pool=pool,
         train_pool=train_pool, held=held, shards=shards, offscale=offscale, val_info=val_info,
         validation=validation, result=result, recipe=recipe, hyper=hyper, world_size=world_size,
         target_range=target_range, train_offscale=train_offscale, whole_file_tuning=tuning, head_refit=head_refit,
-        refit_info=refit_info,
+        refit_info=refit_info, scored=scored,
     )
     # The copy inside the model folder is part of its sha256: keep only what the
     # weights depend on, so the same configuration re-run gives the same hash.
@@ -416,16 +418,18 @@ def provenance_record(
     validation: typing.Sequence[ValidationSet], result, recipe: Recipe, hyper: Hyper, world_size: int,
     target_range: tuple[float, float], train_offscale: typing.Sequence[str] = (),
     whole_file_tuning: dict | None = None, head_refit: dict | None = None, refit_info: dict | None = None,
+    scored: dict | None = None,
 ) -> dict:
     r"""What the exported weights depend on: teacher, data, recipe, settings, code, scores.
 
     Nothing machine- or time-specific: this record is stored inside the
-    model folder and so enters its sha256.
+    model folder and so enters its sha256. ``scored``: figures of exports
+    already scored (:func:`_score_onnx`).
     """
     best_row = result.history.loc[result.history["epoch"] == result.best_epoch].iloc[0].to_dict()
     onnx_metrics = {
-        "fp32": _score_onnx(out, validation, "fp32"),
-        "int8": _score_onnx(out_int8, validation, "int8"),
+        "fp32": _score_onnx(out, validation, "fp32", scored),
+        "int8": _score_onnx(out_int8, validation, "int8", scored),
     }
     loss = {key: _num(onnx_metrics["fp32"][key] - onnx_metrics["int8"][key]) for key in onnx_metrics["fp32"]
             if onnx_metrics["fp32"][key] is not None and onnx_metrics["int8"][key] is not None}
@@ -841,7 +845,7 @@ r"""Held-out CCC the int8 twin of a refitted head may lose on any dimension (the
 
 
 def _int8_guard(config: DistillConfig, student, data, validation: typing.Sequence[ValidationSet], baseline: dict,
-                before_refit: dict, report: dict, export: typing.Callable[[], None]) -> dict:
+                before_refit: dict, report: dict, export: typing.Callable[[], None], scored: dict) -> dict:
     r"""Raise a refitted head's penalty until its int8 twin loses at most :data:`INT8_LOSS_LIMIT` held-out CCC.
 
     A small penalty can lean on directions of the features that 8-bit
@@ -859,7 +863,8 @@ def _int8_guard(config: DistillConfig, student, data, validation: typing.Sequenc
     heldout = [v for v in validation if v.name == "teacher" and len(v)]
     alpha, losses = report["alpha"], {}
     while True:
-        fp32, int8 = _score_onnx(config.out_path, heldout, "fp32"), _score_onnx(config.int8_path, heldout, "int8")
+        fp32 = _score_onnx(config.out_path, heldout, "fp32", scored)
+        int8 = _score_onnx(config.int8_path, heldout, "int8", scored)
         loss = max(fp32[k] - int8[k] for k in fp32 if k != "teacher_mean" and None not in (fp32[k], int8[k]))
         losses[str(alpha)] = _num(loss)
         larger = [a for a in refit.ALPHAS if a > alpha]
@@ -914,25 +919,41 @@ def _validation_sets(
     return sets, info, calls
 
 
-def _score_onnx(folder: Path, validation: typing.Sequence[ValidationSet], label: str) -> dict[str, float]:
-    r"""CCC of an exported model folder on the validation sets, through the benchmark's own loader."""
+def _score_onnx(folder: Path, validation: typing.Sequence[ValidationSet], label: str,
+                scored: dict | None = None) -> dict[str, float]:
+    r"""CCC of an exported model folder on the validation sets, through the benchmark's own loader.
+
+    Files run a thread each (the loader's onnxruntime session has one; its
+    outputs do not depend on the order). ``scored`` keeps every set's figures
+    by the model file's hash: the int8 check and the provenance record score
+    the same export once.
+    """
+    from benchmark.distill.train import per_file
     from benchmark.registry import ModelEntry, load_model
 
-    entry = ModelEntry(
-        name=f"distilled-{label}", kind="audonnx", role="student", source={"path": str(folder)},
-        sampling_rate=16000, outputs={d: d for d in DIMENSIONS}, description="", root=folder.parent,
-    )
-    model = load_model(entry, registry={})
+    scored = {} if scored is None else scored
+    onnx_sha = _file_sha(folder / "model.onnx")
+    model = None
     metrics = {}
     for vs in validation:
         if not len(vs):
             continue
-        pred = np.stack([model(s, 16000) for s in vs.signals])
-        values = []
-        for d in vs.reference.columns:
-            metrics[f"{vs.name}_{d}"] = _num(_ccc(vs.reference[d].to_numpy(), pred[:, DIMENSIONS.index(d)]))
-            values.append(metrics[f"{vs.name}_{d}"])
-        metrics[f"{vs.name}_mean"] = _num(float(np.mean(values)))
+        key = (onnx_sha, vs.name, len(vs))
+        if key not in scored:
+            if model is None:
+                entry = ModelEntry(
+                    name=f"distilled-{label}", kind="audonnx", role="student", source={"path": str(folder)},
+                    sampling_rate=16000, outputs={d: d for d in DIMENSIONS}, description="", root=folder.parent,
+                )
+                model = load_model(entry, registry={})
+            pred = np.stack(per_file(lambda s: model(s, 16000), vs.signals))
+            figures, values = {}, []
+            for d in vs.reference.columns:
+                figures[f"{vs.name}_{d}"] = _num(_ccc(vs.reference[d].to_numpy(), pred[:, DIMENSIONS.index(d)]))
+                values.append(figures[f"{vs.name}_{d}"])
+            figures[f"{vs.name}_mean"] = _num(float(np.mean(values)))
+            scored[key] = figures
+        metrics.update(scored[key])
     return metrics
 
 

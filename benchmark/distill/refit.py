@@ -39,6 +39,7 @@ standardised refit of a Wav2Small to arousal 14).
 from __future__ import annotations
 
 import dataclasses
+import threading
 import typing
 
 import numpy as np
@@ -217,15 +218,24 @@ def has_linear_head(module: torch.nn.Module) -> bool:
 
 
 def head_inputs(module: torch.nn.Module, batches: typing.Iterable[np.ndarray], device: str = "cpu") -> np.ndarray:
-    r"""What ``module.head`` receives for every signal of ``batches`` (``[batch, samples]`` arrays), in eval mode."""
-    captured: list[np.ndarray] = []
-    hook = module.head.register_forward_pre_hook(lambda _, args: captured.append(args[0].double().cpu().numpy()))
+    r"""What ``module.head`` receives for every signal of ``batches`` (``[batch, samples]`` arrays), in eval mode.
+
+    Batches run a torch thread each (:func:`benchmark.distill.train.per_file`).
+    """
+    from benchmark.distill.train import per_file
+
+    seen = threading.local()  # the hook runs in the thread of its forward pass
+    hook = module.head.register_forward_pre_hook(lambda _, args: setattr(seen, "inputs", args[0]))
     was_training = module.training
     module.eval()
-    try:
+
+    def one(batch: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
-            for batch in batches:
-                module(torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(device))
+            module(torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(device))
+            return seen.inputs.double().cpu().numpy()
+
+    try:
+        captured = per_file(one, list(batches), device)
     finally:
         hook.remove()
         module.train(was_training)

@@ -16,6 +16,7 @@ validation, and thus the choice of the best epoch, far less erratic.
 
 from __future__ import annotations
 
+import concurrent.futures
 import copy
 import dataclasses
 import json
@@ -34,6 +35,7 @@ from benchmark import DIMENSIONS
 from benchmark.results import atomic_write_text
 
 CHECKPOINT_FORMAT = 1
+T = typing.TypeVar("T")
 
 
 class CheckpointMismatch(RuntimeError):
@@ -228,17 +230,55 @@ def lr_factor(step: int, total: int, hyper: Hyper) -> float:
     return hyper.final_lr + (1.0 - hyper.final_lr) * shape
 
 
+def per_file(fn: typing.Callable[[typing.Any], T], items: typing.Sequence, device: str = "cpu") -> list[T]:
+    r"""``[fn(item) for item in items]``, on the CPU one item per torch thread.
+
+    A small student leaves its intra-op threads idle on one short signal at a
+    time: with two threads, two files at once on one thread each are 1.4 times
+    as fast as one file on two (measured: 100 files of 1.5–5 s through
+    Wav2Small, 2.4 s against 3.2–3.6 s). Every item runs on a single intra-op
+    thread in any case, so the results do not depend on the number of threads
+    or on scheduling. ``fn`` runs in worker threads: grad mode is per thread,
+    so it enters :func:`torch.inference_mode` itself.
+
+    Args:
+        fn: work on one item
+        items: the items
+        device: torch device; anything but the CPU runs the items in order
+
+    Examples:
+        >>> per_file(lambda x: 2 * x, [1, 2, 3])
+        [2, 4, 6]
+
+    """
+    threads = torch.get_num_threads()
+    if torch.device(device).type != "cpu":
+        return [fn(item) for item in items]
+    torch.set_num_threads(1)  # read by worker threads when they first run an op
+    try:
+        if threads < 2 or len(items) < 2:
+            return [fn(item) for item in items]
+        with concurrent.futures.ThreadPoolExecutor(min(threads, len(items))) as pool:
+            return list(pool.map(fn, items))
+    finally:
+        torch.set_num_threads(threads)
+
+
 def predict(module: torch.nn.Module, signals: typing.Sequence[np.ndarray], device: str = "cpu") -> np.ndarray:
-    r"""Student A/D/V for whole signals, one at a time (no padding enters the result)."""
+    r"""Student A/D/V for whole signals, each on its own (no padding enters the result; :func:`per_file`)."""
     was_training = module.training
     module.eval()
-    out = np.empty((len(signals), len(DIMENSIONS)), dtype=np.float64)
-    with torch.inference_mode():
-        for i, s in enumerate(signals):
-            x = torch.from_numpy(np.ascontiguousarray(s, dtype=np.float32))[None].to(device)
-            out[i] = module(x)[0].double().cpu().numpy()
-    module.train(was_training)
-    return out
+
+    def one(signal: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            x = torch.from_numpy(np.ascontiguousarray(signal, dtype=np.float32))[None].to(device)
+            return module(x)[0].double().cpu().numpy()
+
+    try:
+        rows = per_file(one, signals, device)
+    finally:
+        module.train(was_training)
+    return np.stack(rows) if rows else np.empty((0, len(DIMENSIONS)), dtype=np.float64)
 
 
 def evaluate(module: torch.nn.Module, sets: typing.Sequence[ValidationSet], device: str = "cpu") -> dict[str, float]:
