@@ -979,7 +979,7 @@ def test_int8_guard_raises_the_penalty_until_the_int8_model_holds_the_limit(tmp_
         assert exported == pytest.approx(held["before"], abs=2e-3)
 
 
-def test_per_file_passes_run_a_thread_each_and_match_one_thread_in_order(pool):
+def test_per_file_passes_run_a_thread_each_and_match_one_thread_in_order():
     from benchmark.distill import refit
     from benchmark.distill.train import per_file, predict
 
@@ -999,6 +999,7 @@ def test_per_file_passes_run_a_thread_each_and_match_one_thread_in_order(pool):
         assert np.array_equal(predict(student, signals), expected)  # same bytes, in the order of the signals
         assert np.array_equal(refit.head_inputs(student, (x[None] for x in signals)), features)
         assert student.training and torch.get_num_threads() == 2  # modes and thread count restored
+
         def worker(_) -> int:
             time.sleep(0.01)  # busy: the next item goes to another thread
             return threading.get_ident()

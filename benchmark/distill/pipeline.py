@@ -919,6 +919,23 @@ def _validation_sets(
     return sets, info, calls
 
 
+def load_export(folder: Path, name: str):
+    r"""An exported audonnx model folder as the benchmark loads it (:func:`benchmark.registry.load_model`).
+
+    Args:
+        folder: the folder :func:`distill` exports (fp32 or int8)
+        name: what the model is called in messages
+
+    """
+    from benchmark.registry import ModelEntry, load_model
+
+    entry = ModelEntry(
+        name=name, kind="audonnx", role="student", source={"path": str(folder)}, sampling_rate=16000,
+        outputs={d: d for d in DIMENSIONS}, description="", root=Path(folder).parent,
+    )
+    return load_model(entry, registry={})
+
+
 def _score_onnx(folder: Path, validation: typing.Sequence[ValidationSet], label: str,
                 scored: dict | None = None) -> dict[str, float]:
     r"""CCC of an exported model folder on the validation sets, through the benchmark's own loader.
@@ -929,7 +946,6 @@ def _score_onnx(folder: Path, validation: typing.Sequence[ValidationSet], label:
     the same export once.
     """
     from benchmark.distill.train import per_file
-    from benchmark.registry import ModelEntry, load_model
 
     scored = {} if scored is None else scored
     onnx_sha = _file_sha(folder / "model.onnx")
@@ -940,12 +956,7 @@ def _score_onnx(folder: Path, validation: typing.Sequence[ValidationSet], label:
             continue
         key = (onnx_sha, vs.name, len(vs))
         if key not in scored:
-            if model is None:
-                entry = ModelEntry(
-                    name=f"distilled-{label}", kind="audonnx", role="student", source={"path": str(folder)},
-                    sampling_rate=16000, outputs={d: d for d in DIMENSIONS}, description="", root=folder.parent,
-                )
-                model = load_model(entry, registry={})
+            model = model or load_export(folder, f"distilled-{label}")
             pred = np.stack(per_file(lambda s: model(s, 16000), vs.signals))
             figures, values = {}, []
             for d in vs.reference.columns:

@@ -45,6 +45,8 @@ import typing
 import numpy as np
 import torch
 
+from benchmark.distill.train import per_file
+
 ALPHAS = (1e-4, 1e-3, 1e-2, 1e-1)
 r"""Ridge penalties tried, relative to the mean square of the centred features."""
 TOLERANCE = 0.005
@@ -222,8 +224,6 @@ def head_inputs(module: torch.nn.Module, batches: typing.Iterable[np.ndarray], d
 
     Batches run a torch thread each (:func:`benchmark.distill.train.per_file`).
     """
-    from benchmark.distill.train import per_file
-
     seen = threading.local()  # the hook runs in the thread of its forward pass
     hook = module.head.register_forward_pre_hook(lambda _, args: setattr(seen, "inputs", args[0]))
     was_training = module.training

@@ -65,11 +65,10 @@ def score(
     """
     from benchmark.data.datasets import load_split
     from benchmark.distill import annotate
-    from benchmark.distill.pipeline import int8_folder
+    from benchmark.distill.pipeline import int8_folder, load_export
     from benchmark.distill.train import ccc
     from benchmark.hashing import sha256_tree
     from benchmark.metrics import bootstrap_ccc_columns, paired_bootstrap
-    from benchmark.registry import ModelEntry, load_model
 
     student = Path(student)
     evalset = load_split(dataset, split, data=data)
@@ -81,10 +80,7 @@ def score(
     report = {"split": evalset.provenance(), "files": len(teacher_pred), "skipped": len(skipped), "models": {}}
     predictions = {}
     for label, folder in (("fp32", student), ("int8", int8_folder(student))):
-        entry = ModelEntry(name=f"{student.name}-{label}", kind="audonnx", role="student",
-                           source={"path": str(folder)}, sampling_rate=16000,
-                           outputs={d: d for d in DIMENSIONS}, description="", root=folder.parent)
-        model = load_model(entry, registry={})
+        model = load_export(folder, f"{student.name}-{label}")
         start = time.perf_counter()
         pred = np.stack([model(signals[f], 16000) for f in teacher_pred.index])
         seconds = (time.perf_counter() - start) / len(pred)
