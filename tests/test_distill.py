@@ -703,7 +703,7 @@ def test_head_refit_recovers_a_linear_map_of_the_head_inputs(pool):
     signals += [part for x in signals for k in (2, 3) for part in np.array_split(x, k)]
     torch.manual_seed(0)
     student = small_wav2small("wav2small").eval()
-    features = refit.head_inputs(student, (x[None] for x in signals))
+    features = refit.head_inputs(student, signals)
     assert features.shape == (len(signals), student.head.in_features)
     # targets that a head can reach exactly: the refit must find that head
     rng = np.random.default_rng(1)
@@ -716,7 +716,7 @@ def test_head_refit_recovers_a_linear_map_of_the_head_inputs(pool):
     assert report["fitted_on"] == f"{len(signals)} whole training files" and report["alpha"] in refit.ALPHAS
     assert torch.equal(student.head.weight[1], kept_row)  # a dimension the teacher does not predict
     head = {k: v.double().numpy() for k, v in student.head.state_dict().items()}
-    prediction = refit.head_inputs(student, (x[None] for x in signals)) @ head["weight"].T + head["bias"]
+    prediction = refit.head_inputs(student, signals) @ head["weight"].T + head["bias"]
     for d in (0, 2):
         target = reachable.iloc[:, d].to_numpy()
         assert np.corrcoef(prediction[:, d], target)[0, 1] > 0.999
@@ -994,10 +994,10 @@ def test_per_file_passes_run_a_thread_each_and_match_one_thread_in_order():
             student.eval()
             expected = np.stack([student(torch.from_numpy(x)[None])[0].double().numpy() for x in signals])
             student.train()
-        features = refit.head_inputs(student, (x[None] for x in signals))
+        features = refit.head_inputs(student, signals)
         torch.set_num_threads(2)
         assert np.array_equal(predict(student, signals), expected)  # same bytes, in the order of the signals
-        assert np.array_equal(refit.head_inputs(student, (x[None] for x in signals)), features)
+        assert np.array_equal(refit.head_inputs(student, signals), features)
         assert student.training and torch.get_num_threads() == 2  # modes and thread count restored
 
         def worker(_) -> int:
@@ -1010,6 +1010,38 @@ def test_per_file_passes_run_a_thread_each_and_match_one_thread_in_order():
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(threads)
+
+
+def test_whole_files_are_read_where_they_are_used_not_held(tmp_path):
+    import tracemalloc
+
+    from benchmark.distill import refit
+
+    folder = write_tones(tmp_path / "long", "l", 40, 0, seconds=lambda i: 6.0, hz=lambda i: 120 + 40 * i,
+                         level=lambda i: 0.05 + 0.01 * i, noise=lambda i: 0.01)
+    files = sorted(str(f) for f in folder.glob("*.wav"))
+    targets, signals, skipped, calls = annotate.annotate_files(FeatureTeacher(), files, label="long")
+    assert isinstance(signals, annotate.AudioFiles) and signals.files == list(targets.index) and calls
+    held = [annotate.read_audio(f) for f in files]
+    total = sum(x.nbytes for x in held)  # 40 files of 6 s: 15.4 MB
+    torch.manual_seed(0)
+    student = TinyStudent()
+    expected = refit.head_inputs(student, held)
+    del held
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # files in flight: as many as threads
+    tracemalloc.start()
+    try:
+        features = refit.head_inputs(student, signals)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        torch.set_num_threads(threads)
+    assert np.array_equal(features, expected)
+    assert peak < total / 4, f"{peak} bytes at the peak for {total} bytes of audio"  # measured: 1.8 MB
+    (folder / "l3.wav").unlink()
+    with pytest.raises(annotate.DataError, match=r"l3\.wav: .*changed or removed since"):
+        refit.head_inputs(student, signals)
 
 
 def test_exports_are_scored_once_and_as_the_benchmark_scores_them(tmp_path, pool, models_yaml, monkeypatch):

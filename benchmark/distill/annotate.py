@@ -340,6 +340,53 @@ def read_audio(path: str) -> np.ndarray:
     return signal
 
 
+class AudioFiles(typing.Sequence[np.ndarray]):
+    r"""Audio files as a sequence of signals, each read (:func:`read_audio`) when it is indexed.
+
+    Whole files are read one at a time where they are used, not held: the
+    refit's 4,000 files of a user's own pool may be hours of audio.
+    Slicing and ``+`` give :class:`AudioFiles` again; nothing is read until
+    a signal is indexed.
+
+    Args:
+        files: paths of files that :func:`read_audio` could read
+
+    Examples:
+        >>> files = AudioFiles(["a.wav", "b.wav"]) + AudioFiles(["c.wav"])
+        >>> len(files), files[1:].files
+        (3, ['b.wav', 'c.wav'])
+
+    """
+
+    def __init__(self, files: typing.Iterable[str]):
+        self.files = [str(f) for f in files]
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    @typing.overload
+    def __getitem__(self, index: int) -> np.ndarray: ...
+
+    @typing.overload
+    def __getitem__(self, index: slice) -> AudioFiles: ...
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return AudioFiles(self.files[index])
+        path = self.files[index]
+        try:
+            return read_audio(path)
+        except RuntimeError as ex:
+            raise DataError(f"{path}: {ex}. It was read when the run started: was it changed "
+                            "or removed since? Restore it, or run again to leave it out.") from None
+
+    def __add__(self, other: AudioFiles) -> AudioFiles:
+        return AudioFiles(self.files + other.files)
+
+    def __repr__(self) -> str:
+        return f"AudioFiles({len(self.files)} files)"
+
+
 def as_stored(signal: np.ndarray) -> np.ndarray:
     r"""Round a crop to float16 and back: what is stored is what the teacher hears.
 
@@ -650,34 +697,41 @@ def annotate_files(
     *,
     batch_size: int = 16,
     label: str = "files",
-) -> tuple[pd.DataFrame, dict[str, np.ndarray], list[tuple[str, str]], int]:
+) -> tuple[pd.DataFrame, AudioFiles, list[tuple[str, str]], int]:
     r"""Teacher A/D/V on whole, clean files (validation), cached by content.
+
+    Every file is read to find the readable ones, and not kept: the
+    signals come back as :class:`AudioFiles`, read again where they are used.
 
     Returns:
         targets (index: the readable files, columns: dimensions),
-        the signals read, skipped ``(file, reason)`` pairs, and the
-        number of teacher calls (0 on a cache hit)
+        the readable files' signals (in the order of the targets), skipped
+        ``(file, reason)`` pairs, and the number of teacher calls (0 on a
+        cache hit)
 
     """
     hashes = list(hashes) if hashes is not None else [sha256_file(f) for f in files]
-    signals, skipped = {}, []
-    for f in files:
+    readable, readable_hashes, skipped = [], [], []
+    for f, h in zip(files, hashes):
         try:
-            signals[f] = read_audio(f)
+            read_audio(f)
         except RuntimeError as ex:
             skipped.append((f, str(ex)))
-    readable = [f for f in files if f in signals]
+        else:
+            readable.append(f)
+            readable_hashes.append(h)
+    signals = AudioFiles(readable)
     key = sha256_text(json.dumps({
         "format": FORMAT_VERSION,
         "teacher_sha256": teacher.artifact_hash,
-        "files": [h for f, h in zip(files, hashes) if f in signals],
+        "files": readable_hashes,
     }))
     path = teacher_folder(teacher) / "files" / f"{label}-{key[:20]}.npy"
     calls = 0
     if path.exists():
         values = np.load(path)
     else:
-        values, calls = run_teacher(teacher, [signals[f] for f in readable], [f"file {f}" for f in readable], batch_size)
+        values, calls = run_teacher(teacher, signals, [f"file {f}" for f in readable], batch_size)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npy")
         np.save(tmp, values.astype(np.float32))

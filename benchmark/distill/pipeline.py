@@ -646,9 +646,12 @@ def _check_gold(spec: str | None, teacher_model, source: dict) -> None:
 REFIT_MAX_FILES = 4000
 r"""Whole files the output-layer refit (training and refit files together) and the whole-file tuning read at most.
 
-Their signals are held in memory together. Training files come first; both
-are sorted by content hash, so the first ones are a content-defined
-pseudo-random subset. The demo's 900 training and 1,000 refit files are all used.
+A bound on time, not memory: each file costs a teacher call and a student
+pass, and is read where it is used (:class:`~benchmark.distill.annotate.AudioFiles`),
+so only the head's inputs (a row of floats per file) are held. Training
+files come first; both are sorted by content hash, so the first ones are a
+content-defined pseudo-random subset. The demo's 900 training and 1,000
+refit files are all used.
 """
 
 
@@ -740,7 +743,7 @@ def _teacher_files(name: str, teacher, files: list[str], hashes: list[str], dims
     ok = annotate.in_range(targets.to_numpy(), target_range)
     kept = targets[ok]
     names = [DIMENSIONS[d] for d in dims]
-    return ValidationSet(name, [signals[f] for f in kept.index], kept[names]), skipped, list(targets.index[~ok]), calls
+    return ValidationSet(name, annotate.AudioFiles(kept.index), kept[names]), skipped, list(targets.index[~ok]), calls
 
 
 def _tune_on_whole_files(config: DistillConfig, student, train_files: ValidationSet | None, dims: list[int],
@@ -904,14 +907,14 @@ def _validation_sets(
         gold_set = load_split(dataset, split, data=data)
     if gold_set is not None:
         files = [str(f) for f in gold_set.files]
-        teacher_gold, gold_signals, gold_skipped, gold_calls = annotate.annotate_files(
+        teacher_gold, _, gold_skipped, gold_calls = annotate.annotate_files(
             teacher, files, label=f"gold-{gold_set.audb_name}-{gold_set.split}", batch_size=config.teacher_batch)
         calls += gold_calls
         info["skipped"] += gold_skipped
         truth = gold_set.truth.copy()
         truth.index = truth.index.astype(str)
         truth = truth.loc[teacher_gold.index, [d for d in names if d in truth.columns]]
-        sets.append(ValidationSet("gold", [gold_signals[f] for f in truth.index], truth))
+        sets.append(ValidationSet("gold", annotate.AudioFiles(truth.index), truth))
         info["gold"] = {**gold_set.provenance(), "files": len(truth)}
         info["teacher_vs_gold"] = {
             d: _num(_ccc(truth[d].to_numpy(), teacher_gold.loc[truth.index, d].to_numpy())) for d in truth.columns

@@ -219,23 +219,25 @@ def has_linear_head(module: torch.nn.Module) -> bool:
     return isinstance(getattr(module, "head", None), torch.nn.Linear)
 
 
-def head_inputs(module: torch.nn.Module, batches: typing.Iterable[np.ndarray], device: str = "cpu") -> np.ndarray:
-    r"""What ``module.head`` receives for every signal of ``batches`` (``[batch, samples]`` arrays), in eval mode.
+def head_inputs(module: torch.nn.Module, signals: typing.Sequence[np.ndarray], device: str = "cpu") -> np.ndarray:
+    r"""What ``module.head`` receives for each whole signal (a row each), in eval mode.
 
-    Batches run a torch thread each (:func:`benchmark.distill.train.per_file`).
+    Signals run a torch thread each (:func:`benchmark.distill.train.per_file`);
+    a lazy sequence (:class:`~benchmark.distill.annotate.AudioFiles`) is
+    read one file at a time.
     """
     seen = threading.local()  # the hook runs in the thread of its forward pass
     hook = module.head.register_forward_pre_hook(lambda _, args: setattr(seen, "inputs", args[0]))
     was_training = module.training
     module.eval()
 
-    def one(batch: np.ndarray) -> np.ndarray:
+    def one(signal: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
-            module(torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(device))
+            module(torch.from_numpy(np.ascontiguousarray(signal, dtype=np.float32))[None].to(device))
             return seen.inputs.double().cpu().numpy()
 
     try:
-        captured = per_file(one, list(batches), device)
+        captured = per_file(one, signals, device)
     finally:
         hook.remove()
         module.train(was_training)
@@ -294,7 +296,7 @@ def head_data(
     names = [DIMENSIONS[d] for d in dims]
 
     def inputs(files) -> tuple[np.ndarray, np.ndarray]:
-        return head_inputs(module, (s[None] for s in files.signals), device), files.reference[names].to_numpy()
+        return head_inputs(module, files.signals, device), files.reference[names].to_numpy()
 
     features, targets = inputs(training)
     held = inputs(heldout) if heldout is not None and len(heldout) else None

@@ -111,12 +111,13 @@ class ValidationSet:
     Attributes:
         name: ``'teacher'`` (held-out pool files, teacher outputs) or ``'gold'`` (human labels)
         signals: mono 16 kHz float32 signals, in :attr:`reference` order
+            (whole files: :class:`~benchmark.distill.annotate.AudioFiles`, read as they are used)
         reference: index: files; columns: the dimensions to score
 
     """
 
     name: str
-    signals: list[np.ndarray]
+    signals: typing.Sequence[np.ndarray]
     reference: pd.DataFrame
 
     def __len__(self) -> int:
@@ -259,7 +260,8 @@ def per_file(fn: typing.Callable[[typing.Any], T], items: typing.Sequence, devic
         if threads < 2 or len(items) < 2:
             return [fn(item) for item in items]
         with concurrent.futures.ThreadPoolExecutor(min(threads, len(items))) as pool:
-            return list(pool.map(fn, items))
+            # indices, not items: a lazy sequence (AudioFiles) is read in the worker, one item at a time
+            return list(pool.map(lambda i: fn(items[i]), range(len(items))))
     finally:
         torch.set_num_threads(threads)
 

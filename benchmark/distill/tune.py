@@ -133,7 +133,7 @@ def tune(
     targets = np.zeros((len(files), len(DIMENSIONS)), dtype=np.float32)
     targets[:, list(dims)] = files.reference[names].to_numpy(dtype=np.float32)
     targets = torch.from_numpy(targets).to(device)
-    signals = [np.ascontiguousarray(s, dtype=np.float32) for s in files.signals]
+    signals = files.signals  # whole files may be AudioFiles: read a batch at a time, never all at once
     lengths = [len(s) for s in signals]
 
     layout = getattr(module, "training_memory_format", None)
@@ -148,7 +148,7 @@ def tune(
         for batch in batches:
             shortest = min(lengths[i] for i in batch)
             longest_cut = max(longest_cut, max(lengths[i] for i in batch) - shortest)
-            x = torch.from_numpy(np.stack([signals[i][:shortest] for i in batch])).to(device)
+            x = torch.from_numpy(np.stack([signals[i][:shortest] for i in batch]).astype(np.float32, copy=False)).to(device)
             for group in optimizer.param_groups:
                 group["lr"] = settings.lr * 0.5 * (1.0 + np.cos(np.pi * step / total))
             loss = ccc_loss(module(x), targets[batch], dims, settings.mse_weight, loss_weights)
