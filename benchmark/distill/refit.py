@@ -45,7 +45,7 @@ import typing
 import numpy as np
 import torch
 
-from benchmark.distill.train import per_file
+from benchmark.distill.train import forward_each
 
 ALPHAS = (1e-4, 1e-3, 1e-2, 1e-1)
 r"""Ridge penalties tried, relative to the mean square of the centred features."""
@@ -222,25 +222,16 @@ def has_linear_head(module: torch.nn.Module) -> bool:
 def head_inputs(module: torch.nn.Module, signals: typing.Sequence[np.ndarray], device: str = "cpu") -> np.ndarray:
     r"""What ``module.head`` receives for each whole signal (a row each), in eval mode.
 
-    Signals run a torch thread each (:func:`benchmark.distill.train.per_file`);
+    Signals run a torch thread each (:func:`benchmark.distill.train.forward_each`);
     a lazy sequence (:class:`~benchmark.distill.annotate.AudioFiles`) is
     read one file at a time.
     """
     seen = threading.local()  # the hook runs in the thread of its forward pass
     hook = module.head.register_forward_pre_hook(lambda _, args: setattr(seen, "inputs", args[0]))
-    was_training = module.training
-    module.eval()
-
-    def one(signal: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            module(torch.from_numpy(np.ascontiguousarray(signal, dtype=np.float32))[None].to(device))
-            return seen.inputs.double().cpu().numpy()
-
     try:
-        captured = per_file(one, signals, device)
+        captured = forward_each(module, signals, lambda _: seen.inputs.double().cpu().numpy(), device)
     finally:
         hook.remove()
-        module.train(was_training)
     return np.concatenate(captured) if captured else np.empty((0, module.head.in_features))
 
 

@@ -266,20 +266,29 @@ def per_file(fn: typing.Callable[[typing.Any], T], items: typing.Sequence, devic
         torch.set_num_threads(threads)
 
 
-def predict(module: torch.nn.Module, signals: typing.Sequence[np.ndarray], device: str = "cpu") -> np.ndarray:
-    r"""Student A/D/V for whole signals, each on its own (no padding enters the result; :func:`per_file`)."""
+def forward_each(module: torch.nn.Module, signals: typing.Sequence[np.ndarray], take: typing.Callable[[torch.Tensor], T],
+                 device: str = "cpu") -> list[T]:
+    r"""``take(module(signal))`` for each whole signal on its own, in eval mode (:func:`per_file`).
+
+    No padding enters a result. ``take`` runs in the thread of its forward
+    pass, in inference mode; the module's train/eval mode is restored.
+    """
     was_training = module.training
     module.eval()
 
-    def one(signal: np.ndarray) -> np.ndarray:
+    def one(signal: np.ndarray) -> T:
         with torch.inference_mode():
-            x = torch.from_numpy(np.ascontiguousarray(signal, dtype=np.float32))[None].to(device)
-            return module(x)[0].double().cpu().numpy()
+            return take(module(torch.from_numpy(np.ascontiguousarray(signal, dtype=np.float32))[None].to(device)))
 
     try:
-        rows = per_file(one, signals, device)
+        return per_file(one, signals, device)
     finally:
         module.train(was_training)
+
+
+def predict(module: torch.nn.Module, signals: typing.Sequence[np.ndarray], device: str = "cpu") -> np.ndarray:
+    r"""Student A/D/V for whole signals, each on its own (:func:`forward_each`)."""
+    rows = forward_each(module, signals, lambda out: out[0].double().cpu().numpy(), device)
     return np.stack(rows) if rows else np.empty((0, len(DIMENSIONS)), dtype=np.float64)
 
 
