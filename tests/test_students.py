@@ -300,14 +300,14 @@ def test_run_writes_table(registry, tmp_path):
     assert pd.isna(table.set_index("model").loc["const", "onnx_bytes"])
 
 
-# --- layout experiments (scripts/distill_variant.py) ----------------------
+# --- layout experiments (experiments/distill_variant.py) ----------------------
 
 
 def test_distill_variants_build_export_and_keep_their_counts(tmp_path):
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parent.parent / "scripts" / "distill_variant.py"
+    path = Path(__file__).resolve().parent.parent / "experiments" / "distill_variant.py"
     spec = importlib.util.spec_from_file_location("distill_variant", path)
     variant = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(variant)

@@ -11,7 +11,7 @@ reports; each differs from ``wav2small`` in one respect:
 Usage (extra options go to ``python -m benchmark distill``; always write to
 a scratch folder and do not register)::
 
-    python scripts/distill_variant.py --student wav2small-stats --out /tmp/stats --no-register
+    python experiments/distill_variant.py --student wav2small-stats --out /tmp/stats --no-register
     python scripts/distill_targets.py --skip-run --out /tmp/stats   # test-1 figures
 
 """
@@ -25,10 +25,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmark import students  # noqa: E402
-from benchmark.students.wav2small import WAV2SMALL, Wav2Small, Wav2SmallConfig  # noqa: E402
+from benchmark import students 
+from benchmark.students.wav2small import WAV2SMALL, Wav2Small, Wav2SmallConfig 
 
 
 class StatsWav2Small(Wav2Small):

@@ -31,11 +31,11 @@
 
 Usage::
 
-    python scripts/teacher_diagnostics.py                      # wav2small, 400 training files
-    python scripts/teacher_diagnostics.py --student mobilenetv3-large --files 200
-    python scripts/teacher_diagnostics.py --measure 4          # only the augmentations
-    python scripts/teacher_diagnostics.py --measure 5          # test-1 against the other splits
-    python scripts/teacher_diagnostics.py --measure 6          # test-1 by file duration
+    python experiments/teacher_diagnostics.py                      # wav2small, 400 training files
+    python experiments/teacher_diagnostics.py --student mobilenetv3-large --files 200
+    python experiments/teacher_diagnostics.py --measure 4          # only the augmentations
+    python experiments/teacher_diagnostics.py --measure 5          # test-1 against the other splits
+    python experiments/teacher_diagnostics.py --measure 6          # test-1 by file duration
 """
 
 from __future__ import annotations
@@ -49,7 +49,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 DIMS = ("arousal", "dominance", "valence")
 

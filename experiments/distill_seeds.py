@@ -15,8 +15,8 @@ seed's crops once (cached).
 
 Usage::
 
-    python scripts/distill_seeds.py --out /tmp/seeds                      # seeds 0..4, the defaults
-    python scripts/distill_seeds.py --out /tmp/lw --seeds 0 1 2 -- --loss-weights 1 1 3
+    python experiments/distill_seeds.py --out /tmp/seeds                      # seeds 0..4, the defaults
+    python experiments/distill_seeds.py --out /tmp/lw --seeds 0 1 2 -- --loss-weights 1 1 3
 
 """
 
@@ -32,7 +32,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 DIMS = ("arousal", "dominance", "valence", "mean")
 COLUMNS = [f"held-out {d}" for d in DIMS] + [f"test-1 {d}" for d in DIMS] + ["int8 loss max"]
