@@ -1,4 +1,4 @@
-"""Sessions: ``benchmark``, ``distill``, ``docs``, ``efficiency``, ``tests``.
+"""Sessions: ``benchmark``, ``distill``, ``docs``, ``efficiency``, ``lint``, ``tests``.
 
 Each session's virtualenv is reused, and its install is skipped while
 ``pyproject.toml`` and ``constraints.txt`` (exact pins) are unchanged,
@@ -67,3 +67,11 @@ def efficiency(session: nox.Session) -> None:
     """Measure parameters, ONNX size, ms per 5 s clip: nox -s efficiency -- --model all."""
     _install(session)
     session.run("python", "-m", "benchmark", "efficiency", *(session.posargs or ["--model", "all"]))
+
+
+@nox.session(name="lint")
+def lint(session: nox.Session) -> None:
+    """Lint and check formatting with ruff (no changes made): nox -s lint."""
+    session.install("ruff==0.17.6")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
