@@ -19,9 +19,10 @@ EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     from benchmark.data.datasets import DatasetConfigError
-    from benchmark.registry import RegistryError
+    from benchmark.registry import RegistryError, UnknownModelError
 
-    errors: list[type[BaseException]] = [RegistryError, DatasetConfigError, KeyError]
+    # only errors that name the user's mistake; any other exception is a bug and shows its traceback
+    errors: list[type[BaseException]] = [RegistryError, DatasetConfigError, UnknownModelError]
     try:
         from benchmark.models.download import ChecksumError, WeightsUnavailableError
 
@@ -96,7 +97,7 @@ def main(argv: typing.Sequence[str] | None = None) -> int:
     try:
         return _dispatch(args)
     except _user_errors() as ex:
-        message = ex.args[0] if isinstance(ex, KeyError) and ex.args else str(ex)
+        message = ex.args[0] if isinstance(ex, KeyError) and ex.args else str(ex)  # str(KeyError) adds quotes
         print(f"error: {message}", file=sys.stderr)
         return EXIT_USAGE
 

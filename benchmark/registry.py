@@ -52,6 +52,10 @@ class RegistryError(ValueError):
     r"""``models.yaml`` is invalid; the message lists every problem found."""
 
 
+class UnknownModelError(KeyError):
+    r"""A model name that ``models.yaml`` does not register; the message lists the registered ones."""
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelEntry:
     r"""One validated ``models.yaml`` entry."""
@@ -119,7 +123,7 @@ class Registry(typing.Mapping[str, ModelEntry]):
         except KeyError:
             known = ", ".join(self._entries)
             where = self.path or "models.yaml"
-            raise KeyError(
+            raise UnknownModelError(
                 f"Unknown model '{name}'. Registered in {where}: {known}. "
                 "Add an entry to models.yaml to benchmark a new model."
             ) from None

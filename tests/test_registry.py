@@ -114,3 +114,17 @@ def test_distilled_entry_without_weights_says_how_to_make_them(tmp_path):
     reg = Registry.from_yaml_text(text, root=tmp_path)  # valid: the weights are a distillation output
     with pytest.raises(WeightsUnavailableError, match=r"nox -s distill -- --student mobilenetv3-small --teacher egemaps-teacher"):
         load_model("mobilenetv3-small", reg)
+
+
+def test_cli_unknown_model_is_a_user_error_but_an_internal_keyerror_shows_its_traceback(monkeypatch, capsys):
+    from benchmark import cli
+
+    assert cli.main(["run", "--model", "no-such-model", "--no-docs"]) == cli.EXIT_USAGE
+    assert "Unknown model 'no-such-model'" in capsys.readouterr().err
+
+    def broken(args):
+        return {}["missing key"]  # a bug inside the benchmark, not a user's mistake
+
+    monkeypatch.setattr(cli, "_list", broken)
+    with pytest.raises(KeyError, match="missing key"):
+        cli.main(["list"])
