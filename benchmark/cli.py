@@ -2,7 +2,8 @@
 
 Commands: ``run`` (benchmark models), ``list`` (registered models and
 datasets), ``efficiency`` (speed/size figures), ``distill`` (train a
-student from a teacher), ``docs`` (regenerate the leaderboard),
+student from a teacher), ``report`` (pass/fail against thresholds),
+``docs`` (regenerate the leaderboard),
 ``demo`` (build the embedded demo corpora).
 """
 
@@ -20,9 +21,10 @@ EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
 def _user_errors() -> tuple[type[BaseException], ...]:
     from benchmark.data.datasets import DatasetConfigError
     from benchmark.registry import RegistryError, UnknownModelError
+    from benchmark.report import ThresholdsError
 
     # only errors that name the user's mistake; any other exception is a bug and shows its traceback
-    errors: list[type[BaseException]] = [RegistryError, DatasetConfigError, UnknownModelError]
+    errors: list[type[BaseException]] = [RegistryError, DatasetConfigError, UnknownModelError, ThresholdsError]
     try:
         from benchmark.models.download import ChecksumError, WeightsUnavailableError
 
@@ -80,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     eff.add_argument("--repeats", type=int, default=20, help="timed runs per model (median reported; default: 20)")
     eff.add_argument("--models", metavar="PATH", help="model registry file (default: models.yaml)")
 
+    rep = sub.add_parser("report", help="judge every test against thresholds.yaml and write results/summary.csv")
+    rep.add_argument("--thresholds", metavar="PATH", help="threshold file (default: thresholds.yaml)")
+
     sub.add_parser("docs", help="regenerate docs/ from results/ (no model runs)")
     sub.add_parser("demo", help="build and publish the embedded demo corpora (done automatically on first use)")
     sub.add_parser("distill", help="train a student from a teacher's outputs (see: python -m benchmark distill --help)",
@@ -109,6 +114,8 @@ def _dispatch(args) -> int:
         return _list(args)
     if args.command == "efficiency":
         return _efficiency(args)
+    if args.command == "report":
+        return _report(args)
     if args.command == "docs":
         from benchmark import leaderboard
 
@@ -174,6 +181,9 @@ def _run(args) -> int:
         for failure in report.failures:
             print(f"FAILED {failure}")
             status = EXIT_FAILURES
+    from benchmark import report
+
+    print(f"pass/fail summary: {report.write_summary()}")
     if not args.no_docs:
         try:
             from benchmark import leaderboard
@@ -183,6 +193,22 @@ def _run(args) -> int:
         except ImportError:
             pass
     return status
+
+
+def _report(args) -> int:
+    from tabulate import tabulate
+
+    from benchmark import report
+
+    thresholds = report.load_thresholds(args.thresholds)
+    path = report.write_summary(thresholds=thresholds)
+    summary = report.summarize(report.evaluate(report.read_tables(), thresholds))
+    view = summary.sort_values(["share_passed", "model"], ascending=[False, True])
+    view = view.assign(model_sha256=view["model_sha256"].str[:12])
+    print(tabulate(view[["model", "model_sha256", "tests", "passed", "failed", "undecided", "share_passed"]],
+                   headers="keys", showindex=False, floatfmt=".3f"))
+    print(f"written: {path}")
+    return EXIT_OK
 
 
 def _list(args) -> int:

@@ -48,6 +48,7 @@ _SPLIT = ("model", "model_sha256", "dataset", "dataset_version", "data_fingerpri
 KEYS = {
     # table name → columns that identify a row (besides nothing else)
     "correctness": (*_SPLIT, "dimension"),
+    "distribution": (*_SPLIT, "dimension"),
     "robustness": (*_SPLIT, "condition", "dimension"),
     "fairness_sex": (*_SPLIT, "dimension", "group"),
     "fairness_speaker": (*_SPLIT, "dimension"),
@@ -226,3 +227,14 @@ def as_float(df: pd.DataFrame, columns) -> pd.DataFrame:
     for c in columns:
         out[c] = pd.to_numeric(out[c].replace("", np.nan), errors="coerce")
     return out
+
+
+def format_table(df: pd.DataFrame) -> pd.DataFrame:
+    r"""Every value as the result tables store it: floats to 6 significant digits, missing values empty.
+
+    Examples:
+        >>> format_table(pd.DataFrame({"x": [1 / 3, None], "y": ["a", None]})).values.tolist()
+        [['0.333333', 'a'], ['', '']]
+
+    """
+    return _fmt(df)

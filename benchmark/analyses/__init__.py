@@ -4,8 +4,10 @@
 for the result tables named by the keys (see :data:`benchmark.results.KEYS`);
 the runner adds the provenance columns and writes them.
 
-Families: ``correctness`` (CCC, Pearson, MAE), ``robustness``
-(perturbations), ``fairness`` (sex groups, individual speakers).
+Families: ``correctness`` (CCC, Pearson, MAE), ``distribution``
+(Jensen–Shannon distance of predicted and gold distributions),
+``robustness`` (perturbations), ``fairness`` (sex groups, individual
+speakers). Pass/fail thresholds of every test: :mod:`benchmark.report`.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import typing
 
 import pandas as pd
 
-FAMILIES = ("correctness", "robustness", "fairness")
+FAMILIES = ("correctness", "distribution", "robustness", "fairness")
 
 
 @dataclasses.dataclass
