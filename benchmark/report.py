@@ -42,9 +42,11 @@ from benchmark.paths import PROJECT_ROOT
 
 OUTCOMES = ("passed", "failed", "undecided", "not scored")
 FAMILIES = ("correctness", "distribution", "fairness", "robustness")
-TABLES = ("correctness", "distribution", "fairness_sex", "fairness_speaker", "speakers", "robustness")
+TABLES = ("correctness", "distribution", "fairness_sex", "fairness_pitch", "fairness_speaker", "speakers", "robustness")
 GROUP = ("model", "model_sha256", "dataset", "dataset_version", "data_fingerprint", "split", "dimension")
-"""Columns that identify what one test instance is about (robustness adds ``condition``)."""
+"""Columns that identify what one test instance is about; :data:`INSTANCE` adds a table's own."""
+
+INSTANCE = {"robustness": ("condition",), "fairness_sex": ("group",), "fairness_pitch": ("sex", "group")}
 
 _FIELDS = {"name", "family", "table", "column", "ci", "min", "max", "abs_max", "aggregate", "where", "requires_skill", "source"}
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
@@ -216,7 +218,8 @@ def evaluate(tables: typing.Mapping[str, pd.DataFrame], thresholds: typing.Seque
 
     Returns:
         one row per test instance: the :data:`GROUP` columns, ``condition``
-        (empty outside robustness), ``test``, ``family``, ``value``,
+        (empty outside robustness), ``sex`` and ``group`` (empty outside the
+        group tests), ``test``, ``family``, ``value``,
         ``ci_low``, ``ci_high``, ``threshold`` (the rule in words),
         ``outcome`` (one of :data:`OUTCOMES`), ``note`` and ``source``
 
@@ -231,7 +234,7 @@ def evaluate(tables: typing.Mapping[str, pd.DataFrame], thresholds: typing.Seque
             df = df[df[column].astype(str).isin(values)] if column in df else df.iloc[:0]
         if not len(df):
             continue
-        keys = [c for c in GROUP if c in df] + (["condition"] if "condition" in df else [])
+        keys = [c for c in GROUP if c in df] + [c for c in INSTANCE.get(t.table, ()) if c in df]
         df = df.assign(_value=_numbers(df, t.column))
         if t.aggregate == "mean":
             df = df.groupby(keys, sort=False, dropna=False)["_value"].mean().reset_index()
@@ -247,11 +250,11 @@ def evaluate(tables: typing.Mapping[str, pd.DataFrame], thresholds: typing.Seque
             out.loc[~np.array(has_skill, dtype=bool), ["outcome", "note"]] = ("not scored", NO_SKILL)
         out["source"] = t.source
         frames.append(out)
-    columns = [*GROUP, "condition", "test", "family", "value", "ci_low", "ci_high", "threshold", "outcome", "note",
-               "source"]
+    columns = [*GROUP, "condition", "sex", "group", "test", "family", "value", "ci_low", "ci_high", "threshold",
+               "outcome", "note", "source"]
     if not frames:
         return pd.DataFrame(columns=columns)
-    return pd.concat(frames, ignore_index=True).reindex(columns=columns).fillna({"condition": ""})
+    return pd.concat(frames, ignore_index=True).reindex(columns=columns).fillna({"condition": "", "sex": "", "group": ""})
 
 
 NO_SKILL = "no skill here: the CCC's 95 % interval reaches 0"

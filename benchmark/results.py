@@ -51,6 +51,7 @@ KEYS = {
     "distribution": (*_SPLIT, "dimension"),
     "robustness": (*_SPLIT, "condition", "dimension"),
     "fairness_sex": (*_SPLIT, "dimension", "group"),
+    "fairness_pitch": (*_SPLIT, "dimension", "sex", "group"),
     "fairness_speaker": (*_SPLIT, "dimension"),
     "speakers": (*_SPLIT, "dimension", "speaker"),
     "efficiency": ("model", "model_sha256"),

@@ -296,9 +296,11 @@ def test_speaker_rows_hand_computed():
 def test_fairness_run_tables(tmp_path):
     evalset = make_evalset(tmp_path / "db", n=60)
     tables = fairness.run(make_context(evalset, rms_model, bootstrap=50, speaker_min_samples=10))
-    assert set(tables) == {"fairness_sex", "fairness_speaker", "speakers"}
+    assert set(tables) == {"fairness_sex", "fairness_pitch", "fairness_speaker", "speakers"}
     for name, table in tables.items():
         assert set(KEYS[name]) <= set(table.columns), name
+    # the files are noise: no voiced frame, so no pitch groups, and the table says why
+    assert tables["fairness_pitch"].empty and "pitch groups" in tables["fairness_pitch"].attrs["reason"]
     sex = tables["fairness_sex"]
     assert set(zip(sex["dimension"], sex["group"])) == {(d, g) for d in ("arousal", "valence") for g in ("female", "male")}
     assert sex["passed"].isin([True, False]).all()

@@ -1,4 +1,4 @@
-"""Fairness: sex groups and individual speakers.
+"""Fairness: sex groups, pitch groups within each sex, and individual speakers.
 
 Sex (as in ser-tests): the split is first balanced so that female and
 male files have the same truth distribution (truth binned, equal counts
@@ -7,6 +7,9 @@ per bin drawn from each sex, seeded); then per dimension
 bootstrap 95 % confidence interval. A group passes if
 ``|delta_ccc| <= 0.075``, the largest difference random predictions
 reach in ser-tests' simulations.
+
+Pitch (as ser-tests): low, medium and high voices within each sex
+(:mod:`benchmark.analyses.pitch`), ``delta_ccc`` against the sex's files.
 
 Speakers: CCC and MAE per speaker with at least 10 files, their
 quartiles over speakers, and Spearman's rho between the speakers'
@@ -247,7 +250,7 @@ def _empty(columns, base: dict, reason: str) -> pd.DataFrame:
 
 
 def run(context) -> dict[str, pd.DataFrame]:
-    r"""Fairness rows for one model × split (tables ``fairness_sex``, ``fairness_speaker``, ``speakers``)."""
+    r"""Fairness rows for one model × split (``fairness_sex``, ``fairness_pitch``, ``fairness_speaker``, ``speakers``)."""
     options = context.options or {}
     evalset = context.evalset
     base = context.base_row()
@@ -285,10 +288,31 @@ def run(context) -> dict[str, pd.DataFrame]:
             sums.append(row)
         speakers = pd.DataFrame([{**base, **r} for r in per], columns=list(base) + list(SPEAKER_COLUMNS))
         summary = pd.DataFrame([{**base, **r} for r in sums], columns=list(base) + list(SUMMARY_COLUMNS))
-    for name, table in (("fairness_sex", sex_table), ("speakers", speakers), ("fairness_speaker", summary)):
+    pitch_table = _pitch_table(context, dimensions, bins, threshold, n_boot)
+    tables = {"fairness_sex": sex_table, "fairness_speaker": summary, "speakers": speakers,
+              "fairness_pitch": pitch_table}
+    for name, table in tables.items():
         if "reason" in table.attrs:
             logger.info("Fairness table %s left empty: %s", name, table.attrs["reason"])
-    return {"fairness_sex": sex_table, "fairness_speaker": summary, "speakers": speakers}
+    return tables
+
+
+def _pitch_table(context, dimensions, bins, threshold, n_boot) -> pd.DataFrame:
+    from benchmark.analyses import pitch
+
+    evalset, base = context.evalset, context.base_row()
+    if evalset.sex is None:
+        return _empty(pitch.COLUMNS, base, f"{evalset.audb_name}/{evalset.split}: no sex labels")
+    clean = context.clean.reindex(evalset.files)
+    f0 = pitch.split_f0(evalset)
+    rows = []
+    for dim in dimensions:
+        rows += pitch.pitch_rows(evalset.truth[dim], clean[dim], evalset.sex, f0, dim, bins=bins,
+                                 threshold=threshold, n_boot=n_boot, seed=_seed(context.seed, dim))
+    table = pd.DataFrame([{**base, **r} for r in rows], columns=list(base) + list(pitch.COLUMNS))
+    if not rows:
+        table.attrs["reason"] = f"{evalset.audb_name}/{evalset.split}: needs voiced files in three pitch groups"
+    return table
 
 
 def _seed(seed: int, dimension: str) -> int:

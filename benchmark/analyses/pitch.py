@@ -1,0 +1,179 @@
+"""Fairness by pitch: low, medium and high voices within each sex (as ser-tests).
+
+Each file's pitch is the median fundamental frequency of its voiced
+frames, tracked with YIN (:func:`median_f0`; a few milliseconds a file). Within each sex the files are cut into three
+groups at the sex's pitch tertiles. Each sex is then balanced by truth
+as for the sex test (:func:`benchmark.analyses.fairness.balance_by_truth`),
+and per dimension ``delta_ccc = CCC(pitch group) − CCC(the sex's balanced
+files)``, with a bootstrap 95 % interval, judged against the sex test's
+threshold (0.075).
+
+Pitch is a property of the audio, not of the model: it is computed once
+per split and cached under the split's data fingerprint.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+
+from benchmark.analyses import fairness
+from benchmark.paths import cache_dir
+
+GROUPS = ("low", "medium", "high")
+COLUMNS = ("dimension", "sex", "group", "n", "f0_low_hz", "f0_high_hz", "ccc_group", "ccc_sex", "delta_ccc",
+           "ci_low", "ci_high", "threshold")
+
+
+F0_RANGE_HZ = (60.0, 500.0)
+"""Pitch search range: below and above every adult voice."""
+
+YIN_THRESHOLD = 0.15
+"""Largest normalised difference (YIN's CMNDF) that counts as a voiced frame."""
+
+
+def median_f0(signal: np.ndarray, sampling_rate: int, *, frame_seconds: float = 0.04, hop_seconds: float = 0.01) -> float:
+    r"""Median F0 in Hz over the voiced frames of ``signal`` (NaN if none is voiced).
+
+    YIN (de Cheveigné & Kawahara, 2002): per frame, the cumulative mean
+    normalised difference function over lags in :data:`F0_RANGE_HZ`; the
+    first lag whose value dips below :data:`YIN_THRESHOLD`, refined to its
+    local minimum and by parabolic interpolation, is the period. Frames
+    without such a dip, or quieter than 1 % of the loudest frame, are
+    unvoiced.
+
+    Examples:
+        >>> t = np.arange(32000) / 16000
+        >>> voice = sum(np.sin(2 * np.pi * 150 * k * t) / k for k in range(1, 8))
+        >>> round(median_f0(0.2 * voice, 16000))
+        150
+        >>> bool(np.isnan(median_f0(np.random.default_rng(0).normal(size=16000), 16000)))
+        True
+
+    """
+    x = np.asarray(signal, dtype=np.float64).reshape(-1)
+    frame, hop = int(frame_seconds * sampling_rate), int(hop_seconds * sampling_rate)
+    min_lag = int(sampling_rate / F0_RANGE_HZ[1])
+    max_lag = min(int(np.ceil(sampling_rate / F0_RANGE_HZ[0])), frame // 2)
+    if x.size < frame + max_lag:
+        return float("nan")
+    starts = np.arange(0, x.size - frame - max_lag + 1, hop)
+    frames = x[starts[:, None] + np.arange(frame + max_lag)]
+    energy = (frames[:, :frame] ** 2).mean(1)
+    frames, starts = frames[energy >= 1e-4 * energy.max()], starts[energy >= 1e-4 * energy.max()]
+    # difference function d(tau) = sum (x_j - x_{j+tau})^2 over the frame, for all lags at once (FFT)
+    n = 1 << int(np.ceil(np.log2(2 * (frame + max_lag))))
+    spec = np.fft.rfft(frames, n)
+    head = frames[:, :frame]
+    corr = np.fft.irfft(spec * np.conj(np.fft.rfft(head, n)), n)[:, : max_lag + 1]
+    sq = np.concatenate([np.zeros((len(frames), 1)), np.cumsum(frames**2, axis=1)], axis=1)
+    lags = np.arange(max_lag + 1)
+    tail = sq[:, lags + frame] - sq[:, lags]
+    diff = sq[:, frame][:, None] + tail - 2 * corr
+    diff[:, 0] = 0
+    cum = np.cumsum(diff[:, 1:], axis=1) / np.arange(1, max_lag + 1)
+    cmndf = np.ones_like(diff)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cmndf[:, 1:] = np.where(cum > 0, diff[:, 1:] / cum, 1.0)
+    f0 = []
+    for row in cmndf:
+        below = np.flatnonzero(row[min_lag:] < YIN_THRESHOLD)
+        if not below.size:
+            continue
+        lag = min_lag + below[0]
+        while lag + 1 <= max_lag and row[lag + 1] < row[lag]:
+            lag += 1
+        if 0 < lag < max_lag:  # parabolic interpolation of the minimum
+            a, b, c = row[lag - 1], row[lag], row[lag + 1]
+            shift = 0.5 * (a - c) / (a - 2 * b + c) if (a - 2 * b + c) else 0.0
+        else:
+            shift = 0.0
+        f0.append(sampling_rate / (lag + shift))
+    return float(np.median(f0)) if f0 else float("nan")
+
+
+def split_f0(evalset) -> pd.Series:
+    r"""Median F0 of every file of ``evalset``, cached under the split's data fingerprint."""
+    from benchmark import results
+    from benchmark.analyses.perturbations import read_mono
+
+    folder = cache_dir("pitch", f"{evalset.audb_name}-{evalset.version}-{evalset.split}-{evalset.fingerprint[:12]}")
+    path = folder / "f0.csv"
+    keys = [os.path.relpath(f, evalset.root) for f in evalset.files]
+    if path.exists():
+        cached = pd.read_csv(path, index_col="file", dtype={"file": str})["f0_hz"]
+        if set(keys) <= set(cached.index):
+            return pd.Series(cached.reindex(keys).to_numpy(float), index=evalset.files, name="f0_hz")
+    values = []
+    for file in evalset.files:
+        try:
+            values.append(median_f0(read_mono(file), 16000))
+        except Exception:  # an unreadable file has no pitch; it is left out of the pitch groups
+            values.append(float("nan"))
+    table = pd.DataFrame({"file": keys, "f0_hz": values})
+    results.atomic_write_text(path, table.to_csv(index=False, float_format="%.6g", lineterminator="\n"))
+    return pd.Series(values, index=evalset.files, name="f0_hz", dtype=float)
+
+
+def pitch_groups(f0: pd.Series, sex: pd.Series) -> pd.Series:
+    r"""``'low'``, ``'medium'`` or ``'high'`` per file: the tertiles of pitch within each sex.
+
+    Examples:
+        >>> f0 = pd.Series([100, 110, 120, 200, 210, 220.0])
+        >>> sex = pd.Series(["male"] * 3 + ["female"] * 3)
+        >>> pitch_groups(f0, sex).tolist()
+        ['low', 'medium', 'high', 'low', 'medium', 'high']
+
+    """
+    sex = fairness.normalize_sex(sex.reindex(f0.index))
+    out = pd.Series(pd.NA, index=f0.index, dtype="string")
+    for s in ("female", "male"):
+        members = f0[(sex == s).fillna(False).to_numpy(bool) & f0.notna().to_numpy()]
+        if len(members) < len(GROUPS):
+            continue
+        ranks = members.rank(method="first").to_numpy()  # ties broken by file order: every file gets a group
+        cut = np.minimum((ranks - 1) * len(GROUPS) // len(members), len(GROUPS) - 1).astype(int)
+        out[members.index] = [GROUPS[c] for c in cut]
+    return out
+
+
+def pitch_rows(
+    truth: pd.Series,
+    prediction: pd.Series,
+    sex: pd.Series,
+    f0: pd.Series,
+    dimension: str,
+    *,
+    bins: int = fairness.BINS,
+    threshold: float = fairness.THRESHOLD,
+    n_boot: int = fairness.BOOTSTRAP,
+    seed: int = 0,
+) -> list[dict]:
+    r"""Rows of the ``fairness_pitch`` table for one dimension (without the base row)."""
+    sex = fairness.normalize_sex(sex.reindex(truth.index))
+    groups = pitch_groups(f0.reindex(truth.index), sex)
+    valid = truth.notna() & prediction.reindex(truth.index).notna() & groups.notna()
+    rows = []
+    for s in ("female", "male"):
+        in_sex = valid & (sex == s).fillna(False)
+        index = fairness.balance_by_truth(truth[in_sex], groups[in_sex], bins=bins, seed=seed)
+        if not len(index):
+            continue
+        t, p = truth.reindex(index).to_numpy(float), prediction.reindex(index).to_numpy(float)
+        g, hz = groups.reindex(index).to_numpy(object), f0.reindex(index).to_numpy(float)
+        members = {name: np.flatnonzero(g == name) for name in GROUPS if (g == name).any()}
+        ccc_sex = float(fairness.ccc_rows(t, p))
+        deltas = fairness._bootstrap_deltas(t, p, members, n_boot, seed)
+        for name, pos in members.items():
+            ccc_group = float(fairness.ccc_rows(t[pos], p[pos]))
+            low, high = (np.nanpercentile(deltas[name], [2.5, 97.5]) if n_boot and np.isfinite(deltas[name]).any()
+                         else (np.nan, np.nan))
+            rows.append({
+                "dimension": dimension, "sex": s, "group": name, "n": len(pos),
+                "f0_low_hz": float(hz[pos].min()), "f0_high_hz": float(hz[pos].max()),
+                "ccc_group": ccc_group, "ccc_sex": ccc_sex, "delta_ccc": ccc_group - ccc_sex,
+                "ci_low": float(low), "ci_high": float(high), "threshold": threshold,
+            })
+    return rows
