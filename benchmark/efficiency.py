@@ -10,6 +10,12 @@ For any other :class:`benchmark.models.base.Predictor` (baselines,
 torch models): the same timing of the predictor call with one torch
 thread; the ONNX fields stay empty.
 
+A teacher whose weights are not available here but whose registry
+entry has a ``config`` (e.g. w2v2-L-robust-12) is timed as its
+architecture with seeded random weights: speed does not depend on the
+weight values. Such a row says so (``weights: random``) and carries the
+architecture's hash, never the trained model's.
+
 Peak RSS is that of the whole child process (interpreter, numpy and
 the runtime included), read in the child from ``/proc/self/status``
 (``VmHWM``). ``resource.getrusage`` is only the fallback off Linux: on
@@ -36,7 +42,7 @@ import pandas as pd
 SAMPLING_RATE = 16000
 COLUMNS = (
     "model", "model_sha256", "parameters", "onnx_bytes", "ms_per_5s", "ms_per_5s_iqr",
-    "xrt", "peak_rss_mb", "threads", "repeats", "runtime", "cpu",
+    "xrt", "peak_rss_mb", "threads", "repeats", "runtime", "cpu", "weights",
 )
 """Columns of the result table ``efficiency``, in order."""
 
@@ -259,6 +265,7 @@ def run(model_names: typing.Iterable[str], registry=None, *, repeats: int = 20, 
 
     """
     from benchmark.hashing import sha256_tree
+    from benchmark.models.download import WeightsUnavailableError
     from benchmark.registry import Registry, load_model
     from benchmark.results import write_rows
 
@@ -272,15 +279,35 @@ def run(model_names: typing.Iterable[str], registry=None, *, repeats: int = 20, 
             # the registry's checksum of the same path, so rows join with the other tables
             sha = sha256_tree(path)
         else:
-            predictor = load_model(entry, registry)
-            child = {"registry": str(registry.path), "model": name} if registry.path else None
+            weights = ""
+            try:
+                predictor = load_model(entry, registry)
+                child = {"registry": str(registry.path), "model": name} if registry.path else None
+            except WeightsUnavailableError:
+                if not entry.config:
+                    raise
+                predictor, child, weights = architecture(entry), None, "random"
             figures = measure(predictor, repeats=repeats, seconds=seconds, child=child)
+            figures["weights"] = weights
+            if weights == "random":
+                figures["parameters"] = sum(p.numel() for p in predictor.model.parameters())
             sha = predictor.artifact_hash
         rows.append({"model": name, "model_sha256": sha, **figures})
     df = pd.DataFrame(rows, columns=list(COLUMNS))
     if len(df):
         write_rows("efficiency", df)
     return df
+
+
+def architecture(entry):
+    r"""A predictor of ``entry``'s architecture with seeded random weights, built from its registry ``config``."""
+    from benchmark.registry import ARCHITECTURE_KINDS
+
+    if entry.kind not in ARCHITECTURE_KINDS:
+        raise ValueError(f"Model '{entry.name}': kind '{entry.kind}' cannot be built from a config.")
+    from benchmark.models import w2v2
+
+    return w2v2.from_config(entry)
 
 
 def main(argv: typing.Sequence[str] | None = None) -> int:

@@ -43,8 +43,10 @@ KINDS = {
     "egemaps": ("benchmark.models.egemaps", {"dataset", "split", "path", "sha256"}),
 }
 ROLES = ("teacher", "student", "baseline")
+ARCHITECTURE_KINDS = ("w2v2-hf",)
+"""Kinds whose ``config`` builds the architecture with random weights (see :mod:`benchmark.efficiency`)."""
 REQUIRED = ("name", "kind", "role", "source", "sampling_rate", "outputs", "description")
-OPTIONAL = ("params", "citation", "architecture", "reported", "distilled")
+OPTIONAL = ("params", "citation", "architecture", "config", "reported", "distilled")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -70,6 +72,7 @@ class ModelEntry:
     params: dict = dataclasses.field(default_factory=dict)
     citation: str = ""
     architecture: str = ""
+    config: dict = dataclasses.field(default_factory=dict)  # the architecture's settings, to time it without weights
     reported: dict = dataclasses.field(default_factory=dict)
     distilled: dict = dataclasses.field(default_factory=dict)
     root: Path = PROJECT_ROOT
@@ -227,6 +230,11 @@ def _validate_entry(raw: typing.Any, root: Path) -> list[str]:
     params = raw.get("params", {})
     if not isinstance(params, dict):
         problems.append("field 'params': must be a mapping of keyword arguments")
+    if "config" in raw and (kind not in ARCHITECTURE_KINDS or not isinstance(raw["config"], dict)):
+        problems.append(
+            f"field 'config': a mapping of the architecture's settings, for kinds {', '.join(ARCHITECTURE_KINDS)} "
+            "(efficiency times the architecture with random weights when the weights are not available)"
+        )
     return problems
 
 
@@ -295,7 +303,7 @@ def _validate_source(kind: str, source: dict, root: Path, distilled: bool = Fals
 
 def _make_entry(raw: dict, root: Path) -> ModelEntry:
     kwargs = {k: raw[k] for k in REQUIRED + OPTIONAL if k in raw}
-    for k in ("params", "reported", "distilled"):
+    for k in ("params", "config", "reported", "distilled"):
         kwargs[k] = dict(kwargs.get(k) or {})
     kwargs["source"] = dict(kwargs["source"])
     kwargs["outputs"] = dict(kwargs["outputs"])

@@ -401,3 +401,26 @@ def load(entry, registry=None) -> Predictor:
 def _preprocessor_config(folder: Path) -> dict:
     path = folder / "preprocessor_config.json"
     return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def from_config(entry) -> W2v2Predictor:
+    r"""The architecture of ``entry`` built from its registry ``config``, with seeded random weights.
+
+    For timing only: speed does not depend on the weight values, and the
+    predictions are meaningless. The artefact hash covers the kind and
+    the configuration, marked ``architecture``, so it never equals a
+    trained model's.
+    """
+    import torch
+    from transformers import Wav2Vec2Config
+
+    if not entry.config:
+        raise ValueError(f"Model '{entry.name}': no 'config' in its registry entry to build the architecture from.")
+    config = Wav2Vec2Config(**entry.config)
+    torch.manual_seed(0)
+    model = emotion_model_class()(config).eval()
+    digest = sha256_text(json.dumps({"architecture": entry.kind, "config": entry.config}, sort_keys=True))
+    return W2v2Predictor(
+        entry.name, digest, model, output_labels(config.id2label, config.num_labels), entry.outputs,
+        device="cpu", batch_size=1, use_mask=config.feat_extract_norm == "layer", sampling_rate=entry.sampling_rate,
+    )
