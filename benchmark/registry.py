@@ -40,7 +40,7 @@ KINDS = {
     "w2v2-hf": ("benchmark.models.w2v2", {"path", "hub", "revision"}),
     "wavlm-hf": ("benchmark.models.wavlm", {"path", "hub", "revision"}),
     "ensemble": ("benchmark.models.ensemble", {"members"}),
-    "egemaps": ("benchmark.models.egemaps", {"dataset", "split", "path", "sha256"}),
+    "egemaps": ("benchmark.models.egemaps", {"path", "sha256"}),
 }
 ROLES = ("teacher", "student", "baseline")
 ARCHITECTURE_KINDS = ("w2v2-hf",)
@@ -262,13 +262,14 @@ def _validate_source(kind: str, source: dict, root: Path, distilled: bool = Fals
         if "hub" in source and "revision" not in source:
             problems.append("field 'source.revision': required with 'hub'; pin a commit for reproducibility")
     if kind == "egemaps":
-        fit = "dataset" in source or "split" in source
-        if fit == ("path" in source) or (fit and not {"dataset", "split"} <= set(source)):
+        if {"dataset", "split"} & set(source):
             problems.append(
-                "field 'source': give either 'dataset' and 'split' (fit on that labelled split, cached) or "
-                "'path' (+ 'sha256') of a fitted model.npz"
+                "field 'source': loading a model never fits one; fit the eGeMAPS model with "
+                "`python scripts/fit_teacher.py --dataset D --split S --out FOLDER` and give source {path, sha256}"
             )
-        if "path" in source and "sha256" not in source:
+        if "path" not in source:
+            problems.append("field 'source.path': the fitted model.npz (scripts/fit_teacher.py writes it)")
+        elif "sha256" not in source:
             problems.append("field 'source.sha256': required with 'path'; a pinned teacher is verified (sha256sum FILE)")
     if kind == "ensemble":
         members = source.get("members")

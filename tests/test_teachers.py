@@ -409,25 +409,16 @@ def _tone_set(tmp_path, n: int = 12) -> EvalSet:
     return EvalSet("tones", "tones", "1.0.0", "train", "train", truth, speaker, None, str(root))
 
 
-def test_egemaps_fit_cache_and_predict(tmp_path, capsys):
+def test_egemaps_fit_and_predict(tmp_path):
     import audiofile
 
     from benchmark.models import egemaps
 
     evalset = _tone_set(tmp_path)
-    model = egemaps.fit_cached(evalset, name="egemaps", alphas=[0.1, 10.0, 1000.0], folds=3)
-    out = capsys.readouterr().out
-    assert "extracting eGeMAPSv02" in out and "cached at" in out
-    files = list((tmp_path / "cache" / "models" / "egemaps").glob("*/model.npz"))
-    assert len(files) == 1 and model.artifact_hash == sha256_file(files[0])
+    model = egemaps.fit(evalset, alphas=[0.1, 10.0, 1000.0], folds=3, verbose=False)
     assert model.meta["dimensions"] == ["arousal", "valence"]
-
-    again = egemaps.fit_cached(evalset, name="egemaps", alphas=[0.1, 10.0, 1000.0], folds=3)
-    assert capsys.readouterr().out == ""  # served from the cache: no extraction, no fit
-    assert again.artifact_hash == model.artifact_hash
-
     xs = [audiofile.read(f)[0] for f in evalset.files]
-    batch = again.predict_batch(xs)
+    batch = model.predict_batch(xs)
     assert batch.shape == (12, 3)
     assert np.isnan(batch[:, 1]).all() and np.isfinite(batch[:, [0, 2]]).all()
     np.testing.assert_allclose(model(xs[3], 16000), batch[3])
@@ -436,6 +427,8 @@ def test_egemaps_fit_cache_and_predict(tmp_path, capsys):
 
     refit = egemaps.fit(evalset, alphas=[0.1, 10.0, 1000.0], folds=3, verbose=False)
     assert refit.artifact_hash == model.artifact_hash  # deterministic .npz bytes
+    path = model.save(tmp_path / "fitted")
+    assert sha256_file(path) == model.artifact_hash
 
 
 def _pinned(path, sha: str, params: str = "") -> str:
@@ -461,8 +454,10 @@ def test_egemaps_pinned_file_loads_with_its_hash(tmp_path):
 
     with pytest.raises(RegistryError, match="checksum mismatch"):
         registry(_pinned(path, "ab" * 32))
-    with pytest.raises(RegistryError, match="either 'dataset' and 'split'"):
+    with pytest.raises(RegistryError, match="loading a model never fits one"):
         registry(f"both|egemaps|{{path: {path}, sha256: {sha}, dataset: x, split: y}}|{ADV}")
+    with pytest.raises(RegistryError, match="loading a model never fits one"):
+        registry(f"fit|egemaps|{{dataset: x, split: y}}|{ADV}")
     with pytest.raises(RegistryError, match="required with 'path'"):
         registry(f"unpinned|egemaps|{{path: {path}}}|{ADV}")
     with pytest.raises(ValueError, match="params alphas have no effect on a fitted model"):
@@ -517,18 +512,6 @@ def test_egemaps_ignores_recording_gain(tmp_path):
     raw = egemaps.fit(evalset, alphas=[0.1, 10.0], folds=3, normalise=False, verbose=False)
     assert "normalise" not in np.load(io.BytesIO(raw.to_bytes())).files  # the format-1 layout
     assert np.abs(raw(signal * 0.25, 16000) - raw(signal, 16000))[[0, 2]].max() > 0.02
-
-
-def test_egemaps_cache_key_follows_data_and_params(tmp_path):
-    from benchmark.models import egemaps
-
-    evalset = _tone_set(tmp_path)
-    key = egemaps.cache_key(evalset, {"alphas": [1.0], "folds": 3, "seed": 0})
-    assert key == egemaps.cache_key(evalset, {"alphas": [1.0], "folds": 3, "seed": 0, "num_workers": 4})
-    assert key != egemaps.cache_key(evalset, {"alphas": [1.0], "folds": 3, "seed": 1})
-    relabelled = evalset.subset(evalset.files)
-    relabelled.truth = relabelled.truth.assign(arousal=relabelled.truth["arousal"] * 0.5)
-    assert key != egemaps.cache_key(relabelled, {"alphas": [1.0], "folds": 3, "seed": 0})
 
 
 def test_checkpoint_hash_matches_files(tmp_path):

@@ -44,7 +44,6 @@ from pathlib import Path
 import numpy as np
 
 from benchmark import DIMENSIONS
-from benchmark.hashing import sha256_text
 from benchmark.models.base import Predictor
 
 FEATURE_SET = "eGeMAPSv02"
@@ -402,108 +401,34 @@ def _groups(evalset) -> np.ndarray:
     return np.array([str(s) if isinstance(s, str) else f"file:{f}" for s, f in zip(speakers, files)], dtype=object)
 
 
-# --- cache -----------------------------------------------------------------------------
-
-
-def data_digest(evalset) -> str:
-    r"""SHA-256 of what identifies the training data.
-
-    audb name, version, split and table, plus each file's path relative
-    to the database root with its labels and speaker: audb versions are
-    immutable, and the relative names keep the key the same across
-    machines and cache folders.
-    """
-    rows = []
-    speakers = evalset.speaker.reindex(evalset.files) if evalset.speaker is not None else [None] * len(evalset.files)
-    for (file, labels), speaker in zip(evalset.truth.iterrows(), speakers):
-        relative = os.path.relpath(str(file), evalset.root) if evalset.root else str(file)
-        values = ",".join(repr(round(float(v), 9)) for v in labels.to_numpy(dtype=np.float64))
-        rows.append(f"{Path(relative).as_posix()}\t{speaker}\t{values}")
-    # the fingerprint covers the audio bytes, which names and labels alone do not
-    payload = {"provenance": evalset.provenance(), "columns": list(evalset.truth.columns), "rows": rows}
-    return sha256_text(json.dumps(payload, sort_keys=True))
-
-
-def cache_key(evalset, params: dict) -> str:
-    r"""Cache key of a fit: the data, the parameters and the model layout."""
-    import opensmile
-
-    payload = {
-        "format": FORMAT,
-        "feature_set": FEATURE_SET,
-        "opensmile": opensmile.__version__,
-        "gain_rms": GAIN_RMS,
-        "data": data_digest(evalset),
-        "params": {k: params[k] for k in sorted(params) if k not in ("num_workers", "verbose", "name")},
-    }
-    return sha256_text(json.dumps(payload, sort_keys=True, default=float))
-
-
-def fit_cached(evalset, *, name: str = "egemaps", cache: str | os.PathLike | None = None, **params) -> EgemapsRegressor:
-    r""":func:`fit`, or the cached result of the same fit.
-
-    Args:
-        evalset: training split
-        name: name of the returned predictor
-        cache: parent folder (default: ``cache_dir('models', 'egemaps')``)
-        **params: see :func:`fit`
-
-    """
-    from benchmark.paths import cache_dir
-
-    params.setdefault("alphas", DEFAULT_ALPHAS)
-    params["alphas"] = [float(a) for a in params["alphas"]]
-    params.setdefault("folds", 5)
-    params.setdefault("seed", 0)
-    params.setdefault("clip", DEFAULT_CLIP)
-    params.setdefault("normalise", DEFAULT_NORMALISE)
-    folder = Path(cache) if cache is not None else cache_dir("models", "egemaps")
-    folder = folder / cache_key(evalset, params)
-    workers = int(params.get("num_workers") or 1)
-    if (folder / "model.npz").is_file():
-        return EgemapsRegressor.from_file(folder / "model.npz", name, num_workers=workers)
-    model = fit(evalset, name=name, **params)
-    path = model.save(folder)
-    if params.get("verbose", True):
-        print(f"egemaps: fitted model cached at {path}", flush=True)
-    return model
+# --- loading ---------------------------------------------------------------------------
 
 
 def load(entry, registry=None) -> Predictor:
     r"""Loader for kind ``egemaps``.
 
-    ``source`` is either
-
-    - ``{path, sha256}``: a fitted ``model.npz`` (written by :meth:`EgemapsRegressor.save`,
-      e.g. ``scripts/fit_teacher.py``), verified against ``sha256``. ``params``: ``num_workers``
-      only; how it was fitted is in the ``model.json`` next to it. The pinned form: the same
-      artefact, and so the same hash, on every machine, whereas a fit's last bits follow the
-      CPU's vector instructions (numpy and OpenBLAS pick kernels at run time).
-    - ``{dataset, split}`` of the training data (e.g. ``{dataset: msppodcast, split: train}``),
-      fitted on first use and cached. ``params``: ``data`` (``'demo'`` default, or ``'real'``),
-      ``alphas``, ``folds``, ``seed``, ``clip``, ``normalise``, ``num_workers``.
+    ``source`` is ``{path, sha256}``: a fitted ``model.npz`` (written by
+    :meth:`EgemapsRegressor.save`, e.g. ``scripts/fit_teacher.py``), verified
+    against ``sha256``; how it was fitted is in the ``model.json`` next to it.
+    ``params``: ``num_workers`` only. Loading never fits: a fit's last bits
+    follow the CPU's vector instructions (numpy and OpenBLAS pick kernels at
+    run time), so a teacher fitted on each machine would be another teacher
+    on each machine; the fitted file is the artefact.
     """
     params = dict(entry.params)
-    if "path" in entry.source:
-        fitting = sorted(set(params) - {"num_workers"})
-        if fitting:
-            raise ValueError(
-                f"Model '{entry.name}': params {', '.join(fitting)} have no effect on a fitted model "
-                f"(source.path); remove them, or fit with source {{dataset, split}}."
-            )
-        path = entry.resolve(entry.source["path"])
-        model = EgemapsRegressor.from_file(path, entry.name, num_workers=int(params.get("num_workers") or 1))
-        if model.artifact_hash != entry.source["sha256"]:
-            raise ValueError(
-                f"Model '{entry.name}': {path} has sha256 {model.artifact_hash}, models.yaml pins "
-                f"{entry.source['sha256']}; restore the file or update source.sha256 (a changed model is a new result)."
-            )
-    else:
-        from benchmark.data.datasets import load_split
-
-        data = params.pop("data", "demo")
-        evalset = load_split(entry.source["dataset"], entry.source["split"], data=data)
-        model = fit_cached(evalset, name=entry.name, **params)
+    fitting = sorted(set(params) - {"num_workers"})
+    if fitting:
+        raise ValueError(
+            f"Model '{entry.name}': params {', '.join(fitting)} have no effect on a fitted model; remove them "
+            "(fit with scripts/fit_teacher.py to change how it is fitted)."
+        )
+    path = entry.resolve(entry.source["path"])
+    model = EgemapsRegressor.from_file(path, entry.name, num_workers=int(params.get("num_workers") or 1))
+    if model.artifact_hash != entry.source["sha256"]:
+        raise ValueError(
+            f"Model '{entry.name}': {path} has sha256 {model.artifact_hash}, models.yaml pins "
+            f"{entry.source['sha256']}; restore the file or update source.sha256 (a changed model is a new result)."
+        )
     keep = np.array([d in entry.outputs for d in DIMENSIONS])
     if not keep.all():
         model.arrays["coef"][~keep] = np.nan  # hash stays that of the fitted file
