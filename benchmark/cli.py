@@ -3,8 +3,8 @@
 Commands: ``run`` (benchmark models), ``list`` (registered models and
 datasets), ``efficiency`` (speed/size figures), ``distill`` (train a
 student from a teacher), ``report`` (pass/fail against thresholds),
-``docs`` (regenerate the leaderboard),
-``demo`` (build the embedded demo corpora).
+``docs`` (regenerate the leaderboard), ``demo`` (build the embedded demo
+corpora), ``migrate-hashes`` (re-key committed results to artefact hashes, once).
 """
 
 from __future__ import annotations
@@ -89,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("demo", help="build and publish the embedded demo corpora (done automatically on first use)")
     sub.add_parser("distill", help="train a student from a teacher's outputs (see: python -m benchmark distill --help)",
                    add_help=False)
+    sub.add_parser("migrate-hashes", add_help=False,
+                   help="re-key committed results from whole-folder hashes to artefact hashes (idempotent)")
     return parser
 
 
@@ -98,6 +100,10 @@ def main(argv: typing.Sequence[str] | None = None) -> int:
         from benchmark.distill.cli import main as distill_main
 
         return distill_main(argv[1:])
+    if argv[:1] == ["migrate-hashes"]:
+        from benchmark.migrations import main as migrate_main
+
+        return migrate_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return _dispatch(args)

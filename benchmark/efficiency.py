@@ -264,7 +264,7 @@ def run(model_names: typing.Iterable[str], registry=None, *, repeats: int = 20, 
         the rows written, one per model, columns :data:`COLUMNS`
 
     """
-    from benchmark.hashing import sha256_tree
+    from benchmark.hashing import artifact_sha256
     from benchmark.models.download import WeightsUnavailableError
     from benchmark.registry import Registry, load_model
     from benchmark.results import write_rows
@@ -277,7 +277,7 @@ def run(model_names: typing.Iterable[str], registry=None, *, repeats: int = 20, 
         if path is not None:
             figures = measure(path if path.is_dir() else path.parent, repeats=repeats, seconds=seconds)
             # the registry's checksum of the same path, so rows join with the other tables
-            sha = sha256_tree(path)
+            sha = artifact_sha256(path, entry.kind)
         else:
             weights = ""
             try:

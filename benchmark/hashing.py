@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import typing
 from pathlib import Path
 
 
@@ -42,3 +43,105 @@ def sha256_text(text: str) -> str:
 
     """
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+# --- artefact identity: the bytes that predict -------------------------------------------
+
+RECORD_NAMES = ("provenance.json",)
+"""File names in a model folder that record how it was made, not what it predicts."""
+
+RECORD_PREFIXES = ("README", "LICENSE", "CHANGELOG")
+"""Name prefixes of documentation files in a model folder (``README.md``, ``LICENSE.txt``)."""
+
+
+def is_record(relative: str | os.PathLike) -> bool:
+    r"""Whether a file inside a model folder is paperwork that cannot change a prediction.
+
+    Provenance records, documentation (README, LICENSE, CHANGELOG,
+    ``*.md``) and hidden files or folders (``.git``, download markers).
+
+    Examples:
+        >>> is_record("provenance.json"), is_record("docs/README.md"), is_record(".git/HEAD")
+        (True, True, True)
+        >>> is_record("model.onnx"), is_record("model.yaml"), is_record("model.onnx.data")
+        (False, False, False)
+
+    """
+    parts = Path(relative).parts
+    name = parts[-1]
+    return (
+        name in RECORD_NAMES
+        or name.upper().startswith(RECORD_PREFIXES)
+        or name.lower().endswith(".md")
+        or any(p.startswith(".") for p in parts)
+    )
+
+
+def sha256_files(root: str | os.PathLike, files: typing.Iterable[str | os.PathLike]) -> str:
+    r"""SHA-256 over the relative paths and contents of ``files`` below ``root``.
+
+    The construction of :func:`sha256_tree`, restricted to ``files``:
+    a folder that holds only those files hashes the same either way.
+    """
+    root = Path(root)
+    digest = hashlib.sha256()
+    for path in sorted(Path(f) for f in files):
+        digest.update(path.relative_to(root).as_posix().encode())
+        digest.update(b"\0")
+        digest.update(sha256_file(path).encode())
+    return digest.hexdigest()
+
+
+def predictive_files(folder: str | os.PathLike) -> list[Path]:
+    r"""The files of a model folder that can change its predictions, sorted.
+
+    Every file below ``folder`` except records (:func:`is_record`). For an
+    audonnx model: the ONNX graph and weights (with any external-data
+    file), ``model.yaml`` (labels, transform) and whatever its transform
+    reads.
+
+    Raises:
+        FileNotFoundError: if no such file exists
+
+    """
+    folder = Path(folder)
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and not is_record(p.relative_to(folder)))
+    if not files:
+        raise FileNotFoundError(f"{folder} holds no model files (only records, or nothing); check the path.")
+    return files
+
+
+def artifact_sha256(path: str | os.PathLike, kind: str = "audonnx") -> str:
+    r"""The artefact hash of a local model: SHA-256 of the bytes that predict.
+
+    This is the one rule for every ``source.path`` in ``models.yaml``, the
+    ``model_sha256`` of result rows and the key of the prediction cache.
+    What records how a model was made (provenance, code version, dates)
+    stays out, so re-making the same network keeps its hash.
+
+    - a file (a ``.zip`` archive, an eGeMAPS ``model.npz``): its bytes
+    - ``audonnx``: a ``model.yaml`` or ``model.onnx`` names its folder;
+      a folder is hashed over :func:`predictive_files`
+    - ``w2v2-hf``, ``wavlm-hf``: the checkpoint's config and weight files
+      (:func:`benchmark.models.w2v2.checkpoint_hash`)
+
+    Examples:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> _ = (folder / "model.onnx").write_bytes(b"graph")
+        >>> before = artifact_sha256(folder)
+        >>> _ = (folder / "provenance.json").write_text('{"code_commit": "abc"}')
+        >>> artifact_sha256(folder) == before == sha256_files(folder, [folder / "model.onnx"])
+        True
+
+    """
+    path = Path(path)
+    if kind in ("w2v2-hf", "wavlm-hf"):
+        from benchmark.models.w2v2 import checkpoint_hash
+
+        return checkpoint_hash(path)
+    if path.is_file() and (kind != "audonnx" or path.suffix == ".zip"):
+        return sha256_file(path)
+    if path.is_file():  # a model.yaml (or legacy model.onnx) inside its folder
+        path = path.parent
+    return sha256_files(path, predictive_files(path))

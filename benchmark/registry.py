@@ -290,10 +290,19 @@ def _validate_source(kind: str, source: dict, root: Path, distilled: bool = Fals
                     + (" with `nox -s distill`" if "weights" in p.parts else "")
                 )
             elif "sha256" in source and _SHA256.match(str(source["sha256"])):
-                from benchmark.hashing import sha256_tree
+                from benchmark.hashing import artifact_sha256, sha256_tree
 
-                actual = sha256_tree(p)
-                if actual != source["sha256"]:
+                try:
+                    actual = artifact_sha256(p, kind)
+                except FileNotFoundError as ex:
+                    actual = f"nothing ({ex})"
+                if actual != source["sha256"] and p.is_dir() and sha256_tree(p) == source["sha256"]:
+                    problems.append(
+                        f"field 'source.sha256': {source['sha256'][:12]} is the hash of the whole folder {p}, "
+                        f"records included; its artefact hash (the files that predict) is {actual}. "
+                        "Run `python -m benchmark migrate-hashes` once to re-key models.yaml and results/"
+                    )
+                elif actual != source["sha256"]:
                     problems.append(
                         f"field 'source.sha256': checksum mismatch for {p}: expected "
                         f"{source['sha256']}, got {actual}; the artefact changed — restore it "

@@ -24,7 +24,7 @@ from benchmark.distill.annotate import TeacherError
 from benchmark.distill.pipeline import DistillConfig, DistillError, distill
 from benchmark.distill.registry_update import update_registry
 from benchmark.distill.train import CheckpointMismatch, Interrupted, ccc_loss
-from benchmark.hashing import sha256_file, sha256_text, sha256_tree
+from benchmark.hashing import artifact_sha256, sha256_file, sha256_text, sha256_tree
 from benchmark.models.base import Predictor
 
 SR = 16000
@@ -188,7 +188,7 @@ def test_registry_entries_updated_in_place(tmp_path, pool, models_yaml):
     before = models_yaml.read_text()
     outcome = run(config(tmp_path, pool, models_yaml))
     after = models_yaml.read_text()
-    sha, sha_int8 = sha256_tree(outcome.out), sha256_tree(outcome.out_int8)
+    sha, sha_int8 = artifact_sha256(outcome.out), artifact_sha256(outcome.out_int8)
     # other entries, comments and blank lines are byte-identical
     head, tail = before.split("  # the student")[0], before.split("description: tiny test student\n")[1]
     assert after.startswith(head + "  # the student, before it was ever distilled\n  - name: tiny\n")
@@ -219,10 +219,10 @@ def test_scratch_run_keeps_the_registered_records(tmp_path, pool, models_yaml):
     assert {"history.csv", "provenance.json", "training_curve.png"} <= {p.name for p in own.iterdir()}
     assert json.loads((own / "provenance.json").read_text())["student"]["path"] == str(scratch.out)
     # --no-register into the registered folder would leave the entry's sha256 stale: refused, nothing written
-    sha = sha256_tree(registered.out)
+    sha = artifact_sha256(registered.out)
     with pytest.raises(DistillError, match="--no-register would overwrite .*weights of 'tiny'"):
         run(config(tmp_path, pool, models_yaml, register=False, seed=2))
-    assert sha256_tree(registered.out) == sha and f"sha256: {sha}" in models_yaml.read_text()
+    assert artifact_sha256(registered.out) == sha and f"sha256: {sha}" in models_yaml.read_text()
 
 
 def test_update_registry_unit(tmp_path):
@@ -230,7 +230,7 @@ def test_update_registry_unit(tmp_path):
     path.write_text(MODELS_YAML)
     (tmp_path / "weights" / "x").mkdir(parents=True)
     (tmp_path / "weights" / "x" / "model.onnx").write_bytes(b"onnx")
-    digest = sha256_tree(tmp_path / "weights" / "x")
+    digest = artifact_sha256(tmp_path / "weights" / "x")
     entry = {
         "name": "tiny", "kind": "audonnx", "role": "student", "source": {"path": "weights/x", "sha256": digest},
         "sampling_rate": 16000, "outputs": {"arousal": "arousal"}, "description": "d",
@@ -624,7 +624,7 @@ def test_student_recipe_in_registry_sets_defaults(tmp_path, pool, models_yaml):
 
     registry = Registry.from_yaml_text(models_yaml.read_text(), root=models_yaml.parent)
     assert registry["tiny"].distilled["recipe"] == {"epochs": 3, "lr": 0.02}
-    assert registry["tiny"].source["sha256"] == sha256_tree(outcome.out)
+    assert registry["tiny"].source["sha256"] == artifact_sha256(outcome.out)
     models_yaml.write_text(text.replace("recipe: {epochs: 3, lr: 0.02}", "recipe: {epochs: 3, learning_rate: 1}"))
     with pytest.raises(DistillError, match="unknown setting.*learning_rate.*allowed: epochs"):
         config_from_argv(base)
@@ -641,7 +641,7 @@ def test_targets_score_the_exported_folders(tmp_path, pool, models_yaml, use_dem
     assert report["files"] == files and report["skipped"] == 0 and report["split"]["split"] == "test-1"
     for label, folder in (("fp32", outcome.out), ("int8", outcome.out_int8)):
         model = report["models"][label]
-        assert model["sha256"] == sha256_tree(folder)
+        assert model["sha256"] == artifact_sha256(folder)
         for d in ("arousal", "dominance", "valence", "mean"):
             low, high = model["ccc_vs_teacher_ci95"][d]
             assert low <= model["ccc_vs_teacher"][d] <= high
@@ -682,7 +682,7 @@ def test_seed_spread_script_reads_finished_scratch_runs(tmp_path, pool, models_y
     exported = outcome.provenance["validation"]["onnx"]["fp32"]
     assert row["held-out mean"] == exported["teacher_mean"] and row["held-out valence"] == exported["teacher_valence"]
     report = json.loads((tmp_path / "weights" / "seed3-records" / "provenance.json").read_text())
-    assert row["best epoch"] == report["training"]["best_epoch"] and row["sha256"] == sha256_tree(outcome.out)
+    assert row["best epoch"] == report["training"]["best_epoch"] and row["sha256"] == artifact_sha256(outcome.out)
     assert set(seeds.COLUMNS) <= set(row) and -1 <= row["test-1 mean"] <= 1
     stats = seeds.summary([row, {**row, "test-1 mean": row["test-1 mean"] + 0.1}])
     assert stats["test-1 mean"]["max"] - stats["test-1 mean"]["min"] == pytest.approx(0.1)

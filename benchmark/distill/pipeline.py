@@ -21,11 +21,11 @@ import pandas as pd
 import yaml
 
 from benchmark import DIMENSIONS
-from benchmark.distill import annotate
+from benchmark.distill import annotate, provenance_runs
 from benchmark.distill.annotate import Augmentation, Pool, Recipe
 from benchmark.distill.train import Hyper, ValidationSet
 from benchmark.distill.tune import TuneSettings
-from benchmark.hashing import sha256_text, sha256_tree
+from benchmark.hashing import artifact_sha256, sha256_text
 from benchmark.paths import PROJECT_ROOT, cache_dir, results_root
 from benchmark.results import atomic_write_text, provenance
 
@@ -362,6 +362,8 @@ def distill(
                                         device)
     student.to("cpu").eval()
     export_onnx, quantize_int8 = exporter or _default_exporter()
+    # export() replaces the folders: read the earlier runs' records first
+    earlier = provenance_runs.read_records(*(p / "provenance.json" for p in (out, out_int8, results_dir)))
 
     def export() -> None:
         _replace_folder(out, lambda tmp: export_onnx(student, tmp))
@@ -380,12 +382,13 @@ def distill(
         target_range=target_range, train_offscale=train_offscale, whole_file_tuning=tuning, head_refit=head_refit,
         refit_info=refit_info, scored=scored,
     )
-    # The copy inside the model folder is part of its sha256: keep only what the
-    # weights depend on, so the same configuration re-run gives the same hash.
-    _write_json(out / "provenance.json", record)
+    # The copy inside the model folder keeps only what the weights depend on; no
+    # record enters the artefact hash (benchmark.hashing.artifact_sha256).
+    _write_json(out / "provenance.json", provenance_runs.with_runs(record, earlier[0]))
     quantized_from = {"path": out.name, "onnx_sha256": record["student"]["onnx_sha256"]}
-    _write_json(out_int8 / "provenance.json", {**record, "quantized_from": quantized_from})
-    sha, sha_int8 = sha256_tree(out), sha256_tree(out_int8)
+    int8_record = {**record, "quantized_from": quantized_from}
+    _write_json(out_int8 / "provenance.json", provenance_runs.with_runs(int8_record, earlier[1]))
+    sha, sha_int8 = artifact_sha256(out), artifact_sha256(out_int8)
     full = {
         **record,
         "student": {
@@ -401,7 +404,7 @@ def distill(
         "cache": {"teacher_shards": str(shards.folder), "checkpoint": str(checkpoint_path(out))},
     }
     training.write_history(result.history, results_dir)
-    _write_json(results_dir / "provenance.json", full)
+    _write_json(results_dir / "provenance.json", provenance_runs.with_runs(full, earlier[2]))
     if config.register:
         from benchmark.distill.registry_update import update_registry
 
@@ -422,8 +425,8 @@ def provenance_record(
 ) -> dict:
     r"""What the exported weights depend on: teacher, data, recipe, settings, code, scores.
 
-    Nothing machine- or time-specific: this record is stored inside the
-    model folder and so enters its sha256. ``scored``: figures of exports
+    Nothing machine- or time-specific: the same configuration re-run
+    writes the same record. ``scored``: figures of exports
     already scored (:func:`_score_onnx`).
     """
     best_row = result.history.loc[result.history["epoch"] == result.best_epoch].iloc[0].to_dict()

@@ -55,7 +55,7 @@ def score(
         resamples: bootstrap resamples of the files
 
     Returns:
-        the report: per model (``fp32``, ``int8``) the folder's ``sha256``, CCC
+        the report: per model (``fp32``, ``int8``) the artefact ``sha256``, CCC
         against the teacher with intervals (``ccc_vs_teacher``,
         ``ccc_vs_teacher_ci95``), the same without files whose teacher output
         is off the scale, CCC against gold, seconds per file; the int8 loss
@@ -67,7 +67,7 @@ def score(
     from benchmark.distill import annotate
     from benchmark.distill.pipeline import int8_folder, load_export
     from benchmark.distill.train import ccc
-    from benchmark.hashing import sha256_tree
+    from benchmark.hashing import artifact_sha256
     from benchmark.metrics import bootstrap_ccc_columns, paired_bootstrap
 
     student = Path(student)
@@ -96,7 +96,7 @@ def score(
         vs_gold = {d: ccc(truth[d].to_numpy(), pred[:, i]) for i, d in enumerate(DIMENSIONS) if d in truth}
         report["models"][label] = {
             "path": str(folder),
-            "sha256": sha256_tree(folder),
+            "sha256": artifact_sha256(folder, "audonnx"),
             "ccc_vs_teacher": vs_teacher,
             "ccc_vs_teacher_ci95": {d: list(v) for d, v in intervals.items()},
             "ccc_vs_teacher_in_range": vs_sane,

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.hashing import sha256_file, sha256_tree
+from benchmark.hashing import artifact_sha256, sha256_file
 from benchmark.models import download
 from benchmark.models.base import Predictor, outputs_to_adv
 
@@ -88,8 +88,9 @@ def resolve(entry) -> tuple[Path, str]:
     r"""Folder holding the audonnx model, and the artifact hash.
 
     URL sources are downloaded and unpacked once (hash: the archive's
-    SHA-256); local paths are used in place (hash: the folder tree, or
-    the archive file for a local ``.zip``).
+    SHA-256); local paths are used in place (hash:
+    :func:`benchmark.hashing.artifact_sha256`, the files that predict,
+    or the archive file for a local ``.zip``).
     """
     source = entry.source
     if "url" in source:
@@ -102,8 +103,8 @@ def resolve(entry) -> tuple[Path, str]:
         digest = sha256_file(path)
         return download.model_root(download.unpack(path, sha256=digest)), digest
     if path.is_file():  # a model.yaml (or legacy model.onnx) inside its folder
-        return path.parent, sha256_tree(path.parent)
-    return download.model_root(path), sha256_tree(path)
+        return path.parent, artifact_sha256(path, "audonnx")
+    return download.model_root(path), artifact_sha256(path, "audonnx")
 
 
 def _device(requested: str, name: str) -> str:
