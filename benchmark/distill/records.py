@@ -1,0 +1,142 @@
+"""The records of a distillation: the provenance record and the student's ``models.yaml`` entries."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import typing
+from pathlib import Path
+
+from benchmark import DIMENSIONS
+from benchmark.distill.annotate import Pool, Recipe
+from benchmark.distill.config import DistillConfig, student_recipe
+from benchmark.distill.export import _file_sha, _num, _score_onnx
+from benchmark.distill.train import Hyper, ValidationSet
+from benchmark.results import atomic_write_text, provenance
+
+
+def provenance_record(
+    config: DistillConfig, teacher, student, out: Path, out_int8: Path, *, source: str, listed: int,
+    pool: Pool, train_pool: Pool, held: Pool, shards, offscale: list[str], val_info: dict,
+    validation: typing.Sequence[ValidationSet], result, recipe: Recipe, hyper: Hyper, world_size: int,
+    target_range: tuple[float, float], train_offscale: typing.Sequence[str] = (),
+    whole_file_tuning: dict | None = None, head_refit: dict | None = None, refit_info: dict | None = None,
+    scored: dict | None = None,
+) -> dict:
+    r"""What the exported weights depend on: teacher, data, recipe, settings, code, scores.
+
+    Nothing machine- or time-specific: this record is stored inside the
+    model folder and so enters its sha256. ``scored``: figures of exports
+    already scored (:func:`_score_onnx`).
+    """
+    best_row = result.history.loc[result.history["epoch"] == result.best_epoch].iloc[0].to_dict()
+    onnx_metrics = {
+        "fp32": _score_onnx(out, validation, "fp32", scored),
+        "int8": _score_onnx(out_int8, validation, "int8", scored),
+    }
+    loss = {key: _num(onnx_metrics["fp32"][key] - onnx_metrics["int8"][key]) for key in onnx_metrics["fp32"]
+            if onnx_metrics["fp32"][key] is not None and onnx_metrics["int8"][key] is not None}
+    return {
+        "student": {
+            "name": config.student,
+            "architecture": config.student,
+            "parameters": int(sum(p.numel() for p in student.parameters() if p.requires_grad)),
+            "onnx_sha256": _file_sha(out / "model.onnx"),
+            "int8_onnx_sha256": _file_sha(out_int8 / "model.onnx"),
+        },
+        "teacher": {"name": teacher.name, "sha256": teacher.artifact_hash},
+        "data": {
+            "source": source,
+            "listed_files": listed,
+            "files_sha256": pool.sha256,
+            "train_files": len(shards.files),
+            "train_files_sha256": train_pool.sha256,
+            "heldout_files": len(held.files),
+            "heldout_files_sha256": held.sha256,
+            "duplicates_dropped": pool.duplicates,
+            "skipped_count": len(pool.missing) + len(shards.skipped) + len(val_info["skipped"]),
+            "skipped": _relative_skips(pool.missing + shards.skipped + val_info["skipped"], pool.files),
+            "crops": len(shards),
+            "offscale_targets": {
+                "range": list(target_range),
+                "crops_left_out": len(offscale),
+                "heldout_files_left_out": len(val_info["offscale"]),
+                "train_files_left_out": len(train_offscale),
+                "examples": (offscale + val_info["offscale"] + list(train_offscale))[:20],
+            },
+            "refit_files": refit_info or {"source": "none"},
+        },
+        "gold": val_info["gold"],
+        "seed": config.seed,
+        "recipe": json.loads(json.dumps(dataclasses.asdict(recipe))),
+        "hyperparameters": dataclasses.asdict(hyper),
+        "code": {k: v for k, v in provenance().items() if k != "date"},
+        "training": {"steps": result.steps, "best_epoch": result.best_epoch, "world_size": world_size},
+        "whole_file_tuning": whole_file_tuning,
+        "head_refit": head_refit,
+        "validation": {
+            "selection": "best epoch by mean CCC vs the teacher on held-out pool files (whole, clean)",
+            "torch_best_epoch": {
+                k: _num(v) for k, v in best_row.items() if "_" in k and k.split("_")[0] in ("teacher", "gold")
+            },
+            "onnx": onnx_metrics,
+            "int8_ccc_loss": loss,
+            "teacher_vs_gold": val_info["teacher_vs_gold"],
+        },
+    }
+
+
+def registry_entries(config: DistillConfig, teacher, sha: str, sha_int8: str, record: dict) -> list[dict]:
+    r"""The ``models.yaml`` entries of the fp32 and int8 student."""
+    root = config.models_path.parent
+    distilled = {
+        "teacher": teacher.name,
+        "teacher_sha256": teacher.artifact_hash,
+        "data": record["data"]["source"],
+        "data_sha256": record["data"]["files_sha256"],
+        "seed": config.seed,
+        "provenance": _relative(config.out_path / "provenance.json", root),
+    }
+    recipe = student_recipe(config.student, config.models_path)
+    if recipe:  # the student's recipe stays with its entry
+        distilled["recipe"] = recipe
+    entries = []
+    for name, path, digest, what in (
+        (config.student, config.out_path, sha, "fp32"),
+        (config.student + "-int8", config.int8_path, sha_int8, "dynamic int8 (QUInt8) quantisation of the fp32 model"),
+    ):
+        entries.append({
+            "name": name,
+            "kind": "audonnx",
+            "role": "student",
+            "source": {"path": _relative(path, root), "sha256": digest},
+            "sampling_rate": 16000,
+            "outputs": {d: d for d in DIMENSIONS},
+            "architecture": config.student,
+            "description": (
+                f"{config.student} distilled from {teacher.name} (teacher outputs only, no human labels); {what}."
+            ),
+            "distilled": distilled,
+        })
+    return entries
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path.resolve())
+
+
+def _relative_skips(skips: typing.Sequence[tuple[str, str]], files: typing.Sequence[str]) -> list[dict]:
+    r"""Skipped files relative to the pool's common folder (no machine-specific prefix)."""
+    try:
+        base = os.path.commonpath([os.path.dirname(f) for f in files]) if files else ""
+    except ValueError:
+        base = ""
+    return [{"file": os.path.relpath(f, base) if base else f, "reason": r} for f, r in skips]
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n")
