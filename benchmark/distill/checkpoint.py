@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import random
 from pathlib import Path
 
@@ -11,7 +12,8 @@ import numpy as np
 import torch
 
 
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2
+r"""Version of the checkpoint layout (2: numpy's generator state as plain values, readable with ``weights_only``)."""
 
 
 class CheckpointMismatch(RuntimeError):
@@ -19,8 +21,25 @@ class CheckpointMismatch(RuntimeError):
 
 
 def get_rng_state() -> dict:
-    r"""All random generator states that training touches."""
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    r"""All random generator states that training touches, as tensors and plain values.
+
+    numpy's state is stored as a list of ints, not as an array: the
+    checkpoint must load with ``torch.load(weights_only=True)``, which
+    refuses numpy objects.
+
+    Examples:
+        >>> state = get_rng_state()
+        >>> set_rng_state(state)
+        >>> get_rng_state()["numpy"] == state["numpy"]
+        True
+
+    """
+    name, key, pos, has_gauss, gauss = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": [name, [int(k) for k in key], int(pos), int(has_gauss), float(gauss)],
+        "python": random.getstate(),
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -29,7 +48,8 @@ def get_rng_state() -> dict:
 def set_rng_state(state: dict) -> None:
     r"""Restore what :func:`get_rng_state` saved."""
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
+    name, key, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((name, np.asarray(key, dtype=np.uint32), pos, has_gauss, gauss))
     random.setstate(state["python"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -63,7 +83,14 @@ def load_checkpoint(path: Path, fingerprint: dict) -> dict | None:
     """
     fresh = "Start fresh with --no-resume (this discards the checkpoint) or choose another --out."
     try:
-        saved = torch.load(path, map_location="cpu", weights_only=False)
+        # weights_only: a checkpoint holds tensors and plain values; anything else
+        # (code a crafted file would run on unpickling, an older layout) is refused
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise CheckpointMismatch(
+            f"Checkpoint {path} holds objects other than tensors and plain values (an older layout, or not "
+            f"written by this program), so it is not read. {fresh}"
+        ) from None
     except Exception as ex:  # a truncated or foreign file: never guess
         raise CheckpointMismatch(f"Cannot read checkpoint {path} ({type(ex).__name__}: {ex}). {fresh}") from None
     if not isinstance(saved, dict) or saved.get("format") != CHECKPOINT_FORMAT:
