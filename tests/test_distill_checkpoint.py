@@ -30,7 +30,7 @@ class _Payload:
         return _leave_mark, (self.mark,)
 
 
-def test_interrupted_run_checkpoint_loads_with_weights_only(tmp_path, pool, models_yaml):
+def test_interrupted_run_checkpoint_loads_with_weights_only(tmp_path, pool, models_yaml):  # noqa: F811
     cfg = config(tmp_path, pool, models_yaml, out="safe", epochs=2, batch_size=2)
     with pytest.raises(Interrupted):
         distill(dataclasses.replace(cfg, stop_after_steps=3), teacher=FeatureTeacher(),

@@ -8,13 +8,13 @@ its options; a student's ``distilled.recipe`` in ``models.yaml``
 from __future__ import annotations
 
 import dataclasses
+import typing
 from pathlib import Path
 
 import yaml
 
-from benchmark.distill import annotate
-from benchmark.distill.annotate import Augmentation, Recipe
-from benchmark.distill.train import Hyper
+from benchmark.distill.annotate import TARGET_RANGE
+from benchmark.distill.crops import Augmentation, Recipe
 from benchmark.distill.tune import TuneSettings
 from benchmark.hashing import sha256_text
 from benchmark.paths import PROJECT_ROOT, cache_dir, results_root
@@ -24,18 +24,208 @@ class DistillError(ValueError):
     r"""The distillation cannot run as configured; the message says how to fix it."""
 
 
+PRECISIONS = ("fp32", "bf16")
+r"""Arithmetic of the distillation training step (``--precision``)."""
+
+
+def option(default: typing.Any, help: str | None, *, metavar: str | tuple[str, ...] | None = None,
+           choices: typing.Sequence[str] | None = None, group: str | None = None, recipe: bool = False,
+           positive: str | None = None) -> typing.Any:
+    r"""A configuration field that is also a command-line option (:func:`benchmark.distill.cli.build_parser`).
+
+    Args:
+        default: the field's default, also the option's
+        help: the option's help (``None``: a hidden option)
+        metavar: name(s) of the value(s) in the help
+        choices: the values allowed
+        group: help section (default: the part's ``GROUP``)
+        recipe: a student's ``distilled.recipe`` in ``models.yaml`` may set it
+        positive: for a switch that is on by default, the help of an explicit
+            ``--<name>`` next to ``--no-<name>``
+
+    Examples:
+        >>> option(3, "crops per file").metadata["help"]
+        'crops per file'
+
+    """
+    metadata = {"metavar": metavar, "choices": choices, "group": group, "recipe": recipe, "positive": positive}
+    metadata = {"help": help, **{k: v for k, v in metadata.items() if v is not None}}
+    return dataclasses.field(default=default, metadata=metadata)
+
+
 @dataclasses.dataclass(frozen=True)
-class DistillConfig:
+class Task:
+    r"""What to distil: student, teacher, training audio, where the result goes."""
+
+    GROUP: typing.ClassVar[str] = "what to distil"
+
+    student: str = option("wav2small", "student architecture (wav2small, wav2small-2.0, mobilenetv4-conv-small, "
+                          "...); also its models.yaml name")
+    teacher: str = option("egemaps-teacher", "teacher: a models.yaml name")
+    data: str = option("demo", "training audio: 'demo' (the embedded unlabeled pool), a folder, an audio file, a "
+                       "list file (.txt/.lst/.csv, one path per line) or a glob such as 'audio/**/*.wav'")
+    refit_data: str = option(
+        "auto", "more audio, used only whole and clean, that the output layer is refitted on next to the "
+        "training files: 'demo' (the embedded demo-refit database), a folder, list or glob as for --data, 'none', "
+        "or 'auto' ('demo' with --data demo, else none); pool files in it are dropped", metavar="SPEC")
+    max_files: int = option(0, "use at most N files of the pool (0: all)", metavar="N")
+    out: str | None = option(None, "model folder (default: weights/<student>); the int8 model goes to DIR-int8",
+                             metavar="DIR")
+    models: str | None = option(None, "model registry (default: models.yaml)", metavar="PATH")
+    register: bool = option(True, "do not update the student's models.yaml entries")
+
+
+@dataclasses.dataclass(frozen=True)
+class Hyper:
+    r"""Optimisation hyper-parameters; all of them are part of the checkpoint fingerprint.
+
+    Args:
+        epochs: passes over the training files (one augmentation variant of each file per epoch)
+        batch_size: crops per step (per process under DDP)
+        lr: peak learning rate of AdamW
+        weight_decay: AdamW weight decay
+        warmup: fraction of all steps with a linear warm-up
+        schedule: ``'cosine'`` (warm-up, then cosine decay to ``lr * final_lr``)
+            or ``'onecycle'`` (warm-up, then linear decay to ``lr * final_lr``)
+        final_lr: learning rate at the end, relative to ``lr``
+        mse_weight: weight of an MSE term added to ``1 - mean CCC``
+        loss_weights: weights of arousal, dominance and valence in the
+            CCC part of the loss (equal weights: the plain mean). They
+            trade one dimension against the others, since all share the
+            student's trunk (``docs/distillation.md``)
+        grad_clip: maximum gradient norm (0: no clipping)
+        bn_calibration: clean training crops to re-estimate BatchNorm
+            statistics on before every validation (0: keep the running averages)
+        bn_freeze_epochs: train the last N epochs with BatchNorm statistics
+            frozen: re-estimated on the ``bn_calibration`` clean crops for
+            the weights of that moment, then used in inference mode, so
+            the network adapts to the statistics it will be run with
+            (a MobileNet trained long with per-batch statistics comes to
+            depend on the other crops of its batch; ``docs/distillation.md``)
+        ema: decay per step of an exponential moving average of the
+            weights; validation, model selection and export use the
+            averaged weights (0: the raw weights)
+        seed: seeds the student's initialisation and the batch order
+        precision: ``'fp32'``, or ``'bf16'``: the training step runs under
+            bfloat16 autocast (weights, optimiser state, loss, BatchNorm
+            calibration, validation and export stay in float32)
+
+    """
+
+    GROUP: typing.ClassVar[str] = "training"
+
+    epochs: int = option(7, "passes over the training files", recipe=True)
+    batch_size: int = option(16, "crops per step (per process)", recipe=True)
+    lr: float = option(1.5e-3, "peak learning rate (AdamW)", recipe=True)
+    weight_decay: float = option(0.01, "decoupled weight decay (AdamW)", recipe=True)
+    warmup: float = option(0.05, "fraction of steps with linear warm-up", recipe=True)
+    schedule: str = option("cosine", "decay after warm-up", choices=("cosine", "onecycle"), recipe=True)
+    final_lr: float = 0.02
+    mse_weight: float = option(0.5, "loss = 1 - mean CCC + w * MSE", recipe=True)
+    loss_weights: tuple[float, float, float] = option(
+        (1.0, 1.0, 1.0), "weights of arousal, dominance and valence in the CCC part of the loss; they trade one "
+        "dimension against the others", metavar=("A", "D", "V"), recipe=True)
+    grad_clip: float = 1.0
+    bn_calibration: int = option(
+        192, "re-estimate BatchNorm statistics on this many clean crops before each validation (0: off)",
+        metavar="CROPS", recipe=True)
+    bn_freeze_epochs: int = option(
+        0, "train the last N epochs with BatchNorm statistics frozen (recalibrated, then inference mode)",
+        metavar="N", recipe=True)
+    ema: float = option(0.99, "decay per step of the weight average that is validated and exported (0: off)",
+                        recipe=True)
+    seed: int = option(0, "seeds crops, augmentation, init and batch order")
+    precision: str = option(
+        "fp32", "arithmetic of the training step: float32, or bfloat16 autocast (faster where the hardware has "
+        "bf16, e.g. AMX or recent GPUs; weights, validation and export stay float32)",
+        choices=PRECISIONS, group="running", recipe=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class Crops:
+    r"""How training crops are cut and augmented (:class:`~benchmark.distill.crops.Recipe`)."""
+
+    GROUP: typing.ClassVar[str] = "training"
+
+    crop_seconds: float = option(Recipe.crop_seconds, "longest training crop; shorter files are used whole "
+                                 "(never padded)", recipe=True)
+    bucket_seconds: float = option(Recipe.bucket_seconds, "crop lengths are cut down to multiples of this; a batch "
+                                   "holds crops of one length", recipe=True)
+    variants: int = option(Recipe.variants, "crops per file, cycled over epochs: the first clean, the others "
+                           "randomly augmented (teacher runs once per crop)", recipe=True)
+    augment: bool = option(True, "no noise/babble/gain/filter augmentation")
+
+
+@dataclasses.dataclass(frozen=True)
+class Finishing:
+    r"""What happens after training: whole-file tuning (:mod:`~benchmark.distill.tune`), head refit."""
+
+    GROUP: typing.ClassVar[str] = "training"
+
+    # off: on the demo pool it costs more wall time than it gains (docs/distillation.md)
+    whole_file_epochs: int = option(
+        0, "after training, train N epochs more on the whole, clean training files with BatchNorm statistics "
+        "frozen, kept unless the held-out CCC drops (0: off; 1 is the tested setting)", metavar="N", recipe=True)
+    whole_file_lr: float = option(TuneSettings.lr, "learning rate of the whole-file tuning at its first step "
+                                  "(decays to zero)", recipe=True)
+    head_refit: bool = option(True, "keep the trained output layer instead of refitting it in closed form (ridge) "
+                              "on the whole training files (and --refit-data) after training", recipe=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class Validation:
+    r"""What every epoch is validated on: held-out pool files, a gold split, plausible teacher outputs."""
+
+    GROUP: typing.ClassVar[str] = "training"
+
+    val_fraction: float = option(0.1, "pool files held out to validate against the teacher", recipe=True)
+    target_range: tuple[float, float] = option(
+        TARGET_RANGE, "teacher outputs outside this range count as teacher failures: those crops are not trained "
+        "on, those held-out files not scored (reported in the provenance)", metavar=("LOW", "HIGH"))
+    gold: str = option("auto", "labelled split to report CCC vs human labels on ('auto': msppodcast:test-2 with "
+                       "--data demo; 'none'); never test-1, the benchmark's test set",
+                       metavar="DATASET:SPLIT[:demo|real]")
+
+
+@dataclasses.dataclass(frozen=True)
+class Runtime:
+    r"""Where and how the run computes; none of it changes the weights (on the CPU)."""
+
+    GROUP: typing.ClassVar[str] = "running"
+
+    device: str = option("auto", "auto (CUDA if available), cpu, cuda")
+    threads: int = option(0, "torch CPU threads (0: all cores)")
+    resume: bool = option(True, "discard an existing checkpoint and start fresh",
+                          positive="continue an interrupted run with the same settings (the default)")
+    checkpoint_every: int = option(50, "steps between checkpoints (also written at every epoch end)",
+                                   metavar="STEPS")
+    teacher_batch: int = option(64, "signals per teacher call")
+    teacher_workers: int = option(0, "threads of a teacher that can use several (e.g. eGeMAPS; 0: --threads)")
+    progress: bool = option(True, "hide progress bars")
+    stop_after_steps: int | None = option(None, None)
+
+
+P = typing.TypeVar("P")
+
+
+@dataclasses.dataclass(frozen=True)
+class DistillConfig(Runtime, Validation, Finishing, Crops, Hyper, Task):
     r"""Everything that defines a distillation run (defaults: ``python -m benchmark distill``).
+
+    One flat set of settings made of parts, each declared once with its
+    default and its command-line help (:func:`option`): :class:`Task`,
+    :class:`Hyper`, :class:`Crops`, :class:`Finishing`, :class:`Validation`,
+    :class:`Runtime` (fields in that order; ``python -m benchmark distill``
+    has an option for each field with help). :meth:`part` gives one part.
 
     Args:
         student: architecture of :func:`benchmark.students.build`; also the registry name
         teacher: registry name of the teacher
         data: ``'demo'`` (unlabeled demo pool), a folder, list file or glob of audio
         out: model folder (default ``weights/<student>``); the int8 model goes to ``<out>-int8``
-        epochs, batch_size, lr, weight_decay, warmup, schedule, mse_weight, loss_weights,
-        bn_calibration, bn_freeze_epochs, ema, seed:
-            see :class:`benchmark.distill.train.Hyper`
+        epochs, batch_size, lr, weight_decay, warmup, schedule, final_lr, mse_weight, loss_weights,
+        grad_clip, bn_calibration, bn_freeze_epochs, ema, seed, precision:
+            see :class:`Hyper`
         crop_seconds: longest training crop; shorter files are used whole
         bucket_seconds: crop lengths are multiples of it (crops of one length form a batch)
         variants: augmented crops per file (each epoch uses one of them, cycling)
@@ -61,8 +251,6 @@ class DistillConfig:
         gold: ``'DATASET:SPLIT[:demo|real]'`` with human labels to validate on,
             ``'auto'`` (``msppodcast:test-2`` for demo data, none otherwise) or ``'none'``
         device: ``'auto'`` (CUDA if available), ``'cpu'``, ``'cuda'``
-        precision: ``'fp32'``, or ``'bf16'`` for bfloat16 autocast in the
-            training step (see :func:`check_precision`)
         threads: torch CPU threads (0: all cores, divided among DDP processes)
         resume: continue an interrupted run of the same configuration
         checkpoint_every: steps between checkpoints (also at every epoch end)
@@ -74,47 +262,12 @@ class DistillConfig:
         progress: show progress bars
         stop_after_steps: stop as if killed after this many steps (testing resume)
 
-    """
+    Examples:
+        >>> config = DistillConfig(epochs=3)
+        >>> config.part(Hyper).epochs, config.part(Runtime).device
+        (3, 'auto')
 
-    student: str = "wav2small"
-    teacher: str = "egemaps-teacher"
-    data: str = "demo"
-    out: str | None = None
-    epochs: int = Hyper.epochs
-    batch_size: int = Hyper.batch_size
-    lr: float = Hyper.lr
-    weight_decay: float = Hyper.weight_decay
-    warmup: float = Hyper.warmup
-    schedule: str = Hyper.schedule
-    mse_weight: float = Hyper.mse_weight
-    loss_weights: tuple[float, float, float] = Hyper.loss_weights
-    bn_calibration: int = Hyper.bn_calibration
-    bn_freeze_epochs: int = Hyper.bn_freeze_epochs
-    ema: float = Hyper.ema
-    seed: int = 0
-    crop_seconds: float = Recipe.crop_seconds
-    bucket_seconds: float = Recipe.bucket_seconds
-    variants: int = Recipe.variants
-    augment: bool = True
-    max_files: int = 0
-    val_fraction: float = 0.1
-    whole_file_epochs: int = 0  # off: on the demo pool it costs more wall time than it gains (docs/distillation.md)
-    whole_file_lr: float = TuneSettings.lr
-    head_refit: bool = True
-    refit_data: str = "auto"
-    target_range: tuple[float, float] = annotate.TARGET_RANGE
-    gold: str = "auto"
-    device: str = "auto"
-    precision: str = "fp32"
-    threads: int = 0
-    resume: bool = True
-    checkpoint_every: int = 50
-    teacher_batch: int = 64
-    teacher_workers: int = 0
-    models: str | None = None
-    register: bool = True
-    progress: bool = True
-    stop_after_steps: int | None = None
+    """
 
     def __post_init__(self):
         # settings that leave nothing to train (or to export) fail here, before the teacher runs
@@ -152,14 +305,12 @@ class DistillConfig:
     def models_path(self) -> Path:
         return Path(self.models).expanduser().resolve() if self.models else PROJECT_ROOT / "models.yaml"
 
+    def part(self, kind: type[P]) -> P:
+        r"""The part ``kind`` (e.g. :class:`Hyper`) of this configuration."""
+        return kind(**{f.name: getattr(self, f.name) for f in dataclasses.fields(kind)})
+
     def hyper(self) -> Hyper:
-        return Hyper(
-            epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
-            warmup=self.warmup, schedule=self.schedule, mse_weight=self.mse_weight,
-            loss_weights=self.loss_weights,
-            bn_calibration=self.bn_calibration, bn_freeze_epochs=self.bn_freeze_epochs, ema=self.ema,
-            seed=self.seed, precision=self.precision,
-        )
+        return self.part(Hyper)
 
     def recipe(self) -> Recipe:
         return Recipe(

@@ -22,6 +22,7 @@ from benchmark import DIMENSIONS
 from benchmark.distill import annotate
 from benchmark.distill.annotate import Pool
 from benchmark.distill.config import (
+    PRECISIONS,
     DistillConfig,
     DistillError,
     checkpoint_path,
@@ -44,7 +45,6 @@ from benchmark.distill.export import (
 from benchmark.distill.finish import INT8_LOSS_LIMIT, _int8_guard, _refit_head, _tune_on_whole_files
 from benchmark.distill.records import _write_json, provenance_record, registry_entries
 from benchmark.distill.runtime import (
-    PRECISIONS,
     _barrier,
     _deterministic,
     _device,

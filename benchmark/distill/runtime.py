@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from benchmark.distill.config import DistillError
+from benchmark.distill.config import PRECISIONS, DistillError
 
 
 def _device(requested: str, local_rank: int) -> str:
@@ -17,10 +17,6 @@ def _device(requested: str, local_rank: int) -> str:
             raise DistillError("--device cuda: no CUDA device is available; use --device cpu or auto.")
         return f"cuda:{local_rank}"
     return requested
-
-
-PRECISIONS = ("fp32", "bf16")
-r"""Arithmetic of the distillation training step (``--precision``)."""
 
 
 def native_bf16(device: str) -> bool:

@@ -35,6 +35,7 @@ from benchmark.distill.candidate import (
     set_batchnorm_training,
     update_ema,
 )
+from benchmark.distill.config import Hyper
 from benchmark.distill.checkpoint import (
     CHECKPOINT_FORMAT,
     CheckpointMismatch,
@@ -69,60 +70,6 @@ class NoTrainingData(ValueError):
 
 class Interrupted(RuntimeError):
     r"""Training stopped early on purpose (``stop_after_steps``; used to test resuming)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Hyper:
-    r"""Optimisation hyper-parameters; all of them are part of the checkpoint fingerprint.
-
-    Args:
-        epochs: passes over the training files (one augmentation variant of each file per epoch)
-        batch_size: crops per step (per process under DDP)
-        lr: peak learning rate of AdamW
-        weight_decay: AdamW weight decay
-        warmup: fraction of all steps with a linear warm-up
-        schedule: ``'cosine'`` (warm-up, then cosine decay to ``lr * final_lr``)
-            or ``'onecycle'`` (warm-up, then linear decay to ``lr * final_lr``)
-        final_lr: learning rate at the end, relative to ``lr``
-        mse_weight: weight of an MSE term added to ``1 - mean CCC``
-        loss_weights: weights of arousal, dominance and valence in the
-            CCC part of the loss (equal weights: the plain mean). They
-            trade one dimension against the others, since all share the
-            student's trunk (``docs/distillation.md``)
-        grad_clip: maximum gradient norm (0: no clipping)
-        bn_calibration: clean training crops to re-estimate BatchNorm
-            statistics on before every validation (0: keep the running averages)
-        bn_freeze_epochs: train the last N epochs with BatchNorm statistics
-            frozen: re-estimated on the ``bn_calibration`` clean crops for
-            the weights of that moment, then used in inference mode, so
-            the network adapts to the statistics it will be run with
-            (a MobileNet trained long with per-batch statistics comes to
-            depend on the other crops of its batch; ``docs/distillation.md``)
-        ema: decay per step of an exponential moving average of the
-            weights; validation, model selection and export use the
-            averaged weights (0: the raw weights)
-        seed: seeds the student's initialisation and the batch order
-        precision: ``'fp32'``, or ``'bf16'``: the training step runs under
-            bfloat16 autocast (weights, optimiser state, loss, BatchNorm
-            calibration, validation and export stay in float32)
-
-    """
-
-    epochs: int = 7
-    batch_size: int = 16
-    lr: float = 1.5e-3
-    weight_decay: float = 0.01
-    warmup: float = 0.05
-    schedule: str = "cosine"
-    final_lr: float = 0.02
-    mse_weight: float = 0.5
-    loss_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)
-    grad_clip: float = 1.0
-    bn_calibration: int = 192
-    bn_freeze_epochs: int = 0
-    ema: float = 0.99
-    seed: int = 0
-    precision: str = "fp32"
 
 
 @dataclasses.dataclass
