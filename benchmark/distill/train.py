@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from torch.utils.data import DistributedSampler
+from tqdm import tqdm
 
 from benchmark.distill.candidate import (
     batchnorm_layers,
@@ -35,7 +37,6 @@ from benchmark.distill.candidate import (
     set_batchnorm_training,
     update_ema,
 )
-from benchmark.distill.config import Hyper
 from benchmark.distill.checkpoint import (
     CHECKPOINT_FORMAT,
     CheckpointMismatch,
@@ -44,6 +45,7 @@ from benchmark.distill.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
+from benchmark.distill.config import Hyper
 from benchmark.distill.history import epoch_summary, plot_history, write_history
 from benchmark.distill.validation import (
     ValidationSet,
@@ -210,99 +212,169 @@ def train(
         CheckpointMismatch: if ``checkpoint`` belongs to another run
 
     """
-    checkpoint = Path(checkpoint)
-    usable = np.ones(len(shards), dtype=bool) if usable is None else np.asarray(usable, dtype=bool)
-    plan = [epoch_batches(shards, usable, e, hyper, rank, world_size) for e in range(hyper.epochs)]
-    if not all(plan):
-        raise NoTrainingData(
-            "No training batch in at least one epoch: a batch needs at least 2 usable crops of one length. "
-            "Use more files, a larger --bucket-seconds or a wider --target-range."
-        )
-    total = sum(len(p) for p in plan)
-    calibration = calibration_batches(shards, usable, hyper)
+    trainer = Trainer(student, shards, validation, hyper, checkpoint=checkpoint, fingerprint=fingerprint, dims=dims,
+                      usable=usable, device=device, rank=rank, world_size=world_size)
+    trainer.restore(resume)
+    return trainer.fit(checkpoint_every=checkpoint_every, progress=progress, stop_after_steps=stop_after_steps,
+                       on_epoch=on_epoch)
 
-    torch.manual_seed(hyper.seed)
-    layout = getattr(student, "training_memory_format", None)
-    student.to(device, memory_format=layout(hyper.precision) if layout else torch.contiguous_format).train()
-    autocast = {"device_type": torch.device(device).type, "dtype": torch.bfloat16,
-                "enabled": hyper.precision == "bf16"}
-    model = student
-    if world_size > 1:
-        ids = [torch.device(device).index] if device.startswith("cuda") else None
-        model = torch.nn.parallel.DistributedDataParallel(student, device_ids=ids)
-    optimizer = torch.optim.AdamW(student.parameters(), lr=hyper.lr, weight_decay=hyper.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total, hyper))
 
-    state = {"epoch": 0, "step": 0, "global_step": 0, "loss_sum": 0.0, "loss_n": 0, "history": [],
-             "best": None, "done": False, "ema": None, "bn_frozen": False}
-    resumed_from = None
-    if checkpoint.exists() and not resume:
-        if rank == 0:
-            checkpoint.unlink()
-    elif checkpoint.exists():
-        saved = load_checkpoint(checkpoint, fingerprint)
-        if saved is None:
-            if rank == 0:
-                print(f"Checkpoint {checkpoint} is of a finished run with other settings: starting a new run.",
-                      flush=True)
-        else:
-            student.load_state_dict(saved["model"])
-            optimizer.load_state_dict(saved["optimizer"])
-            scheduler.load_state_dict(saved["scheduler"])
-            set_rng_state(saved["rng"])
-            state = {k: saved[k] for k in state}
-            resumed_from = state["global_step"]
+class Trainer:
+    r"""The training loop of :func:`train` in its parts: :meth:`step`, :meth:`validate`, :meth:`checkpoint`.
 
-    def save() -> None:
-        if rank != 0:
+    Construction plans every epoch's batches (:func:`epoch_batches`), seeds
+    torch and builds the optimiser and schedule; :meth:`restore` continues
+    from a checkpoint; :meth:`fit` runs the remaining epochs. Everything
+    that a resumed run needs is in :attr:`state` and the checkpoint.
+
+    Args: as :func:`train`.
+
+    Raises:
+        NoTrainingData: if an epoch has no batch
+
+    """
+
+    def __init__(self, student: torch.nn.Module, shards, validation: typing.Sequence[ValidationSet], hyper: Hyper, *,
+                 checkpoint: Path, fingerprint: dict, dims: typing.Sequence[int] = (0, 1, 2),
+                 usable: np.ndarray | None = None, device: str = "cpu", rank: int = 0, world_size: int = 1):
+        self.student, self.shards, self.validation, self.hyper = student, shards, validation, hyper
+        self.path, self.fingerprint, self.dims = Path(checkpoint), fingerprint, list(dims)
+        self.device, self.rank, self.world_size = device, rank, world_size
+        usable = np.ones(len(shards), dtype=bool) if usable is None else np.asarray(usable, dtype=bool)
+        self.plan = [epoch_batches(shards, usable, e, hyper, rank, world_size) for e in range(hyper.epochs)]
+        if not all(self.plan):
+            raise NoTrainingData(
+                "No training batch in at least one epoch: a batch needs at least 2 usable crops of one length. "
+                "Use more files, a larger --bucket-seconds or a wider --target-range."
+            )
+        self.total = sum(len(p) for p in self.plan)
+        self.calibration = calibration_batches(shards, usable, hyper)
+
+        torch.manual_seed(hyper.seed)
+        layout = getattr(student, "training_memory_format", None)
+        student.to(device, memory_format=layout(hyper.precision) if layout else torch.contiguous_format).train()
+        self.autocast = {"device_type": torch.device(device).type, "dtype": torch.bfloat16,
+                         "enabled": hyper.precision == "bf16"}
+        self.model = student
+        if world_size > 1:
+            ids = [torch.device(device).index] if device.startswith("cuda") else None
+            self.model = torch.nn.parallel.DistributedDataParallel(student, device_ids=ids)
+        self.optimizer = torch.optim.AdamW(student.parameters(), lr=hyper.lr, weight_decay=hyper.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, self.total, hyper))
+        self.state = {"epoch": 0, "step": 0, "global_step": 0, "loss_sum": 0.0, "loss_n": 0, "history": [],
+                      "best": None, "done": False, "ema": None, "bn_frozen": False}
+        self.resumed_from: int | None = None
+
+    def restore(self, resume: bool = True) -> None:
+        r"""Continue from the checkpoint if there is one of this run (``resume``), else start fresh.
+
+        Raises:
+            CheckpointMismatch: if the checkpoint belongs to another, unfinished run
+
+        """
+        if self.path.exists() and not resume:
+            if self.rank == 0:
+                self.path.unlink()
+        elif self.path.exists():
+            saved = load_checkpoint(self.path, self.fingerprint)
+            if saved is None:
+                if self.rank == 0:
+                    print(f"Checkpoint {self.path} is of a finished run with other settings: starting a new run.",
+                          flush=True)
+            else:
+                self.student.load_state_dict(saved["model"])
+                self.optimizer.load_state_dict(saved["optimizer"])
+                self.scheduler.load_state_dict(saved["scheduler"])
+                set_rng_state(saved["rng"])
+                self.state = {k: saved[k] for k in self.state}
+                self.resumed_from = self.state["global_step"]
+
+    def checkpoint(self) -> None:
+        r"""Write the whole training state (rank 0 only; atomically)."""
+        if self.rank != 0:
             return
-        save_checkpoint(checkpoint, {
+        save_checkpoint(self.path, {
             "format": CHECKPOINT_FORMAT,
-            "fingerprint": fingerprint,
-            "model": student.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
+            "fingerprint": self.fingerprint,
+            "model": self.student.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
             "rng": get_rng_state(),
-            **state,
+            **self.state,
         })
 
-    bar = None
-    if not state["done"]:
-        from tqdm import tqdm
+    def step(self, batch: np.ndarray) -> float:
+        r"""One optimiser step on the crops ``batch``; returns its loss."""
+        hyper, state = self.hyper, self.state
+        x = torch.from_numpy(self.shards.batch(batch)).to(self.device)
+        y = torch.from_numpy(self.shards.targets[batch]).to(self.device)
+        with torch.autocast(**self.autocast):
+            prediction = self.model(x)
+        loss = ccc_loss(prediction.float(), y, self.dims, hyper.mse_weight, hyper.loss_weights)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if hyper.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.student.parameters(), hyper.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        if hyper.ema:
+            state["ema"] = update_ema(state["ema"], self.student, hyper.ema, state["global_step"])
+        state["step"] += 1
+        state["global_step"] += 1
+        value = float(loss.detach())
+        state["loss_sum"] += value
+        state["loss_n"] += 1
+        return value
 
-        bar = tqdm(total=total, initial=state["global_step"], desc="train", unit="step",
-                   disable=not progress or rank != 0, dynamic_ncols=True)
-    dims = list(dims)
-    while not state["done"] and state["epoch"] < hyper.epochs:
+    def validate(self, row: dict) -> None:
+        r"""Score the candidate model (:func:`export_candidate`) into ``row``; keep it if it is the best so far."""
+        state = self.state
+        calibration = self.calibration if self.hyper.bn_calibration else []
+        candidate = export_candidate(self.student, state["ema"], self.shards, calibration, self.device,
+                                     frozen_statistics=state["bn_frozen"])
+        row.update(evaluate(candidate, self.validation, self.device))
+        score = row.get(selection_key(self.validation), float("nan"))
+        best = state["best"]
+        if best is None or (np.isfinite(score) and not (best["score"] >= score)):
+            state["best"] = {"epoch": row["epoch"], "score": float(score),
+                             "state": {k: v.detach().cpu().clone() for k, v in candidate.state_dict().items()}}
+
+    def fit(self, *, checkpoint_every: int = 50, progress: bool = True, stop_after_steps: int | None = None,
+            on_epoch: typing.Callable[[pd.DataFrame], None] | None = None) -> TrainResult:
+        r"""Train the remaining epochs (arguments as :func:`train`)."""
+        state = self.state
+        bar = None
+        if not state["done"]:
+            bar = tqdm(total=self.total, initial=state["global_step"], desc="train", unit="step",
+                       disable=not progress or self.rank != 0, dynamic_ncols=True)
+        while not state["done"] and state["epoch"] < self.hyper.epochs:
+            row = self._epoch(bar, checkpoint_every, stop_after_steps)
+            if self.rank == 0:  # only rank 0 validates and keeps the best model
+                self.validate(row)
+            state["history"].append(row)
+            state.update(epoch=row["epoch"], step=0, loss_sum=0.0, loss_n=0, done=row["epoch"] >= self.hyper.epochs)
+            self.checkpoint()
+            if self.rank == 0:
+                self._report(row, bar, on_epoch)
+        if bar is not None:
+            bar.close()
+        best = state["best"] or {"state": {}, "epoch": 0}  # empty on ranks other than 0
+        return TrainResult(best_state=best["state"], best_epoch=best["epoch"], history=pd.DataFrame(state["history"]),
+                           steps=state["global_step"], resumed_from=self.resumed_from)
+
+    def _epoch(self, bar, checkpoint_every: int, stop_after_steps: int | None) -> dict:
+        r"""The rest of the current epoch's steps; its row of the history (before validation)."""
+        hyper, state = self.hyper, self.state
         epoch = state["epoch"]
-        batches = plan[epoch]
-        steps_per_epoch = len(batches)
+        batches = self.plan[epoch]
         started = time.perf_counter()
         if epoch >= hyper.epochs - hyper.bn_freeze_epochs:
             if not state["bn_frozen"]:  # statistics for the weights at the start of the frozen phase
-                calibrate_batchnorm(student, shards, calibration, device)
+                calibrate_batchnorm(self.student, self.shards, self.calibration, self.device)
                 state["bn_frozen"] = True
-            set_batchnorm_training(student, False)
-        for step in range(state["step"], steps_per_epoch):
-            idx = batches[step]
-            x = torch.from_numpy(shards.batch(idx)).to(device)
-            y = torch.from_numpy(shards.targets[idx]).to(device)
-            with torch.autocast(**autocast):
-                prediction = model(x)
-            loss = ccc_loss(prediction.float(), y, dims, hyper.mse_weight, hyper.loss_weights)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if hyper.grad_clip:
-                torch.nn.utils.clip_grad_norm_(student.parameters(), hyper.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            if hyper.ema:
-                state["ema"] = update_ema(state["ema"], student, hyper.ema, state["global_step"])
-            state["step"] = step + 1
-            state["global_step"] += 1
-            value = float(loss.detach())
-            state["loss_sum"] += value
-            state["loss_n"] += 1
+            set_batchnorm_training(self.student, False)
+        for step in range(state["step"], len(batches)):
+            value = self.step(batches[step])
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(epoch=f"{epoch + 1}/{hyper.epochs}", loss=f"{value:.3f}")
@@ -310,46 +382,25 @@ def train(
                 if bar is not None:
                     bar.close()
                 raise Interrupted(f"Stopped after {state['global_step']} steps (stop_after_steps).")
-            if checkpoint_every and state["global_step"] % checkpoint_every == 0 and state["step"] < steps_per_epoch:
-                save()
-        row = {
+            if checkpoint_every and state["global_step"] % checkpoint_every == 0 and state["step"] < len(batches):
+                self.checkpoint()
+        return {
             "epoch": epoch + 1,
             "step": state["global_step"],
-            "lr": scheduler.get_last_lr()[0],
+            "lr": self.scheduler.get_last_lr()[0],
             "train_loss": state["loss_sum"] / max(1, state["loss_n"]),
             "train_seconds": time.perf_counter() - started,
         }
-        if rank == 0:  # only rank 0 validates and keeps the best model
-            candidate = export_candidate(student, state["ema"], shards, calibration if hyper.bn_calibration else [],
-                                         device, frozen_statistics=state["bn_frozen"])
-            row.update(evaluate(candidate, validation, device))
-            score = row.get(selection_key(validation), float("nan"))
-            best = state["best"]
-            if best is None or (np.isfinite(score) and not (best["score"] >= score)):
-                state["best"] = {"epoch": epoch + 1, "score": float(score),
-                                 "state": {k: v.detach().cpu().clone() for k, v in candidate.state_dict().items()}}
-        state["history"].append(row)
-        state.update(epoch=epoch + 1, step=0, loss_sum=0.0, loss_n=0, done=epoch + 1 >= hyper.epochs)
-        save()
-        if rank == 0:
-            # also without a progress bar (--no-progress, logs): one line per epoch
-            line = epoch_summary(row, hyper.epochs, (state["best"] or {}).get("epoch"))
-            if bar is not None and not bar.disable:
-                bar.write(line)
-            else:
-                print(line, flush=True)
-            if on_epoch is not None:
-                on_epoch(pd.DataFrame(state["history"]))
-    if bar is not None:
-        bar.close()
-    best = state["best"] or {"state": {}, "epoch": 0}  # empty on ranks other than 0
-    return TrainResult(
-        best_state=best["state"],
-        best_epoch=best["epoch"],
-        history=pd.DataFrame(state["history"]),
-        steps=state["global_step"],
-        resumed_from=resumed_from,
-    )
+
+    def _report(self, row: dict, bar, on_epoch: typing.Callable[[pd.DataFrame], None] | None) -> None:
+        r"""One line on the epoch (also without a progress bar: --no-progress, logs); ``on_epoch``."""
+        line = epoch_summary(row, self.hyper.epochs, (self.state["best"] or {}).get("epoch"))
+        if bar is not None and not bar.disable:
+            bar.write(line)
+        else:
+            print(line, flush=True)
+        if on_epoch is not None:
+            on_epoch(pd.DataFrame(self.state["history"]))
 
 
 def epoch_batches(
@@ -365,8 +416,6 @@ def epoch_batches(
     depends only on ``(seed, epoch)``, so a resumed run replays the
     same batches.
     """
-    from torch.utils.data import DistributedSampler
-
     rng = np.random.default_rng([hyper.seed, epoch])
     records = shards.records(epoch)
     records = records[usable[records]]
