@@ -6,13 +6,17 @@ the teacher; what happened is reported for the provenance record.
 
 from __future__ import annotations
 
+import dataclasses
+import time
 import typing
 
 import pandas as pd
 
+from benchmark.distill import refit, tune
 from benchmark.distill.config import DistillConfig
-from benchmark.distill.export import _num, _score_onnx
-from benchmark.distill.train import ValidationSet
+from benchmark.distill.export import _default_exporter, _num, _replace_folder, _score_onnx
+from benchmark.distill.teacher import Data, _refit_files, _training_files
+from benchmark.distill.validation import ValidationSet, evaluate, selection_key
 
 
 def _tune_on_whole_files(config: DistillConfig, student, train_files: ValidationSet | None, dims: list[int],
@@ -28,8 +32,6 @@ def _tune_on_whole_files(config: DistillConfig, student, train_files: Validation
         the report for the provenance record, and the held-out figures of
         the network it leaves (the comparison for :func:`_refit_head`)
     """
-    from benchmark.distill import train as training, tune
-
     best = result.history.loc[result.history["epoch"] == result.best_epoch].iloc[0].to_dict()
     if not config.whole_file_epochs:
         return {"applied": False, "reason": "switched off (--whole-file-epochs 0)"}, best
@@ -41,7 +43,7 @@ def _tune_on_whole_files(config: DistillConfig, student, train_files: Validation
                                  mse_weight=config.mse_weight)
     report = tune.tune(student, train_files, dims, settings, seed=config.seed,
                        loss_weights=config.loss_weights, device=device)
-    if training.selection_key(validation) == "none":
+    if selection_key(validation) == "none":
         return {"applied": True, **report, "checked": "no held-out files"}, {}
     figures, dropped, after = _against(student, validation, best, device)
     if dropped:
@@ -68,8 +70,6 @@ def _refit_head(config: DistillConfig, student, train_files: ValidationSet | Non
         :class:`~benchmark.distill.refit.HeadData` it was fitted on (``None``
         without a refit), from which :func:`_int8_guard` refits again
     """
-    from benchmark.distill import refit, train as training
-
     if not config.head_refit:
         return {"applied": False, "reason": "switched off (--no-head-refit)"}, None
     if not refit.has_linear_head(student):
@@ -87,7 +87,7 @@ def _refit_head(config: DistillConfig, student, train_files: ValidationSet | Non
     report = refit.refit_from(student, data, seed=config.seed)
     if refit_files is not None:
         report["fitted_on"] = f"{len(train_files)} whole training files and {len(refit_files)} refit files"
-    if training.selection_key(validation) == "none":
+    if selection_key(validation) == "none":
         return {"applied": True, **report, "checked": "no held-out files"}, data
     figures, dropped, _ = _against(student, validation, baseline, device)
     if dropped:
@@ -104,10 +104,8 @@ def _against(student, validation: typing.Sequence[ValidationSet], before: dict,
         ``{column: {'before': ..., 'after': ...}}``; if the selecting mean
         CCC dropped, ``'lowered <column>'`` (else ``''``); the figures now
     """
-    from benchmark.distill import train as training
-
-    key = training.selection_key(validation)
-    after = training.evaluate(student, validation, device)
+    key = selection_key(validation)
+    after = evaluate(student, validation, device)
     figures = {k: {"before": _num(before.get(k)), "after": _num(after[k])} for k in after}
     return figures, f"lowered {key}" if after[key] < before[key] else "", after
 
@@ -130,8 +128,6 @@ def _int8_guard(config: DistillConfig, student, data, validation: typing.Sequenc
     weights before the refit) on the held-out files, ``before_refit`` is
     exported instead, as :func:`_refit_head` promises.
     """
-    from benchmark.distill import refit
-
     heldout = [v for v in validation if v.name == "teacher" and len(v)]
     alpha, losses = report["alpha"], {}
     while True:
@@ -155,3 +151,85 @@ def _int8_guard(config: DistillConfig, student, data, validation: typing.Sequenc
         export()
         report.update(applied=False, reason=f"{dropped} on the held-out files once the int8 model held the limit")
     return report
+
+
+@dataclasses.dataclass
+class Finished:
+    r"""What :func:`finish` did, for the provenance record.
+
+    Attributes:
+        tuning: report of the whole-file tuning (:func:`_tune_on_whole_files`)
+        tuning_seconds: its wall time
+        head_refit: report of the output-layer refit (:func:`_refit_head`, :func:`_int8_guard`)
+        train_offscale: whole training files left out as off-scale
+        refit_info: the provenance record's account of the refit files
+        scored: ONNX figures by model file (:func:`~benchmark.distill.export._score_onnx`)
+        teacher_calls: teacher calls made on whole files (0 on cache hits)
+
+    """
+
+    tuning: dict
+    tuning_seconds: float
+    head_refit: dict
+    train_offscale: list[str]
+    refit_info: dict
+    scored: dict
+    teacher_calls: int
+
+
+def finish(config: DistillConfig, student, teacher, data: Data, result, device: str,
+           exporter: tuple[typing.Callable, typing.Callable] | None = None) -> Finished:
+    r"""From the best epoch to the exported fp32 and int8 folders: tuning, refit, export, int8 guard.
+
+    Args:
+        config: the run's settings
+        student: the trained network; it ends with the exported weights, on the CPU
+        teacher: the teacher, for the whole files' targets
+        data: the run's data (:func:`~benchmark.distill.teacher.prepare_data`)
+        result: :class:`~benchmark.distill.train.TrainResult`
+        device: torch device of the tuning and the refit
+        exporter: the pair ``(export_onnx, quantize_int8)`` (default: :mod:`benchmark.students.export`)
+
+    """
+    out, out_int8, dims, validation = config.out_path, config.int8_path, data.dims, data.validation
+    student.load_state_dict(result.best_state)
+    train_files, train_offscale, refit_files, refit_info, calls = _whole_files(config, student, teacher, data)
+    tuning_started = time.perf_counter()
+    tuning, baseline = _tune_on_whole_files(config, student, train_files, dims, validation, result, device)
+    tuning_seconds = time.perf_counter() - tuning_started
+    before_refit = {k: v.clone() for k, v in student.state_dict().items()}
+    head_refit, head_data = _refit_head(config, student, train_files, refit_files, dims, validation, baseline,
+                                        device)
+    student.to("cpu").eval()
+    export_onnx, quantize_int8 = exporter or _default_exporter()
+
+    def export() -> None:
+        _replace_folder(out, lambda tmp: export_onnx(student, tmp))
+        _replace_folder(out_int8, lambda tmp: quantize_int8(out, tmp))
+
+    export()
+    scored: dict = {}  # ONNX figures by model file: each export is scored once
+    if head_refit.get("applied") and "validation" in head_refit:
+        head_refit = _int8_guard(config, student, head_data, validation, baseline, before_refit, head_refit, export,
+                                 scored)
+    return Finished(tuning, tuning_seconds, head_refit, train_offscale, refit_info, scored, calls)
+
+
+def _whole_files(config: DistillConfig, student, teacher, data: Data):
+    r"""The whole training and refit files with the teacher's outputs, where tuning or a refit needs them.
+
+    Returns:
+        the training files (``None`` if not needed), those left out as
+        off-scale, the refit files (``None`` without), the provenance
+        record's account of them, and the teacher calls made
+    """
+    train_files, train_offscale, refit_files, refit_info, calls = None, [], None, {"source": "none"}, 0
+    refitting = config.head_refit and refit.has_linear_head(student)
+    if config.whole_file_epochs or refitting:
+        train_files, train_offscale, calls = _training_files(teacher, data.train_pool, data.dims, config,
+                                                             data.target_range)
+    if refitting:
+        refit_files, refit_info, more = _refit_files(teacher, data.refit_pool, data.refit_source, data.dims, config,
+                                                     data.target_range)
+        calls += more
+    return train_files, train_offscale, refit_files, refit_info, calls

@@ -5,15 +5,24 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import time
 import typing
 from pathlib import Path
 
 from benchmark import DIMENSIONS
 from benchmark.distill.annotate import Pool, Recipe
-from benchmark.distill.config import DistillConfig, student_recipe
+from benchmark.distill.config import DistillConfig, Hyper, checkpoint_path, student_recipe
 from benchmark.distill.export import _file_sha, _num, _score_onnx
-from benchmark.distill.train import Hyper, ValidationSet
+from benchmark.distill.history import write_history
+from benchmark.distill.registry_update import update_registry
+from benchmark.distill.validation import ValidationSet
+from benchmark.hashing import sha256_tree
 from benchmark.results import atomic_write_text, provenance
+
+if typing.TYPE_CHECKING:  # pragma: no cover
+    from benchmark.distill.finish import Finished
+    from benchmark.distill.runtime import Environment
+    from benchmark.distill.teacher import Data
 
 
 def provenance_record(
@@ -140,3 +149,54 @@ def _relative_skips(skips: typing.Sequence[tuple[str, str]], files: typing.Seque
 
 def _write_json(path: Path, payload: dict) -> None:
     atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def write_records(config: DistillConfig, teacher, student, data: Data, result, finished: Finished, env: Environment,
+                  started: float) -> dict:
+    r"""Write the provenance records and the history, and register the student; the full record.
+
+    ``provenance.json`` goes into both model folders (what the weights
+    depend on: :func:`provenance_record`) and, with the machine- and
+    time-specific rest, into the records folder
+    (:attr:`~benchmark.distill.config.DistillConfig.records_path`).
+    ``started``: :func:`time.perf_counter` at the start of the run.
+    """
+    out, out_int8, results_dir = config.out_path, config.int8_path, config.records_path
+    source, files, pool, train_pool, held = data.source, data.files, data.pool, data.train_pool, data.held
+    shards, offscale, val_info, validation = data.shards, data.offscale, data.val_info, data.validation
+    recipe, hyper, world_size, target_range = config.recipe(), config.hyper(), env.world_size, data.target_range
+    train_offscale, tuning, head_refit = finished.train_offscale, finished.tuning, finished.head_refit
+    refit_info, scored, tuning_seconds = finished.refit_info, finished.scored, finished.tuning_seconds
+    device, threads, teacher_calls = env.device, env.threads, data.teacher_calls + finished.teacher_calls
+    record = provenance_record(
+        config, teacher, student, out, out_int8, source=source, listed=len(files), pool=pool,
+        train_pool=train_pool, held=held, shards=shards, offscale=offscale, val_info=val_info,
+        validation=validation, result=result, recipe=recipe, hyper=hyper, world_size=world_size,
+        target_range=target_range, train_offscale=train_offscale, whole_file_tuning=tuning, head_refit=head_refit,
+        refit_info=refit_info, scored=scored,
+    )
+    # The copy inside the model folder is part of its sha256: keep only what the
+    # weights depend on, so the same configuration re-run gives the same hash.
+    _write_json(out / "provenance.json", record)
+    quantized_from = {"path": out.name, "onnx_sha256": record["student"]["onnx_sha256"]}
+    _write_json(out_int8 / "provenance.json", {**record, "quantized_from": quantized_from})
+    sha, sha_int8 = sha256_tree(out), sha256_tree(out_int8)
+    full = {
+        **record,
+        "student": {
+            **record["student"], "path": str(out), "sha256": sha, "int8_path": str(out_int8), "int8_sha256": sha_int8,
+        },
+        "wall_seconds": round(time.perf_counter() - started, 1),
+        "date": provenance()["date"],
+        "device": device,
+        "threads": threads,
+        "teacher_calls": teacher_calls,
+        "resumed_from_step": result.resumed_from,
+        "whole_file_tuning_seconds": round(tuning_seconds, 1),
+        "cache": {"teacher_shards": str(shards.folder), "checkpoint": str(checkpoint_path(out))},
+    }
+    write_history(result.history, results_dir)
+    _write_json(results_dir / "provenance.json", full)
+    if config.register:
+        update_registry(config.models_path, registry_entries(config, teacher, sha, sha_int8, record))
+    return full

@@ -2,14 +2,55 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import dataclasses
 import os
 
-from benchmark.distill.config import PRECISIONS, DistillError
+import torch
+import torch.distributed as dist
+
+from benchmark.distill.config import PRECISIONS, DistillConfig, DistillError
+
+
+@dataclasses.dataclass(frozen=True)
+class Environment:
+    r"""Where a run computes (:func:`start`).
+
+    Attributes:
+        rank: this process under torchrun (0: the only one, or the one that writes)
+        world_size: processes under torchrun (1 without)
+        local_rank: this process's GPU index on its machine
+        device: torch device of the training
+        threads: torch CPU threads of this process
+
+    """
+
+    rank: int
+    world_size: int
+    local_rank: int
+    device: str
+    threads: int
+
+
+def start(config: DistillConfig) -> Environment:
+    r"""Set up the process for a run: process group, device, deterministic kernels, memory, threads."""
+    rank, world_size, local_rank = _init_distributed()
+    device = _device(config.device, local_rank)
+    _deterministic(device)
+    keep_freed_memory()
+    threads = config.threads or max(1, (os.cpu_count() or 1) // world_size)
+    torch.set_num_threads(threads)
+    return Environment(rank, world_size, local_rank, device, threads)
+
+
+def stop(env: Environment) -> None:
+    r"""Wait for every process, then leave the process group (no-op without torchrun)."""
+    _barrier(env.world_size)
+    _shutdown_distributed(env.world_size)
 
 
 def _device(requested: str, local_rank: int) -> str:
-    import torch
-
     if requested == "auto":
         requested = "cuda" if torch.cuda.is_available() else "cpu"
     if requested == "cuda":
@@ -29,8 +70,6 @@ def native_bf16(device: str) -> bool:
         True
 
     """
-    import torch
-
     if device.startswith("cuda"):
         return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False))
     capabilities = torch.cpu.get_capabilities()
@@ -66,8 +105,6 @@ def check_precision(precision: str, device: str) -> None:
 
 def _deterministic(device: str) -> None:
     r"""Ask torch for deterministic kernels (bit-identical on the CPU; best effort on CUDA)."""
-    import torch
-
     if device.startswith("cuda"):
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.backends.cudnn.benchmark = False
@@ -87,9 +124,6 @@ def keep_freed_memory() -> bool:
     it needs again at the next step anyway. No effect (and ``False``)
     outside glibc; numbers are unaffected.
     """
-    import ctypes
-    import ctypes.util
-
     name = ctypes.util.find_library("c")
     try:
         libc = ctypes.CDLL(name or "libc.so.6")
@@ -106,9 +140,6 @@ def _init_distributed() -> tuple[int, int, int]:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1:
         return 0, 1, 0
-    import torch
-    import torch.distributed as dist
-
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if not dist.is_initialized():
         backend = "nccl" if torch.cuda.is_available() else "gloo"
@@ -120,13 +151,9 @@ def _init_distributed() -> tuple[int, int, int]:
 
 def _barrier(world_size: int) -> None:
     if world_size > 1:
-        import torch.distributed as dist
-
         dist.barrier()
 
 
 def _shutdown_distributed(world_size: int) -> None:
     if world_size > 1:
-        import torch.distributed as dist
-
         dist.destroy_process_group()

@@ -8,20 +8,24 @@ refit files that the output layer is refitted on.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import typing
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import yaml
 
 from benchmark import DIMENSIONS
 from benchmark.distill import annotate
-from benchmark.distill.annotate import Pool
+from benchmark.distill.annotate import Pool, Shards
 from benchmark.distill.config import DistillConfig, DistillError, _raw_entries
 from benchmark.distill.export import _ccc, _num
 from benchmark.distill.records import _relative_skips
-from benchmark.distill.train import ValidationSet
+from benchmark.distill.runtime import Environment, _barrier, check_precision
+from benchmark.distill.validation import ValidationSet
+from benchmark.registry import Registry, load_model
 
 
 DEFAULT_GOLD = "msppodcast:test-2"
@@ -40,8 +44,6 @@ def load_teacher(name: str, models_path: Path) -> tuple[typing.Any, dict]:
     do not exist yet (they are what this run creates) must not stop the
     teacher from loading.
     """
-    from benchmark.registry import Registry, load_model
-
     if not models_path.exists():
         raise DistillError(f"Model registry {models_path} not found: pass --models PATH.")
     entries = _raw_entries(models_path)
@@ -232,7 +234,7 @@ def _validation_sets(
     info["offscale"] = [f"{os.path.basename(f)} (held-out, whole file)" for f in offscale]
     sets = [heldout]
     if gold_set is None and gold_spec is not None:
-        from benchmark.data.datasets import load_split
+        from benchmark.data.datasets import load_split  # audb: loaded only for a gold split
 
         dataset, split, data = gold_spec.split(":")
         gold_set = load_split(dataset, split, data=data)
@@ -251,3 +253,91 @@ def _validation_sets(
             d: _num(_ccc(truth[d].to_numpy(), teacher_gold.loc[truth.index, d].to_numpy())) for d in truth.columns
         }
     return sets, info, calls
+
+
+def teacher_for(config: DistillConfig, teacher=None) -> tuple[typing.Any, dict]:
+    r"""The run's teacher (``teacher``, else ``config.teacher`` from the registry) and its registry ``source``."""
+    if teacher is None:
+        return load_teacher(config.teacher, config.models_path)
+    return teacher, dict(getattr(teacher, "source", None) or {})
+
+
+@dataclasses.dataclass
+class Data:
+    r"""The audio of a run and the teacher's outputs for it (:func:`prepare_data`).
+
+    Attributes:
+        files: the files ``config.data`` lists
+        source: what the provenance record calls them
+        pool: their distinct readable files (at most ``max_files``), by content hash
+        train_pool: the training files
+        held: the held-out files
+        refit_pool: the extra files the output layer is refitted on (:func:`_refit_pool`)
+        refit_source: what the provenance record says of them
+        dims: indices of the dimensions the teacher predicts
+        gold_spec: ``'DATASET:SPLIT:demo|real'`` validated on, or ``None``
+        target_range: plausible teacher outputs
+        shards: the training crops with the teacher's outputs
+        usable: per crop, whether its outputs are in ``target_range``
+        offscale: the crops left out, named for the provenance record
+        validation: the held-out (and gold) sets (empty on ranks other than 0)
+        val_info: skipped and off-scale files, gold provenance, teacher vs gold
+        teacher_calls: teacher calls made (0 on cache hits)
+
+    """
+
+    files: list[str]
+    source: str
+    pool: Pool
+    train_pool: Pool
+    held: Pool
+    refit_pool: Pool | None
+    refit_source: dict
+    dims: list[int]
+    gold_spec: str | None
+    target_range: tuple[float, float]
+    shards: Shards
+    usable: np.ndarray
+    offscale: list[str]
+    validation: list[ValidationSet]
+    val_info: dict
+    teacher_calls: int
+
+
+def prepare_data(config: DistillConfig, teacher, teacher_source: dict, gold_set, env: Environment) -> Data:
+    r"""Find the pool, split it, check the settings, and annotate the training crops and validation files.
+
+    Everything that can be refused (gold split, pool size, precision) is
+    checked before the teacher runs. Rank 0 runs the teacher; the other
+    processes wait and then read its cache.
+    """
+    dims = [DIMENSIONS.index(d) for d in annotate.teacher_dimensions(teacher)]
+    gold_spec = _gold_spec(config)
+    _check_gold(gold_spec, teacher, teacher_source)
+
+    files, source = annotate.resolve_files(config.data)
+    pool = annotate.scan_pool(files)
+    if config.max_files and len(pool.files) > config.max_files:
+        pool = Pool(pool.files[: config.max_files], pool.hashes[: config.max_files], pool.missing, pool.duplicates)
+    if len(pool.files) < 2:
+        raise DistillError(f"Need at least 2 distinct audio files to distil, found {len(pool.files)} in {source}.")
+    train_pool, held = pool.split(config.val_fraction)
+    refit_pool, refit_source = _refit_pool(config, pool, train_pool)
+    recipe = config.recipe()
+    check_precision(config.precision, env.device)
+
+    shards = annotate.annotate_pool(teacher, train_pool, recipe, batch_size=config.teacher_batch,
+                                    progress=config.progress) if env.rank == 0 else None
+    _barrier(env.world_size)
+    if shards is None:
+        shards = annotate.annotate_pool(teacher, train_pool, recipe, batch_size=config.teacher_batch, progress=False)
+    target_range = tuple(float(x) for x in config.target_range)
+    usable = annotate.in_range(shards.targets, target_range)
+    offscale = [
+        f"{os.path.basename(shards.files[shards.file_index[i]])} (variant {shards.variant[i]})"
+        for i in np.flatnonzero(~usable)
+    ]
+    validation, val_info, calls = _validation_sets(teacher, held, gold_spec, gold_set, dims, env.rank, config,
+                                                   target_range)
+    return Data(files, source, pool, train_pool, held, refit_pool, refit_source, dims, gold_spec, target_range, shards,
+                usable, offscale, validation, val_info, shards.teacher_calls + calls)
