@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from benchmark import DIMENSIONS
 from benchmark.distill.audio import (
@@ -211,7 +212,7 @@ def run_teacher(
 
 def shard_key(teacher, pool: Pool, recipe: Recipe) -> str:
     r"""Cache key of a shard set: teacher artifact, audio content, recipe, library versions."""
-    import auglib
+    import auglib  # slow to import (seconds); the command line imports this module
 
     payload = {
         "format": FORMAT_VERSION,
@@ -396,6 +397,4 @@ def annotate_files(
 
 
 def _progress(total: int, desc: str, enabled: bool):
-    from tqdm import tqdm
-
     return tqdm(total=total, desc=desc, unit="crop", disable=not enabled, dynamic_ncols=True, leave=False)

@@ -8,10 +8,11 @@ import os
 import typing
 from pathlib import Path
 
+import audiofile
+import audresample
 import numpy as np
 
 from benchmark.hashing import sha256_file, sha256_text
-
 
 SAMPLING_RATE = 16000
 
@@ -81,7 +82,7 @@ def resolve_files(data: str, demo_database: str = "demo-pool", option: str = "--
     ``option`` names the setting in the error for a spec that finds no audio.
     """
     if data == "demo":
-        from benchmark.data import demo
+        from benchmark.data import demo  # slow to import (seconds); only for the demo pool
 
         return [str(f) for f in demo.pool_files(demo_database)], f"demo ({demo_database} {demo.DEMO_VERSION})"
     path = Path(os.path.expanduser(data))
@@ -139,9 +140,6 @@ def read_audio(path: str) -> np.ndarray:
         RuntimeError: if the file cannot be decoded or holds no samples
 
     """
-    import audiofile
-    import audresample
-
     try:
         signal, sampling_rate = audiofile.read(path, always_2d=True, dtype="float32")
     except Exception as ex:  # soundfile/ffmpeg raise many types for broken files

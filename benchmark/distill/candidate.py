@@ -8,8 +8,7 @@ import typing
 import numpy as np
 import torch
 
-if typing.TYPE_CHECKING:  # pragma: no cover
-    from benchmark.distill.train import Hyper
+from benchmark.distill.config import Hyper
 
 
 def update_ema(ema: dict | None, module: torch.nn.Module, decay: float, step: int) -> dict:

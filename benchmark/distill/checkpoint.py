@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-
 CHECKPOINT_FORMAT = 2
 r"""Version of the checkpoint layout (2: numpy's generator state as plain values, readable with ``weights_only``)."""
 

@@ -133,7 +133,7 @@ def augment(
         ((8000,), True)
 
     """
-    import auglib
+    import auglib  # slow to import (seconds); the command line imports this module
 
     # Draw every decision up front from our own generator: the draws do
     # not depend on which transforms are enabled by earlier draws.

@@ -9,17 +9,16 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark import DIMENSIONS
+from benchmark import DIMENSIONS, registry
 from benchmark.distill.config import DistillConfig, DistillError, _raw_entries
-from benchmark.distill.train import ValidationSet
-
+from benchmark.distill.validation import ValidationSet, ccc, per_file
+from benchmark.hashing import sha256_file
+from benchmark.students.export import export_onnx, quantize_int8
 
 OUTPUT_FILES = ("model.onnx", "model.yaml", "provenance.json")
 
 
 def _default_exporter() -> tuple[typing.Callable, typing.Callable]:
-    from benchmark.students.export import export_onnx, quantize_int8
-
     return export_onnx, quantize_int8
 
 
@@ -31,13 +30,11 @@ def load_export(folder: Path, name: str):
         name: what the model is called in messages
 
     """
-    from benchmark.registry import ModelEntry, load_model
-
-    entry = ModelEntry(
+    entry = registry.ModelEntry(
         name=name, kind="audonnx", role="student", source={"path": str(folder)}, sampling_rate=16000,
         outputs={d: d for d in DIMENSIONS}, description="", root=Path(folder).parent,
     )
-    return load_model(entry, registry={})
+    return registry.load_model(entry, registry={})
 
 
 def _score_onnx(folder: Path, validation: typing.Sequence[ValidationSet], label: str,
@@ -49,8 +46,6 @@ def _score_onnx(folder: Path, validation: typing.Sequence[ValidationSet], label:
     by the model file's hash: the int8 check and the provenance record score
     the same export once.
     """
-    from benchmark.distill.train import per_file
-
     scored = {} if scored is None else scored
     onnx_sha = _file_sha(folder / "model.onnx")
     model = None
@@ -73,8 +68,6 @@ def _score_onnx(folder: Path, validation: typing.Sequence[ValidationSet], label:
 
 
 def _ccc(truth, prediction) -> float:
-    from benchmark.distill.train import ccc
-
     return ccc(truth, prediction)
 
 
@@ -88,8 +81,6 @@ def _num(value) -> float | None:
 
 
 def _file_sha(path: Path) -> str:
-    from benchmark.hashing import sha256_file
-
     return sha256_file(path)
 
 

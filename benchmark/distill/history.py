@@ -42,7 +42,7 @@ def write_history(history: pd.DataFrame, folder: Path) -> tuple[Path, Path]:
 
 def plot_history(history: pd.DataFrame, path: Path) -> Path:
     r"""Training loss and validation CCC per epoch (matplotlib, Agg backend)."""
-    import matplotlib
+    import matplotlib  # only to plot: the backend must be chosen before pyplot is imported
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -18,6 +18,7 @@ import pandas as pd
 import yaml
 
 from benchmark import DIMENSIONS
+from benchmark.data.datasets import load_split
 from benchmark.distill import annotate
 from benchmark.distill.annotate import Pool, Shards
 from benchmark.distill.config import DistillConfig, DistillError, _raw_entries
@@ -26,7 +27,6 @@ from benchmark.distill.records import _relative_skips
 from benchmark.distill.runtime import Environment, _barrier, check_precision
 from benchmark.distill.validation import ValidationSet
 from benchmark.registry import Registry, load_model
-
 
 DEFAULT_GOLD = "msppodcast:test-2"
 
@@ -234,8 +234,6 @@ def _validation_sets(
     info["offscale"] = [f"{os.path.basename(f)} (held-out, whole file)" for f in offscale]
     sets = [heldout]
     if gold_set is None and gold_spec is not None:
-        from benchmark.data.datasets import load_split  # audb: loaded only for a gold split
-
         dataset, split, data = gold_spec.split(":")
         gold_set = load_split(dataset, split, data=data)
     if gold_set is not None:

@@ -12,7 +12,6 @@ import torch
 
 from benchmark import DIMENSIONS
 
-
 T = typing.TypeVar("T")
 
 
