@@ -868,9 +868,9 @@ def test_offscale_whole_training_files_are_left_out_and_named(tmp_path, pool, mo
 
 
 def test_head_refit_reads_at_most_refit_max_files(tmp_path, pool, models_yaml, monkeypatch):
-    from benchmark.distill import pipeline
+    from benchmark.distill import teacher
 
-    monkeypatch.setattr(pipeline, "REFIT_MAX_FILES", 3)
+    monkeypatch.setattr(teacher, "REFIT_MAX_FILES", 3)
     outcome = run(config(tmp_path, pool, models_yaml, out="capped", register=False))
     record = json.loads((outcome.out / "provenance.json").read_text())["head_refit"]
     assert record["fitted_on"] == "3 whole training files"
@@ -915,9 +915,9 @@ def test_head_refit_is_fitted_on_the_refit_data_too(tmp_path, pool, models_yaml)
 
 
 def test_refit_data_beyond_refit_max_files_is_left_out(tmp_path, pool, models_yaml, monkeypatch):
-    from benchmark.distill import pipeline
+    from benchmark.distill import teacher
 
-    monkeypatch.setattr(pipeline, "REFIT_MAX_FILES", 8)
+    monkeypatch.setattr(teacher, "REFIT_MAX_FILES", 8)
     folder = refit_folder(tmp_path, pool)
     outcome = run(config(tmp_path, pool, models_yaml, register=False, refit_data=str(folder)))
     refit_files = outcome.provenance["data"]["refit_files"]
@@ -955,14 +955,14 @@ def test_head_refit_is_undone_when_the_heldout_ccc_drops(pool):
 
 
 def test_int8_guard_raises_the_penalty_until_the_int8_model_holds_the_limit(tmp_path, pool, models_yaml, monkeypatch):
-    from benchmark.distill import pipeline, refit
+    from benchmark.distill import finish, refit
 
     plain = run(config(tmp_path, pool, models_yaml, out="plain", register=False))
     chosen = json.loads((plain.out / "provenance.json").read_text())["head_refit"]
     assert chosen["applied"] and list(chosen["int8_loss_by_alpha"]) == [str(chosen["alpha"])]
-    assert chosen["int8_loss_by_alpha"][str(chosen["alpha"])] <= pipeline.INT8_LOSS_LIMIT
+    assert chosen["int8_loss_by_alpha"][str(chosen["alpha"])] <= finish.INT8_LOSS_LIMIT
     # a limit no int8 model holds: every larger penalty is tried, the last one kept or the trained head restored
-    monkeypatch.setattr(pipeline, "INT8_LOSS_LIMIT", -1.0)
+    monkeypatch.setattr(finish, "INT8_LOSS_LIMIT", -1.0)
     strict = run(config(tmp_path, pool, models_yaml, out="strict", register=False))
     record = json.loads((strict.out / "provenance.json").read_text())
     guard = record["head_refit"]

@@ -1,14 +1,24 @@
 """Distillation: train a small student on a teacher's A/D/V outputs alone (no human labels).
 
-Stages, one module each:
+Stages, one module each, run in this order by :func:`~benchmark.distill.pipeline.distill`:
 
-* :mod:`benchmark.distill.annotate`: training audio → seeded, augmented
-  crops → teacher targets, cached on disk by teacher and audio content
-* :mod:`benchmark.distill.train`: CCC loss, AdamW with warm-up and
-  cosine decay, validation every epoch, resumable checkpoints
-* :mod:`benchmark.distill.registry_update`: record the result in ``models.yaml``
-* :mod:`benchmark.distill.pipeline`: the stage end to end (:func:`distill`)
-* :mod:`benchmark.distill.cli`: ``python -m benchmark distill``
+* :mod:`benchmark.distill.config`: :class:`DistillConfig`, made of parts
+  (task, hyper-parameters, crops, finishing, validation, runtime); the
+  command line (:mod:`benchmark.distill.cli`) is generated from its fields
+* :mod:`benchmark.distill.runtime`: device, threads, processes (torchrun)
+* :mod:`benchmark.distill.teacher` and :mod:`benchmark.distill.annotate`:
+  training audio (:mod:`~benchmark.distill.audio`) → seeded, augmented crops
+  (:mod:`~benchmark.distill.crops`) → teacher targets, cached on disk by
+  teacher and audio content; held-out and gold validation sets
+* :mod:`benchmark.distill.train`: the :class:`~benchmark.distill.train.Trainer`
+  (step, validate, checkpoint), with :mod:`~benchmark.distill.validation`,
+  :mod:`~benchmark.distill.candidate`, :mod:`~benchmark.distill.checkpoint`
+  and :mod:`~benchmark.distill.history`
+* :mod:`benchmark.distill.finish`: whole-file tuning (:mod:`~benchmark.distill.tune`),
+  output-layer refit (:mod:`~benchmark.distill.refit`), export and the int8 guard
+* :mod:`benchmark.distill.export`: ONNX export and scoring through the benchmark's loader
+* :mod:`benchmark.distill.records`: provenance records; :mod:`benchmark.distill.registry_update`
+  records the result in ``models.yaml``
 * :mod:`benchmark.distill.targets`: a distilled student against its teacher
   on the held-out test split, with bootstrap intervals, and the targets it meets
 

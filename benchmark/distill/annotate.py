@@ -26,24 +26,41 @@ student distilled from the same teacher, never runs the teacher again.
 from __future__ import annotations
 
 import dataclasses
-import glob
 import json
 import os
-import random
 import shutil
 import typing
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from benchmark import DIMENSIONS
+from benchmark.distill.audio import (
+    AUDIO_EXTENSIONS,
+    LIST_EXTENSIONS,
+    SAMPLING_RATE,
+    AudioFiles,
+    DataError,
+    Pool,
+    as_stored,
+    read_audio,
+    resolve_files,
+    scan_pool,
+)
+from benchmark.distill.crops import Augmentation, Recipe, augment, make_crop
 from benchmark.hashing import sha256_file, sha256_text
 from benchmark.paths import cache_dir
 
-SAMPLING_RATE = 16000
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
-LIST_EXTENSIONS = (".txt", ".lst", ".csv")
+__all__ = [  # the data and crop helpers' names, where callers found them before they had modules of their own
+    "AUDIO_EXTENSIONS", "FORMAT_VERSION", "LIST_EXTENSIONS", "SAMPLING_RATE", "TARGET_RANGE", "AudioFiles",
+    "Augmentation", "DataError", "Pool", "Recipe", "Shards", "TeacherError", "annotate_files", "annotate_pool",
+    "as_stored", "augment", "in_range", "make_crop", "read_audio", "resolve_files", "run_teacher", "scan_pool",
+    "shard_key", "teacher_dimensions", "teacher_folder",
+]
+
+
 FORMAT_VERSION = 3
 r"""Version of the crop/augmentation recipe; bump it to invalidate cached shards."""
 
@@ -76,120 +93,6 @@ def in_range(targets: np.ndarray, target_range: tuple[float, float] = TARGET_RAN
 
 class TeacherError(RuntimeError):
     r"""The teacher produced an unusable target (NaN, wrong shape)."""
-
-
-class DataError(ValueError):
-    r"""The training data cannot be found or is empty."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Augmentation:
-    r"""On-the-fly augmentation of the training crops (auglib).
-
-    Each transform is applied independently with its probability;
-    parameters are drawn uniformly from the ranges. Variant 0 of every
-    file is always clean, so the student also sees the teacher's
-    behaviour on undistorted speech (the benchmark's test condition).
-
-    Gain is off by default: the students normalise every input to unit
-    variance (:class:`benchmark.students.frontend.Normalize`), so they
-    cannot see a gain change, while a teacher reading loudness features
-    (eGeMAPS) changes its output. Gain augmentation would only add
-    targets the student cannot learn.
-    """
-
-    noise_prob: float = 0.2
-    babble_prob: float = 0.1
-    gain_prob: float = 0.0
-    filter_prob: float = 0.2
-    snr_db: tuple[float, float] = (10.0, 30.0)
-    babble_snr_db: tuple[float, float] = (10.0, 25.0)
-    gain_db: tuple[float, float] = (-12.0, 6.0)
-    lowpass_hz: tuple[float, float] = (2500.0, 7000.0)
-    highpass_hz: tuple[float, float] = (50.0, 400.0)
-
-    @classmethod
-    def off(cls) -> "Augmentation":
-        r"""No augmentation at all (every variant is a clean crop)."""
-        return cls(noise_prob=0.0, babble_prob=0.0, gain_prob=0.0, filter_prob=0.0)
-
-
-@dataclasses.dataclass(frozen=True)
-class Recipe:
-    r"""How training crops are cut and augmented; part of the cache key."""
-
-    crop_seconds: float = 4.0
-    bucket_seconds: float = 0.5
-    variants: int = 3
-    seed: int = 0
-    augmentation: Augmentation = Augmentation()
-    chunk_files: int = 64  # files per shard; babble sources come from the same shard
-
-    @property
-    def bucket_samples(self) -> int:
-        return max(1, int(round(self.bucket_seconds * SAMPLING_RATE)))
-
-    @property
-    def crop_samples(self) -> int:
-        r"""Longest crop in samples (a multiple of :attr:`bucket_samples`)."""
-        b = self.bucket_samples
-        return max(b, int(round(self.crop_seconds * SAMPLING_RATE)) // b * b)
-
-    def crop_length(self, samples: int) -> int:
-        r"""Length of the crops of a file with ``samples`` samples.
-
-        Examples:
-            >>> r = Recipe(crop_seconds=4.0, bucket_seconds=0.5)
-            >>> [r.crop_length(n) / 16000 for n in (4000, 24000, 30000, 100000)]
-            [0.5, 1.5, 1.5, 4.0]
-
-        """
-        b = self.bucket_samples
-        return max(b, min(samples, self.crop_samples) // b * b)
-
-
-@dataclasses.dataclass
-class Pool:
-    r"""Audio files of the unlabeled training pool, deduplicated by content.
-
-    Attributes:
-        files: absolute paths, sorted by content hash (so the order does
-            not depend on where the files live or how they were listed)
-        hashes: SHA-256 of each file's bytes
-        missing: ``(path, reason)`` for listed files that do not exist
-        duplicates: number of files dropped because their bytes repeat another
-
-    """
-
-    files: list[str]
-    hashes: list[str]
-    missing: list[tuple[str, str]] = dataclasses.field(default_factory=list)
-    duplicates: int = 0
-
-    @property
-    def sha256(self) -> str:
-        r"""Hash of the pool's content (the sorted file hashes)."""
-        return sha256_text("\n".join(self.hashes))
-
-    def split(self, fraction: float, minimum: int = 2) -> tuple["Pool", "Pool"]:
-        r"""Split into (train, held-out) deterministically by content hash.
-
-        The held-out part does not depend on the seed, so runs with
-        different seeds are validated on the same files.
-
-        Examples:
-            >>> p = Pool([f"f{i}" for i in range(10)], [f"{i:02d}" for i in range(10)])
-            >>> train, held = p.split(0.2)
-            >>> len(train.files), held.files
-            (8, ['f0', 'f1'])
-
-        """
-        n = len(self.files)
-        k = 0 if fraction <= 0 or n < 2 * minimum else min(n - minimum, max(minimum, int(round(fraction * n))))
-        # files are sorted by their own hash: the first k are a pseudo-random, content-defined subset
-        held = Pool(self.files[:k], self.hashes[:k])
-        train = Pool(self.files[k:], self.hashes[k:], self.missing, self.duplicates)
-        return train, held
 
 
 @dataclasses.dataclass
@@ -253,253 +156,6 @@ class Shards:
         return out
 
 
-def resolve_files(data: str, demo_database: str = "demo-pool", option: str = "--data") -> tuple[list[str], str]:
-    r"""Audio files named by ``data``, and a short description of the source.
-
-    ``data`` is ``'demo'`` (the embedded unlabeled demo database
-    ``demo_database``), a folder (searched recursively for audio files), a
-    single audio file, a list file (``.txt``/``.lst``/``.csv``: one path
-    per line, relative to the list file, ``#`` comments allowed; a CSV
-    uses its first column), or a glob pattern (``'data/**/*.wav'``).
-    ``option`` names the setting in the error for a spec that finds no audio.
-    """
-    if data == "demo":
-        from benchmark.data import demo
-
-        return [str(f) for f in demo.pool_files(demo_database)], f"demo ({demo_database} {demo.DEMO_VERSION})"
-    path = Path(os.path.expanduser(data))
-    if path.is_dir():
-        files = sorted(str(p.resolve()) for p in path.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
-        return files, f"folder {path}"
-    if path.is_file() and path.suffix.lower() in LIST_EXTENSIONS:
-        return _read_list(path), f"list {path}"
-    if path.is_file():
-        return [str(path.resolve())], f"file {path}"
-    files = sorted(str(Path(p).resolve()) for p in glob.glob(os.path.expanduser(data), recursive=True))
-    files = [f for f in files if Path(f).suffix.lower() in AUDIO_EXTENSIONS]
-    if not files:
-        raise DataError(
-            f"No audio found for {option} '{data}': give 'demo', a folder, an audio file, a list file "
-            f"({', '.join(LIST_EXTENSIONS)}; one path per line) or a glob pattern such as 'audio/**/*.wav'."
-        )
-    return files, f"glob {data}"
-
-
-def _read_list(path: Path) -> list[str]:
-    files = []
-    for i, line in enumerate(path.read_text().splitlines()):
-        line = line.strip()
-        if path.suffix.lower() == ".csv":
-            line = line.split(",")[0].strip().strip('"')
-            if i == 0 and Path(line).suffix.lower() not in AUDIO_EXTENSIONS:
-                continue  # a header row
-        if not line or line.startswith("#"):
-            continue
-        p = Path(os.path.expanduser(line))
-        files.append(str((p if p.is_absolute() else path.parent / p).resolve()))
-    return files
-
-
-def scan_pool(files: typing.Sequence[str]) -> Pool:
-    r"""Hash the files' bytes; missing files are reported, duplicates dropped."""
-    by_hash: dict[str, str] = {}
-    missing = []
-    for f in files:
-        try:
-            digest = sha256_file(f)
-        except OSError as ex:
-            missing.append((str(f), f"cannot open: {ex.strerror or ex}"))
-            continue
-        by_hash.setdefault(digest, str(f))
-    hashes = sorted(by_hash)
-    return Pool([by_hash[h] for h in hashes], hashes, missing, len(files) - len(missing) - len(hashes))
-
-
-def read_audio(path: str) -> np.ndarray:
-    r"""Read a file as mono float32 at 16 kHz (channels averaged).
-
-    Raises:
-        RuntimeError: if the file cannot be decoded or holds no samples
-
-    """
-    import audiofile
-    import audresample
-
-    try:
-        signal, sampling_rate = audiofile.read(path, always_2d=True, dtype="float32")
-    except Exception as ex:  # soundfile/ffmpeg raise many types for broken files
-        raise RuntimeError(f"cannot decode: {type(ex).__name__}: {ex}") from None
-    if signal.size == 0:
-        raise RuntimeError("no samples")
-    signal = signal.mean(axis=0, keepdims=True)
-    if sampling_rate != SAMPLING_RATE:
-        signal = audresample.resample(signal, sampling_rate, SAMPLING_RATE)
-    signal = np.ascontiguousarray(signal[0], dtype=np.float32)
-    if not np.isfinite(signal).all():
-        raise RuntimeError("samples are not finite")
-    return signal
-
-
-class AudioFiles(typing.Sequence[np.ndarray]):
-    r"""Audio files as a sequence of signals, each read (:func:`read_audio`) when it is indexed.
-
-    Whole files are read one at a time where they are used, not held: the
-    refit's 4,000 files of a user's own pool may be hours of audio.
-    Slicing and ``+`` give :class:`AudioFiles` again; nothing is read until
-    a signal is indexed.
-
-    Args:
-        files: paths of files that :func:`read_audio` could read
-
-    Examples:
-        >>> files = AudioFiles(["a.wav", "b.wav"]) + AudioFiles(["c.wav"])
-        >>> len(files), files[1:].files
-        (3, ['b.wav', 'c.wav'])
-
-    """
-
-    def __init__(self, files: typing.Iterable[str]):
-        self.files = [str(f) for f in files]
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-    @typing.overload
-    def __getitem__(self, index: int) -> np.ndarray: ...
-
-    @typing.overload
-    def __getitem__(self, index: slice) -> AudioFiles: ...
-
-    def __getitem__(self, index):
-        if isinstance(index, slice):
-            return AudioFiles(self.files[index])
-        path = self.files[index]
-        try:
-            return read_audio(path)
-        except RuntimeError as ex:
-            raise DataError(f"{path}: {ex}. It was read when the run started: was it changed "
-                            "or removed since? Restore it, or run again to leave it out.") from None
-
-    def __add__(self, other: AudioFiles) -> AudioFiles:
-        return AudioFiles(self.files + other.files)
-
-    def __repr__(self) -> str:
-        return f"AudioFiles({len(self.files)} files)"
-
-
-def as_stored(signal: np.ndarray) -> np.ndarray:
-    r"""Round a crop to float16 and back: what is stored is what the teacher hears.
-
-    Examples:
-        >>> as_stored(np.array([0.1], dtype=np.float32)).tolist()
-        [0.0999755859375]
-
-    """
-    return np.clip(signal, -65504.0, 65504.0).astype(np.float16).astype(np.float32)
-
-
-def make_crop(
-    signal: np.ndarray,
-    file_hash: str,
-    variant: int,
-    recipe: Recipe,
-    babble: typing.Sequence[np.ndarray] = (),
-) -> tuple[np.ndarray, dict]:
-    r"""The seeded, augmented crop ``variant`` of one file.
-
-    Everything random is drawn from a generator seeded by
-    ``(seed, variant, file hash)``, so the crop does not depend on the
-    order files are processed in. Its length is
-    :meth:`Recipe.crop_length`; only a file shorter than one bucket is
-    repeated to fill it (never zero-padded: padding would change the
-    statistics the teacher measures).
-
-    Returns:
-        the float32 crop (already rounded by :func:`as_stored`) and a
-        description of what was done (offset, transforms)
-
-    """
-    rng = np.random.default_rng([recipe.seed, variant, int(file_hash[:15], 16)])
-    n = recipe.crop_length(len(signal))
-    offset = int(rng.integers(0, max(0, len(signal) - n) + 1))
-    crop = np.resize(signal[offset : offset + n], n).astype(np.float32)  # np.resize repeats
-    info: dict = {"offset": offset, "transforms": []}
-    if variant > 0:
-        crop, info["transforms"] = augment(crop, rng, recipe.augmentation, babble)
-    return as_stored(crop), info
-
-
-def augment(
-    crop: np.ndarray, rng: np.random.Generator, aug: Augmentation, babble: typing.Sequence[np.ndarray] = ()
-) -> tuple[np.ndarray, list[str]]:
-    r"""Apply the transforms of ``aug`` that ``rng`` draws to one crop (auglib).
-
-    Args:
-        crop: float32 signal at 16 kHz
-        rng: the crop's generator: it decides which transforms apply and
-            their parameters, and seeds auglib's own noise
-        aug: probabilities and parameter ranges
-        babble: signals to mix as babble (at least 2 are needed)
-
-    Returns:
-        the transformed crop (same length; ``crop`` itself is left
-        unchanged) and a description of each transform applied
-
-    Examples:
-        >>> crop = np.sin(np.arange(8000) / 10).astype(np.float32)
-        >>> out, names = augment(crop, np.random.default_rng(0), Augmentation(noise_prob=1.0, filter_prob=0.0))
-        >>> names
-        ['white-noise snr=26.3dB']
-        >>> out.shape, bool(np.any(out != crop))
-        ((8000,), True)
-
-    """
-    import auglib
-
-    # Draw every decision up front from our own generator: the draws do
-    # not depend on which transforms are enabled by earlier draws.
-    u = rng.random(4)
-    snr = rng.uniform(*aug.snr_db)
-    babble_snr = rng.uniform(*aug.babble_snr_db)
-    gain = rng.uniform(*aug.gain_db)
-    pink = bool(rng.random() < 0.5)
-    lowpass = bool(rng.random() < 0.5)
-    cutoff = rng.uniform(*aug.lowpass_hz) if lowpass else rng.uniform(*aug.highpass_hz)
-    n_speakers = int(rng.integers(3, 7))
-    pick = rng.permutation(len(babble))[:n_speakers] if len(babble) else []
-    auglib_seed = int(rng.integers(0, 2**31 - 1))
-
-    transforms, names = [], []
-    if u[0] < aug.noise_prob:
-        noise = auglib.transform.PinkNoise if pink else auglib.transform.WhiteNoiseGaussian
-        transforms.append(noise(snr_db=snr))
-        names.append(f"{'pink' if pink else 'white'}-noise snr={snr:.1f}dB")
-    if u[1] < aug.babble_prob and len(pick) >= 2:
-        transforms.append(auglib.transform.BabbleNoise([babble[i] for i in pick], num_speakers=len(pick), snr_db=babble_snr))
-        names.append(f"babble x{len(pick)} snr={babble_snr:.1f}dB")
-    if u[3] < aug.filter_prob:
-        f = auglib.transform.LowPass if lowpass else auglib.transform.HighPass
-        transforms.append(f(cutoff, order=2))
-        names.append(f"{'lowpass' if lowpass else 'highpass'} {cutoff:.0f}Hz")
-    if u[2] < aug.gain_prob:
-        transforms.append(auglib.transform.GainStage(gain, clip=True))
-        names.append(f"gain {gain:+.1f}dB")
-    if not transforms or not np.any(crop):
-        return crop, names
-    # auglib draws noise from the global numpy/python generators: seed them
-    # per crop and restore them afterwards, so nothing else is disturbed.
-    np_state, py_state = np.random.get_state(), random.getstate()
-    try:
-        auglib.seed(auglib_seed)
-        # auglib transforms its input in place: give it a copy, the caller's crop stays clean
-        out = auglib.transform.Compose(transforms)(crop[np.newaxis].copy(), SAMPLING_RATE)
-    finally:
-        np.random.set_state(np_state)
-        random.setstate(py_state)
-    out = np.asarray(out, dtype=np.float32).reshape(-1)[: len(crop)]
-    return np.nan_to_num(out), names
-
-
 def teacher_dimensions(teacher) -> tuple[str, ...]:
     r"""Dimensions the teacher predicts (registry ``outputs``; default all three)."""
     return tuple(getattr(teacher, "dimensions", None) or DIMENSIONS)
@@ -556,7 +212,7 @@ def run_teacher(
 
 def shard_key(teacher, pool: Pool, recipe: Recipe) -> str:
     r"""Cache key of a shard set: teacher artifact, audio content, recipe, library versions."""
-    import auglib
+    import auglib  # slow to import (seconds); the command line imports this module
 
     payload = {
         "format": FORMAT_VERSION,
@@ -741,6 +397,4 @@ def annotate_files(
 
 
 def _progress(total: int, desc: str, enabled: bool):
-    from tqdm import tqdm
-
     return tqdm(total=total, desc=desc, unit="crop", disable=not enabled, dynamic_ncols=True, leave=False)

@@ -13,6 +13,8 @@ import dataclasses
 import sys
 import typing
 
+from benchmark.distill.config import DistillConfig, DistillError, student_recipe
+
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 
@@ -30,9 +32,12 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from benchmark.distill.pipeline import PRECISIONS, DistillConfig
+    r"""The command line, an option for each field of :class:`~benchmark.distill.config.DistillConfig` with help.
 
-    d = DistillConfig()
+    Name, type, default, help and section come from the field
+    (:func:`~benchmark.distill.config.option`); a switch that is on by
+    default becomes ``--no-<name>``.
+    """
     parser = argparse.ArgumentParser(
         prog="python -m benchmark distill",
         description="Train a student (Wav2Small, MobileNets) on a teacher's A/D/V outputs alone: no human "
@@ -40,104 +45,48 @@ def build_parser() -> argparse.ArgumentParser:
         "results/distill/<student>/ (history, curve) and updates the student's models.yaml entries.",
         formatter_class=_HelpFormatter,
     )
-    what = parser.add_argument_group("what to distil")
-    what.add_argument("--student", default=d.student,
-                      help="student architecture (wav2small, wav2small-2.0, mobilenetv4-conv-small, ...); "
-                      "also its models.yaml name")
-    what.add_argument("--teacher", default=d.teacher, help="teacher: a models.yaml name")
-    what.add_argument("--data", default=d.data,
-                      help="training audio: 'demo' (the embedded unlabeled pool), a folder, an audio file, a "
-                      "list file (.txt/.lst/.csv, one path per line) or a glob such as 'audio/**/*.wav'")
-    what.add_argument("--refit-data", default=d.refit_data, metavar="SPEC",
-                      help="more audio, used only whole and clean, that the output layer is refitted on next to the "
-                      "training files: 'demo' (the embedded demo-refit database), a folder, list or glob as for "
-                      "--data, 'none', or 'auto' ('demo' with --data demo, else none); pool files in it are dropped")
-    what.add_argument("--max-files", type=int, default=d.max_files, metavar="N",
-                      help="use at most N files of the pool (0: all)")
-    what.add_argument("--out", default=None, metavar="DIR",
-                      help="model folder (default: weights/<student>); the int8 model goes to DIR-int8")
-    what.add_argument("--models", default=None, metavar="PATH", help="model registry (default: models.yaml)")
-    what.add_argument("--no-register", dest="register", action="store_false",
-                      help="do not update the student's models.yaml entries")
-
-    opt = parser.add_argument_group("training")
-    opt.add_argument("--epochs", type=int, default=d.epochs, help="passes over the training files")
-    opt.add_argument("--batch-size", type=int, default=d.batch_size, help="crops per step (per process)")
-    opt.add_argument("--lr", type=float, default=d.lr, help="peak learning rate (AdamW)")
-    opt.add_argument("--weight-decay", type=float, default=d.weight_decay, help="decoupled weight decay (AdamW)")
-    opt.add_argument("--warmup", type=float, default=d.warmup, help="fraction of steps with linear warm-up")
-    opt.add_argument("--schedule", choices=("cosine", "onecycle"), default=d.schedule,
-                     help="decay after warm-up")
-    opt.add_argument("--mse-weight", type=float, default=d.mse_weight, help="loss = 1 - mean CCC + w * MSE")
-    opt.add_argument("--loss-weights", type=float, nargs=3, default=d.loss_weights, metavar=("A", "D", "V"),
-                     help="weights of arousal, dominance and valence in the CCC part of the loss; they trade one "
-                     "dimension against the others")
-    opt.add_argument("--bn-calibration", type=int, default=d.bn_calibration, metavar="CROPS",
-                     help="re-estimate BatchNorm statistics on this many clean crops before each validation (0: off)")
-    opt.add_argument("--bn-freeze-epochs", type=int, default=d.bn_freeze_epochs, metavar="N",
-                     help="train the last N epochs with BatchNorm statistics frozen (recalibrated, then inference mode)")
-    opt.add_argument("--ema", type=float, default=d.ema,
-                     help="decay per step of the weight average that is validated and exported (0: off)")
-    opt.add_argument("--seed", type=int, default=d.seed, help="seeds crops, augmentation, init and batch order")
-    opt.add_argument("--crop-seconds", type=float, default=d.crop_seconds,
-                     help="longest training crop; shorter files are used whole (never padded)")
-    opt.add_argument("--bucket-seconds", type=float, default=d.bucket_seconds,
-                     help="crop lengths are cut down to multiples of this; a batch holds crops of one length")
-    opt.add_argument("--variants", type=int, default=d.variants,
-                     help="crops per file, cycled over epochs: the first clean, the others randomly augmented "
-                     "(teacher runs once per crop)")
-    opt.add_argument("--no-augment", dest="augment", action="store_false",
-                     help="no noise/babble/gain/filter augmentation")
-    opt.add_argument("--whole-file-epochs", type=int, default=d.whole_file_epochs, metavar="N",
-                     help="after training, train N epochs more on the whole, clean training files with BatchNorm "
-                     "statistics frozen, kept unless the held-out CCC drops (0: off; 1 is the tested setting)")
-    opt.add_argument("--whole-file-lr", type=float, default=d.whole_file_lr,
-                     help="learning rate of the whole-file tuning at its first step (decays to zero)")
-    opt.add_argument("--no-head-refit", dest="head_refit", action="store_false",
-                     help="keep the trained output layer instead of refitting it in closed form (ridge) on the "
-                     "whole training files (and --refit-data) after training")
-    opt.add_argument("--val-fraction", type=float, default=d.val_fraction,
-                     help="pool files held out to validate against the teacher")
-    opt.add_argument("--target-range", type=float, nargs=2, default=d.target_range, metavar=("LOW", "HIGH"),
-                     help="teacher outputs outside this range count as teacher failures: those crops are not "
-                     "trained on, those held-out files not scored (reported in the provenance)")
-    opt.add_argument("--gold", default=d.gold, metavar="DATASET:SPLIT[:demo|real]",
-                     help="labelled split to report CCC vs human labels on ('auto': msppodcast:test-2 with "
-                     "--data demo; 'none'); never test-1, the benchmark's test set")
-
-    run = parser.add_argument_group("running")
-    run.add_argument("--device", default=d.device, help="auto (CUDA if available), cpu, cuda")
-    run.add_argument("--precision", choices=PRECISIONS, default=d.precision,
-                     help="arithmetic of the training step: float32, or bfloat16 autocast (faster where the "
-                          "hardware has bf16, e.g. AMX or recent GPUs; weights, validation and export stay float32)")
-    run.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads (0: all cores)")
-    run.add_argument("--resume", dest="resume", action="store_true", default=True,
-                     help="continue an interrupted run with the same settings (the default)")
-    run.add_argument("--no-resume", dest="resume", action="store_false",
-                     help="discard an existing checkpoint and start fresh")
-    run.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, metavar="STEPS",
-                     help="steps between checkpoints (also written at every epoch end)")
-    run.add_argument("--teacher-batch", type=int, default=d.teacher_batch, help="signals per teacher call")
-    run.add_argument("--teacher-workers", type=int, default=d.teacher_workers,
-                     help="threads of a teacher that can use several (e.g. eGeMAPS; 0: --threads)")
-    run.add_argument("--no-progress", dest="progress", action="store_false", help="hide progress bars")
-    run.add_argument("--stop-after-steps", type=int, default=None, help=argparse.SUPPRESS)
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    hints = typing.get_type_hints(DistillConfig)
+    for part in reversed(DistillConfig.__mro__[1:-1]):  # the parts, in field order
+        for field in dataclasses.fields(part):
+            if "help" not in field.metadata:
+                continue  # a setting without an option (e.g. Hyper.final_lr)
+            title = field.metadata.get("group", part.GROUP)
+            group = groups.get(title) or groups.setdefault(title, parser.add_argument_group(title))
+            _add_option(group, field, hints[field.name])
     return parser
 
 
-RECIPE_KEYS = (
-    "epochs", "batch_size", "lr", "weight_decay", "warmup", "schedule", "mse_weight", "loss_weights", "bn_calibration",
-    "bn_freeze_epochs", "ema", "crop_seconds", "bucket_seconds", "variants", "val_fraction", "precision",
-    "whole_file_epochs", "whole_file_lr", "head_refit",
-)
+def _add_option(group: argparse._ArgumentGroup, field: dataclasses.Field, hint: typing.Any) -> None:
+    r"""The option(s) of one configuration field."""
+    meta = field.metadata
+    flag = "--" + field.name.replace("_", "-")
+    help = argparse.SUPPRESS if meta["help"] is None else meta["help"]
+    if hint is bool:
+        if "positive" in meta:
+            group.add_argument(flag, dest=field.name, action="store_true", default=field.default,
+                               help=meta["positive"])
+        group.add_argument("--no-" + flag[2:], dest=field.name, action="store_false", help=help)
+        return
+    kwargs: dict[str, typing.Any] = {"default": field.default, "help": help}
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) is tuple:
+        kwargs.update(type=args[0], nargs=len(args))
+    elif (args[0] if args else hint) is not str:  # argparse's default type is str
+        kwargs["type"] = args[0] if args else hint
+    for key in ("metavar", "choices"):
+        if key in meta:
+            kwargs[key] = meta[key]
+    group.add_argument(flag, **kwargs)
+
+
+RECIPE_KEYS = tuple(f.name for f in dataclasses.fields(DistillConfig) if f.metadata.get("recipe"))
 r"""Settings a student's ``distilled.recipe`` in ``models.yaml`` may set (defaults for that student)."""
 
 
-def config_from_args(args: argparse.Namespace):
-    r"""A :class:`~benchmark.distill.pipeline.DistillConfig` from parsed arguments."""
-    from benchmark.distill.pipeline import DistillConfig
-
-    fields = {f for f in DistillConfig.__dataclass_fields__}
+def config_from_args(args: argparse.Namespace) -> DistillConfig:
+    r"""A :class:`~benchmark.distill.config.DistillConfig` from parsed arguments."""
+    fields = {f.name for f in dataclasses.fields(DistillConfig)}
     return DistillConfig(**{k: v for k, v in vars(args).items() if k in fields})
 
 
@@ -148,8 +97,6 @@ def config_from_argv(argv: typing.Sequence[str]):
     (e.g. ``{epochs: 12}``): settings that student needs instead of the
     global defaults. The registry entry is the recipe.
     """
-    from benchmark.distill.pipeline import DistillError, student_recipe
-
     config = config_from_args(build_parser().parse_args(list(argv)))
     recipe = student_recipe(config.student, config.models_path)
     unknown = sorted(set(recipe) - set(RECIPE_KEYS))

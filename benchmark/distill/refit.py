@@ -45,7 +45,8 @@ import typing
 import numpy as np
 import torch
 
-from benchmark.distill.train import forward_each
+from benchmark import DIMENSIONS
+from benchmark.distill.validation import ccc, forward_each
 
 ALPHAS = (1e-4, 1e-3, 1e-2, 1e-1)
 r"""Ridge penalties tried, relative to the mean square of the centred features."""
@@ -135,8 +136,6 @@ def fit(features: np.ndarray, targets: np.ndarray, alpha: float) -> tuple[np.nda
 
 def mean_ccc(targets: np.ndarray, prediction: np.ndarray) -> float:
     r"""CCC averaged over the columns."""
-    from benchmark.distill.train import ccc
-
     return float(np.mean([ccc(targets[:, j], prediction[:, j]) for j in range(targets.shape[1])]))
 
 
@@ -279,8 +278,6 @@ def head_data(
         ValueError: if the student has no linear ``head``
 
     """
-    from benchmark import DIMENSIONS
-
     if not has_linear_head(module):
         raise ValueError(f"{type(module).__name__} has no linear output layer 'head' to refit.")
     dims = list(dims)

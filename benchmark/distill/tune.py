@@ -34,6 +34,9 @@ import typing
 
 import numpy as np
 
+from benchmark import DIMENSIONS
+from benchmark.distill.audio import SAMPLING_RATE
+
 
 @dataclasses.dataclass(frozen=True)
 class TuneSettings:
@@ -121,10 +124,9 @@ def tune(
         ValueError: if there are fewer than two files
 
     """
+    # torch loads only when tuning runs: the configuration, and so the command line, imports TuneSettings
     import torch
 
-    from benchmark import DIMENSIONS
-    from benchmark.distill.annotate import SAMPLING_RATE
     from benchmark.distill.train import ccc_loss
 
     if len(files) < 2:
