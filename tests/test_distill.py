@@ -669,7 +669,7 @@ def test_targets_score_the_exported_folders(tmp_path, pool, models_yaml, use_dem
 def test_seed_spread_script_reads_finished_scratch_runs(tmp_path, pool, models_yaml, use_demo):
     import importlib.util
 
-    path = Path(__file__).resolve().parent.parent / "scripts" / "distill_seeds.py"
+    path = Path(__file__).resolve().parent.parent / "experiments" / "distill_seeds.py"
     spec = importlib.util.spec_from_file_location("distill_seeds", path)
     seeds = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(seeds)
