@@ -10,6 +10,11 @@ also on another CPU, whose float32 kernels move the last printed digit
 (see :data:`RTOL`); a changed model artefact adds new rows next to the
 old ones instead of overwriting them. Writes are atomic (temporary file
 + rename) so an interrupted run never leaves a truncated table.
+
+A results folder records the run settings its rows were made with
+(``settings.yaml``: seed, bootstrap resamples, robustness subset size);
+a run with other settings refuses to write there (:func:`claim_settings`),
+so a quick run never replaces published numbers.
 """
 
 from __future__ import annotations

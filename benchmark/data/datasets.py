@@ -397,7 +397,13 @@ def load_split(
     table = tables[split]
     name, version = entry.coordinates(data)
     repos = configure_repositories(entry, data, repositories)
-    available = _versions(name, repos)
+    available, errors = _versions(name, repos)
+    if version not in available and errors:
+        raise DatasetConfigError(
+            f"Dataset '{entry.name}': cannot look up {name} {version}; the repository failed: "
+            + "; ".join(errors) + ". Check its name, host and backend (--repository NAME=HOST[:BACKEND] "
+            "or ~/.config/audb.yaml)."
+        )
     if version not in available:
         raise DatasetConfigError(
             f"Dataset '{entry.name}': {name} version {version} not found in "
@@ -427,17 +433,26 @@ def load_split(
     return _evalset_from_db(db, entry, name, version, split, table, checksums)
 
 
-def _versions(name: str, repos: list) -> list[str]:
-    import audb
+def _versions(name: str, repos: list) -> tuple[list[str], list[str]]:
+    r"""Versions of ``name`` in ``repos`` and the errors of repositories that could not be asked.
 
-    try:
-        return list(audb.versions(name))
-    except Exception as ex:  # the repository's own error is the cause the user needs
-        where = ", ".join(f"{r.name} ({r.backend}: {r.host})" for r in repos)
-        raise DatasetConfigError(
-            f"Cannot list the versions of {name} in {where}: {type(ex).__name__}: {ex}. "
-            "Check the repository's name, host and backend (--repository NAME=HOST[:BACKEND] or ~/.config/audb.yaml)."
-        ) from ex
+    :func:`audb.versions` skips a repository that raises (unregistered
+    backend, refused access) and so reports "not found"; here each
+    repository is asked in turn and its error kept as the cause.
+    """
+    import audeer
+
+    found, errors = [], []
+    for repo in repos:
+        try:
+            interface = repo.create_backend_interface()
+            with interface.backend:
+                found += interface.versions(interface.join("/", name, "db.yaml"), suppress_backend_errors=True)
+        except Exception as ex:
+            cause = ex.__cause__ or ex.__context__
+            detail = f" (caused by {type(cause).__name__}: {cause})" if cause is not None else ""
+            errors.append(f"{repo.name} ({repo.backend}: {repo.host}): {type(ex).__name__}: {ex}{detail}")
+    return audeer.sort_versions(list(dict.fromkeys(found))), errors
 
 
 def _check_range(values: pd.Series, entry: DatasetEntry, name: str, table: str, column: str) -> None:

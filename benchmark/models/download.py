@@ -98,7 +98,8 @@ def reachable(url: str, timeout: float = CONNECT_TIMEOUT) -> bool:
 def cached_path(url: str, sha256: str, cache: str | os.PathLike | None = None) -> Path:
     r"""Where :func:`fetch` keeps ``url``: ``<cache>/<sha256>/<file name>``.
 
-    Keyed by the checksum, so two versions with the same file name never collide.
+    Keyed by the checksum, so two versions with the same file name never collide;
+    an :data:`UNPINNED` file is keyed by its URL (``<cache>/unpinned/<URL hash>/<file name>``).
 
     Examples:
         >>> cached_path("https://z.org/r/m.zip?download=1", "ab" * 32, "/c").as_posix()
