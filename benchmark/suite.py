@@ -107,12 +107,29 @@ def run_suite(
             # The first run of a key is kept: its wall time is the one that computed the predictions.
             _write(report, "runs", pd.DataFrame([{
                 "model": entry.name, "model_sha256": model.artifact_hash, **evalset.provenance(),
-                "tests": " ".join(tests), "n_files": len(evalset.files),
+                "tests": run_label(tests, options or {}), "n_files": len(evalset.files),
                 "predictions": counts["predictions"], "computed": counts["computed"],
                 "wall_seconds": round(time.perf_counter() - t0, 1),
             }]), keep_existing=True)
     report.wall_seconds = time.perf_counter() - started
     return report
+
+
+def run_label(tests: typing.Sequence[str], options: dict) -> str:
+    r"""The ``tests`` cell of a ``runs`` row: the families, and a robustness condition selection if any.
+
+    Examples:
+        >>> run_label(["correctness", "robustness"], {"conditions": ["gain", {"name": "x"}]})
+        'correctness robustness[gain,x]'
+        >>> run_label(["correctness", "robustness"], {})
+        'correctness robustness'
+
+    """
+    selection = options.get("conditions")
+    if isinstance(selection, str):
+        selection = [s.strip() for s in selection.split(",") if s.strip()]
+    names = ",".join(c["name"] if isinstance(c, dict) else str(c) for c in selection or [])
+    return " ".join(f"{t}[{names}]" if t == "robustness" and names else t for t in tests)
 
 
 def check_splits(splits: typing.Sequence[str] | None, entries: typing.Sequence) -> dict[str, list[str]]:

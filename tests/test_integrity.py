@@ -66,6 +66,7 @@ def test_other_settings_never_replace_rows_and_results_dir_takes_them(cli_args, 
     assert "seed 0, bootstrap 1000" in message and "seed 7, bootstrap 10" in message and "--results DIR" in message
     robust = ["run", "--model", "constant", "--tests", "robustness", "--conditions", "gain", "--max-files", "5", *cli_args]
     assert main(robust) == 0  # a fresh setting (max_files) is recorded, nothing replaced
+    assert set(results.read_table("runs")["tests"]) == {"correctness", "robustness[gain]"}  # the selection is on record
     assert main([*robust[:-len(cli_args)], "--max-files", "3", *cli_args]) == 2  # but not changed afterwards
     assert "max_files 5" in capsys.readouterr().err
     assert table.read_bytes() == published
