@@ -10,8 +10,10 @@ corpora), ``migrate-hashes`` (re-key committed results to artefact hashes, once)
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import typing
+from pathlib import Path
 
 from benchmark import analyses
 
@@ -19,12 +21,18 @@ EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
+    from benchmark.analyses.perturbations import ConditionError
     from benchmark.data.datasets import DatasetConfigError
+    from benchmark.paths import InvalidNameError
     from benchmark.registry import RegistryError, UnknownModelError
     from benchmark.report import ThresholdsError
+    from benchmark.results import SettingsConflictError
 
     # only errors that name the user's mistake; any other exception is a bug and shows its traceback
-    errors: list[type[BaseException]] = [RegistryError, DatasetConfigError, UnknownModelError, ThresholdsError]
+    errors: list[type[BaseException]] = [
+        RegistryError, DatasetConfigError, UnknownModelError, ThresholdsError, InvalidNameError,
+        SettingsConflictError, ConditionError,
+    ]
     try:
         from benchmark.models.download import ChecksumError, WeightsUnavailableError
 
@@ -70,12 +78,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--bootstrap", type=int, default=1000, metavar="N",
                      help="bootstrap resamples for confidence intervals (default: 1000)")
     run.add_argument("--seed", type=int, default=0, help="seed of bootstraps, subsets and perturbations")
+    run.add_argument("--results", metavar="DIR",
+                     help="write result tables to DIR instead of results/ (needed for settings other than "
+                     "the folder's, e.g. another --seed, --bootstrap or --max-files; docs/ is not regenerated)")
     run.add_argument("--workers", type=int, default=2, help="threads for audio reading and inference (default: 2)")
     run.add_argument("--no-docs", action="store_true", help="do not regenerate docs/ at the end")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
     ls = sub.add_parser("list", help="list registered models and datasets")
     ls.add_argument("--models", metavar="PATH", help="model registry file (default: models.yaml)")
+    ls.add_argument("--datasets", metavar="PATH", help="dataset registry file (default: datasets.yaml)")
 
     eff = sub.add_parser("efficiency", help="measure parameters, ONNX size, ms per 5 s clip, peak memory")
     eff.add_argument("--model", nargs="+", required=True, metavar="NAME", help="model name(s); 'all' for every available one")
@@ -157,6 +169,9 @@ def _run(args) -> int:
     from benchmark.registry import Registry
     from benchmark.suite import run_suite
 
+    if args.results:
+        # every reader and writer of result tables resolves the folder through paths.results_root()
+        os.environ["SER_BENCHMARK_RESULTS"] = str(Path(args.results).expanduser().resolve())
     registry = Registry.from_file(args.models)
     dataset_registry = load_registry(args.datasets)
     repositories = [parse_repository(r) for r in args.repository] or None
@@ -181,7 +196,7 @@ def _run(args) -> int:
             view = table[["dataset", "split", "dimension", "n", "ccc", "ccc_ci_low", "ccc_ci_high", "pearson", "mae"]]
             print(tabulate(view, headers="keys", showindex=False, floatfmt=".3f"))
         if report.skipped_files:
-            print(f"{len(report.skipped_files)} file(s) skipped (reasons in results/skips.csv), e.g.:")
+            print(f"{len(report.skipped_files)} file(s) skipped (reasons in skips.csv of the results folder), e.g.:")
             for row in report.skipped_files[:5]:
                 print(f"  {row.dataset}/{row.split} [{row.condition}] {row.file}: {row.reason}")
         for failure in report.failures:
@@ -190,7 +205,9 @@ def _run(args) -> int:
     from benchmark import report
 
     print(f"pass/fail summary: {report.write_summary()}")
-    if not args.no_docs:
+    if args.results and not args.no_docs:
+        print(f"docs/ not regenerated: the results are in {args.results}, docs/ shows the project's results/")
+    elif not args.no_docs:
         try:
             from benchmark import leaderboard
 
@@ -227,7 +244,7 @@ def _list(args) -> int:
     rows = [(e.name, e.role, e.kind, ",".join(d[0].upper() for d in e.dimensions), e.description[:70]) for e in registry.values()]
     print(tabulate(rows, headers=["model", "role", "kind", "dims", "description"]))
     print()
-    drows = [(d.name, d.version, ", ".join(d.splits), d.demo["name"]) for d in load_registry().values()]
+    drows = [(d.name, d.version, ", ".join(d.splits), d.demo["name"]) for d in load_registry(args.datasets).values()]
     print(tabulate(drows, headers=["dataset", "version", "splits", "demo replica"]))
     return EXIT_OK
 

@@ -10,6 +10,7 @@ downloaded weights, perturbed audio) lives under the cache root,
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -48,3 +49,50 @@ def docs_root() -> Path:
     r"""Folder of the generated leaderboard (``$SER_BENCHMARK_DOCS`` or ``docs/``)."""
     root = os.environ.get("SER_BENCHMARK_DOCS")
     return Path(root).resolve() if root else PROJECT_ROOT / "docs"
+
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
+
+
+class InvalidNameError(ValueError):
+    r"""A name that becomes part of a file path is not a plain file name."""
+
+
+def name_problem(name) -> str:
+    r"""Why ``name`` cannot be one component of a path (``''`` if it can).
+
+    Letters, digits, ``.``, ``_``, ``+`` and ``-``, starting with a letter
+    or digit: no separator, no ``..`` component, nothing a shell or file system
+    reads differently.
+
+    Examples:
+        >>> name_problem("test-1")
+        ''
+        >>> name_problem("../../tmp/x")
+        "'../../tmp/x' is not a plain name: use letters, digits, '.', '_', '+', '-' (it becomes a file name)"
+
+    """
+    if isinstance(name, str) and _NAME.fullmatch(name):
+        return ""
+    return f"{name!r} is not a plain name: use letters, digits, '.', '_', '+', '-' (it becomes a file name)"
+
+
+def check_name(name, what: str) -> str:
+    r"""Return ``name`` if it is safe as one path component, else raise.
+
+    Args:
+        name: model, dataset, split, version or condition name
+        what: what the name is, for the message (e.g. ``"split key"``)
+
+    Raises:
+        InvalidNameError: naming ``what`` and the allowed characters
+
+    Examples:
+        >>> check_name("msppodcast", "dataset")
+        'msppodcast'
+
+    """
+    problem = name_problem(name)
+    if problem:
+        raise InvalidNameError(f"{what} {problem}")
+    return name

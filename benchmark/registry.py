@@ -30,7 +30,7 @@ from pathlib import Path
 import yaml
 
 from benchmark import DIMENSIONS
-from benchmark.paths import PROJECT_ROOT
+from benchmark.paths import PROJECT_ROOT, name_problem
 
 KINDS = {
     # kind → (module implementing ``load(entry, registry)``, allowed source keys)
@@ -56,6 +56,10 @@ class RegistryError(ValueError):
 
 class UnknownModelError(KeyError):
     r"""A model name that ``models.yaml`` does not register; the message lists the registered ones."""
+
+
+class OutputsError(RegistryError):
+    r"""An entry's ``outputs`` name a label the loaded model does not have (found when it loads)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -201,8 +205,8 @@ def _validate_entry(raw: typing.Any, root: Path) -> list[str]:
         problems.append(f"field '{field}' is unknown; allowed: {', '.join(REQUIRED + OPTIONAL)}")
     if problems:
         return problems
-    if not isinstance(raw["name"], str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]*", raw["name"]):
-        problems.append("field 'name': use letters, digits, '.', '_', '+', '-' (it becomes a file name)")
+    if name_problem(raw["name"]):
+        problems.append(f"field 'name': {name_problem(raw['name'])}")
     kind = raw["kind"]
     if kind not in KINDS:
         problems.append(f"field 'kind': unknown kind '{kind}'; use one of {', '.join(KINDS)}")

@@ -10,6 +10,11 @@ also on another CPU, whose float32 kernels move the last printed digit
 (see :data:`RTOL`); a changed model artefact adds new rows next to the
 old ones instead of overwriting them. Writes are atomic (temporary file
 + rename) so an interrupted run never leaves a truncated table.
+
+A results folder records the run settings its rows were made with
+(``settings.yaml``: seed, bootstrap resamples, robustness subset size);
+a run with other settings refuses to write there (:func:`claim_settings`),
+so a quick run never replaces published numbers.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 import benchmark
-from benchmark.paths import PROJECT_ROOT, results_root
+from benchmark.paths import PROJECT_ROOT, check_name, results_root
 
 PROVENANCE = ("benchmark_version", "code_commit", "date")
 """Columns appended to every row; not part of the key, not compared."""
@@ -191,15 +196,106 @@ def _upsert(path: Path, name: str, keys: list[str], new: pd.DataFrame) -> Path:
     return path
 
 
+def predictions_path(
+    model: str, model_sha256: str, dataset: str, version: str, split: str, fingerprint: str, root: Path | None = None,
+) -> Path:
+    r"""Where the per-file predictions of a model artefact on one split's exact data are stored.
+
+    ``predictions/MODEL__SHA12/DATASET__VERSION__SPLIT__FINGERPRINT12.csv``:
+    the data fingerprint is part of the name, so a run on other labels or
+    audio under the same version writes a file of its own. Every name is
+    checked to be a plain file name (:func:`benchmark.paths.check_name`).
+
+    Examples:
+        >>> predictions_path("m", "ab" * 32, "demo-mosi", "1.0.0", "test", "cd" * 32, Path("/r")).as_posix()
+        '/r/predictions/m__abababababab/demo-mosi__1.0.0__test__cdcdcdcdcdcd.csv'
+
+    """
+    for value, what in ((model, "model"), (dataset, "dataset"), (version, "dataset version"), (split, "split")):
+        check_name(value, what)
+    return (
+        (root or results_root()) / "predictions" / f"{model}__{model_sha256[:12]}"
+        / f"{dataset}__{version}__{split}__{fingerprint[:12]}.csv"
+    )
+
+
+def read_predictions(
+    model: str, model_sha256: str, dataset: str, version: str, split: str, correctness: pd.DataFrame,
+    root: Path | None = None,
+) -> pd.DataFrame | None:
+    r"""Stored per-file predictions of a model artefact on a split (``None`` if none are stored).
+
+    The data fingerprint comes from the artefact's ``correctness`` rows
+    for that split; the newest row's fingerprint wins if the data changed.
+    """
+    if not len(correctness) or "data_fingerprint" not in correctness:
+        return None
+    rows = correctness[
+        correctness["model"].eq(model) & correctness["model_sha256"].astype(str).str[:12].eq(model_sha256[:12])
+        & correctness["dataset"].eq(dataset) & correctness["dataset_version"].astype(str).eq(str(version))
+        & correctness["split"].eq(split)
+    ]
+    if "date" in rows:
+        rows = rows.sort_values("date", ascending=False, kind="stable")
+    for fingerprint in dict.fromkeys(rows["data_fingerprint"].astype(str)):
+        path = predictions_path(model, model_sha256, dataset, version, split, fingerprint, root)
+        if path.exists():
+            return pd.read_csv(path, dtype={"file": str})
+    return None
+
+
+def migrate_predictions(root: Path | None = None) -> list[tuple[Path, Path]]:
+    r"""Rename stored predictions from ``DATASET__VERSION__SPLIT.csv`` to :func:`predictions_path`.
+
+    Names written before the data fingerprint was part of the name get the
+    fingerprint of the artefact's ``correctness`` rows for that split. A
+    file whose fingerprint is not unique there is left as it is and
+    reported. Run again after merging results: already migrated files are
+    skipped. Command: ``python scripts/migrate_predictions.py [RESULTS_DIR]``.
+
+    Returns:
+        (old path, new path) of every file renamed
+
+    Raises:
+        ValueError: a file cannot be given a unique fingerprint (nothing is renamed)
+
+    """
+    root = root or results_root()
+    correctness = read_table("correctness", root)
+    plan, problems = [], []
+    for path in sorted((root / "predictions").glob("*/*.csv")):
+        model, _, sha = path.parent.name.rpartition("__")
+        parts = path.stem.split("__")
+        if len(parts) != 3:
+            continue  # already named with its fingerprint
+        dataset, version, split = parts
+        rows = correctness[
+            correctness["model"].eq(model) & correctness["model_sha256"].str[:12].eq(sha)
+            & correctness["dataset"].eq(dataset) & correctness["dataset_version"].eq(version) & correctness["split"].eq(split)
+        ] if len(correctness) else correctness
+        fingerprints = sorted(set(rows["data_fingerprint"])) if len(rows) else []
+        if len(fingerprints) != 1:
+            problems.append(f"{path}: {len(fingerprints)} data fingerprints in correctness.csv ({', '.join(fingerprints)})")
+            continue
+        plan.append((path, predictions_path(model, sha, dataset, version, split, fingerprints[0], root)))
+    if problems:
+        raise ValueError("Cannot name these predictions by their data fingerprint:\n  - " + "\n  - ".join(problems))
+    for old, new in plan:
+        os.replace(old, new)
+    return plan
+
+
 def write_predictions(model: str, model_sha256: str, evalset, predictions: pd.DataFrame, root: Path | None = None) -> Path:
     r"""Store per-file truth and predictions (for scatter plots and re-analysis).
 
     File paths are stored relative to the database root so the table
     does not depend on where the cache lives. An existing file with the
     same predictions (within :data:`RTOL` / :data:`ATOL`) is left as it is.
+    The file is named by :func:`predictions_path`.
     """
-    root = root or results_root()
-    path = root / "predictions" / f"{model}__{model_sha256[:12]}" / f"{evalset.audb_name}__{evalset.version}__{evalset.split}.csv"
+    path = predictions_path(
+        model, model_sha256, evalset.audb_name, evalset.version, evalset.split, evalset.fingerprint, root
+    )
     df = pd.DataFrame(index=predictions.index)
     for dim in predictions.columns:
         if dim in evalset.truth:
@@ -239,3 +335,110 @@ def format_table(df: pd.DataFrame) -> pd.DataFrame:
 
     """
     return _fmt(df)
+
+
+# ---------------------------------------------------------------- run settings
+
+SETTINGS_FILE = "settings.yaml"
+"""Side-car of a results folder: the run settings all its rows were made with."""
+
+DEFAULT_SETTINGS = {"seed": 0, "bootstrap": 1000, "max_files": 200}
+r"""The settings of the project's committed ``results/`` (the CLI's defaults).
+
+``seed``: bootstraps, subsets and perturbations; ``bootstrap``: resamples of
+the confidence intervals; ``max_files``: the robustness subset (0: all files).
+"""
+
+SETTINGS_OF = {
+    # family → the settings its rows depend on
+    "correctness": ("seed", "bootstrap"),
+    "robustness": ("seed", "max_files"),
+    "fairness": ("seed", "bootstrap"),
+}
+
+_SETTINGS_TABLES = ("correctness", "robustness", "fairness_sex", "fairness_speaker", "speakers")
+
+_SETTINGS_HEADER = (
+    "# Run settings every result in this folder was made with (written by the benchmark).\n"
+    "# A run with other settings refuses to write here: pass --results DIR for a folder of its own.\n"
+)
+
+
+class SettingsConflictError(ValueError):
+    r"""A run's settings differ from those the results folder was made with."""
+
+
+def run_settings(seed: int, options: dict, families) -> dict:
+    r"""The settings that determine the rows of ``families``, as the analyses read them.
+
+    A robustness condition selection is not a setting: each condition's
+    rows are the same whichever other conditions run with it (the rows
+    carry the ``condition_hash`` of the definition that made them).
+
+    Examples:
+        >>> run_settings(0, {"bootstrap": 1000, "max_files": None}, ["robustness"])
+        {'seed': 0, 'max_files': 0}
+        >>> run_settings(7, {}, ["correctness"])
+        {'seed': 7, 'bootstrap': 1000}
+
+    """
+    bootstrap = options.get("bootstrap", DEFAULT_SETTINGS["bootstrap"])
+    values = {
+        "seed": int(seed),
+        "bootstrap": DEFAULT_SETTINGS["bootstrap"] if bootstrap is True or bootstrap is None else int(bootstrap),
+        "max_files": int(options.get("max_files") or 0),
+    }
+    keys = [k for k in DEFAULT_SETTINGS if any(k in SETTINGS_OF.get(f, ()) for f in families)]
+    return {k: values[k] for k in keys}
+
+
+def read_settings(root: Path | None = None) -> dict | None:
+    r"""Settings recorded in a results folder; ``None`` if it records none."""
+    import yaml
+
+    path = (root or results_root()) / SETTINGS_FILE
+    if not path.exists():
+        return None
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        raise SettingsConflictError(f"{path}: expected a mapping of settings; fix or delete the file.")
+    return data
+
+
+def claim_settings(settings: dict, root: Path | None = None) -> None:
+    r"""Make sure the results folder may take rows made with ``settings``.
+
+    A folder without a settings file but with result tables was made with
+    :data:`DEFAULT_SETTINGS` (tables from before settings were recorded);
+    an empty folder takes the settings of its first run. Settings a folder
+    does not record yet are added to its file; the file is rewritten only
+    when it changes, so a default run leaves ``results/`` byte-identical.
+
+    Raises:
+        SettingsConflictError: a setting differs from the folder's; the
+            message says which and how to write elsewhere
+
+    """
+    import yaml
+
+    root = root or results_root()
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / SETTINGS_FILE
+    with filelock.FileLock(str(path) + ".lock"):
+        recorded = read_settings(root)
+        if recorded is None:
+            made = any(table_path(t, root).exists() for t in _SETTINGS_TABLES)
+            recorded = dict(DEFAULT_SETTINGS) if made else {}
+        conflicts = {k: (recorded[k], v) for k, v in settings.items() if k in recorded and recorded[k] != v}
+        if conflicts:
+            made = ", ".join(f"{k} {old}" for k, (old, _) in conflicts.items())
+            asked = ", ".join(f"{k} {new}" for k, (_, new) in conflicts.items())
+            raise SettingsConflictError(
+                f"{root} holds results made with {made}; this run uses {asked}. Results made with other "
+                f"settings are never replaced: pass --results DIR to write this run to a folder of its own "
+                f"(or run with the folder's settings)."
+            )
+        merged = {**recorded, **settings}
+        merged = {k: merged[k] for k in [*DEFAULT_SETTINGS, *sorted(set(merged) - set(DEFAULT_SETTINGS))] if k in merged}
+        if not path.exists() or read_settings(root) != merged:
+            atomic_write_text(path, _SETTINGS_HEADER + yaml.safe_dump(merged, sort_keys=False))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import threading
 import typing
 
@@ -24,7 +25,7 @@ import pandas as pd
 
 from benchmark import DIMENSIONS
 from benchmark.hashing import sha256_text
-from benchmark.paths import cache_dir
+from benchmark.paths import cache_dir, check_name
 from benchmark.results import atomic_write_text
 
 MIN_DURATION = 0.25
@@ -46,6 +47,39 @@ def condition_key(condition: dict | None) -> str:
     return f"{condition['name']}-{sha256_text(json.dumps(condition, sort_keys=True))[:10]}"
 
 
+def wav_truncation(path: str) -> str:
+    r"""Why a WAV file is truncated (``''`` if it is complete or not a RIFF WAV).
+
+    libsndfile reads a WAV whose data chunk is shorter than its header
+    declares without complaint, so the missing end would silently not be
+    scored. Only the chunk headers are read (a few bytes).
+
+    Examples:
+        >>> wav_truncation("/no/such.wav")
+        ''
+
+    """
+    try:
+        with open(path, "rb") as fp:
+            head = fp.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return ""
+            size = os.fstat(fp.fileno()).st_size
+            while True:
+                chunk = fp.read(8)
+                if len(chunk) < 8:
+                    return ""
+                length = int.from_bytes(chunk[4:], "little")
+                if chunk[:4] == b"data":
+                    held = size - fp.tell()
+                    if length > held and length not in (0, 0xFFFFFFFF):  # 0 / -1: size left open by a streaming writer
+                        return f"truncated WAV: header declares {length} bytes of audio, the file holds {held}"
+                    return ""
+                fp.seek(length + (length & 1), os.SEEK_CUR)  # chunks are padded to even sizes
+    except OSError:
+        return ""  # unreadable: the reader reports it
+
+
 class PredictionCache:
     r"""On-disk predictions of one model × split × condition.
 
@@ -54,6 +88,9 @@ class PredictionCache:
     """
 
     def __init__(self, model, evalset, condition: dict | None = None):
+        for name, what in ((model.name, "model"), (evalset.audb_name, "dataset"), (evalset.version, "dataset version"),
+                           (evalset.split, "split"), (condition_key(condition), "condition")):
+            check_name(name, what)  # each becomes a folder: none may reach outside the cache
         self.folder = cache_dir(
             "predictions",
             model.name,
@@ -94,6 +131,10 @@ class _Scorer:
         return np.full(len(DIMENSIONS), np.nan)
 
     def __call__(self, signal: np.ndarray, sampling_rate: int, file: str) -> np.ndarray:
+        if file.lower().endswith(".wav"):
+            truncated = wav_truncation(file)
+            if truncated:
+                return self._skip(file, truncated)
         signal = np.asarray(signal, dtype=np.float32).reshape(-1)
         if signal.size == 0:
             return self._skip(file, "empty audio (0 samples)")

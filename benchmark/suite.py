@@ -88,6 +88,8 @@ def run_suite(
             raise dsets.DatasetConfigError(
                 f"Unknown dataset '{name}'. Registered: {', '.join(dataset_registry)}. Add it to datasets.yaml."
             )
+    selected = check_splits(splits, [dataset_registry[n] for n in names])
+    results.claim_settings(results.run_settings(seed, options or {}, tests))
     started = time.perf_counter()
     model = load_model(entry, registry)
     report = SuiteReport(model=entry.name, model_sha256=model.artifact_hash)
@@ -98,21 +100,54 @@ def run_suite(
             report.skipped_sets.append((name, "*", f"model predicts none of {list(dentry.labels)}"))
             log(f"skip {name}: '{entry.name}' predicts none of its labels ({', '.join(dentry.labels)})")
             continue
-        for split in splits or list(dentry.splits):
-            if split not in dentry.splits:
-                continue
+        for split in selected[name]:
             t0 = time.perf_counter()
             evalset = dsets.load_split(dentry, split, data=data, repositories=repositories)
             counts = _run_split(model, entry, evalset, tests, seed, num_workers, options or {}, progress, report, log)
             # The first run of a key is kept: its wall time is the one that computed the predictions.
             _write(report, "runs", pd.DataFrame([{
                 "model": entry.name, "model_sha256": model.artifact_hash, **evalset.provenance(),
-                "tests": " ".join(tests), "n_files": len(evalset.files),
+                "tests": run_label(tests, options or {}), "n_files": len(evalset.files),
                 "predictions": counts["predictions"], "computed": counts["computed"],
                 "wall_seconds": round(time.perf_counter() - t0, 1),
             }]), keep_existing=True)
     report.wall_seconds = time.perf_counter() - started
     return report
+
+
+def run_label(tests: typing.Sequence[str], options: dict) -> str:
+    r"""The ``tests`` cell of a ``runs`` row: the families, and a robustness condition selection if any.
+
+    Examples:
+        >>> run_label(["correctness", "robustness"], {"conditions": ["gain", {"name": "x"}]})
+        'correctness robustness[gain,x]'
+        >>> run_label(["correctness", "robustness"], {})
+        'correctness robustness'
+
+    """
+    selection = options.get("conditions")
+    if isinstance(selection, str):
+        selection = [s.strip() for s in selection.split(",") if s.strip()]
+    names = ",".join(c["name"] if isinstance(c, dict) else str(c) for c in selection or [])
+    return " ".join(f"{t}[{names}]" if t == "robustness" and names else t for t in tests)
+
+
+def check_splits(splits: typing.Sequence[str] | None, entries: typing.Sequence) -> dict[str, list[str]]:
+    r"""Splits to run per dataset; every requested split must exist in at least one of them.
+
+    A split that only some datasets have runs on those (``--split test-1``
+    picks MSP-Podcast's first test set); a split none has is an error.
+
+    Raises:
+        benchmark.data.datasets.DatasetConfigError: listing the valid splits
+
+    """
+    chosen = {e.name: [s for s in (splits or e.splits) if s in e.splits] for e in entries}
+    unknown = [s for s in (splits or []) if not any(s in e.splits for e in entries)]
+    if unknown:
+        valid = "; ".join(f"{e.name}: {', '.join(e.splits)}" for e in entries)
+        raise dsets.DatasetConfigError(f"Unknown split(s) {', '.join(map(repr, unknown))}. Splits: {valid}.")
+    return chosen
 
 
 def _run_split(model, entry, evalset, tests, seed, num_workers, options, progress, report, log) -> dict:
@@ -133,7 +168,10 @@ def _run_split(model, entry, evalset, tests, seed, num_workers, options, progres
         log(f"{evalset.audb_name}/{evalset.split}: no file could be scored")
         return counts
     results.write_predictions(entry.name, model.artifact_hash, evalset, clean)
-    context = analyses.Context(model, entry, evalset, predict, clean, seed=seed, options=options)
+    context = analyses.Context(
+        model, entry, evalset, predict, clean, seed=seed, options=options,
+        record_skips=lambda skips, condition: _record_skips(report, model, entry, evalset, condition, skips),
+    )
     for family in tests:
         try:
             module = importlib.import_module(f"benchmark.analyses.{family}")
@@ -146,10 +184,11 @@ def _run_split(model, entry, evalset, tests, seed, num_workers, options, progres
         for table, rows in tables.items():
             if rows is not None and len(rows):
                 _write(report, table, rows)
-            elif rows is not None and rows.attrs.get("reason"):
+            if rows is not None and rows.attrs.get("reason"):
                 reason = rows.attrs["reason"]
                 report.skipped_sets.append((evalset.audb_name, evalset.split, f"{family}/{table}: {reason}"))
-                log(f"{family} on {evalset.audb_name}/{evalset.split}: no '{table}' rows: {reason}")
+                what = "some" if len(rows) else "no"
+                log(f"{family} on {evalset.audb_name}/{evalset.split}: {what} '{table}' rows left out: {reason}")
     return counts
 
 

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from benchmark import leaderboard
+from benchmark.results import predictions_path
 from benchmark.leaderboard import DEMO_NOTE, MARKER, fmt3
 
 SHA_OLD = "a" * 64
@@ -120,7 +121,7 @@ def write_predictions(root: Path) -> None:
             df[f"pred_{dim}"] = np.clip(t + rng.normal(0, noise, len(files)), 0, 1)
         df["speaker"] = [f"s{i % 4}" for i in range(len(files))]
         df["sex"] = ["female" if i % 2 else "male" for i in range(len(files))]
-        path = root / "predictions" / f"{model}__{sha[:12]}" / f"{MSP[0]}__{MSP[1]}__{MSP[2]}.csv"
+        path = predictions_path(model, sha, *MSP, FINGERPRINT[MSP[0]], root)
         path.parent.mkdir(parents=True, exist_ok=True)
         df.to_csv(path, index=False, lineterminator="\n")
 

@@ -295,7 +295,7 @@ def test_speaker_rows_hand_computed():
 
 def test_fairness_run_tables(tmp_path):
     evalset = make_evalset(tmp_path / "db", n=60)
-    tables = fairness.run(make_context(evalset, rms_model, bootstrap=50, speaker_min_samples=10))
+    tables = fairness.run(make_context(evalset, rms_model, bootstrap=50, speaker_min_samples=10, fairness_min_files=5))
     assert set(tables) == {"fairness_sex", "fairness_pitch", "fairness_speaker", "speakers"}
     for name, table in tables.items():
         assert set(KEYS[name]) <= set(table.columns), name
@@ -306,7 +306,7 @@ def test_fairness_run_tables(tmp_path):
     assert sex["passed"].isin([True, False]).all()
     assert (tables["speakers"]["n"] == 20).all() and len(tables["speakers"]) == 6
     assert tables["fairness_speaker"]["n_speakers"].tolist() == [3, 3]
-    again = fairness.run(make_context(evalset, rms_model, bootstrap=50, speaker_min_samples=10))
+    again = fairness.run(make_context(evalset, rms_model, bootstrap=50, speaker_min_samples=10, fairness_min_files=5))
     pd.testing.assert_frame_equal(sex, again["fairness_sex"])
 
 

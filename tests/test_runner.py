@@ -145,7 +145,8 @@ def test_full_suite_writes_every_family(dataset_registry, audb_repository):
     report = run_suite(
         "random-gaussian", data="real", repositories=[audb_repository], registry=registry,
         dataset_registry=dataset_registry, splits=["test-1"],
-        options={"bootstrap": 100, "conditions": ["gain", "white-noise-20db", "crop-end"], "speaker_min_samples": 3},
+        options={"bootstrap": 100, "conditions": ["gain", "white-noise-20db", "crop-end"], "speaker_min_samples": 3,
+                 "fairness_min_files": 2},
         progress=False, log=lambda m: None,
     )
     assert report.ok, report.failures
@@ -153,7 +154,7 @@ def test_full_suite_writes_every_family(dataset_registry, audb_repository):
     assert set(robustness["condition"]) == {"gain", "white-noise-20db", "crop-end"}
     assert len(results.read_table("fairness_sex")) and len(results.read_table("fairness_speaker"))
     runs = results.read_table("runs")
-    assert runs["tests"].iloc[0] == "correctness distribution robustness fairness"
+    assert runs["tests"].iloc[0] == "correctness distribution robustness[gain,white-noise-20db,crop-end] fairness"
     assert int(runs["computed"].iloc[0]) == int(runs["predictions"].iloc[0]) > len(robustness) // 3  # cold cache
 
 
@@ -208,7 +209,7 @@ def test_rerun_on_another_cpu_keeps_rows_and_predictions(tmp_path, monkeypatch):
     index = [str(tmp_path / "db" / f"{i}.wav") for i in range(3)]
     evalset = types.SimpleNamespace(
         truth=pd.DataFrame({"arousal": [0.1, 0.5, 0.9]}, index=index), speaker=None, sex=None,
-        root=str(tmp_path / "db"), audb_name="d", version="1.0.0", split="test",
+        root=str(tmp_path / "db"), audb_name="d", version="1.0.0", split="test", fingerprint="f" * 64,
     )
     prediction = pd.DataFrame({"arousal": [0.2, 0.4, 0.6]}, index=index)
     written = results.write_predictions("m", "0" * 64, evalset, prediction, root=tmp_path)

@@ -35,6 +35,9 @@ class Context:
         clean: predictions on the unperturbed split (same as ``predict(evalset.files)``)
         seed: seed for bootstraps and perturbations
         options: free-form options from the CLI (e.g. ``bootstrap``, ``conditions``)
+        record_skips: ``record_skips(skips, condition)`` records files that
+            could not be scored under ``condition`` (``skips``: index file,
+            column ``reason``) in the ``skips`` table
 
     """
 
@@ -45,6 +48,7 @@ class Context:
     clean: pd.DataFrame
     seed: int = 0
     options: dict = dataclasses.field(default_factory=dict)
+    record_skips: typing.Callable[[pd.DataFrame, dict | None], None] = lambda skips, condition: None
 
     def base_row(self) -> dict:
         r"""Key/provenance columns shared by all rows of this context."""

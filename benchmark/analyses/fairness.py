@@ -16,7 +16,8 @@ quartiles over speakers, and Spearman's rho between the speakers'
 true and predicted mean values (can the model rank speakers?).
 
 Options (``context.options``): ``fairness_threshold``, ``fairness_bins``,
-``bootstrap`` (resamples, 0 for none), ``speaker_min_samples``.
+``bootstrap`` (resamples, 0 for none), ``speaker_min_samples``,
+``fairness_min_files`` (each sex's files in the balanced set, :data:`MIN_GROUP_FILES`).
 A split without sex or speaker labels gives empty tables whose
 ``.attrs['reason']`` says why.
 """
@@ -46,6 +47,15 @@ BOOTSTRAP = 1000
 
 MIN_SAMPLES = 10
 """Files a speaker needs to be scored."""
+
+MIN_GROUP_FILES = 30
+r"""Files each sex needs in the balanced set for a ``fairness_sex`` row.
+
+Below it no row is written and the table's reason says "too few files":
+random predictions on random truth differ from the balanced set by up to
+|ΔCCC| 0.38 at 30 files per group (0.25 at 82, 0.077 at 1000; 1000
+simulations), so a pass at n=2 would say nothing. See ``docs/analyses.md``.
+"""
 
 GROUPS = ("female", "male")
 
@@ -136,8 +146,14 @@ def sex_rows(
     threshold: float = THRESHOLD,
     n_boot: int = BOOTSTRAP,
     seed: int = 0,
+    min_files: int = MIN_GROUP_FILES,
+    notes: list[str] | None = None,
 ) -> list[dict]:
-    r"""Rows of the ``fairness_sex`` table for one dimension (without the base row)."""
+    r"""Rows of the ``fairness_sex`` table for one dimension (without the base row).
+
+    No rows if a group has fewer than ``min_files`` files in the balanced
+    set; then a "too few files" note is appended to ``notes``.
+    """
     sex = normalize_sex(sex.reindex(truth.index))
     valid = truth.notna() & prediction.reindex(truth.index).notna() & sex.notna()
     index = balance_by_truth(truth[valid], sex[valid], bins=bins, seed=seed)
@@ -146,27 +162,46 @@ def sex_rows(
     t = truth.reindex(index).to_numpy(float)
     p = prediction.reindex(index).to_numpy(float)
     s = sex.reindex(index).to_numpy(object)
-    ccc_all = _ccc(pd.Series(t), pd.Series(p))
     members = {g: np.flatnonzero(s == g) for g in GROUPS if (s == g).any()}
+    sizes = {g: len(pos) for g, pos in members.items()}
+    if min(sizes.values()) < min_files:
+        if notes is not None:
+            counts = ", ".join(f"{g} {n}" for g, n in sizes.items())
+            notes.append(f"{dimension}: too few files ({counts} after balancing; each sex needs {min_files})")
+        return []
+    rows = []
+    for row in group_deltas(t, p, members, n_boot=n_boot, seed=seed):
+        delta = row["delta_ccc"]
+        rows.append({
+            "dimension": dimension, **row, "threshold": threshold,
+            "passed": bool(abs(delta) <= threshold) if np.isfinite(delta) else None,
+        })
+    return rows
+
+
+def group_deltas(t: np.ndarray, p: np.ndarray, members: dict, *, n_boot: int = BOOTSTRAP, seed: int = 0) -> list[dict]:
+    r"""Per group of a balanced set: ``CCC(group) − CCC(all)`` with a bootstrap 95 % interval.
+
+    Args:
+        t, p: truth and prediction of the balanced set
+        members: group name → positions in ``t`` and ``p``
+        n_boot: bootstrap resamples (0: no interval)
+        seed: seed of the resamples
+
+    Returns:
+        one dict per group: ``group``, ``n``, ``ccc_group``, ``ccc_all``,
+        ``delta_ccc``, ``ci_low``, ``ci_high``
+
+    """
+    ccc_all = _ccc(pd.Series(t), pd.Series(p))
     deltas = _bootstrap_deltas(t, p, members, n_boot, seed)
     rows = []
     for group, pos in members.items():
         ccc_group = _ccc(pd.Series(t[pos]), pd.Series(p[pos]))
-        delta = ccc_group - ccc_all
         low, high = (np.nanpercentile(deltas[group], [2.5, 97.5]) if n_boot and np.isfinite(deltas[group]).any()
                      else (np.nan, np.nan))
-        rows.append({
-            "dimension": dimension,
-            "group": group,
-            "n": len(pos),
-            "ccc_group": ccc_group,
-            "ccc_all": ccc_all,
-            "delta_ccc": delta,
-            "ci_low": float(low),
-            "ci_high": float(high),
-            "threshold": threshold,
-            "passed": bool(abs(delta) <= threshold) if np.isfinite(delta) else None,
-        })
+        rows.append({"group": group, "n": len(pos), "ccc_group": ccc_group, "ccc_all": ccc_all,
+                     "delta_ccc": ccc_group - ccc_all, "ci_low": float(low), "ci_high": float(high)})
     return rows
 
 
@@ -258,20 +293,24 @@ def run(context) -> dict[str, pd.DataFrame]:
     bins = int(options.get("fairness_bins", BINS))
     n_boot = _bootstrap_n(options.get("bootstrap", BOOTSTRAP))
     min_samples = int(options.get("speaker_min_samples", MIN_SAMPLES))
+    min_files = int(options.get("fairness_min_files", MIN_GROUP_FILES))
     clean = context.clean.reindex(evalset.files)
     dimensions = [d for d in evalset.dimensions if d in clean and clean[d].notna().any()]
 
     if evalset.sex is None:
         sex_table = _empty(SEX_COLUMNS, base, f"{evalset.audb_name}/{evalset.split}: no sex labels")
     else:
-        rows = []
+        rows, notes = [], []
         for dim in dimensions:
             rows += sex_rows(
                 evalset.truth[dim], clean[dim], evalset.sex, dim,
                 bins=bins, threshold=threshold, n_boot=n_boot, seed=_seed(context.seed, dim),
+                min_files=min_files, notes=notes,
             )
         sex_table = pd.DataFrame([{**base, **r} for r in rows], columns=list(base) + list(SEX_COLUMNS))
-        if not rows:
+        if notes:
+            sex_table.attrs["reason"] = f"{evalset.audb_name}/{evalset.split}: " + "; ".join(notes)
+        elif not rows:
             sex_table.attrs["reason"] = f"{evalset.audb_name}/{evalset.split}: needs files of both sexes"
 
     if evalset.speaker is None:
@@ -288,7 +327,7 @@ def run(context) -> dict[str, pd.DataFrame]:
             sums.append(row)
         speakers = pd.DataFrame([{**base, **r} for r in per], columns=list(base) + list(SPEAKER_COLUMNS))
         summary = pd.DataFrame([{**base, **r} for r in sums], columns=list(base) + list(SUMMARY_COLUMNS))
-    pitch_table = _pitch_table(context, dimensions, bins, threshold, n_boot)
+    pitch_table = _pitch_table(context, dimensions, bins, threshold, n_boot, min_files)
     tables = {"fairness_sex": sex_table, "fairness_speaker": summary, "speakers": speakers,
               "fairness_pitch": pitch_table}
     for name, table in tables.items():
@@ -297,7 +336,7 @@ def run(context) -> dict[str, pd.DataFrame]:
     return tables
 
 
-def _pitch_table(context, dimensions, bins, threshold, n_boot) -> pd.DataFrame:
+def _pitch_table(context, dimensions, bins, threshold, n_boot, min_files) -> pd.DataFrame:
     from benchmark.analyses import pitch
 
     evalset, base = context.evalset, context.base_row()
@@ -305,12 +344,14 @@ def _pitch_table(context, dimensions, bins, threshold, n_boot) -> pd.DataFrame:
         return _empty(pitch.COLUMNS, base, f"{evalset.audb_name}/{evalset.split}: no sex labels")
     clean = context.clean.reindex(evalset.files)
     f0 = pitch.split_f0(evalset)
-    rows = []
+    rows, notes = [], []
     for dim in dimensions:
-        rows += pitch.pitch_rows(evalset.truth[dim], clean[dim], evalset.sex, f0, dim, bins=bins,
-                                 threshold=threshold, n_boot=n_boot, seed=_seed(context.seed, dim))
+        rows += pitch.pitch_rows(evalset.truth[dim], clean[dim], evalset.sex, f0, dim, bins=bins, threshold=threshold,
+                                 n_boot=n_boot, seed=_seed(context.seed, dim), min_files=min_files, notes=notes)
     table = pd.DataFrame([{**base, **r} for r in rows], columns=list(base) + list(pitch.COLUMNS))
-    if not rows:
+    if notes:
+        table.attrs["reason"] = f"{evalset.audb_name}/{evalset.split}: " + "; ".join(notes)
+    elif not rows:
         table.attrs["reason"] = f"{evalset.audb_name}/{evalset.split}: needs voiced files in three pitch groups"
     return table
 

@@ -31,7 +31,7 @@ import pandas as pd
 import yaml
 
 from benchmark.hashing import sha256_text
-from benchmark.paths import PROJECT_ROOT, cache_dir
+from benchmark.paths import PROJECT_ROOT, cache_dir, check_name, name_problem
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ _INTEGER = {"samples", "order", "bits", "rooms", "speakers", "codec_rate", "mu"}
 _POSITIVE = {"frequency_hz", "cutoff_hz", "ratio", "order", "bits", "rooms", "speakers", "codec_rate",
              "mu", "low_hz", "high_hz", "rt60_s", "length_m", "width_m", "height_m", "distance_m"}
 _FIXED = {"rooms"}  # drawn per condition, never per file
-_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+_NAME = re.compile(r"[a-z0-9][a-z0-9._-]*")  # and a plain path name (paths.name_problem)
 _FIELDS = ("name", "group", "type", "parameters", "sweep", "description")
 
 
@@ -143,7 +143,7 @@ def validate_condition(condition) -> list[str]:
     errors = [f"field '{f}' is missing" for f in ("name", "group", "type") if f not in condition]
     errors += [f"unknown field '{f}'; use {', '.join(_FIELDS)}" for f in condition if f not in _FIELDS]
     name = condition.get("name")
-    if "name" in condition and not (isinstance(name, str) and _NAME.match(name)):
+    if "name" in condition and (name_problem(name) or not _NAME.fullmatch(name)):
         errors.append(f"name {name!r}: use lower case letters, digits, '.', '_', '-'")
     kind = condition.get("type")
     if "type" in condition and kind not in TYPES:
@@ -339,6 +339,8 @@ def build_transform(
     if kind == "gain":
         return t.GainStage(params["gain_db"])
     if kind == "clip":
+        if not length:
+            raise PerturbationError("clip: empty audio (0 samples) has no level to clip at")
         return t.ClipByRatio(params["ratio"])
     if kind in ("prepend-zeros", "append-zeros"):
         cls = t.PrependValue if kind == "prepend-zeros" else t.AppendValue
@@ -494,6 +496,8 @@ def perturb(
     """
     condition = check_condition(condition)
     signal = np.atleast_2d(np.asarray(signal, dtype="float32"))
+    if signal.shape[-1] == 0:  # nothing to perturb; auglib's clip, filters and mixers fail on it
+        raise PerturbationError(f"{condition['type']}: empty audio (0 samples)")
     rng = np.random.default_rng(seed)
     params = draw_parameters(condition, rng)
     transform = build_transform(
@@ -608,6 +612,8 @@ def file_key(file: str, root: str | os.PathLike | None = None) -> str:
 
 def condition_folder(condition: dict, *, root_key: str, seed: int, sampling_rate: int = SAMPLING_RATE, babble_files=None) -> Path:
     r"""Cache folder of a condition's perturbed files."""
+    check_name(root_key, "dataset")
+    check_name(condition["name"], "condition")
     digest = condition_hash(condition, seed=seed, sampling_rate=sampling_rate, babble_files=babble_files)
     return cache_dir("perturbed", root_key, f"{condition['name']}-{digest[:8]}")
 
@@ -662,7 +668,11 @@ def materialize(
     skipped: dict[str, str] = {}
 
     def one(file: str) -> None:
-        signal = read_mono(file, sampling_rate)
+        try:
+            signal = read_mono(file, sampling_rate)
+        except Exception as error:  # unreadable or corrupt audio: a skip for this file, never the whole split
+            skipped[file] = f"unreadable audio: {type(error).__name__}: {str(error).splitlines()[0][:160] if str(error) else ''}"
+            return
         try:
             out = perturb(
                 signal, sampling_rate, condition,
@@ -670,6 +680,11 @@ def materialize(
             )
         except PerturbationError as error:
             skipped[file] = str(error)
+            return
+        except ConditionError:
+            raise  # the condition is wrong for every file, not this one
+        except Exception as error:
+            skipped[file] = f"cannot perturb: {type(error).__name__}: {str(error).splitlines()[0][:160] if str(error) else ''}"
             return
         write_wav(outputs[file], out, sampling_rate)
 

@@ -150,8 +150,14 @@ def pitch_rows(
     threshold: float = fairness.THRESHOLD,
     n_boot: int = fairness.BOOTSTRAP,
     seed: int = 0,
+    min_files: int = 0,
+    notes: list[str] | None = None,
 ) -> list[dict]:
-    r"""Rows of the ``fairness_pitch`` table for one dimension (without the base row)."""
+    r"""Rows of the ``fairness_pitch`` table for one dimension (without the base row).
+
+    A sex whose smallest pitch group has fewer than ``min_files`` files
+    after balancing gets no rows; a "too few files" note goes to ``notes``.
+    """
     sex = fairness.normalize_sex(sex.reindex(truth.index))
     groups = pitch_groups(f0.reindex(truth.index), sex)
     valid = truth.notna() & prediction.reindex(truth.index).notna() & groups.notna()
@@ -164,16 +170,17 @@ def pitch_rows(
         t, p = truth.reindex(index).to_numpy(float), prediction.reindex(index).to_numpy(float)
         g, hz = groups.reindex(index).to_numpy(object), f0.reindex(index).to_numpy(float)
         members = {name: np.flatnonzero(g == name) for name in GROUPS if (g == name).any()}
-        ccc_sex = float(fairness.ccc_rows(t, p))
-        deltas = fairness._bootstrap_deltas(t, p, members, n_boot, seed)
-        for name, pos in members.items():
-            ccc_group = float(fairness.ccc_rows(t[pos], p[pos]))
-            low, high = (np.nanpercentile(deltas[name], [2.5, 97.5]) if n_boot and np.isfinite(deltas[name]).any()
-                         else (np.nan, np.nan))
+        if min(len(pos) for pos in members.values()) < min_files:
+            if notes is not None:
+                counts = ", ".join(f"{name} {len(pos)}" for name, pos in members.items())
+                notes.append(f"{dimension}, {s}: too few files ({counts} after balancing; each group needs {min_files})")
+            continue
+        for row in fairness.group_deltas(t, p, members, n_boot=n_boot, seed=seed):
+            pos = members[row["group"]]
             rows.append({
-                "dimension": dimension, "sex": s, "group": name, "n": len(pos),
+                "dimension": dimension, "sex": s, "group": row["group"], "n": row["n"],
                 "f0_low_hz": float(hz[pos].min()), "f0_high_hz": float(hz[pos].max()),
-                "ccc_group": ccc_group, "ccc_sex": ccc_sex, "delta_ccc": ccc_group - ccc_sex,
-                "ci_low": float(low), "ci_high": float(high), "threshold": threshold,
+                "ccc_group": row["ccc_group"], "ccc_sex": row["ccc_all"], "delta_ccc": row["delta_ccc"],
+                "ci_low": row["ci_low"], "ci_high": row["ci_high"], "threshold": threshold,
             })
     return rows

@@ -190,7 +190,9 @@ def run(context) -> dict[str, pd.DataFrame]:
         perturbations.load_conditions(options.get("conditions_file")), options.get("conditions")
     )
     threshold = float(options.get("unchanged_threshold", UNCHANGED_THRESHOLD))
-    files = subset_files(evalset.files, options.get("max_files"), context.seed)
+    # only files the clean run scored: a file it skipped (unreadable, empty) has nothing to compare to
+    scored = evalset.files[evalset.files.isin(context.clean.dropna(how="all").index)]
+    files = subset_files(scored, options.get("max_files"), context.seed)
     truth = evalset.truth.reindex(files)
     clean = context.clean.reindex(files)
     root_key = f"{evalset.audb_name}-{evalset.version}"
@@ -201,6 +203,9 @@ def run(context) -> dict[str, pd.DataFrame]:
         paths = perturbations.materialize(
             files, condition, root_key=root_key, seed=context.seed, babble_files=babble, root=evalset.root,
         )
+        if paths.attrs.get("skipped"):  # files this condition cannot be applied to: a skip for it alone
+            reasons = pd.Series(paths.attrs["skipped"], dtype="string", name="reason")
+            context.record_skips(reasons.rename_axis("file").to_frame(), condition)
         digest = perturbations.condition_hash(
             condition, seed=context.seed, babble_files=babble,
         )[:12]

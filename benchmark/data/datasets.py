@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import os
 import socket
 import typing
@@ -21,7 +22,7 @@ import pandas as pd
 import yaml
 
 from benchmark import DIMENSIONS
-from benchmark.paths import PROJECT_ROOT, cache_dir
+from benchmark.paths import PROJECT_ROOT, cache_dir, name_problem
 
 
 class DatasetConfigError(ValueError):
@@ -176,31 +177,101 @@ def _md5(path: str) -> str:
 _REQUIRED = ("name", "audb", "version", "splits", "labels", "label_range", "speaker", "sex", "demo")
 
 
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _mapping_problems(field: str, value, *, keys_are_names: bool = False, required=()) -> list[str]:
+    if not isinstance(value, dict):
+        return [f"field '{field}': give a mapping, got {type(value).__name__} {value!r}"]
+    problems = [f"field '{field}.{k}' is missing" for k in required if k not in value]
+    for key, item in value.items():
+        if keys_are_names and name_problem(key):
+            problems.append(f"field '{field}': key {name_problem(key)}")
+        if not isinstance(item, str) or not item:
+            problems.append(f"field '{field}.{key}': give a non-empty string, got {item!r}")
+    return problems
+
+
+def entry_problems(raw) -> list[str]:
+    r"""Problems of one ``datasets.yaml`` entry (empty if it is valid): types and ranges, field by field.
+
+    Every name that becomes part of a path (``name``, ``audb``, ``version``,
+    the split keys, the demo name and version) must be a plain name.
+
+    Examples:
+        >>> entry_problems({"name": "x", "audb": "x", "version": "1.0.0", "splits": {"test": "t"},
+        ...                 "labels": {"valence": "v"}, "label_range": ["1", 7], "speaker": {}, "sex": {},
+        ...                 "demo": {"name": "demo-x", "version": "1.0.0"}})
+        ["field 'label_range': give [low, high], two numbers with high > low, got ['1', 7]"]
+
+    """
+    if not isinstance(raw, dict):
+        return [f"give a mapping with the fields {', '.join(_REQUIRED)}, got {raw!r}"]
+    problems = [f"field '{f}' is missing" for f in _REQUIRED if f not in raw]
+    for field in ("name", "audb", "version"):
+        if field in raw and name_problem(_version_text(raw[field])):
+            problems.append(f"field '{field}': {name_problem(_version_text(raw[field]))}")
+    if "splits" in raw:
+        problems += _mapping_problems("splits", raw["splits"], keys_are_names=True)
+        if isinstance(raw["splits"], dict) and not raw["splits"]:
+            problems.append("field 'splits': name at least one split and its table")
+    if "labels" in raw:
+        problems += _mapping_problems("labels", raw["labels"])
+        if isinstance(raw["labels"], dict):
+            bad = [d for d in raw["labels"] if d not in DIMENSIONS]
+            if bad:
+                problems.append(f"field 'labels': unknown dimension(s) {bad}; use {', '.join(DIMENSIONS)}")
+            if not raw["labels"]:
+                problems.append("field 'labels': map at least one dimension to a label column")
+    if "label_range" in raw:
+        lr = raw["label_range"]
+        if not (isinstance(lr, list) and len(lr) == 2 and all(_is_number(v) for v in lr) and lr[1] > lr[0]):
+            problems.append(f"field 'label_range': give [low, high], two numbers with high > low, got {lr!r}")
+    for field in ("speaker", "sex"):
+        if field in raw:
+            problems += _mapping_problems(field, raw[field], required=("table", "column") if raw[field] else ())
+    if "demo" in raw:
+        demo = raw["demo"]
+        if not isinstance(demo, dict):
+            problems.append(f"field 'demo': give a mapping {{name: ..., version: ...}}, got {demo!r}")
+        else:
+            problems += [f"field 'demo.{k}' is missing" for k in ("name", "version") if k not in demo]
+            problems += [f"field 'demo.{k}': {name_problem(_version_text(demo[k]))}"
+                         for k in ("name", "version") if k in demo and name_problem(_version_text(demo[k]))]
+    if "citation" in raw and not isinstance(raw["citation"], str):
+        problems.append(f"field 'citation': give a string, got {raw['citation']!r}")
+    return problems
+
+
+def _version_text(value):
+    # YAML reads 1.0 as a float; a version is its text
+    return str(value) if _is_number(value) else value
+
+
 def load_registry(path: str | os.PathLike | None = None) -> dict[str, DatasetEntry]:
-    r"""Load and validate ``datasets.yaml``; every problem is reported at once."""
+    r"""Load and validate ``datasets.yaml``; every problem is reported at once, naming entry and field."""
     path = Path(path) if path else PROJECT_ROOT / "datasets.yaml"
     if not path.exists():
         raise DatasetConfigError(f"Dataset registry {path} not found: pass --datasets PATH.")
-    data = yaml.safe_load(path.read_text()) or {}
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as ex:
+        raise DatasetConfigError(f"{path}: not valid YAML: {ex}") from None
+    raw_entries = data.get("datasets") if isinstance(data, dict) else None
+    if raw_entries is not None and not isinstance(raw_entries, list):
+        raise DatasetConfigError(f"{path}: 'datasets:' must hold a list of entries.")
     errors, entries = [], {}
-    for i, raw in enumerate(data.get("datasets") or []):
-        label = f"entry '{raw.get('name')}'" if isinstance(raw, dict) and raw.get("name") else f"entry #{i + 1}"
-        missing = [f for f in _REQUIRED if not isinstance(raw, dict) or f not in raw]
-        if missing:
-            errors += [f"{path}: {label}: field '{f}' is missing" for f in missing]
-            continue
-        bad = [d for d in raw["labels"] if d not in DIMENSIONS]
-        if bad:
-            errors.append(f"{path}: {label}: field 'labels': unknown dimension(s) {bad}; use {DIMENSIONS}")
-        lr = raw["label_range"]
-        if not (isinstance(lr, list) and len(lr) == 2 and lr[1] > lr[0]):
-            errors.append(f"{path}: {label}: field 'label_range': give [low, high] with high > low")
-        if raw["name"] in entries:
-            errors.append(f"{path}: {label}: duplicate name")
-        if errors:
+    for i, raw in enumerate(raw_entries or []):
+        label = f"entry '{raw.get('name')}'" if isinstance(raw, dict) and isinstance(raw.get("name"), str) else f"entry #{i + 1}"
+        problems = entry_problems(raw)
+        if not problems and raw["name"] in entries:
+            problems.append("duplicate name")
+        errors += [f"{path}: {label}: {p}" for p in problems]
+        if problems or errors:
             continue
         kw = {k: raw[k] for k in _REQUIRED}
-        kw["label_range"] = tuple(lr)
+        kw["label_range"] = tuple(raw["label_range"])
         kw["version"] = str(kw["version"])
         entries[raw["name"]] = DatasetEntry(citation=raw.get("citation", ""), **kw)
     if not entries and not errors:
@@ -326,16 +397,28 @@ def load_split(
     table = tables[split]
     name, version = entry.coordinates(data)
     repos = configure_repositories(entry, data, repositories)
-    available = _versions(name, repos)
+    available, errors = _versions(name, repos)
+    if version not in available and errors:
+        raise DatasetConfigError(
+            f"Dataset '{entry.name}': cannot look up {name} {version}; the repository failed: "
+            + "; ".join(errors) + ". Check its name, host and backend (--repository NAME=HOST[:BACKEND] "
+            "or ~/.config/audb.yaml)."
+        )
     if version not in available:
         raise DatasetConfigError(
             f"Dataset '{entry.name}': {name} version {version} not found in "
             f"{', '.join(r.name for r in repos)} (available: {', '.join(available) or 'none'}). "
             "Publish it there or pin an available version in datasets.yaml."
         )
+    header = audb.info.header(name, version=version, load_tables=False, cache_root=str(cache_dir("audb")))
+    if table not in header:
+        raise DatasetConfigError(
+            f"Dataset '{entry.name}': split '{split}' names table '{table}', which {name} {version} does not have. "
+            f"Tables: {', '.join(header) or 'none'}. Fix 'splits' in datasets.yaml."
+        )
     want = [table]
     for extra in (entry.speaker.get("table"), entry.sex.get("table")):
-        if extra and extra not in want:
+        if extra and extra not in want and extra in header:
             want.append(extra)
     db = audb.load(
         name,
@@ -350,13 +433,39 @@ def load_split(
     return _evalset_from_db(db, entry, name, version, split, table, checksums)
 
 
-def _versions(name: str, repos: list) -> list[str]:
-    import audb
+def _versions(name: str, repos: list) -> tuple[list[str], list[str]]:
+    r"""Versions of ``name`` in ``repos`` and the errors of repositories that could not be asked.
 
-    try:
-        return list(audb.versions(name))
-    except Exception:  # a repository that errors is treated as not holding the dataset
-        return []
+    :func:`audb.versions` skips a repository that raises (unregistered
+    backend, refused access) and so reports "not found"; here each
+    repository is asked in turn and its error kept as the cause.
+    """
+    import audeer
+
+    found, errors = [], []
+    for repo in repos:
+        try:
+            interface = repo.create_backend_interface()
+            with interface.backend:
+                found += interface.versions(interface.join("/", name, "db.yaml"), suppress_backend_errors=True)
+        except Exception as ex:
+            cause = ex.__cause__ or ex.__context__
+            detail = f" (caused by {type(cause).__name__}: {cause})" if cause is not None else ""
+            errors.append(f"{repo.name} ({repo.backend}: {repo.host}): {type(ex).__name__}: {ex}{detail}")
+    return audeer.sort_versions(list(dict.fromkeys(found))), errors
+
+
+def _check_range(values: pd.Series, entry: DatasetEntry, name: str, table: str, column: str) -> None:
+    r"""Raise if gold labels lie outside the declared ``label_range`` (a wrong range gives wrong scores)."""
+    lo, hi = entry.label_range
+    numbers = pd.to_numeric(values, errors="coerce")
+    outside = numbers[(numbers < lo) | (numbers > hi)]
+    if len(outside):
+        file, value = outside.index[0], outside.iloc[0]
+        raise DatasetConfigError(
+            f"Dataset '{entry.name}' ({name}/{table}): {len(outside)} label(s) in column '{column}' lie outside "
+            f"label_range [{lo}, {hi}], e.g. {value!r} for {file}. Fix 'label_range' in datasets.yaml."
+        )
 
 
 def _evalset_from_db(db, entry: DatasetEntry, name, version, split, table, checksums=None) -> EvalSet:
@@ -369,6 +478,7 @@ def _evalset_from_db(db, entry: DatasetEntry, name, version, split, table, check
     for dim, column in entry.labels.items():
         if column not in df.columns:
             raise DatasetConfigError(f"{name}/{table}: label column '{column}' (for {dim}) not found.")
+        _check_range(df[column], entry, name, table, column)
         truth[dim] = entry.scale(df[column])
     truth = truth[[d for d in DIMENSIONS if d in truth.columns]]
     speaker = sex = None

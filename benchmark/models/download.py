@@ -18,7 +18,7 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from benchmark.hashing import sha256_file
+from benchmark.hashing import sha256_file, sha256_text
 from benchmark.paths import cache_dir
 
 CONNECT_TIMEOUT = 3.0
@@ -30,9 +30,11 @@ READ_TIMEOUT = 60.0
 UNPINNED = "unpinned"
 """``source.sha256`` value for an archive whose publisher gives no checksum.
 
-The first download is hashed, kept under ``<cache>/unpinned/`` and the
-digest printed, so the user can pin it; the artifact hash in every
-result is the digest of the bytes actually used.
+The first download is hashed, kept under ``<cache>/unpinned/<URL hash>/``
+with its digest recorded next to it, and the digest printed, so the user
+can pin it. Every later use verifies the file against the recorded digest
+(:func:`recorded_sha256`); the artifact hash in every result is the digest
+of the bytes actually used.
 """
 
 _CHUNK = 1 << 20
@@ -96,7 +98,8 @@ def reachable(url: str, timeout: float = CONNECT_TIMEOUT) -> bool:
 def cached_path(url: str, sha256: str, cache: str | os.PathLike | None = None) -> Path:
     r"""Where :func:`fetch` keeps ``url``: ``<cache>/<sha256>/<file name>``.
 
-    Keyed by the checksum, so two versions with the same file name never collide.
+    Keyed by the checksum, so two versions with the same file name never collide;
+    an :data:`UNPINNED` file is keyed by its URL (``<cache>/unpinned/<URL hash>/<file name>``).
 
     Examples:
         >>> cached_path("https://z.org/r/m.zip?download=1", "ab" * 32, "/c").as_posix()
@@ -105,7 +108,18 @@ def cached_path(url: str, sha256: str, cache: str | os.PathLike | None = None) -
     """
     cache = Path(cache) if cache is not None else cache_dir("downloads")
     name = Path(urllib.parse.unquote(urllib.parse.urlparse(url).path)).name or "download"
+    if sha256.lower() == UNPINNED:
+        # no checksum to key by: the URL is the key (two archives may share a file name)
+        return cache / UNPINNED / sha256_text(url)[:32] / name
     return cache / sha256 / name
+
+
+def recorded_sha256(path: str | os.PathLike) -> str:
+    r"""The SHA-256 recorded for a downloaded file when it was fetched (``''`` if none)."""
+    try:
+        return Path(str(path) + _MARKER).read_text().split()[0]
+    except (OSError, IndexError):
+        return ""
 
 
 def fetch(
@@ -142,12 +156,13 @@ def fetch(
     """
     sha256 = sha256.lower()
     target = cached_path(url, sha256, cache)
-    if sha256 == UNPINNED:
-        if target.exists():
+    if target.exists():
+        # an unpinned file is checked against the digest recorded at its download; no record, no trust
+        expected = recorded_sha256(target) if sha256 == UNPINNED else sha256
+        if expected:
+            _verify(target, expected, url)
             return target
-    elif target.exists():
-        _verify(target, sha256, url)
-        return target
+        target.unlink()
     if not reachable(url, connect_timeout):
         raise WeightsUnavailableError(unavailable_message(model, url, target, sha256, "host unreachable"))
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -162,10 +177,10 @@ def fetch(
                 f"Pin it in models.yaml (source.sha256: {digest}) so later downloads are verified."
             )
         else:
+            digest = sha256
             _verify(Path(tmp), sha256, url, final=target)
         os.replace(tmp, target)
-        if sha256 != UNPINNED:
-            _write_marker(target, sha256)
+        _write_marker(target, digest)
     except OSError as ex:  # URLError, HTTPError and socket time-outs are OSErrors
         reason = f"download failed: {ex}"
         raise WeightsUnavailableError(unavailable_message(model, url, target, sha256, reason)) from ex

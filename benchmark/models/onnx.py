@@ -22,6 +22,7 @@ import numpy as np
 from benchmark.hashing import artifact_sha256, sha256_file
 from benchmark.models import download
 from benchmark.models.base import Predictor, outputs_to_adv
+from benchmark.registry import OutputsError
 
 
 class AudonnxPredictor(Predictor):
@@ -55,7 +56,7 @@ class AudonnxPredictor(Predictor):
         labels = model.labels(self.node)
         missing = [o for o in self.outputs.values() if o not in labels]
         if missing:
-            raise ValueError(
+            raise OutputsError(
                 f"Model '{name}': output node '{self.node}' has labels {labels}, "
                 f"not {missing}; fix 'outputs' in models.yaml."
             )
@@ -76,7 +77,7 @@ def find_node(model, labels, name: str = "model") -> str:
     nodes = [n for n in model.outputs if all(label in model.labels(n) for label in labels)]
     if not nodes:
         available = {n: model.labels(n) for n in model.outputs}
-        raise ValueError(
+        raise OutputsError(
             f"Model '{name}': no output node has all labels {labels}; the model's output labels "
             f"are {available}. Map each dimension to one of them in 'outputs' "
             "(or set params.node)."
@@ -95,7 +96,8 @@ def resolve(entry) -> tuple[Path, str]:
     source = entry.source
     if "url" in source:
         archive = download.fetch(source["url"], source["sha256"], model=entry.name)
-        digest = sha256_file(archive) if source["sha256"] == download.UNPINNED else source["sha256"].lower()
+        # fetch verified the bytes: against the pin, or against the digest recorded at an unpinned download
+        digest = download.recorded_sha256(archive) if source["sha256"] == download.UNPINNED else source["sha256"].lower()
         folder = download.unpack(archive, sha256=digest)
         return download.model_root(folder), digest
     path = entry.resolve(source["path"])

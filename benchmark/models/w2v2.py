@@ -207,7 +207,9 @@ class TorchPredictor(Predictor):
         self.labels = list(labels)
         missing = [o for o in outputs.values() if o not in self.labels]
         if missing:
-            raise ValueError(
+            from benchmark.registry import OutputsError
+
+            raise OutputsError(
                 f"Model '{name}': outputs {missing} are not among the model's outputs {self.labels}; "
                 "fix 'outputs' in models.yaml."
             )
