@@ -109,9 +109,9 @@ def _dispatch(args) -> int:
     if args.command == "efficiency":
         return _efficiency(args)
     if args.command == "docs":
-        from benchmark import leaderboard
+        from benchmark import docs
 
-        for path in leaderboard.build():
+        for path in docs.build():
             print(path)
         return EXIT_OK
     if args.command == "demo":
@@ -175,9 +175,9 @@ def _run(args) -> int:
             status = EXIT_FAILURES
     if not args.no_docs:
         try:
-            from benchmark import leaderboard
+            from benchmark import docs
 
-            leaderboard.build()
+            docs.build()
             print("docs regenerated: docs/leaderboard.md")
         except ImportError:
             pass

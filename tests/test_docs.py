@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmark import leaderboard, results
+from benchmark import docs, results
 from benchmark.paths import PROJECT_ROOT
 
 GENERATED = ("leaderboard.md", "models", "figures", "html")
@@ -31,7 +31,7 @@ def test_committed_docs_match_committed_results(tmp_path):
     committed = PROJECT_ROOT / "docs"
     fresh = tmp_path / "docs"
     shutil.copytree(committed, fresh)  # hand-written pages stay; generated ones are rebuilt
-    leaderboard.build(results_dir=PROJECT_ROOT / "results", docs_dir=fresh, registry=PROJECT_ROOT / "models.yaml")
+    docs.build(results_dir=PROJECT_ROOT / "results", docs_dir=fresh, registry=PROJECT_ROOT / "models.yaml")
     want, got = _generated_files(fresh), _generated_files(committed)
     assert sorted(want) == sorted(got), "docs/ out of sync: run `nox -s docs` and commit docs/"
     stale = [name for name in want if not filecmp.cmp(want[name], got[name], shallow=False)]
@@ -120,7 +120,7 @@ def test_adding_a_model_is_one_entry(tmp_path, use_demo, monkeypatch):
                        registry=registry, options={"bootstrap": 100}, progress=False, log=lambda m: None)
     assert report.ok
     docs = tmp_path / "docs"
-    leaderboard.build(docs_dir=docs, registry=registry_file)
+    docs.build(docs_dir=docs, registry=registry_file)
     text = (docs / "leaderboard.md").read_text()
     assert "my-loudness-model" in text
     row = results.read_table("correctness").query("model == 'my-loudness-model' and dimension == 'arousal'")

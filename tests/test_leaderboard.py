@@ -11,8 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark import leaderboard
-from benchmark.leaderboard import DEMO_NOTE, MARKER, fmt3
+from benchmark.docs import build as build_docs
+from benchmark.docs import html as docs_html
+from benchmark.docs import inputs as docs_inputs
+from benchmark.docs.distillation import distillation_targets
+from benchmark.docs.formatting import DEMO_NOTE, MARKER, fmt3
 
 SHA_OLD = "a" * 64
 SHA_NEW = "b" * 64
@@ -223,7 +226,7 @@ def make_fixture(tmp_path: Path, full: bool = True) -> tuple[Path, Path, Path, P
 
 def build(fixture, docs=None, **kwargs):
     results, default_docs, registry, reported = fixture
-    return leaderboard.build(results, docs or default_docs, registry, reported=reported, resamples=200, **kwargs)
+    return build_docs(results, docs or default_docs, registry, reported=reported, resamples=200, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -360,10 +363,10 @@ def test_teacher_named_with_its_hash(tmp_path):
     (tmp_path / "distill" / "s" / "provenance.json").write_text(json.dumps({"teacher": {"name": "t", "sha256": sha}}))
     models = {"s": {"distilled": {"teacher": "t"}}, "s-int8": {"distilled": {"teacher": "t", "teacher_sha256": sha}},
               "old": {"distilled": {"teacher": "t"}}, "base": {}}
-    inputs = leaderboard.Inputs(tmp_path, {}, models, [], {})
-    assert leaderboard._teacher(inputs, "s") == leaderboard._teacher(inputs, "s-int8") == "t `abababab`"
-    assert leaderboard._teacher(inputs, "old") == "t"
-    assert leaderboard._teacher(inputs, "base") == ""
+    inputs = docs_inputs.Inputs(tmp_path, {}, models, [], {})
+    assert docs_inputs._teacher(inputs, "s") == docs_inputs._teacher(inputs, "s-int8") == "t `abababab`"
+    assert docs_inputs._teacher(inputs, "old") == "t"
+    assert docs_inputs._teacher(inputs, "base") == ""
 
 
 def test_model_pages(fixture):
@@ -408,7 +411,7 @@ def test_deterministic(built, tmp_path):
 
 def test_missing_optional_tables(small):
     results, docs = small[0], small[1]
-    paths = leaderboard.build(results, docs, results / "absent.yaml", reported=results / "absent.yaml", resamples=50)
+    paths = build_docs(results, docs, results / "absent.yaml", reported=results / "absent.yaml", resamples=50)
     text = read(small, "leaderboard.md")
     assert "No robustness results yet" in text and "No efficiency results yet" in text
     assert "No fairness results yet" in text
@@ -434,7 +437,7 @@ def test_rows_from_several_data_builds_are_flagged(small):
 
 def test_no_results_at_all(tmp_path):
     docs = tmp_path / "docs"
-    leaderboard.build(tmp_path / "results", docs, tmp_path / "absent.yaml", resamples=50)
+    build_docs(tmp_path / "results", docs, tmp_path / "absent.yaml", resamples=50)
     assert "No results yet" in (docs / "leaderboard.md").read_text()
 
 
@@ -527,7 +530,7 @@ def test_html_valid_and_self_contained(built):
 
 
 def test_markdown_subset():
-    body = leaderboard.markdown_to_html(
+    body = docs_html.markdown_to_html(
         "# T\n\npara *em* **b**\nnext\n\n| a | b |\n|:--|--:|\n| 1 | 2 |\n\n- x\n- y\n\n> note\n\n```\n<x>\n```\n",
         lambda h: h,
     )
@@ -538,41 +541,41 @@ def test_markdown_subset():
     assert "<blockquote><p>note</p></blockquote>" in body
     assert "<pre><code>&lt;x&gt;</code></pre>" in body
     # Underscores in names and lone asterisks are not emphasis.
-    assert "<em>" not in leaderboard.inline_html("val_ccc_gold_arousal * 2", lambda h: h)
+    assert "<em>" not in docs_html.inline_html("val_ccc_gold_arousal * 2", lambda h: h)
 
 
 def test_registry_pins_current_artifact(small, tmp_path):
     results, docs, registry, reported = small
     # Without a registry, the newest artefact is shown ...
-    assert leaderboard.load_inputs(results, tmp_path / "absent.yaml").current["alpha"] == SHA_NEW
+    assert docs_inputs.load_inputs(results, tmp_path / "absent.yaml").current["alpha"] == SHA_NEW
     # ... with models.yaml pinning the older one, the older one.
     pinned = tmp_path / "pinned.yaml"
     pinned.write_text(REGISTRY.replace(SHA_NEW, SHA_OLD))
-    leaderboard.build(results, docs, pinned, reported=reported, resamples=50)
+    build_docs(results, docs, pinned, reported=reported, resamples=50)
     text = section(read(small, "leaderboard.md"), "Correctness")
     assert SHA_OLD[:8] in text and SHA_NEW[:8] not in text
 
 
 def test_adding_a_model_doc_renders():
-    page = Path(leaderboard.__file__).resolve().parent.parent / "docs" / "adding-a-model.md"
+    page = Path(docs_inputs.__file__).resolve().parent.parent.parent / "docs" / "adding-a-model.md"
     text = page.read_text()
     for step in ("models.yaml", "nox -s benchmark -- --model", "nox -s docs"):
         assert step in text
-    html_text = leaderboard.html_page(text, "adding-a-model.md")
+    html_text = docs_html.html_page(text, "adding-a-model.md")
     checker = _Checker()
     checker.feed(html_text)
     assert not checker.errors and not checker.stack
 
 
 def test_distillation_targets_skip_what_is_not_a_report(tmp_path):
-    assert leaderboard.distillation_targets(tmp_path / "missing.json") == ""
+    assert distillation_targets(tmp_path / "missing.json") == ""
     (tmp_path / "broken.json").write_text("{")
     (tmp_path / "other.json").write_text(json.dumps({"models": {"fp32": {}}}))
-    assert leaderboard.distillation_targets(tmp_path / "broken.json") == ""
-    assert leaderboard.distillation_targets(tmp_path / "other.json") == ""
+    assert distillation_targets(tmp_path / "broken.json") == ""
+    assert distillation_targets(tmp_path / "other.json") == ""
     (tmp_path / "no-wall.json").write_text(json.dumps({
         "split": {}, "models": {"fp32": {"ccc_vs_teacher": {"arousal": 0.5}}}, "timing": {"cache": "cold"}}))
-    assert leaderboard.distillation_targets(tmp_path / "no-wall.json") == ""
+    assert distillation_targets(tmp_path / "no-wall.json") == ""
 
 
 def test_distillation_targets_show_every_timed_run(tmp_path):
@@ -585,5 +588,5 @@ def test_distillation_targets_show_every_timed_run(tmp_path):
               "models": {"fp32": {"ccc_vs_teacher": {"arousal": 0.9, "dominance": 0.8, "valence": 0.7, "mean": 0.8}}},
               "timing": median_timing(runs)}
     (tmp_path / "targets.json").write_text(json.dumps(report))
-    text = leaderboard.distillation_targets(tmp_path / "targets.json")
+    text = distillation_targets(tmp_path / "targets.json")
     assert "`python -m benchmark distill`: 15.0 min (median of 3 runs: 16.0, 14.0, 15.0 min; cold teacher cache" in text

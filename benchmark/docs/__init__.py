@@ -1,0 +1,33 @@
+"""Leaderboard docs generated from the versioned results (the ``benchmark.docs`` package).
+
+:func:`build` turns ``results/`` (plus ``models.yaml`` for metadata and
+``benchmark/reported.yaml`` for published numbers) into
+
+* ``docs/leaderboard.md``: CCC with 95% CI per dataset and dimension,
+  paired-bootstrap significance between the top models, robustness,
+  fairness and efficiency summaries, published numbers (separately);
+* ``docs/models/<model>.md``: provenance, artefact history and the
+  per-model plots;
+* ``docs/figures/``: the PNG plots (owned by this module: PNGs there
+  that a build does not produce are deleted);
+* ``docs/html/``: the same pages as HTML without external resources,
+  plus ``docs/adding-a-model.md`` (hand-written, only read).
+
+Generated text files carry :data:`MARKER`; a build deletes generated
+files it no longer produces (e.g. the page of a model whose results
+were removed) and leaves files without the marker alone.
+
+No model is run. The output depends only on the input files: no
+clock, no machine paths, fixed bootstrap seed, PNGs without metadata,
+so regenerating unchanged results leaves ``git status`` clean.
+
+Every number shown is a cell of a ``results/`` row (tables show the
+artefact's ``model_sha256[:8]`` and name their source file) except the
+significance tests, which are recomputed from the stored per-file
+predictions in ``results/predictions/``.
+"""
+
+from benchmark.docs.generate import build, main
+from benchmark.docs.formatting import DEMO_NOTE, MARKER
+
+__all__ = ["DEMO_NOTE", "MARKER", "build", "main"]
