@@ -590,3 +590,14 @@ def test_distillation_targets_show_every_timed_run(tmp_path):
     (tmp_path / "targets.json").write_text(json.dumps(report))
     text = distillation_targets(tmp_path / "targets.json")
     assert "`python -m benchmark distill`: 15.0 min (median of 3 runs: 16.0, 14.0, 15.0 min; cold teacher cache" in text
+
+
+def test_invalid_registry_is_an_error_not_skipped(small, tmp_path):
+    # the docs read models.yaml through the validated registry: a broken entry is named, not left out
+    from benchmark.registry import RegistryError
+
+    results, docs, _, reported = small
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(REGISTRY + "  - name: gamma\n    kind: audonnx\n    role: student\n")
+    with pytest.raises(RegistryError, match="entry 'gamma': field 'source' is missing"):
+        build_docs(results, docs, broken, reported=reported, resamples=50)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from benchmark import DIMENSIONS
+from benchmark import DIMENSIONS, results
 from benchmark.docs.formatting import Section, is_demo, sha8
 from benchmark.paths import PROJECT_ROOT
 
@@ -63,77 +63,59 @@ class Inputs:
 
 
 def read_tables(root: Path) -> dict[str, pd.DataFrame]:
-    r"""Read the result tables used by the docs; absent tables are empty frames.
+    r"""Read the result tables used by the docs (:func:`benchmark.results.read_table`).
 
-    Key columns are read as strings so that hashes and versions keep
-    their exact spelling.
+    Absent tables are empty frames. The columns that name a section
+    are text with ``''`` for a missing value, so that rows group and
+    match by their exact spelling.
     """
     tables = {}
     for name in TABLES:
-        path = root / f"{name}.csv"
-        if not path.exists():
-            tables[name] = pd.DataFrame()
-            continue
-        df = pd.read_csv(
-            path,
-            dtype={
-                c: str for c in ("model", "model_sha256", "dataset", "dataset_version", "data_fingerprint", "split", "date")
-            },
-        )
+        df = results.read_table(name, root)
         for col in ("dataset", "dataset_version", "data_fingerprint", "split", "date"):
             if col in df:
-                df[col] = df[col].fillna("")
+                df[col] = df[col].fillna("").astype(str)
         tables[name] = df
     return tables
 
 
-def read_models(registry: typing.Any = None) -> dict[str, dict]:
-    r"""Model metadata from a registry, without validating weights.
+META = ("name", "kind", "role", "source", "description", "citation", "architecture", "reported", "distilled", "params", "outputs")
+r"""The fields of a registry entry that the docs show or use."""
 
-    The docs need names, roles and descriptions only: reading
-    ``models.yaml`` leniently (no checksum of multi-GB weights, no
-    failure when weights are not downloaded) keeps ``nox -s docs``
-    fast and runnable from a fresh checkout.
+
+def read_models(registry: typing.Any = None) -> dict[str, dict]:
+    r"""Model metadata per name, from the validated model registry.
+
+    The registry is validated as for a run, every problem reported at
+    once, except that weights are neither looked for nor hashed
+    (``check_files=False``): the docs need names, roles and
+    descriptions, so ``nox -s docs`` stays fast and runs from a fresh
+    checkout whose large weights are not downloaded. A registry file
+    that does not exist gives no metadata: the docs are then made from
+    the results alone.
 
     Args:
         registry: a :class:`benchmark.registry.Registry`, a path to a
             ``models.yaml``, or ``None`` for the project's file
 
+    Raises:
+        benchmark.registry.RegistryError: the registry file is invalid
+
     """
-    from benchmark.registry import ModelEntry, Registry
+    from benchmark.registry import Registry
 
-    if isinstance(registry, Registry):
-        return {name: _entry_meta(dataclasses.asdict(registry[name])) for name in registry}
-    path = Path(registry) if registry is not None else PROJECT_ROOT / "models.yaml"
-    if not path.exists():
-        return {}
-    data = yaml.safe_load(path.read_text()) or {}
-    models = {}
-    for raw in data.get("models") or []:
-        if isinstance(raw, dict) and isinstance(raw.get("name"), str):
-            meta = _entry_meta(raw)
-            try:
-                entry = ModelEntry(
-                    name=raw["name"], kind=raw.get("kind", ""), role=raw.get("role", ""),
-                    source=dict(raw.get("source") or {}), sampling_rate=raw.get("sampling_rate", 16000),
-                    outputs=dict(raw.get("outputs") or {}), description=raw.get("description", ""),
-                    params=dict(raw.get("params") or {}),
-                )
-                meta["spec_payload"] = entry.spec_hash_payload()
-            except (TypeError, ValueError):
-                pass
-            models[raw["name"]] = meta
-    return models
+    if not isinstance(registry, Registry):
+        path = Path(registry) if registry is not None else PROJECT_ROOT / "models.yaml"
+        if not path.exists():
+            return {}
+        registry = Registry.from_file(path, check_files=False)
+    return {name: _entry_meta(entry) for name, entry in registry.items()}
 
 
-def _entry_meta(raw: dict) -> dict:
-    keys = ("name", "kind", "role", "source", "description", "citation", "architecture", "reported", "distilled", "params", "outputs")
-    meta = {k: raw.get(k) for k in keys}
-    if "spec_payload" not in meta and raw.get("kind") in ("random", "constant"):
-        meta["spec_payload"] = json.dumps(
-            {"kind": raw.get("kind"), "params": raw.get("params") or {}, "outputs": raw.get("outputs") or {}},
-            sort_keys=True,
-        )
+def _entry_meta(entry) -> dict:
+    meta = {k: getattr(entry, k) for k in META}
+    # what identifies a weight-free model (see registered_sha)
+    meta["spec_payload"] = entry.spec_hash_payload()
     return meta
 
 
