@@ -79,7 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     eff.add_argument("--repeats", type=int, default=20, help="timed runs per model (median reported; default: 20)")
     eff.add_argument("--models", metavar="PATH", help="model registry file (default: models.yaml)")
 
-    sub.add_parser("docs", help="regenerate docs/ from results/ (no model runs)")
+    docs = sub.add_parser("docs", help="regenerate docs/ from results/ (no model runs)")
+    docs.add_argument("--full", action="store_true", help="draw every figure (default: only those whose data changed)")
+    docs.add_argument("--timing", action="store_true", help="print what was written, drawn and reused, and the time, to stderr")
     sub.add_parser("demo", help="build and publish the embedded demo corpora (done automatically on first use)")
     sub.add_parser("distill", help="train a student from a teacher's outputs (see: python -m benchmark distill --help)",
                    add_help=False)
@@ -109,10 +111,13 @@ def _dispatch(args) -> int:
     if args.command == "efficiency":
         return _efficiency(args)
     if args.command == "docs":
-        from benchmark import docs
+        from benchmark.docs.generate import regenerate
 
-        for path in docs.build():
+        summary = regenerate(reuse=not args.full)
+        for path in summary.files:
             print(path)
+        if args.timing:
+            print(summary.line(), file=sys.stderr)
         return EXIT_OK
     if args.command == "demo":
         from benchmark.data import demo

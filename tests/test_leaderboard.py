@@ -15,7 +15,8 @@ from benchmark.docs import build as build_docs
 from benchmark.docs import html as docs_html
 from benchmark.docs import inputs as docs_inputs
 from benchmark.docs.distillation import distillation_targets
-from benchmark.docs.formatting import DEMO_NOTE, MARKER, fmt3
+from benchmark.docs.formatting import DEMO_NOTE, MARKER, fmt3, slug
+from benchmark.docs.generate import regenerate
 
 SHA_OLD = "a" * 64
 SHA_NEW = "b" * 64
@@ -233,7 +234,9 @@ def build(fixture, docs=None, **kwargs):
 def built(tmp_path_factory):
     r"""The full fixture, built once (plots make a build take seconds); read-only for tests."""
     fixture = make_fixture(tmp_path_factory.mktemp("built"))
-    return fixture, build(fixture)
+    with pytest.MonkeyPatch.context() as mp:  # module scope: the per-test cache is not set up yet
+        mp.setenv("SER_BENCHMARK_CACHE", str(tmp_path_factory.mktemp("built-cache")))
+        return fixture, build(fixture)
 
 
 @pytest.fixture
@@ -601,3 +604,40 @@ def test_invalid_registry_is_an_error_not_skipped(small, tmp_path):
     broken.write_text(REGISTRY + "  - name: gamma\n    kind: audonnx\n    role: student\n")
     with pytest.raises(RegistryError, match="entry 'gamma': field 'source' is missing"):
         build_docs(results, docs, broken, reported=reported, resamples=50)
+
+
+def _snapshot(docs: Path) -> dict[str, bytes]:
+    return {p.relative_to(docs).as_posix(): p.read_bytes() for p in docs.rglob("*") if p.is_file()}
+
+
+def test_incremental_rebuild_redraws_only_what_changed(tmp_path):
+    results, docs, registry, reported = make_fixture(tmp_path)
+
+    def again(**kwargs):
+        return regenerate(results, docs, registry, reported=reported, resamples=200, **kwargs)
+
+    first = again()
+    assert first.figures > 10 and len(first.drawn) == first.figures  # nothing to reuse yet
+    unchanged = again()
+    assert unchanged.drawn == [] and unchanged.written == [] and unchanged.files == first.files
+    # One result row of one model changes: only the pages and figures that show it are redone.
+    rob = pd.read_csv(results / "robustness.csv", dtype=str, keep_default_na=False)
+    row = rob["model"].eq("beta") & rob["condition"].eq("mp3-32k") & rob["dimension"].eq("arousal")
+    assert row.sum() == 1
+    rob.loc[row, "delta_ccc"] = "-0.25"
+    rob.to_csv(results / "robustness.csv", index=False, lineterminator="\n")
+    changed = again()
+    figure = f"figures/models/beta/robustness__{slug(*MSP)}.png"
+    assert changed.drawn == [figure]
+    assert set(changed.written) == {"leaderboard.md", "models/beta.md", figure, "html/index.html", "html/models/beta.html"}
+    # A figure changed on disk (edited, or checked out from another commit) is drawn again.
+    scatter = docs / f"figures/models/alpha/scatter__{slug(*MSP)}.png"
+    scatter.write_bytes(b"not the figure")
+    assert again().drawn == [scatter.relative_to(docs).as_posix()]
+    # Everything is what a build from scratch gives.
+    full_docs = tmp_path / "full"
+    full_docs.mkdir()
+    (full_docs / "adding-a-model.md").write_bytes((docs / "adding-a-model.md").read_bytes())
+    full = regenerate(results, full_docs, registry, reported=reported, resamples=200, reuse=False)
+    assert len(full.drawn) == full.figures
+    assert _snapshot(docs) == _snapshot(full_docs)

@@ -27,7 +27,7 @@ significance tests, which are recomputed from the stored per-file
 predictions in ``results/predictions/``.
 """
 
-from benchmark.docs.generate import build, main
 from benchmark.docs.formatting import DEMO_NOTE, MARKER
+from benchmark.docs.generate import build, main
 
 __all__ = ["DEMO_NOTE", "MARKER", "build", "main"]

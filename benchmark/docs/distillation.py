@@ -8,7 +8,6 @@ from pathlib import Path
 import pandas as pd
 
 from benchmark import DIMENSIONS
-from benchmark.docs import plots as docs_plots
 from benchmark.docs.formatting import DASH, _flatten, _value, md_table
 from benchmark.docs.inputs import Inputs, _distill_provenance
 from benchmark.docs.output import Output
@@ -30,7 +29,7 @@ def distillation_block(inputs: Inputs, model: str, out: Output, fig_dir: str) ->
         history = pd.read_csv(history_path)
         if len(history) and "epoch" in history:
             rel = f"{fig_dir}/distillation.png"
-            out.png(rel, docs_plots.distillation_curves(history, f"{model}: distillation"))
+            out.figure(rel, "distillation_curves", history, f"{model}: distillation")
             parts.append(f"![distillation curves](../{rel})")
             parts.append(f"*Source: `results/distill/{model}/history.csv`.*")
     targets = distillation_targets(inputs.root / "distill" / model / "targets.json")

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
+import time
 import typing
 from pathlib import Path
 
+from benchmark.docs import cache
 from benchmark.docs.html import HTML, html_page, html_path
 from benchmark.docs.inputs import load_inputs
 from benchmark.docs.leaderboard import leaderboard_page
@@ -15,7 +18,38 @@ from benchmark.docs.output import Output
 from benchmark.paths import docs_root, results_root
 
 
-def build(
+@dataclasses.dataclass
+class Summary:
+    r"""What a regeneration did.
+
+    Attributes:
+        files: every generated file (unchanged ones included), sorted
+        written: files whose bytes changed, relative to the docs folder
+        drawn: figures drawn (the others were reused, see :mod:`benchmark.docs.cache`)
+        removed: stale generated files that were removed
+        seconds: wall time
+
+    """
+
+    files: list[Path]
+    written: list[str]
+    drawn: list[str]
+    removed: list[str]
+    seconds: float
+
+    def line(self) -> str:
+        r"""One line for the terminal."""
+        return (
+            f"docs: {len(self.files)} files, {len(self.written)} written, {len(self.removed)} removed; "
+            f"{len(self.drawn)} figures drawn, {self.figures - len(self.drawn)} reused; {self.seconds:.1f} s"
+        )
+
+    @property
+    def figures(self) -> int:
+        return sum(p.suffix == ".png" for p in self.files)
+
+
+def regenerate(
     results_dir: str | os.PathLike | None = None,
     docs_dir: str | os.PathLike | None = None,
     registry: typing.Any = None,
@@ -24,8 +58,14 @@ def build(
     resamples: int = 1000,
     seed: int = 0,
     top: int = 2,
-) -> list[Path]:
+    reuse: bool = True,
+) -> Summary:
     r"""Regenerate the leaderboard docs from the result tables.
+
+    Every page is rendered from the inputs and written only where its
+    bytes changed; a figure is drawn only where the data it shows
+    changed (:mod:`benchmark.docs.cache`), so a build after a run of
+    one model draws only the figures that model appears in.
 
     Args:
         results_dir: result tables (default :func:`benchmark.paths.results_root`)
@@ -37,15 +77,18 @@ def build(
         seed: bootstrap seed
         top: significance is tested between all pairs of the ``top``
             models per split and dimension
-
-    Returns:
-        paths of all generated files (unchanged ones included), sorted
+        reuse: reuse figures and bootstraps of the last build; ``False``
+            computes everything (and still records it for the next build)
 
     """
+    start = time.perf_counter()
     results_dir = Path(results_dir) if results_dir is not None else results_root()
     docs_dir = Path(docs_dir) if docs_dir is not None else docs_root()
     inputs = load_inputs(results_dir, registry, Path(reported) if reported is not None else None)
-    out = Output()
+    manifest = cache.Manifest(cache.manifest_path(docs_dir))
+    if not reuse:
+        manifest.forget()
+    out = Output(docs_dir, manifest)
     pages = {"leaderboard.md": leaderboard_page(inputs, out, resamples=resamples, seed=seed, top=top)}
     for model in sorted(inputs.current):
         pages[f"models/{model}.md"] = model_page(inputs, model, out)
@@ -57,18 +100,29 @@ def build(
         html_sources["adding-a-model.md"] = (docs_dir / "adding-a-model.md").read_text(encoding="utf-8")
     for rel, text in html_sources.items():
         out.text(f"{HTML}/{html_path(rel)}", html_page(text, rel))
-    return out.write(docs_dir)
+    files = out.write()
+    return Summary(files, out.written, out.drawn, out.removed, time.perf_counter() - start)
+
+
+def build(
+    results_dir: str | os.PathLike | None = None,
+    docs_dir: str | os.PathLike | None = None,
+    registry: typing.Any = None,
+    **options: typing.Any,
+) -> list[Path]:
+    r"""Regenerate the docs (:func:`regenerate`); the paths of all generated files, sorted."""
+    return regenerate(results_dir, docs_dir, registry, **options).files
 
 
 def main(argv: typing.Sequence[str] | None = None) -> int:
-    r"""``python -m benchmark.docs [--results DIR] [--docs DIR] [--models FILE]``."""
+    r"""``python -m benchmark.docs [--results DIR] [--docs DIR] [--models FILE] [--full]``."""
     parser = argparse.ArgumentParser(description="Regenerate docs/ from results/ (no model runs).")
     parser.add_argument("--results", default=None, help="results folder (default: results/)")
     parser.add_argument("--docs", default=None, help="output folder (default: docs/)")
     parser.add_argument("--models", default=None, help="models.yaml (default: the project's)")
+    parser.add_argument("--full", action="store_true", help="draw every figure (default: those whose data changed)")
     args = parser.parse_args(argv)
-    paths = build(args.results, args.docs, args.models)
-    print(f"Wrote {len(paths)} files under {Path(args.docs) if args.docs else docs_root()}")
+    print(regenerate(args.results, args.docs, args.models, reuse=not args.full).line())
     return 0
 
 

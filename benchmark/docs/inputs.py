@@ -40,6 +40,7 @@ class Inputs:
     sources: dict[str, dict]
     current: dict[str, str] = dataclasses.field(default_factory=dict)
     _predictions: dict = dataclasses.field(default_factory=dict)
+    _latest: dict = dataclasses.field(default_factory=dict)
 
     def table(self, name: str) -> pd.DataFrame:
         return self.tables.get(name, pd.DataFrame())
@@ -49,8 +50,9 @@ class Inputs:
         df = self.table(name)
         if not len(df):
             return df
-        keep = [self.current.get(m) == s for m, s in zip(df["model"], df["model_sha256"])]
-        return df[keep]
+        if name not in self._latest:  # asked for by every page
+            self._latest[name] = df[df["model"].map(self.current).eq(df["model_sha256"]).to_numpy(bool)]
+        return self._latest[name]
 
     def predictions(self, model: str, sha: str, section: Section) -> pd.DataFrame | None:
         r"""Per-file truth and predictions of a model artefact on a split (cached)."""

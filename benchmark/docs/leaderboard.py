@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 
 from benchmark import DIMENSIONS
-from benchmark.docs import plots as docs_plots
 from benchmark.docs.formatting import (
     DASH,
     DEMO_NOTE,
@@ -87,9 +86,9 @@ def correctness_section(inputs: Inputs, out: Output, *, resamples: int, seed: in
         figure = f"{FIGURES}/leaderboard/ccc__{slug(*section)}.png"
         order = _ranked_models(rows, dims)
         plot_rows = rows.assign(_order=rows["model"].map({m: i for i, m in enumerate(order)})).sort_values("_order")
-        out.png(figure, docs_plots.ccc_bars(plot_rows, plot_title(section)))
+        out.figure(figure, "ccc_bars", plot_rows, plot_title(section))
         parts.append(f"![CCC per model, {section[0]} {section[2]}]({figure})")
-        significance = significance_table(inputs, rows, section, dims, resamples=resamples, seed=seed, top=top)
+        significance = significance_table(inputs, out, rows, section, dims, resamples=resamples, seed=seed, top=top)
         if significance:
             parts.append(significance)
         parts.append("*Source: `results/correctness.csv`.*")
@@ -157,9 +156,10 @@ def ccc_table(rows: pd.DataFrame, dims: list[str]) -> str:
 
 
 def significance_table(
-    inputs: Inputs, rows: pd.DataFrame, section: Section, dims: list[str], *, resamples: int, seed: int, top: int
+    inputs: Inputs, out: Output, rows: pd.DataFrame, section: Section, dims: list[str], *, resamples: int, seed: int,
+    top: int,
 ) -> str:
-    r"""Paired bootstrap of the CCC difference between the ``top`` models per dimension."""
+    r"""Paired bootstrap of the CCC difference between the ``top`` models per dimension (reused while unchanged)."""
     from benchmark.metrics import paired_bootstrap
 
     table = []
@@ -175,11 +175,14 @@ def significance_table(
                 table.append([dim, a, b, DASH, DASH, "predictions not stored", DASH])
                 continue
             ia, ib = pa.set_index("file"), pb.set_index("file")
-            result = paired_bootstrap(
+            series = (
                 pd.to_numeric(ia[column_t], errors="coerce"),
                 pd.to_numeric(ia[column_p], errors="coerce"),
                 pd.to_numeric(ib[column_p], errors="coerce"),
-                n=resamples, seed=seed,
+            )
+            result = out.result(
+                "metrics.py", ("paired_bootstrap", *series, resamples, seed),
+                lambda: paired_bootstrap(*series, n=resamples, seed=seed),
             )
             table.append([
                 dim, a, b, fmt3(result["delta"]),
@@ -386,7 +389,7 @@ def efficiency_figure(inputs: Inputs, rows: list[dict], out: Output) -> str:
         return ""
     rel = f"{FIGURES}/leaderboard/efficiency__{slug(*section)}.png"
     points.sort(key=lambda x: x["model"])
-    out.png(rel, docs_plots.efficiency_vs_ccc(pd.DataFrame(points), plot_title(section, "mean CCC vs CPU time")))
+    out.figure(rel, "efficiency_vs_ccc", pd.DataFrame(points), plot_title(section, "mean CCC vs CPU time"))
     return f"![mean CCC against CPU time]({rel})"
 
 

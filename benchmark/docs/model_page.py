@@ -5,7 +5,6 @@ from __future__ import annotations
 import pandas as pd
 
 from benchmark import DIMENSIONS
-from benchmark.docs import plots as docs_plots
 from benchmark.docs.distillation import distillation_block
 from benchmark.docs.formatting import (
     DASH,
@@ -125,7 +124,7 @@ def model_correctness_block(inputs: Inputs, model: str, out: Output, fig_dir: st
         if not dims:
             continue
         rel = f"{fig_dir}/scatter__{slug(*section)}.png"
-        out.png(rel, docs_plots.truth_vs_prediction(predictions, dims, plot_title(section, model)))
+        out.figure(rel, "truth_vs_prediction", predictions, dims, plot_title(section, model))
         parts.append(f"![gold vs prediction on {section[0]} {section[2]}](../{rel})")
     return "\n\n".join(parts)
 
@@ -150,11 +149,11 @@ def model_robustness_block(inputs: Inputs, model: str, out: Output, fig_dir: str
             ]
             parts.append(md_table(["condition", "group", *[f"ΔCCC {d}" for d in dims], "unchanged share"], table, "ll" + "r" * (len(dims) + 1)))
             rel = f"{fig_dir}/robustness__{slug(*section)}.png"
-            out.png(rel, docs_plots.robustness_bars(fixed, plot_title(section, f"{model}, ΔCCC per condition")))
+            out.figure(rel, "robustness_bars", fixed, plot_title(section, f"{model}, ΔCCC per condition"))
             parts.append(f"![ΔCCC per condition]({'../' + rel})")
         if len(sweep):
             rel = f"{fig_dir}/snr__{slug(*section)}.png"
-            out.png(rel, docs_plots.snr_curves(sweep, plot_title(section, f"{model}, CCC over SNR")))
+            out.figure(rel, "snr_curves", sweep, plot_title(section, f"{model}, CCC over SNR"))
             parts.append(f"![CCC over SNR]({'../' + rel})")
     parts.append("*Source: `results/robustness.csv` (artefact shown).*")
     return "\n\n".join(parts)
@@ -188,7 +187,7 @@ def model_fairness_block(inputs: Inputs, model: str, out: Output, fig_dir: str) 
             parts.append(md_table(["dimension", "sex", "n", "CCC group", "CCC all", "ΔCCC [95% CI]", "threshold", "test"], table, "llrrrrrl"))
             rel = f"{fig_dir}/sex__{slug(*section)}.png"
             numeric = s.assign(**{c: pd.to_numeric(s[c], errors="coerce") for c in ("delta_ccc", "ci_low", "ci_high")})
-            out.png(rel, docs_plots.sex_gap_bars(numeric, plot_title(section, f"{model}, sex groups")))
+            out.figure(rel, "sex_gap_bars", numeric, plot_title(section, f"{model}, sex groups"))
             parts.append(f"![CCC gap per sex group](../{rel})")
         p = _in_section(spk, section)
         if len(p):
@@ -204,7 +203,7 @@ def model_fairness_block(inputs: Inputs, model: str, out: Output, fig_dir: str) 
         k = _in_section(speakers, section)
         if len(k):
             rel = f"{fig_dir}/speakers__{slug(*section)}.png"
-            out.png(rel, docs_plots.speaker_boxplot(k, plot_title(section, f"{model}, CCC per speaker")))
+            out.figure(rel, "speaker_boxplot", k, plot_title(section, f"{model}, CCC per speaker"))
             parts.append(f"![CCC per speaker](../{rel})")
     parts.append("*Sources: `results/fairness_sex.csv`, `results/fairness_speaker.csv`, `results/speakers.csv`.*")
     return "\n\n".join(parts)
