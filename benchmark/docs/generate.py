@@ -10,7 +10,6 @@ import typing
 from pathlib import Path
 
 from benchmark.docs import cache
-from benchmark.docs.html import HTML, html_page, html_path
 from benchmark.docs.inputs import load_inputs
 from benchmark.docs.leaderboard import leaderboard_page
 from benchmark.docs.model_page import model_page
@@ -94,12 +93,6 @@ def regenerate(
         pages[f"models/{model}.md"] = model_page(inputs, model, out)
     for rel, text in pages.items():
         out.text(rel, text)
-    # Hand-written pages get an HTML build too, so that links from the leaderboard work there.
-    html_sources = dict(pages)
-    if (docs_dir / "adding-a-model.md").exists():
-        html_sources["adding-a-model.md"] = (docs_dir / "adding-a-model.md").read_text(encoding="utf-8")
-    for rel, text in html_sources.items():
-        out.text(f"{HTML}/{html_path(rel)}", html_page(text, rel))
     files = out.write()
     return Summary(files, out.written, out.drawn, out.removed, time.perf_counter() - start)
 

@@ -11,7 +11,7 @@ from benchmark.docs import cache
 from benchmark.docs.formatting import MARKER
 
 FIGURES = "figures"
-HTML = "html"
+LEGACY_HTML = "html"
 
 
 class Output:
@@ -80,12 +80,12 @@ class Output:
         return [self.docs_dir / rel for rel in sorted(self.files)]
 
     def _remove_stale(self, docs_dir: Path) -> None:
-        # Only what this module generates: figures and text files with the marker.
-        # (docs/html/_tmp belongs to the browser check.)
+        # Only what this package generates: figures and text files with the marker
+        # (html/ holds the pages of the hand-written converter of earlier versions; the site is built by MkDocs).
         candidates = list((docs_dir / FIGURES).rglob("*.png")) if (docs_dir / FIGURES).exists() else []
-        for folder, pattern in (("models", "*.md"), (HTML, "*.html")):
+        for folder, pattern in (("models", "*.md"), (LEGACY_HTML, "*.html")):
             if (docs_dir / folder).exists():
-                candidates += [p for p in (docs_dir / folder).rglob(pattern) if "_tmp" not in p.relative_to(docs_dir).parts]
+                candidates += list((docs_dir / folder).rglob(pattern))
         candidates += [docs_dir / "leaderboard.md"]
         for path in candidates:
             rel = path.relative_to(docs_dir).as_posix()
@@ -94,9 +94,10 @@ class Output:
             if path.suffix == ".png" or MARKER in path.read_text(encoding="utf-8", errors="replace"):
                 path.unlink()
                 self.removed.append(rel)
-        for folder in sorted((docs_dir / FIGURES).rglob("*"), reverse=True) if (docs_dir / FIGURES).exists() else []:
-            if folder.is_dir() and not any(folder.iterdir()):
-                folder.rmdir()
+        for root in (docs_dir / FIGURES, docs_dir / LEGACY_HTML):
+            for folder in sorted([root, *root.rglob("*")], reverse=True) if root.exists() else []:
+                if folder.is_dir() and not any(folder.iterdir()):
+                    folder.rmdir()
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
