@@ -101,10 +101,19 @@ def build(
     results_dir: str | os.PathLike | None = None,
     docs_dir: str | os.PathLike | None = None,
     registry: typing.Any = None,
-    **options: typing.Any,
+    *,
+    reported: str | os.PathLike | None = None,
+    resamples: int = 1000,
+    seed: int = 0,
+    top: int = 2,
 ) -> list[Path]:
-    r"""Regenerate the docs (:func:`regenerate`); the paths of all generated files, sorted."""
-    return regenerate(results_dir, docs_dir, registry, **options).files
+    r"""Regenerate the docs (:func:`regenerate`, same arguments).
+
+    Returns:
+        paths of all generated files (unchanged ones included), sorted
+
+    """
+    return regenerate(results_dir, docs_dir, registry, reported=reported, resamples=resamples, seed=seed, top=top).files
 
 
 def main(argv: typing.Sequence[str] | None = None) -> int:

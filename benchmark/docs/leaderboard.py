@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 
@@ -182,7 +183,7 @@ def significance_table(
             )
             result = out.result(
                 "metrics.py", ("paired_bootstrap", *series, resamples, seed),
-                lambda: paired_bootstrap(*series, n=resamples, seed=seed),
+                functools.partial(paired_bootstrap, *series, n=resamples, seed=seed),
             )
             table.append([
                 dim, a, b, fmt3(result["delta"]),
