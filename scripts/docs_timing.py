@@ -42,7 +42,10 @@ def run_once(command: tuple[str, ...] = ("benchmark", "docs", "--timing")) -> tu
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-m", *command], cwd=ROOT, capture_output=True, text=True,
+        [sys.executable, "-m", *command],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     wall = time.perf_counter() - start
@@ -80,8 +83,10 @@ def one_model_changed(model: str) -> None:
         table.to_csv(results / "correctness.csv", index=False, lineterminator="\n")
         wall, cpu, counts = run_once(("benchmark.docs", "--results", str(results), "--docs", str(docs)))
         where = " · ".join(table.loc[rows[0], ["dataset", "split", "dimension"]])
-        print(f"one result of {model} changed ({where}): {wall:.2f} s wall, {cpu:.2f} s CPU; "
-              f"{counts[1]} files written, {counts[3]} figures drawn, {counts[4]} reused")
+        print(
+            f"one result of {model} changed ({where}): {wall:.2f} s wall, {cpu:.2f} s CPU; "
+            f"{counts[1]} files written, {counts[3]} figures drawn, {counts[4]} reused"
+        )
         manifest_path(docs).unlink()
 
 
@@ -98,8 +103,10 @@ def main(argv: list[str] | None = None) -> int:
         wall, cpu, counts = run_once()
         files, written, removed, drawn, reused = counts
         if written or removed or drawn:
-            sys.exit(f"run {i + 1} changed the docs ({written} written, {removed} removed, {drawn} drawn): "
-                     "something else is writing results/ or docs/; measure on a quiet checkout")
+            sys.exit(
+                f"run {i + 1} changed the docs ({written} written, {removed} removed, {drawn} drawn): "
+                "something else is writing results/ or docs/; measure on a quiet checkout"
+            )
         walls.append(wall)
         cpus.append(cpu)
         print(f"run {i + 1}: {wall:.2f} s wall, {cpu:.2f} s CPU ({files} files, {reused} figures reused)")

@@ -24,7 +24,10 @@ def distillation_block(inputs: Inputs, model: str, out: Output, fig_dir: str) ->
         parts.append(md_table(["field", "value"], [[k, _value(v)] for k, v in _flatten(provenance)], "ll"))
         parts.append(f"*Source: `results/distill/{model}/provenance.json`.*")
     if distilled:
-        parts.append("From `models.yaml` (`distilled`):\n\n" + md_table(["field", "value"], [[k, _value(v)] for k, v in _flatten(distilled)], "ll"))
+        parts.append(
+            "From `models.yaml` (`distilled`):\n\n"
+            + md_table(["field", "value"], [[k, _value(v)] for k, v in _flatten(distilled)], "ll")
+        )
     if history_path.exists():
         history = pd.read_csv(history_path)
         if len(history) and "epoch" in history:
@@ -34,7 +37,11 @@ def distillation_block(inputs: Inputs, model: str, out: Output, fig_dir: str) ->
             parts.append(f"*Source: `results/distill/{model}/history.csv`.*")
     targets = distillation_targets(inputs.root / "distill" / model / "targets.json")
     if targets:
-        parts += ["### Targets", targets, f"*Source: `results/distill/{model}/targets.json` (`scripts/distill_targets.py`).*"]
+        parts += [
+            "### Targets",
+            targets,
+            f"*Source: `results/distill/{model}/targets.json` (`scripts/distill_targets.py`).*",
+        ]
     return "\n\n".join(parts)
 
 
@@ -71,12 +78,19 @@ def _targets_text(report: dict) -> str:
     if timing:
         text.append(
             f"Wall time of `python {timing.get('command')}`: {timing['wall_seconds'] / 60:.1f} min "
-            + (f"(median of {len(timing['runs'])} runs: "
-               + ", ".join(f"{r['wall_seconds'] / 60:.1f}" for r in timing["runs"]) + " min; "
-               if timing.get("runs") else "(")
+            + (
+                f"(median of {len(timing['runs'])} runs: "
+                + ", ".join(f"{r['wall_seconds'] / 60:.1f}" for r in timing["runs"])
+                + " min; "
+                if timing.get("runs")
+                else "("
+            )
             + f"{timing.get('cache')} teacher cache, "
-            + (f"{timing.get('cpu_count')} × {timing['cpu']}" if timing.get("cpu")
-               else f"{timing.get('cpu_count')} CPUs, model not recorded")
+            + (
+                f"{timing.get('cpu_count')} × {timing['cpu']}"
+                if timing.get("cpu")
+                else f"{timing.get('cpu_count')} CPUs, model not recorded"
+            )
             + f", CPU time {timing.get('cpu_seconds', float('nan')) / 60:.1f} min); "
             "wall times of different CPUs do not compare."
         )

@@ -148,7 +148,9 @@ def slug(*parts: str) -> str:
     return "__".join(re.sub(r"[^A-Za-z0-9._+-]+", "-", str(p)) for p in parts)
 
 
-def md_table(headers: typing.Sequence[str], rows: typing.Sequence[typing.Sequence[str]], align: str | None = None) -> str:
+def md_table(
+    headers: typing.Sequence[str], rows: typing.Sequence[typing.Sequence[str]], align: str | None = None
+) -> str:
     r"""GitHub-readable pipe table (tabulate), cells used verbatim.
 
     Args:

@@ -81,7 +81,19 @@ def read_tables(root: Path) -> dict[str, pd.DataFrame]:
     return tables
 
 
-META = ("name", "kind", "role", "source", "description", "citation", "architecture", "reported", "distilled", "params", "outputs")
+META = (
+    "name",
+    "kind",
+    "role",
+    "source",
+    "description",
+    "citation",
+    "architecture",
+    "reported",
+    "distilled",
+    "params",
+    "outputs",
+)
 r"""The fields of a registry entry that the docs show or use."""
 
 

@@ -157,7 +157,14 @@ def ccc_table(rows: pd.DataFrame, dims: list[str]) -> str:
 
 
 def significance_table(
-    inputs: Inputs, out: Output, rows: pd.DataFrame, section: Section, dims: list[str], *, resamples: int, seed: int,
+    inputs: Inputs,
+    out: Output,
+    rows: pd.DataFrame,
+    section: Section,
+    dims: list[str],
+    *,
+    resamples: int,
+    seed: int,
     top: int,
 ) -> str:
     r"""Paired bootstrap of the CCC difference between the ``top`` models per dimension (reused while unchanged)."""
@@ -182,21 +189,27 @@ def significance_table(
                 pd.to_numeric(ib[column_p], errors="coerce"),
             )
             result = out.result(
-                "metrics.py", ("paired_bootstrap", *series, resamples, seed),
+                "metrics.py",
+                ("paired_bootstrap", *series, resamples, seed),
                 functools.partial(paired_bootstrap, *series, n=resamples, seed=seed),
             )
-            table.append([
-                dim, a, b, fmt3(result["delta"]),
-                f"[{fmt3(result['ci_low'])}, {fmt3(result['ci_high'])}]",
-                fmt_p(result["p_value"], resamples), str(result["n"]),
-            ])
+            table.append(
+                [
+                    dim,
+                    a,
+                    b,
+                    fmt3(result["delta"]),
+                    f"[{fmt3(result['ci_low'])}, {fmt3(result['ci_high'])}]",
+                    fmt_p(result["p_value"], resamples),
+                    str(result["n"]),
+                ]
+            )
     if not table:
         return ""
     headers = ["dimension", "model A", "model B", "ΔCCC (A − B)", "95% CI", "p", "files"]
     return (
         f"Significance between the top {top} models (paired bootstrap over the files both "
-        f"scored, {resamples} resamples, seed {seed}; p two-sided):\n\n"
-        + md_table(headers, table, "lllrrrr")
+        f"scored, {resamples} resamples, seed {seed}; p two-sided):\n\n" + md_table(headers, table, "lllrrrr")
     )
 
 
@@ -217,7 +230,9 @@ def split_robustness(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         curve=rows[curve_col].fillna("").astype(str) if curve_col else "",
         delta_ccc=pd.to_numeric(rows["delta_ccc"], errors="coerce"),
         ccc=pd.to_numeric(rows["ccc"], errors="coerce"),
-        unchanged_share=pd.to_numeric(rows["unchanged_share"], errors="coerce") if "unchanged_share" in rows else np.nan,
+        unchanged_share=pd.to_numeric(rows["unchanged_share"], errors="coerce")
+        if "unchanged_share" in rows
+        else np.nan,
     )
     if "condition_group" in rows:
         sweep_only = rows["condition_group"].fillna("").astype(str).str.contains("sweep")
@@ -259,8 +274,13 @@ def robustness_section(inputs: Inputs) -> str:
         summary["_mean"] = summary[dims].abs().mean(axis=1) if dims else 0.0
         summary = summary.sort_values(["_mean", "model"])
         table = [
-            [f"[{r['model']}](models/{r['model']}.md)", sha8(r["model_sha256"]), f"{r['conditions']:.0f}",
-             *[fmt3(r[d]) for d in dims], fmt3(r["unchanged_share"])]
+            [
+                f"[{r['model']}](models/{r['model']}.md)",
+                sha8(r["model_sha256"]),
+                f"{r['conditions']:.0f}",
+                *[fmt3(r[d]) for d in dims],
+                fmt3(r["unchanged_share"]),
+            ]
             for _, r in summary.iterrows()
         ]
         parts.append(f"### {section_title(section)}")
@@ -280,7 +300,9 @@ def fairness_section(inputs: Inputs) -> str:
         "many group × dimension tests pass their threshold. Speakers: median per-speaker CCC and "
         "Spearman ρ from `fairness_speaker.csv`, per dimension (A / D / V).",
     ]
-    sections = sorted(set(_sections(sex)) | set(_sections(spk)), key=lambda k: (is_demo(k[0]), k[0], _version_key(k[1]), k[2]))
+    sections = sorted(
+        set(_sections(sex)) | set(_sections(spk)), key=lambda k: (is_demo(k[0]), k[0], _version_key(k[1]), k[2])
+    )
     for section in sections:
         s, p = _in_section(sex, section), _in_section(spk, section)
         keys = sorted({(m, h) for df in (s, p) if len(df) for m, h in zip(df["model"], df["model_sha256"])})
@@ -293,15 +315,24 @@ def fairness_section(inputs: Inputs) -> str:
             by_dim = mp.set_index("dimension") if len(mp) else pd.DataFrame()
             median = " / ".join(fmt3(by_dim.loc[d, "ccc_median"]) if d in by_dim.index else DASH for d in DIMENSIONS)
             rho = " / ".join(fmt3(by_dim.loc[d, "spearman_rho"]) if d in by_dim.index else DASH for d in DIMENSIONS)
-            table.append([
-                f"[{model}](models/{model}.md)", sha8(sha),
-                fmt3(gaps.max()) if len(gaps) else DASH, passed,
-                median if len(mp) else DASH, rho if len(mp) else DASH,
-            ])
+            table.append(
+                [
+                    f"[{model}](models/{model}.md)",
+                    sha8(sha),
+                    fmt3(gaps.max()) if len(gaps) else DASH,
+                    passed,
+                    median if len(mp) else DASH,
+                    rho if len(mp) else DASH,
+                ]
+            )
         parts.append(f"### {section_title(section)}")
         headers = [
-            "model", "sha256", "max |ΔCCC| sex", "sex tests passed",
-            "speaker CCC median (A / D / V)", "speaker ρ (A / D / V)",
+            "model",
+            "sha256",
+            "max |ΔCCC| sex",
+            "sex tests passed",
+            "speaker CCC median (A / D / V)",
+            "speaker ρ (A / D / V)",
         ]
         parts.append(md_table(headers, table, "llrrrr"))
     parts.append("*Sources: `results/fairness_sex.csv`, `results/fairness_speaker.csv`.*")
@@ -338,17 +369,32 @@ def efficiency_section(inputs: Inputs, out: Output) -> str:
         if threads is not None and threads != 1:
             ms += f" ({threads:.0f} threads)"
         xrt = _float(r.get("xrt"))
-        table.append([
-            f"[{row['model']}](models/{row['model']}.md)", sha8(r["model_sha256"]),
-            fmt_count(r.get("parameters")), fmt_bytes(r.get("onnx_bytes")),
-            DASH if q is None else f"{fmt_bytes(q.get('onnx_bytes'))} ({sha8(q['model_sha256'])})",
-            ms, DASH if q is None else fmt_sig(q.get("ms_per_5s")),
-            DASH if xrt is None else f"{fmt_sig(xrt)}×",
-            fmt_float(r.get("peak_rss_mb"), 0),
-            _cpus(r, q),
-        ])
-    headers = ["model", "sha256", "parameters", "ONNX fp32", "ONNX int8", "ms per 5 s", "ms per 5 s int8", "× real time",
-               "peak RSS MB", "CPU"]
+        table.append(
+            [
+                f"[{row['model']}](models/{row['model']}.md)",
+                sha8(r["model_sha256"]),
+                fmt_count(r.get("parameters")),
+                fmt_bytes(r.get("onnx_bytes")),
+                DASH if q is None else f"{fmt_bytes(q.get('onnx_bytes'))} ({sha8(q['model_sha256'])})",
+                ms,
+                DASH if q is None else fmt_sig(q.get("ms_per_5s")),
+                DASH if xrt is None else f"{fmt_sig(xrt)}×",
+                fmt_float(r.get("peak_rss_mb"), 0),
+                _cpus(r, q),
+            ]
+        )
+    headers = [
+        "model",
+        "sha256",
+        "parameters",
+        "ONNX fp32",
+        "ONNX int8",
+        "ms per 5 s",
+        "ms per 5 s int8",
+        "× real time",
+        "peak RSS MB",
+        "CPU",
+    ]
     parts = [
         "## Efficiency",
         "CPU inference on one thread (onnxruntime) for a 5 s clip: median time, interquartile "
@@ -419,13 +465,24 @@ def reported_table(entries: list[dict], sources: dict[str, dict]) -> str:
         cite = source.get("short") or source.get("citation") or str(e.get("source", ""))
         if source.get("url"):
             cite = f"[{cite}]({source['url']})"
-        table.append([
-            e.get("label", ""), ", ".join(e.get("models") or []) or DASH,
-            f"{e.get('corpus', e.get('dataset', ''))} · {e.get('split', '')}",
-            *[fmt3(values.get(d)) for d in DIMENSIONS],
-            cite, "verified" if e.get("verified") else "*unverified*",
-        ])
-    headers = ["model (as published)", "registry name", "corpus · split", *[f"{d} CCC" for d in DIMENSIONS], "source", "status"]
+        table.append(
+            [
+                e.get("label", ""),
+                ", ".join(e.get("models") or []) or DASH,
+                f"{e.get('corpus', e.get('dataset', ''))} · {e.get('split', '')}",
+                *[fmt3(values.get(d)) for d in DIMENSIONS],
+                cite,
+                "verified" if e.get("verified") else "*unverified*",
+            ]
+        )
+    headers = [
+        "model (as published)",
+        "registry name",
+        "corpus · split",
+        *[f"{d} CCC" for d in DIMENSIONS],
+        "source",
+        "status",
+    ]
     return md_table(headers, table, "lll" + "rrr" + "ll")
 
 
@@ -447,25 +504,45 @@ def reproduced_section(inputs: Inputs) -> str:
     table = []
     for e in inputs.reported:
         for model in e.get("models") or []:
-            sub = ccc[(ccc["model"] == model) & (ccc["dataset"] == e.get("dataset")) & (ccc["split"] == e.get("split"))] if len(ccc) else ccc
+            sub = (
+                ccc[(ccc["model"] == model) & (ccc["dataset"] == e.get("dataset")) & (ccc["split"] == e.get("split"))]
+                if len(ccc)
+                else ccc
+            )
             for _, r in sub.sort_values(["dataset_version", "dimension"]).iterrows() if len(sub) else []:
                 published = _float((e.get("ccc") or {}).get(r["dimension"]))
                 if published is None:
                     continue
                 measured = _float(r["ccc"])
                 diff = DASH if measured is None else fmt3(measured - published)
-                table.append([
-                    e.get("label", ""), f"[{model}](models/{model}.md)", sha8(r["model_sha256"]),
-                    f"{r['dataset']} {r['dataset_version']} · {r['split']}", r["dimension"],
-                    fmt3(published), fmt_ccc(r["ccc"], r.get("ccc_ci_low"), r.get("ccc_ci_high")), diff,
-                ])
+                table.append(
+                    [
+                        e.get("label", ""),
+                        f"[{model}](models/{model}.md)",
+                        sha8(r["model_sha256"]),
+                        f"{r['dataset']} {r['dataset_version']} · {r['split']}",
+                        r["dimension"],
+                        fmt3(published),
+                        fmt_ccc(r["ccc"], r.get("ccc_ci_low"), r.get("ccc_ci_high")),
+                        diff,
+                    ]
+                )
     heading = "### Reported vs reproduced"
     if not table:
         return (
             f"{heading}\n\n*No results on the real corpora for these models yet; "
             "demo-data results are not comparable and are not compared.*"
         )
-    headers = ["published model", "model", "sha256", "dataset · split", "dimension", "published", "measured CCC [95% CI]", "measured − published"]
+    headers = [
+        "published model",
+        "model",
+        "sha256",
+        "dataset · split",
+        "dimension",
+        "published",
+        "measured CCC [95% CI]",
+        "measured − published",
+    ]
     return f"{heading}\n\n" + md_table(headers, table, "lllllrrr") + "\n\n*Measured values: `results/correctness.csv`.*"
 
 
@@ -477,11 +554,13 @@ def models_section(inputs: Inputs) -> str:
     for name in names:
         meta = inputs.models.get(name, {})
         teacher = _teacher(inputs, name)
-        table.append([
-            f"[{name}](models/{name}.md)" if name in inputs.current else name,
-            meta.get("role") or _role_from_results(inputs, name) or DASH,
-            teacher or DASH,
-            sha8(inputs.current[name]) if name in inputs.current else "no results",
-            _one_line(meta.get("description")) if meta else "*not in models.yaml*",
-        ])
+        table.append(
+            [
+                f"[{name}](models/{name}.md)" if name in inputs.current else name,
+                meta.get("role") or _role_from_results(inputs, name) or DASH,
+                teacher or DASH,
+                sha8(inputs.current[name]) if name in inputs.current else "no results",
+                _one_line(meta.get("description")) if meta else "*not in models.yaml*",
+            ]
+        )
     return "## Models\n\n" + md_table(["model", "role", "teacher", "sha256", "description"], table, "lllll")

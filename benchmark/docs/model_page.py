@@ -65,8 +65,11 @@ def provenance_block(inputs: Inputs, model: str, meta: dict, current: str) -> st
         rows.append(["registry", "*not in models.yaml* (results only)"])
     role = meta.get("role") or _role_from_results(inputs, model)
     for label, value in (
-        ("role", role), ("kind", meta.get("kind")), ("description", meta.get("description")),
-        ("architecture", meta.get("architecture")), ("citation", meta.get("citation")),
+        ("role", role),
+        ("kind", meta.get("kind")),
+        ("description", meta.get("description")),
+        ("architecture", meta.get("architecture")),
+        ("citation", meta.get("citation")),
         ("teacher", _teacher(inputs, model)),
     ):
         if value:
@@ -85,13 +88,32 @@ def history_block(inputs: Inputs, model: str) -> str:
     table = []
     for _, r in dates.iterrows():
         sub = ccc[(ccc["model"] == model) & (ccc["model_sha256"] == r["model_sha256"])] if len(ccc) else ccc
-        datasets = ", ".join(sorted({f"{d} {v}" for d, v in zip(sub["dataset"], sub["dataset_version"])})) if len(sub) else DASH
-        versions = ", ".join(sorted({str(v) for v in sub["benchmark_version"].dropna()})) if len(sub) and "benchmark_version" in sub else DASH
-        commits = ", ".join(sorted({str(v) for v in sub["code_commit"].dropna()})) if len(sub) and "code_commit" in sub else DASH
-        table.append([
-            f"`{r['model_sha256']}`", "current" if inputs.current.get(model) == r["model_sha256"] else "earlier",
-            r["first"] or DASH, r["last"] or DASH, datasets, versions or DASH, commits or DASH,
-        ])
+        datasets = (
+            ", ".join(sorted({f"{d} {v}" for d, v in zip(sub["dataset"], sub["dataset_version"])}))
+            if len(sub)
+            else DASH
+        )
+        versions = (
+            ", ".join(sorted({str(v) for v in sub["benchmark_version"].dropna()}))
+            if len(sub) and "benchmark_version" in sub
+            else DASH
+        )
+        commits = (
+            ", ".join(sorted({str(v) for v in sub["code_commit"].dropna()}))
+            if len(sub) and "code_commit" in sub
+            else DASH
+        )
+        table.append(
+            [
+                f"`{r['model_sha256']}`",
+                "current" if inputs.current.get(model) == r["model_sha256"] else "earlier",
+                r["first"] or DASH,
+                r["last"] or DASH,
+                datasets,
+                versions or DASH,
+                commits or DASH,
+            ]
+        )
     headers = ["sha256", "shown", "first result", "last result", "datasets", "benchmark", "code commit"]
     return "## Artefact history\n\n" + md_table(headers, table, "lllllll")
 
@@ -106,14 +128,23 @@ def model_correctness_block(inputs: Inputs, model: str, out: Output, fig_dir: st
     df = df.sort_values(["_current", "model_sha256"]).reset_index(drop=True)
     table = []
     for _, r in df.iterrows():
-        table.append([
-            sha8(r["model_sha256"]), f"{r['dataset']} {r['dataset_version']} · {r['split']}", r["dimension"],
-            fmt_ccc(r["ccc"], r.get("ccc_ci_low"), r.get("ccc_ci_high")), fmt3(r.get("pearson")), fmt3(r.get("mae")),
-            fmt_float(r.get("n"), 0), r.get("date") or DASH,
-        ])
+        table.append(
+            [
+                sha8(r["model_sha256"]),
+                f"{r['dataset']} {r['dataset_version']} · {r['split']}",
+                r["dimension"],
+                fmt_ccc(r["ccc"], r.get("ccc_ci_low"), r.get("ccc_ci_high")),
+                fmt3(r.get("pearson")),
+                fmt3(r.get("mae")),
+                fmt_float(r.get("n"), 0),
+                r.get("date") or DASH,
+            ]
+        )
     parts = [
         "## Correctness",
-        md_table(["sha256", "dataset · split", "dimension", "CCC [95% CI]", "Pearson", "MAE", "n", "date"], table, "llllrrrl"),
+        md_table(
+            ["sha256", "dataset · split", "dimension", "CCC [95% CI]", "Pearson", "MAE", "n", "date"], table, "llllrrrl"
+        ),
         "*Source: `results/correctness.csv`.*",
     ]
     for section in _sections(df[df["model_sha256"] == current]):
@@ -142,12 +173,27 @@ def model_robustness_block(inputs: Inputs, model: str, out: Output, fig_dir: str
             dims = _dims(fixed)
             pivot = fixed.pivot_table(index=["condition"], columns="dimension", values="delta_ccc", aggfunc="first")
             share = fixed.groupby("condition")["unchanged_share"].mean()
-            group = fixed.groupby("condition")["condition_group"].first() if "condition_group" in fixed else pd.Series(dtype=str)
+            group = (
+                fixed.groupby("condition")["condition_group"].first()
+                if "condition_group" in fixed
+                else pd.Series(dtype=str)
+            )
             table = [
-                [c, str(group.get(c, "")) if pd.notna(group.get(c, "")) else "", *[fmt3(pivot.loc[c].get(d)) for d in dims], fmt3(share.get(c))]
+                [
+                    c,
+                    str(group.get(c, "")) if pd.notna(group.get(c, "")) else "",
+                    *[fmt3(pivot.loc[c].get(d)) for d in dims],
+                    fmt3(share.get(c)),
+                ]
                 for c in sorted(pivot.index)
             ]
-            parts.append(md_table(["condition", "group", *[f"ΔCCC {d}" for d in dims], "unchanged share"], table, "ll" + "r" * (len(dims) + 1)))
+            parts.append(
+                md_table(
+                    ["condition", "group", *[f"ΔCCC {d}" for d in dims], "unchanged share"],
+                    table,
+                    "ll" + "r" * (len(dims) + 1),
+                )
+            )
             rel = f"{fig_dir}/robustness__{slug(*section)}.png"
             out.figure(rel, "robustness_bars", fixed, plot_title(section, f"{model}, ΔCCC per condition"))
             parts.append(f"![ΔCCC per condition]({'../' + rel})")
@@ -160,9 +206,7 @@ def model_robustness_block(inputs: Inputs, model: str, out: Output, fig_dir: str
 
 
 def model_fairness_block(inputs: Inputs, model: str, out: Output, fig_dir: str) -> str:
-    sex, spk, speakers = (
-        inputs.latest(n) for n in ("fairness_sex", "fairness_speaker", "speakers")
-    )
+    sex, spk, speakers = (inputs.latest(n) for n in ("fairness_sex", "fairness_speaker", "speakers"))
     sex = sex[sex["model"] == model] if len(sex) else sex
     spk = spk[spk["model"] == model] if len(spk) else spk
     speakers = speakers[speakers["model"] == model] if len(speakers) else speakers
@@ -179,12 +223,25 @@ def model_fairness_block(inputs: Inputs, model: str, out: Output, fig_dir: str) 
         if len(s):
             s = s.sort_values(["dimension", "group"])
             table = [
-                [r["dimension"], r["group"], fmt_float(r.get("n"), 0), fmt3(r.get("ccc_group")), fmt3(r.get("ccc_all")),
-                 f"{fmt3(r.get('delta_ccc'))} [{fmt3(r.get('ci_low'))}, {fmt3(r.get('ci_high'))}]",
-                 fmt3(r.get("threshold")), "pass" if _truthy(r.get("passed")) else "**fail**"]
+                [
+                    r["dimension"],
+                    r["group"],
+                    fmt_float(r.get("n"), 0),
+                    fmt3(r.get("ccc_group")),
+                    fmt3(r.get("ccc_all")),
+                    f"{fmt3(r.get('delta_ccc'))} [{fmt3(r.get('ci_low'))}, {fmt3(r.get('ci_high'))}]",
+                    fmt3(r.get("threshold")),
+                    "pass" if _truthy(r.get("passed")) else "**fail**",
+                ]
                 for _, r in s.iterrows()
             ]
-            parts.append(md_table(["dimension", "sex", "n", "CCC group", "CCC all", "ΔCCC [95% CI]", "threshold", "test"], table, "llrrrrrl"))
+            parts.append(
+                md_table(
+                    ["dimension", "sex", "n", "CCC group", "CCC all", "ΔCCC [95% CI]", "threshold", "test"],
+                    table,
+                    "llrrrrrl",
+                )
+            )
             rel = f"{fig_dir}/sex__{slug(*section)}.png"
             numeric = s.assign(**{c: pd.to_numeric(s[c], errors="coerce") for c in ("delta_ccc", "ci_low", "ci_high")})
             out.figure(rel, "sex_gap_bars", numeric, plot_title(section, f"{model}, sex groups"))
@@ -193,13 +250,23 @@ def model_fairness_block(inputs: Inputs, model: str, out: Output, fig_dir: str) 
         if len(p):
             p = p.sort_values("dimension")
             table = [
-                [r["dimension"], fmt_float(r.get("n_speakers"), 0),
-                 f"{fmt3(r.get('ccc_median'))} [{fmt3(r.get('ccc_q25'))}, {fmt3(r.get('ccc_q75'))}]",
-                 f"{fmt3(r.get('mae_median'))} [{fmt3(r.get('mae_q25'))}, {fmt3(r.get('mae_q75'))}]",
-                 fmt3(r.get("spearman_rho")), fmt3(r.get("spearman_p"))]
+                [
+                    r["dimension"],
+                    fmt_float(r.get("n_speakers"), 0),
+                    f"{fmt3(r.get('ccc_median'))} [{fmt3(r.get('ccc_q25'))}, {fmt3(r.get('ccc_q75'))}]",
+                    f"{fmt3(r.get('mae_median'))} [{fmt3(r.get('mae_q25'))}, {fmt3(r.get('mae_q75'))}]",
+                    fmt3(r.get("spearman_rho")),
+                    fmt3(r.get("spearman_p")),
+                ]
                 for _, r in p.iterrows()
             ]
-            parts.append(md_table(["dimension", "speakers", "CCC median [q25, q75]", "MAE median [q25, q75]", "Spearman ρ", "p"], table, "lrrrrr"))
+            parts.append(
+                md_table(
+                    ["dimension", "speakers", "CCC median [q25, q75]", "MAE median [q25, q75]", "Spearman ρ", "p"],
+                    table,
+                    "lrrrrr",
+                )
+            )
         k = _in_section(speakers, section)
         if len(k):
             rel = f"{fig_dir}/speakers__{slug(*section)}.png"
@@ -215,17 +282,37 @@ def model_efficiency_block(inputs: Inputs, model: str) -> str:
     if not len(eff):
         return ""
     table = [
-        [sha8(r["model_sha256"]), fmt_count(r.get("parameters")), fmt_bytes(r.get("onnx_bytes")),
-         f"{fmt_sig(r.get('ms_per_5s'))} (IQR {fmt_sig(r.get('ms_per_5s_iqr'))})", fmt_sig(r.get("xrt")),
-         fmt_float(r.get("peak_rss_mb"), 0), fmt_float(r.get("threads"), 0), str(r.get("runtime", "")), str(r.get("cpu", "")),
-         r.get("date") or DASH]
+        [
+            sha8(r["model_sha256"]),
+            fmt_count(r.get("parameters")),
+            fmt_bytes(r.get("onnx_bytes")),
+            f"{fmt_sig(r.get('ms_per_5s'))} (IQR {fmt_sig(r.get('ms_per_5s_iqr'))})",
+            fmt_sig(r.get("xrt")),
+            fmt_float(r.get("peak_rss_mb"), 0),
+            fmt_float(r.get("threads"), 0),
+            str(r.get("runtime", "")),
+            str(r.get("cpu", "")),
+            r.get("date") or DASH,
+        ]
         for _, r in eff.sort_values("model_sha256").iterrows()
     ]
     return (
         "## Efficiency\n\n"
         + md_table(
-            ["sha256", "parameters", "ONNX", "ms per 5 s", "× real time", "peak RSS MB", "threads", "runtime", "CPU", "date"],
-            table, "lrrrrrrlll",
+            [
+                "sha256",
+                "parameters",
+                "ONNX",
+                "ms per 5 s",
+                "× real time",
+                "peak RSS MB",
+                "threads",
+                "runtime",
+                "CPU",
+                "date",
+            ],
+            table,
+            "lrrrrrrlll",
         )
         + "\n\n*Source: `results/efficiency.csv`.*"
     )
@@ -251,8 +338,14 @@ def runs_block(inputs: Inputs, model: str) -> str:
     if not len(runs):
         return ""
     table = [
-        [sha8(r["model_sha256"]), f"{r['dataset']} {r['dataset_version']} · {r['split']}", str(r.get("tests", "")),
-         fmt_float(r.get("n_files"), 0), fmt_float(r.get("wall_seconds")), r.get("date") or DASH]
+        [
+            sha8(r["model_sha256"]),
+            f"{r['dataset']} {r['dataset_version']} · {r['split']}",
+            str(r.get("tests", "")),
+            fmt_float(r.get("n_files"), 0),
+            fmt_float(r.get("wall_seconds")),
+            r.get("date") or DASH,
+        ]
         for _, r in runs.sort_values(["model_sha256", "dataset", "dataset_version", "split", "tests"]).iterrows()
     ]
     headers = ["sha256", "dataset · split", "tests", "files", "wall s", "date"]
