@@ -97,7 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="judge every test against thresholds.yaml and write results/summary.csv")
     rep.add_argument("--thresholds", metavar="PATH", help="threshold file (default: thresholds.yaml)")
 
-    sub.add_parser("docs", help="regenerate docs/ from results/ (no model runs)")
+    docs = sub.add_parser("docs", help="regenerate docs/ from results/ (no model runs)")
+    docs.add_argument("--full", action="store_true", help="draw every figure (default: only those whose data changed)")
+    docs.add_argument("--timing", action="store_true", help="print what was written, drawn and reused, and the time, to stderr")
     sub.add_parser("demo", help="build and publish the embedded demo corpora (done automatically on first use)")
     sub.add_parser("distill", help="train a student from a teacher's outputs (see: python -m benchmark distill --help)",
                    add_help=False)
@@ -135,10 +137,13 @@ def _dispatch(args) -> int:
     if args.command == "report":
         return _report(args)
     if args.command == "docs":
-        from benchmark import leaderboard
+        from benchmark.docs.generate import regenerate
 
-        for path in leaderboard.build():
+        summary = regenerate(reuse=not args.full)
+        for path in summary.files:
             print(path)
+        if args.timing:
+            print(summary.line(), file=sys.stderr)
         return EXIT_OK
     if args.command == "demo":
         from benchmark.data import demo
@@ -209,9 +214,9 @@ def _run(args) -> int:
         print(f"docs/ not regenerated: the results are in {args.results}, docs/ shows the project's results/")
     elif not args.no_docs:
         try:
-            from benchmark import leaderboard
+            from benchmark import docs
 
-            leaderboard.build()
+            docs.build()
             print("docs regenerated: docs/leaderboard.md")
         except ImportError:
             pass

@@ -142,7 +142,21 @@ class Registry(typing.Mapping[str, ModelEntry]):
         return len(self._entries)
 
     @classmethod
-    def from_yaml_text(cls, text: str, root: Path = PROJECT_ROOT, path: Path | None = None) -> "Registry":
+    def from_yaml_text(
+        cls, text: str, root: Path = PROJECT_ROOT, path: Path | None = None, *, check_files: bool = True
+    ) -> "Registry":
+        r"""Parse and validate registry text.
+
+        Args:
+            text: YAML with a top-level ``models`` list
+            root: folder that relative source paths are relative to
+            path: where the text comes from, for messages
+            check_files: look for local weights and compare their
+                ``sha256``; without, every other field is still
+                validated (for readers of the metadata only, such as
+                the docs, which need no weights)
+
+        """
         where = str(path or "models.yaml")
         try:
             data = yaml.safe_load(text)
@@ -157,7 +171,7 @@ class Registry(typing.Mapping[str, ModelEntry]):
             label = f"entry #{i + 1}"
             if isinstance(raw, dict) and isinstance(raw.get("name"), str):
                 label = f"entry '{raw['name']}'"
-            problems = _validate_entry(raw, root)
+            problems = _validate_entry(raw, root, check_files)
             if isinstance(raw, dict) and isinstance(raw.get("name"), str):
                 name = raw["name"]
                 if name in seen:
@@ -185,15 +199,18 @@ class Registry(typing.Mapping[str, ModelEntry]):
         return cls(entries, path)
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike | None = None) -> "Registry":
-        r"""Load and validate a registry file (default: the project's ``models.yaml``)."""
+    def from_file(cls, path: str | os.PathLike | None = None, *, check_files: bool = True) -> "Registry":
+        r"""Load and validate a registry file (default: the project's ``models.yaml``).
+
+        ``check_files``: see :meth:`from_yaml_text`.
+        """
         path = Path(path) if path else PROJECT_ROOT / "models.yaml"
         if not path.exists():
             raise RegistryError(f"Model registry {path} not found: pass --models PATH or create it.")
-        return cls.from_yaml_text(path.read_text(), root=path.resolve().parent, path=path)
+        return cls.from_yaml_text(path.read_text(), root=path.resolve().parent, path=path, check_files=check_files)
 
 
-def _validate_entry(raw: typing.Any, root: Path) -> list[str]:
+def _validate_entry(raw: typing.Any, root: Path, check_files: bool = True) -> list[str]:
     if not isinstance(raw, dict):
         return ["must be a mapping of fields (name, kind, role, ...)"]
     problems = []
@@ -230,7 +247,7 @@ def _validate_entry(raw: typing.Any, root: Path) -> list[str]:
     if not isinstance(source, dict):
         problems.append("field 'source': must be a mapping, e.g. {path: weights/x} or {url: ..., sha256: ...}")
     elif kind in KINDS:
-        problems += _validate_source(kind, source, root, distilled=bool(raw.get("distilled")))
+        problems += _validate_source(kind, source, root, distilled=bool(raw.get("distilled")), check_files=check_files)
     params = raw.get("params", {})
     if not isinstance(params, dict):
         problems.append("field 'params': must be a mapping of keyword arguments")
@@ -242,7 +259,7 @@ def _validate_entry(raw: typing.Any, root: Path) -> list[str]:
     return problems
 
 
-def _validate_source(kind: str, source: dict, root: Path, distilled: bool = False) -> list[str]:
+def _validate_source(kind: str, source: dict, root: Path, distilled: bool = False, check_files: bool = True) -> list[str]:
     allowed = KINDS[kind][1]
     problems = [
         f"field 'source.{k}': not used by kind '{kind}'; allowed: {', '.join(sorted(allowed)) or 'none'}"
@@ -282,7 +299,7 @@ def _validate_source(kind: str, source: dict, root: Path, distilled: bool = Fals
     if "path" in source:
         if not isinstance(source["path"], str):
             problems.append("field 'source.path': must be a string")
-        else:
+        elif check_files:
             p = Path(os.path.expanduser(source["path"]))
             p = p if p.is_absolute() else root / p
             if not p.exists() and distilled:

@@ -8,6 +8,8 @@ The databases are real audformat databases published with
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import audb
@@ -161,3 +163,17 @@ models:
     outputs: {arousal: arousal, dominance: dominance, valence: valence}
     description: seeded Gaussian draws
 """
+
+
+def build_site(config: Path, site: Path) -> subprocess.CompletedProcess:
+    r"""``mkdocs build --strict`` (broken links and missing images are errors) into ``site``."""
+    try:
+        import mkdocs  # noqa: F401
+    except ImportError:
+        pytest.fail("MkDocs is not installed: pip install -c constraints.txt -e .[docs] (nox -s tests does)")
+    proc = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--config-file", str(config), "--site-dir", str(site)],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc

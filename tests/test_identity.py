@@ -17,7 +17,8 @@ from test_distill import FeatureTeacher, config, models_yaml, pool, run  # noqa:
 from test_teachers import ADV, _tiny_onnx
 
 import benchmark
-from benchmark import leaderboard, migrations, results
+from benchmark import migrations, results
+from benchmark.docs import inputs as docs_inputs
 from benchmark.distill import provenance_runs
 from benchmark.hashing import artifact_sha256, sha256_file, sha256_tree
 from benchmark.registry import Registry, RegistryError, load_model
@@ -118,8 +119,8 @@ def test_redistilled_same_network_keeps_identity(
     assert benchmark_it().model_sha256 == sha
     assert results.table_path("correctness").read_bytes() == table
     assert sorted(p.name for p in (results.results_root() / "predictions").iterdir()) == predictions
-    inputs = leaderboard.load_inputs(results.results_root(), models_yaml)
-    artefacts = leaderboard.artefact_dates(inputs.tables)
+    inputs = docs_inputs.load_inputs(results.results_root(), models_yaml)
+    artefacts = docs_inputs.artefact_dates(inputs.tables)
     assert artefacts[artefacts["model"] == "tiny"]["model_sha256"].tolist() == [sha]
     assert inputs.current["tiny"] == sha
     # the same code once more: the model folder's record stays byte for byte
@@ -202,8 +203,8 @@ def test_migrate_hashes_rekeys_committed_results_once(tmp_path, capsys, monkeypa
     targets = json.loads((root / "results" / "distill" / "student" / "targets.json").read_text())
     assert targets["models"]["fp32"]["sha256"] == new["student"]
     # the leaderboard shows each network once, under its new hash
-    inputs = leaderboard.load_inputs(root / "results", root / "models.yaml")
-    assert inputs.current == new and len(leaderboard.artefact_dates(inputs.tables)) == 3
+    inputs = docs_inputs.load_inputs(root / "results", root / "models.yaml")
+    assert inputs.current == new and len(docs_inputs.artefact_dates(inputs.tables)) == 3
     # idempotent: a second run finds nothing and changes nothing
     after = snapshot(root)
     again = migrations.migrate_hashes(root / "models.yaml", root / "results")

@@ -11,9 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark import leaderboard
+from benchmark.docs import build as build_docs
+from benchmark.docs import inputs as docs_inputs
+from benchmark.docs.distillation import distillation_targets
+from benchmark.docs.formatting import DEMO_NOTE, MARKER, fmt3, slug
+from benchmark.docs.generate import regenerate
 from benchmark.results import predictions_path
-from benchmark.leaderboard import DEMO_NOTE, MARKER, fmt3
 
 SHA_OLD = "a" * 64
 SHA_NEW = "b" * 64
@@ -224,14 +227,16 @@ def make_fixture(tmp_path: Path, full: bool = True) -> tuple[Path, Path, Path, P
 
 def build(fixture, docs=None, **kwargs):
     results, default_docs, registry, reported = fixture
-    return leaderboard.build(results, docs or default_docs, registry, reported=reported, resamples=200, **kwargs)
+    return build_docs(results, docs or default_docs, registry, reported=reported, resamples=200, **kwargs)
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     r"""The full fixture, built once (plots make a build take seconds); read-only for tests."""
     fixture = make_fixture(tmp_path_factory.mktemp("built"))
-    return fixture, build(fixture)
+    with pytest.MonkeyPatch.context() as mp:  # module scope: the per-test cache is not set up yet
+        mp.setenv("SER_BENCHMARK_CACHE", str(tmp_path_factory.mktemp("built-cache")))
+        return fixture, build(fixture)
 
 
 @pytest.fixture
@@ -273,13 +278,12 @@ def test_pages_written(built):
     rel = {p.relative_to(docs).as_posix() for p in paths}
     for expected in (
         "leaderboard.md", "models/alpha.md", "models/beta.md", "models/beta-int8.md", "models/ghost.md",
-        "html/index.html", "html/models/alpha.html", "html/adding-a-model.html",
     ):
         assert expected in rel
     assert any(r.startswith("figures/") and r.endswith(".png") for r in rel)
     assert all(p.exists() for p in paths)
     assert "adding-a-model.md" not in rel  # hand-written, only read
-    for page in ("leaderboard.md", "models/alpha.md", "html/index.html"):
+    for page in ("leaderboard.md", "models/alpha.md"):
         assert MARKER in read(fixture, page)
 
 
@@ -361,10 +365,10 @@ def test_teacher_named_with_its_hash(tmp_path):
     (tmp_path / "distill" / "s" / "provenance.json").write_text(json.dumps({"teacher": {"name": "t", "sha256": sha}}))
     models = {"s": {"distilled": {"teacher": "t"}}, "s-int8": {"distilled": {"teacher": "t", "teacher_sha256": sha}},
               "old": {"distilled": {"teacher": "t"}}, "base": {}}
-    inputs = leaderboard.Inputs(tmp_path, {}, models, [], {})
-    assert leaderboard._teacher(inputs, "s") == leaderboard._teacher(inputs, "s-int8") == "t `abababab`"
-    assert leaderboard._teacher(inputs, "old") == "t"
-    assert leaderboard._teacher(inputs, "base") == ""
+    inputs = docs_inputs.Inputs(tmp_path, {}, models, [], {})
+    assert docs_inputs._teacher(inputs, "s") == docs_inputs._teacher(inputs, "s-int8") == "t `abababab`"
+    assert docs_inputs._teacher(inputs, "old") == "t"
+    assert docs_inputs._teacher(inputs, "base") == ""
 
 
 def test_model_pages(fixture):
@@ -409,13 +413,13 @@ def test_deterministic(built, tmp_path):
 
 def test_missing_optional_tables(small):
     results, docs = small[0], small[1]
-    paths = leaderboard.build(results, docs, results / "absent.yaml", reported=results / "absent.yaml", resamples=50)
+    paths = build_docs(results, docs, results / "absent.yaml", reported=results / "absent.yaml", resamples=50)
     text = read(small, "leaderboard.md")
     assert "No robustness results yet" in text and "No efficiency results yet" in text
     assert "No fairness results yet" in text
     assert "predictions not stored" in text
     assert "No published numbers" in text
-    assert docs / "html" / "index.html" in paths
+    assert docs / "leaderboard.md" in paths
     assert "not in models.yaml" in read(small, "models/alpha.md")
 
 
@@ -435,7 +439,7 @@ def test_rows_from_several_data_builds_are_flagged(small):
 
 def test_no_results_at_all(tmp_path):
     docs = tmp_path / "docs"
-    leaderboard.build(tmp_path / "results", docs, tmp_path / "absent.yaml", resamples=50)
+    build_docs(tmp_path / "results", docs, tmp_path / "absent.yaml", resamples=50)
     assert "No results yet" in (docs / "leaderboard.md").read_text()
 
 
@@ -470,110 +474,91 @@ def test_stale_pages_removed(small):
     docs = small[1]
     assert (docs / "models" / "ghost.md").exists()
     (docs / "notes.md").write_text("hand-written")
+    # pages of the HTML converter of earlier versions (the site is built by MkDocs now)
+    (docs / "html" / "models").mkdir(parents=True)
+    (docs / "html" / "models" / "ghost.html").write_text(f"<!DOCTYPE html>\n<!-- {MARKER} -->\n")
     write_correctness(small[0], skip_models=("ghost",))
     build(small)
     assert not (docs / "models" / "ghost.md").exists()
-    assert not (docs / "html" / "models" / "ghost.html").exists()
+    assert not (docs / "html").exists()
     assert (docs / "adding-a-model.md").exists() and (docs / "notes.md").exists()
 
 
-class _Checker(html.parser.HTMLParser):
-    VOID = {"meta", "img", "br", "hr", "link", "input"}
+class _Refs(html.parser.HTMLParser):
+    r"""What a built page links to and loads."""
 
     def __init__(self):
         super().__init__()
-        self.stack, self.errors, self.refs = [], [], []
+        self.links, self.loads = [], []
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
-        if tag in ("script", "link", "iframe"):
-            self.errors.append(f"external-capable tag <{tag}>")
+        if tag == "a" and attrs.get("href"):
+            self.links.append(attrs["href"])
         for key in ("src", "href"):
-            if key in attrs:
-                self.refs.append((tag, attrs[key]))
-        if tag not in self.VOID:
-            self.stack.append(tag)
-
-    def handle_endtag(self, tag):
-        if not self.stack or self.stack[-1] != tag:
-            self.errors.append(f"unbalanced </{tag}> (open: {self.stack[-3:]})")
-        else:
-            self.stack.pop()
+            if tag in ("img", "script", "link", "iframe") and attrs.get(key):
+                self.loads.append(attrs[key])
 
 
-def test_html_valid_and_self_contained(built):
-    fixture, paths = built
-    pages = [p for p in paths if p.suffix == ".html"]
-    assert pages
-    for page in pages:
-        text = page.read_text()
-        assert text.startswith("<!DOCTYPE html>")
-        checker = _Checker()
-        checker.feed(text)
-        assert not checker.errors, (page, checker.errors)
-        assert not checker.stack, (page, checker.stack)
-        for tag, ref in checker.refs:
-            if ref.startswith("https://example.org"):
-                assert tag == "a"  # citations may link out; nothing is loaded from outside
-                continue
-            assert not re.match(r"^[a-z]+:", ref), ref
-            target = (page.parent / ref.split("#")[0]).resolve()
-            assert target.exists(), (page, ref)
-    index = read(fixture, "html/index.html")
-    assert 'href="models/alpha.html"' in index and 'src="../figures/' in index
+def test_site_of_the_generated_pages(built, tmp_path):
+    # MkDocs (as `nox -s docs` runs it) builds the pages strictly: a broken link or image fails the build
+    from conftest import build_site
+
+    fixture, _ = built
+    config = tmp_path / "mkdocs.yml"
+    config.write_text(
+        f"site_name: fixture\ndocs_dir: {fixture[1]}\nuse_directory_urls: false\nstrict: true\n"
+        "theme: {name: material, font: false}\n"
+    )
+    site = tmp_path / "site"
+    build_site(config, site)
+    for page in ("leaderboard.html", "models/alpha.html", "models/beta.html", "models/ghost.html", "adding-a-model.html"):
+        refs = _Refs()
+        refs.feed((site / page).read_text())
+        # nothing is loaded from another host; citations may link out
+        assert refs.loads and not [r for r in refs.loads if re.match(r"^[a-z]+:|^//", r)], (page, refs.loads)
+        for ref in refs.loads + [h for h in refs.links if not re.match(r"^[a-z]+:", h)]:
+            target = ref.split("#")[0].split("?")[0]
+            assert not target or ((site / page).parent / target).resolve().exists(), (page, ref)
+    index = (site / "leaderboard.html").read_text()
+    assert 'href="models/alpha.html"' in index and 'src="figures/' in index
     assert 'href="adding-a-model.html"' in index
     assert "<strong>0.705</strong> [0.655, 0.745]" in index  # same numbers as the Markdown
-    alpha = read(fixture, "html/models/alpha.html")
-    assert 'href="../index.html"' in alpha and 'src="../../figures/' in alpha
-
-
-def test_markdown_subset():
-    body = leaderboard.markdown_to_html(
-        "# T\n\npara *em* **b**\nnext\n\n| a | b |\n|:--|--:|\n| 1 | 2 |\n\n- x\n- y\n\n> note\n\n```\n<x>\n```\n",
-        lambda h: h,
-    )
-    assert '<h1 id="t">T</h1>' in body
-    assert "<p>para <em>em</em> <strong>b</strong> next</p>" in body
-    assert '<th class="r">b</th>' in body and '<td class="r">2</td>' in body
-    assert "<ul><li>x</li><li>y</li></ul>" in body
-    assert "<blockquote><p>note</p></blockquote>" in body
-    assert "<pre><code>&lt;x&gt;</code></pre>" in body
-    # Underscores in names and lone asterisks are not emphasis.
-    assert "<em>" not in leaderboard.inline_html("val_ccc_gold_arousal * 2", lambda h: h)
+    assert index.count("<table") == len(re.findall(r"^\|[-:| ]+\|$", read(fixture, "leaderboard.md"), flags=re.M)) > 3
+    alpha = (site / "models" / "alpha.html").read_text()
+    assert 'href="../leaderboard.html"' in alpha and 'src="../figures/' in alpha
 
 
 def test_registry_pins_current_artifact(small, tmp_path):
     results, docs, registry, reported = small
     # Without a registry, the newest artefact is shown ...
-    assert leaderboard.load_inputs(results, tmp_path / "absent.yaml").current["alpha"] == SHA_NEW
+    assert docs_inputs.load_inputs(results, tmp_path / "absent.yaml").current["alpha"] == SHA_NEW
     # ... with models.yaml pinning the older one, the older one.
     pinned = tmp_path / "pinned.yaml"
     pinned.write_text(REGISTRY.replace(SHA_NEW, SHA_OLD))
-    leaderboard.build(results, docs, pinned, reported=reported, resamples=50)
+    build_docs(results, docs, pinned, reported=reported, resamples=50)
     text = section(read(small, "leaderboard.md"), "Correctness")
     assert SHA_OLD[:8] in text and SHA_NEW[:8] not in text
 
 
 def test_adding_a_model_doc_renders():
-    page = Path(leaderboard.__file__).resolve().parent.parent / "docs" / "adding-a-model.md"
+    page = Path(docs_inputs.__file__).resolve().parent.parent.parent / "docs" / "adding-a-model.md"
     text = page.read_text()
     for step in ("models.yaml", "nox -s benchmark -- --model", "nox -s docs"):
         assert step in text
-    html_text = leaderboard.html_page(text, "adding-a-model.md")
-    checker = _Checker()
-    checker.feed(html_text)
-    assert not checker.errors and not checker.stack
+    # the site's navigation lists it (its rendering: test_docs.py)
+    assert "adding-a-model.md" in (page.parent.parent / "mkdocs.yml").read_text()
 
 
 def test_distillation_targets_skip_what_is_not_a_report(tmp_path):
-    assert leaderboard.distillation_targets(tmp_path / "missing.json") == ""
+    assert distillation_targets(tmp_path / "missing.json") == ""
     (tmp_path / "broken.json").write_text("{")
     (tmp_path / "other.json").write_text(json.dumps({"models": {"fp32": {}}}))
-    assert leaderboard.distillation_targets(tmp_path / "broken.json") == ""
-    assert leaderboard.distillation_targets(tmp_path / "other.json") == ""
+    assert distillation_targets(tmp_path / "broken.json") == ""
+    assert distillation_targets(tmp_path / "other.json") == ""
     (tmp_path / "no-wall.json").write_text(json.dumps({
         "split": {}, "models": {"fp32": {"ccc_vs_teacher": {"arousal": 0.5}}}, "timing": {"cache": "cold"}}))
-    assert leaderboard.distillation_targets(tmp_path / "no-wall.json") == ""
+    assert distillation_targets(tmp_path / "no-wall.json") == ""
 
 
 def test_distillation_targets_show_every_timed_run(tmp_path):
@@ -586,5 +571,53 @@ def test_distillation_targets_show_every_timed_run(tmp_path):
               "models": {"fp32": {"ccc_vs_teacher": {"arousal": 0.9, "dominance": 0.8, "valence": 0.7, "mean": 0.8}}},
               "timing": median_timing(runs)}
     (tmp_path / "targets.json").write_text(json.dumps(report))
-    text = leaderboard.distillation_targets(tmp_path / "targets.json")
+    text = distillation_targets(tmp_path / "targets.json")
     assert "`python -m benchmark distill`: 15.0 min (median of 3 runs: 16.0, 14.0, 15.0 min; cold teacher cache" in text
+
+
+def test_invalid_registry_is_an_error_not_skipped(small, tmp_path):
+    # the docs read models.yaml through the validated registry: a broken entry is named, not left out
+    from benchmark.registry import RegistryError
+
+    results, docs, _, reported = small
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(REGISTRY + "  - name: gamma\n    kind: audonnx\n    role: student\n")
+    with pytest.raises(RegistryError, match="entry 'gamma': field 'source' is missing"):
+        build_docs(results, docs, broken, reported=reported, resamples=50)
+
+
+def _snapshot(docs: Path) -> dict[str, bytes]:
+    return {p.relative_to(docs).as_posix(): p.read_bytes() for p in docs.rglob("*") if p.is_file()}
+
+
+def test_incremental_rebuild_redraws_only_what_changed(tmp_path):
+    results, docs, registry, reported = make_fixture(tmp_path)
+
+    def again(**kwargs):
+        return regenerate(results, docs, registry, reported=reported, resamples=200, **kwargs)
+
+    first = again()
+    assert first.figures > 10 and len(first.drawn) == first.figures  # nothing to reuse yet
+    unchanged = again()
+    assert unchanged.drawn == [] and unchanged.written == [] and unchanged.files == first.files
+    # One result row of one model changes: only the pages and figures that show it are redone.
+    rob = pd.read_csv(results / "robustness.csv", dtype=str, keep_default_na=False)
+    row = rob["model"].eq("beta") & rob["condition"].eq("mp3-32k") & rob["dimension"].eq("arousal")
+    assert row.sum() == 1
+    rob.loc[row, "delta_ccc"] = "-0.25"
+    rob.to_csv(results / "robustness.csv", index=False, lineterminator="\n")
+    changed = again()
+    figure = f"figures/models/beta/robustness__{slug(*MSP)}.png"
+    assert changed.drawn == [figure]
+    assert set(changed.written) == {"leaderboard.md", "models/beta.md", figure}
+    # A figure changed on disk (edited, or checked out from another commit) is drawn again.
+    scatter = docs / f"figures/models/alpha/scatter__{slug(*MSP)}.png"
+    scatter.write_bytes(b"not the figure")
+    assert again().drawn == [scatter.relative_to(docs).as_posix()]
+    # Everything is what a build from scratch gives.
+    full_docs = tmp_path / "full"
+    full_docs.mkdir()
+    (full_docs / "adding-a-model.md").write_bytes((docs / "adding-a-model.md").read_bytes())
+    full = regenerate(results, full_docs, registry, reported=reported, resamples=200, reuse=False)
+    assert len(full.drawn) == full.figures
+    assert _snapshot(docs) == _snapshot(full_docs)

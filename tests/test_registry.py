@@ -76,6 +76,20 @@ def test_checksum_mismatch(tmp_path):
     assert "checksum mismatch" in msg and "entry 's'" in msg and "update sha256" in msg
 
 
+def test_metadata_readers_skip_only_the_weight_checks(tmp_path):
+    # check_files=False (the docs): absent and changed weights pass, every other check still holds
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "model.onnx").write_bytes(b"abc")
+    absent = {"name": "s", "kind": "audonnx", "role": "student", "source": "{path: weights/nothing}"}
+    changed = {"name": "c", "kind": "audonnx", "role": "student", "source": "{path: m, sha256: '" + "0" * 64 + "'}"}
+    reg = Registry.from_yaml_text(registry_text(absent, changed), root=tmp_path, check_files=False)
+    assert list(reg) == ["s", "c"]
+    with pytest.raises(RegistryError) as info:
+        Registry.from_yaml_text(registry_text(absent, {"name": "u", "kind": "nope"}), root=tmp_path, check_files=False)
+    assert "entry 'u'" in str(info.value) and "unknown kind 'nope'" in str(info.value)
+    assert "entry 's'" not in str(info.value)
+
+
 def test_url_requires_sha256():
     msg = error_of(registry_text({"name": "t", "kind": "audonnx", "role": "teacher", "source": "{url: 'http://x/y.zip'}"}))
     assert "field 'source.sha256'" in msg and "required with 'url'" in msg

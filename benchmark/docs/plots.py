@@ -88,8 +88,16 @@ def model_colors(models: typing.Iterable[str]) -> dict[str, str]:
 
     """
     palette = [
-        "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
-        "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+        "#1f77b4",
+        "#ff7f0e",
+        "#2ca02c",
+        "#d62728",
+        "#9467bd",
+        "#8c564b",
+        "#e377c2",
+        "#7f7f7f",
+        "#bcbd22",
+        "#17becf",
     ]
     return {m: palette[i % len(palette)] for i, m in enumerate(sorted(set(models)))}
 
@@ -186,8 +194,14 @@ def snr_curves(rows: pd.DataFrame, title: str) -> bytes:
             for group in groups:
                 sub = rows[(rows["dimension"] == dim) & (rows["curve"].fillna("").astype(str) == group)]
                 sub = sub.sort_values("snr")
-                ax.plot(sub["snr"].to_numpy(float), sub["ccc"].to_numpy(float), marker="o", ms=3, label=group or "sweep")
-            clean = pd.to_numeric(rows.loc[rows["dimension"] == dim, "ccc_clean"], errors="coerce").dropna() if "ccc_clean" in rows else []
+                ax.plot(
+                    sub["snr"].to_numpy(float), sub["ccc"].to_numpy(float), marker="o", ms=3, label=group or "sweep"
+                )
+            clean = (
+                pd.to_numeric(rows.loc[rows["dimension"] == dim, "ccc_clean"], errors="coerce").dropna()
+                if "ccc_clean" in rows
+                else []
+            )
             if len(clean):
                 ax.axhline(float(clean.iloc[0]), color="black", ls="--", lw=0.8, label="clean")
             ax.set_xlabel("SNR (dB)")
@@ -268,8 +282,11 @@ def distillation_curves(history: pd.DataFrame, title: str) -> bytes:
                 col = f"val_ccc_{target}_{dim}"
                 if col in history:
                     ax.plot(
-                        epochs, pd.to_numeric(history[col], errors="coerce"),
-                        color=DIMENSION_COLORS[dim], ls=ls, label=f"{dim} vs {target}",
+                        epochs,
+                        pd.to_numeric(history[col], errors="coerce"),
+                        color=DIMENSION_COLORS[dim],
+                        ls=ls,
+                        label=f"{dim} vs {target}",
                     )
         ax.set_xlabel("epoch")
         ax.set_ylabel("validation CCC")
@@ -289,7 +306,9 @@ def efficiency_vs_ccc(rows: pd.DataFrame, title: str) -> bytes:
         ax = fig.add_subplot()
         for _, row in rows.iterrows():
             ax.scatter(row["ms_per_5s"], row["ccc"], color=colors[row["model"]], s=25, zorder=3)
-            ax.annotate(row["model"], (row["ms_per_5s"], row["ccc"]), fontsize=7, xytext=(4, 2), textcoords="offset points")
+            ax.annotate(
+                row["model"], (row["ms_per_5s"], row["ccc"]), fontsize=7, xytext=(4, 2), textcoords="offset points"
+            )
         ax.set_xscale("log")
         ax.margins(x=0.2, y=0.15)  # room for the labels of the outermost points
         ax.set_xlabel("ms per 5 s clip, 1 CPU thread (log)")

@@ -1,0 +1,42 @@
+"""Leaderboard docs generated from the versioned results.
+
+:func:`build` turns ``results/`` (plus ``models.yaml`` for metadata and
+``benchmark/reported.yaml`` for published numbers) into Markdown pages
+that read well on a code host; MkDocs (``mkdocs.yml``, ``nox -s docs``)
+builds the HTML site from them and from the hand-written pages:
+
+* ``docs/leaderboard.md``: CCC with 95% CI per dataset and dimension,
+  paired-bootstrap significance between the top models, robustness,
+  fairness and efficiency summaries, published numbers (separately);
+* ``docs/models/<model>.md``: provenance, artefact history and the
+  per-model plots;
+* ``docs/figures/``: the PNG plots (owned by this package: PNGs there
+  that a build does not produce are deleted).
+
+Generated text files carry :data:`MARKER`; a build deletes generated
+files it no longer produces (e.g. the page of a model whose results
+were removed) and leaves files without the marker alone.
+
+No model is run. The output depends only on the input files: no
+clock, no machine paths, fixed bootstrap seed, PNGs without metadata,
+so regenerating unchanged results leaves ``git status`` clean.
+
+Every number shown is a cell of a ``results/`` row (tables show the
+artefact's ``model_sha256[:8]`` and name their source file) except the
+significance tests, which are recomputed from the stored per-file
+predictions in ``results/predictions/``.
+
+A build draws only the figures whose data changed (:mod:`.cache`).
+
+Modules, in the order of a build: :mod:`.inputs` (tables through
+:mod:`benchmark.results`, metadata through :mod:`benchmark.registry`),
+:mod:`.leaderboard` and :mod:`.model_page` (one per page kind, with
+:mod:`.distillation` for a student's section), :mod:`.formatting`,
+:mod:`.plots`, :mod:`.cache` and :mod:`.output`; :mod:`.generate` runs
+them.
+"""
+
+from benchmark.docs.formatting import DEMO_NOTE, MARKER
+from benchmark.docs.generate import build, main
+
+__all__ = ["DEMO_NOTE", "MARKER", "build", "main"]
