@@ -99,3 +99,24 @@ def test_two_cold_runs_in_separate_cache_roots_agree(first, tmp_path):
     for rel in made:
         assert (second / "results" / rel).read_bytes() == (first / "results" / rel).read_bytes(), rel
     assert not os.path.samefile(second / "cache", first / "cache")
+
+
+# ---------------------------------------------------------------- the same result in any order
+
+
+def test_a_test_that_changes_torch_settings():
+    import torch
+
+    torch.set_num_threads(3)
+    torch.use_deterministic_algorithms(True, warn_only=True)  # as distill() does
+
+
+def test_the_next_test_finds_torch_settings_restored():
+    import torch
+
+    from conftest import TORCH_STATE
+
+    # runs after the one above (file order): conftest's fixture must have undone its settings
+    state = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
+             torch.is_deterministic_algorithms_warn_only_enabled())
+    assert state == TORCH_STATE and state[1] is False
