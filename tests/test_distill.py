@@ -630,7 +630,8 @@ def test_student_recipe_in_registry_sets_defaults(tmp_path, pool, models_yaml):
         config_from_argv(base)
 
 
-def test_targets_score_the_exported_folders(tmp_path, pool, models_yaml, use_demo):
+# own_demo: a cold teacher cache; the seeds test scores the same stand-in teacher on this split
+def test_targets_score_the_exported_folders(tmp_path, pool, models_yaml, own_demo):
     from benchmark.data.datasets import load_split
     from benchmark.distill import targets
 
