@@ -36,9 +36,10 @@ def _install(session: nox.Session) -> None:
 
 @nox.session(name="tests")
 def tests(session: nox.Session) -> None:
-    """Run the test suite (pytest); extra args go to pytest."""
+    """Run the test suite (pytest); extra args go to pytest (e.g. ``--reverse``: in reverse order)."""
     _install(session)
-    session.run("python", "-m", "pytest", "-q", *session.posargs, env={"OMP_NUM_THREADS": "1"})
+    # the 15 slowest tests are printed, so a test that turns slow shows in CI's log
+    session.run("python", "-m", "pytest", "-q", "--durations=15", *session.posargs, env={"OMP_NUM_THREADS": "1"})
 
 
 @nox.session(name="benchmark")

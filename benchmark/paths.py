@@ -96,3 +96,22 @@ def check_name(name, what: str) -> str:
     if problem:
         raise InvalidNameError(f"{what} {problem}")
     return name
+
+
+def project_relative(path: str | os.PathLike, root: str | os.PathLike = PROJECT_ROOT) -> str:
+    r"""``path`` relative to ``root`` (the project) when it lies inside, else absolute.
+
+    Records that name a project file stay valid on another machine or checkout.
+
+    Examples:
+        >>> project_relative(PROJECT_ROOT / "weights" / "wav2small")
+        'weights/wav2small'
+        >>> project_relative("/srv/models/wav2small", root="/work/main")
+        '/srv/models/wav2small'
+
+    """
+    absolute = Path(os.path.abspath(os.path.expanduser(path)))
+    try:
+        return absolute.relative_to(os.path.abspath(root)).as_posix()
+    except ValueError:
+        return str(absolute)

@@ -71,7 +71,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def run_distill(args, out: Path) -> dict:
     r"""Run the distillation in a fresh process and time it."""
     from benchmark.efficiency import cpu_name
-    from benchmark.paths import cache_root
+    from benchmark.paths import cache_root, project_relative
 
     env = dict(os.environ)
     fresh = None
@@ -85,7 +85,8 @@ def run_distill(args, out: Path) -> dict:
                 if entry.name != "distill":
                     os.symlink(entry, Path(fresh) / entry.name)
     command = [sys.executable, "-m", "benchmark", "distill", "--student", args.student, "--teacher", args.teacher]
-    command += ["--out", str(out)] + (["--models", args.models] if args.models else []) + list(args.distill_args)
+    # run from the project root, so the recorded command names the folder as a user types it
+    command += ["--out", project_relative(out)] + (["--models", args.models] if args.models else []) + list(args.distill_args)
     load_before = os.getloadavg()
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
@@ -120,6 +121,39 @@ def score(args, out: Path) -> dict:
     return targets.score(out, teacher)
 
 
+def relative_paths(report: dict, root: Path = ROOT) -> dict:
+    r"""The report with its model folders and the timed command's ``--out`` relative to ``root``.
+
+    ``root`` is the project the report was made in; folders outside it stay absolute.
+    """
+    from benchmark.paths import project_relative
+
+    for model in report["models"].values():
+        model["path"] = project_relative(model["path"], root)
+    command = (report.get("timing") or {}).get("command")
+    if command:
+        words = command.split(" ")
+        if "--out" in words[:-1]:
+            at = words.index("--out") + 1
+            words[at] = project_relative(words[at], root)
+            report["timing"]["command"] = " ".join(words)
+    return report
+
+
+def migrate(path: Path) -> None:
+    r"""Rewrite a ``targets.json`` written with absolute paths: only the paths change.
+
+    The project it was made in is the folder above ``weights/`` in its fp32 path.
+    """
+    from benchmark.results import atomic_write_text
+
+    report = json.loads(Path(path).read_text())
+    fp32 = Path(report["models"]["fp32"]["path"])
+    if fp32.is_absolute() and fp32.parent.name == "weights":
+        relative_paths(report, fp32.parent.parent)
+        atomic_write_text(Path(path), json.dumps(report, indent=2, default=float) + "\n")
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     from benchmark.distill import targets
@@ -136,6 +170,7 @@ def main(argv=None) -> int:
     if timing is None:
         timing = targets.earlier_timing(path, report["models"]["fp32"]["sha256"])
     report["timing"] = timing
+    relative_paths(report)
     checks = report["targets"] = targets.checks(report)
 
     print(f"\nmsppodcast test-1 (demo), {report['files']} files: CCC vs teacher / vs gold")

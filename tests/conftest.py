@@ -8,6 +8,7 @@ The databases are real audformat databases published with
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +21,38 @@ import pandas as pd
 import pytest
 
 SR = 16000
+
+
+def _torch_state() -> tuple:
+    import torch
+
+    return (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
+            torch.is_deterministic_algorithms_warn_only_enabled())
+
+
+def _set_torch_state(state: tuple) -> None:
+    import torch
+
+    threads, deterministic, warn_only = state
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+
+
+TORCH_STATE = _torch_state()
+"""torch's process-wide settings before any test module is imported."""
+
+
+@pytest.fixture(autouse=True)
+def _torch_global_state():
+    r"""Every test starts and ends with :data:`TORCH_STATE`.
+
+    ``distill()`` sets the thread count and switches deterministic
+    algorithms on for the process; without this a test's result could
+    depend on which tests ran before it (a session fixture included).
+    """
+    _set_torch_state(TORCH_STATE)
+    yield
+    _set_torch_state(TORCH_STATE)
 
 
 @pytest.fixture(autouse=True)
@@ -105,6 +138,16 @@ def use_demo(demo_cache, monkeypatch):
     r"""Point the benchmark's cache at the session's small demo corpora."""
     monkeypatch.setenv("SER_BENCHMARK_CACHE", str(demo_cache))
     return demo_cache
+
+
+@pytest.fixture()
+def own_demo(demo_cache, tmp_path, monkeypatch):
+    r"""A private copy of the session's demo corpora, for a test that damages them."""
+    root = tmp_path / "demo-cache"
+    for name in ("audb-demo", "audb"):  # the published corpora and audb's cache of them
+        shutil.copytree(demo_cache / name, root / name, ignore=shutil.ignore_patterns("*.lock"))
+    monkeypatch.setenv("SER_BENCHMARK_CACHE", str(root))
+    return root
 
 
 @pytest.fixture(scope="session")

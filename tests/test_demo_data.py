@@ -133,30 +133,30 @@ def test_speakers_disjoint_when_loaded(use_demo):
 # ---------------------------------------------------------------- repository
 
 
-def test_repository_is_built_once_and_recovers(use_demo, capsys):
+def test_repository_is_built_once_and_recovers(own_demo, capsys):
     import audb
 
     demo.repository()
     assert "Building" not in capsys.readouterr().err  # already published
-    header = use_demo / "audb-demo" / "demo" / "demo-mosi" / demo.DEMO_VERSION / "db.yaml"
+    header = own_demo / "audb-demo" / "demo" / "demo-mosi" / demo.DEMO_VERSION / "db.yaml"
     header.unlink()  # as if publication was interrupted before the header
     repo = demo.repository()
     assert "Building" in capsys.readouterr().err and header.exists()
-    assert demo._published(use_demo / "audb-demo", "demo-mosi")["scale"] == SCALE  # completed at its scale
+    assert demo._published(own_demo / "audb-demo", "demo-mosi")["scale"] == SCALE  # completed at its scale
     audb.config.REPOSITORIES = [repo]
     assert demo.DEMO_VERSION in audb.versions("demo-mosi")
     with pytest.raises(RuntimeError, match="scale"):
         demo.repository(scale=1.0)
 
 
-def test_build_by_other_generator_code_is_rebuilt(use_demo, capsys):
+def test_build_by_other_generator_code_is_rebuilt(own_demo, capsys):
     r"""A published build whose header names other generator code is not served under the same version."""
     import yaml
 
     demo.repository()
     capsys.readouterr()
     fresh = load_split("mosi", "test", data="demo")
-    header = use_demo / "audb-demo" / "demo" / "demo-mosi" / demo.DEMO_VERSION / "db.yaml"
+    header = own_demo / "audb-demo" / "demo" / "demo-mosi" / demo.DEMO_VERSION / "db.yaml"
     meta = yaml.safe_load(header.read_text())
     meta["demo"]["generator_digest"] = "0" * 64  # as if an older generator had published it
     header.write_text(yaml.safe_dump(meta))
@@ -167,7 +167,7 @@ def test_build_by_other_generator_code_is_rebuilt(use_demo, capsys):
     demo.repository()
     err = capsys.readouterr().err
     assert "demo-mosi" in err and "other generator code (000000000000" in err and "rebuilding" in err
-    assert demo._published(use_demo / "audb-demo", "demo-mosi")["generator_digest"] == demo.generator_digest()
+    assert demo._published(own_demo / "audb-demo", "demo-mosi")["generator_digest"] == demo.generator_digest()
     again = load_split("mosi", "test", data="demo")
     assert again.fingerprint == fresh.fingerprint  # the rebuild is the current code's build, byte for byte
     assert "demo-iemocap" not in err  # databases of the current code stay as they are

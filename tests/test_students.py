@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,7 +12,12 @@ from benchmark.students import ARCHITECTURES, MIN_SAMPLES, build, count_paramete
 from benchmark.students import export
 from benchmark.students.frontend import LogMelFrontend, PowerSpectrogram, hann_window, mel_filterbank
 
-torch.set_num_threads(1)
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    r"""One torch thread, as the parity and efficiency checks assume (conftest restores the setting)."""
+    torch.set_num_threads(1)
+
 
 # Trainable parameters (count_parameters); derivations in docs/students.md.
 # ImageNet counts of the reference implementations, minus the RGB stem
@@ -239,14 +242,36 @@ def _check_figures(figures: dict, onnx: bool):
     assert set(COLUMNS) - {"model", "model_sha256"} == set(figures)
     for key in ("ms_per_5s", "xrt", "peak_rss_mb"):
         assert figures[key] > 0, key
-    assert figures["ms_per_5s_iqr"] >= 0
-    assert math.isclose(figures["xrt"] * figures["ms_per_5s"], 5000.0, rel_tol=0.5)
     assert figures["threads"] == 1
     if onnx:
         assert figures["parameters"] > 0 and figures["onnx_bytes"] > 0
         assert figures["runtime"].startswith("onnxruntime")
     else:
         assert np.isnan(figures["parameters"]) and np.isnan(figures["onnx_bytes"])
+
+
+def test_timing_summary_hand_computed():
+    from benchmark.efficiency import _summary
+
+    # four timings of a 1 s clip: median 25 ms → 125 ms per 5 s; IQR (32.5 − 17.5) · 5 = 75; 1000 / 25 = 40× real time
+    assert _summary([40.0, 10.0, 30.0, 20.0], 1.0) == {"ms_per_5s": 125.0, "ms_per_5s_iqr": 75.0, "xrt": 40.0}
+
+
+def test_measure_times_a_known_delay():
+    import time
+
+    from benchmark.efficiency import measure
+    from benchmark.models.base import Predictor
+
+    class Sleeper(Predictor):
+        def predict(self, signal):
+            time.sleep(0.02)
+            return np.zeros(3)
+
+    figures = measure(Sleeper("sleeper", "0" * 64), repeats=3, seconds=1.0)
+    # at least 20 ms per 1 s clip: ≥ 100 ms per 5 s, ≤ 50× real time (the median of 3 runs; the upper
+    # bound, 10× the delay, leaves room for a busy machine)
+    assert 100 <= figures["ms_per_5s"] < 1000 and 5 < figures["xrt"] <= 50
 
 
 def test_measure_onnx(exported):

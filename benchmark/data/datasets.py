@@ -331,7 +331,7 @@ def configure_repositories(entry: DatasetEntry, data: str, repositories: typing.
     if data == "demo":
         from benchmark.data import demo
 
-        repos = [demo.repository()]
+        repos = [demo.repository(databases=[name])]  # only the corpus asked for is built
     else:
         repos = list(repositories) if repositories else _user_repositories()
     reachable = [r for r in repos if _reachable(r)]

@@ -408,7 +408,7 @@ def _unpublish(host: Path, name: str) -> None:
     shutil.rmtree(cache_dir("audb") / name / DEMO_VERSION, ignore_errors=True)
 
 
-def repository(*, scale: float | None = None) -> audb.Repository:
+def repository(*, scale: float | None = None, databases: typing.Sequence[str] = DATABASES) -> audb.Repository:
     r"""The local audb repository with all demo databases at :data:`DEMO_VERSION`.
 
     Builds and publishes the missing databases on first use, under
@@ -425,6 +425,8 @@ def repository(*, scale: float | None = None) -> audb.Repository:
             published). A scaled build is meant for tests
             with their own ``SER_BENCHMARK_CACHE``: the audb cache keys
             by name and version, so scales must not mix in one cache
+        databases: which of :data:`DATABASES` must be published (default:
+            all); a run on one corpus builds only that one and what it reads
 
     Returns:
         ``audb.Repository('demo', <cache>/audb-demo, 'file-system')``
@@ -436,6 +438,9 @@ def repository(*, scale: float | None = None) -> audb.Repository:
     import audb
     import filelock  # a dependency of audb
 
+    unknown = sorted(set(databases) - set(DATABASES))
+    if unknown:
+        raise ValueError(f"Unknown demo database(s) {unknown}; choose from {', '.join(DATABASES)}.")
     host = cache_dir("audb-demo")
     (host / REPOSITORY_NAME).mkdir(exist_ok=True)
     repo = audb.Repository(REPOSITORY_NAME, str(host), "file-system")
@@ -464,7 +469,7 @@ def repository(*, scale: float | None = None) -> audb.Repository:
                 f"Demo databases in {host} were built at scale {clash}, not {scale}: "
                 "use another SER_BENCHMARK_CACHE for a scaled build."
             )
-        missing = [name for name, s in published.items() if s is None]
+        missing = [name for name, s in published.items() if s is None and name in databases]
         if missing:
             for stale in host.glob("build-*"):  # left by an interrupted run
                 shutil.rmtree(stale, ignore_errors=True)
@@ -522,7 +527,7 @@ def pool_files(name: str = "demo-pool") -> pd.Index:
 
     if name not in ("demo-pool", "demo-refit"):
         raise ValueError(f"'{name}' is not an unlabeled demo database; choose 'demo-pool' or 'demo-refit'.")
-    audb.config.REPOSITORIES = [repository()]
+    audb.config.REPOSITORIES = [repository(databases=[name])]
     db = audb.load(
         name,
         version=DEMO_VERSION,
