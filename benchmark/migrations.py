@@ -264,3 +264,31 @@ def main(argv: typing.Sequence[str] | None = None) -> int:
     if not out.mapping:
         print("nothing to migrate: every local model is pinned by its artefact hash")
     return 1 if out.blocked else 0
+
+
+def relative_record_paths(path: str | os.PathLike, project: str, cache: str) -> bool:
+    r"""Rewrite a distillation record's machine paths once: the model folders relative to the project,
+    the cache entries relative to the cache root (as records are written now). ``True`` if it changed.
+
+    Args:
+        path: a ``results/distill/<student>/provenance.json``
+        project: the project folder the record was written in (e.g. ``/work/main``)
+        cache: the cache root it was written with (e.g. ``/root/.cache/ser-benchmark``)
+
+    """
+    import json
+
+    path = Path(path)
+    record = json.loads(path.read_text())
+    student, cached = record.get("student", {}), record.get("cache", {})
+    before = json.dumps(record)
+    for key in ("path", "int8_path"):
+        if isinstance(student.get(key), str) and student[key].startswith(project.rstrip("/") + "/"):
+            student[key] = student[key][len(project.rstrip("/")) + 1:]
+    for key, value in list(cached.items()):
+        if isinstance(value, str) and value.startswith(cache.rstrip("/") + "/"):
+            cached[key] = value[len(cache.rstrip("/")) + 1:]
+    if json.dumps(record) == before:
+        return False
+    atomic_write_text(path, json.dumps(record, indent=2, sort_keys=False, default=str) + "\n")
+    return True

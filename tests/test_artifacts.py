@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark import DIMENSIONS
+from benchmark import DIMENSIONS, results
 from benchmark.distill.targets import TARGETS, checks
 from benchmark.paths import PROJECT_ROOT
 from benchmark.registry import Registry, load_model
@@ -84,9 +84,9 @@ def test_committed_students_give_the_committed_predictions(name, test1, outputs)
     evalset, files, _ = test1
     reg = registry()
     for variant in (name, f"{name}-int8"):
-        folder = f"{variant}__{reg[variant].source['sha256'][:12]}"
-        committed = pd.read_csv(RECORDS.parent / "predictions" / folder / "demo-msppodcast__1.0.0__test-1.csv",
-                                index_col="file")
+        committed = results.read_predictions(variant, reg[variant].source["sha256"], "demo-msppodcast", "1.0.0",
+                                             "test-1", results.read_table("correctness", RECORDS.parent),
+                                             RECORDS.parent).set_index("file")
         rows = committed.loc[[os.path.relpath(f, evalset.root) for f in files], [f"pred_{d}" for d in DIMENSIONS]]
         # the tolerance of results/: other CPUs move the 6th significant digit
         assert np.allclose(outputs[variant], rows.to_numpy(), rtol=RTOL, atol=ATOL), variant
@@ -124,6 +124,10 @@ def test_targets_records_name_the_registered_models_and_pass_their_checks():
         assert all(v <= TARGETS["int8_loss"] for v in report["int8_loss"].values())
         assert report["files"] == 600 and report["skipped"] == 0
         assert report["split"]["dataset"] == "demo-msppodcast" and report["split"]["split"] == "test-1"
+    for path in sorted(RECORDS.glob("*/provenance.json")):
+        record = json.loads(path.read_text())
+        named = [record["student"]["path"], record["student"]["int8_path"], *record.get("cache", {}).values()]
+        assert not any(p.startswith("/") for p in named), f"{path}: machine paths {named}"
     wav2small = json.loads((RECORDS / "wav2small" / "targets.json").read_text())
     assert all(wav2small["targets"].values()) and len(wav2small["targets"]) == 4  # the paper's model meets all four
 

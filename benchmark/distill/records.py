@@ -18,6 +18,7 @@ from benchmark.distill.registry_update import update_registry
 from benchmark.distill.validation import ValidationSet
 from benchmark.distill.provenance_runs import with_runs
 from benchmark.hashing import artifact_sha256
+from benchmark.paths import cache_root, project_relative
 from benchmark.results import atomic_write_text, provenance
 
 if typing.TYPE_CHECKING:  # pragma: no cover
@@ -188,7 +189,8 @@ def write_records(config: DistillConfig, teacher, student, data: Data, result, f
     full = {
         **record,
         "student": {
-            **record["student"], "path": str(out), "sha256": sha, "int8_path": str(out_int8), "int8_sha256": sha_int8,
+            **record["student"], "path": project_relative(out), "sha256": sha,
+            "int8_path": project_relative(out_int8), "int8_sha256": sha_int8,
         },
         "wall_seconds": round(time.perf_counter() - started, 1),
         "date": provenance()["date"],
@@ -197,7 +199,9 @@ def write_records(config: DistillConfig, teacher, student, data: Data, result, f
         "teacher_calls": teacher_calls,
         "resumed_from_step": result.resumed_from,
         "whole_file_tuning_seconds": round(tuning_seconds, 1),
-        "cache": {"teacher_shards": str(shards.folder), "checkpoint": str(checkpoint_path(out))},
+        # relative to the cache root ($SER_BENCHMARK_CACHE): records name no machine's folders
+        "cache": {"teacher_shards": project_relative(shards.folder, cache_root()),
+                  "checkpoint": project_relative(checkpoint_path(out), cache_root())},
     }
     write_history(result.history, results_dir)
     _write_json(results_dir / "provenance.json", with_runs(full, earlier[2]))
