@@ -29,7 +29,8 @@ def _install(session: nox.Session) -> None:
         return
     # torch first, by exact version: on these machines that takes the local CPU build.
     session.install("torch==2.13.0")
-    session.install("-c", "constraints.txt", "-e", ".[test]")
+    # The ray extra too: the tests exercise --executor ray on a real local cluster.
+    session.install("-c", "constraints.txt", "-e", ".[test,ray]")
     stamp.write_text(digest)
 
 

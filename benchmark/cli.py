@@ -70,6 +70,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", type=int, default=2, help="threads for audio reading and inference (default: 2)")
     run.add_argument("--no-docs", action="store_true", help="do not regenerate docs/ at the end")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    scale = run.add_argument_group("scaling (docs/scaling.md)")
+    scale.add_argument("--executor", choices=("local", "ray"), default="local",
+                       help="'local': predict in this process (default); 'ray': on Ray actors that hold a loaded "
+                       "model (pip install 'ser-benchmark[ray]')")
+    scale.add_argument("--address", metavar="ADDR",
+                       help="Ray cluster to join: 'auto' or ray://HOST:PORT (default: start one on this machine)")
+    scale.add_argument("--replicas", type=int, default=1, metavar="N", help="Ray: model replicas (actors) per model")
+    scale.add_argument("--gpus-per-replica", type=float, metavar="F",
+                       help="Ray: GPUs per replica, fractional allowed (default: 1 if the entry's params.device "
+                       "is cuda, else 0)")
 
     ls = sub.add_parser("list", help="list registered models and datasets")
     ls.add_argument("--models", metavar="PATH", help="model registry file (default: models.yaml)")
@@ -154,12 +164,29 @@ def _run(args) -> int:
         "max_files": args.max_files or None,
         **({"conditions": args.conditions} if args.conditions else {}),
     }
+    from benchmark.executors import predict_cells
+    from benchmark.plan import RunSpec
+
+    spec = RunSpec(registry, dataset_registry, data=args.data, repositories=repositories, seed=args.seed,
+                   options=options, num_workers=args.workers)
+    try:
+        predicted = predict_cells(
+            models, spec, executor=args.executor, datasets=args.dataset, splits=args.split, tests=args.tests,
+            address=args.address, replicas=args.replicas, gpus_per_replica=args.gpus_per_replica,
+            progress=not args.no_progress,
+        )
+    except ImportError as ex:
+        if args.executor != "ray":
+            raise
+        print(f"error: {ex}", file=sys.stderr)
+        return EXIT_USAGE
     status = EXIT_OK
     for name in models:
         report = run_suite(
             name, datasets=args.dataset, splits=args.split, tests=args.tests, data=args.data,
             repositories=repositories, registry=registry, dataset_registry=dataset_registry,
             seed=args.seed, num_workers=args.workers, options=options, progress=not args.no_progress,
+            predicted=predicted.get(name),
         )
         table = report.frame("correctness")
         print(f"\n{name} (sha256 {report.model_sha256[:12]}) · {report.wall_seconds:.1f} s")

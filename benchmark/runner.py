@@ -123,6 +123,7 @@ def predict(
     min_duration: float = MIN_DURATION,
     progress: bool = True,
     recompute: bool = False,
+    on_progress: typing.Callable[[int], None] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     r"""Predict A/D/V for ``files`` (default: the split's files), cached.
 
@@ -138,6 +139,7 @@ def predict(
         min_duration: shorter signals are skipped
         progress: show a progress bar
         recompute: ignore cached predictions
+        on_progress: called with the number of files after each chunk
 
     Returns:
         predictions (index: files that were scored, columns: A/D/V) and
@@ -150,6 +152,45 @@ def predict(
     pred, skips = _empty_frames() if recompute else cache.load()
     done = pred.index.union(skips.index)
     todo = files[~files.isin(done)]
+    bar = _progress(len(todo), f"{model.name} · {evalset.audb_name}/{evalset.split} · {condition_key(condition)}", progress)
+    for chunk, chunk_pred, new_skips in iter_chunks(
+        model, todo, dims=dims, num_workers=num_workers, chunk_size=chunk_size, min_duration=min_duration
+    ):
+        pred = pd.concat([pred, chunk_pred]) if len(pred) else chunk_pred
+        skips = pd.concat([skips, new_skips]) if len(skips) else new_skips
+        cache.save(pred, skips)
+        bar.update(len(chunk))
+        if on_progress is not None:
+            on_progress(len(chunk))
+    bar.close()
+    if len(todo):
+        # Score exactly what the cache holds, so a first run and a cached re-run agree to the byte.
+        pred, skips = cache.load()
+    pred = pred.reindex(files[files.isin(pred.index)])
+    skips = skips.reindex(files[files.isin(skips.index)])
+    pred.attrs["computed"] = len(todo)  # files run through the model now (the rest came from the cache)
+    return pred, skips
+
+
+def iter_chunks(
+    model,
+    files: pd.Index,
+    *,
+    dims: typing.Sequence[str] | None = None,
+    num_workers: int = 1,
+    chunk_size: int = 64,
+    min_duration: float = MIN_DURATION,
+) -> typing.Iterator[tuple[pd.Index, pd.DataFrame, pd.DataFrame]]:
+    r"""Predict ``files`` chunk by chunk, without any cache.
+
+    The one compute path of :func:`predict` and of the executors' workers.
+
+    Yields:
+        the chunk's files, their predictions (files that were scored) and
+        their skips (file → ``reason``)
+
+    """
+    files = pd.Index(files, name="file").astype("string")
     dims = tuple(dims) if dims is not None else _predicted_dims(model)
     scorer = _Scorer(model, dims, min_duration)
     feature = audinterface.Feature(
@@ -163,27 +204,14 @@ def predict(
         multiprocessing=False,  # an onnxruntime session cannot be pickled; fork after torch deadlocks
         verbose=False,
     )
-    bar = _progress(len(todo), f"{model.name} · {evalset.audb_name}/{evalset.split} · {condition_key(condition)}", progress)
-    for start in range(0, len(todo), chunk_size):
-        chunk = todo[start : start + chunk_size]
+    for start in range(0, len(files), chunk_size):
+        chunk = files[start : start + chunk_size]
         chunk_pred = _process_chunk(feature, scorer, chunk)
         new_skips = pd.DataFrame(
             {"reason": pd.Series(scorer.skips, dtype="string")}, index=pd.Index(list(scorer.skips), name="file", dtype="string")
         )
         scorer.skips.clear()
-        chunk_pred = chunk_pred.drop(index=chunk_pred.index.intersection(new_skips.index))
-        pred = pd.concat([pred, chunk_pred]) if len(pred) else chunk_pred
-        skips = pd.concat([skips, new_skips]) if len(skips) else new_skips
-        cache.save(pred, skips)
-        bar.update(len(chunk))
-    bar.close()
-    if len(todo):
-        # Score exactly what the cache holds, so a first run and a cached re-run agree to the byte.
-        pred, skips = cache.load()
-    pred = pred.reindex(files[files.isin(pred.index)])
-    skips = skips.reindex(files[files.isin(skips.index)])
-    pred.attrs["computed"] = len(todo)  # files run through the model now (the rest came from the cache)
-    return pred, skips
+        yield chunk, chunk_pred.drop(index=chunk_pred.index.intersection(new_skips.index)), new_skips
 
 
 def _empty_frames() -> tuple[pd.DataFrame, pd.DataFrame]:
