@@ -121,7 +121,8 @@ def run(
     ray = import_ray()
     started_here = not ray.is_initialized()
     if started_here:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        # "local": a new cluster here, never one that a `ray start` on this machine left behind
+        ray.init(address=address or "local", include_dashboard=False, log_to_driver=False, configure_logging=False)
     spec.env = {**worker_env(), **spec.env}
     remote = ray.remote(Worker)
     outcomes: dict[str, Outcome] = {}
