@@ -80,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     scale.add_argument("--gpus-per-replica", type=float, metavar="F",
                        help="Ray: GPUs per replica, fractional allowed (default: 1 if the entry's params.device "
                        "is cuda, else 0)")
+    scale.add_argument("--batch-size", type=int, default=1, metavar="N",
+                       help="files per batch, length-bucketed, for models with batched inference (the transformers "
+                       "teachers; also with --executor local; default: 1, file by file)")
 
     ls = sub.add_parser("list", help="list registered models and datasets")
     ls.add_argument("--models", metavar="PATH", help="model registry file (default: models.yaml)")
@@ -163,12 +166,13 @@ def _run(args) -> int:
         "bootstrap": args.bootstrap,
         "max_files": args.max_files or None,
         **({"conditions": args.conditions} if args.conditions else {}),
+        **({"batch_size": args.batch_size} if args.batch_size > 1 else {}),
     }
     from benchmark.executors import predict_cells
     from benchmark.plan import RunSpec
 
     spec = RunSpec(registry, dataset_registry, data=args.data, repositories=repositories, seed=args.seed,
-                   options=options, num_workers=args.workers)
+                   options=options, num_workers=args.workers, batch_size=args.batch_size)
     try:
         predicted = predict_cells(
             models, spec, executor=args.executor, datasets=args.dataset, splits=args.split, tests=args.tests,

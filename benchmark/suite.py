@@ -132,7 +132,8 @@ def _run_split(model, entry, evalset, tests, seed, num_workers, options, progres
         if failed:
             raise CellFailed(f"cell {runner.condition_key(condition)} failed: {failed}")
         pred, skips = runner.predict(
-            model, evalset, files, condition=condition, num_workers=num_workers, progress=progress
+            model, evalset, files, condition=condition, num_workers=num_workers, progress=progress,
+            batch_size=int(options.get("batch_size", 1)),  # the predict phase's cache (a batched run has its own)
         )
         counts["predictions"] += len(pred) + len(skips)
         counts["computed"] += pred.attrs.get("computed", 0)

@@ -122,7 +122,7 @@ def run_local(cells: typing.Sequence[Cell], where: dict, spec: RunSpec, bar: Pro
         try:
             pred, _ = runner.predict(
                 model, evalset, files, condition=cell.condition_dict, num_workers=spec.num_workers,
-                progress=False, on_progress=bar.files,
+                progress=False, on_progress=bar.files, batch_size=spec.batch_size,
             )
             computed = int(pred.attrs.get("computed", 0))
         except Exception as ex:  # one failing cell must not stop the others
@@ -132,10 +132,15 @@ def run_local(cells: typing.Sequence[Cell], where: dict, spec: RunSpec, bar: Pro
     return outcomes
 
 
-def cache_of(model_name: str, artifact_hash: str, evalset, condition: dict | None) -> runner.PredictionCache:
-    r"""The prediction cache of a cell, for a driver that does not hold the model."""
+def cache_of(
+    model_name: str, artifact_hash: str, evalset, condition: dict | None, batch_size: int = 1
+) -> runner.PredictionCache:
+    r"""The prediction cache of a cell, for a driver that does not hold the model.
+
+    ``batch_size``: files per ``predict_batch`` call, 1 for a model that does not batch.
+    """
     stub = types.SimpleNamespace(name=model_name, artifact_hash=artifact_hash)
-    return runner.PredictionCache(stub, evalset, condition)
+    return runner.PredictionCache(stub, evalset, condition, batch_size)
 
 
 def todo_positions(cache: runner.PredictionCache, files: pd.Index) -> list[int]:

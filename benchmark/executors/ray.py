@@ -57,7 +57,10 @@ class Worker:
         r"""Artefact hash of the loaded model, process id and node."""
         import ray
 
-        return {"artifact_hash": self.model.artifact_hash, "pid": os.getpid(),
+        from benchmark import runner
+
+        batch_size = self.spec.batch_size if runner.batches(self.model) else 1
+        return {"artifact_hash": self.model.artifact_hash, "batch_size": batch_size, "pid": os.getpid(),
                 "node": ray.get_runtime_context().get_node_id()}
 
     def run(self, cell: Cell, positions: list[int]) -> dict:
@@ -86,7 +89,9 @@ class Worker:
         where = {f: i for i, f in enumerate(todo.astype("string"))}
         values = np.full((len(todo), 3), np.nan)
         skips: dict[int, str] = {}
-        for _, pred, chunk_skips in runner.iter_chunks(self.model, todo, num_workers=self.spec.num_workers):
+        for _, pred, chunk_skips in runner.iter_chunks(
+            self.model, todo, num_workers=self.spec.num_workers, batch_size=self.spec.batch_size
+        ):
             for file, row in zip(pred.index, pred.to_numpy()):
                 values[where[file]] = row
             for file, reason in chunk_skips["reason"].items():
@@ -122,7 +127,9 @@ def run(
     started_here = not ray.is_initialized()
     if started_here:
         # "local": a new cluster here, never one that a `ray start` on this machine left behind
-        ray.init(address=address or "local", include_dashboard=False, log_to_driver=False, configure_logging=False)
+        local = {} if address else {"_node_ip_address": "127.0.0.1"}  # one machine: keep the traffic on loopback
+        ray.init(address=address or "local", include_dashboard=False, log_to_driver=False, configure_logging=False,
+                 **local)
     spec.env = {**worker_env(), **spec.env}
     remote = ray.remote(Worker)
     outcomes: dict[str, Outcome] = {}
@@ -152,7 +159,7 @@ def run(
 def _run_model(ray, actors, cells, where, bar: Progress, on_result) -> Outcome:
     outcome = Outcome()
     try:
-        artifact_hash = ray.get(actors[0].info.remote())["artifact_hash"]
+        info = ray.get(actors[0].info.remote())
     except Exception as ex:  # the model cannot be loaded: every cell of it fails with that error
         for cell in cells:
             outcome.add(cell, 0, 0.0, f"model could not be loaded on a worker: {_first_line(ex)}")
@@ -161,7 +168,7 @@ def _run_model(ray, actors, cells, where, bar: Progress, on_result) -> Outcome:
     queue = []
     for cell in cells:
         evalset, _, files = where[cell]
-        cache = cache_of(cell.model, artifact_hash, evalset, cell.condition_dict)
+        cache = cache_of(cell.model, info["artifact_hash"], evalset, cell.condition_dict, info["batch_size"])
         positions = todo_positions(cache, files)
         if positions:
             queue.append((cell, cache, files, positions))
