@@ -1,4 +1,4 @@
-"""Sessions: ``benchmark``, ``distill``, ``docs``, ``efficiency``, ``tests``.
+"""Sessions: ``benchmark``, ``distill``, ``docs``, ``efficiency``, ``perf``, ``tests``.
 
 Each session's virtualenv is reused, and its install is skipped while
 ``pyproject.toml`` and ``constraints.txt`` (exact pins) are unchanged,
@@ -68,3 +68,10 @@ def efficiency(session: nox.Session) -> None:
     """Measure parameters, ONNX size, ms per 5 s clip: nox -s efficiency -- --model all."""
     _install(session)
     session.run("python", "-m", "benchmark", "efficiency", *(session.posargs or ["--model", "all"]))
+
+
+@nox.session(name="perf")
+def perf(session: nox.Session) -> None:
+    """Files/s of the local and Ray executors against raw onnxruntime: nox -s perf [-- --threads 1 2]."""
+    _install(session)
+    session.run("python", "-m", "benchmark", "perf", *session.posargs, env={"OMP_NUM_THREADS": "1"})

@@ -92,6 +92,13 @@ def build_parser() -> argparse.ArgumentParser:
     eff.add_argument("--repeats", type=int, default=20, help="timed runs per model (median reported; default: 20)")
     eff.add_argument("--models", metavar="PATH", help="model registry file (default: models.yaml)")
 
+    perf = sub.add_parser("perf", help="files/s of the executors against raw onnxruntime (docs/scaling.md)")
+    perf.add_argument("--model", default="wav2small", help="an audonnx model (default: wav2small)")
+    perf.add_argument("--dataset", default="msppodcast", help="dataset (default: msppodcast, the demo replica)")
+    perf.add_argument("--split", default="test-1", help="split (default: test-1)")
+    perf.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts (default: 1 2)")
+    perf.add_argument("--replicas", type=int, nargs="+", default=[1, 2], help="Ray replicas (default: 1 2)")
+
     sub.add_parser("docs", help="regenerate docs/ from results/ (no model runs)")
     sub.add_parser("demo", help="build and publish the embedded demo corpora (done automatically on first use)")
     sub.add_parser("distill", help="train a student from a teacher's outputs (see: python -m benchmark distill --help)",
@@ -121,6 +128,11 @@ def _dispatch(args) -> int:
         return _list(args)
     if args.command == "efficiency":
         return _efficiency(args)
+    if args.command == "perf":
+        from benchmark import perf
+
+        perf.run(args.model, args.dataset, args.split, threads=args.threads, replicas=args.replicas)
+        return EXIT_OK
     if args.command == "docs":
         from benchmark import leaderboard
 

@@ -28,7 +28,10 @@ TASK_RETRIES = 3
 """Retries of a cell whose actor process died (Ray's ``max_task_retries``)."""
 
 IN_FLIGHT = 2
-"""Cells queued per actor, so the next one starts while the driver stores the last."""
+"""Shards queued per actor, so the next one starts while the driver stores the last."""
+
+MIN_SHARD = 64
+"""Fewest files in a shard of a cell (one task)."""
 
 INSTALL_HINT = "pip install 'ser-benchmark[ray]' (or: pip install -c constraints.txt 'ray[default]==2.60.0')"
 
@@ -52,6 +55,7 @@ class Worker:
         self.spec = spec
         self.model = load_model(spec.registry[model_name], spec.registry)
         self.loaded: dict = {}
+        self.inputs: dict = {}
 
     def info(self) -> dict:
         r"""Artefact hash of the loaded model, process id and node."""
@@ -76,9 +80,11 @@ class Worker:
         from benchmark import plan, runner
 
         started = time.perf_counter()
-        evalset = plan.load_evalset(self.spec, cell.dataset, cell.split, self.loaded)
-        originals, files = plan.cell_inputs(cell.condition_dict, evalset, self.spec)
-        digest = plan.files_digest(originals, evalset.root)
+        if cell not in self.inputs:  # a cell comes in shards: rebuild its inputs once
+            evalset = plan.load_evalset(self.spec, cell.dataset, cell.split, self.loaded)
+            originals, files = plan.cell_inputs(cell.condition_dict, evalset, self.spec)
+            self.inputs = {cell: (originals, files, plan.files_digest(originals, evalset.root))}
+        originals, files, digest = self.inputs[cell]
         if len(originals) != cell.n_files or digest != cell.digest:
             raise plan.CellFailed(
                 f"{cell}: this node sees {len(originals)} files (digest {digest}), the driver planned "
@@ -131,22 +137,13 @@ def run(
         ray.init(address=address or "local", include_dashboard=False, log_to_driver=False, configure_logging=False,
                  **local)
     spec.env = {**worker_env(), **spec.env}
-    remote = ray.remote(Worker)
     outcomes: dict[str, Outcome] = {}
     try:
         for model_name in dict.fromkeys(c.model for c in cells):
-            entry = spec.registry[model_name]
-            gpus = default_gpus(entry) if gpus_per_replica is None else float(gpus_per_replica)
-            actors = [
-                remote.options(
-                    num_cpus=1, num_gpus=gpus, max_restarts=-1, max_task_retries=TASK_RETRIES,
-                    runtime_env={"env_vars": spec.env},
-                ).remote(spec, model_name)
-                for _ in range(replicas)
-            ]
+            actors = start_actors(ray, spec, model_name, replicas, gpus_per_replica)
             try:
                 mine = [c for c in cells if c.model == model_name]
-                outcomes[model_name] = _run_model(ray, actors, mine, where, bar, on_result)
+                outcomes[model_name] = run_model(ray, actors, mine, where, bar, on_result)
             finally:
                 for actor in actors:
                     ray.kill(actor, no_restart=True)
@@ -156,7 +153,36 @@ def run(
     return outcomes
 
 
-def _run_model(ray, actors, cells, where, bar: Progress, on_result) -> Outcome:
+def start_actors(ray, spec: RunSpec, model_name: str, replicas: int, gpus_per_replica: float | None) -> list:
+    r"""``replicas`` actors of ``model_name``: one CPU each, GPUs as asked or from the entry."""
+    entry = spec.registry[model_name]
+    gpus = default_gpus(entry) if gpus_per_replica is None else float(gpus_per_replica)
+    remote = ray.remote(Worker)
+    return [
+        remote.options(
+            num_cpus=1, num_gpus=gpus, max_restarts=-1, max_task_retries=TASK_RETRIES,
+            runtime_env={"env_vars": spec.env},
+        ).remote(spec, model_name)
+        for _ in range(replicas)
+    ]
+
+
+def shards(positions: list[int], replicas: int) -> list[list[int]]:
+    r"""A cell's files in contiguous shards, so every replica gets work even from one big cell.
+
+    Examples:
+        >>> [len(s) for s in shards(list(range(600)), 2)]
+        [150, 150, 150, 150]
+        >>> [len(s) for s in shards(list(range(40)), 2)]
+        [40]
+
+    """
+    size = max(MIN_SHARD, -(-len(positions) // (IN_FLIGHT * replicas)))
+    return [positions[i : i + size] for i in range(0, len(positions), size)]
+
+
+def run_model(ray, actors, cells, where, bar: Progress, on_result=None) -> Outcome:
+    r"""Predict the cells of one model on its actors; the driver stores each answer as it comes."""
     outcome = Outcome()
     try:
         info = ray.get(actors[0].info.remote())
@@ -165,14 +191,15 @@ def _run_model(ray, actors, cells, where, bar: Progress, on_result) -> Outcome:
             outcome.add(cell, 0, 0.0, f"model could not be loaded on a worker: {_first_line(ex)}")
             bar.cell(cell.n_files)
         return outcome
-    queue = []
+    queue, left, todo = [], {}, {}
     for cell in cells:
         evalset, _, files = where[cell]
         cache = cache_of(cell.model, info["artifact_hash"], evalset, cell.condition_dict, info["batch_size"])
         positions = todo_positions(cache, files)
-        if positions:
-            queue.append((cell, cache, files, positions))
-        else:
+        parts = shards(positions, len(actors)) if positions else []
+        queue += [(cell, cache, files, part) for part in parts]
+        left[cell], todo[cell] = len(parts), len(positions)
+        if not parts:
             outcome.add(cell, 0, 0.0)
             bar.cell(cell.n_files)
     in_flight: dict = {}
@@ -193,18 +220,20 @@ def _run_model(ray, actors, cells, where, bar: Progress, on_result) -> Outcome:
         ready, _ = ray.wait(list(in_flight), num_returns=1)
         free, cell, cache, files, positions = in_flight.pop(ready[0])
         load[free] -= 1
+        left[cell] -= 1
         try:
             answer = ray.get(ready[0])
         except Exception as ex:  # retries exhausted, or the cell raised: report it, go on
             outcome.add(cell, 0, 0.0, _first_line(ex))
-            bar.cell(cell.n_files)
-            submit()
-            continue
-        store(cache, files[positions], answer["values"], answer["skips"])
-        outcome.add(cell, len(positions), answer["seconds"])
-        bar.cell(cell.n_files)
-        if on_result is not None:
-            on_result(cell, answer)
+            bar.files(len(positions))
+        else:
+            store(cache, files[positions], answer["values"], answer["skips"])
+            outcome.add(cell, len(positions), answer["seconds"])
+            bar.files(len(positions))
+            if on_result is not None:
+                on_result(cell, answer)
+        if not left[cell]:
+            bar.cell(cell.n_files - todo[cell])  # the files the cache already held
         submit()
     return outcome
 
