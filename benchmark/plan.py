@@ -106,15 +106,17 @@ class Outcome:
             self.failed[cell.key] = error
 
 
-def files_digest(originals: pd.Index, root: str) -> str:
-    r"""Hash of files relative to the database root (machine independent).
+def files_digest(originals: pd.Index, root: str, fingerprint: str = "") -> str:
+    r"""Hash of the split's content fingerprint and its files relative to the database root.
+
+    Machine independent: two nodes agree when they load the same data.
 
     Examples:
         >>> files_digest(pd.Index(["/a/x.wav", "/a/y.wav"]), "/a") == files_digest(pd.Index(["/b/x.wav", "/b/y.wav"]), "/b")
         True
 
     """
-    names = "\n".join(os.path.relpath(str(f), root) for f in originals)
+    names = "\n".join([fingerprint, *(os.path.relpath(str(f), root) for f in originals)])
     return hashlib.sha256(names.encode()).hexdigest()[:16]
 
 
@@ -227,7 +229,7 @@ def plan(
                     if inputs[(name, split, text)] is None:
                         continue
                     evalset_, originals, files = inputs[(name, split, text)]
-                    cell = Cell(model, name, split, text, len(originals), files_digest(originals, evalset.root))
+                    cell = Cell(model, name, split, text, len(originals), files_digest(originals, evalset.root, evalset.fingerprint))
                     cells.append(cell)
                     where[cell] = inputs[(name, split, text)]
     return cells, where

@@ -83,7 +83,7 @@ class Worker:
         if cell not in self.inputs:  # a cell comes in shards: rebuild its inputs once
             evalset = plan.load_evalset(self.spec, cell.dataset, cell.split, self.loaded)
             originals, files = plan.cell_inputs(cell.condition_dict, evalset, self.spec)
-            self.inputs = {cell: (originals, files, plan.files_digest(originals, evalset.root))}
+            self.inputs = {cell: (originals, files, plan.files_digest(originals, evalset.root, evalset.fingerprint))}
         originals, files, digest = self.inputs[cell]
         if len(originals) != cell.n_files or digest != cell.digest:
             raise plan.CellFailed(
