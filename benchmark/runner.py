@@ -255,7 +255,7 @@ def _batched_chunk(reader: audinterface.Process, scorer: _Scorer, chunk: pd.Inde
     signals: dict[str, np.ndarray] = {}
     try:
         read = reader.process_index(chunk, preserve_index=True)
-        signals = dict(zip(chunk, read.to_numpy()))
+        signals = dict(zip(chunk, read.to_numpy(), strict=True))
     except Exception:
         for file in chunk:
             try:
@@ -275,7 +275,7 @@ def _batched_chunk(reader: audinterface.Process, scorer: _Scorer, chunk: pd.Inde
     for start in range(0, len(order), batch_size):
         batch = order[start : start + batch_size]
         out = np.asarray(scorer.model.predict_batch([valid[f] for f in batch]), dtype=np.float64)
-        for file, row in zip(batch, out):
+        for file, row in zip(batch, out, strict=True):
             rows[file] = scorer.output(row, file)
     df = pd.DataFrame.from_dict(rows, orient="index", columns=list(DIMENSIONS)) if rows else _empty_frames()[0]
     df.index = pd.Index(df.index, name="file", dtype="string")

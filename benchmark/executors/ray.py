@@ -98,7 +98,7 @@ class Worker:
         for _, pred, chunk_skips in runner.iter_chunks(
             self.model, todo, num_workers=self.spec.num_workers, batch_size=self.spec.batch_size
         ):
-            for file, row in zip(pred.index, pred.to_numpy()):
+            for file, row in zip(pred.index, pred.to_numpy(), strict=True):
                 values[where[file]] = row
             for file, reason in chunk_skips["reason"].items():
                 skips[where[file]] = str(reason)
