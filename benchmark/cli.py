@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 import typing
 
 from benchmark import analyses
@@ -185,6 +186,7 @@ def _run(args) -> int:
 
     spec = RunSpec(registry, dataset_registry, data=args.data, repositories=repositories, seed=args.seed,
                    options=options, num_workers=args.workers, batch_size=args.batch_size)
+    started = time.perf_counter()
     try:
         predicted = predict_cells(
             models, spec, executor=args.executor, datasets=args.dataset, splits=args.split, tests=args.tests,
@@ -196,6 +198,7 @@ def _run(args) -> int:
             raise
         print(f"error: {ex}", file=sys.stderr)
         return EXIT_USAGE
+    print(f"predict phase ({args.executor}): {time.perf_counter() - started:.1f} s; scoring follows")
     status = EXIT_OK
     for name in models:
         report = run_suite(
