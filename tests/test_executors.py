@@ -191,3 +191,22 @@ def test_without_ray_the_executor_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
     with pytest.raises(ImportError, match=r"ser-benchmark\[ray\]"):
         ray_executor.import_ray()
+
+
+def test_interrupted_ray_run_keeps_what_is_cached(use_demo, ray_cluster):
+    spec = _spec()
+    shutil.rmtree(use_demo / "predictions", ignore_errors=True)
+    done = []
+
+    def interrupt(cell, answer):  # Ctrl-C in the driver raises KeyboardInterrupt in its main thread
+        done.append(len(answer["values"]))
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        predict_cells(["random-gaussian"], spec, executor="ray", tests=["correctness"], progress=False,
+                      on_result=interrupt)
+    assert ray.is_initialized()  # a cluster the caller started is left running, only the run's actors go
+    outcome = predict_cells(["random-gaussian"], spec, executor="ray", tests=["correctness"], progress=False)
+    total = sum(n for (_, _), n in outcome["random-gaussian"].computed.items())
+    cells, _ = plan(["random-gaussian"], spec, tests=["correctness"], log=lambda _: None)
+    assert done and total == sum(c.n_files for c in cells) - done[0]  # the answer stored before Ctrl-C was kept
