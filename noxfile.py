@@ -1,4 +1,4 @@
-"""Sessions: ``benchmark``, ``distill``, ``docs``, ``efficiency``, ``lint``, ``tests``.
+"""Sessions: ``benchmark``, ``distill``, ``docs``, ``efficiency``, ``lint``, ``perf``, ``tests``.
 
 Each session's virtualenv is reused, and its install is skipped while
 ``pyproject.toml`` and ``constraints.txt`` (exact pins) are unchanged,
@@ -29,8 +29,9 @@ def _install(session: nox.Session) -> None:
         return
     # torch first, by exact version: on these machines that takes the local CPU build.
     session.install("torch==2.13.0")
-    # docs: the tests build the HTML site with MkDocs, as `nox -s docs` does
-    session.install("-c", "constraints.txt", "-e", ".[test,docs]")
+    # docs: the tests build the HTML site with MkDocs, as `nox -s docs` does; ray: the tests exercise
+    # --executor ray on a real local cluster
+    session.install("-c", "constraints.txt", "-e", ".[test,docs,ray]")
     stamp.write_text(digest)
 
 
@@ -80,3 +81,10 @@ def lint(session: nox.Session) -> None:
     session.install("ruff==0.17.6")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(name="perf")
+def perf(session: nox.Session) -> None:
+    """Files/s of the local and Ray executors against raw onnxruntime: nox -s perf [-- --threads 1 2]."""
+    _install(session)
+    session.run("python", "-m", "benchmark", "perf", *session.posargs, env={"OMP_NUM_THREADS": "1"})

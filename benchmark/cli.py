@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 import typing
 from pathlib import Path
 
@@ -84,6 +85,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", type=int, default=2, help="threads for audio reading and inference (default: 2)")
     run.add_argument("--no-docs", action="store_true", help="do not regenerate docs/ at the end")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    scale = run.add_argument_group("scaling (docs/scaling.md)")
+    scale.add_argument("--executor", choices=("local", "ray"), default="local",
+                       help="'local': predict in this process (default); 'ray': on Ray actors that hold a loaded "
+                       "model (pip install 'ser-benchmark[ray]')")
+    scale.add_argument("--address", metavar="ADDR",
+                       help="Ray cluster to join: 'auto' or ray://HOST:PORT (default: start one on this machine)")
+    scale.add_argument("--replicas", type=int, default=1, metavar="N", help="Ray: model replicas (actors) per model")
+    scale.add_argument("--gpus-per-replica", type=float, metavar="F",
+                       help="Ray: GPUs per replica, fractional allowed (default: 1 if the entry's params.device "
+                       "is cuda, else 0)")
+    scale.add_argument("--batch-size", type=int, default=1, metavar="N",
+                       help="files per batch, length-bucketed, for models with batched inference (the transformers "
+                       "teachers; also with --executor local; default: 1, file by file)")
 
     ls = sub.add_parser("list", help="list registered models and datasets")
     ls.add_argument("--models", metavar="PATH", help="model registry file (default: models.yaml)")
@@ -100,6 +114,14 @@ def build_parser() -> argparse.ArgumentParser:
     docs = sub.add_parser("docs", help="regenerate docs/ from results/ (no model runs)")
     docs.add_argument("--full", action="store_true", help="draw every figure (default: only those whose data changed)")
     docs.add_argument("--timing", action="store_true", help="print what was written, drawn and reused, and the time, to stderr")
+
+    perf = sub.add_parser("perf", help="files/s of the executors against raw onnxruntime (docs/scaling.md)")
+    perf.add_argument("--model", default="wav2small", help="an audonnx model (default: wav2small)")
+    perf.add_argument("--dataset", default="msppodcast", help="dataset (default: msppodcast, the demo replica)")
+    perf.add_argument("--split", default="test-1", help="split (default: test-1)")
+    perf.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts (default: 1 2)")
+    perf.add_argument("--replicas", type=int, nargs="+", default=[1, 2], help="Ray replicas (default: 1 2)")
+
     sub.add_parser("demo", help="build and publish the embedded demo corpora (done automatically on first use)")
     sub.add_parser("distill", help="train a student from a teacher's outputs (see: python -m benchmark distill --help)",
                    add_help=False)
@@ -136,6 +158,11 @@ def _dispatch(args) -> int:
         return _efficiency(args)
     if args.command == "report":
         return _report(args)
+    if args.command == "perf":
+        from benchmark import perf
+
+        perf.run(args.model, args.dataset, args.split, threads=args.threads, replicas=args.replicas)
+        return EXIT_OK
     if args.command == "docs":
         from benchmark.docs.generate import regenerate
 
@@ -187,13 +214,33 @@ def _run(args) -> int:
         "bootstrap": args.bootstrap,
         "max_files": args.max_files or None,
         **({"conditions": args.conditions} if args.conditions else {}),
+        **({"batch_size": args.batch_size} if args.batch_size > 1 else {}),
     }
+    from benchmark.executors import predict_cells
+    from benchmark.plan import RunSpec
+
+    spec = RunSpec(registry, dataset_registry, data=args.data, repositories=repositories, seed=args.seed,
+                   options=options, num_workers=args.workers, batch_size=args.batch_size)
+    started = time.perf_counter()
+    try:
+        predicted = predict_cells(
+            models, spec, executor=args.executor, datasets=args.dataset, splits=args.split, tests=args.tests,
+            address=args.address, replicas=args.replicas, gpus_per_replica=args.gpus_per_replica,
+            progress=not args.no_progress,
+        )
+    except ImportError as ex:
+        if args.executor != "ray":
+            raise
+        print(f"error: {ex}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"predict phase ({args.executor}): {time.perf_counter() - started:.1f} s; scoring follows")
     status = EXIT_OK
     for name in models:
         report = run_suite(
             name, datasets=args.dataset, splits=args.split, tests=args.tests, data=args.data,
             repositories=repositories, registry=registry, dataset_registry=dataset_registry,
             seed=args.seed, num_workers=args.workers, options=options, progress=not args.no_progress,
+            predicted=predicted.get(name),
         )
         table = report.frame("correctness")
         print(f"\n{name} (sha256 {report.model_sha256[:12]}) · {report.wall_seconds:.1f} s")

@@ -87,16 +87,19 @@ class PredictionCache:
     ``skips.csv`` (file + reason), both rewritten atomically.
     """
 
-    def __init__(self, model, evalset, condition: dict | None = None):
+    def __init__(self, model, evalset, condition: dict | None = None, batch_size: int = 1):
+        r"""``batch_size``: files per ``predict_batch`` call of a model that batches (else 1)."""
         for name, what in ((model.name, "model"), (evalset.audb_name, "dataset"), (evalset.version, "dataset version"),
                            (evalset.split, "split"), (condition_key(condition), "condition")):
             check_name(name, what)  # each becomes a folder: none may reach outside the cache
+        # Padded batches move predictions in the last digits: a batched run keeps its own cache.
+        batched = f"-batch{batch_size}" if batch_size > 1 else ""
         self.folder = cache_dir(
             "predictions",
             model.name,
             model.artifact_hash[:16],
             f"{evalset.audb_name}-{evalset.version}-{evalset.split}-{evalset.fingerprint[:12]}",
-            condition_key(condition),
+            condition_key(condition) + batched,
         )
         self.pred_path = self.folder / "predictions.csv"
         self.skip_path = self.folder / "skips.csv"
@@ -130,26 +133,33 @@ class _Scorer:
             self.skips[file] = reason
         return np.full(len(DIMENSIONS), np.nan)
 
-    def __call__(self, signal: np.ndarray, sampling_rate: int, file: str) -> np.ndarray:
-        if file.lower().endswith(".wav"):
-            truncated = wav_truncation(file)
+    def invalid(self, signal: np.ndarray, sampling_rate: int, file: str | None = None) -> str | None:
+        r"""Why a (flat, float32) signal, read from ``file``, cannot be scored, or ``None``."""
+        if file is not None and file.lower().endswith(".wav"):
+            truncated = wav_truncation(file)  # the reader returns what it could read: a truncated file is a skip
             if truncated:
-                return self._skip(file, truncated)
-        signal = np.asarray(signal, dtype=np.float32).reshape(-1)
+                return truncated
         if signal.size == 0:
-            return self._skip(file, "empty audio (0 samples)")
+            return "empty audio (0 samples)"
         if signal.size < self.min_samples:
-            return self._skip(
-                file, f"too short ({signal.size / sampling_rate:.3f} s < {self.min_samples / sampling_rate:.2f} s)"
-            )
+            return f"too short ({signal.size / sampling_rate:.3f} s < {self.min_samples / sampling_rate:.2f} s)"
         if not np.isfinite(signal).all():
-            return self._skip(file, "audio contains NaN/Inf samples")
+            return "audio contains NaN/Inf samples"
         if float(np.max(np.abs(signal))) < 1e-6:
-            return self._skip(file, "silent audio (peak < 1e-6)")
-        out = self.model(signal, sampling_rate)
+            return "silent audio (peak < 1e-6)"
+        return None
+
+    def output(self, out: np.ndarray, file: str) -> np.ndarray:
         if not np.isfinite(out[self.dims]).all():
             return self._skip(file, f"model returned NaN/Inf: {np.round(out, 4).tolist()}")
         return out
+
+    def __call__(self, signal: np.ndarray, sampling_rate: int, file: str) -> np.ndarray:
+        signal = np.asarray(signal, dtype=np.float32).reshape(-1)
+        reason = self.invalid(signal, sampling_rate, file)
+        if reason:
+            return self._skip(file, reason)
+        return self.output(self.model(signal, sampling_rate), file)
 
 
 def predict(
@@ -164,6 +174,8 @@ def predict(
     min_duration: float = MIN_DURATION,
     progress: bool = True,
     recompute: bool = False,
+    on_progress: typing.Callable[[int], None] | None = None,
+    batch_size: int = 1,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     r"""Predict A/D/V for ``files`` (default: the split's files), cached.
 
@@ -179,6 +191,9 @@ def predict(
         min_duration: shorter signals are skipped
         progress: show a progress bar
         recompute: ignore cached predictions
+        on_progress: called with the number of files after each chunk
+        batch_size: files per ``predict_batch`` call, length-bucketed
+            (models without their own ``predict_batch`` run file by file)
 
     Returns:
         predictions (index: files that were scored, columns: A/D/V) and
@@ -187,10 +202,55 @@ def predict(
     """
     files = evalset.files if files is None else files
     files = pd.Index(files, name="file").astype("string")
-    cache = PredictionCache(model, evalset, condition)
+    batch_size = batch_size if batches(model) else 1
+    cache = PredictionCache(model, evalset, condition, batch_size)
     pred, skips = _empty_frames() if recompute else cache.load()
     done = pred.index.union(skips.index)
     todo = files[~files.isin(done)]
+    bar = _progress(len(todo), f"{model.name} · {evalset.audb_name}/{evalset.split} · {condition_key(condition)}", progress)
+    for chunk, chunk_pred, new_skips in iter_chunks(
+        model, todo, dims=dims, num_workers=num_workers, chunk_size=chunk_size, min_duration=min_duration,
+        batch_size=batch_size,
+    ):
+        pred = pd.concat([pred, chunk_pred]) if len(pred) else chunk_pred
+        skips = pd.concat([skips, new_skips]) if len(skips) else new_skips
+        cache.save(pred, skips)
+        bar.update(len(chunk))
+        if on_progress is not None:
+            on_progress(len(chunk))
+    bar.close()
+    if len(todo):
+        # Score exactly what the cache holds, so a first run and a cached re-run agree to the byte.
+        pred, skips = cache.load()
+    pred = pred.reindex(files[files.isin(pred.index)])
+    skips = skips.reindex(files[files.isin(skips.index)])
+    pred.attrs["computed"] = len(todo)  # files run through the model now (the rest came from the cache)
+    return pred, skips
+
+
+def iter_chunks(
+    model,
+    files: pd.Index,
+    *,
+    dims: typing.Sequence[str] | None = None,
+    num_workers: int = 1,
+    chunk_size: int = 64,
+    min_duration: float = MIN_DURATION,
+    batch_size: int = 1,
+) -> typing.Iterator[tuple[pd.Index, pd.DataFrame, pd.DataFrame]]:
+    r"""Predict ``files`` chunk by chunk, without any cache.
+
+    The one compute path of :func:`predict` and of the executors' workers.
+    With ``batch_size > 1`` a model that implements ``predict_batch``
+    gets each chunk's signals sorted by length, ``batch_size`` at a time
+    (:func:`_batched_chunk`); any other model is run file by file.
+
+    Yields:
+        the chunk's files, their predictions (files that were scored) and
+        their skips (file → ``reason``)
+
+    """
+    files = pd.Index(files, name="file").astype("string")
     dims = tuple(dims) if dims is not None else _predicted_dims(model)
     scorer = _Scorer(model, dims, min_duration)
     feature = audinterface.Feature(
@@ -204,27 +264,63 @@ def predict(
         multiprocessing=False,  # an onnxruntime session cannot be pickled; fork after torch deadlocks
         verbose=False,
     )
-    bar = _progress(len(todo), f"{model.name} · {evalset.audb_name}/{evalset.split} · {condition_key(condition)}", progress)
-    for start in range(0, len(todo), chunk_size):
-        chunk = todo[start : start + chunk_size]
-        chunk_pred = _process_chunk(feature, scorer, chunk)
+    batched = batch_size > 1 and batches(model)
+    if batched:
+        chunk_size = max(chunk_size, 4 * batch_size)  # buckets of similar length need a few batches to pick from
+        feature = audinterface.Process(
+            process_func=None, sampling_rate=model.sampling_rate, resample=True, channels=None, mixdown=True,
+            num_workers=num_workers, multiprocessing=False, verbose=False,
+        )
+    for start in range(0, len(files), chunk_size):
+        chunk = files[start : start + chunk_size]
+        if batched:
+            chunk_pred = _batched_chunk(feature, scorer, chunk, batch_size)
+        else:
+            chunk_pred = _process_chunk(feature, scorer, chunk)
         new_skips = pd.DataFrame(
             {"reason": pd.Series(scorer.skips, dtype="string")}, index=pd.Index(list(scorer.skips), name="file", dtype="string")
         )
         scorer.skips.clear()
-        chunk_pred = chunk_pred.drop(index=chunk_pred.index.intersection(new_skips.index))
-        pred = pd.concat([pred, chunk_pred]) if len(pred) else chunk_pred
-        skips = pd.concat([skips, new_skips]) if len(skips) else new_skips
-        cache.save(pred, skips)
-        bar.update(len(chunk))
-    bar.close()
-    if len(todo):
-        # Score exactly what the cache holds, so a first run and a cached re-run agree to the byte.
-        pred, skips = cache.load()
-    pred = pred.reindex(files[files.isin(pred.index)])
-    skips = skips.reindex(files[files.isin(skips.index)])
-    pred.attrs["computed"] = len(todo)  # files run through the model now (the rest came from the cache)
-    return pred, skips
+        yield chunk, chunk_pred.drop(index=chunk_pred.index.intersection(new_skips.index)), new_skips
+
+
+def batches(model) -> bool:
+    r"""Whether ``model`` implements its own ``predict_batch`` (the default one runs file by file)."""
+    from benchmark.models.base import Predictor
+
+    return getattr(type(model), "predict_batch", Predictor.predict_batch) is not Predictor.predict_batch
+
+
+def _batched_chunk(reader: audinterface.Process, scorer: _Scorer, chunk: pd.Index, batch_size: int) -> pd.DataFrame:
+    r"""Read a chunk, then predict its valid signals in length-sorted batches of ``batch_size``."""
+    signals: dict[str, np.ndarray] = {}
+    try:
+        read = reader.process_index(chunk, preserve_index=True)
+        signals = dict(zip(chunk, read.to_numpy(), strict=True))
+    except Exception:
+        for file in chunk:
+            try:
+                signals[file] = reader.process_index(pd.Index([file], name="file"), preserve_index=True).iloc[0]
+            except Exception as ex:  # unreadable/corrupt audio: record, keep going
+                scorer.skips[file] = f"unreadable audio: {type(ex).__name__}: {str(ex).splitlines()[0][:160] if str(ex) else ''}"
+    valid = {}
+    for file, signal in signals.items():
+        signal = np.asarray(signal, dtype=np.float32).reshape(-1)
+        reason = scorer.invalid(signal, scorer.model.sampling_rate, file)
+        if reason:
+            scorer.skips[file] = reason
+        else:
+            valid[file] = signal
+    order = sorted(valid, key=lambda f: len(valid[f]))  # similar lengths share a batch: little padding
+    rows = {}
+    for start in range(0, len(order), batch_size):
+        batch = order[start : start + batch_size]
+        out = np.asarray(scorer.model.predict_batch([valid[f] for f in batch]), dtype=np.float64)
+        for file, row in zip(batch, out, strict=True):
+            rows[file] = scorer.output(row, file)
+    df = pd.DataFrame.from_dict(rows, orient="index", columns=list(DIMENSIONS)) if rows else _empty_frames()[0]
+    df.index = pd.Index(df.index, name="file", dtype="string")
+    return df.astype("float64")
 
 
 def _empty_frames() -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -18,6 +18,7 @@ import pandas as pd
 
 from benchmark import analyses, results, runner
 from benchmark.data import datasets as dsets
+from benchmark.plan import CellFailed
 from benchmark.registry import Registry, load_model
 
 
@@ -57,6 +58,7 @@ def run_suite(
     options: dict | None = None,
     progress: bool = True,
     log: typing.Callable[[str], None] = print,
+    predicted=None,
 ) -> SuiteReport:
     r"""Benchmark ``model_name`` and write its result tables.
 
@@ -74,6 +76,9 @@ def run_suite(
         options: per-family options (``bootstrap``, ``conditions``, ``max_files`` ...)
         progress: show progress bars
         log: where progress messages go
+        predicted: the :class:`benchmark.plan.Outcome` of this model's
+            predict phase (:func:`benchmark.executors.predict_cells`): its
+            counts go into ``runs``, its failed cells are reported, not recomputed
 
     """
     unknown = [t for t in tests if t not in analyses.FAMILIES]
@@ -103,13 +108,14 @@ def run_suite(
         for split in selected[name]:
             t0 = time.perf_counter()
             evalset = dsets.load_split(dentry, split, data=data, repositories=repositories)
-            counts = _run_split(model, entry, evalset, tests, seed, num_workers, options or {}, progress, report, log)
+            counts = _run_split(model, entry, evalset, tests, seed, num_workers, options or {}, progress, report, log,
+                                predicted)
             # The first run of a key is kept: its wall time is the one that computed the predictions.
             _write(report, "runs", pd.DataFrame([{
                 "model": entry.name, "model_sha256": model.artifact_hash, **evalset.provenance(),
                 "tests": run_label(tests, options or {}), "n_files": len(evalset.files),
                 "predictions": counts["predictions"], "computed": counts["computed"],
-                "wall_seconds": round(time.perf_counter() - t0, 1),
+                "wall_seconds": round(time.perf_counter() - t0 + counts["predict_seconds"], 1),
             }]), keep_existing=True)
     report.wall_seconds = time.perf_counter() - started
     return report
@@ -150,19 +156,31 @@ def check_splits(splits: typing.Sequence[str] | None, entries: typing.Sequence) 
     return chosen
 
 
-def _run_split(model, entry, evalset, tests, seed, num_workers, options, progress, report, log) -> dict:
-    counts = {"predictions": 0, "computed": 0}
+def _run_split(model, entry, evalset, tests, seed, num_workers, options, progress, report, log, predicted=None) -> dict:
+    counts = {"predictions": 0, "computed": 0, "predict_seconds": 0.0}
+    if predicted is not None:  # the predict phase ran the cells: its work is this split's
+        counts["computed"] += predicted.computed.get((evalset.dataset, evalset.split), 0)
+        counts["predict_seconds"] += predicted.seconds.get((evalset.dataset, evalset.split), 0.0)
 
     def predict(files=None, condition=None):
+        failed = predicted.failed.get((evalset.dataset, evalset.split, runner.condition_key(condition))) if predicted else None
+        if failed:
+            raise CellFailed(f"cell {runner.condition_key(condition)} failed: {failed}")
         pred, skips = runner.predict(
-            model, evalset, files, condition=condition, num_workers=num_workers, progress=progress
+            model, evalset, files, condition=condition, num_workers=num_workers, progress=progress,
+            batch_size=int(options.get("batch_size", 1)),  # the predict phase's cache (a batched run has its own)
         )
         counts["predictions"] += len(pred) + len(skips)
         counts["computed"] += pred.attrs.get("computed", 0)
         _record_skips(report, model, entry, evalset, condition, skips)
         return pred
 
-    clean = predict()
+    try:
+        clean = predict()
+    except CellFailed as ex:
+        report.failures.append((evalset.audb_name, evalset.split, "all", str(ex)))
+        log(f"{evalset.audb_name}/{evalset.split}: {ex}")
+        return counts
     if not len(clean):
         report.failures.append((evalset.audb_name, evalset.split, "all", "no file could be scored (see skips.csv)"))
         log(f"{evalset.audb_name}/{evalset.split}: no file could be scored")

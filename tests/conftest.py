@@ -117,6 +117,20 @@ def build_database(root: Path, *, n_speakers: int = 4, per_speaker: int = 6, see
     return db
 
 
+def publish(build, version: str, repo, *, cache_root: str, previous_version: str | None = None) -> None:
+    r""":func:`audb.publish` to ``repo`` with only ``repo`` configured.
+
+    audb asks every configured repository which versions exist; left at its
+    default it would try the public one over the network (and wait ~20 s).
+    """
+    saved = list(audb.config.REPOSITORIES)
+    audb.config.REPOSITORIES = [repo]
+    try:
+        audb.publish(build, version, repo, previous_version=previous_version, verbose=False, cache_root=cache_root)
+    finally:
+        audb.config.REPOSITORIES = saved
+
+
 DEMO_SCALE = 0.1
 """Demo corpora in tests: a tenth of the speakers/utterances (an exact subset of the full build)."""
 
@@ -158,7 +172,7 @@ def audb_repository(tmp_path_factory):
     (host / repo.name).mkdir()
     build = tmp_path_factory.mktemp("build")
     build_database(build)
-    audb.publish(build, "1.0.0", repo, verbose=False, cache_root=str(tmp_path_factory.mktemp("publish-cache")))
+    publish(build, "1.0.0", repo, cache_root=str(tmp_path_factory.mktemp("publish-cache")))
     return repo
 
 

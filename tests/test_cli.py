@@ -142,9 +142,13 @@ def test_max_files_0_means_every_file(setup):
     extra = ("--tests", "robustness", "--split", "test-1", "--conditions", "gain")
     assert cli.main(run_args(setup, "constant", extra=(*extra, "--max-files", "5"))) == cli.EXIT_OK
     assert set(results.read_table("robustness", results_dir())["n"]) == {5}
-    (results_dir() / "robustness.csv").unlink()
-    assert cli.main(run_args(setup, "constant", extra=(*extra, "--max-files", "0"))) == cli.EXIT_OK
-    table = results.read_table("robustness", results_dir())
+    # another subset size never replaces those rows: into the same folder it is refused ...
+    assert cli.main(run_args(setup, "constant", extra=(*extra, "--max-files", "0"))) == cli.EXIT_USAGE
+    assert set(results.read_table("robustness", results_dir())["n"]) == {5}
+    # ... and goes to a folder of its own
+    every = results_dir().parent / "every-file"
+    assert cli.main(run_args(setup, "constant", extra=(*extra, "--max-files", "0", "--results", str(every)))) == 0
+    table = results.read_table("robustness", every)
     assert set(table["n"]) == {12} and set(table["condition"]) == {"gain"}
 
 

@@ -13,7 +13,7 @@ from benchmark.data import datasets as dsets
 from benchmark.models.base import Predictor
 from benchmark.registry import Registry
 from benchmark.suite import run_suite
-from conftest import BASELINES_YAML, build_database
+from conftest import BASELINES_YAML, build_database, publish
 
 
 class Energy(Predictor):
@@ -78,7 +78,7 @@ def bad_repository(tmp_path_factory):
         fp.write(b"RIFF\x00\x00garbage-not-a-wav")
     audiofile.write(str(build / files[1]), np.zeros(16000, dtype="float32"), 16000)
     audiofile.write(str(build / files[2]), np.full(800, 0.1, dtype="float32"), 16000)
-    audb.publish(build, "1.0.0", repo, verbose=False, cache_root=str(tmp_path_factory.mktemp("pc")))
+    publish(build, "1.0.0", repo, cache_root=str(tmp_path_factory.mktemp("pc")))
     return repo, files[:3]
 
 

@@ -1,0 +1,186 @@
+"""Executors: how a run's cells are predicted.
+
+``local`` (the default) predicts the cells in this process, model by
+model, exactly as the runner always did. ``ray`` hands them to Ray
+actors that each hold one loaded model replica (:mod:`benchmark.executors.ray`).
+Either way the driver alone writes the prediction cache, and the
+analyses then score the cached predictions (:func:`benchmark.suite.run_suite`).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import types
+import typing
+
+import numpy as np
+import pandas as pd
+
+from benchmark import DIMENSIONS, runner
+from benchmark.plan import Cell, Outcome, RunSpec, plan
+
+EXECUTORS = ("local", "ray")
+
+
+class Progress:
+    r"""The driver's one progress bar: files done, files/s, cells done."""
+
+    def __init__(self, cells: typing.Sequence[Cell], enabled: bool = True):
+        from tqdm import tqdm
+
+        self.n_cells, self.done_cells = len(cells), 0
+        self.bar = tqdm(
+            total=sum(c.n_files for c in cells), unit="file", desc="predict", leave=False,
+            dynamic_ncols=True, disable=not enabled or not cells,
+        )
+        self.bar.set_postfix_str(f"cells 0/{self.n_cells}")
+
+    def files(self, n: int) -> None:
+        self.bar.update(n)
+
+    def cell(self, files_left: int = 0) -> None:
+        r"""A cell finished; ``files_left``: its files not yet counted (served by the cache)."""
+        self.done_cells += 1
+        if files_left:
+            self.bar.update(files_left)
+        self.bar.set_postfix_str(f"cells {self.done_cells}/{self.n_cells}")
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def predict_cells(
+    models: typing.Sequence[str],
+    spec: RunSpec,
+    *,
+    executor: str = "local",
+    datasets: typing.Sequence[str] | None = None,
+    splits: typing.Sequence[str] | None = None,
+    tests: typing.Sequence[str] = (),
+    address: str | None = None,
+    replicas: int = 1,
+    gpus_per_replica: float | None = None,
+    progress: bool = True,
+    log: typing.Callable[[str], None] = print,
+    on_result: typing.Callable[[Cell, dict], None] | None = None,
+) -> dict[str, Outcome]:
+    r"""Plan the cells of ``models`` and predict them into the cache.
+
+    Args:
+        models: ``models.yaml`` names
+        spec: registries, data source, seed and options of the run
+        executor: ``'local'`` or ``'ray'``
+        datasets: dataset names (default: all)
+        splits: split names (default: every evaluation split)
+        tests: test families (robustness adds a cell per condition)
+        address: Ray cluster (``None``: start one on this machine;
+            ``'auto'`` or ``'ray://HOST:PORT'``: join one)
+        replicas: model replicas (Ray actors) per model
+        gpus_per_replica: GPUs per replica, fractional allowed
+            (default: 1 for entries with ``params.device`` on CUDA, else 0)
+        progress: show the driver's progress bar
+        log: where messages go
+        on_result: called in the driver after each cell (``ray`` only)
+
+    Returns:
+        model name → :class:`benchmark.plan.Outcome`, for
+        :func:`benchmark.suite.run_suite`
+
+    """
+    if executor not in EXECUTORS:
+        raise ValueError(f"Unknown executor '{executor}'; use one of {', '.join(EXECUTORS)}.")
+    if replicas < 1:
+        raise ValueError(f"--replicas must be at least 1, got {replicas}.")
+    cells, where = plan(models, spec, datasets=datasets, splits=splits, tests=tests, log=log)
+    bar = Progress(cells, progress)
+    try:
+        if executor == "local":
+            return run_local(cells, where, spec, bar)
+        from benchmark.executors import ray as ray_executor
+
+        return ray_executor.run(
+            cells, where, spec, bar, address=address, replicas=replicas,
+            gpus_per_replica=gpus_per_replica, log=log, on_result=on_result,
+        )
+    finally:
+        bar.close()
+
+
+def run_local(cells: typing.Sequence[Cell], where: dict, spec: RunSpec, bar: Progress) -> dict[str, Outcome]:
+    r"""Predict ``cells`` in this process: one model loaded at a time, the runner's own threads."""
+    from benchmark.registry import load_model
+
+    outcomes: dict[str, Outcome] = {}
+    model = None
+    for cell in cells:
+        outcome = outcomes.setdefault(cell.model, Outcome())
+        if model is None or model.name != cell.model:
+            model = load_model(spec.registry[cell.model], spec.registry)
+        evalset, _, files = where[cell]
+        started, computed, error = time.perf_counter(), 0, None
+        try:
+            pred, _ = runner.predict(
+                model, evalset, files, condition=cell.condition_dict, num_workers=spec.num_workers,
+                progress=False, on_progress=bar.files, batch_size=spec.batch_size,
+            )
+            computed = int(pred.attrs.get("computed", 0))
+        except Exception as ex:  # one failing cell must not stop the others
+            error = f"{type(ex).__name__}: {ex}"
+        outcome.add(cell, computed, time.perf_counter() - started, error)
+        bar.cell(cell.n_files - computed)
+    return outcomes
+
+
+def cache_of(
+    model_name: str, artifact_hash: str, evalset, condition: dict | None, batch_size: int = 1
+) -> runner.PredictionCache:
+    r"""The prediction cache of a cell, for a driver that does not hold the model.
+
+    ``batch_size``: files per ``predict_batch`` call, 1 for a model that does not batch.
+    """
+    stub = types.SimpleNamespace(name=model_name, artifact_hash=artifact_hash)
+    return runner.PredictionCache(stub, evalset, condition, batch_size)
+
+
+def todo_positions(cache: runner.PredictionCache, files: pd.Index) -> list[int]:
+    r"""Positions in ``files`` that the cache holds neither a prediction nor a skip for."""
+    pred, skips = cache.load()
+    done = pred.index.union(skips.index)
+    return np.flatnonzero(~pd.Index(files).astype("string").isin(done)).tolist()
+
+
+def store(cache: runner.PredictionCache, files: pd.Index, values: np.ndarray, skips: dict[int, str]) -> None:
+    r"""Add a worker's answer for ``files`` to the cache (the driver is its only writer).
+
+    Args:
+        cache: the cell's cache
+        files: the driver's paths of the computed files
+        values: A/D/V per file, shape ``(len(files), 3)``
+        skips: position in ``files`` → reason
+
+    """
+    files = pd.Index(files, name="file").astype("string")
+    scored = np.array([i not in skips for i in range(len(files))], dtype=bool)
+    new = pd.DataFrame(np.asarray(values, dtype="float64").reshape(len(files), len(DIMENSIONS))[scored],
+                       index=files[scored], columns=list(DIMENSIONS))
+    new_skips = pd.DataFrame(
+        {"reason": pd.Series([skips[i] for i in sorted(skips)], dtype="string")},
+        index=pd.Index([files[i] for i in sorted(skips)], name="file", dtype="string"),
+    )
+    pred, old_skips = cache.load()
+    pred = pd.concat([pred, new]) if len(pred) else new
+    old_skips = pd.concat([old_skips, new_skips]) if len(old_skips) else new_skips
+    cache.save(pred, old_skips)
+
+
+def worker_env() -> dict[str, str]:
+    r"""Environment a worker process needs to see the driver's caches and this package."""
+    from benchmark.paths import PROJECT_ROOT
+
+    env = {k: os.environ[k] for k in (
+        "SER_BENCHMARK_CACHE", "AUDB_CACHE_ROOT", "AUDB_SHARED_CACHE_ROOT", "OMP_NUM_THREADS", "HF_HUB_OFFLINE",
+    ) if k in os.environ}
+    # A source checkout (not an installed wheel) must win over any other install on the worker's path.
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    return env
