@@ -23,7 +23,6 @@ import datetime
 import functools
 import os
 import subprocess
-import tempfile
 from pathlib import Path
 
 import filelock
@@ -31,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 import benchmark
+from benchmark.atomic import atomic_write_text  # noqa: F401  (re-exported: the writers of tables import it from here)
 from benchmark.paths import PROJECT_ROOT, check_name, results_root
 
 PROVENANCE = ("benchmark_version", "code_commit", "date")
@@ -113,23 +113,6 @@ def _fmt(df: pd.DataFrame) -> pd.DataFrame:
         else:
             out[col] = out[col].map(lambda v: "" if v is None or (not isinstance(v, str) and pd.isna(v)) else str(v))
     return out
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    r"""Write ``text`` to ``path`` via a temporary file and rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as fp:
-            fp.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; results are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def write_rows(name: str, rows: pd.DataFrame, root: Path | None = None) -> Path:

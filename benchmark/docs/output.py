@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 import typing
 from pathlib import Path
 
+from benchmark.atomic import atomic_write
 from benchmark.docs import cache
 from benchmark.docs.formatting import MARKER
 
@@ -72,11 +71,11 @@ class Output:
             path = self.docs_dir / rel
             if path.exists() and path.read_bytes() == data:
                 continue
-            _atomic_write_bytes(path, data)
+            atomic_write(path, data)
             self.written.append(rel)
         self._remove_stale(self.docs_dir)
         if self.manifest.path is not None:
-            _atomic_write_bytes(self.manifest.path, self.manifest.text().encode())
+            atomic_write(self.manifest.path, self.manifest.text().encode())
         return [self.docs_dir / rel for rel in sorted(self.files)]
 
     def _remove_stale(self, docs_dir: Path) -> None:
@@ -100,18 +99,3 @@ class Output:
                     folder.rmdir()
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fp:
-            fp.write(data)
-        # mkstemp creates 0600; docs are for everyone who can read the checkout.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise

@@ -18,6 +18,7 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
+from benchmark.atomic import atomic_path, atomic_write
 from benchmark.hashing import sha256_file, sha256_text
 from benchmark.paths import cache_dir
 
@@ -166,27 +167,23 @@ def fetch(
     if not reachable(url, connect_timeout):
         raise WeightsUnavailableError(unavailable_message(model, url, target, sha256, "host unreachable"))
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
     try:
-        with os.fdopen(fd, "wb") as fp:
-            _download(url, fp, timeout, verbose)
-        if sha256 == UNPINNED:
-            digest = sha256_file(tmp)
-            print(
-                f"warning: {url} has no pinned checksum; downloaded sha256 is {digest}. "
-                f"Pin it in models.yaml (source.sha256: {digest}) so later downloads are verified."
-            )
-        else:
-            digest = sha256
-            _verify(Path(tmp), sha256, url, final=target)
-        os.replace(tmp, target)
+        with atomic_path(target, suffix=".part") as tmp:
+            with open(tmp, "wb") as fp:
+                _download(url, fp, timeout, verbose)
+            if sha256 == UNPINNED:
+                digest = sha256_file(tmp)
+                print(
+                    f"warning: {url} has no pinned checksum; downloaded sha256 is {digest}. "
+                    f"Pin it in models.yaml (source.sha256: {digest}) so later downloads are verified."
+                )
+            else:
+                digest = sha256
+                _verify(tmp, sha256, url, final=target)
         _write_marker(target, digest)
     except OSError as ex:  # URLError, HTTPError and socket time-outs are OSErrors
         reason = f"download failed: {ex}"
         raise WeightsUnavailableError(unavailable_message(model, url, target, sha256, reason)) from ex
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return target
 
 
@@ -234,7 +231,7 @@ def _marker_ok(path: Path, sha256: str) -> bool:
 
 
 def _write_marker(path: Path, sha256: str) -> None:
-    Path(str(path) + _MARKER).write_text(" ".join([sha256, *_stamp(path)]) + "\n")
+    atomic_write(Path(str(path) + _MARKER), " ".join([sha256, *_stamp(path)]) + "\n")
 
 
 def _stamp(path: Path) -> list[str]:

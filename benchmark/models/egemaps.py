@@ -34,7 +34,6 @@ import concurrent.futures
 import io
 import json
 import os
-import tempfile
 import threading
 import time
 import typing
@@ -44,6 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmark import DIMENSIONS
+from benchmark.atomic import atomic_write
 from benchmark.models.base import Predictor
 
 FEATURE_SET = "eGeMAPSv02"
@@ -155,9 +155,9 @@ class EgemapsRegressor(Predictor):
         r"""Write ``model.npz`` and ``model.json`` into ``folder`` (atomically); return the ``.npz``."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        _atomic_write(folder / "model.json", json.dumps(self.meta, indent=2, sort_keys=True).encode())
+        atomic_write(folder / "model.json", json.dumps(self.meta, indent=2, sort_keys=True).encode())
         # the .npz last: its presence marks a complete cache entry
-        _atomic_write(folder / "model.npz", self.to_bytes())
+        atomic_write(folder / "model.npz", self.to_bytes())
         return folder / "model.npz"
 
     @classmethod
@@ -466,12 +466,3 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as fp:
-            fp.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
