@@ -152,12 +152,49 @@ def _percentile_interval(stats: np.ndarray, level: float) -> tuple[float, float]
 
 
 def ccc_numpy(t: np.ndarray, p: np.ndarray) -> float:
-    r"""CCC on aligned arrays (fast path for bootstraps; same formula as audmetric)."""
+    r"""CCC on aligned arrays (fast path for bootstraps; same formula as audmetric).
+
+    Examples:
+        >>> ccc_numpy(np.array([0.1, 0.5, 0.9]), np.array([0.1, 0.5, 0.9]))
+        1.0
+
+    """
     mt, mp = t.mean(), p.mean()
     vt, vp = t.var(), p.var()
     cov = ((t - mt) * (p - mp)).mean()
     denom = vt + vp + (mt - mp) ** 2
     return float(2 * cov / denom) if denom > 0 else float("nan")
+
+
+def ccc_finite(truth: np.ndarray, prediction: np.ndarray) -> float:
+    r"""CCC of the pairs where both values are finite (NaN for fewer than 2 pairs).
+
+    Examples:
+        >>> round(ccc_finite(np.array([0.0, 1.0, 2.0, np.nan]), np.array([0.0, 1.0, 2.0, 5.0])), 6)
+        1.0
+        >>> ccc_finite(np.array([1.0]), np.array([1.0]))
+        nan
+
+    """
+    t, p = np.asarray(truth, np.float64), np.asarray(prediction, np.float64)
+    ok = np.isfinite(t) & np.isfinite(p)
+    if ok.sum() < 2:
+        return float("nan")
+    return ccc_numpy(t[ok], p[ok])
+
+
+def ccc_rows(truth: np.ndarray, prediction: np.ndarray) -> np.ndarray:
+    r"""CCC along the last axis (population variance, as audmetric), vectorised for bootstraps.
+
+    Examples:
+        >>> ccc_rows(np.array([[0.0, 1.0], [0.0, 1.0]]), np.array([[0.0, 1.0], [1.0, 0.0]])).tolist()
+        [1.0, -1.0]
+
+    """
+    mt, mp = truth.mean(-1), prediction.mean(-1)
+    cov = ((truth - mt[..., None]) * (prediction - mp[..., None])).mean(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return 2 * cov / (truth.var(-1) + prediction.var(-1) + (mt - mp) ** 2)
 
 
 def paired_bootstrap(

@@ -25,6 +25,7 @@ from benchmark.distill.pipeline import DistillConfig, DistillError, distill
 from benchmark.distill.registry_update import update_registry
 from benchmark.distill.train import CheckpointMismatch, Interrupted, ccc_loss
 from benchmark.hashing import artifact_sha256, sha256_file, sha256_text, sha256_tree
+from benchmark.metrics import ccc_finite
 from benchmark.models.base import Predictor
 
 SR = 16000
@@ -1064,7 +1065,7 @@ def test_exports_are_scored_once_and_as_the_benchmark_scores_them(tmp_path, pool
     for vs in sets:  # file by file through the benchmark's loader, as `benchmark run` scores
         pred = np.stack([model(x, SR) for x in vs.signals])
         for d in vs.reference.columns:
-            expected = pipeline._num(pipeline._ccc(vs.reference[d].to_numpy(), pred[:, DIMENSIONS.index(d)]))
+            expected = pipeline._num(ccc_finite(vs.reference[d].to_numpy(), pred[:, DIMENSIONS.index(d)]))
             assert first[f"{vs.name}_{d}"] == expected
     record = json.loads((outcome.out / "provenance.json").read_text())["validation"]["onnx"]
     assert set(record) == {"fp32", "int8"} and record["fp32"]["teacher_mean"] is not None

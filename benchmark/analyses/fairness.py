@@ -33,6 +33,7 @@ import scipy.stats
 
 from benchmark import DIMENSIONS
 from benchmark.metrics import ccc as _ccc
+from benchmark.metrics import ccc_rows
 
 logger = logging.getLogger(__name__)
 
@@ -65,20 +66,6 @@ SUMMARY_COLUMNS = (
     "dimension", "n_speakers", "min_samples", "ccc_median", "ccc_q25", "ccc_q75",
     "mae_median", "mae_q25", "mae_q75", "spearman_rho", "spearman_p",
 )
-
-
-def ccc_rows(truth: np.ndarray, prediction: np.ndarray) -> np.ndarray:
-    r"""CCC along the last axis (population variance, as audmetric), vectorised for bootstraps.
-
-    Examples:
-        >>> ccc_rows(np.array([[0.0, 1.0], [0.0, 1.0]]), np.array([[0.0, 1.0], [1.0, 0.0]])).tolist()
-        [1.0, -1.0]
-
-    """
-    mt, mp = truth.mean(-1), prediction.mean(-1)
-    cov = ((truth - mt[..., None]) * (prediction - mp[..., None])).mean(-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return 2 * cov / (truth.var(-1) + prediction.var(-1) + (mt - mp) ** 2)
 
 
 def normalize_sex(sex: pd.Series) -> pd.Series:

@@ -59,16 +59,12 @@ def _score_onnx(folder: Path, validation: typing.Sequence[ValidationSet], label:
             pred = np.stack(per_file(lambda s: model(s, 16000), vs.signals))
             figures, values = {}, []
             for d in vs.reference.columns:
-                figures[f"{vs.name}_{d}"] = _num(_ccc(vs.reference[d].to_numpy(), pred[:, DIMENSIONS.index(d)]))
+                figures[f"{vs.name}_{d}"] = _num(ccc(vs.reference[d].to_numpy(), pred[:, DIMENSIONS.index(d)]))
                 values.append(figures[f"{vs.name}_{d}"])
             figures[f"{vs.name}_mean"] = _num(float(np.mean(values)))
             scored[key] = figures
         metrics.update(scored[key])
     return metrics
-
-
-def _ccc(truth, prediction) -> float:
-    return ccc(truth, prediction)
 
 
 def _num(value) -> float | None:

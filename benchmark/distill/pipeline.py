@@ -30,7 +30,6 @@ from benchmark.distill.config import (
 )
 from benchmark.distill.export import (
     OUTPUT_FILES,
-    _ccc,
     _check_out,
     _check_unregistered_out,
     _num,
@@ -64,7 +63,7 @@ __all__ = [  # the stages' names, where callers found them before the stages had
     "distill", "fingerprint", "fitted_on", "int8_folder", "keep_freed_memory", "load_export", "load_teacher",
     "native_bf16", "provenance_record", "records_folder", "registry_entries", "student_recipe",
     # tested directly
-    "_ccc", "_check_gold", "_num", "_refit_head", "_score_onnx", "_tune_on_whole_files",
+    "_check_gold", "_num", "_refit_head", "_score_onnx", "_tune_on_whole_files",
 ]
 
 

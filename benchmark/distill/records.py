@@ -14,9 +14,9 @@ from benchmark.distill.annotate import Pool, Recipe
 from benchmark.distill.config import DistillConfig, Hyper, checkpoint_path, student_recipe
 from benchmark.distill.export import _file_sha, _num, _score_onnx
 from benchmark.distill.history import write_history
+from benchmark.distill.provenance_runs import with_runs
 from benchmark.distill.registry_update import update_registry
 from benchmark.distill.validation import ValidationSet
-from benchmark.distill.provenance_runs import with_runs
 from benchmark.hashing import artifact_sha256
 from benchmark.paths import cache_root, project_relative
 from benchmark.results import atomic_write_text, provenance

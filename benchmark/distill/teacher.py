@@ -22,10 +22,11 @@ from benchmark.data.datasets import load_split
 from benchmark.distill import annotate
 from benchmark.distill.annotate import Pool, Shards
 from benchmark.distill.config import DistillConfig, DistillError, _raw_entries
-from benchmark.distill.export import _ccc, _num
+from benchmark.distill.export import _num
 from benchmark.distill.records import _relative_skips
 from benchmark.distill.runtime import Environment, _barrier, check_precision
 from benchmark.distill.validation import ValidationSet
+from benchmark.metrics import ccc_finite
 from benchmark.registry import Registry, load_model
 
 DEFAULT_GOLD = "msppodcast:test-2"
@@ -248,7 +249,7 @@ def _validation_sets(
         sets.append(ValidationSet("gold", annotate.AudioFiles(truth.index), truth))
         info["gold"] = {**gold_set.provenance(), "files": len(truth)}
         info["teacher_vs_gold"] = {
-            d: _num(_ccc(truth[d].to_numpy(), teacher_gold.loc[truth.index, d].to_numpy())) for d in truth.columns
+            d: _num(ccc_finite(truth[d].to_numpy(), teacher_gold.loc[truth.index, d].to_numpy())) for d in truth.columns
         }
     return sets, info, calls
 

@@ -11,6 +11,7 @@ import pandas as pd
 import torch
 
 from benchmark import DIMENSIONS
+from benchmark.metrics import ccc_finite as ccc  # the distillation scores pairs where both values are finite
 
 T = typing.TypeVar("T")
 
@@ -33,25 +34,6 @@ class ValidationSet:
 
     def __len__(self) -> int:
         return len(self.signals)
-
-
-def ccc(truth: np.ndarray, prediction: np.ndarray) -> float:
-    r"""Concordance correlation coefficient (population variance; NaN for < 2 pairs).
-
-    Examples:
-        >>> round(ccc(np.array([0.0, 1.0, 2.0]), np.array([0.0, 1.0, 2.0])), 6)
-        1.0
-
-    """
-    t, p = np.asarray(truth, np.float64), np.asarray(prediction, np.float64)
-    ok = np.isfinite(t) & np.isfinite(p)
-    t, p = t[ok], p[ok]
-    if len(t) < 2:
-        return float("nan")
-    denominator = t.var() + p.var() + (t.mean() - p.mean()) ** 2
-    if denominator == 0:
-        return float("nan")
-    return float(2 * np.mean((t - t.mean()) * (p - p.mean())) / denominator)
 
 
 def per_file(fn: typing.Callable[[typing.Any], T], items: typing.Sequence, device: str = "cpu") -> list[T]:

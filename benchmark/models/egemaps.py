@@ -44,6 +44,7 @@ import numpy as np
 
 from benchmark import DIMENSIONS
 from benchmark.atomic import atomic_write
+from benchmark.metrics import ccc_numpy as ccc
 from benchmark.models.base import Predictor
 
 FEATURE_SET = "eGeMAPSv02"
@@ -376,20 +377,6 @@ def choose_alpha(
     scores = np.where(np.isfinite(scores), scores, -np.inf)
     best = len(alphas) - 1 - int(np.argmax(scores[::-1]))  # last maximum: the larger penalty
     return float(alphas[best]), float(scores[best])
-
-
-def ccc(truth: np.ndarray, prediction: np.ndarray) -> float:
-    r"""Concordance correlation coefficient (population variances, as audmetric).
-
-    Examples:
-        >>> ccc(np.array([0.1, 0.5, 0.9]), np.array([0.1, 0.5, 0.9]))
-        1.0
-
-    """
-    mt, mp = truth.mean(), prediction.mean()
-    cov = ((truth - mt) * (prediction - mp)).mean()
-    denominator = truth.var() + prediction.var() + (mt - mp) ** 2
-    return float(2 * cov / denominator) if denominator > 0 else float("nan")
 
 
 def _groups(evalset) -> np.ndarray:
