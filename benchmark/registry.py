@@ -353,12 +353,14 @@ def load_model(name_or_entry: str | ModelEntry, registry: Registry | None = None
     if "path" in entry.source and entry.distilled and not entry.resolve(entry.source["path"]).exists():
         from benchmark.models.download import WeightsUnavailableError
 
+        # how to make the weights comes from the entry: its student and the teacher it records
         student = entry.architecture or entry.name.removesuffix("-int8")
-        teacher = entry.distilled.get("teacher", "egemaps-teacher")
+        teacher = entry.distilled.get("teacher")
+        command = f"nox -s distill -- --student {student}" + (f" --teacher {teacher}" if teacher else "")
         raise WeightsUnavailableError(
             f"weights not available: {entry.name} is made by distillation and "
             f"{entry.resolve(entry.source['path'])} does not exist yet; run "
-            f"`nox -s distill -- --student {student} --teacher {teacher}` (writes it and its -int8 variant)"
+            f"`{command}` (writes it and its -int8 variant)"
         )
     module = importlib.import_module(KINDS[entry.kind][0])
     model = module.load(entry, registry)

@@ -128,6 +128,11 @@ def test_distilled_entry_without_weights_says_how_to_make_them(tmp_path):
     reg = Registry.from_yaml_text(text, root=tmp_path)  # valid: the weights are a distillation output
     with pytest.raises(WeightsUnavailableError, match=r"nox -s distill -- --student mobilenetv3-small --teacher egemaps-teacher"):
         load_model("mobilenetv3-small", reg)
+    # the command comes from the entry: a teacher it does not record is not made up
+    other = Registry.from_yaml_text(text.replace("distilled: {teacher: egemaps-teacher}", "distilled: {seed: 1}"),
+                                    root=tmp_path)
+    with pytest.raises(WeightsUnavailableError, match=r"run `nox -s distill -- --student mobilenetv3-small` "):
+        load_model("mobilenetv3-small", other)
 
 
 def test_cli_unknown_model_is_a_user_error_but_an_internal_keyerror_shows_its_traceback(monkeypatch, capsys):

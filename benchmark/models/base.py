@@ -31,10 +31,39 @@ class Predictor(abc.ABC):
 
     """
 
+    dimensions: tuple[str, ...] = DIMENSIONS
+    """Dimensions the model predicts; :func:`benchmark.registry.load_model` sets the entry's ``outputs``.
+    Every other dimension of every prediction is NaN ("not predicted"), whatever the model computes."""
+
     def __init__(self, name: str, artifact_hash: str, sampling_rate: int = 16000):
         self.name = name
         self.artifact_hash = artifact_hash
         self.sampling_rate = sampling_rate
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "predict_batch" in cls.__dict__:  # a model's own batching is masked like a single prediction
+            batch = cls.__dict__["predict_batch"]
+
+            def predict_batch(self, signals, _batch=batch):
+                return self.mask(np.asarray(_batch(self, signals), dtype=np.float64))
+
+            predict_batch.__doc__, predict_batch.__wrapped__ = batch.__doc__, batch
+            cls.predict_batch = predict_batch
+
+    def mask(self, out: np.ndarray) -> np.ndarray:
+        r"""``out`` (``(3,)`` or ``(n, 3)``) with the dimensions the model does not predict set to NaN.
+
+        Examples:
+            >>> from benchmark.models.baselines import Constant
+            >>> model = Constant("c", "h", value=0.4)
+            >>> model.dimensions = ("arousal", "valence")
+            >>> model(np.zeros(10), 16000).tolist()
+            [0.4, nan, 0.4]
+
+        """
+        keep = np.array([d in self.dimensions for d in DIMENSIONS])
+        return np.where(keep, out, np.nan)
 
     @abc.abstractmethod
     def predict(self, signal: np.ndarray) -> np.ndarray:
@@ -73,7 +102,7 @@ class Predictor(abc.ABC):
             raise ValueError(
                 f"Model '{self.name}' returned shape {out.shape}, expected (3,) for {DIMENSIONS}."
             )
-        return out
+        return self.mask(out)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, artifact_hash={self.artifact_hash[:12]!r})"

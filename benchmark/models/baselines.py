@@ -59,15 +59,4 @@ class Constant(Predictor):
 def load(entry, registry=None) -> Predictor:
     r"""Loader for kinds ``random`` and ``constant``."""
     cls = RandomGaussian if entry.kind == "random" else Constant
-    model = cls(entry.name, sha256_text(entry.spec_hash_payload()), sampling_rate=entry.sampling_rate, **entry.params)
-    return _mask_outputs(model, entry)
-
-
-def _mask_outputs(model: Predictor, entry) -> Predictor:
-    r"""Set dimensions the entry does not map to NaN."""
-    keep = np.array([d in entry.outputs for d in ("arousal", "dominance", "valence")])
-    if keep.all():
-        return model
-    inner = model.predict
-    model.predict = lambda s: np.where(keep, inner(s), np.nan)  # type: ignore[method-assign]
-    return model
+    return cls(entry.name, sha256_text(entry.spec_hash_payload()), sampling_rate=entry.sampling_rate, **entry.params)

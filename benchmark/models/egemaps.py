@@ -416,10 +416,6 @@ def load(entry, registry=None) -> Predictor:
             f"Model '{entry.name}': {path} has sha256 {model.artifact_hash}, models.yaml pins "
             f"{entry.source['sha256']}; restore the file or update source.sha256 (a changed model is a new result)."
         )
-    keep = np.array([d in entry.outputs for d in DIMENSIONS])
-    if not keep.all():
-        model.arrays["coef"][~keep] = np.nan  # hash stays that of the fitted file
-        model.arrays["intercept"][~keep] = np.nan
     return model
 
 

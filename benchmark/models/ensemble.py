@@ -50,8 +50,6 @@ class Ensemble(Predictor):
         name: registry name
         members: the loaded members
         weights: one non-negative weight per member (default: equal)
-        keep: which of :data:`benchmark.DIMENSIONS` the ensemble reports
-            (the others are NaN)
         sampling_rate: rate of the signals the ensemble receives
 
     """
@@ -62,7 +60,6 @@ class Ensemble(Predictor):
         members: typing.Sequence[Predictor],
         weights: typing.Sequence[float] | None = None,
         *,
-        keep: typing.Sequence[str] = DIMENSIONS,
         sampling_rate: int = 16000,
     ):
         weights = [1.0] * len(members) if weights is None else [float(w) for w in weights]
@@ -73,11 +70,10 @@ class Ensemble(Predictor):
         super().__init__(name, ensemble_hash(members, weights), sampling_rate)
         self.members = list(members)
         self.weights = weights
-        self.keep = np.array([d in keep for d in DIMENSIONS])
 
     def predict(self, signal: np.ndarray) -> np.ndarray:
         stacked = np.stack([m(self._for(m, signal), m.sampling_rate) for m in self.members])
-        return np.where(self.keep, nan_weighted_mean(stacked, self.weights), np.nan)
+        return nan_weighted_mean(stacked, self.weights)
 
     def predict_batch(self, signals: typing.Sequence[np.ndarray]) -> np.ndarray:
         r"""Batched: each member predicts the whole batch (GPU teachers batch)."""
@@ -87,7 +83,7 @@ class Ensemble(Predictor):
         stacked = np.stack(
             [np.asarray(m.predict_batch([self._for(m, s) for s in signals]), dtype=np.float64) for m in self.members]
         )
-        return np.where(self.keep, nan_weighted_mean(stacked, self.weights), np.nan)
+        return nan_weighted_mean(stacked, self.weights)
 
     def _for(self, member: Predictor, signal: np.ndarray) -> np.ndarray:
         if member.sampling_rate == self.sampling_rate:
@@ -115,7 +111,6 @@ def load(entry, registry=None) -> Predictor:
         entry.name,
         members,
         entry.params.get("weights"),
-        keep=entry.dimensions,
         sampling_rate=entry.sampling_rate,
     )
 
