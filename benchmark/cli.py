@@ -23,6 +23,7 @@ EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     from benchmark.analyses.perturbations import ConditionError
+    from benchmark.data.audio_files import DataError
     from benchmark.data.datasets import DatasetConfigError
     from benchmark.paths import InvalidNameError
     from benchmark.registry import RegistryError, UnknownModelError
@@ -32,7 +33,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     # only errors that name the user's mistake; any other exception is a bug and shows its traceback
     errors: list[type[BaseException]] = [
         RegistryError, DatasetConfigError, UnknownModelError, ThresholdsError, InvalidNameError,
-        SettingsConflictError, ConditionError,
+        SettingsConflictError, ConditionError, DataError,
     ]
     try:
         from benchmark.models.download import ChecksumError, WeightsUnavailableError
@@ -74,6 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--datasets", metavar="PATH", help="dataset registry file (default: datasets.yaml)")
     run.add_argument("--conditions", nargs="+", metavar="NAME",
                      help="robustness conditions from conditions.yaml (default: all)")
+    run.add_argument("--babble", metavar="SPEC",
+                     help="babble talkers of the robustness analysis: a folder, list file or glob of speech "
+                     "recordings, or 'demo' (default: the demo pool with --data demo, none with --data real: "
+                     "the babble conditions are then left out and the run says so)")
     run.add_argument("--max-files", type=int, default=200, metavar="N",
                      help="robustness: seeded subset of N files per split (default: 200; 0 = all)")
     run.add_argument("--bootstrap", type=int, default=1000, metavar="N",
@@ -214,6 +219,7 @@ def _run(args) -> int:
         "bootstrap": args.bootstrap,
         "max_files": args.max_files or None,
         **({"conditions": args.conditions} if args.conditions else {}),
+        **({"babble": args.babble} if args.babble else {}),
         **({"batch_size": args.batch_size} if args.batch_size > 1 else {}),
     }
     from benchmark.executors import predict_cells

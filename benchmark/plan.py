@@ -144,15 +144,13 @@ def cell_inputs(condition: dict | None, evalset, spec: RunSpec) -> tuple[pd.Inde
     """
     if not condition:
         return evalset.files, pd.Index(evalset.files, name="file")
-    from benchmark.analyses import perturbations, robustness
+    from benchmark.analyses import robustness
 
-    options = spec.options or {}
-    files = robustness.subset_files(evalset.files, options.get("max_files"), spec.seed)
-    babble = robustness._babble_files(options) if condition["type"] == "babble" else None
-    paths = perturbations.materialize(
-        files, condition, root_key=f"{evalset.audb_name}-{evalset.version}", seed=spec.seed,
-        babble_files=babble, root=evalset.root,
-    )
+    options = {"data": spec.data, **(spec.options or {})}
+    paths = robustness.perturbed_files(robustness.condition_files(evalset, options, spec.seed), condition, evalset,
+                                       options, spec.seed)
+    if paths is None:  # a condition without its sources (babble on real data without --babble): nothing to predict
+        return pd.Index([], name="file"), pd.Index([], name="file")
     return pd.Index(paths.index, name="file"), pd.Index(paths.to_numpy(), name="file")
 
 

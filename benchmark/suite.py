@@ -94,6 +94,7 @@ def run_suite(
                 f"Unknown dataset '{name}'. Registered: {', '.join(dataset_registry)}. Add it to datasets.yaml."
             )
     selected = check_splits(splits, [dataset_registry[n] for n in names])
+    options = {"data": data, **(options or {})}  # the analyses pick sources by it (babble talkers)
     results.claim_settings(results.run_settings(seed, options or {}, tests))
     started = time.perf_counter()
     model = load_model(entry, registry)

@@ -359,3 +359,26 @@ def test_fairness_without_labels(tmp_path):
     tables = fairness.run(make_context(evalset, rms_model))
     assert tables["fairness_sex"].empty and "no sex labels" in tables["fairness_sex"].attrs["reason"]
     assert not tables["speakers"].empty and (tables["speakers"]["sex"] == "").all()
+
+
+def test_real_data_babbles_only_with_talkers_it_is_given(dataset_registry, audb_repository, tmp_path):
+    from benchmark.registry import Registry
+    from benchmark.suite import run_suite
+    from conftest import BASELINES_YAML, tone
+
+    registry = Registry.from_yaml_text(BASELINES_YAML)
+    run = dict(registry=registry, dataset_registry=dataset_registry, data="real", repositories=[audb_repository],
+               splits=["test-1"],
+               tests=["robustness"], progress=False, log=lambda s: None)
+    # no talkers for real data: the babble condition is left out, and the run says why; the others run
+    report = run_suite("random-gaussian", options={"conditions": ["babble-20db", "gain"]}, **run)
+    rows = report.frame("robustness")
+    assert set(rows["condition"]) == {"gain"}
+    assert any("babble-20db" in r[-1] and "--babble" in r[-1] for r in report.skipped_sets)
+    # talkers given as a folder of recordings: the babble condition runs on them
+    talkers = tmp_path / "talkers"
+    talkers.mkdir()
+    for i in range(8):
+        audiofile.write(str(talkers / f"t{i}.wav"), tone(2.0, 110 + 20 * i, seed=i), SR)
+    report = run_suite("random-gaussian", options={"conditions": ["babble-20db"], "babble": str(talkers)}, **run)
+    assert set(report.frame("robustness")["condition"]) == {"babble-20db"}

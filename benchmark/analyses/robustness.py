@@ -14,7 +14,8 @@ runs scored:
 Options (``context.options``): ``conditions`` (names or groups, a list or
 a comma-separated string; default all), ``conditions_file``,
 ``max_files`` (seeded subset of the split), ``unchanged_threshold``,
-``babble_files`` (default: the demo pool of held-out talkers).
+``babble`` / ``babble_files`` (:func:`babble_files`: the demo pool for demo data,
+none for real data unless given).
 """
 
 from __future__ import annotations
@@ -138,12 +139,45 @@ def subset_files(files: pd.Index, max_files: int | None, seed: int) -> pd.Index:
     return files[[f in keep for f in files]]
 
 
-def _babble_files(options: dict):
+def babble_files(options: dict):
+    r"""The babble talkers of a run: ``None`` where it has none, and babble conditions are left out.
+
+    ``options['babble_files']`` (a list of files) wins; else ``options['babble']``,
+    a spec as :func:`benchmark.data.audio_files.resolve_files` reads it (a folder,
+    list file or glob of speech recordings; ``'demo'``: the held-out talkers of the
+    embedded demo pool). Without a spec, demo data babbles with the demo pool and
+    real data has no babble: synthetic talkers would be another condition on real speech.
+    """
     if options.get("babble_files") is not None:
         return options["babble_files"]
-    from benchmark.data import demo  # held-out talkers of the demo pool
+    spec = options.get("babble") or ("demo" if options.get("data", "demo") == "demo" else None)
+    if spec is None:
+        return None
+    from benchmark.data.audio_files import resolve_files
 
-    return demo.pool_files()
+    files, _ = resolve_files(spec, "demo-pool", "--babble")
+    return pd.Index(files, name="file")
+
+
+NO_BABBLE = "no babble talkers for real data: pass --babble SPEC (a folder, list file or glob of speech recordings)"
+
+
+def condition_files(evalset, options: dict, seed: int) -> pd.Index:
+    r"""The robustness subset of a split: seeded, drawn from all its files (so it does not move
+    when a file is skipped); the analysis scores those the clean run scored."""
+    return subset_files(evalset.files, options.get("max_files"), seed)
+
+
+def perturbed_files(files: pd.Index, condition: dict, evalset, options: dict, seed: int) -> pd.Series | None:
+    r"""Perturbed copies of ``files`` under ``condition`` (original → copy; made once, cached on disk);
+    ``None`` for a babble condition without talkers (:data:`NO_BABBLE`)."""
+    babble = babble_files(options) if condition["type"] == "babble" else None
+    if condition["type"] == "babble" and babble is None:
+        return None
+    return perturbations.materialize(
+        files, condition, root_key=f"{evalset.audb_name}-{evalset.version}", seed=seed, babble_files=babble,
+        root=evalset.root,
+    )
 
 
 def condition_rows(
@@ -191,24 +225,22 @@ def run(context) -> dict[str, pd.DataFrame]:
     )
     threshold = float(options.get("unchanged_threshold", UNCHANGED_THRESHOLD))
     # only files the clean run scored: a file it skipped (unreadable, empty) has nothing to compare to
-    scored = evalset.files[evalset.files.isin(context.clean.dropna(how="all").index)]
-    files = subset_files(scored, options.get("max_files"), context.seed)
+    files = condition_files(evalset, options, context.seed)
+    files = files[files.isin(context.clean.dropna(how="all").index)]
     truth = evalset.truth.reindex(files)
     clean = context.clean.reindex(files)
-    root_key = f"{evalset.audb_name}-{evalset.version}"
-    rows = []
+    rows, notes = [], []
     for condition in conditions:
         condition = perturbations.check_condition(condition)
-        babble = _babble_files(options) if condition["type"] == "babble" else None
-        paths = perturbations.materialize(
-            files, condition, root_key=root_key, seed=context.seed, babble_files=babble, root=evalset.root,
-        )
+        paths = perturbed_files(files, condition, evalset, options, context.seed)
+        if paths is None:
+            notes.append(f"{condition['name']}: {NO_BABBLE}")
+            continue
         if paths.attrs.get("skipped"):  # files this condition cannot be applied to: a skip for it alone
             reasons = pd.Series(paths.attrs["skipped"], dtype="string", name="reason")
             context.record_skips(reasons.rename_axis("file").to_frame(), condition)
-        digest = perturbations.condition_hash(
-            condition, seed=context.seed, babble_files=babble,
-        )[:12]
+        babble = babble_files(options) if condition["type"] == "babble" else None
+        digest = perturbations.condition_hash(condition, seed=context.seed, babble_files=babble)[:12]
         predicted = context.predict(pd.Index(paths.to_numpy(), name="file"), condition=condition)
         back = pd.Series(paths.index, index=paths.to_numpy())  # perturbed path → original file
         predicted = predicted[predicted.index.isin(back.index)]
@@ -217,4 +249,7 @@ def run(context) -> dict[str, pd.DataFrame]:
             rows.append({**context.base_row(), **row, "condition_hash": digest})
         logger.info("Robustness %s: %d files", condition["name"], len(predicted))
     columns = list(context.base_row()) + list(COLUMNS)
-    return {"robustness": pd.DataFrame(rows, columns=columns)}
+    table = pd.DataFrame(rows, columns=columns)
+    if notes:
+        table.attrs["reason"] = "; ".join(notes)
+    return {"robustness": table}
