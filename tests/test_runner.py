@@ -154,7 +154,7 @@ def test_full_suite_writes_every_family(dataset_registry, audb_repository):
     assert set(robustness["condition"]) == {"gain", "white-noise-20db", "crop-end"}
     assert len(results.read_table("fairness_sex")) and len(results.read_table("fairness_speaker"))
     runs = results.read_table("runs")
-    assert runs["tests"].iloc[0] == "correctness distribution robustness[gain,white-noise-20db,crop-end] fairness"
+    assert runs["tests"].iloc[0] == "correctness robustness[gain,white-noise-20db,crop-end] fairness"
     assert int(runs["computed"].iloc[0]) == int(runs["predictions"].iloc[0]) > len(robustness) // 3  # cold cache
 
 

@@ -239,7 +239,7 @@ def test_int8_weight_types(exported, tmp_path):
 def _check_figures(figures: dict, onnx: bool):
     from benchmark.efficiency import COLUMNS
 
-    assert set(COLUMNS) - {"model", "model_sha256"} == set(figures)
+    assert set(COLUMNS) - {"model", "model_sha256", "weights"} == set(figures)  # run() says whose weights
     for key in ("ms_per_5s", "xrt", "peak_rss_mb"):
         assert figures[key] > 0, key
     assert figures["threads"] == 1

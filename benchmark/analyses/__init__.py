@@ -4,10 +4,11 @@
 for the result tables named by the keys (see :data:`benchmark.results.KEYS`);
 the runner adds the provenance columns and writes them.
 
-Families: ``correctness`` (CCC, Pearson, MAE), ``distribution``
-(Jensen–Shannon distance of predicted and gold distributions),
-``robustness`` (perturbations), ``fairness`` (sex groups, individual
-speakers). Pass/fail thresholds of every test: :mod:`benchmark.report`.
+Families: ``correctness`` (CCC, Pearson, MAE; and the Jensen–Shannon
+distance of predicted and gold distributions, :mod:`.distribution`),
+``robustness`` (perturbations), ``fairness`` (sex groups, pitch groups,
+individual speakers). Pass/fail thresholds of every test:
+:mod:`benchmark.report`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import typing
 
 import pandas as pd
 
-FAMILIES = ("correctness", "distribution", "robustness", "fairness")
+FAMILIES = ("correctness", "robustness", "fairness")
 
 
 @dataclasses.dataclass

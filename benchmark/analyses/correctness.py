@@ -2,7 +2,9 @@
 
 Per dimension that both the model predicts and the split labels:
 CCC with a seeded bootstrap 95% interval, Pearson correlation and MAE,
-on the files the model could score (skips are counted, not scored).
+on the files the model could score (skips are counted, not scored);
+and how far the distribution of the predictions is from the gold
+standard's (table ``distribution``, :mod:`benchmark.analyses.distribution`).
 """
 
 from __future__ import annotations
@@ -10,10 +12,11 @@ from __future__ import annotations
 import pandas as pd
 
 from benchmark import metrics
+from benchmark.analyses import distribution
 
 
 def run(context) -> dict[str, pd.DataFrame]:
-    r"""Score the clean predictions of ``context``; rows for table ``correctness``."""
+    r"""Score the clean predictions of ``context``; rows for tables ``correctness`` and ``distribution``."""
     truth = context.evalset.truth
     pred = context.clean
     n_boot = int(context.options.get("bootstrap", 1000))
@@ -38,4 +41,4 @@ def run(context) -> dict[str, pd.DataFrame]:
                 "mae": metrics.mae(t, p),
             }
         )
-    return {"correctness": pd.DataFrame(rows)}
+    return {"correctness": pd.DataFrame(rows), **distribution.run(context)}
