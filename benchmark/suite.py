@@ -100,25 +100,39 @@ def run_suite(
     report = SuiteReport(model=entry.name, model_sha256=model.artifact_hash)
     for name in names:
         dentry = dataset_registry[name]
-        shared = [d for d in dentry.labels if d in entry.outputs]
+        shared = [d for d in dentry.label_dimensions if d in entry.outputs]
         if not shared:
-            report.skipped_sets.append((name, "*", f"model predicts none of {list(dentry.labels)}"))
-            log(f"skip {name}: '{entry.name}' predicts none of its labels ({', '.join(dentry.labels)})")
+            report.skipped_sets.append((name, "*", f"model predicts none of {list(dentry.label_dimensions)}"))
+            log(f"skip {name}: '{entry.name}' predicts none of its labels ({', '.join(dentry.label_dimensions)})")
             continue
         for split in selected[name]:
             t0 = time.perf_counter()
             evalset = dsets.load_split(dentry, split, data=data, repositories=repositories)
-            counts = _run_split(model, entry, evalset, tests, seed, num_workers, options or {}, progress, report, log,
-                                predicted)
+            applied = _applicable(tests, evalset, entry, report, log)
+            counts = _run_split(model, entry, evalset, applied, seed, num_workers, options or {}, progress, report,
+                                log, predicted)
             # The first run of a key is kept: its wall time is the one that computed the predictions.
             _write(report, "runs", pd.DataFrame([{
                 "model": entry.name, "model_sha256": model.artifact_hash, **evalset.provenance(),
-                "tests": run_label(tests, options or {}), "n_files": len(evalset.files),
+                "tests": run_label(applied, options or {}), "n_files": len(evalset.files),
                 "predictions": counts["predictions"], "computed": counts["computed"],
                 "wall_seconds": round(time.perf_counter() - t0 + counts["predict_seconds"], 1),
             }]), keep_existing=True)
     report.wall_seconds = time.perf_counter() - started
     return report
+
+
+def _applicable(tests, evalset, entry, report: SuiteReport, log) -> list[str]:
+    r"""The families of ``tests`` that apply to ``evalset``; the others are recorded as skipped with their reason."""
+    applied = []
+    for family in tests:
+        reason = analyses.not_applicable(family, evalset, entry.dimensions)
+        if reason:
+            report.skipped_sets.append((evalset.audb_name, evalset.split, f"{family}: {reason}"))
+            log(f"{family} skipped on {evalset.dataset} ({evalset.audb_name}/{evalset.split}): {reason}")
+        else:
+            applied.append(family)
+    return applied
 
 
 def run_label(tests: typing.Sequence[str], options: dict) -> str:
