@@ -453,7 +453,7 @@ def load_split(
         )
     if version not in available:
         raise DatasetConfigError(
-            f"Dataset '{entry.name}': its data cannot be found: {name} version {version} is not in "
+            f"Dataset '{entry.name}': its data cannot be found: {name} version {version} not found in "
             f"{', '.join(r.name for r in repos)} (available: {', '.join(available) or 'none'}). "
             "Publish it there or pin an available version in datasets.yaml."
         )
