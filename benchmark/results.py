@@ -61,6 +61,7 @@ KEYS = {
     "speakers": (*_SPLIT, "dimension", "speaker"),
     "consistency": (*_SPLIT, "dimension", "group"),
     "consistency_categories": (*_SPLIT, "category", "dimension"),
+    "segmented": (*_SPLIT, "file"),  # long files predicted window by window (benchmark.runner.MAX_SIGNAL_SECONDS)
     "efficiency": ("model", "model_sha256"),
     "skips": (*_SPLIT, "condition", "file"),
     "runs": (*_SPLIT, "tests"),

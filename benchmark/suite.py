@@ -200,6 +200,13 @@ def _run_split(model, entry, evalset, tests, seed, num_workers, options, progres
         log(f"{evalset.audb_name}/{evalset.split}: no file could be scored")
         return counts
     results.write_predictions(entry.name, model.artifact_hash, evalset, clean)
+    long = runner.segmented_files(clean.index, model.sampling_rate)
+    if len(long):  # what was done to files longer than the model sees at once, in the results
+        long["file"] = [_relative(f, evalset.root) for f in long["file"]]
+        _write(report, "segmented", pd.DataFrame({"model": entry.name, "model_sha256": model.artifact_hash,
+                                                  **evalset.provenance(), **long.to_dict("list")}))
+        log(f"{evalset.audb_name}/{evalset.split}: {len(long)} file(s) over {runner.MAX_SIGNAL_SECONDS:.0f} s "
+            "predicted window by window (results/segmented.csv)")
     context = analyses.Context(
         model, entry, evalset, predict, clean, seed=seed, options=options,
         record_skips=lambda skips, condition: _record_skips(report, model, entry, evalset, condition, skips),

@@ -238,3 +238,31 @@ def test_each_kind_of_corpus_runs_the_families_that_apply(tmp_path, categories, 
         assert f"{family}: " in skipped
     assert bool(len(results.read_table("correctness"))) == dims
     assert bool(len(results.read_table("consistency_categories"))) == categories
+
+
+def test_three_minute_file_is_predicted_window_by_window(tmp_path):
+    from benchmark import runner
+    from benchmark.models.base import Predictor
+
+    class Loudness(Predictor):
+        longest = 0
+
+        def predict(self, signal):
+            Loudness.longest = max(Loudness.longest, signal.size)
+            rms = float(np.sqrt(np.mean(signal.astype(np.float64) ** 2)))
+            return np.array([rms, 0.5, 0.5])
+
+    sr = 16000
+    t = np.arange(180 * sr) / sr
+    signal = (0.1 + 0.2 * (t > 120)) * np.sin(2 * np.pi * 150 * t)  # louder in the last minute
+    path = tmp_path / "long.wav"
+    audiofile.write(str(path), signal.astype(np.float32), sr)
+    model = Loudness("loud", "0" * 64)
+    out = list(runner.iter_chunks(model, pd.Index([str(path)]), dims=("arousal",)))
+    pred = out[0][1]
+    assert Loudness.longest == runner.MAX_SIGNAL_SECONDS * sr  # never the whole 3 minutes at once
+    quiet, loud = 0.1 / np.sqrt(2), 0.3 / np.sqrt(2)
+    assert pred.loc[str(path), "arousal"] == pytest.approx((2 * quiet + loud) / 3, rel=1e-3)
+    long = runner.segmented_files([str(path)])
+    assert long[["duration_s", "window_s", "segments"]].values.tolist() == [[180.0, 60.0, 3]]
+    assert runner.segmented_files([str(tmp_path / "missing.wav")]).empty
