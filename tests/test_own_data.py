@@ -266,3 +266,17 @@ def test_three_minute_file_is_predicted_window_by_window(tmp_path):
     long = runner.segmented_files([str(path)])
     assert long[["duration_s", "window_s", "segments"]].values.tolist() == [[180.0, 60.0, 3]]
     assert runner.segmented_files([str(tmp_path / "missing.wav")]).empty
+
+
+def test_the_guide_s_registry_examples_are_valid_entries():
+    import re
+
+    guide = (Path(__file__).resolve().parents[1] / "docs" / "adding-a-dataset.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", guide, flags=re.S)
+    assert len(blocks) == 2
+    for block in blocks:
+        for entry in yaml.safe_load(block)["datasets"]:
+            assert entry_problems(entry) == [], entry["name"]
+    documented = set(re.findall(r"^\| ([a-z, ]+) \|", guide, flags=re.M))
+    names = {n.strip() for row in documented for n in row.split(",")}
+    assert set(cats.DEFAULT_MAP) <= names  # every default place is in the guide's table
