@@ -107,7 +107,6 @@ def test_import_dataset_then_run_consistency_and_skips(corpus, tmp_path, capsys)
                      "--bootstrap", "50", "--no-progress"])
     out, err = capsys.readouterr()
     assert code == 0, out + err
-    print(out)
     assert "correctness skipped on owncorpus" in out and "no A/D/V gold" in out
     assert "fairness skipped on owncorpus" in out
     table = results.read_table("consistency")
