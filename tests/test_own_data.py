@@ -279,3 +279,26 @@ def test_the_guide_s_registry_examples_are_valid_entries():
     documented = set(re.findall(r"^\| ([a-z, ]+) \|", guide, flags=re.M))
     names = {n.strip() for row in documented for n in row.split(",")}
     assert set(cats.DEFAULT_MAP) <= names  # every default place is in the guide's table
+
+
+def test_import_adv_labels_reports_out_of_range_rows(tmp_path):
+    from benchmark.data.importer import import_dataset
+
+    folder = tmp_path / "audio"
+    rows = make_folder(folder, per_category=1, n_speakers=2, seconds=1.0).drop(columns="emotion")
+    rows["arousal"] = [f"{v:.2f}" for v in np.linspace(1, 7, len(rows))]
+    rows.loc[0, "arousal"] = "9.0"
+    rows.loc[1, "arousal"] = "high"
+    rows.to_csv(tmp_path / "labels.csv", index=False)
+    repo = f"own={tmp_path / 'repo'}"
+    report = import_dataset(folder, tmp_path / "labels.csv", "advcorpus", "1.0.0", repository=repo,
+                            registry=tmp_path / "own.yaml", label_range=(1, 7))
+    assert report.kept == len(rows) - 2
+    assert [(w, r) for w, r in report.problems] == [
+        (rows["file"][0], "arousal 9.0 outside --label-range [1, 7]"),
+        (rows["file"][1], "arousal 'high' is no number"),
+    ]
+    entry = load_registry(tmp_path / "own.yaml")["advcorpus"]
+    assert entry.labels == {"arousal": "arousal"} and entry.categories is None
+    evalset = load_split(entry, "test", repositories=[report.repository])
+    assert evalset.truth["arousal"].between(0, 1).all() and evalset.sex.notna().all()
