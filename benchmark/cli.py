@@ -4,7 +4,8 @@ Commands: ``run`` (benchmark models), ``list`` (registered models and
 datasets), ``efficiency`` (speed/size figures), ``distill`` (train a
 student from a teacher), ``report`` (pass/fail against thresholds),
 ``docs`` (regenerate the leaderboard), ``demo`` (build the embedded demo
-corpora), ``migrate-hashes`` (re-key committed results to artefact hashes, once).
+corpora), ``import-dataset`` (a folder of audio and a CSV as an audb dataset),
+``migrate-hashes`` (re-key committed results to artefact hashes, once).
 """
 
 from __future__ import annotations
@@ -128,6 +129,30 @@ def build_parser() -> argparse.ArgumentParser:
     perf.add_argument("--replicas", type=int, nargs="+", default=[1, 2], help="Ray replicas (default: 1 2)")
 
     sub.add_parser("demo", help="build and publish the embedded demo corpora (done automatically on first use)")
+
+    imp = sub.add_parser(
+        "import-dataset", help="import a folder of audio and a CSV of labels as a versioned audb dataset",
+        description="Check the CSV row by row, build an audformat database of the good rows, publish it to a local "
+        "file-system audb repository and write its entry into a dataset registry file (docs/adding-a-dataset.md).",
+    )
+    imp.add_argument("folder", metavar="FOLDER", help="folder holding the audio files")
+    imp.add_argument("--csv", required=True, metavar="PATH",
+                     help="labels: column 'file' (relative to FOLDER) and any of arousal, dominance, valence, "
+                     "the category column, speaker, sex")
+    imp.add_argument("--name", required=True, help="dataset name (audb name and registry name)")
+    imp.add_argument("--version", required=True, help="version to publish, e.g. 1.0.0 (never overwritten)")
+    imp.add_argument("--repository", metavar="NAME=HOST",
+                     help="file-system audb repository to publish to (created if missing; default: 'local' in the "
+                     "benchmark's cache folder)")
+    imp.add_argument("--datasets", default="datasets-own.yaml", metavar="PATH",
+                     help="registry file to write the entry into (default: datasets-own.yaml; the project's "
+                     "datasets.yaml is changed only if you name it)")
+    imp.add_argument("--label-range", nargs=2, type=float, default=[0.0, 1.0], metavar=("LOW", "HIGH"),
+                     help="scale of the arousal/dominance/valence columns (default: 0 1)")
+    imp.add_argument("--category-column", default="emotion", help="CSV column of categories (default: emotion)")
+    imp.add_argument("--category-map", metavar="YAML",
+                     help="YAML file {category: {arousal: high|low, dominance: high|low, valence: positive|negative}} "
+                     "for categories the default map lacks")
     sub.add_parser("distill", help="train a student from a teacher's outputs (see: python -m benchmark distill --help)",
                    add_help=False)
     sub.add_parser("migrate-hashes", add_help=False,
@@ -177,6 +202,8 @@ def _dispatch(args) -> int:
         if args.timing:
             print(summary.line(), file=sys.stderr)
         return EXIT_OK
+    if args.command == "import-dataset":
+        return _import(args)
     if args.command == "demo":
         from benchmark.data import demo
 
@@ -184,6 +211,23 @@ def _dispatch(args) -> int:
         print(f"demo corpora published in {repo.host}/{repo.name}")
         return EXIT_OK
     raise AssertionError(args.command)
+
+
+def _import(args) -> int:
+    import yaml
+
+    from benchmark.data.importer import import_dataset
+
+    mapping = yaml.safe_load(Path(args.category_map).read_text()) if args.category_map else None
+    report = import_dataset(
+        args.folder, args.csv, args.name, args.version, repository=args.repository, registry=args.datasets,
+        label_range=args.label_range, category_column=args.category_column, category_map=mapping,
+    )
+    print("\n".join(report.lines()))
+    repo = report.repository
+    print(f"run it: python -m benchmark run --model NAME --datasets {report.registry} --dataset {args.name} "
+          f"--repository {repo.name}={repo.host}")
+    return EXIT_OK
 
 
 def _available(registry) -> list[str]:
@@ -302,7 +346,7 @@ def _list(args) -> int:
     rows = [(e.name, e.role, e.kind, ",".join(d[0].upper() for d in e.dimensions), e.description[:70]) for e in registry.values()]
     print(tabulate(rows, headers=["model", "role", "kind", "dims", "description"]))
     print()
-    drows = [(d.name, d.version, ", ".join(d.splits), d.demo["name"]) for d in load_registry(args.datasets).values()]
+    drows = [(d.name, d.version, ", ".join(d.splits), d.demo["name"] if d.demo else "none (repository only)") for d in load_registry(args.datasets).values()]
     print(tabulate(drows, headers=["dataset", "version", "splits", "demo replica"]))
     return EXIT_OK
 

@@ -207,7 +207,7 @@ def plan(
         entry = spec.registry[model]
         for name in names:
             dentry = spec.dataset_registry[name]
-            if not [d for d in dentry.labels if d in entry.outputs]:
+            if not [d for d in dentry.label_dimensions if d in entry.outputs]:
                 continue
             for split in splits or list(dentry.splits):
                 if split not in dentry.splits:

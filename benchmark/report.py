@@ -41,12 +41,14 @@ import yaml
 from benchmark.paths import PROJECT_ROOT
 
 OUTCOMES = ("passed", "failed", "undecided", "not scored")
-FAMILIES = ("correctness", "distribution", "fairness", "robustness")
-TABLES = ("correctness", "distribution", "fairness_sex", "fairness_pitch", "fairness_speaker", "speakers", "robustness")
+FAMILIES = ("correctness", "distribution", "fairness", "robustness", "consistency")
+TABLES = ("correctness", "distribution", "fairness_sex", "fairness_pitch", "fairness_speaker", "speakers", "robustness",
+          "consistency")
 GROUP = ("model", "model_sha256", "dataset", "dataset_version", "data_fingerprint", "split", "dimension")
 """Columns that identify what one test instance is about; :data:`INSTANCE` adds a table's own."""
 
-INSTANCE = {"robustness": ("condition",), "fairness_sex": ("group",), "fairness_pitch": ("sex", "group")}
+INSTANCE = {"robustness": ("condition",), "fairness_sex": ("group",), "fairness_pitch": ("sex", "group"),
+            "consistency": ("group",)}
 
 _FIELDS = {"name", "family", "table", "column", "ci", "min", "max", "abs_max", "aggregate", "where", "requires_skill", "source"}
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")

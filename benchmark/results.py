@@ -59,6 +59,9 @@ KEYS = {
     "fairness_pitch": (*_SPLIT, "dimension", "sex", "group"),
     "fairness_speaker": (*_SPLIT, "dimension"),
     "speakers": (*_SPLIT, "dimension", "speaker"),
+    "consistency": (*_SPLIT, "dimension", "group"),
+    "consistency_categories": (*_SPLIT, "category", "dimension"),
+    "segmented": (*_SPLIT, "file"),  # long files predicted window by window (benchmark.runner.MAX_SIGNAL_SECONDS)
     "efficiency": ("model", "model_sha256"),
     "skips": (*_SPLIT, "condition", "file"),
     "runs": (*_SPLIT, "tests"),
@@ -337,6 +340,7 @@ SETTINGS_OF = {
     "correctness": ("seed", "bootstrap"),
     "robustness": ("seed", "max_files"),
     "fairness": ("seed", "bootstrap"),
+    "consistency": ("seed", "bootstrap"),
 }
 
 _SETTINGS_TABLES = ("correctness", "robustness", "fairness_sex", "fairness_speaker", "speakers")

@@ -31,6 +31,60 @@ from benchmark.results import atomic_write_text
 MIN_DURATION = 0.25
 """Shortest signal (seconds) a model is asked to score."""
 
+MAX_SIGNAL_SECONDS = 60.0
+r"""Longest signal (seconds) a model sees at once; a longer file is predicted segment-wise.
+
+Real corpora hold recordings of minutes. A transformer's attention grows
+with the square of the length (a 3-minute file is 9000 wav2vec2 frames),
+so a whole long file can exhaust memory. A file longer than this is cut
+into consecutive windows of this length (a last window shorter than
+:data:`MIN_DURATION` is joined to the one before), each window is
+predicted, and the file's prediction is the mean over the windows
+weighted by their lengths. Every evaluation corpus of the project has
+shorter files, whose predictions are unchanged. Which files were
+segmented is recorded in ``results/segmented.csv`` (:func:`segmented_files`).
+"""
+
+
+def windows(n_samples: int, window: int, min_samples: int) -> list[tuple[int, int]]:
+    r"""``(start, end)`` sample ranges of the windows of a signal of ``n_samples``.
+
+    Examples:
+        >>> windows(10, 4, 3)
+        [(0, 4), (4, 10)]
+        >>> windows(10, 4, 1)
+        [(0, 4), (4, 8), (8, 10)]
+        >>> windows(3, 4, 1)
+        [(0, 3)]
+
+    """
+    bounds = [(start, min(start + window, n_samples)) for start in range(0, n_samples, window)]
+    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] < min_samples:
+        (first, _), (_, last) = bounds[-2], bounds[-1]
+        bounds[-2:] = [(first, last)]
+    return bounds
+
+
+def segmented_files(files: typing.Iterable[str], sampling_rate: int = 16000) -> pd.DataFrame:
+    r"""Files longer than :data:`MAX_SIGNAL_SECONDS`: their duration and the windows they were predicted in.
+
+    Durations come from the file headers (no audio is decoded); unreadable files are left out (they are skips).
+    """
+    import audiofile
+
+    rows = []
+    window = int(MAX_SIGNAL_SECONDS * sampling_rate)
+    for file in files:
+        try:
+            duration = float(audiofile.duration(str(file)))
+        except Exception:  # unreadable: recorded as a skip by the runner
+            continue
+        if duration > MAX_SIGNAL_SECONDS:
+            n = len(windows(int(round(duration * sampling_rate)), window, int(math.ceil(MIN_DURATION * sampling_rate))))
+            rows.append({"file": str(file), "duration_s": duration, "window_s": MAX_SIGNAL_SECONDS, "segments": n,
+                         "pooling": "mean over windows, weighted by length"})
+    return pd.DataFrame(rows, columns=["file", "duration_s", "window_s", "segments", "pooling"])
+
 
 def condition_key(condition: dict | None) -> str:
     r"""Stable cache key of a perturbation condition (``'clean'`` for none).
@@ -149,6 +203,15 @@ class _Scorer:
             return "silent audio (peak < 1e-6)"
         return None
 
+    def predict(self, signal: np.ndarray, sampling_rate: int) -> np.ndarray:
+        r"""The model's output for a valid signal; a long one segment-wise (:data:`MAX_SIGNAL_SECONDS`)."""
+        window = int(MAX_SIGNAL_SECONDS * sampling_rate)
+        if signal.size <= window:
+            return self.model(signal, sampling_rate)
+        bounds = windows(signal.size, window, self.min_samples)
+        outs = np.stack([np.asarray(self.model(signal[a:b], sampling_rate), dtype=np.float64) for a, b in bounds])
+        return np.average(outs, axis=0, weights=[b - a for a, b in bounds])
+
     def output(self, out: np.ndarray, file: str) -> np.ndarray:
         if not np.isfinite(out[self.dims]).all():
             return self._skip(file, f"model returned NaN/Inf: {np.round(out, 4).tolist()}")
@@ -159,7 +222,7 @@ class _Scorer:
         reason = self.invalid(signal, sampling_rate, file)
         if reason:
             return self._skip(file, reason)
-        return self.output(self.model(signal, sampling_rate), file)
+        return self.output(self.predict(signal, sampling_rate), file)
 
 
 def predict(
@@ -303,16 +366,18 @@ def _batched_chunk(reader: audinterface.Process, scorer: _Scorer, chunk: pd.Inde
                 signals[file] = reader.process_index(pd.Index([file], name="file"), preserve_index=True).iloc[0]
             except Exception as ex:  # unreadable/corrupt audio: record, keep going
                 scorer.skips[file] = f"unreadable audio: {type(ex).__name__}: {str(ex).splitlines()[0][:160] if str(ex) else ''}"
-    valid = {}
+    valid, rows_long = {}, {}
     for file, signal in signals.items():
         signal = np.asarray(signal, dtype=np.float32).reshape(-1)
         reason = scorer.invalid(signal, scorer.model.sampling_rate, file)
         if reason:
             scorer.skips[file] = reason
+        elif signal.size > MAX_SIGNAL_SECONDS * scorer.model.sampling_rate:  # long: window by window, not batched
+            rows_long[file] = scorer.output(scorer.predict(signal, scorer.model.sampling_rate), file)
         else:
             valid[file] = signal
     order = sorted(valid, key=lambda f: len(valid[f]))  # similar lengths share a batch: little padding
-    rows = {}
+    rows = dict(rows_long)
     for start in range(0, len(order), batch_size):
         batch = order[start : start + batch_size]
         out = np.asarray(scorer.model.predict_batch([valid[f] for f in batch]), dtype=np.float64)

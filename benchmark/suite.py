@@ -101,25 +101,39 @@ def run_suite(
     report = SuiteReport(model=entry.name, model_sha256=model.artifact_hash)
     for name in names:
         dentry = dataset_registry[name]
-        shared = [d for d in dentry.labels if d in entry.outputs]
+        shared = [d for d in dentry.label_dimensions if d in entry.outputs]
         if not shared:
-            report.skipped_sets.append((name, "*", f"model predicts none of {list(dentry.labels)}"))
-            log(f"skip {name}: '{entry.name}' predicts none of its labels ({', '.join(dentry.labels)})")
+            report.skipped_sets.append((name, "*", f"model predicts none of {list(dentry.label_dimensions)}"))
+            log(f"skip {name}: '{entry.name}' predicts none of its labels ({', '.join(dentry.label_dimensions)})")
             continue
         for split in selected[name]:
             t0 = time.perf_counter()
             evalset = dsets.load_split(dentry, split, data=data, repositories=repositories)
-            counts = _run_split(model, entry, evalset, tests, seed, num_workers, options or {}, progress, report, log,
-                                predicted)
+            applied = _applicable(tests, evalset, entry, report, log)
+            counts = _run_split(model, entry, evalset, applied, seed, num_workers, options or {}, progress, report,
+                                log, predicted)
             # The first run of a key is kept: its wall time is the one that computed the predictions.
             _write(report, "runs", pd.DataFrame([{
                 "model": entry.name, "model_sha256": model.artifact_hash, **evalset.provenance(),
-                "tests": run_label(tests, options or {}), "n_files": len(evalset.files),
+                "tests": run_label(applied, options or {}), "n_files": len(evalset.files),
                 "predictions": counts["predictions"], "computed": counts["computed"],
                 "wall_seconds": round(time.perf_counter() - t0 + counts["predict_seconds"], 1),
             }]), keep_existing=True)
     report.wall_seconds = time.perf_counter() - started
     return report
+
+
+def _applicable(tests, evalset, entry, report: SuiteReport, log) -> list[str]:
+    r"""The families of ``tests`` that apply to ``evalset``; the others are recorded as skipped with their reason."""
+    applied = []
+    for family in tests:
+        reason = analyses.not_applicable(family, evalset, entry.dimensions)
+        if reason:
+            report.skipped_sets.append((evalset.audb_name, evalset.split, f"{family}: {reason}"))
+            log(f"{family} skipped on {evalset.dataset} ({evalset.audb_name}/{evalset.split}): {reason}")
+        else:
+            applied.append(family)
+    return applied
 
 
 def run_label(tests: typing.Sequence[str], options: dict) -> str:
@@ -187,6 +201,13 @@ def _run_split(model, entry, evalset, tests, seed, num_workers, options, progres
         log(f"{evalset.audb_name}/{evalset.split}: no file could be scored")
         return counts
     results.write_predictions(entry.name, model.artifact_hash, evalset, clean)
+    long = runner.segmented_files(clean.index, model.sampling_rate)
+    if len(long):  # what was done to files longer than the model sees at once, in the results
+        long["file"] = [_relative(f, evalset.root) for f in long["file"]]
+        _write(report, "segmented", pd.DataFrame({"model": entry.name, "model_sha256": model.artifact_hash,
+                                                  **evalset.provenance(), **long.to_dict("list")}))
+        log(f"{evalset.audb_name}/{evalset.split}: {len(long)} file(s) over {runner.MAX_SIGNAL_SECONDS:.0f} s "
+            "predicted window by window (results/segmented.csv)")
     context = analyses.Context(
         model, entry, evalset, predict, clean, seed=seed, options=options,
         record_skips=lambda skips, condition: _record_skips(report, model, entry, evalset, condition, skips),

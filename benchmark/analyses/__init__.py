@@ -7,7 +7,9 @@ the runner adds the provenance columns and writes them.
 Families: ``correctness`` (CCC, Pearson, MAE; and the Jensen–Shannon
 distance of predicted and gold distributions, :mod:`.distribution`),
 ``robustness`` (perturbations), ``fairness`` (sex groups, pitch groups,
-individual speakers). Pass/fail thresholds of every test:
+individual speakers), ``consistency`` (predictions against categorical
+labels). A family that does not apply to a split (:func:`not_applicable`)
+is skipped there with its reason. Pass/fail thresholds of every test:
 :mod:`benchmark.report`.
 """
 
@@ -18,7 +20,31 @@ import typing
 
 import pandas as pd
 
-FAMILIES = ("correctness", "robustness", "fairness")
+FAMILIES = ("correctness", "robustness", "fairness", "consistency")
+
+NEEDS_GOLD = ("correctness", "robustness", "fairness")
+"""Families that compare predictions with A/D/V gold labels."""
+
+
+def not_applicable(family: str, evalset, model_dimensions: typing.Sequence[str]) -> str:
+    r"""Why ``family`` does not apply to ``evalset`` for a model predicting ``model_dimensions`` ('' if it does).
+
+    A/D/V families need gold on a dimension the model predicts; ``consistency``
+    needs categorical labels placed on such a dimension.
+    """
+    if family in NEEDS_GOLD:
+        if not [d for d in evalset.dimensions if d in model_dimensions]:
+            have = ", ".join(evalset.dimensions) or "none"
+            also = "; per-sex AUC of the categories: consistency" if family == "fairness" and evalset.category is not None else ""
+            return f"no A/D/V gold the model predicts (gold: {have}){also}"
+        return ""
+    if family == "consistency":
+        if evalset.category is None:
+            return "no categorical labels ('categories' in datasets.yaml)"
+        used = {d for sides in (evalset.places or {}).values() for d in sides}
+        if not used & set(model_dimensions):
+            return "no category is placed on a dimension the model predicts"
+    return ""
 
 
 @dataclasses.dataclass

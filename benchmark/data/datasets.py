@@ -41,8 +41,33 @@ class DatasetEntry:
     label_range: tuple
     speaker: dict
     sex: dict
-    demo: dict
+    demo: dict | None = None  # the embedded synthetic replica, if the dataset has one
     citation: str = ""
+    categories: dict | None = None  # {column, table?, map?}: categorical labels (benchmark.data.categories)
+
+    @property
+    def label_dimensions(self) -> tuple[str, ...]:
+        r"""Dimensions a model must predict for this entry to say anything: A/D/V gold, or any if categorical."""
+        return tuple(DIMENSIONS) if self.categories else tuple(self.labels)
+
+    @property
+    def has_replica(self) -> bool:
+        return bool(self.demo)
+
+    def source(self, data: str) -> str:
+        r"""Where this entry is loaded from when the run asks for ``data``.
+
+        ``--data`` chooses only for entries that have both a replica and a
+        repository; an entry without a replica always comes from its repository.
+
+        Examples:
+            >>> DatasetEntry("m", "m", "1", {}, {}, (0, 1), {}, {}).source("demo")
+            'real'
+
+        """
+        if data not in ("demo", "real"):
+            raise DatasetConfigError(f"Unknown data source '{data}': use 'demo' or 'real'.")
+        return data if self.has_replica else "real"
 
     def scale(self, values: pd.Series) -> pd.Series:
         r"""Map gold labels linearly from :attr:`label_range` to 0..1.
@@ -58,11 +83,9 @@ class DatasetEntry:
 
     def coordinates(self, data: str) -> tuple[str, str]:
         r"""audb name and version for ``data`` ``'demo'`` or ``'real'``."""
-        if data == "demo":
+        if self.source(data) == "demo":
             return self.demo["name"], str(self.demo["version"])
-        if data == "real":
-            return self.audb, str(self.version)
-        raise DatasetConfigError(f"Unknown data source '{data}': use 'demo' or 'real'.")
+        return self.audb, str(self.version)
 
 
 @dataclasses.dataclass
@@ -84,10 +107,12 @@ class EvalSet:
     sex: pd.Series | None
     root: str
     fingerprint: str = ""
+    category: pd.Series | None = None  # categorical label per file, if the entry declares categories
+    places: dict | None = None  # category → {dimension: 'high'|'low'} (benchmark.data.categories.placement)
 
     def __post_init__(self):
         if not self.fingerprint:
-            self.fingerprint = data_fingerprint(self.truth, self.speaker, self.sex, self.root)
+            self.fingerprint = data_fingerprint(self.truth, self.speaker, self.sex, self.root, category=self.category)
 
     @property
     def files(self) -> pd.Index:
@@ -117,6 +142,7 @@ class EvalSet:
             truth=self.truth.loc[files],
             speaker=None if self.speaker is None else self.speaker.loc[files],
             sex=None if self.sex is None else self.sex.loc[files],
+            category=None if self.category is None else self.category.loc[files],
         )
 
 
@@ -126,6 +152,7 @@ def data_fingerprint(
     sex: pd.Series | None,
     root: str,
     checksums: typing.Mapping[str, str] | None = None,
+    category: pd.Series | None = None,
 ) -> str:
     r"""SHA-256 of everything a split's scores depend on.
 
@@ -143,6 +170,8 @@ def data_fingerprint(
         checksums: MD5 of each file's bytes by relative path, as audb
             records them (see :func:`audb.dependencies`); files missing
             here are read and hashed
+        category: categorical label per file, or None (then the
+            fingerprint is the one of a split without categories)
 
     Examples:
         >>> truth = pd.DataFrame({"arousal": [0.5]}, index=pd.Index(["/no/such.wav"], name="file"))
@@ -154,11 +183,13 @@ def data_fingerprint(
     rows = []
     speakers = speaker.reindex(truth.index) if speaker is not None else [None] * len(truth)
     sexes = sex.reindex(truth.index) if sex is not None else [None] * len(truth)
-    for (file, labels), spk, sx in zip(truth.iterrows(), speakers, sexes):
+    cats = category.reindex(truth.index) if category is not None else [None] * len(truth)
+    for (file, labels), spk, sx, cat in zip(truth.iterrows(), speakers, sexes, cats):
         relative = Path(os.path.relpath(str(file), root) if root else str(file)).as_posix()
         checksum = checksums.get(relative) or _md5(str(file))
         values = ",".join(f"{name}={float(v)!r}" for name, v in labels.items())
-        rows.append(f"{relative}\t{checksum}\t{values}\t{_text(spk)}\t{_text(sx)}")
+        row = f"{relative}\t{checksum}\t{values}\t{_text(spk)}\t{_text(sx)}"
+        rows.append(row if category is None else f"{row}\t{_text(cat)}")
     return hashlib.sha256("\n".join(sorted(rows)).encode()).hexdigest()
 
 
@@ -174,7 +205,8 @@ def _md5(path: str) -> str:
         return "unreadable"
 
 
-_REQUIRED = ("name", "audb", "version", "splits", "labels", "label_range", "speaker", "sex", "demo")
+_REQUIRED = ("name", "audb", "version", "splits")
+_OPTIONAL = ("labels", "label_range", "speaker", "sex", "demo", "citation", "categories")
 
 
 def _is_number(value) -> bool:
@@ -209,6 +241,17 @@ def entry_problems(raw) -> list[str]:
     if not isinstance(raw, dict):
         return [f"give a mapping with the fields {', '.join(_REQUIRED)}, got {raw!r}"]
     problems = [f"field '{f}' is missing" for f in _REQUIRED if f not in raw]
+    unknown = [f for f in raw if f not in _REQUIRED + _OPTIONAL]
+    if unknown:
+        problems.append(f"unknown field(s) {unknown}; use {', '.join(_REQUIRED + _OPTIONAL)}")
+    if "labels" not in raw and "categories" not in raw:
+        problems.append("give 'labels' (A/D/V columns, with 'label_range') or 'categories' (a category column), or both")
+    if "labels" in raw and "label_range" not in raw:
+        problems.append("field 'label_range' is missing: 'labels' needs the scale of its values")
+    if "categories" in raw:
+        from benchmark.data.categories import map_problems
+
+        problems += map_problems(raw["categories"])
     for field in ("name", "audb", "version"):
         if field in raw and name_problem(_version_text(raw[field])):
             problems.append(f"field '{field}': {name_problem(_version_text(raw[field]))}")
@@ -271,9 +314,12 @@ def load_registry(path: str | os.PathLike | None = None) -> dict[str, DatasetEnt
         if problems or errors:
             continue
         kw = {k: raw[k] for k in _REQUIRED}
-        kw["label_range"] = tuple(raw["label_range"])
         kw["version"] = str(kw["version"])
-        entries[raw["name"]] = DatasetEntry(citation=raw.get("citation", ""), **kw)
+        entries[raw["name"]] = DatasetEntry(
+            labels=raw.get("labels") or {}, label_range=tuple(raw.get("label_range") or (0, 1)),
+            speaker=raw.get("speaker") or {}, sex=raw.get("sex") or {}, demo=raw.get("demo") or None,
+            citation=raw.get("citation", ""), categories=raw.get("categories"), **kw,
+        )
     if not entries and not errors:
         errors.append(f"{path}: no datasets listed under 'datasets:'")
     if errors:
@@ -328,7 +374,7 @@ def configure_repositories(entry: DatasetEntry, data: str, repositories: typing.
     import audb
 
     name, version = entry.coordinates(data)
-    if data == "demo":
+    if entry.source(data) == "demo":
         from benchmark.data import demo
 
         repos = [demo.repository(databases=[name])]  # only the corpus asked for is built
@@ -340,8 +386,9 @@ def configure_repositories(entry: DatasetEntry, data: str, repositories: typing.
         raise DatasetConfigError(
             f"Cannot load dataset '{entry.name}' ({name} {version}): no reachable audb repository "
             f"(tried: {tried}). Configure one in ~/.config/audb.yaml (repositories: - name, host, "
-            f"backend) or pass --repository NAME=HOST[:BACKEND]; or run on the embedded "
-            f"replicas with --data demo."
+            f"backend) or pass --repository NAME=HOST[:BACKEND]"
+            + ("; or run on the embedded replicas with --data demo." if entry.has_replica else
+               f". '{entry.name}' has no embedded replica: it is always loaded from its repository.")
         )
     audb.config.REPOSITORIES = reachable
     return reachable
@@ -388,7 +435,7 @@ def load_split(
     else:
         entry = dataset
     tables = dict(entry.splits)
-    if data == "demo":
+    if entry.source(data) == "demo":
         tables.setdefault("train", "emotion.dimensions.train.gold_standard")
     if split not in tables:
         raise DatasetConfigError(
@@ -406,7 +453,7 @@ def load_split(
         )
     if version not in available:
         raise DatasetConfigError(
-            f"Dataset '{entry.name}': {name} version {version} not found in "
+            f"Dataset '{entry.name}': its data cannot be found: {name} version {version} not found in "
             f"{', '.join(r.name for r in repos)} (available: {', '.join(available) or 'none'}). "
             "Publish it there or pin an available version in datasets.yaml."
         )
@@ -417,7 +464,7 @@ def load_split(
             f"Tables: {', '.join(header) or 'none'}. Fix 'splits' in datasets.yaml."
         )
     want = [table]
-    for extra in (entry.speaker.get("table"), entry.sex.get("table")):
+    for extra in (entry.speaker.get("table"), entry.sex.get("table"), (entry.categories or {}).get("table")):
         if extra and extra not in want and extra in header:
             want.append(extra)
     db = audb.load(
@@ -481,6 +528,7 @@ def _evalset_from_db(db, entry: DatasetEntry, name, version, split, table, check
         _check_range(df[column], entry, name, table, column)
         truth[dim] = entry.scale(df[column])
     truth = truth[[d for d in DIMENSIONS if d in truth.columns]]
+    category, places = _categories(db, entry, name, table, truth.index)
     speaker = sex = None
     sp = entry.speaker
     if sp.get("table") in db and sp.get("column") in db[sp["table"]].columns:
@@ -490,5 +538,41 @@ def _evalset_from_db(db, entry: DatasetEntry, name, version, split, table, check
             mapping = db[sx["table"]][sx["column"]].get()
             sex = speaker.map(lambda s: mapping.get(s, pd.NA) if pd.notna(s) else pd.NA).astype("string")
     truth.index.name = "file"
-    fingerprint = data_fingerprint(truth, speaker, sex, db.root, checksums)
-    return EvalSet(entry.name, name, version, split, table, truth, speaker, sex, db.root, fingerprint)
+    fingerprint = data_fingerprint(truth, speaker, sex, db.root, checksums, category=category)
+    return EvalSet(entry.name, name, version, split, table, truth, speaker, sex, db.root, fingerprint, category, places)
+
+
+def _categories(db, entry: DatasetEntry, name: str, table: str, files: pd.Index):
+    r"""The category per file and where each category lies, or ``(None, None)`` without ``categories``.
+
+    The categories checked are those of audformat's scheme of the column
+    where it lists labels, else those found in the data. Any without a
+    place (entry's ``map``, else the default) is an error naming it.
+    """
+    from benchmark.data import categories as cats
+
+    spec = entry.categories
+    if not spec:
+        return None, None
+    source = spec.get("table", table)
+    column = spec["column"]
+    if source not in db or column not in db[source].columns:
+        raise DatasetConfigError(
+            f"Dataset '{entry.name}' ({name}): category column '{column}' not found in table '{source}'. "
+            "Fix 'categories' in datasets.yaml."
+        )
+    values = db[source][column].get().reindex(files).astype("string")
+    names = sorted(values.dropna().unique())
+    scheme_id = db[source][column].scheme_id
+    labels = db.schemes[scheme_id].labels if scheme_id in db.schemes else None
+    if isinstance(labels, (list, dict)) and labels:
+        names = sorted({str(x) for x in labels} | set(names))
+    places, unknown = cats.placement(names, spec.get("map"))
+    if unknown:
+        raise DatasetConfigError(
+            f"Dataset '{entry.name}' ({name}/{source}.{column}): categor{'y' if len(unknown) == 1 else 'ies'} "
+            f"{unknown} ha{'s' if len(unknown) == 1 else 've'} no place on arousal/dominance/valence. Add them to "
+            "'categories: map:' in datasets.yaml, e.g. {" + f"{unknown[0]}: {{arousal: high, valence: negative}}" +
+            "}, or map them to {} to leave them out on purpose. Known names: " + ", ".join(cats.DEFAULT_MAP) + "."
+        )
+    return values, places

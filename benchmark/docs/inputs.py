@@ -16,7 +16,8 @@ from benchmark.docs.formatting import Section, is_demo, sha8
 from benchmark.paths import PROJECT_ROOT
 
 REPORTED_PATH = Path(__file__).resolve().parent.parent / "reported.yaml"
-TABLES = ("correctness", "robustness", "fairness_sex", "fairness_speaker", "speakers", "efficiency", "runs")
+TABLES = ("correctness", "robustness", "fairness_sex", "fairness_speaker", "speakers", "efficiency", "runs",
+          "consistency", "consistency_categories")
 
 
 @dataclasses.dataclass

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark import DIMENSIONS
+from benchmark.docs import consistency
 from benchmark.docs.formatting import (
     DASH,
     DEMO_NOTE,
@@ -55,6 +56,7 @@ def leaderboard_page(inputs: Inputs, out: Output, *, resamples: int, seed: int, 
         correctness_section(inputs, out, resamples=resamples, seed=seed, top=top),
         robustness_section(inputs),
         fairness_section(inputs),
+        consistency.leaderboard_section(inputs),
         efficiency_section(inputs, out),
         reported_section(inputs),
         models_section(inputs),

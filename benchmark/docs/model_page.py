@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from benchmark import DIMENSIONS
+from benchmark.docs import consistency
 from benchmark.docs.distillation import distillation_block
 from benchmark.docs.formatting import (
     DASH,
@@ -52,6 +53,7 @@ def model_page(inputs: Inputs, model: str, out: Output) -> str:
     parts.append(model_correctness_block(inputs, model, out, fig_dir))
     parts.append(model_robustness_block(inputs, model, out, fig_dir))
     parts.append(model_fairness_block(inputs, model, out, fig_dir))
+    parts.append(consistency.model_block(inputs, model))
     parts.append(model_efficiency_block(inputs, model))
     parts.append(distillation_block(inputs, model, out, fig_dir))
     parts.append(model_reported_block(inputs, model, meta))
