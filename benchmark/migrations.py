@@ -27,7 +27,7 @@ from pathlib import Path
 import yaml
 
 from benchmark.hashing import RECORD_NAMES, artifact_sha256, sha256_tree
-from benchmark.results import atomic_write_text
+from benchmark.results import KEYS, atomic_write_text
 
 TEXT_SUFFIXES = (".csv", ".json", ".yaml", ".yml")
 """Files under ``results/`` in which hashes are replaced."""
@@ -215,6 +215,8 @@ def migrate_hashes(
             )
             out.blocked = True
             continue
+        if path.parent == results_dir and path.suffix == ".csv" and path.stem in KEYS:
+            new = sorted_table(path.stem, new)  # a new hash sorts elsewhere: the file a run would write
         out.changed.append(path)
         if not dry_run:
             atomic_write_text(path, new)
@@ -231,6 +233,38 @@ def migrate_hashes(
         if not dry_run:  # last: a rerun after an interruption still finds the mapping
             atomic_write_text(models_path, replace_hashes(models_path.read_text(), out.mapping))
     return out
+
+
+def sorted_table(name: str, text: str) -> str:
+    r"""The CSV ``text`` of result table ``name`` with its rows sorted by the table's key, as runs write it.
+
+    Examples:
+        >>> text = "model,model_sha256,parameters\nb,1,2\na,2,3\n"
+        >>> sorted_table("efficiency", text)
+        'model,model_sha256,parameters\na,2,3\nb,1,2\n'
+
+    """
+    import io
+
+    import pandas as pd
+
+    df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    df = df.sort_values(list(KEYS[name]), kind="stable").reset_index(drop=True)
+    return df.to_csv(index=False, lineterminator="\n")
+
+
+def sort_tables(results_dir: str | os.PathLike) -> list[Path]:
+    r"""Sort every result table under ``results_dir`` by its key (tables re-keyed before 0.12.0 were not); changed files."""
+    changed = []
+    for name in KEYS:
+        path = Path(results_dir) / f"{name}.csv"
+        if path.exists():
+            text = path.read_text()
+            new = sorted_table(name, text)
+            if new != text:
+                atomic_write_text(path, new)
+                changed.append(path)
+    return changed
 
 
 def main(argv: typing.Sequence[str] | None = None) -> int:

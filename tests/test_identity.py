@@ -197,6 +197,9 @@ def test_migrate_hashes_rekeys_committed_results_once(tmp_path, capsys, monkeypa
     assert text.startswith("# comments stay\n") and not any(h in text for h in old.values())
     table = results.read_table("correctness", root / "results")
     assert set(table["model_sha256"]) == {*new.values(), "9" * 64}  # the network whose weights are gone: as it was
+    # rows sorted by the table's key, as a run writes them: the next run leaves the file byte for byte
+    text = (root / "results" / "correctness.csv").read_text()
+    assert migrations.sorted_table("correctness", text) == text
     assert sorted(p.name for p in (root / "results" / "predictions").iterdir()) == sorted(
         f"{n}__{h[:12]}" for n, h in new.items()
     )
