@@ -328,13 +328,14 @@ def accuracy_vs_cost(points: pd.DataFrame, title: str) -> bytes:
                 if row["kind"] == "cost only":
                     ax.axvline(x, color=color, ls="--", lw=1.2)
                     ax.annotate(f"{row['model']} (timed as architecture, no CCC)", (x, 0.02),
-                                xycoords=("data", "axes fraction"), fontsize=7, rotation=90, xytext=(3, 0),
-                                textcoords="offset points", va="bottom", color=color)
+                                xycoords=("data", "axes fraction"), fontsize=7, rotation=90, xytext=(-2, 0),
+                                textcoords="offset points", ha="left", va="bottom", rotation_mode="anchor",
+                                color=color)
                     continue
                 hollow = row["kind"] == "published"
                 ax.scatter(x, row["ccc"], marker=marker[row["kind"]], s=36, zorder=3, linewidths=1.5,
                            facecolors="none" if hollow else color, edgecolors=color)
-                labels.append((x, float(row["ccc"]), f"{row['model']} (published, not measured here)" if hollow
+                labels.append((x, float(row["ccc"]), f"{row['model']}\n(published, not measured here)" if hollow
                                else row["model"]))
             ax.set_xscale("log")
             ax.margins(x=0.25, y=0.15)  # room for the labels of the outermost points
@@ -365,13 +366,18 @@ def _label_points(ax, labels: list[tuple[float, float, str]], size: float = 7.0)
     """
     ax.autoscale_view()
     line, char = size * 1.3 * DPI / 72, size * 0.6 * DPI / 72  # label height and mean glyph width in pixels
-    placed: list[tuple[float, float, float]] = []  # x0, x1, y of each label placed
+    right = ax.transAxes.transform((1.0, 0.0))[0]
+    placed: list[tuple[float, float, float, float]] = []  # x0, x1, y0, y1 of each label placed
     for x, y, text in sorted(labels, key=lambda p: (p[1], p[0], p[2])):
         px, py = ax.transData.transform((x, y))
-        x0, x1, ty = px + 4, px + 4 + char * len(text), py
-        while any(a < x1 and x0 < b and abs(ty - c) < line for a, b, c in placed):
+        width, height = char * max(map(len, text.splitlines())), line * len(text.splitlines())
+        left = px + 6 + width > right  # no room on the right: write it left of the point
+        x0 = px - 6 - width if left else px + 6
+        ty = py
+        while any(a < x0 + width and x0 < b and c < ty + height / 2 and ty - height / 2 < d for a, b, c, d in placed):
             ty += line / 2
-        placed.append((x0, x1, ty))
+        placed.append((x0, x0 + width, ty - height / 2, ty + height / 2))
         moved = ty - py > 1
-        ax.annotate(text, (x, y), fontsize=size, xytext=(4, (ty - py) * 72 / DPI), textcoords="offset points",
-                    va="center", arrowprops={"arrowstyle": "-", "lw": 0.4, "color": "grey"} if moved else None)
+        ax.annotate(text, (x, y), fontsize=size, xytext=(-6 if left else 6, (ty - py) * 72 / DPI),
+                    textcoords="offset points", va="center", ha="right" if left else "left",
+                    arrowprops={"arrowstyle": "-", "lw": 0.4, "color": "grey"} if moved else None)

@@ -263,7 +263,13 @@ def cost_figure(inputs: Inputs, out: Output) -> str:
         "(`results/efficiency.csv`; log axes; times compare only within one CPU, see Efficiency).*",
     ]
     for _, p in points[points["kind"] != "measured"].iterrows():
-        lines.append(f"- **{p['model']}**: {KINDS[p['kind']]}" + (f" ({p['note']}: {fmt3(p['ccc'])})" if p["note"] else "") + ".")
+        lines.append(f"- **{p['model']}**: " + {
+            "architecture": "CCC measured here; time and size of its architecture, timed with random weights.",
+            "published": f"mean CCC {fmt3(p['ccc'])} *published, not measured here* ({p['note']}); time and size "
+                         "of its architecture, timed with random weights (hollow marker).",
+            "cost only": "timed as its architecture with random weights; no CCC measured here or published "
+                         "(dashed line at its cost).",
+        }[p["kind"]])
     missing = sorted(points.loc[points["parameters"].isna(), "model"])
     if missing:
         lines.append(f"- No parameter count, left out of the size panel: {', '.join(missing)}.")
