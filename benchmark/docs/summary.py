@@ -142,7 +142,7 @@ def glance_section(inputs: Inputs, out: Output) -> str:
             str(rank),
             f"[{r['model']}](models/{r['model']}.md)",
             sha8(r["model_sha256"]),
-            f"**{fmt_share(r['share_passed'])}**",
+            fmt_share(r["share_passed"]),
             " / ".join(f"{_float(r.get(c)) or 0:.0f}" for c in COUNTS) + f" of {_float(r['tests']) or 0:.0f}",
             *[fmt_share(r.get(f"share_{f}")) for f in report.FAMILIES],
             *[fmt3(means.get((r["model"], s))) for s in sections],
@@ -157,8 +157,8 @@ def glance_section(inputs: Inputs, out: Output) -> str:
     parts = [
         "## At a glance",
         "Models ranked by the share of tests they pass (as ser-tests ranks them): every test of every dataset, "
-        "dimension and condition or group, judged against its threshold in `thresholds.yaml` (see "
-        "[analyses](analyses.md)). A test whose 95 % interval contains the threshold is *undecided*; a test "
+        "dimension and condition or group, judged against its threshold in `thresholds.yaml` (the "
+        "analyses page lists every test, its threshold and its source). A test whose 95 % interval contains the threshold is *undecided*; a test "
         "not scored (no value, or no skill to judge) counts as not passed. The per-family columns are the share "
         "passed within each family; the last columns the mean CCC over the dimensions on each corpus. Each "
         "model's page lists every test.",
