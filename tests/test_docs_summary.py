@@ -34,16 +34,30 @@ TUTOR_REPORTED = """
 
 
 def _arch_row(model: str, sha: str, ms: float, parameters: float) -> dict:
-    return {"model": model, "model_sha256": sha, "parameters": parameters, "ms_per_5s": ms, "threads": 1,
-            "repeats": 10, "runtime": "torch", "cpu": "x86_64", "weights": "random",
-            "benchmark_version": "0.1.0", "code_commit": "abc123def456", "date": "2025-03-01"}
+    return {
+        "model": model,
+        "model_sha256": sha,
+        "parameters": parameters,
+        "ms_per_5s": ms,
+        "threads": 1,
+        "repeats": 10,
+        "runtime": "torch",
+        "cpu": "x86_64",
+        "weights": "random",
+        "benchmark_version": "0.1.0",
+        "code_commit": "abc123def456",
+        "date": "2025-03-01",
+    }
 
 
 def add_teachers(results: Path, reported: Path) -> None:
     r"""Three rows timed as an architecture: tutor (published CCC), mute (none), alpha (which also has measured rows)."""
     eff = pd.read_csv(results / "efficiency.csv", dtype=str)
-    rows = [_arch_row("tutor", SHA_TUTOR, 1175.0, 164e6), _arch_row("mute", SHA_MUTE, 2100.0, 316e6),
-            _arch_row("alpha", SHA_ALPHA_ARCH, 900.0, 164e6)]  # newer than alpha's results
+    rows = [
+        _arch_row("tutor", SHA_TUTOR, 1175.0, 164e6),
+        _arch_row("mute", SHA_MUTE, 2100.0, 316e6),
+        _arch_row("alpha", SHA_ALPHA_ARCH, 900.0, 164e6),
+    ]  # newer than alpha's results
     pd.concat([eff, pd.DataFrame(rows).astype(str)]).fillna("").to_csv(results / "efficiency.csv", index=False)
     reported.write_text(REPORTED + TUTOR_REPORTED)
 
@@ -162,7 +176,10 @@ def test_model_report_shows_undecided(built):
     # every test with its threshold and source, and every instance once (one table row each)
     sex_line = next(line for line in tests.splitlines() if line.startswith("| sex-delta-ccc") and "ser-tests" in line)
     assert r"\|x\| <= 0.075" in sex_line  # a pipe in a cell is escaped for the Markdown table
-    instance_rows = [line for line in tests.split("### ", 1)[1].splitlines()
-                     if line.startswith("| ") and not line.startswith("| test ")]
+    instance_rows = [
+        line
+        for line in tests.split("### ", 1)[1].splitlines()
+        if line.startswith("| ") and not line.startswith("| test ")
+    ]
     assert len(instance_rows) == len(mine)
     assert "**failed**" in tests  # beta's valence CCC 0.248 fails >= 0.5

@@ -17,8 +17,19 @@ from benchmark.paths import PROJECT_ROOT
 
 REPORTED_PATH = Path(__file__).resolve().parent.parent / "reported.yaml"
 TABLES = tuple(
-    dict.fromkeys(("correctness", "robustness", "fairness_sex", "fairness_speaker", "speakers", "efficiency", "runs",
-                   *report.TABLES, "summary"))
+    dict.fromkeys(
+        (
+            "correctness",
+            "robustness",
+            "fairness_sex",
+            "fairness_speaker",
+            "speakers",
+            "efficiency",
+            "runs",
+            *report.TABLES,
+            "summary",
+        )
+    )
 )
 r"""The tables the docs read: those they show, those :mod:`benchmark.report` judges, and its ``summary``."""
 

@@ -32,10 +32,12 @@ def model_report_block(inputs: Inputs, model: str) -> str:
         "(× condition or group) is judged against its threshold in `thresholds.yaml`: *undecided* where the "
         "value's 95 % interval contains the threshold, *not scored* (counted as not passed) where there is no "
         "value or no skill to judge.",
-        tests_table(rows),
+        per_test_table(rows),
     ]
     for section in _sections(rows):
-        sub = rows[(rows["dataset"] == section[0]) & (rows["dataset_version"] == section[1]) & (rows["split"] == section[2])]
+        sub = rows[
+            (rows["dataset"] == section[0]) & (rows["dataset_version"] == section[1]) & (rows["split"] == section[2])
+        ]
         parts.append(f"### Tests on {section_title(section)}")
         parts.append(instances_table(sub))
     parts.append("*Judged by `benchmark.report` from the result tables and `thresholds.yaml`.*")
@@ -58,17 +60,22 @@ def model_outcomes(inputs: Inputs, model: str) -> pd.DataFrame:
     return rows.sort_values(order, kind="stable").drop(columns=["_f", "_t", "_d"]).reset_index(drop=True)
 
 
-def tests_table(rows: pd.DataFrame) -> str:
+def per_test_table(rows: pd.DataFrame) -> str:
     r"""One line per test: family, threshold, source and its outcome counts."""
     table = []
     for test, group in rows.groupby("test", sort=False):
         counts = group["outcome"].value_counts()
         first = group.iloc[0]
-        table.append([
-            test, first["family"], first["threshold"], first["source"],
-            *[str(int(counts.get(c.replace("_", " "), 0))) for c in COUNTS],
-            fmt_share(counts.get("passed", 0) / len(group)),
-        ])
+        table.append(
+            [
+                test,
+                first["family"],
+                first["threshold"],
+                first["source"],
+                *[str(int(counts.get(c.replace("_", " "), 0))) for c in COUNTS],
+                fmt_share(counts.get("passed", 0) / len(group)),
+            ]
+        )
     headers = ["test", "family", "threshold", "source", "passed", "undecided", "failed", "not scored", "share passed"]
     return md_table(headers, table, "llll" + "r" * 5)
 
@@ -106,8 +113,13 @@ def instances_table(rows: pd.DataFrame) -> str:
     r"""Every test instance of one split: value [CI], threshold, outcome (and why where not scored)."""
     table = [
         [
-            r["test"], r["dimension"], instance(r) or DASH, value_cell(r), r["threshold"],
-            OUTCOME_CELL.get(r["outcome"], r["outcome"]), "" if pd.isna(r.get("note")) else str(r["note"]),
+            r["test"],
+            r["dimension"],
+            instance(r) or DASH,
+            value_cell(r),
+            r["threshold"],
+            OUTCOME_CELL.get(r["outcome"], r["outcome"]),
+            "" if pd.isna(r.get("note")) else str(r["note"]),
         ]
         for _, r in rows.iterrows()
     ]

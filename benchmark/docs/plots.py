@@ -318,8 +318,9 @@ def accuracy_vs_cost(points: pd.DataFrame, title: str) -> bytes:
     marker = {"measured": "o", "architecture": "D", "published": "o"}
     with style():
         fig = new_figure(10.0, 4.6)
-        for i, (column, label) in enumerate((("ms_per_5s", "ms per 5 s clip, 1 CPU thread (log)"),
-                                             ("parameters", "parameters (log)"))):
+        for i, (column, label) in enumerate(
+            (("ms_per_5s", "ms per 5 s clip, 1 CPU thread (log)"), ("parameters", "parameters (log)"))
+        ):
             ax = fig.add_subplot(1, 2, i + 1)
             rows = points[pd.to_numeric(points[column], errors="coerce") > 0]
             labels = []
@@ -327,16 +328,38 @@ def accuracy_vs_cost(points: pd.DataFrame, title: str) -> bytes:
                 x, color = float(row[column]), colors[row["model"]]
                 if row["kind"] == "cost only":
                     ax.axvline(x, color=color, ls="--", lw=1.2)
-                    ax.annotate(f"{row['model']} (timed as architecture, no CCC)", (x, 0.02),
-                                xycoords=("data", "axes fraction"), fontsize=7, rotation=90, xytext=(-2, 0),
-                                textcoords="offset points", ha="left", va="bottom", rotation_mode="anchor",
-                                color=color)
+                    ax.annotate(
+                        f"{row['model']} (timed as architecture, no CCC)",
+                        (x, 0.02),
+                        xycoords=("data", "axes fraction"),
+                        fontsize=7,
+                        rotation=90,
+                        xytext=(-2, 0),
+                        textcoords="offset points",
+                        ha="left",
+                        va="bottom",
+                        rotation_mode="anchor",
+                        color=color,
+                    )
                     continue
                 hollow = row["kind"] == "published"
-                ax.scatter(x, row["ccc"], marker=marker[row["kind"]], s=36, zorder=3, linewidths=1.5,
-                           facecolors="none" if hollow else color, edgecolors=color)
-                labels.append((x, float(row["ccc"]), f"{row['model']}\n(published, not measured here)" if hollow
-                               else row["model"]))
+                ax.scatter(
+                    x,
+                    row["ccc"],
+                    marker=marker[row["kind"]],
+                    s=36,
+                    zorder=3,
+                    linewidths=1.5,
+                    facecolors="none" if hollow else color,
+                    edgecolors=color,
+                )
+                labels.append(
+                    (
+                        x,
+                        float(row["ccc"]),
+                        f"{row['model']}\n(published, not measured here)" if hollow else row["model"],
+                    )
+                )
             ax.set_xscale("log")
             ax.margins(x=0.25, y=0.15)  # room for the labels of the outermost points
             _label_points(ax, labels)
@@ -350,8 +373,13 @@ def accuracy_vs_cost(points: pd.DataFrame, title: str) -> bytes:
         ]
         present = set(points["kind"])
         kinds = ["measured", "architecture", "published", "cost only"]
-        fig.legend(handles=[h for h, k in zip(handles, kinds) if k in present], loc="lower center", fontsize=7,
-                   frameon=False, ncol=2)
+        fig.legend(
+            handles=[h for h, k in zip(handles, kinds) if k in present],
+            loc="lower center",
+            fontsize=7,
+            frameon=False,
+            ncol=2,
+        )
         fig.suptitle(title)
         fig.tight_layout(rect=(0, 0.08, 1, 1))
         return to_png(fig)
@@ -378,6 +406,13 @@ def _label_points(ax, labels: list[tuple[float, float, str]], size: float = 7.0)
             ty += line / 2
         placed.append((x0, x0 + width, ty - height / 2, ty + height / 2))
         moved = ty - py > 1
-        ax.annotate(text, (x, y), fontsize=size, xytext=(-6 if left else 6, (ty - py) * 72 / DPI),
-                    textcoords="offset points", va="center", ha="right" if left else "left",
-                    arrowprops={"arrowstyle": "-", "lw": 0.4, "color": "grey"} if moved else None)
+        ax.annotate(
+            text,
+            (x, y),
+            fontsize=size,
+            xytext=(-6 if left else 6, (ty - py) * 72 / DPI),
+            textcoords="offset points",
+            va="center",
+            ha="right" if left else "left",
+            arrowprops={"arrowstyle": "-", "lw": 0.4, "color": "grey"} if moved else None,
+        )

@@ -138,21 +138,37 @@ def glance_section(inputs: Inputs, out: Output) -> str:
     untested = sorted({m for m, _ in means} - set(ranked))
     table = []
     for rank, (_, r) in enumerate(summary.iterrows(), start=1) if len(summary) else []:
-        table.append([
-            str(rank),
-            f"[{r['model']}](models/{r['model']}.md)",
-            sha8(r["model_sha256"]),
-            fmt_share(r["share_passed"]),
-            " / ".join(f"{_float(r.get(c)) or 0:.0f}" for c in COUNTS) + f" of {_float(r['tests']) or 0:.0f}",
-            *[fmt_share(r.get(f"share_{f}")) for f in report.FAMILIES],
-            *[fmt3(means.get((r["model"], s))) for s in sections],
-        ])
+        table.append(
+            [
+                str(rank),
+                f"[{r['model']}](models/{r['model']}.md)",
+                sha8(r["model_sha256"]),
+                fmt_share(r["share_passed"]),
+                " / ".join(f"{_float(r.get(c)) or 0:.0f}" for c in COUNTS) + f" of {_float(r['tests']) or 0:.0f}",
+                *[fmt_share(r.get(f"share_{f}")) for f in report.FAMILIES],
+                *[fmt3(means.get((r["model"], s))) for s in sections],
+            ]
+        )
     for model in untested:
-        table.append([DASH, f"[{model}](models/{model}.md)", sha8(inputs.current.get(model, "")), "no tests judged",
-                      DASH, *[DASH for _ in report.FAMILIES], *[fmt3(means.get((model, s))) for s in sections]])
+        table.append(
+            [
+                DASH,
+                f"[{model}](models/{model}.md)",
+                sha8(inputs.current.get(model, "")),
+                "no tests judged",
+                DASH,
+                *[DASH for _ in report.FAMILIES],
+                *[fmt3(means.get((model, s))) for s in sections],
+            ]
+        )
     headers = [
-        "#", "model", "sha256", "share passed", "passed / undecided / failed / not scored",
-        *report.FAMILIES, *[f"mean CCC {corpus_label(s, sections)}" for s in sections],
+        "#",
+        "model",
+        "sha256",
+        "share passed",
+        "passed / undecided / failed / not scored",
+        *report.FAMILIES,
+        *[f"mean CCC {corpus_label(s, sections)}" for s in sections],
     ]
     parts = [
         "## At a glance",
@@ -189,7 +205,8 @@ def _baseline(inputs: Inputs, model: str) -> bool:
 def published_ccc(inputs: Inputs, model: str) -> tuple[float, str] | None:
     r"""Mean published CCC of ``model`` and where it is from: the first entry giving every dimension, verified first."""
     entries = [
-        e for e in inputs.reported
+        e
+        for e in inputs.reported
         if model in (e.get("models") or []) and all(_float((e.get("ccc") or {}).get(d)) is not None for d in DIMENSIONS)
     ]
     if not entries:
@@ -221,8 +238,11 @@ def cost_points(inputs: Inputs, section: tuple[str, str, str]) -> tuple[pd.DataF
     for model in sorted(set(eff["model"])):
         rows, kind = measured[measured["model"] == model] if len(measured) else measured, "measured"
         if not len(rows):
-            rows = arch[arch["model"] == model].sort_values(["date", "model_sha256"]) if "date" in arch else arch[
-                arch["model"] == model]
+            rows = (
+                arch[arch["model"] == model].sort_values(["date", "model_sha256"])
+                if "date" in arch
+                else arch[arch["model"] == model]
+            )
             rows, kind = rows.tail(1), "architecture"
         if not len(rows):
             continue  # only earlier artefacts were timed
@@ -241,8 +261,16 @@ def cost_points(inputs: Inputs, section: tuple[str, str, str]) -> tuple[pd.DataF
         if ms is None or ms <= 0:
             continue
         params = _float(r.get("parameters"))
-        points.append({"model": model, "kind": kind, "ms_per_5s": ms,
-                       "parameters": params if params else math.nan, "ccc": value, "note": note})
+        points.append(
+            {
+                "model": model,
+                "kind": kind,
+                "ms_per_5s": ms,
+                "parameters": params if params else math.nan,
+                "ccc": value,
+                "note": note,
+            }
+        )
     return pd.DataFrame(points, columns=["model", "kind", "ms_per_5s", "parameters", "ccc", "note"]), left_out
 
 
@@ -263,13 +291,16 @@ def cost_figure(inputs: Inputs, out: Output) -> str:
         "(`results/efficiency.csv`; log axes; times compare only within one CPU, see Efficiency).*",
     ]
     for _, p in points[points["kind"] != "measured"].iterrows():
-        lines.append(f"- **{p['model']}**: " + {
-            "architecture": "CCC measured here; time and size of its architecture, timed with random weights.",
-            "published": f"mean CCC {fmt3(p['ccc'])} *published, not measured here* ({p['note']}); time and size "
-                         "of its architecture, timed with random weights (hollow marker).",
-            "cost only": "timed as its architecture with random weights; no CCC measured here or published "
-                         "(dashed line at its cost).",
-        }[p["kind"]])
+        lines.append(
+            f"- **{p['model']}**: "
+            + {
+                "architecture": "CCC measured here; time and size of its architecture, timed with random weights.",
+                "published": f"mean CCC {fmt3(p['ccc'])} *published, not measured here* ({p['note']}); time and size "
+                "of its architecture, timed with random weights (hollow marker).",
+                "cost only": "timed as its architecture with random weights; no CCC measured here or published "
+                "(dashed line at its cost).",
+            }[p["kind"]]
+        )
     missing = sorted(points.loc[points["parameters"].isna(), "model"])
     if missing:
         lines.append(f"- No parameter count, left out of the size panel: {', '.join(missing)}.")
