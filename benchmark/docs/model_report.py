@@ -16,6 +16,20 @@ from benchmark.docs.summary import COUNTS, fmt_share, outcomes
 OUTCOME_CELL = {"passed": "passed", "failed": "**failed**", "undecided": "*undecided*", "not scored": "not scored"}
 r"""How an outcome reads in the table: failures stand out, undecided is marked as such."""
 
+INSTANCE_COLUMNS = (
+    "test",
+    "dimension",
+    "condition",
+    "sex",
+    "group",
+    "value",
+    "ci_low",
+    "ci_high",
+    "threshold",
+    "outcome",
+    "note",
+)
+
 
 def model_report_block(inputs: Inputs, model: str) -> str:
     r"""``## Tests``: share passed, one line per test (threshold, source, counts), and every test instance per split."""
@@ -49,15 +63,22 @@ def model_outcomes(inputs: Inputs, model: str) -> pd.DataFrame:
     df = outcomes(inputs)
     if not len(df):
         return df
-    rows = df[(df["model"] == model) & (df["model_sha256"].astype(str) == str(inputs.current.get(model)))].copy()
-    for col in ("dataset", "dataset_version", "split"):
-        rows[col] = rows[col].fillna("").astype(str)
+    if "by_artefact" not in inputs._report:  # sorted and split once, not once per model page
+        inputs._report["by_artefact"] = {k: g for k, g in _ordered(df).groupby(["model", "model_sha256"], sort=False)}
+    empty = df.iloc[:0]
+    return inputs._report["by_artefact"].get((model, str(inputs.current.get(model))), empty).reset_index(drop=True)
+
+
+def _ordered(df: pd.DataFrame) -> pd.DataFrame:
+    rows = df.assign(
+        **{c: df[c].fillna("").astype(str) for c in ("model_sha256", "dataset", "dataset_version", "split")}
+    )
     tests = list(dict.fromkeys(df["test"]))  # thresholds.yaml order
     rows["_f"] = rows["family"].map({f: i for i, f in enumerate(report.FAMILIES)})
     rows["_t"] = rows["test"].map({t: i for i, t in enumerate(tests)})
     rows["_d"] = rows["dimension"].map({d: i for i, d in enumerate(DIMENSIONS)}).fillna(len(DIMENSIONS))
     order = ["_f", "_t", "dataset", "dataset_version", "split", "_d", "condition", "sex", "group"]
-    return rows.sort_values(order, kind="stable").drop(columns=["_f", "_t", "_d"]).reset_index(drop=True)
+    return rows.sort_values(order, kind="stable").drop(columns=["_f", "_t", "_d"])
 
 
 def per_test_table(rows: pd.DataFrame) -> str:
@@ -121,7 +142,8 @@ def instances_table(rows: pd.DataFrame) -> str:
             OUTCOME_CELL.get(r["outcome"], r["outcome"]),
             "" if pd.isna(r.get("note")) else str(r["note"]),
         ]
-        for _, r in rows.iterrows()
+        # not iterrows: a page may hold a thousand rows
+        for r in rows[[c for c in INSTANCE_COLUMNS if c in rows]].to_dict("records")
     ]
     headers = ["test", "dimension", "condition / group", "value [95% CI]", "threshold", "outcome", "note"]
     return md_table(headers, table, "lllrlll")
