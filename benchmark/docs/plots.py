@@ -357,7 +357,7 @@ def accuracy_vs_cost(points: pd.DataFrame, title: str) -> bytes:
                     (
                         x,
                         float(row["ccc"]),
-                        f"{row['model']}\n(published, not measured here)" if hollow else row["model"],
+                        f"{row['model']}\npublished,\nnot measured here" if hollow else row["model"],
                     )
                 )
             ax.set_xscale("log")
@@ -394,6 +394,7 @@ def _label_points(ax, labels: list[tuple[float, float, str]], size: float = 7.0)
     """
     ax.autoscale_view()
     line, char = size * 1.3 * DPI / 72, size * 0.6 * DPI / 72  # label height and mean glyph width in pixels
+    _room_on_the_right(ax, [(x, y, char * max(map(len, t.splitlines())) + 6) for x, y, t in labels])
     right = ax.transAxes.transform((1.0, 0.0))[0]
     placed: list[tuple[float, float, float, float]] = []  # x0, x1, y0, y1 of each label placed
     for x, y, text in sorted(labels, key=lambda p: (p[1], p[0], p[2])):
@@ -416,3 +417,23 @@ def _label_points(ax, labels: list[tuple[float, float, str]], size: float = 7.0)
             ha="right" if left else "left",
             arrowprops={"arrowstyle": "-", "lw": 0.4, "color": "grey"} if moved else None,
         )
+
+
+def _room_on_the_right(ax, extents: list[tuple[float, float, float]], most: float = 0.6) -> None:
+    r"""Widen a log x axis to the right until every label (point x, y, width in pixels) fits right of its point.
+
+    A label written left of its point may pass over another point and
+    read as its label; the axis grows by at most ``most`` times its
+    span (in decades), beyond which a label goes left after all.
+    """
+    low, high = ax.get_xlim()
+    start = np.log10(high) - np.log10(low)
+    for _ in range(8):
+        right = ax.transAxes.transform((1.0, 0.0))[0]
+        over = max((ax.transData.transform((x, y))[0] + w - right for x, y, w in extents), default=0.0)
+        low, high = ax.get_xlim()
+        span = np.log10(high) - np.log10(low)
+        if over <= 1 or span >= start * (1 + most):
+            return
+        width = right - ax.transAxes.transform((0.0, 0.0))[0]
+        ax.set_xlim(low, high * 10 ** min(span * over / width * 1.2, start * (1 + most) - span))
