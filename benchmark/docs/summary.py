@@ -174,8 +174,9 @@ def glance_section(inputs: Inputs, out: Output) -> str:
         "## At a glance",
         "Models ranked by the share of tests they pass (as ser-tests ranks them): every test of every dataset, "
         "dimension and condition or group, judged against its threshold in `thresholds.yaml` (the "
-        "analyses page lists every test, its threshold and its source). A test whose 95 % interval contains the threshold is *undecided*; a test "
-        "not scored (no value, or no skill to judge) counts as not passed. The per-family columns are the share "
+        "analyses page lists every test, its threshold and its source). A test whose 95 % interval contains "
+        "the threshold is *undecided*; a test not scored (no value, or no skill to judge) counts as not passed. "
+        "The per-family columns are the share "
         "passed within each family; the last columns the mean CCC over the dimensions on each corpus. Each "
         "model's page lists every test.",
     ]
