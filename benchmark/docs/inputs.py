@@ -11,13 +11,28 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from benchmark import DIMENSIONS, results
+from benchmark import DIMENSIONS, report, results
 from benchmark.docs.formatting import Section, is_demo, sha8
 from benchmark.paths import PROJECT_ROOT
 
 REPORTED_PATH = Path(__file__).resolve().parent.parent / "reported.yaml"
-TABLES = ("correctness", "robustness", "fairness_sex", "fairness_speaker", "speakers", "efficiency", "runs",
-          "consistency", "consistency_categories")
+TABLES = tuple(
+    dict.fromkeys(
+        (
+            "correctness",
+            "robustness",
+            "fairness_sex",
+            "fairness_speaker",
+            "speakers",
+            "efficiency",
+            "runs",
+            "consistency_categories",
+            *report.TABLES,
+            "summary",
+        )
+    )
+)
+r"""The tables the docs read: those they show, those :mod:`benchmark.report` judges, and its ``summary``."""
 
 
 @dataclasses.dataclass
@@ -42,6 +57,7 @@ class Inputs:
     current: dict[str, str] = dataclasses.field(default_factory=dict)
     _predictions: dict = dataclasses.field(default_factory=dict)
     _latest: dict = dataclasses.field(default_factory=dict)
+    _report: dict = dataclasses.field(default_factory=dict)  # pass/fail outcomes, computed once (docs/summary.py)
 
     def table(self, name: str) -> pd.DataFrame:
         return self.tables.get(name, pd.DataFrame())
@@ -182,9 +198,13 @@ def select_current(tables: dict[str, pd.DataFrame], models: dict[str, dict]) -> 
     r"""Artefact shown per model: the one ``models.yaml`` pins, else the newest.
 
     "Newest" is the latest result date, ties broken by hash so the
-    choice never depends on row order.
+    choice never depends on row order. An efficiency row that timed the
+    architecture with random weights (:func:`random_weights`) names no
+    trained artefact: it is shown only for a model that has nothing else.
     """
-    dates = artefact_dates(tables)
+    dates = artefact_dates({name: _measured(df) if name == "efficiency" else df for name, df in tables.items()})
+    timed = artefact_dates({"efficiency": tables.get("efficiency", pd.DataFrame())})
+    dates = pd.concat([dates, timed[~timed["model"].isin(set(dates["model"]))]], ignore_index=True)
     current = {}
     for model, group in dates.groupby("model", sort=True):
         pinned = registered_sha(models.get(model, {}))
@@ -193,6 +213,23 @@ def select_current(tables: dict[str, pd.DataFrame], models: dict[str, dict]) -> 
         else:
             current[model] = group.sort_values(["last", "model_sha256"]).iloc[-1]["model_sha256"]
     return current
+
+
+def random_weights(df: pd.DataFrame) -> pd.Series:
+    r"""Which efficiency rows timed a model's architecture with random weights (no trained model's artefact).
+
+    Examples:
+        >>> random_weights(pd.DataFrame({"weights": ["", "random", None]})).tolist()
+        [False, True, False]
+
+    """
+    if "weights" not in df:
+        return pd.Series(False, index=df.index)
+    return df["weights"].fillna("").astype(str).eq("random")
+
+
+def _measured(df: pd.DataFrame) -> pd.DataFrame:
+    return df[~random_weights(df).to_numpy(bool)] if len(df) else df
 
 
 def load_inputs(results_dir: Path, registry: typing.Any = None, reported: Path | None = None) -> Inputs:

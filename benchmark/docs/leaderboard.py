@@ -35,6 +35,7 @@ from benchmark.docs.formatting import (
 )
 from benchmark.docs.inputs import Inputs, _dims, _in_section, _role_from_results, _sections, _teacher, _version_key
 from benchmark.docs.output import FIGURES, Output
+from benchmark.docs.summary import glance_section
 
 
 def leaderboard_page(inputs: Inputs, out: Output, *, resamples: int, seed: int, top: int) -> str:
@@ -53,6 +54,7 @@ def leaderboard_page(inputs: Inputs, out: Output, *, resamples: int, seed: int, 
     if not len(inputs.table("correctness")):
         parts.append("*No results yet: run `nox -s benchmark -- --model NAME`, then `nox -s docs`.*")
     parts += [
+        glance_section(inputs, out),
         correctness_section(inputs, out, resamples=resamples, seed=seed, top=top),
         robustness_section(inputs),
         fairness_section(inputs),
@@ -371,9 +373,11 @@ def efficiency_section(inputs: Inputs, out: Output) -> str:
         if threads is not None and threads != 1:
             ms += f" ({threads:.0f} threads)"
         xrt = _float(r.get("xrt"))
+        # speed does not depend on weight values; such a row says it timed no trained model
+        timed = " *(architecture, random weights)*" if str(r.get("weights", "")) == "random" else ""
         table.append(
             [
-                f"[{row['model']}](models/{row['model']}.md)",
+                f"[{row['model']}](models/{row['model']}.md){timed}",
                 sha8(r["model_sha256"]),
                 fmt_count(r.get("parameters")),
                 fmt_bytes(r.get("onnx_bytes")),
@@ -404,11 +408,9 @@ def efficiency_section(inputs: Inputs, out: Output) -> str:
         "`X-int8` (dynamic int8 quantisation) where both are registered. Sizes in decimal units. "
         "Times are comparable only between rows measured on the same CPU (last column).",
         md_table(headers, table, "ll" + "r" * 7 + "l"),
+        "Accuracy against cost: the figure [at a glance](#at-a-glance).",
+        "*Source: `results/efficiency.csv`.*",
     ]
-    figure = efficiency_figure(inputs, rows, out)
-    if figure:
-        parts.append(figure)
-    parts.append("*Source: `results/efficiency.csv`.*")
     return "\n\n".join(parts)
 
 
@@ -416,30 +418,6 @@ def _cpus(fp32: dict, int8: dict | None) -> str:
     r"""The CPU the times were measured on; both where fp32 and int8 were timed on different ones."""
     names = [str(r["cpu"]) for r in (fp32, int8) if r is not None and not pd.isna(r.get("cpu")) and str(r["cpu"])]
     return " / ".join(dict.fromkeys(names)) or DASH
-
-
-def efficiency_figure(inputs: Inputs, rows: list[dict], out: Output) -> str:
-    r"""Accuracy against cost on the first split of the leaderboard."""
-    ccc = inputs.latest("correctness")
-    sections = _sections(ccc)
-    if not sections:
-        return ""
-    # The split most models were scored on (earliest in display order on ties).
-    section = max(sections, key=lambda s: (_in_section(ccc, s)["model"].nunique(), -sections.index(s)))
-    sub = _in_section(ccc, section)
-    points = []
-    eff = inputs.latest("efficiency")
-    for _, r in eff.iterrows():
-        ms = _float(r.get("ms_per_5s"))
-        values = pd.to_numeric(sub.loc[sub["model"] == r["model"], "ccc"], errors="coerce").dropna()
-        if ms and ms > 0 and len(values):
-            points.append({"model": r["model"], "ms_per_5s": ms, "ccc": float(values.mean())})
-    if not points:
-        return ""
-    rel = f"{FIGURES}/leaderboard/efficiency__{slug(*section)}.png"
-    points.sort(key=lambda x: x["model"])
-    out.figure(rel, "efficiency_vs_ccc", pd.DataFrame(points), plot_title(section, "mean CCC vs CPU time"))
-    return f"![mean CCC against CPU time]({rel})"
 
 
 def reported_section(inputs: Inputs) -> str:

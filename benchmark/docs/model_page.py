@@ -39,6 +39,7 @@ from benchmark.docs.inputs import (
     registered_sha,
 )
 from benchmark.docs.leaderboard import reported_table, split_robustness
+from benchmark.docs.model_report import model_report_block
 from benchmark.docs.output import FIGURES, Output
 
 
@@ -50,6 +51,7 @@ def model_page(inputs: Inputs, model: str, out: Output) -> str:
     parts = [NOTE_MD, f"# {model}", "[← Leaderboard](../leaderboard.md)"]
     parts.append(provenance_block(inputs, model, meta, current))
     parts.append(history_block(inputs, model))
+    parts.append(model_report_block(inputs, model))
     parts.append(model_correctness_block(inputs, model, out, fig_dir))
     parts.append(model_robustness_block(inputs, model, out, fig_dir))
     parts.append(model_fairness_block(inputs, model, out, fig_dir))

@@ -298,21 +298,142 @@ def distillation_curves(history: pd.DataFrame, title: str) -> bytes:
         return to_png(fig)
 
 
-def efficiency_vs_ccc(rows: pd.DataFrame, title: str) -> bytes:
-    r"""Mean CCC against CPU time per 5 s clip (log scale), one point per model."""
-    colors = model_colors(rows["model"])
+def accuracy_vs_cost(points: pd.DataFrame, title: str) -> bytes:
+    r"""Mean CCC against ms per 5 s clip and against parameters (log x), one point per model.
+
+    Args:
+        points: columns ``model``, ``kind``, ``ms_per_5s``, ``parameters``
+            and ``ccc`` (:func:`benchmark.docs.summary.cost_points`):
+            ``measured`` and ``architecture`` points are filled (the
+            latter a diamond), ``published`` ones hollow, and a
+            ``cost only`` model (no CCC) is a dashed line at its cost
+        title: figure title
+
+    """
+    from matplotlib.lines import Line2D
+
+    from benchmark.docs.summary import KINDS
+
+    colors = model_colors(points["model"])
+    marker = {"measured": "o", "architecture": "D", "published": "o"}
     with style():
-        fig = new_figure(5.5, 3.2)
-        ax = fig.add_subplot()
-        for _, row in rows.iterrows():
-            ax.scatter(row["ms_per_5s"], row["ccc"], color=colors[row["model"]], s=25, zorder=3)
-            ax.annotate(
-                row["model"], (row["ms_per_5s"], row["ccc"]), fontsize=7, xytext=(4, 2), textcoords="offset points"
-            )
-        ax.set_xscale("log")
-        ax.margins(x=0.2, y=0.15)  # room for the labels of the outermost points
-        ax.set_xlabel("ms per 5 s clip, 1 CPU thread (log)")
-        ax.set_ylabel("mean CCC over dimensions")
-        ax.set_title(title)
-        fig.tight_layout()
+        fig = new_figure(10.0, 4.6)
+        for i, (column, label) in enumerate(
+            (("ms_per_5s", "ms per 5 s clip, 1 CPU thread (log)"), ("parameters", "parameters (log)"))
+        ):
+            ax = fig.add_subplot(1, 2, i + 1)
+            rows = points[pd.to_numeric(points[column], errors="coerce") > 0]
+            labels = []
+            for _, row in rows.iterrows():
+                x, color = float(row[column]), colors[row["model"]]
+                if row["kind"] == "cost only":
+                    ax.axvline(x, color=color, ls="--", lw=1.2)
+                    ax.annotate(
+                        f"{row['model']} (timed as architecture, no CCC)",
+                        (x, 0.02),
+                        xycoords=("data", "axes fraction"),
+                        fontsize=7,
+                        rotation=90,
+                        xytext=(-2, 0),
+                        textcoords="offset points",
+                        ha="left",
+                        va="bottom",
+                        rotation_mode="anchor",
+                        color=color,
+                    )
+                    continue
+                hollow = row["kind"] == "published"
+                ax.scatter(
+                    x,
+                    row["ccc"],
+                    marker=marker[row["kind"]],
+                    s=36,
+                    zorder=3,
+                    linewidths=1.5,
+                    facecolors="none" if hollow else color,
+                    edgecolors=color,
+                )
+                labels.append(
+                    (
+                        x,
+                        float(row["ccc"]),
+                        f"{row['model']}\npublished,\nnot measured here" if hollow else row["model"],
+                    )
+                )
+            ax.set_xscale("log")
+            ax.margins(x=0.25, y=0.15)  # room for the labels of the outermost points
+            _label_points(ax, labels)
+            ax.set_xlabel(label)
+            ax.set_ylabel("mean CCC over dimensions")
+        handles = [
+            Line2D([], [], marker="o", ls="none", color="black", label=KINDS["measured"]),
+            Line2D([], [], marker="D", ls="none", color="black", label=KINDS["architecture"]),
+            Line2D([], [], marker="o", ls="none", color="black", markerfacecolor="none", label=KINDS["published"]),
+            Line2D([], [], ls="--", color="black", label=KINDS["cost only"]),
+        ]
+        present = set(points["kind"])
+        kinds = ["measured", "architecture", "published", "cost only"]
+        fig.legend(
+            handles=[h for h, k in zip(handles, kinds) if k in present],
+            loc="lower center",
+            fontsize=7,
+            frameon=False,
+            ncol=2,
+        )
+        fig.suptitle(title)
+        fig.tight_layout(rect=(0, 0.08, 1, 1))
         return to_png(fig)
+
+
+def _label_points(ax, labels: list[tuple[float, float, str]], size: float = 7.0) -> None:
+    r"""Write each label right of its point, moved up where it would cover a label already placed.
+
+    Greedy, bottom to top, in pixels: labels of nearby points (an fp32
+    model and its int8 sibling) would otherwise print over each other.
+    A moved label gets a thin line to its point.
+    """
+    ax.autoscale_view()
+    line, char = size * 1.3 * DPI / 72, size * 0.6 * DPI / 72  # label height and mean glyph width in pixels
+    _room_on_the_right(ax, [(x, y, char * max(map(len, t.splitlines())) + 6) for x, y, t in labels])
+    right = ax.transAxes.transform((1.0, 0.0))[0]
+    placed: list[tuple[float, float, float, float]] = []  # x0, x1, y0, y1 of each label placed
+    for x, y, text in sorted(labels, key=lambda p: (p[1], p[0], p[2])):
+        px, py = ax.transData.transform((x, y))
+        width, height = char * max(map(len, text.splitlines())), line * len(text.splitlines())
+        left = px + 6 + width > right  # no room on the right: write it left of the point
+        x0 = px - 6 - width if left else px + 6
+        ty = py
+        while any(a < x0 + width and x0 < b and c < ty + height / 2 and ty - height / 2 < d for a, b, c, d in placed):
+            ty += line / 2
+        placed.append((x0, x0 + width, ty - height / 2, ty + height / 2))
+        moved = ty - py > 1
+        ax.annotate(
+            text,
+            (x, y),
+            fontsize=size,
+            xytext=(-6 if left else 6, (ty - py) * 72 / DPI),
+            textcoords="offset points",
+            va="center",
+            ha="right" if left else "left",
+            arrowprops={"arrowstyle": "-", "lw": 0.4, "color": "grey"} if moved else None,
+        )
+
+
+def _room_on_the_right(ax, extents: list[tuple[float, float, float]], most: float = 0.6) -> None:
+    r"""Widen a log x axis to the right until every label (point x, y, width in pixels) fits right of its point.
+
+    A label written left of its point may pass over another point and
+    read as its label; the axis grows by at most ``most`` times its
+    span (in decades), beyond which a label goes left after all.
+    """
+    low, high = ax.get_xlim()
+    start = np.log10(high) - np.log10(low)
+    for _ in range(8):
+        right = ax.transAxes.transform((1.0, 0.0))[0]
+        over = max((ax.transData.transform((x, y))[0] + w - right for x, y, w in extents), default=0.0)
+        low, high = ax.get_xlim()
+        span = np.log10(high) - np.log10(low)
+        if over <= 1 or span >= start * (1 + most):
+            return
+        width = right - ax.transAxes.transform((0.0, 0.0))[0]
+        ax.set_xlim(low, high * 10 ** min(span * over / width * 1.2, start * (1 + most) - span))
