@@ -451,6 +451,60 @@ def test_crops_are_deterministic_and_match_storage(pool):
     assert info0["transforms"] == []
 
 
+def test_voice_augmentation_leaves_the_default_recipe_as_it_was(pool):
+    signal = annotate.read_audio(str(pool / "f7.wav"))
+    digest = sha256_file(pool / "f7.wav")
+    others = [annotate.read_audio(str(pool / f"f{i}.wav")) for i in range(3)]
+    recipe = annotate.Recipe(crop_seconds=0.5, variants=3, seed=0)
+    # off, the voice fields are no part of the cache key or the provenance: caches and records stay valid
+    assert recipe.record() == {**dataclasses.asdict(recipe), "augmentation": {
+        k: v for k, v in dataclasses.asdict(recipe.augmentation).items()
+        if k.split("_")[0] not in ("pitch", "formant", "speed", "tilt", "channel")}}
+    voiced = dataclasses.replace(recipe, augmentation=dataclasses.replace(recipe.augmentation, pitch_prob=1.0))
+    assert voiced.record()["augmentation"]["pitch_prob"] == 1.0
+    for variant in (1, 2):
+        plain, info = annotate.make_crop(signal, digest, variant, recipe, babble=others)
+        shifted, voiced_info = annotate.make_crop(signal, digest, variant, voiced, babble=others)
+        # the voice transforms draw from their own generator: offset and the other transforms are the same
+        assert voiced_info["offset"] == info["offset"]
+        assert voiced_info["transforms"][0].startswith("pitch ") and voiced_info["transforms"][1:] == info["transforms"]
+        assert len(shifted) == len(plain) and not np.array_equal(shifted, plain)
+    clean, info0 = annotate.make_crop(signal, digest, 0, voiced)
+    assert info0["transforms"] == [] and np.array_equal(clean, annotate.make_crop(signal, digest, 0, recipe)[0])
+    config = DistillConfig(aug_pitch=0.5, aug_channel=0.25, augment=False)
+    aug = config.recipe().augmentation
+    assert (aug.pitch_prob, aug.channel_prob, aug.formant_prob, aug.noise_prob) == (0.5, 0.25, 0.0, 0.0)
+    assert not DistillConfig().recipe().augmentation.voice
+    with pytest.raises(DistillError, match="--aug-speed=1.5 \\(must be a probability"):
+        DistillConfig(aug_speed=1.5)
+
+
+def test_teacher_labels_the_voice_augmented_crop(tmp_path, pool):
+    files = annotate.scan_pool(sorted(str(p) for p in pool.glob("*.wav")))
+    augmentation = dataclasses.replace(annotate.Augmentation.off(), pitch_prob=1.0, formant_prob=1.0, speed_prob=1.0,
+                                       tilt_prob=1.0, channel_prob=1.0)
+    recipe = annotate.Recipe(crop_seconds=1.0, bucket_seconds=0.25, variants=2, augmentation=augmentation)
+    teacher = FeatureTeacher()
+    shards = annotate.annotate_pool(teacher, files, recipe, progress=False)
+    plain = annotate.annotate_pool(teacher, files, dataclasses.replace(recipe, augmentation=annotate.Augmentation.off()),
+                                   progress=False)
+    augmented = [r for r in range(len(shards)) if shards.variant[r] == 1]
+    assert len(augmented) == len(files.files)
+    moved = 0
+    for r in augmented:
+        crop = shards.batch([r])[0]
+        j = int(shards.file_index[r])
+        path = shards.files[j]
+        expected, info = annotate.make_crop(annotate.read_audio(path), files.hashes[files.files.index(path)], 1, recipe)
+        assert [t.split(" ")[0] for t in info["transforms"]] == ["speed", "pitch", "formant", "tilt", "channel"]
+        # the student trains on the augmented crop, and its target is the teacher's output for that very crop
+        assert np.array_equal(crop, expected)
+        assert np.allclose(shards.targets[r], teacher.predict(crop), atol=1e-6)
+        same = next(q for q in range(len(plain)) if plain.file_index[q] == j and plain.variant[q] == 1)
+        moved += not np.allclose(shards.targets[r], plain.targets[same], atol=1e-3)
+    assert moved == len(augmented)  # the target follows the audio: unshifted crops have other targets
+
+
 def test_ccc_loss_matches_definition():
     rng = np.random.default_rng(0)
     t = rng.normal(size=(64, 3))
