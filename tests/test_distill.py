@@ -721,6 +721,53 @@ def test_targets_score_the_exported_folders(tmp_path, pool, models_yaml, own_dem
     assert "default distill <= 15 min wall" not in targets.checks(report)
 
 
+def test_voice_shift_and_per_sex_agreement_on_the_demo_split(use_demo):
+    from benchmark.data.datasets import load_split
+    from benchmark.distill import targets, voice
+
+    evalset = load_split("msppodcast", "test-1", data="demo")
+    teacher = FeatureTeacher()
+    teacher_pred, audio, _, _ = annotate.annotate_files(teacher, [str(f) for f in evalset.files], label="test-sex")
+    signals = list(audio)
+
+    def follower(signal, sr):  # a student that hears what the teacher hears
+        return teacher.predict(signal)
+
+    def deaf(signal, sr):  # a student that ignores the voice: only the level (dimension 0) follows
+        out = teacher.predict(signal)
+        return np.array([out[0], 0.5 + 1e-3 * out[0], 0.5 + 1e-3 * out[0]])
+
+    shifts = ("pitch+4", "formant-10%")
+    report = targets.voice_shift_agreement(follower, teacher, signals[:12], shifts)
+    assert set(report["conditions"]) == set(shifts) and report["files"] == 12
+    assert report["pooled"]["arousal"] == pytest.approx(1.0) and report["worst"]["mean"] == pytest.approx(1.0)
+    assert report["shifts"] == {"pitch+4": ["pitch", 4.0], "formant-10%": ["formant", 0.9]}
+    poor = targets.voice_shift_agreement(deaf, teacher, signals[:12], shifts)
+    assert poor["pooled"]["arousal"] == pytest.approx(1.0) and poor["pooled"]["dominance"] < 0.5
+    # the teacher heard the shifted audio: its outputs differ from those on the clean files
+    shifted = np.stack([teacher.predict(voice.voice_shift(s, "pitch+4")) for s in signals[:12]])
+    assert not np.allclose(shifted, teacher_pred.to_numpy()[:12], atol=1e-3)
+    checked = targets.checks({"models": {"fp32": {"ccc_vs_teacher": {"arousal": 0.95, "mean": 0.9}}},
+                              "int8_loss": {"arousal": 0.0}, "voice_shift": poor})
+    assert checked["CCC(student, teacher) arousal under voice shifts >= 0.85"] is True
+    checked = targets.checks({"models": {"fp32": {"ccc_vs_teacher": {"arousal": 0.95, "mean": 0.9}}},
+                              "int8_loss": {"arousal": 0.0}, "voice_shift": {"pooled": {"arousal": 0.849}}})
+    assert checked["CCC(student, teacher) arousal under voice shifts >= 0.85"] is False
+
+    same = targets.sex_agreement(follower, teacher, evalset, label="test-sex")
+    sexes = evalset.sex.astype(str)
+    assert same["female"]["files"] == int((sexes == "female").sum()) and same["male"]["files"] == int((sexes == "male").sum())
+    assert same["gap"]["arousal"] == pytest.approx(0.0) and same["female"]["mean"] == pytest.approx(1.0)
+    # a student that follows the teacher less for men: a positive gap, in the male group only
+    values = teacher_pred.to_numpy().copy()
+    male = (evalset.sex.astype(str).reindex(teacher_pred.index.astype(str)) == "male").to_numpy()
+    values[male] += np.random.default_rng(0).normal(scale=0.3, size=(int(male.sum()), 3))
+    biased = targets.sex_agreement(follower, teacher, evalset, values, label="test-sex")
+    assert biased["female"]["arousal"] == pytest.approx(1.0) and biased["gap"]["arousal"] > 0.1
+    with pytest.raises(ValueError, match="no sex labels"):
+        targets.sex_agreement(follower, teacher, dataclasses.replace(evalset, sex=None), label="test-sex")
+
+
 def test_seed_spread_script_reads_finished_scratch_runs(tmp_path, pool, models_yaml, use_demo):
     import importlib.util
 

@@ -98,3 +98,29 @@ def test_voice_shifts_are_deterministic_and_refuse_unknown_settings():
         voice.formant_shift(x, 3.0)
     with pytest.raises(ValueError, match="choose one of pitch-4"):
         voice.voice_shift(x, "formant+20%")
+
+
+def test_model_page_shows_voice_shift_and_per_sex_agreement(tmp_path):
+    import json
+
+    from benchmark.docs.distillation import distillation_targets
+
+    scores = {"arousal": 0.9, "dominance": 0.8, "valence": 0.6, "mean": 0.7667}
+    report = {
+        "split": {"dataset": "demo-msppodcast", "dataset_version": "1.0.0", "split": "test-1"}, "files": 4,
+        "models": {"fp32": {"ccc_vs_teacher": scores}},
+        "voice_shift": {"conditions": {"pitch+2": scores, "formant-10%": {**scores, "arousal": 0.812}},
+                        "pooled": {**scores, "arousal": 0.861}, "worst": scores, "files": 4},
+        "sex_agreement": {"test-1": {"split": "test-1", "female": {**scores, "files": 2},
+                                     "male": {**scores, "arousal": 0.85, "files": 2},
+                                     "gap": {"arousal": 0.05, "dominance": 0.0, "valence": 0.0, "mean": 0.0167}}},
+    }
+    (tmp_path / "targets.json").write_text(json.dumps(report))
+    text = distillation_targets(tmp_path / "targets.json")
+    assert "| formant-10%       |     0.812 |" in text
+    assert "| all shifts pooled |     0.861 |" in text
+    assert "test-1, male (2 files)" in text and "| test-1, gap female − male |     0.050 |" in text
+    # a report without them (the other students' records) shows neither
+    del report["voice_shift"], report["sex_agreement"]
+    (tmp_path / "targets.json").write_text(json.dumps(report))
+    assert "Voice shifts" not in distillation_targets(tmp_path / "targets.json")
