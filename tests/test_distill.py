@@ -505,6 +505,31 @@ def test_teacher_labels_the_voice_augmented_crop(tmp_path, pool):
     assert moved == len(augmented)  # the target follows the audio: unshifted crops have other targets
 
 
+def test_wide_voice_pool_and_voice_augmentation_in_a_tiny_distillation(tmp_path, pool, models_yaml):
+    from benchmark.data import demo
+    from benchmark.distill import widepool
+
+    speakers = [widepool.wide_speaker(f"w{i}", np.random.default_rng([0, i])) for i in range(200)]
+    for sex in ("female", "male"):
+        f0 = np.array([s.f0 for s in speakers if s.sex == sex])
+        scale = np.array([s.formant_scale for s in speakers if s.sex == sex])
+        # far wider than the demo's speakers, and overlapping across the sexes
+        assert f0.min() < 100 and f0.max() > 250 and scale.min() < 0.9 and scale.max() > 1.25
+    files, info = widepool.wide_pool(8, seed=0)
+    assert len(files) == 8 and info["speakers"] == 2 and sum(info["speakers_per_sex"].values()) == 2
+    again, _ = widepool.wide_pool(8, seed=0)
+    assert again == files and all(audiofile.read(f)[0].size for f in files)
+    with pytest.raises(DistillError, match="--wide-files=0"):
+        config(tmp_path, pool, models_yaml, pool_voices="wide", wide_files=0)
+    digest = demo.generator_digest()
+    outcome = run(config(tmp_path, pool, models_yaml, pool_voices="wide", wide_files=8, aug_pitch=0.5, aug_tilt=0.5))
+    record = json.loads((outcome.out / "provenance.json").read_text())
+    assert record["data"]["train_files"] + record["data"]["heldout_files"] == 16
+    assert "+ wide voices v1 (8 files, 2 speakers" in record["data"]["source"]
+    assert record["recipe"]["augmentation"]["pitch_prob"] == 0.5 and record["recipe"]["augmentation"]["tilt_prob"] == 0.5
+    assert demo.generator_digest() == digest  # the demo databases' generator is untouched
+
+
 def test_ccc_loss_matches_definition():
     rng = np.random.default_rng(0)
     t = rng.normal(size=(64, 3))

@@ -68,6 +68,11 @@ class Task:
         "auto", "more audio, used only whole and clean, that the output layer is refitted on next to the "
         "training files: 'demo' (the embedded demo-refit database), a folder, list or glob as for --data, 'none', "
         "or 'auto' ('demo' with --data demo, else none); pool files in it are dropped", metavar="SPEC")
+    pool_voices: str = option(
+        "none", "'wide': add a synthetic pool whose voices are drawn far beyond the demo's (f0 overlapping across "
+        "sexes, vocal-tract length, breathiness, tilt, jitter/shimmer, channel; benchmark/distill/widepool.py); "
+        "the teacher labels it like the rest", choices=("none", "wide"))
+    wide_files: int = option(1000, "utterances of the --pool-voices wide pool (generated once, cached)", metavar="N")
     max_files: int = option(0, "use at most N files of the pool (0: all)", metavar="N")
     out: str | None = option(None, "model folder (default: weights/<student>); the int8 model goes to DIR-int8",
                              metavar="DIR")
@@ -248,6 +253,9 @@ class DistillConfig(Runtime, Validation, Finishing, Crops, Hyper, Task):
         aug_pitch, aug_formant, aug_speed, aug_tilt, aug_channel: probability of each voice
             transform on variants 1.. (:class:`~benchmark.distill.crops.Augmentation`;
             0, the default: off); independent of ``augment``
+        pool_voices: ``'none'``, or ``'wide'``: add :func:`benchmark.distill.widepool.wide_pool`
+            (``wide_files`` utterances, seeded by ``seed``) to the pool
+        wide_files: utterances of the wide pool
         max_files: use at most this many pool files (content-hash order; 0: all)
         val_fraction: pool files held out to validate against the teacher
         whole_file_epochs: after training, train the best epoch's network this
@@ -289,7 +297,8 @@ class DistillConfig(Runtime, Validation, Finishing, Crops, Hyper, Task):
 
     def __post_init__(self):
         # settings that leave nothing to train (or to export) fail here, before the teacher runs
-        counts = {"epochs": self.epochs, "batch_size": self.batch_size, "variants": self.variants}
+        counts = {"epochs": self.epochs, "batch_size": self.batch_size, "variants": self.variants,
+                  "wide_files": self.wide_files}
         sizes = {"lr": self.lr, "crop_seconds": self.crop_seconds, "bucket_seconds": self.bucket_seconds}
         wrong = [f"{k}={v} (must be at least 1)" for k, v in counts.items() if v < 1]
         wrong += [f"{k}={v} (must be above 0)" for k, v in sizes.items() if not v > 0]
