@@ -10,6 +10,10 @@
    over arousal, dominance, valence.
 3. The int8 model loses at most 0.01 CCC (vs the teacher) per dimension
    compared with fp32.
+4. Voice shifts (issue 34): CCC(student, teacher) on test-1 audio shifted
+   in pitch (±2, ±4 semitones) and formants (±10 %), all shifts pooled,
+   at least 0.85 for arousal. Reported with it, without a target: the
+   agreement within each sex on the demo test splits and its gap.
 
 Scoring and checks are :mod:`benchmark.distill.targets`: the student is
 scored through the benchmark's own ``audonnx`` loader, i.e. exactly as
@@ -118,7 +122,9 @@ def score(args, out: Path) -> dict:
     from benchmark.paths import PROJECT_ROOT
 
     teacher, _ = load_teacher(args.teacher, Path(args.models).resolve() if args.models else PROJECT_ROOT / "models.yaml")
-    return targets.score(out, teacher)
+    from benchmark.distill.voice import VOICE_SHIFTS
+
+    return targets.score(out, teacher, voice_shifts=tuple(VOICE_SHIFTS), sex_splits=targets.SEX_SPLITS)
 
 
 def relative_paths(report: dict, root: Path = ROOT) -> dict:
@@ -189,6 +195,16 @@ def main(argv=None) -> int:
     sane = report["models"]["fp32"]
     print(f"fp32 without the {sane['teacher_off_scale_files']} files with off-scale teacher outputs: "
           + ", ".join(f"{d} {v:.3f}" for d, v in sane["ccc_vs_teacher_in_range"].items()))
+    shift = report.get("voice_shift")
+    if shift:
+        print(f"voice shifts, fp32 vs teacher ({shift['files']} files each): "
+              + "; ".join(f"{name} A {c['arousal']:.3f} mean {c['mean']:.3f}" for name, c in shift["conditions"].items()))
+        print("  pooled: " + ", ".join(f"{d} {v:.3f}" for d, v in shift["pooled"].items()))
+    for name, agreement in (report.get("sex_agreement") or {}).items():
+        print(f"per sex, fp32 vs teacher, {name}: "
+              + "; ".join(f"{g} ({agreement[g]['files']}) A {agreement[g]['arousal']:.3f} D {agreement[g]['dominance']:.3f} "
+                          f"V {agreement[g]['valence']:.3f}" for g in ("female", "male"))
+              + "; gap F−M " + ", ".join(f"{d} {v:+.3f}" for d, v in agreement["gap"].items()))
     print("int8 loss: " + ", ".join(f"{d} {v:+.4f}" for d, v in report["int8_loss"].items()))
     if timing is not None:
         runs = timing.get("runs") or []

@@ -452,6 +452,85 @@ def test_crops_are_deterministic_and_match_storage(pool):
     assert info0["transforms"] == []
 
 
+def test_voice_augmentation_leaves_the_default_recipe_as_it_was(pool):
+    signal = annotate.read_audio(str(pool / "f7.wav"))
+    digest = sha256_file(pool / "f7.wav")
+    others = [annotate.read_audio(str(pool / f"f{i}.wav")) for i in range(3)]
+    recipe = annotate.Recipe(crop_seconds=0.5, variants=3, seed=0)
+    # off, the voice fields are no part of the cache key or the provenance: caches and records stay valid
+    assert recipe.record() == {**dataclasses.asdict(recipe), "augmentation": {
+        k: v for k, v in dataclasses.asdict(recipe.augmentation).items()
+        if k.split("_")[0] not in ("pitch", "formant", "speed", "tilt", "channel")}}
+    voiced = dataclasses.replace(recipe, augmentation=dataclasses.replace(recipe.augmentation, pitch_prob=1.0))
+    assert voiced.record()["augmentation"]["pitch_prob"] == 1.0
+    for variant in (1, 2):
+        plain, info = annotate.make_crop(signal, digest, variant, recipe, babble=others)
+        shifted, voiced_info = annotate.make_crop(signal, digest, variant, voiced, babble=others)
+        # the voice transforms draw from their own generator: offset and the other transforms are the same
+        assert voiced_info["offset"] == info["offset"]
+        assert voiced_info["transforms"][0].startswith("pitch ") and voiced_info["transforms"][1:] == info["transforms"]
+        assert len(shifted) == len(plain) and not np.array_equal(shifted, plain)
+    clean, info0 = annotate.make_crop(signal, digest, 0, voiced)
+    assert info0["transforms"] == [] and np.array_equal(clean, annotate.make_crop(signal, digest, 0, recipe)[0])
+    config = DistillConfig(aug_pitch=0.5, aug_channel=0.25, augment=False)
+    aug = config.recipe().augmentation
+    assert (aug.pitch_prob, aug.channel_prob, aug.formant_prob, aug.noise_prob) == (0.5, 0.25, 0.0, 0.0)
+    assert not DistillConfig().recipe().augmentation.voice
+    with pytest.raises(DistillError, match="--aug-speed=1.5 \\(must be a probability"):
+        DistillConfig(aug_speed=1.5)
+
+
+def test_teacher_labels_the_voice_augmented_crop(tmp_path, pool):
+    files = annotate.scan_pool(sorted(str(p) for p in pool.glob("*.wav")))
+    augmentation = dataclasses.replace(annotate.Augmentation.off(), pitch_prob=1.0, formant_prob=1.0, speed_prob=1.0,
+                                       tilt_prob=1.0, channel_prob=1.0)
+    recipe = annotate.Recipe(crop_seconds=1.0, bucket_seconds=0.25, variants=2, augmentation=augmentation)
+    teacher = FeatureTeacher()
+    shards = annotate.annotate_pool(teacher, files, recipe, progress=False)
+    plain = annotate.annotate_pool(teacher, files, dataclasses.replace(recipe, augmentation=annotate.Augmentation.off()),
+                                   progress=False)
+    augmented = [r for r in range(len(shards)) if shards.variant[r] == 1]
+    assert len(augmented) == len(files.files)
+    moved = 0
+    for r in augmented:
+        crop = shards.batch([r])[0]
+        j = int(shards.file_index[r])
+        path = shards.files[j]
+        expected, info = annotate.make_crop(annotate.read_audio(path), files.hashes[files.files.index(path)], 1, recipe)
+        assert [t.split(" ")[0] for t in info["transforms"]] == ["speed", "pitch", "formant", "tilt", "channel"]
+        # the student trains on the augmented crop, and its target is the teacher's output for that very crop
+        assert np.array_equal(crop, expected)
+        assert np.allclose(shards.targets[r], teacher.predict(crop), atol=1e-6)
+        same = next(q for q in range(len(plain)) if plain.file_index[q] == j and plain.variant[q] == 1)
+        moved += not np.allclose(shards.targets[r], plain.targets[same], atol=1e-3)
+    assert moved == len(augmented)  # the target follows the audio: unshifted crops have other targets
+
+
+def test_wide_voice_pool_and_voice_augmentation_in_a_tiny_distillation(tmp_path, pool, models_yaml):
+    from benchmark.data import demo
+    from benchmark.distill import widepool
+
+    speakers = [widepool.wide_speaker(f"w{i}", np.random.default_rng([0, i])) for i in range(200)]
+    for sex in ("female", "male"):
+        f0 = np.array([s.f0 for s in speakers if s.sex == sex])
+        scale = np.array([s.formant_scale for s in speakers if s.sex == sex])
+        # far wider than the demo's speakers, and overlapping across the sexes
+        assert f0.min() < 100 and f0.max() > 250 and scale.min() < 0.9 and scale.max() > 1.25
+    files, info = widepool.wide_pool(8, seed=0)
+    assert len(files) == 8 and info["speakers"] == 2 and sum(info["speakers_per_sex"].values()) == 2
+    again, _ = widepool.wide_pool(8, seed=0)
+    assert again == files and all(audiofile.read(f)[0].size for f in files)
+    with pytest.raises(DistillError, match="--wide-files=0"):
+        config(tmp_path, pool, models_yaml, pool_voices="wide", wide_files=0)
+    digest = demo.generator_digest()
+    outcome = run(config(tmp_path, pool, models_yaml, pool_voices="wide", wide_files=8, aug_pitch=0.5, aug_tilt=0.5))
+    record = json.loads((outcome.out / "provenance.json").read_text())
+    assert record["data"]["train_files"] + record["data"]["heldout_files"] == 16
+    assert "+ wide voices v1 (8 files, 2 speakers" in record["data"]["source"]
+    assert record["recipe"]["augmentation"]["pitch_prob"] == 0.5 and record["recipe"]["augmentation"]["tilt_prob"] == 0.5
+    assert demo.generator_digest() == digest  # the demo databases' generator is untouched
+
+
 def test_ccc_loss_matches_definition():
     rng = np.random.default_rng(0)
     t = rng.normal(size=(64, 3))
@@ -666,6 +745,53 @@ def test_targets_score_the_exported_folders(tmp_path, pool, models_yaml, own_dem
     assert checks["default distill <= 15 min wall"] is False
     assert checks["CCC(student, teacher) arousal >= 0.90"] is (fp32["arousal"] >= 0.90)
     assert "default distill <= 15 min wall" not in targets.checks(report)
+
+
+def test_voice_shift_and_per_sex_agreement_on_the_demo_split(use_demo):
+    from benchmark.data.datasets import load_split
+    from benchmark.distill import targets, voice
+
+    evalset = load_split("msppodcast", "test-1", data="demo")
+    teacher = FeatureTeacher()
+    teacher_pred, audio, _, _ = annotate.annotate_files(teacher, [str(f) for f in evalset.files], label="test-sex")
+    signals = list(audio)
+
+    def follower(signal, sr):  # a student that hears what the teacher hears
+        return teacher.predict(signal)
+
+    def deaf(signal, sr):  # a student that ignores the voice: only the level (dimension 0) follows
+        out = teacher.predict(signal)
+        return np.array([out[0], 0.5 + 1e-3 * out[0], 0.5 + 1e-3 * out[0]])
+
+    shifts = ("pitch+4", "formant-10%")
+    report = targets.voice_shift_agreement(follower, teacher, signals[:12], shifts)
+    assert set(report["conditions"]) == set(shifts) and report["files"] == 12
+    assert report["pooled"]["arousal"] == pytest.approx(1.0) and report["worst"]["mean"] == pytest.approx(1.0)
+    assert report["shifts"] == {"pitch+4": ["pitch", 4.0], "formant-10%": ["formant", 0.9]}
+    poor = targets.voice_shift_agreement(deaf, teacher, signals[:12], shifts)
+    assert poor["pooled"]["arousal"] == pytest.approx(1.0) and poor["pooled"]["dominance"] < 0.5
+    # the teacher heard the shifted audio: its outputs differ from those on the clean files
+    shifted = np.stack([teacher.predict(voice.voice_shift(s, "pitch+4")) for s in signals[:12]])
+    assert not np.allclose(shifted, teacher_pred.to_numpy()[:12], atol=1e-3)
+    checked = targets.checks({"models": {"fp32": {"ccc_vs_teacher": {"arousal": 0.95, "mean": 0.9}}},
+                              "int8_loss": {"arousal": 0.0}, "voice_shift": poor})
+    assert checked["CCC(student, teacher) arousal under voice shifts >= 0.85"] is True
+    checked = targets.checks({"models": {"fp32": {"ccc_vs_teacher": {"arousal": 0.95, "mean": 0.9}}},
+                              "int8_loss": {"arousal": 0.0}, "voice_shift": {"pooled": {"arousal": 0.849}}})
+    assert checked["CCC(student, teacher) arousal under voice shifts >= 0.85"] is False
+
+    same = targets.sex_agreement(follower, teacher, evalset, label="test-sex")
+    sexes = evalset.sex.astype(str)
+    assert same["female"]["files"] == int((sexes == "female").sum()) and same["male"]["files"] == int((sexes == "male").sum())
+    assert same["gap"]["arousal"] == pytest.approx(0.0) and same["female"]["mean"] == pytest.approx(1.0)
+    # a student that follows the teacher less for men: a positive gap, in the male group only
+    values = teacher_pred.to_numpy().copy()
+    male = (evalset.sex.astype(str).reindex(teacher_pred.index.astype(str)) == "male").to_numpy()
+    values[male] += np.random.default_rng(0).normal(scale=0.3, size=(int(male.sum()), 3))
+    biased = targets.sex_agreement(follower, teacher, evalset, values, label="test-sex")
+    assert biased["female"]["arousal"] == pytest.approx(1.0) and biased["gap"]["arousal"] > 0.1
+    with pytest.raises(ValueError, match="no sex labels"):
+        targets.sex_agreement(follower, teacher, dataclasses.replace(evalset, sex=None), label="test-sex")
 
 
 def test_seed_spread_script_reads_finished_scratch_runs(tmp_path, pool, models_yaml, use_demo):

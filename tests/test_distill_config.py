@@ -7,7 +7,7 @@ import dataclasses
 from benchmark.distill.cli import RECIPE_KEYS, build_parser, config_from_args
 from benchmark.distill.config import Crops, DistillConfig, Finishing, Hyper, Runtime, Task, Validation
 
-OPTIONS = {  # every option of the hand-written parser this one replaced: (destination, default)
+OPTIONS = {  # every option of the hand-written parser this one replaced, and later ones: (destination, default)
     '--student': ('student', 'wav2small'),
     '--teacher': ('teacher', 'egemaps-teacher'),
     '--data': ('data', 'demo'),
@@ -32,6 +32,14 @@ OPTIONS = {  # every option of the hand-written parser this one replaced: (desti
     '--bucket-seconds': ('bucket_seconds', 0.5),
     '--variants': ('variants', 3),
     '--no-augment': ('augment', True),
+    # issue 34: voice augmentation (off by default) and the opt-in wide voice pool
+    '--aug-pitch': ('aug_pitch', 0.0),
+    '--aug-formant': ('aug_formant', 0.0),
+    '--aug-speed': ('aug_speed', 0.0),
+    '--aug-tilt': ('aug_tilt', 0.0),
+    '--aug-channel': ('aug_channel', 0.0),
+    '--pool-voices': ('pool_voices', 'none'),
+    '--wide-files': ('wide_files', 1000),
     '--whole-file-epochs': ('whole_file_epochs', 0),
     '--whole-file-lr': ('whole_file_lr', 0.0005),
     '--no-head-refit': ('head_refit', True),
@@ -91,4 +99,5 @@ def test_recipe_keys_are_the_fields_marked_as_recipe_settings():
         "epochs", "batch_size", "lr", "weight_decay", "warmup", "schedule", "mse_weight", "loss_weights",
         "bn_calibration", "bn_freeze_epochs", "ema", "crop_seconds", "bucket_seconds", "variants", "val_fraction",
         "precision", "whole_file_epochs", "whole_file_lr", "head_refit",
+        "aug_pitch", "aug_formant", "aug_speed", "aug_tilt", "aug_channel",  # issue 34
     }

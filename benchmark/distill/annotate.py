@@ -219,7 +219,7 @@ def shard_key(teacher, pool: Pool, recipe: Recipe) -> str:
         "teacher": teacher.name,
         "teacher_sha256": teacher.artifact_hash,
         "files_sha256": pool.sha256,
-        "recipe": dataclasses.asdict(recipe),
+        "recipe": recipe.record(),
         "auglib": auglib.__version__,
         "numpy": np.__version__.split(".")[0],
     }

@@ -68,6 +68,11 @@ class Task:
         "auto", "more audio, used only whole and clean, that the output layer is refitted on next to the "
         "training files: 'demo' (the embedded demo-refit database), a folder, list or glob as for --data, 'none', "
         "or 'auto' ('demo' with --data demo, else none); pool files in it are dropped", metavar="SPEC")
+    pool_voices: str = option(
+        "none", "'wide': add a synthetic pool whose voices are drawn far beyond the demo's (f0 overlapping across "
+        "sexes, vocal-tract length, breathiness, tilt, jitter/shimmer, channel; benchmark/distill/widepool.py); "
+        "the teacher labels it like the rest", choices=("none", "wide"))
+    wide_files: int = option(1000, "utterances of the --pool-voices wide pool (generated once, cached)", metavar="N")
     max_files: int = option(0, "use at most N files of the pool (0: all)", metavar="N")
     out: str | None = option(None, "model folder (default: weights/<student>); the int8 model goes to DIR-int8",
                              metavar="DIR")
@@ -154,6 +159,18 @@ class Crops:
     variants: int = option(Recipe.variants, "crops per file, cycled over epochs: the first clean, the others "
                            "randomly augmented (teacher runs once per crop)", recipe=True)
     augment: bool = option(True, "no noise/babble/gain/filter augmentation")
+    # voice augmentation (issue 34), off by default: the committed models were distilled without it and a
+    # re-distillation showing that it helps has not been run (docs/distillation.md)
+    aug_pitch: float = option(0.0, "probability that an augmented crop is pitch-shifted (uniform -4..+4 semitones, "
+                              "formants kept); the teacher labels the shifted crop", metavar="P", recipe=True)
+    aug_formant: float = option(0.0, "probability of a formant / vocal-tract-length warp (factor 0.85..1.15, pitch "
+                                "kept)", metavar="P", recipe=True)
+    aug_speed: float = option(0.0, "probability of a speed change (factor 0.9..1.1, tempo and pitch, like a tape)",
+                              metavar="P", recipe=True)
+    aug_tilt: float = option(0.0, "probability of a spectral tilt (-3..+3 dB per octave around 1 kHz)", metavar="P",
+                             recipe=True)
+    aug_channel: float = option(0.0, "probability of a recording channel (band-pass 50-400 Hz to 3-8 kHz, soft "
+                                "clipping)", metavar="P", recipe=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -205,6 +222,9 @@ class Runtime:
     stop_after_steps: int | None = option(None, None)
 
 
+VOICE_OPTIONS = ("aug_pitch", "aug_formant", "aug_speed", "aug_tilt", "aug_channel")
+r"""The voice augmentation options of :class:`Crops` (each the probability of one transform)."""
+
 P = typing.TypeVar("P")
 
 
@@ -230,6 +250,12 @@ class DistillConfig(Runtime, Validation, Finishing, Crops, Hyper, Task):
         bucket_seconds: crop lengths are multiples of it (crops of one length form a batch)
         variants: augmented crops per file (each epoch uses one of them, cycling)
         augment: apply noise/babble/gain/filter augmentation to variants 1..
+        aug_pitch, aug_formant, aug_speed, aug_tilt, aug_channel: probability of each voice
+            transform on variants 1.. (:class:`~benchmark.distill.crops.Augmentation`;
+            0, the default: off); independent of ``augment``
+        pool_voices: ``'none'``, or ``'wide'``: add :func:`benchmark.distill.widepool.wide_pool`
+            (``wide_files`` utterances, seeded by ``seed``) to the pool
+        wide_files: utterances of the wide pool
         max_files: use at most this many pool files (content-hash order; 0: all)
         val_fraction: pool files held out to validate against the teacher
         whole_file_epochs: after training, train the best epoch's network this
@@ -271,7 +297,8 @@ class DistillConfig(Runtime, Validation, Finishing, Crops, Hyper, Task):
 
     def __post_init__(self):
         # settings that leave nothing to train (or to export) fail here, before the teacher runs
-        counts = {"epochs": self.epochs, "batch_size": self.batch_size, "variants": self.variants}
+        counts = {"epochs": self.epochs, "batch_size": self.batch_size, "variants": self.variants,
+                  "wide_files": self.wide_files}
         sizes = {"lr": self.lr, "crop_seconds": self.crop_seconds, "bucket_seconds": self.bucket_seconds}
         wrong = [f"{k}={v} (must be at least 1)" for k, v in counts.items() if v < 1]
         wrong += [f"{k}={v} (must be above 0)" for k, v in sizes.items() if not v > 0]
@@ -284,6 +311,8 @@ class DistillConfig(Runtime, Validation, Finishing, Crops, Hyper, Task):
             shown = " ".join(str(w) for w in weights) if weights else repr(self.loss_weights)
             wrong.append(f"loss_weights={shown} (must be three weights, for arousal, dominance and valence, "
                          "none negative, not all 0)")
+        wrong += [f"{k}={getattr(self, k)} (must be a probability, 0..1)" for k in VOICE_OPTIONS
+                  if not 0.0 <= getattr(self, k) <= 1.0]
         if wrong:
             options = ", ".join("--" + w.replace("_", "-") for w in wrong)
             raise DistillError(f"Cannot distil with {options}; change the option or the student's distilled.recipe.")
@@ -315,7 +344,9 @@ class DistillConfig(Runtime, Validation, Finishing, Crops, Hyper, Task):
     def recipe(self) -> Recipe:
         return Recipe(
             crop_seconds=self.crop_seconds, bucket_seconds=self.bucket_seconds, variants=self.variants, seed=self.seed,
-            augmentation=Augmentation() if self.augment else Augmentation.off(),
+            augmentation=dataclasses.replace(
+                Augmentation() if self.augment else Augmentation.off(),
+                **{f"{k.removeprefix('aug_')}_prob": getattr(self, k) for k in VOICE_OPTIONS}),
         )
 
 

@@ -25,6 +25,17 @@ class Augmentation:
     cannot see a gain change, while a teacher reading loudness features
     (eGeMAPS) changes its output. Gain augmentation would only add
     targets the student cannot learn.
+
+    The *voice* transforms (issue 34; :mod:`benchmark.distill.voice`)
+    change the speaker rather than the scene: pitch (formants kept),
+    formants / vocal-tract length (pitch kept), speed (tape-like), a
+    spectral tilt and a recording channel (band-pass and soft clipping).
+    They are off by default (probability 0): the committed models were
+    distilled without them, and a re-distillation that shows they help
+    has not been run. The teacher labels the transformed crop, so the
+    target follows the audio the student hears. They draw from a
+    generator of their own, so switching them on leaves every other
+    random choice of a crop as it was.
     """
 
     noise_prob: float = 0.2
@@ -36,11 +47,54 @@ class Augmentation:
     gain_db: tuple[float, float] = (-12.0, 6.0)
     lowpass_hz: tuple[float, float] = (2500.0, 7000.0)
     highpass_hz: tuple[float, float] = (50.0, 400.0)
+    pitch_prob: float = 0.0
+    pitch_semitones: tuple[float, float] = (-4.0, 4.0)
+    formant_prob: float = 0.0
+    formant_ratio: tuple[float, float] = (0.85, 1.15)
+    speed_prob: float = 0.0
+    speed_factor: tuple[float, float] = (0.9, 1.1)
+    tilt_prob: float = 0.0
+    tilt_db_per_octave: tuple[float, float] = (-3.0, 3.0)
+    channel_prob: float = 0.0
+    channel_low_hz: tuple[float, float] = (50.0, 400.0)
+    channel_high_hz: tuple[float, float] = (3000.0, 8000.0)
+    channel_drive: tuple[float, float] = (0.0, 2.0)
 
     @classmethod
     def off(cls) -> "Augmentation":
         r"""No augmentation at all (every variant is a clean crop)."""
         return cls(noise_prob=0.0, babble_prob=0.0, gain_prob=0.0, filter_prob=0.0)
+
+    @property
+    def voice(self) -> bool:
+        r"""Whether any voice transform can apply.
+
+        Examples:
+            >>> Augmentation().voice, Augmentation(pitch_prob=0.5).voice
+            (False, True)
+
+        """
+        return any(getattr(self, f"{name}_prob") > 0 for name in VOICE_TRANSFORMS)
+
+    def record(self) -> dict:
+        r"""The settings as a plain mapping; without the voice fields while all voice transforms are off.
+
+        Cache keys and provenance records of runs without voice
+        augmentation stay what they were before it existed.
+
+        Examples:
+            >>> "pitch_prob" in Augmentation().record(), "pitch_prob" in Augmentation(pitch_prob=0.5).record()
+            (False, True)
+
+        """
+        out = dataclasses.asdict(self)
+        if not self.voice:
+            out = {k: v for k, v in out.items() if k.split("_")[0] not in VOICE_TRANSFORMS}
+        return out
+
+
+VOICE_TRANSFORMS = ("pitch", "formant", "speed", "tilt", "channel")
+r"""The voice transforms of :class:`Augmentation`, in the order they are applied."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +107,10 @@ class Recipe:
     seed: int = 0
     augmentation: Augmentation = Augmentation()
     chunk_files: int = 64  # files per shard; babble sources come from the same shard
+
+    def record(self) -> dict:
+        r"""The recipe as a plain mapping (cache key, provenance): :meth:`Augmentation.record` for its augmentation."""
+        return {**dataclasses.asdict(self), "augmentation": self.augmentation.record()}
 
     @property
     def bucket_samples(self) -> int:
@@ -103,9 +161,69 @@ def make_crop(
     offset = int(rng.integers(0, max(0, len(signal) - n) + 1))
     crop = np.resize(signal[offset : offset + n], n).astype(np.float32)  # np.resize repeats
     info: dict = {"offset": offset, "transforms": []}
+    voice_names: list[str] = []
+    if variant > 0 and recipe.augmentation.voice:
+        # a generator of its own: the draws below stay those of a run without voice transforms
+        voice_rng = np.random.default_rng([recipe.seed, variant, int(file_hash[:15], 16), VOICE_STREAM])
+        crop, voice_names = augment_voice(signal, offset, n, voice_rng, recipe.augmentation)
     if variant > 0:
         crop, info["transforms"] = augment(crop, rng, recipe.augmentation, babble)
+        info["transforms"] = voice_names + info["transforms"]
     return as_stored(crop), info
+
+
+VOICE_STREAM = 34
+r"""Last word of the seed of the voice transforms' generator (``(seed, variant, file hash, VOICE_STREAM)``)."""
+
+
+def augment_voice(
+    signal: np.ndarray, offset: int, n: int, rng: np.random.Generator, aug: Augmentation
+) -> tuple[np.ndarray, list[str]]:
+    r"""The crop of ``n`` samples at ``offset`` with the voice transforms of ``aug`` that ``rng`` draws.
+
+    Speed changes the length, so a sped-up crop is cut from a longer (a
+    slowed one from a shorter) stretch of ``signal`` at the same offset;
+    the result has ``n`` samples whatever applies.
+
+    Examples:
+        >>> x = np.sin(np.arange(16000) / 5).astype(np.float32)
+        >>> out, names = augment_voice(x, 0, 8000, np.random.default_rng(0), Augmentation(pitch_prob=1.0))
+        >>> out.shape, names
+        ((8000,), ['pitch +3.3st'])
+
+    """
+    from benchmark.distill import voice
+
+    # every draw up front, whatever applies: one transform's parameters do not depend on another's
+    u = rng.random(len(VOICE_TRANSFORMS))
+    semitones = rng.uniform(*aug.pitch_semitones)
+    ratio = rng.uniform(*aug.formant_ratio)
+    factor = rng.uniform(*aug.speed_factor)
+    slope = rng.uniform(*aug.tilt_db_per_octave)
+    low, high, drive = (rng.uniform(*aug.channel_low_hz), rng.uniform(*aug.channel_high_hz),
+                        rng.uniform(*aug.channel_drive))
+    names = []
+    if u[2] < aug.speed_prob:
+        source = int(np.ceil(n * factor))
+        crop = voice.speed(np.resize(signal[offset : offset + source], source), factor)
+        crop = np.resize(crop, n)
+        names.append(f"speed x{factor:.3f}")
+    else:
+        crop = np.resize(signal[offset : offset + n], n)
+    crop = crop.astype(np.float32)
+    if u[0] < aug.pitch_prob:
+        crop = voice.pitch_shift(crop, semitones)
+        names.append(f"pitch {semitones:+.1f}st")
+    if u[1] < aug.formant_prob:
+        crop = voice.formant_shift(crop, ratio)
+        names.append(f"formant x{ratio:.3f}")
+    if u[3] < aug.tilt_prob:
+        crop = voice.tilt(crop, slope)
+        names.append(f"tilt {slope:+.1f}dB/oct")
+    if u[4] < aug.channel_prob:
+        crop = voice.channel(crop, low, high, drive)
+        names.append(f"channel {low:.0f}-{high:.0f}Hz drive {drive:.2f}")
+    return np.nan_to_num(crop).astype(np.float32), names
 
 
 def augment(

@@ -153,7 +153,7 @@ def fingerprint(config: DistillConfig, student, teacher, data: Data, env: runtim
         "heldout_files_sha256": data.held.sha256,
         "gold": data.gold_spec,
         "target_range": list(data.target_range),
-        "recipe": json.loads(json.dumps(dataclasses.asdict(config.recipe()))),
+        "recipe": json.loads(json.dumps(config.recipe().record())),
         "hyper": dataclasses.asdict(config.hyper()),
         "world_size": env.world_size,
     }

@@ -80,7 +80,7 @@ def provenance_record(
         },
         "gold": val_info["gold"],
         "seed": config.seed,
-        "recipe": json.loads(json.dumps(dataclasses.asdict(recipe))),
+        "recipe": json.loads(json.dumps(recipe.record())),
         "hyperparameters": dataclasses.asdict(hyper),
         "code": {k: v for k, v in provenance().items() if k != "date"},
         "training": {"steps": result.steps, "best_epoch": result.best_epoch, "world_size": world_size},

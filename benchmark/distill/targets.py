@@ -28,8 +28,13 @@ from benchmark import DIMENSIONS
 if typing.TYPE_CHECKING:  # pragma: no cover
     from benchmark.models.base import Predictor
 
-TARGETS = {"wall_minutes": 15.0, "ccc_arousal": 0.90, "ccc_mean": 0.80, "int8_loss": 0.01}
-"""Issue 5: default run on a 2-core CPU, arousal and mean CCC against the teacher, int8 loss per dimension."""
+TARGETS = {"wall_minutes": 15.0, "ccc_arousal": 0.90, "ccc_mean": 0.80, "int8_loss": 0.01,
+           "voice_shift_arousal": 0.85}
+"""Issue 5: default run on a 2-core CPU, arousal and mean CCC against the teacher, int8 loss per dimension;
+issue 34: arousal CCC against the teacher on voice-shifted test-1 audio (all shifts pooled)."""
+
+SEX_SPLITS = ("test-1", "test-2")
+"""The demo msppodcast splits the per-sex agreement is measured on."""
 
 BOOTSTRAP = 1000
 """Resamples of the files for the 95 % intervals (seed 0, so a re-run gives the same ones)."""
@@ -43,6 +48,8 @@ def score(
     split: str = "test-1",
     data: str = "demo",
     resamples: int = BOOTSTRAP,
+    voice_shifts: typing.Sequence[str] = (),
+    sex_splits: typing.Sequence[str] = (),
 ) -> dict:
     r"""CCC of a student's fp32 and int8 folders against the teacher (and the gold labels) on a split.
 
@@ -53,6 +60,11 @@ def score(
         split: its split
         data: ``'demo'`` or ``'real'`` (see :func:`benchmark.data.datasets.load_split`)
         resamples: bootstrap resamples of the files
+        voice_shifts: names of :data:`benchmark.distill.voice.VOICE_SHIFTS` to
+            measure the fp32 student's agreement under (``voice_shift``,
+            :func:`voice_shift_agreement`); empty: none
+        sex_splits: splits of ``dataset`` to measure the fp32 student's
+            agreement per sex on (``sex_agreement``, :func:`sex_agreement`)
 
     Returns:
         the report: per model (``fp32``, ``int8``) the artefact ``sha256``, CCC
@@ -115,6 +127,123 @@ def score(
               for i, d in enumerate(DIMENSIONS)}
     report["int8_loss_ci95"] = {d: [v["ci_low"], v["ci_high"]] for d, v in paired.items()}
     report["bootstrap"] = {"resamples": resamples, "level": 0.95, "seed": 0}
+    if voice_shifts or sex_splits:
+        fp32_model = load_export(student, f"{student.name}-fp32")
+    if voice_shifts:
+        report["voice_shift"] = voice_shift_agreement(fp32_model, teacher, signals, voice_shifts)
+    if sex_splits:
+        report["sex_agreement"] = {}
+        for name in sex_splits:
+            split_set = evalset if name == split else load_split(dataset, name, data=data)
+            known = predictions["fp32"] if name == split else None
+            report["sex_agreement"][name] = sex_agreement(fp32_model, teacher, split_set, known, label=f"targets-{name}")
+    return report
+
+
+def _ccc_columns(teacher: np.ndarray, student: np.ndarray) -> dict[str, float]:
+    r"""CCC per dimension and their mean (columns in :data:`benchmark.DIMENSIONS` order)."""
+    from benchmark.distill.train import ccc
+
+    out = {d: float(ccc(teacher[:, i], student[:, i])) for i, d in enumerate(DIMENSIONS)}
+    out["mean"] = float(np.mean(list(out.values())))
+    return out
+
+
+def voice_shift_agreement(
+    model: typing.Callable[[np.ndarray, int], np.ndarray],
+    teacher: Predictor,
+    signals: typing.Sequence[np.ndarray],
+    conditions: typing.Sequence[str],
+    *,
+    batch_size: int = 64,
+) -> dict:
+    r"""How well a student tracks its teacher when the voice is shifted (issue 34).
+
+    Every signal is shifted by every condition
+    (:func:`benchmark.distill.voice.voice_shift`: pitch by semitones with
+    the formants kept, or formants by a factor with the pitch kept); the
+    teacher and the student each predict the shifted audio, so the
+    figure says whether the student follows the *teacher's* reaction to a
+    voice it was not trained on, not whether either is right. The shifts
+    draw nothing at random: a file's shifted audio depends on the file
+    and the condition only.
+
+    Args:
+        model: the student, ``model(signal, 16000)`` → A/D/V
+        teacher: the teacher
+        signals: mono 16 kHz signals (the split's whole, clean files)
+        conditions: names of :data:`benchmark.distill.voice.VOICE_SHIFTS`
+        batch_size: signals per teacher call
+
+    Returns:
+        ``conditions``: CCC per condition and dimension (and mean);
+        ``pooled``: CCC over all conditions' files together (the target
+        reads its arousal); ``worst``: the lowest condition per dimension;
+        ``files``: files per condition
+
+    """
+    from benchmark.distill import annotate, voice
+
+    per_condition, teacher_all, student_all = {}, [], []
+    for name in conditions:
+        shifted = [voice.voice_shift(s, name) for s in signals]
+        t, _ = annotate.run_teacher(teacher, shifted, [f"{name} file {i}" for i in range(len(shifted))], batch_size)
+        p = np.stack([model(s, 16000) for s in shifted])
+        per_condition[name] = _ccc_columns(t.astype(np.float64), p)
+        teacher_all.append(t)
+        student_all.append(p)
+    pooled = _ccc_columns(np.concatenate(teacher_all).astype(np.float64), np.concatenate(student_all))
+    worst = {d: min(c[d] for c in per_condition.values()) for d in pooled}
+    return {"conditions": per_condition, "pooled": pooled, "worst": worst, "files": len(signals),
+            "shifts": {name: list(voice.VOICE_SHIFTS[name]) for name in conditions}}
+
+
+def sex_agreement(
+    model: typing.Callable[[np.ndarray, int], np.ndarray],
+    teacher: Predictor,
+    evalset,
+    predictions: np.ndarray | None = None,
+    *,
+    label: str = "targets",
+) -> dict:
+    r"""CCC(student, teacher) within each sex of a split, and the gap female − male.
+
+    The distillation must not add a sex bias its teacher does not have:
+    a student that follows the teacher less closely for one sex is
+    biased against it relative to the teacher, whatever the gold labels say.
+
+    Args:
+        model: the student, ``model(signal, 16000)`` → A/D/V
+        teacher: the teacher (outputs on the split's files are cached)
+        evalset: the split (:class:`benchmark.data.datasets.EvalSet`) with sex labels
+        predictions: the student's outputs on the split's readable files, if known
+        label: name of the teacher cache entry
+
+    Returns:
+        per sex the CCC per dimension (and mean) and the number of files;
+        ``gap``: female minus male per dimension
+
+    Raises:
+        ValueError: if the split has no sex labels
+
+    """
+    from benchmark.distill import annotate
+
+    if evalset.sex is None:
+        raise ValueError(f"{evalset.provenance().get('dataset')} {evalset.split}: no sex labels; the per-sex "
+                         "agreement needs a split with a sex column (datasets.yaml 'sex').")
+    teacher_pred, audio, _, _ = annotate.annotate_files(teacher, [str(f) for f in evalset.files], label=label)
+    if predictions is None:
+        predictions = np.stack([model(s, 16000) for s in audio])
+    sex = evalset.sex.copy()
+    sex.index = sex.index.astype(str)
+    sex = sex.reindex(teacher_pred.index).astype(str).to_numpy()
+    values = teacher_pred[list(DIMENSIONS)].to_numpy()
+    report = {"split": evalset.split}
+    for group in ("female", "male"):
+        mask = sex == group
+        report[group] = {**_ccc_columns(values[mask], predictions[mask]), "files": int(mask.sum())}
+    report["gap"] = {d: report["female"][d] - report["male"][d] for d in (*DIMENSIONS, "mean")}
     return report
 
 
@@ -135,6 +264,9 @@ def checks(report: dict) -> dict[str, bool]:
         "CCC(student, teacher) mean A/D/V >= 0.80": fp32["mean"] >= TARGETS["ccc_mean"],
         "int8 loses <= 0.01 CCC (every dimension)": all(v <= TARGETS["int8_loss"] for v in report["int8_loss"].values()),
     }
+    if report.get("voice_shift"):
+        met["CCC(student, teacher) arousal under voice shifts >= 0.85"] = (
+            report["voice_shift"]["pooled"]["arousal"] >= TARGETS["voice_shift_arousal"])
     if report.get("timing"):
         met["default distill <= 15 min wall"] = report["timing"]["wall_seconds"] <= 60 * TARGETS["wall_minutes"]
     return {k: bool(v) for k, v in met.items()}

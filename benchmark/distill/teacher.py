@@ -315,6 +315,14 @@ def prepare_data(config: DistillConfig, teacher, teacher_source: dict, gold_set,
     _check_gold(gold_spec, teacher, teacher_source)
 
     files, source = annotate.resolve_files(config.data)
+    if config.pool_voices == "wide":
+        from benchmark.distill.widepool import wide_pool
+
+        wide, info = wide_pool(config.wide_files, config.seed)
+        files = files + wide
+        source += (f" + wide voices v{info['version']} ({info['files']} files, {info['speakers']} speakers: "
+                   f"{info['speakers_per_sex']['female']} female, {info['speakers_per_sex']['male']} male; "
+                   f"f0 5/50/95 % {'/'.join(str(q) for q in info['f0_quantiles_5_50_95'])} Hz; seed {info['seed']})")
     pool = annotate.scan_pool(files)
     if config.max_files and len(pool.files) > config.max_files:
         pool = Pool(pool.files[: config.max_files], pool.hashes[: config.max_files], pool.missing, pool.duplicates)

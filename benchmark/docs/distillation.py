@@ -94,6 +94,7 @@ def _targets_text(report: dict) -> str:
             + f", CPU time {timing.get('cpu_seconds', float('nan')) / 60:.1f} min); "
             "wall times of different CPUs do not compare."
         )
+    text += _voice_and_sex_text(report)
     if any("ccc_vs_teacher_ci95" in m for m in report["models"].values()):
         resamples = (report.get("bootstrap") or {}).get("resamples", "?")
         text.append(
@@ -105,6 +106,32 @@ def _targets_text(report: dict) -> str:
     if checks:
         text.append(md_table(["target", "met"], [[k, "yes" if v else "**no**"] for k, v in checks.items()], "ll"))
     return "\n\n".join(text)
+
+
+def _voice_and_sex_text(report: dict) -> list[str]:
+    r"""The voice-shift and per-sex agreement of the fp32 student (issue 34), where the report has them."""
+    text = []
+    shift = report.get("voice_shift")
+    if shift:
+        columns = [*DIMENSIONS, "mean"]
+        rows = [[name, *[_score(c.get(d)) for d in columns]] for name, c in shift["conditions"].items()]
+        rows.append(["all shifts pooled", *[_score(shift["pooled"].get(d)) for d in columns]])
+        text += [
+            f"Voice shifts: CCC of the fp32 student against its teacher, both on test-1 audio shifted in pitch "
+            f"(semitones, formants kept) or formants (pitch kept), {shift.get('files')} files per shift:",
+            md_table(["shift", *columns], rows, "l" + "r" * len(columns)),
+        ]
+    sexes = report.get("sex_agreement") or {}
+    if sexes:
+        columns = [*DIMENSIONS, "mean"]
+        rows = []
+        for split, a in sexes.items():
+            for group in ("female", "male"):
+                rows.append([f"{split}, {group} ({a[group]['files']} files)", *[_score(a[group].get(d)) for d in columns]])
+            rows.append([f"{split}, gap female − male", *[_score(a["gap"].get(d)) for d in columns]])
+        text += ["CCC of the fp32 student against its teacher within each sex (demo splits):",
+                 md_table(["split, group", *columns], rows, "l" + "r" * len(columns))]
+    return text
 
 
 def _interval(bounds) -> str:
