@@ -11,6 +11,7 @@ import pandas as pd
 
 from benchmark.analyses.perturbations.audio import read_mono, write_wav
 from benchmark.analyses.perturbations.conditions import (
+    ROOM_TYPES,
     SAMPLING_RATE,
     ConditionError,
     PerturbationError,
@@ -94,7 +95,7 @@ def materialize(
         raise ConditionError(f"Condition '{condition['name']}' (babble) needs babble_files; none given.")
     digest = condition_hash(condition, seed=seed, sampling_rate=sampling_rate, babble_files=pool)
     folder = condition_folder(condition, root_key=root_key, seed=seed, sampling_rate=sampling_rate, babble_files=pool)
-    rirs = rir_bank(folder, condition, seed=seed, sampling_rate=sampling_rate) if condition["type"] == "reverb" else None
+    rirs = rir_bank(folder, condition, seed=seed, sampling_rate=sampling_rate) if condition["type"] in ROOM_TYPES else None
 
     files = list(evalset_files)
     keys = {f: file_key(f, root) for f in files}

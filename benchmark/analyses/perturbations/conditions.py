@@ -53,12 +53,31 @@ TYPES: dict[str, dict] = {
             "distance_m": {"low": 1.0, "high": 3.0},
         },
     },
+    "spectral-tilt": {"required": ("tilt_db_per_octave",), "optional": {"pivot_hz": 1000, "low_hz": 100}},
+    "music": {"required": ("snr_db",), "optional": {}},
+    "environmental": {"required": ("snr_db",), "optional": {}},
+    "mic-position": {
+        "required": ("distance_m",),
+        "optional": {
+            "rooms": 8,
+            "rt60_s": {"low": 0.3, "high": 0.6},
+            "length_m": {"low": 6.0, "high": 10.0},
+            "width_m": {"low": 5.0, "high": 8.0},
+            "height_m": {"low": 2.5, "high": 3.5},
+        },
+    },
+    "pitch-shift": {"required": ("semitones",), "optional": {}},
+    "formant-shift": {"required": ("factor",), "optional": {}},
 }
 """Known condition types, their required parameters and optional defaults."""
 
 _INTEGER = {"samples", "order", "bits", "rooms", "speakers", "codec_rate", "mu"}
 _POSITIVE = {"frequency_hz", "cutoff_hz", "ratio", "order", "bits", "rooms", "speakers", "codec_rate",
-             "mu", "low_hz", "high_hz", "rt60_s", "length_m", "width_m", "height_m", "distance_m"}
+             "mu", "low_hz", "high_hz", "rt60_s", "length_m", "width_m", "height_m", "distance_m",
+             "pivot_hz", "factor"}
+ROOM_TYPES = ("reverb", "mic-position")
+"""Types played through a bank of simulated room impulse responses (:func:`~.rooms.rir_bank`)."""
+
 _FIXED = {"rooms"}  # drawn per condition, never per file
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]*")  # and a plain path name (paths.name_problem)
 _FIELDS = ("name", "group", "type", "parameters", "sweep", "description")
@@ -253,7 +272,7 @@ def draw_parameters(condition: dict, rng: np.random.Generator) -> dict:
 
     """
     condition = with_defaults(condition)
-    if condition["type"] == "reverb":
+    if condition["type"] in ROOM_TYPES:
         # room shapes are drawn once per condition (impulse response bank),
         # a file only draws which room it is played in
         return {"room": int(rng.integers(int(condition["parameters"]["rooms"])))}

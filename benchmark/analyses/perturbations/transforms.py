@@ -10,8 +10,10 @@ import threading
 
 import numpy as np
 
+from benchmark.analyses.perturbations import noises, spectral
 from benchmark.analyses.perturbations.audio import read_mono
 from benchmark.analyses.perturbations.conditions import (
+    ROOM_TYPES,
     TYPES,
     ConditionError,
     PerturbationError,
@@ -39,9 +41,10 @@ def build_transform(
         signal: the mono signal ``(1, samples)`` it will be applied to
             (tone amplitude and crop bounds depend on it)
         sampling_rate: sampling rate of ``signal``
-        rng: generator for the babble talkers and their start positions
+        rng: generator for the babble talkers and their start positions, and for the
+            synthesized music and environmental sounds
         babble_files: sorted pool of babble source files
-        rir_files: impulse response bank (reverb)
+        rir_files: impulse response bank (reverb, mic-position)
 
     Raises:
         PerturbationError: if the signal is too short for a crop
@@ -83,9 +86,20 @@ def build_transform(
     if kind == "phone":
         args = {k: params[k] for k in ("codec_rate", "low_hz", "high_hz", "order", "mu", "bits")}
         return t.Function(telephone, args, preserve_level=True)
-    if kind == "reverb":
-        # keep_tail=False: same length as the input; level kept so that only the room changes
+    if kind in ROOM_TYPES:
+        # keep_tail=False: same length as the input; level kept so that only the room (and, for
+        # mic-position, the direct-to-reverberant ratio) changes, not the loudness
         return t.FFTConvolve(str(rir_files[params["room"]]), keep_tail=False, preserve_level=True)
+    if kind in ("music", "environmental"):
+        noise = (noises.music if kind == "music" else noises.environmental)(length, sampling_rate, rng)
+        return t.Mix(noise[np.newaxis], snr_db=params["snr_db"])
+    if kind == "spectral-tilt":
+        args = {k: params[k] for k in ("tilt_db_per_octave", "pivot_hz", "low_hz")}
+        return t.Function(spectral.spectral_tilt, args)
+    if kind == "pitch-shift":
+        return t.Function(spectral.pitch_shift, {"semitones": params["semitones"]})
+    if kind == "formant-shift":
+        return t.Function(spectral.formant_shift, {"factor": params["factor"]})
     raise ConditionError(f"unknown type {kind!r}; use one of {', '.join(TYPES)}")
 
 
