@@ -171,3 +171,25 @@ def test_committed_conditions_include_the_new_groups():
                         ("mic-near", "channel"), ("mic-far", "channel"), ("pitch-up-4st", "voice-shift"),
                         ("formant-down-10pct", "voice-shift")]:
         assert conditions[name]["group"] == group
+
+
+@pytest.mark.parametrize("name", ["music-20db", "environmental-20db", "mic-far", "pitch-up-2st"])
+def test_new_conditions_materialize_reproducibly_per_file(tmp_path, monkeypatch, name):
+    import audiofile
+
+    root = tmp_path / "db"
+    files = []
+    for i in range(3):
+        path = root / "wav" / f"s{i}.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        audiofile.write(str(path), voice(seconds=0.6, f0=120 + 30 * i)[0], SR)
+        files.append(str(path))
+    cond = next(c for c in P.load_conditions() if c["name"] == name)
+    first = P.materialize(files, cond, root_key="tiny-1.0.0", seed=0, root=root)
+    assert len(first) == 3 and not first.attrs["skipped"]
+    # another cache and the reverse order: the same bytes, so each file's draw is its own
+    monkeypatch.setenv("SER_BENCHMARK_CACHE", str(tmp_path / "other-cache"))
+    again = P.materialize(files[::-1], cond, root_key="tiny-1.0.0", seed=0, root=root, workers=1)
+    for file in files:
+        assert open(again[file], "rb").read() == open(first[file], "rb").read()
+        assert audiofile.read(first[file])[0].shape == audiofile.read(file)[0].shape
