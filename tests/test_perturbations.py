@@ -70,10 +70,11 @@ def pool(tmp_path) -> list[str]:
 def test_project_conditions_load():
     conditions = P.load_conditions()
     names = [c["name"] for c in conditions]
-    assert len(names) == len(set(names)) == 20
-    assert {c["group"] for c in conditions} == {"small-changes", "background-noise", "snr-sweep", "channel"}
-    assert sum(c["group"] == "small-changes" for c in conditions) == 10
-    for curve in ("white-noise", "babble"):
+    assert len(names) == len(set(names)) == 38
+    groups = {"small-changes", "background-noise", "snr-sweep", "channel", "voice-shift"}
+    assert {c["group"] for c in conditions} == groups
+    assert sum(c["group"] == "small-changes" for c in conditions) == 12
+    for curve in ("white-noise", "babble", "music", "environmental"):
         snrs = sorted(c["parameters"]["snr_db"] for c in conditions if c.get("sweep") == curve)
         assert snrs == [0, 5, 10, 20]
     hp = next(c for c in conditions if c["name"] == "high-pass")
