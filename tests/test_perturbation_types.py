@@ -193,3 +193,22 @@ def test_new_conditions_materialize_reproducibly_per_file(tmp_path, monkeypatch,
     for file in files:
         assert open(again[file], "rb").read() == open(first[file], "rb").read()
         assert audiofile.read(first[file])[0].shape == audiofile.read(file)[0].shape
+
+
+def test_opt_in_conditions_run_only_when_selected():
+    from benchmark.analyses import robustness
+    from benchmark.analyses.perturbations import ConditionError, load_conditions, validate_condition
+
+    conditions = load_conditions()
+    default = robustness.select_conditions(conditions, None)
+    opt_in = [c["name"] for c in conditions if c.get("default") is False]
+    # the conditions added in 0.12.0 wait for a re-run of the committed models; a default run is unchanged
+    assert "pitch-up-2st" in opt_in and "mic-far" in opt_in and "music-20db" in opt_in
+    assert not {c["name"] for c in default} & set(opt_in) and len(default) == 20
+    assert {c["name"] for c in robustness.select_conditions(conditions, ["voice-shift"])} == {
+        c["name"] for c in conditions if c["group"] == "voice-shift"}
+    assert len(robustness.select_conditions(conditions, "all")) == len(conditions)
+    assert validate_condition({"name": "g", "group": "x", "type": "gain", "parameters": {"gain_db": 1},
+                               "default": "no"}) == ["field 'default': true (run by default) or false (run only when selected)"]
+    with pytest.raises(ConditionError):
+        robustness.select_conditions(conditions, ["no-such-group"])

@@ -101,17 +101,20 @@ def select_conditions(conditions: list[dict], selection) -> list[dict]:
 
     Args:
         conditions: all conditions
-        selection: ``None`` (all), a comma-separated string, or a list of
-            names, group names and condition dicts (used as given)
+        selection: ``None`` (every condition that runs by default: all but
+            those marked ``default: false``), a comma-separated string, or a
+            list of names, group names, ``'all'`` and condition dicts (used as given)
 
     Raises:
         perturbations.ConditionError: for a name that is neither a condition nor a group
 
     """
     if selection is None:
-        return list(conditions)
+        return [c for c in conditions if c.get("default", True)]
     if isinstance(selection, str):
         selection = [s.strip() for s in selection.split(",") if s.strip()]
+    if "all" in selection:
+        selection = [c["name"] for c in conditions] + [s for s in selection if s != "all"]
     chosen, unknown = [], []
     for item in selection:
         if isinstance(item, dict):

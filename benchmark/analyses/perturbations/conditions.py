@@ -80,7 +80,7 @@ ROOM_TYPES = ("reverb", "mic-position")
 
 _FIXED = {"rooms"}  # drawn per condition, never per file
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]*")  # and a plain path name (paths.name_problem)
-_FIELDS = ("name", "group", "type", "parameters", "sweep", "description")
+_FIELDS = ("name", "group", "type", "parameters", "sweep", "default", "description")
 
 
 class ConditionError(ValueError):
@@ -161,6 +161,8 @@ def validate_condition(condition) -> list[str]:
             errors.append(f"type '{kind}': unknown parameter '{key}'; use {', '.join(sorted(allowed))}")
             continue
         errors += [f"parameter '{key}': {p}" for p in _value_problems(key, value)]
+    if "default" in condition and not isinstance(condition["default"], bool):
+        errors.append("field 'default': true (run by default) or false (run only when selected)")
     if "sweep" in condition:
         if not isinstance(condition["sweep"], str):
             errors.append("field 'sweep': give the curve name as a string")
