@@ -33,8 +33,14 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
     # only errors that name the user's mistake; any other exception is a bug and shows its traceback
     errors: list[type[BaseException]] = [
-        RegistryError, DatasetConfigError, UnknownModelError, ThresholdsError, InvalidNameError,
-        SettingsConflictError, ConditionError, DataError,
+        RegistryError,
+        DatasetConfigError,
+        UnknownModelError,
+        ThresholdsError,
+        InvalidNameError,
+        SettingsConflictError,
+        ConditionError,
+        DataError,
     ]
     try:
         from benchmark.models.download import ChecksumError, WeightsUnavailableError
@@ -58,59 +64,113 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run models from models.yaml over the registered datasets (default: the embedded demo "
         "replicas) and write versioned result tables to results/.",
     )
-    run.add_argument("--model", nargs="+", required=True, metavar="NAME",
-                     help="model name(s) from models.yaml; 'all' runs every model whose weights are available")
-    run.add_argument("--dataset", nargs="+", metavar="NAME",
-                     help="dataset name(s) from datasets.yaml (default: all)")
-    run.add_argument("--split", nargs="+", metavar="SPLIT",
-                     help="evaluation split(s), e.g. test-1 (default: every evaluation split)")
-    run.add_argument("--tests", nargs="+", default=list(analyses.FAMILIES), choices=analyses.FAMILIES,
-                     metavar="FAMILY", help=f"test families to run: {', '.join(analyses.FAMILIES)} (default: all)")
-    run.add_argument("--data", choices=("demo", "real"), default="demo",
-                     help="'demo': embedded synthetic replicas (default, no configuration); "
-                     "'real': the licensed corpora from your audb repositories")
-    run.add_argument("--repository", action="append", default=[], metavar="NAME=HOST[:BACKEND]",
-                     help="audb repository for --data real (repeatable; backend default file-system); "
-                     "without it, ~/.config/audb.yaml is used")
+    run.add_argument(
+        "--model",
+        nargs="+",
+        required=True,
+        metavar="NAME",
+        help="model name(s) from models.yaml; 'all' runs every model whose weights are available",
+    )
+    run.add_argument("--dataset", nargs="+", metavar="NAME", help="dataset name(s) from datasets.yaml (default: all)")
+    run.add_argument(
+        "--split", nargs="+", metavar="SPLIT", help="evaluation split(s), e.g. test-1 (default: every evaluation split)"
+    )
+    run.add_argument(
+        "--tests",
+        nargs="+",
+        default=list(analyses.FAMILIES),
+        choices=analyses.FAMILIES,
+        metavar="FAMILY",
+        help=f"test families to run: {', '.join(analyses.FAMILIES)} (default: all)",
+    )
+    run.add_argument(
+        "--data",
+        choices=("demo", "real"),
+        default="demo",
+        help="'demo': embedded synthetic replicas (default, no configuration); "
+        "'real': the licensed corpora from your audb repositories",
+    )
+    run.add_argument(
+        "--repository",
+        action="append",
+        default=[],
+        metavar="NAME=HOST[:BACKEND]",
+        help="audb repository for --data real (repeatable; backend default file-system); "
+        "without it, ~/.config/audb.yaml is used",
+    )
     run.add_argument("--models", metavar="PATH", help="model registry file (default: models.yaml)")
     run.add_argument("--datasets", metavar="PATH", help="dataset registry file (default: datasets.yaml)")
-    run.add_argument("--conditions", nargs="+", metavar="NAME",
-                     help="robustness conditions from conditions.yaml (default: all)")
-    run.add_argument("--babble", metavar="SPEC",
-                     help="babble talkers of the robustness analysis: a folder, list file or glob of speech "
-                     "recordings, or 'demo' (default: the demo pool with --data demo, none with --data real: "
-                     "the babble conditions are then left out and the run says so)")
-    run.add_argument("--max-files", type=int, default=200, metavar="N",
-                     help="robustness: seeded subset of N files per split (default: 200; 0 = all)")
-    run.add_argument("--bootstrap", type=int, default=1000, metavar="N",
-                     help="bootstrap resamples for confidence intervals (default: 1000)")
+    run.add_argument(
+        "--conditions", nargs="+", metavar="NAME", help="robustness conditions from conditions.yaml (default: all)"
+    )
+    run.add_argument(
+        "--babble",
+        metavar="SPEC",
+        help="babble talkers of the robustness analysis: a folder, list file or glob of speech "
+        "recordings, or 'demo' (default: the demo pool with --data demo, none with --data real: "
+        "the babble conditions are then left out and the run says so)",
+    )
+    run.add_argument(
+        "--max-files",
+        type=int,
+        default=200,
+        metavar="N",
+        help="robustness: seeded subset of N files per split (default: 200; 0 = all)",
+    )
+    run.add_argument(
+        "--bootstrap",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="bootstrap resamples for confidence intervals (default: 1000)",
+    )
     run.add_argument("--seed", type=int, default=0, help="seed of bootstraps, subsets and perturbations")
-    run.add_argument("--results", metavar="DIR",
-                     help="write result tables to DIR instead of results/ (needed for settings other than "
-                     "the folder's, e.g. another --seed, --bootstrap or --max-files; docs/ is not regenerated)")
+    run.add_argument(
+        "--results",
+        metavar="DIR",
+        help="write result tables to DIR instead of results/ (needed for settings other than "
+        "the folder's, e.g. another --seed, --bootstrap or --max-files; docs/ is not regenerated)",
+    )
     run.add_argument("--workers", type=int, default=2, help="threads for audio reading and inference (default: 2)")
     run.add_argument("--no-docs", action="store_true", help="do not regenerate docs/ at the end")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
     scale = run.add_argument_group("scaling (docs/scaling.md)")
-    scale.add_argument("--executor", choices=("local", "ray"), default="local",
-                       help="'local': predict in this process (default); 'ray': on Ray actors that hold a loaded "
-                       "model (pip install 'ser-benchmark[ray]')")
-    scale.add_argument("--address", metavar="ADDR",
-                       help="Ray cluster to join: 'auto' or ray://HOST:PORT (default: start one on this machine)")
+    scale.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="'local': predict in this process (default); 'ray': on Ray actors that hold a loaded "
+        "model (pip install 'ser-benchmark[ray]')",
+    )
+    scale.add_argument(
+        "--address",
+        metavar="ADDR",
+        help="Ray cluster to join: 'auto' or ray://HOST:PORT (default: start one on this machine)",
+    )
     scale.add_argument("--replicas", type=int, default=1, metavar="N", help="Ray: model replicas (actors) per model")
-    scale.add_argument("--gpus-per-replica", type=float, metavar="F",
-                       help="Ray: GPUs per replica, fractional allowed (default: 1 if the entry's params.device "
-                       "is cuda, else 0)")
-    scale.add_argument("--batch-size", type=int, default=1, metavar="N",
-                       help="files per batch, length-bucketed, for models with batched inference (the transformers "
-                       "teachers; also with --executor local; default: 1, file by file)")
+    scale.add_argument(
+        "--gpus-per-replica",
+        type=float,
+        metavar="F",
+        help="Ray: GPUs per replica, fractional allowed (default: 1 if the entry's params.device is cuda, else 0)",
+    )
+    scale.add_argument(
+        "--batch-size",
+        type=int,
+        default=1,
+        metavar="N",
+        help="files per batch, length-bucketed, for models with batched inference (the transformers "
+        "teachers; also with --executor local; default: 1, file by file)",
+    )
 
     ls = sub.add_parser("list", help="list registered models and datasets")
     ls.add_argument("--models", metavar="PATH", help="model registry file (default: models.yaml)")
     ls.add_argument("--datasets", metavar="PATH", help="dataset registry file (default: datasets.yaml)")
 
     eff = sub.add_parser("efficiency", help="measure parameters, ONNX size, ms per 5 s clip, peak memory")
-    eff.add_argument("--model", nargs="+", required=True, metavar="NAME", help="model name(s); 'all' for every available one")
+    eff.add_argument(
+        "--model", nargs="+", required=True, metavar="NAME", help="model name(s); 'all' for every available one"
+    )
     eff.add_argument("--repeats", type=int, default=20, help="timed runs per model (median reported; default: 20)")
     eff.add_argument("--models", metavar="PATH", help="model registry file (default: models.yaml)")
 
@@ -119,7 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     docs = sub.add_parser("docs", help="regenerate docs/ from results/ (no model runs)")
     docs.add_argument("--full", action="store_true", help="draw every figure (default: only those whose data changed)")
-    docs.add_argument("--timing", action="store_true", help="print what was written, drawn and reused, and the time, to stderr")
+    docs.add_argument(
+        "--timing", action="store_true", help="print what was written, drawn and reused, and the time, to stderr"
+    )
 
     perf = sub.add_parser("perf", help="files/s of the executors against raw onnxruntime (docs/scaling.md)")
     perf.add_argument("--model", default="wav2small", help="an audonnx model (default: wav2small)")
@@ -131,32 +193,59 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("demo", help="build and publish the embedded demo corpora (done automatically on first use)")
 
     imp = sub.add_parser(
-        "import-dataset", help="import a folder of audio and a CSV of labels as a versioned audb dataset",
+        "import-dataset",
+        help="import a folder of audio and a CSV of labels as a versioned audb dataset",
         description="Check the CSV row by row, build an audformat database of the good rows, publish it to a local "
         "file-system audb repository and write its entry into a dataset registry file (docs/adding-a-dataset.md).",
     )
     imp.add_argument("folder", metavar="FOLDER", help="folder holding the audio files")
-    imp.add_argument("--csv", required=True, metavar="PATH",
-                     help="labels: column 'file' (relative to FOLDER) and any of arousal, dominance, valence, "
-                     "the category column, speaker, sex")
+    imp.add_argument(
+        "--csv",
+        required=True,
+        metavar="PATH",
+        help="labels: column 'file' (relative to FOLDER) and any of arousal, dominance, valence, "
+        "the category column, speaker, sex",
+    )
     imp.add_argument("--name", required=True, help="dataset name (audb name and registry name)")
     imp.add_argument("--version", required=True, help="version to publish, e.g. 1.0.0 (never overwritten)")
-    imp.add_argument("--repository", metavar="NAME=HOST",
-                     help="file-system audb repository to publish to (created if missing; default: 'local' in the "
-                     "benchmark's cache folder)")
-    imp.add_argument("--datasets", default="datasets-own.yaml", metavar="PATH",
-                     help="registry file to write the entry into (default: datasets-own.yaml; the project's "
-                     "datasets.yaml is changed only if you name it)")
-    imp.add_argument("--label-range", nargs=2, type=float, default=[0.0, 1.0], metavar=("LOW", "HIGH"),
-                     help="scale of the arousal/dominance/valence columns (default: 0 1)")
+    imp.add_argument(
+        "--repository",
+        metavar="NAME=HOST",
+        help="file-system audb repository to publish to (created if missing; default: 'local' in the "
+        "benchmark's cache folder)",
+    )
+    imp.add_argument(
+        "--datasets",
+        default="datasets-own.yaml",
+        metavar="PATH",
+        help="registry file to write the entry into (default: datasets-own.yaml; the project's "
+        "datasets.yaml is changed only if you name it)",
+    )
+    imp.add_argument(
+        "--label-range",
+        nargs=2,
+        type=float,
+        default=[0.0, 1.0],
+        metavar=("LOW", "HIGH"),
+        help="scale of the arousal/dominance/valence columns (default: 0 1)",
+    )
     imp.add_argument("--category-column", default="emotion", help="CSV column of categories (default: emotion)")
-    imp.add_argument("--category-map", metavar="YAML",
-                     help="YAML file {category: {arousal: high|low, dominance: high|low, valence: positive|negative}} "
-                     "for categories the default map lacks")
-    sub.add_parser("distill", help="train a student from a teacher's outputs (see: python -m benchmark distill --help)",
-                   add_help=False)
-    sub.add_parser("migrate-hashes", add_help=False,
-                   help="re-key committed results from whole-folder hashes to artefact hashes (idempotent)")
+    imp.add_argument(
+        "--category-map",
+        metavar="YAML",
+        help="YAML file {category: {arousal: high|low, dominance: high|low, valence: positive|negative}} "
+        "for categories the default map lacks",
+    )
+    sub.add_parser(
+        "distill",
+        help="train a student from a teacher's outputs (see: python -m benchmark distill --help)",
+        add_help=False,
+    )
+    sub.add_parser(
+        "migrate-hashes",
+        add_help=False,
+        help="re-key committed results from whole-folder hashes to artefact hashes (idempotent)",
+    )
     return parser
 
 
@@ -220,13 +309,22 @@ def _import(args) -> int:
 
     mapping = yaml.safe_load(Path(args.category_map).read_text()) if args.category_map else None
     report = import_dataset(
-        args.folder, args.csv, args.name, args.version, repository=args.repository, registry=args.datasets,
-        label_range=args.label_range, category_column=args.category_column, category_map=mapping,
+        args.folder,
+        args.csv,
+        args.name,
+        args.version,
+        repository=args.repository,
+        registry=args.datasets,
+        label_range=args.label_range,
+        category_column=args.category_column,
+        category_map=mapping,
     )
     print("\n".join(report.lines()))
     repo = report.repository
-    print(f"run it: python -m benchmark run --model NAME --datasets {report.registry} --dataset {args.name} "
-          f"--repository {repo.name}={repo.host}")
+    print(
+        f"run it: python -m benchmark run --model NAME --datasets {report.registry} --dataset {args.name} "
+        f"--repository {repo.name}={repo.host}"
+    )
     return EXIT_OK
 
 
@@ -269,13 +367,28 @@ def _run(args) -> int:
     from benchmark.executors import predict_cells
     from benchmark.plan import RunSpec
 
-    spec = RunSpec(registry, dataset_registry, data=args.data, repositories=repositories, seed=args.seed,
-                   options=options, num_workers=args.workers, batch_size=args.batch_size)
+    spec = RunSpec(
+        registry,
+        dataset_registry,
+        data=args.data,
+        repositories=repositories,
+        seed=args.seed,
+        options=options,
+        num_workers=args.workers,
+        batch_size=args.batch_size,
+    )
     started = time.perf_counter()
     try:
         predicted = predict_cells(
-            models, spec, executor=args.executor, datasets=args.dataset, splits=args.split, tests=args.tests,
-            address=args.address, replicas=args.replicas, gpus_per_replica=args.gpus_per_replica,
+            models,
+            spec,
+            executor=args.executor,
+            datasets=args.dataset,
+            splits=args.split,
+            tests=args.tests,
+            address=args.address,
+            replicas=args.replicas,
+            gpus_per_replica=args.gpus_per_replica,
             progress=not args.no_progress,
         )
     except ImportError as ex:
@@ -287,9 +400,18 @@ def _run(args) -> int:
     status = EXIT_OK
     for name in models:
         report = run_suite(
-            name, datasets=args.dataset, splits=args.split, tests=args.tests, data=args.data,
-            repositories=repositories, registry=registry, dataset_registry=dataset_registry,
-            seed=args.seed, num_workers=args.workers, options=options, progress=not args.no_progress,
+            name,
+            datasets=args.dataset,
+            splits=args.split,
+            tests=args.tests,
+            data=args.data,
+            repositories=repositories,
+            registry=registry,
+            dataset_registry=dataset_registry,
+            seed=args.seed,
+            num_workers=args.workers,
+            options=options,
+            progress=not args.no_progress,
             predicted=predicted.get(name),
         )
         table = report.frame("correctness")
@@ -330,8 +452,14 @@ def _report(args) -> int:
     summary = report.summarize(report.evaluate(report.read_tables(), thresholds))
     view = summary.sort_values(["share_passed", "model"], ascending=[False, True])
     view = view.assign(model_sha256=view["model_sha256"].str[:12])
-    print(tabulate(view[["model", "model_sha256", "tests", "passed", "failed", "undecided", "share_passed"]],
-                   headers="keys", showindex=False, floatfmt=".3f"))
+    print(
+        tabulate(
+            view[["model", "model_sha256", "tests", "passed", "failed", "undecided", "share_passed"]],
+            headers="keys",
+            showindex=False,
+            floatfmt=".3f",
+        )
+    )
     print(f"written: {path}")
     return EXIT_OK
 
@@ -343,10 +471,16 @@ def _list(args) -> int:
     from benchmark.registry import Registry
 
     registry = Registry.from_file(args.models)
-    rows = [(e.name, e.role, e.kind, ",".join(d[0].upper() for d in e.dimensions), e.description[:70]) for e in registry.values()]
+    rows = [
+        (e.name, e.role, e.kind, ",".join(d[0].upper() for d in e.dimensions), e.description[:70])
+        for e in registry.values()
+    ]
     print(tabulate(rows, headers=["model", "role", "kind", "dims", "description"]))
     print()
-    drows = [(d.name, d.version, ", ".join(d.splits), d.demo["name"] if d.demo else "none (repository only)") for d in load_registry(args.datasets).values()]
+    drows = [
+        (d.name, d.version, ", ".join(d.splits), d.demo["name"] if d.demo else "none (repository only)")
+        for d in load_registry(args.datasets).values()
+    ]
     print(tabulate(drows, headers=["dataset", "version", "splits", "demo replica"]))
     return EXIT_OK
 

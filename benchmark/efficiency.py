@@ -41,8 +41,19 @@ import pandas as pd
 
 SAMPLING_RATE = 16000
 COLUMNS = (
-    "model", "model_sha256", "parameters", "onnx_bytes", "ms_per_5s", "ms_per_5s_iqr",
-    "xrt", "peak_rss_mb", "threads", "repeats", "runtime", "cpu", "weights",
+    "model",
+    "model_sha256",
+    "parameters",
+    "onnx_bytes",
+    "ms_per_5s",
+    "ms_per_5s_iqr",
+    "xrt",
+    "peak_rss_mb",
+    "threads",
+    "repeats",
+    "runtime",
+    "cpu",
+    "weights",
 )
 """Columns of the result table ``efficiency``, in order."""
 
@@ -111,8 +122,11 @@ def onnx_stats(folder: str | os.PathLike) -> dict:
         size += path.stat().st_size
         graph = onnx.load(str(path)).graph
         tensors = list(graph.initializer) + [
-            attribute.t for node in graph.node if node.op_type == "Constant"
-            for attribute in node.attribute if attribute.name == "value"
+            attribute.t
+            for node in graph.node
+            if node.op_type == "Constant"
+            for attribute in node.attribute
+            if attribute.name == "value"
         ]
         parameters += sum(int(np.prod(t.dims, dtype=np.int64)) for t in tensors)
     return {"parameters": parameters, "onnx_bytes": size}
@@ -133,7 +147,11 @@ def peak_rss_mb(spec: dict, timeout: float = 600.0) -> float:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     result = subprocess.run(
         [sys.executable, "-c", _CHILD, json.dumps(spec)],
-        capture_output=True, text=True, timeout=timeout, env=env, check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        check=False,
     )
     if result.returncode != 0:
         raise RuntimeError(f"Memory probe failed for {spec}:\n{result.stderr[-2000:]}")
@@ -314,7 +332,9 @@ def main(argv: typing.Sequence[str] | None = None) -> int:
     r"""Command line: ``python -m benchmark.efficiency --model NAME [--model NAME ...]``."""
     parser = argparse.ArgumentParser(prog="benchmark efficiency", description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--model", action="append", required=True,
+        "--model",
+        action="append",
+        required=True,
         help="registry name (repeatable); 'all' for every registered model",
     )
     parser.add_argument("--models", default=None, help="models.yaml to use (default: the project's)")

@@ -131,8 +131,9 @@ def bootstrap_ccc_columns(
         )
     if len(truth) < 3:
         return {name: (float("nan"), float("nan")) for name in [*names, "mean"]}
-    stats = np.array([[ccc_numpy(truth[i, c], prediction[i, c]) for c in range(len(names))]
-                      for i in _resamples(len(truth), n, seed)])
+    stats = np.array(
+        [[ccc_numpy(truth[i, c], prediction[i, c]) for c in range(len(names))] for i in _resamples(len(truth), n, seed)]
+    )
     stats = np.column_stack([stats, stats.mean(axis=1)])
     return {name: _percentile_interval(stats[:, c], level) for c, name in enumerate([*names, "mean"])}
 
@@ -215,7 +216,13 @@ def paired_bootstrap(
     ).dropna()
     t, a, b = (joined[c].to_numpy(np.float64) for c in ("t", "a", "b"))
     if len(t) < 3:
-        return {"delta": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"), "p_value": float("nan"), "n": len(t)}
+        return {
+            "delta": float("nan"),
+            "ci_low": float("nan"),
+            "ci_high": float("nan"),
+            "p_value": float("nan"),
+            "n": len(t),
+        }
     deltas = np.array([ccc_numpy(t[i], a[i]) - ccc_numpy(t[i], b[i]) for i in _resamples(len(t), n, seed)])
     observed = ccc_numpy(t, a) - ccc_numpy(t, b)
     p = 2 * min((deltas <= 0).mean(), (deltas >= 0).mean())

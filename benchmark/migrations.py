@@ -150,8 +150,10 @@ def _rename(old: Path, new: Path, out: HashMigration, dry_run: bool) -> None:
             old.rename(new)
         return
     clashes = [
-        p.relative_to(old) for p in old.rglob("*")
-        if p.is_file() and (new / p.relative_to(old)).exists()
+        p.relative_to(old)
+        for p in old.rglob("*")
+        if p.is_file()
+        and (new / p.relative_to(old)).exists()
         and (new / p.relative_to(old)).read_bytes() != p.read_bytes()
     ]
     if clashes:
@@ -278,7 +280,9 @@ def main(argv: typing.Sequence[str] | None = None) -> int:
         description="Re-key committed results from whole-folder hashes to artefact hashes (the bytes that "
         "predict). Idempotent: a second run changes nothing.",
     )
-    parser.add_argument("--models", default=str(PROJECT_ROOT / "models.yaml"), help="model registry (default: models.yaml)")
+    parser.add_argument(
+        "--models", default=str(PROJECT_ROOT / "models.yaml"), help="model registry (default: models.yaml)"
+    )
     parser.add_argument("--results", default=None, help="result tables (default: results/ or $SER_BENCHMARK_RESULTS)")
     parser.add_argument("--no-cache", action="store_true", help="leave the prediction cache alone")
     parser.add_argument("--dry-run", action="store_true", help="say what would change, write nothing")
@@ -318,10 +322,10 @@ def relative_record_paths(path: str | os.PathLike, project: str, cache: str) -> 
     before = json.dumps(record)
     for key in ("path", "int8_path"):
         if isinstance(student.get(key), str) and student[key].startswith(project.rstrip("/") + "/"):
-            student[key] = student[key][len(project.rstrip("/")) + 1:]
+            student[key] = student[key][len(project.rstrip("/")) + 1 :]
     for key, value in list(cached.items()):
         if isinstance(value, str) and value.startswith(cache.rstrip("/") + "/"):
-            cached[key] = value[len(cache.rstrip("/")) + 1:]
+            cached[key] = value[len(cache.rstrip("/")) + 1 :]
     if json.dumps(record) == before:
         return False
     atomic_write_text(path, json.dumps(record, indent=2, sort_keys=False, default=str) + "\n")

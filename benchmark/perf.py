@@ -123,8 +123,16 @@ def run(
     rows = []
 
     def record(what: str, threads_: int, seconds: float, **extra) -> None:
-        rows.append({"what": what, "threads": threads_, "files": len(files), "seconds": round(seconds, 2),
-                     "files_per_s": round(len(files) / seconds, 1), **extra})
+        rows.append(
+            {
+                "what": what,
+                "threads": threads_,
+                "files": len(files),
+                "seconds": round(seconds, 2),
+                "files_per_s": round(len(files) / seconds, 1),
+                **extra,
+            }
+        )
         log(f"  {what:<28} {threads_} thread(s): {len(files) / seconds:7.1f} files/s ({seconds:.1f} s)")
 
     log(f"perf: {model_name} on {evalset.audb_name}/{split}, {len(files)} files; {machine()}")
@@ -138,8 +146,14 @@ def run(
             record("raw onnxruntime", n, raw_onnxruntime(onnx_path, files, n))
             record("local executor", n, local(model, evalset, n))
         ray = import_ray()
-        ray.init(address="local", _node_ip_address="127.0.0.1", num_cpus=max(replicas), include_dashboard=False,
-                 log_to_driver=False, configure_logging=False)
+        ray.init(
+            address="local",
+            _node_ip_address="127.0.0.1",
+            num_cpus=max(replicas),
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+        )
         for n in replicas:
             startup, seconds = ray_seconds(ray, spec, cells, where, n)
             record(f"ray executor, {n} replica(s)", n, seconds, startup_s=round(startup, 1))
@@ -170,15 +184,23 @@ def ratios(df: pd.DataFrame) -> pd.DataFrame:
     out = []
     for n in sorted({t for w, t in rate if w == "local executor"}):
         if ("raw onnxruntime", n) in rate:
-            out.append((f"local / raw onnxruntime ({n} thread{'s' if n > 1 else ''})",
-                        rate[("local executor", n)] / rate[("raw onnxruntime", n)], GOALS["local / raw onnxruntime"]))
+            out.append(
+                (
+                    f"local / raw onnxruntime ({n} thread{'s' if n > 1 else ''})",
+                    rate[("local executor", n)] / rate[("raw onnxruntime", n)],
+                    GOALS["local / raw onnxruntime"],
+                )
+            )
     one = rate.get(("ray executor, 1 replica(s)", 1))
     if one and ("local executor", 1) in rate:
         out.append(("ray 1 replica / local", one / rate[("local executor", 1)], GOALS["ray 1 replica / local"]))
     if one and ("ray executor, 2 replica(s)", 2) in rate:
-        out.append(("ray 2 replicas / ray 1", rate[("ray executor, 2 replica(s)", 2)] / one, GOALS["ray 2 replicas / ray 1"]))
-    return pd.DataFrame([(r, round(v, 3), g, "yes" if v >= g else "no") for r, v, g in out],
-                        columns=["ratio", "value", "goal", "met"])
+        out.append(
+            ("ray 2 replicas / ray 1", rate[("ray executor, 2 replica(s)", 2)] / one, GOALS["ray 2 replicas / ray 1"])
+        )
+    return pd.DataFrame(
+        [(r, round(v, 3), g, "yes" if v >= g else "no") for r, v, g in out], columns=["ratio", "value", "goal", "met"]
+    )
 
 
 def machine() -> str:

@@ -147,8 +147,9 @@ def cell_inputs(condition: dict | None, evalset, spec: RunSpec) -> tuple[pd.Inde
     from benchmark.analyses import robustness
 
     options = {"data": spec.data, **(spec.options or {})}
-    paths = robustness.perturbed_files(robustness.condition_files(evalset, options, spec.seed), condition, evalset,
-                                       options, spec.seed)
+    paths = robustness.perturbed_files(
+        robustness.condition_files(evalset, options, spec.seed), condition, evalset, options, spec.seed
+    )
     if paths is None:  # a condition without its sources (babble on real data without --babble): nothing to predict
         return pd.Index([], name="file"), pd.Index([], name="file")
     return pd.Index(paths.index, name="file"), pd.Index(paths.to_numpy(), name="file")
@@ -219,15 +220,24 @@ def plan(
                         try:
                             originals, files = cell_inputs(condition, evalset, spec)
                         except Exception as ex:
-                            log(f"plan: no cell for {name}/{split} · {runner.condition_key(condition)} "
-                                f"({type(ex).__name__}: {ex})")
+                            log(
+                                f"plan: no cell for {name}/{split} · {runner.condition_key(condition)} "
+                                f"({type(ex).__name__}: {ex})"
+                            )
                             inputs[(name, split, text)] = None
                             continue
                         inputs[(name, split, text)] = (evalset, originals, files)
                     if inputs[(name, split, text)] is None:
                         continue
                     evalset_, originals, files = inputs[(name, split, text)]
-                    cell = Cell(model, name, split, text, len(originals), files_digest(originals, evalset.root, evalset.fingerprint))
+                    cell = Cell(
+                        model,
+                        name,
+                        split,
+                        text,
+                        len(originals),
+                        files_digest(originals, evalset.root, evalset.fingerprint),
+                    )
                     cells.append(cell)
                     where[cell] = inputs[(name, split, text)]
     return cells, where

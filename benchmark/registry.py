@@ -144,7 +144,7 @@ class Registry(typing.Mapping[str, ModelEntry]):
     @classmethod
     def from_yaml_text(
         cls, text: str, root: Path = PROJECT_ROOT, path: Path | None = None, *, check_files: bool = True
-    ) -> "Registry":
+    ) -> Registry:
         r"""Parse and validate registry text.
 
         Args:
@@ -176,8 +176,7 @@ class Registry(typing.Mapping[str, ModelEntry]):
                 name = raw["name"]
                 if name in seen:
                     problems.append(
-                        f"field 'name': duplicate name (also entry #{seen[name] + 1}); "
-                        "give each model a unique name"
+                        f"field 'name': duplicate name (also entry #{seen[name] + 1}); give each model a unique name"
                     )
                 seen.setdefault(name, i)
             errors += [f"{where}: {label}: {p}" for p in problems]
@@ -199,7 +198,7 @@ class Registry(typing.Mapping[str, ModelEntry]):
         return cls(entries, path)
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike | None = None, *, check_files: bool = True) -> "Registry":
+    def from_file(cls, path: str | os.PathLike | None = None, *, check_files: bool = True) -> Registry:
         r"""Load and validate a registry file (default: the project's ``models.yaml``).
 
         ``check_files``: see :meth:`from_yaml_text`.
@@ -259,7 +258,9 @@ def _validate_entry(raw: typing.Any, root: Path, check_files: bool = True) -> li
     return problems
 
 
-def _validate_source(kind: str, source: dict, root: Path, distilled: bool = False, check_files: bool = True) -> list[str]:
+def _validate_source(
+    kind: str, source: dict, root: Path, distilled: bool = False, check_files: bool = True
+) -> list[str]:
     allowed = KINDS[kind][1]
     problems = [
         f"field 'source.{k}': not used by kind '{kind}'; allowed: {', '.join(sorted(allowed)) or 'none'}"
@@ -291,7 +292,9 @@ def _validate_source(kind: str, source: dict, root: Path, distilled: bool = Fals
         if "path" not in source:
             problems.append("field 'source.path': the fitted model.npz (scripts/fit_teacher.py writes it)")
         elif "sha256" not in source:
-            problems.append("field 'source.sha256': required with 'path'; a pinned teacher is verified (sha256sum FILE)")
+            problems.append(
+                "field 'source.sha256': required with 'path'; a pinned teacher is verified (sha256sum FILE)"
+            )
     if kind == "ensemble":
         members = source.get("members")
         if not isinstance(members, list) or len(members) < 2:

@@ -42,15 +42,40 @@ from benchmark.paths import PROJECT_ROOT
 
 OUTCOMES = ("passed", "failed", "undecided", "not scored")
 FAMILIES = ("correctness", "distribution", "fairness", "robustness", "consistency")
-TABLES = ("correctness", "distribution", "fairness_sex", "fairness_pitch", "fairness_speaker", "speakers", "robustness",
-          "consistency")
+TABLES = (
+    "correctness",
+    "distribution",
+    "fairness_sex",
+    "fairness_pitch",
+    "fairness_speaker",
+    "speakers",
+    "robustness",
+    "consistency",
+)
 GROUP = ("model", "model_sha256", "dataset", "dataset_version", "data_fingerprint", "split", "dimension")
 """Columns that identify what one test instance is about; :data:`INSTANCE` adds a table's own."""
 
-INSTANCE = {"robustness": ("condition",), "fairness_sex": ("group",), "fairness_pitch": ("sex", "group"),
-            "consistency": ("group",)}
+INSTANCE = {
+    "robustness": ("condition",),
+    "fairness_sex": ("group",),
+    "fairness_pitch": ("sex", "group"),
+    "consistency": ("group",),
+}
 
-_FIELDS = {"name", "family", "table", "column", "ci", "min", "max", "abs_max", "aggregate", "where", "requires_skill", "source"}
+_FIELDS = {
+    "name",
+    "family",
+    "table",
+    "column",
+    "ci",
+    "min",
+    "max",
+    "abs_max",
+    "aggregate",
+    "where",
+    "requires_skill",
+    "source",
+}
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
 
@@ -143,7 +168,11 @@ def load_thresholds(path: str | os.PathLike | None = None) -> list[Threshold]:
         raise ThresholdsError(f"{path}: list the tests under 'tests:'.")
     errors, tests, names = [], [], set()
     for i, entry in enumerate(raw):
-        label = f"test '{entry['name']}'" if isinstance(entry, dict) and isinstance(entry.get("name"), str) else f"entry #{i + 1}"
+        label = (
+            f"test '{entry['name']}'"
+            if isinstance(entry, dict) and isinstance(entry.get("name"), str)
+            else f"entry #{i + 1}"
+        )
         problems = _validate(entry)
         if not problems and entry["name"] in names:
             problems.append("field 'name': duplicate name; give each test a unique name")
@@ -199,13 +228,19 @@ def _validate(entry) -> list[str]:
 
 def _make(entry: dict) -> Threshold:
     bound = next(b for b in ("min", "max", "abs_max") if b in entry)
-    where = tuple(
-        sorted((k, tuple([v] if isinstance(v, str) else v)) for k, v in (entry.get("where") or {}).items())
-    )
+    where = tuple(sorted((k, tuple([v] if isinstance(v, str) else v)) for k, v in (entry.get("where") or {}).items()))
     return Threshold(
-        name=entry["name"], family=entry["family"], table=entry["table"], column=entry["column"], bound=bound,
-        value=float(entry[bound]), source=entry["source"], ci=tuple(entry["ci"]) if entry.get("ci") else None,
-        aggregate=entry.get("aggregate"), where=where, requires_skill=entry.get("requires_skill", False),
+        name=entry["name"],
+        family=entry["family"],
+        table=entry["table"],
+        column=entry["column"],
+        bound=bound,
+        value=float(entry[bound]),
+        source=entry["source"],
+        ci=tuple(entry["ci"]) if entry.get("ci") else None,
+        aggregate=entry.get("aggregate"),
+        where=where,
+        requires_skill=entry.get("requires_skill", False),
     )
 
 
@@ -252,11 +287,26 @@ def evaluate(tables: typing.Mapping[str, pd.DataFrame], thresholds: typing.Seque
             out.loc[~np.array(has_skill, dtype=bool), ["outcome", "note"]] = ("not scored", NO_SKILL)
         out["source"] = t.source
         frames.append(out)
-    columns = [*GROUP, "condition", "sex", "group", "test", "family", "value", "ci_low", "ci_high", "threshold",
-               "outcome", "note", "source"]
+    columns = [
+        *GROUP,
+        "condition",
+        "sex",
+        "group",
+        "test",
+        "family",
+        "value",
+        "ci_low",
+        "ci_high",
+        "threshold",
+        "outcome",
+        "note",
+        "source",
+    ]
     if not frames:
         return pd.DataFrame(columns=columns)
-    return pd.concat(frames, ignore_index=True).reindex(columns=columns).fillna({"condition": "", "sex": "", "group": ""})
+    return (
+        pd.concat(frames, ignore_index=True).reindex(columns=columns).fillna({"condition": "", "sex": "", "group": ""})
+    )
 
 
 NO_SKILL = "no skill here: the CCC's 95 % interval reaches 0"
@@ -283,8 +333,14 @@ def summarize(outcomes: pd.DataFrame) -> pd.DataFrame:
         0     m      4       2          1           0.5                0.5
 
     """
-    columns = ["model", "model_sha256", "tests", *[o.replace(" ", "_") for o in OUTCOMES], "share_passed",
-               *[f"share_{f}" for f in FAMILIES]]
+    columns = [
+        "model",
+        "model_sha256",
+        "tests",
+        *[o.replace(" ", "_") for o in OUTCOMES],
+        "share_passed",
+        *[f"share_{f}" for f in FAMILIES],
+    ]
     if not len(outcomes):
         return pd.DataFrame(columns=columns)
     rows = []

@@ -77,11 +77,18 @@ def code_commit() -> str:
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "--short=12", "HEAD"],
-            cwd=PROJECT_ROOT, capture_output=True, text=True, check=True, timeout=10,
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--", "benchmark"],
-            cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10,
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
         ).stdout.strip()
         return commit + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
@@ -105,7 +112,9 @@ def read_table(name: str, root: Path | None = None) -> pd.DataFrame:
     path = table_path(name, root)
     if not path.exists():
         return pd.DataFrame()
-    return pd.read_csv(path, keep_default_na=True, dtype={"model_sha256": str, "dataset_version": str, "data_fingerprint": str})
+    return pd.read_csv(
+        path, keep_default_na=True, dtype={"model_sha256": str, "dataset_version": str, "data_fingerprint": str}
+    )
 
 
 def _fmt(df: pd.DataFrame) -> pd.DataFrame:
@@ -183,7 +192,13 @@ def _upsert(path: Path, name: str, keys: list[str], new: pd.DataFrame) -> Path:
 
 
 def predictions_path(
-    model: str, model_sha256: str, dataset: str, version: str, split: str, fingerprint: str, root: Path | None = None,
+    model: str,
+    model_sha256: str,
+    dataset: str,
+    version: str,
+    split: str,
+    fingerprint: str,
+    root: Path | None = None,
 ) -> Path:
     r"""Where the per-file predictions of a model artefact on one split's exact data are stored.
 
@@ -200,13 +215,20 @@ def predictions_path(
     for value, what in ((model, "model"), (dataset, "dataset"), (version, "dataset version"), (split, "split")):
         check_name(value, what)
     return (
-        (root or results_root()) / "predictions" / f"{model}__{model_sha256[:12]}"
+        (root or results_root())
+        / "predictions"
+        / f"{model}__{model_sha256[:12]}"
         / f"{dataset}__{version}__{split}__{fingerprint[:12]}.csv"
     )
 
 
 def read_predictions(
-    model: str, model_sha256: str, dataset: str, version: str, split: str, correctness: pd.DataFrame,
+    model: str,
+    model_sha256: str,
+    dataset: str,
+    version: str,
+    split: str,
+    correctness: pd.DataFrame,
     root: Path | None = None,
 ) -> pd.DataFrame | None:
     r"""Stored per-file predictions of a model artefact on a split (``None`` if none are stored).
@@ -217,8 +239,10 @@ def read_predictions(
     if not len(correctness) or "data_fingerprint" not in correctness:
         return None
     rows = correctness[
-        correctness["model"].eq(model) & correctness["model_sha256"].astype(str).str[:12].eq(model_sha256[:12])
-        & correctness["dataset"].eq(dataset) & correctness["dataset_version"].astype(str).eq(str(version))
+        correctness["model"].eq(model)
+        & correctness["model_sha256"].astype(str).str[:12].eq(model_sha256[:12])
+        & correctness["dataset"].eq(dataset)
+        & correctness["dataset_version"].astype(str).eq(str(version))
         & correctness["split"].eq(split)
     ]
     if "date" in rows:
@@ -255,13 +279,22 @@ def migrate_predictions(root: Path | None = None) -> list[tuple[Path, Path]]:
         if len(parts) != 3:
             continue  # already named with its fingerprint
         dataset, version, split = parts
-        rows = correctness[
-            correctness["model"].eq(model) & correctness["model_sha256"].str[:12].eq(sha)
-            & correctness["dataset"].eq(dataset) & correctness["dataset_version"].eq(version) & correctness["split"].eq(split)
-        ] if len(correctness) else correctness
+        rows = (
+            correctness[
+                correctness["model"].eq(model)
+                & correctness["model_sha256"].str[:12].eq(sha)
+                & correctness["dataset"].eq(dataset)
+                & correctness["dataset_version"].eq(version)
+                & correctness["split"].eq(split)
+            ]
+            if len(correctness)
+            else correctness
+        )
         fingerprints = sorted(set(rows["data_fingerprint"])) if len(rows) else []
         if len(fingerprints) != 1:
-            problems.append(f"{path}: {len(fingerprints)} data fingerprints in correctness.csv ({', '.join(fingerprints)})")
+            problems.append(
+                f"{path}: {len(fingerprints)} data fingerprints in correctness.csv ({', '.join(fingerprints)})"
+            )
             continue
         plan.append((path, predictions_path(model, sha, dataset, version, split, fingerprints[0], root)))
     if problems:
@@ -271,7 +304,9 @@ def migrate_predictions(root: Path | None = None) -> list[tuple[Path, Path]]:
     return plan
 
 
-def write_predictions(model: str, model_sha256: str, evalset, predictions: pd.DataFrame, root: Path | None = None) -> Path:
+def write_predictions(
+    model: str, model_sha256: str, evalset, predictions: pd.DataFrame, root: Path | None = None
+) -> Path:
     r"""Store per-file truth and predictions (for scatter plots and re-analysis).
 
     File paths are stored relative to the database root so the table
@@ -296,8 +331,10 @@ def write_predictions(model: str, model_sha256: str, evalset, predictions: pd.Da
     table = _fmt(df.sort_index().reset_index())
     if path.exists():
         old = pd.read_csv(path, dtype=str, keep_default_na=False)
-        if list(old.columns) == list(table.columns) and len(old) == len(table) and all(
-            same_values(table[c], old[c]).all() for c in table.columns
+        if (
+            list(old.columns) == list(table.columns)
+            and len(old) == len(table)
+            and all(same_values(table[c], old[c]).all() for c in table.columns)
         ):
             return path  # the same predictions (within RTOL/ATOL): the file stays as it is
     atomic_write_text(path, table.to_csv(index=False, lineterminator="\n"))
@@ -426,6 +463,8 @@ def claim_settings(settings: dict, root: Path | None = None) -> None:
                 f"(or run with the folder's settings)."
             )
         merged = {**recorded, **settings}
-        merged = {k: merged[k] for k in [*DEFAULT_SETTINGS, *sorted(set(merged) - set(DEFAULT_SETTINGS))] if k in merged}
+        merged = {
+            k: merged[k] for k in [*DEFAULT_SETTINGS, *sorted(set(merged) - set(DEFAULT_SETTINGS))] if k in merged
+        }
         if not path.exists() or read_settings(root) != merged:
             atomic_write_text(path, _SETTINGS_HEADER + yaml.safe_dump(merged, sort_keys=False))

@@ -81,8 +81,15 @@ def segmented_files(files: typing.Iterable[str], sampling_rate: int = 16000) -> 
             continue
         if duration > MAX_SIGNAL_SECONDS:
             n = len(windows(int(round(duration * sampling_rate)), window, int(math.ceil(MIN_DURATION * sampling_rate))))
-            rows.append({"file": str(file), "duration_s": duration, "window_s": MAX_SIGNAL_SECONDS, "segments": n,
-                         "pooling": "mean over windows, weighted by length"})
+            rows.append(
+                {
+                    "file": str(file),
+                    "duration_s": duration,
+                    "window_s": MAX_SIGNAL_SECONDS,
+                    "segments": n,
+                    "pooling": "mean over windows, weighted by length",
+                }
+            )
     return pd.DataFrame(rows, columns=["file", "duration_s", "window_s", "segments", "pooling"])
 
 
@@ -143,8 +150,13 @@ class PredictionCache:
 
     def __init__(self, model, evalset, condition: dict | None = None, batch_size: int = 1):
         r"""``batch_size``: files per ``predict_batch`` call of a model that batches (else 1)."""
-        for name, what in ((model.name, "model"), (evalset.audb_name, "dataset"), (evalset.version, "dataset version"),
-                           (evalset.split, "split"), (condition_key(condition), "condition")):
+        for name, what in (
+            (model.name, "model"),
+            (evalset.audb_name, "dataset"),
+            (evalset.version, "dataset version"),
+            (evalset.split, "split"),
+            (condition_key(condition), "condition"),
+        ):
             check_name(name, what)  # each becomes a folder: none may reach outside the cache
         # Padded batches move predictions in the last digits: a batched run keeps its own cache.
         batched = f"-batch{batch_size}" if batch_size > 1 else ""
@@ -270,9 +282,16 @@ def predict(
     pred, skips = _empty_frames() if recompute else cache.load()
     done = pred.index.union(skips.index)
     todo = files[~files.isin(done)]
-    bar = _progress(len(todo), f"{model.name} · {evalset.audb_name}/{evalset.split} · {condition_key(condition)}", progress)
+    bar = _progress(
+        len(todo), f"{model.name} · {evalset.audb_name}/{evalset.split} · {condition_key(condition)}", progress
+    )
     for chunk, chunk_pred, new_skips in iter_chunks(
-        model, todo, dims=dims, num_workers=num_workers, chunk_size=chunk_size, min_duration=min_duration,
+        model,
+        todo,
+        dims=dims,
+        num_workers=num_workers,
+        chunk_size=chunk_size,
+        min_duration=min_duration,
         batch_size=batch_size,
     ):
         pred = pd.concat([pred, chunk_pred]) if len(pred) else chunk_pred
@@ -331,8 +350,14 @@ def iter_chunks(
     if batched:
         chunk_size = max(chunk_size, 4 * batch_size)  # buckets of similar length need a few batches to pick from
         feature = audinterface.Process(
-            process_func=None, sampling_rate=model.sampling_rate, resample=True, channels=None, mixdown=True,
-            num_workers=num_workers, multiprocessing=False, verbose=False,
+            process_func=None,
+            sampling_rate=model.sampling_rate,
+            resample=True,
+            channels=None,
+            mixdown=True,
+            num_workers=num_workers,
+            multiprocessing=False,
+            verbose=False,
         )
     for start in range(0, len(files), chunk_size):
         chunk = files[start : start + chunk_size]
@@ -341,7 +366,8 @@ def iter_chunks(
         else:
             chunk_pred = _process_chunk(feature, scorer, chunk)
         new_skips = pd.DataFrame(
-            {"reason": pd.Series(scorer.skips, dtype="string")}, index=pd.Index(list(scorer.skips), name="file", dtype="string")
+            {"reason": pd.Series(scorer.skips, dtype="string")},
+            index=pd.Index(list(scorer.skips), name="file", dtype="string"),
         )
         scorer.skips.clear()
         yield chunk, chunk_pred.drop(index=chunk_pred.index.intersection(new_skips.index)), new_skips
@@ -365,7 +391,9 @@ def _batched_chunk(reader: audinterface.Process, scorer: _Scorer, chunk: pd.Inde
             try:
                 signals[file] = reader.process_index(pd.Index([file], name="file"), preserve_index=True).iloc[0]
             except Exception as ex:  # unreadable/corrupt audio: record, keep going
-                scorer.skips[file] = f"unreadable audio: {type(ex).__name__}: {str(ex).splitlines()[0][:160] if str(ex) else ''}"
+                scorer.skips[file] = (
+                    f"unreadable audio: {type(ex).__name__}: {str(ex).splitlines()[0][:160] if str(ex) else ''}"
+                )
     valid, rows_long = {}, {}
     for file, signal in signals.items():
         signal = np.asarray(signal, dtype=np.float32).reshape(-1)
@@ -406,7 +434,9 @@ def _process_chunk(feature: audinterface.Feature, scorer: _Scorer, chunk: pd.Ind
                 one = pd.Index([file], name="file")
                 rows[file] = _filewise(feature.process_index(one, preserve_index=True), one).iloc[0]
             except Exception as ex:  # unreadable/corrupt audio: record, keep going
-                scorer.skips[file] = f"unreadable audio: {type(ex).__name__}: {str(ex).splitlines()[0][:160] if str(ex) else ''}"
+                scorer.skips[file] = (
+                    f"unreadable audio: {type(ex).__name__}: {str(ex).splitlines()[0][:160] if str(ex) else ''}"
+                )
         df = pd.DataFrame.from_dict(rows, orient="index", columns=list(DIMENSIONS)) if rows else _empty_frames()[0]
         df.index = pd.Index(df.index, name="file", dtype="string")
         return df.astype("float64")

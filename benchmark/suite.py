@@ -110,15 +110,29 @@ def run_suite(
             t0 = time.perf_counter()
             evalset = dsets.load_split(dentry, split, data=data, repositories=repositories)
             applied = _applicable(tests, evalset, entry, report, log)
-            counts = _run_split(model, entry, evalset, applied, seed, num_workers, options or {}, progress, report,
-                                log, predicted)
+            counts = _run_split(
+                model, entry, evalset, applied, seed, num_workers, options or {}, progress, report, log, predicted
+            )
             # The first run of a key is kept: its wall time is the one that computed the predictions.
-            _write(report, "runs", pd.DataFrame([{
-                "model": entry.name, "model_sha256": model.artifact_hash, **evalset.provenance(),
-                "tests": run_label(applied, options or {}), "n_files": len(evalset.files),
-                "predictions": counts["predictions"], "computed": counts["computed"],
-                "wall_seconds": round(time.perf_counter() - t0 + counts["predict_seconds"], 1),
-            }]), keep_existing=True)
+            _write(
+                report,
+                "runs",
+                pd.DataFrame(
+                    [
+                        {
+                            "model": entry.name,
+                            "model_sha256": model.artifact_hash,
+                            **evalset.provenance(),
+                            "tests": run_label(applied, options or {}),
+                            "n_files": len(evalset.files),
+                            "predictions": counts["predictions"],
+                            "computed": counts["computed"],
+                            "wall_seconds": round(time.perf_counter() - t0 + counts["predict_seconds"], 1),
+                        }
+                    ]
+                ),
+                keep_existing=True,
+            )
     report.wall_seconds = time.perf_counter() - started
     return report
 
@@ -178,11 +192,20 @@ def _run_split(model, entry, evalset, tests, seed, num_workers, options, progres
         counts["predict_seconds"] += predicted.seconds.get((evalset.dataset, evalset.split), 0.0)
 
     def predict(files=None, condition=None):
-        failed = predicted.failed.get((evalset.dataset, evalset.split, runner.condition_key(condition))) if predicted else None
+        failed = (
+            predicted.failed.get((evalset.dataset, evalset.split, runner.condition_key(condition)))
+            if predicted
+            else None
+        )
         if failed:
             raise CellFailed(f"cell {runner.condition_key(condition)} failed: {failed}")
         pred, skips = runner.predict(
-            model, evalset, files, condition=condition, num_workers=num_workers, progress=progress,
+            model,
+            evalset,
+            files,
+            condition=condition,
+            num_workers=num_workers,
+            progress=progress,
             batch_size=int(options.get("batch_size", 1)),  # the predict phase's cache (a batched run has its own)
         )
         counts["predictions"] += len(pred) + len(skips)
@@ -204,12 +227,30 @@ def _run_split(model, entry, evalset, tests, seed, num_workers, options, progres
     long = runner.segmented_files(clean.index, model.sampling_rate)
     if len(long):  # what was done to files longer than the model sees at once, in the results
         long["file"] = [_relative(f, evalset.root) for f in long["file"]]
-        _write(report, "segmented", pd.DataFrame({"model": entry.name, "model_sha256": model.artifact_hash,
-                                                  **evalset.provenance(), **long.to_dict("list")}))
-        log(f"{evalset.audb_name}/{evalset.split}: {len(long)} file(s) over {runner.MAX_SIGNAL_SECONDS:.0f} s "
-            "predicted window by window (results/segmented.csv)")
+        _write(
+            report,
+            "segmented",
+            pd.DataFrame(
+                {
+                    "model": entry.name,
+                    "model_sha256": model.artifact_hash,
+                    **evalset.provenance(),
+                    **long.to_dict("list"),
+                }
+            ),
+        )
+        log(
+            f"{evalset.audb_name}/{evalset.split}: {len(long)} file(s) over {runner.MAX_SIGNAL_SECONDS:.0f} s "
+            "predicted window by window (results/segmented.csv)"
+        )
     context = analyses.Context(
-        model, entry, evalset, predict, clean, seed=seed, options=options,
+        model,
+        entry,
+        evalset,
+        predict,
+        clean,
+        seed=seed,
+        options=options,
         record_skips=lambda skips, condition: _record_skips(report, model, entry, evalset, condition, skips),
     )
     for family in tests:
@@ -235,12 +276,16 @@ def _run_split(model, entry, evalset, tests, seed, num_workers, options, progres
 def _record_skips(report, model, entry, evalset, condition, skips: pd.DataFrame) -> None:
     if not len(skips):
         return
-    rows = pd.DataFrame({
-        "model": entry.name, "model_sha256": model.artifact_hash, **evalset.provenance(),
-        "condition": runner.condition_key(condition),
-        "file": [_relative(f, evalset.root) for f in skips.index],
-        "reason": skips["reason"].astype(str).values,
-    })
+    rows = pd.DataFrame(
+        {
+            "model": entry.name,
+            "model_sha256": model.artifact_hash,
+            **evalset.provenance(),
+            "condition": runner.condition_key(condition),
+            "file": [_relative(f, evalset.root) for f in skips.index],
+            "reason": skips["reason"].astype(str).values,
+        }
+    )
     report.skipped_files.extend(rows[["dataset", "split", "condition", "file", "reason"]].itertuples(index=False))
     _write(report, "skips", rows)
 

@@ -48,8 +48,21 @@ def finished(folder: Path, seed: int) -> bool:
 
 def distill(student: str, seed: int, folder: Path, extra: list[str]) -> float:
     r"""Run one distillation in a fresh process; returns its wall time in seconds."""
-    command = [sys.executable, "-m", "benchmark", "distill", "--student", student, "--seed", str(seed),
-               "--out", str(folder), "--no-register", "--no-progress", *extra]
+    command = [
+        sys.executable,
+        "-m",
+        "benchmark",
+        "distill",
+        "--student",
+        student,
+        "--seed",
+        str(seed),
+        "--out",
+        str(folder),
+        "--no-register",
+        "--no-progress",
+        *extra,
+    ]
     start = time.perf_counter()
     if subprocess.run(command, cwd=ROOT).returncode != 0:
         sys.exit(f"distill failed: {' '.join(command[1:])}")
@@ -114,14 +127,24 @@ def main(argv=None) -> int:
         else:
             wall = distill(args.student, seed, folder, args.distill_args)
         rows.append({"seed": seed, "wall_seconds": wall, **figures(args.student, folder, teacher)})
-        report = {"student": args.student, "teacher": args.teacher, "distill_args": args.distill_args,
-                  "seeds": rows, "summary": summary(rows)}
+        report = {
+            "student": args.student,
+            "teacher": args.teacher,
+            "distill_args": args.distill_args,
+            "seeds": rows,
+            "summary": summary(rows),
+        }
         atomic_write_text(out / "seeds.json", json.dumps(report, indent=2) + "\n")
 
-    print(f"\nCCC({args.student}, {args.teacher}): held-out pool files and msppodcast test-1 (demo), "
-          f"fp32; extra distill arguments: {' '.join(args.distill_args) or 'none'}")
-    print(f"{'seed':>12} " + " ".join(f"{c.replace('held-out', 'held').replace('dominance', 'dom'):>15}"
-                                      for c in COLUMNS) + "  best epoch")
+    print(
+        f"\nCCC({args.student}, {args.teacher}): held-out pool files and msppodcast test-1 (demo), "
+        f"fp32; extra distill arguments: {' '.join(args.distill_args) or 'none'}"
+    )
+    print(
+        f"{'seed':>12} "
+        + " ".join(f"{c.replace('held-out', 'held').replace('dominance', 'dom'):>15}" for c in COLUMNS)
+        + "  best epoch"
+    )
     for row in rows:
         print(f"{row['seed']:>12} " + " ".join(f"{row[c]:>15.3f}" for c in COLUMNS) + f"  {row['best epoch']:>10}")
     stats = report["summary"]

@@ -20,14 +20,12 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from pathlib import Path
 
 import torch
 from torch import nn
 
-
-from benchmark import students 
-from benchmark.students.wav2small import WAV2SMALL, Wav2Small, Wav2SmallConfig 
+from benchmark import students
+from benchmark.students.wav2small import WAV2SMALL, Wav2Small, Wav2SmallConfig
 
 
 class StatsWav2Small(Wav2Small):

@@ -83,8 +83,10 @@ def fit_gap(names, train_t, train_s, held_t, held_s, n_train) -> None:
     from benchmark.distill import annotate
 
     print(f"1. CCC({names[1]}, {names[0]}), whole clean pool files, A / D / V")
-    for label, t, s in ((f"{n_train} training files", train_t, train_s),
-                        (f"{len(held_t)} held-out files", held_t, held_s)):
+    for label, t, s in (
+        (f"{n_train} training files", train_t, train_s),
+        (f"{len(held_t)} held-out files", held_t, held_s),
+    ):
         ok = annotate.in_range(t)
         print(f"   {label:20s} {cccs(t[ok], s[ok])}")
 
@@ -102,22 +104,34 @@ def valence_parts(teacher, names, features, train_t, train_s) -> None:
     pair = z[:, [i, j]] @ coef[[i, j]]
     rest = z @ coef - pair
     valence = z @ coef
-    print(f"   penalty alpha {float(a['alpha'][2]):g}; largest weights {coef[i]:+.3f} {feature[i]}, {coef[j]:+.3f} {feature[j]}")
-    print(f"   correlation of those two features {np.corrcoef(z[:, i], z[:, j])[0, 1]:.4f}; "
-          f"next largest |weight| {np.sort(np.abs(coef))[-3]:.3f}; largest arousal |weight| {np.abs(a['coef'][0]).max():.3f}")
-    print(f"   variance: their net contribution {pair.var():.4f}, the other features' {rest.var():.4f}, "
-          f"output {valence.var():.4f} (covariance of the parts {np.cov(pair, rest)[0, 1]:+.4f})")
+    print(
+        f"   penalty alpha {float(a['alpha'][2]):g}; largest weights {coef[i]:+.3f} {feature[i]}, {coef[j]:+.3f} {feature[j]}"
+    )
+    print(
+        f"   correlation of those two features {np.corrcoef(z[:, i], z[:, j])[0, 1]:.4f}; "
+        f"next largest |weight| {np.sort(np.abs(coef))[-3]:.3f}; largest arousal |weight| {np.abs(a['coef'][0]).max():.3f}"
+    )
+    print(
+        f"   variance: their net contribution {pair.var():.4f}, the other features' {rest.var():.4f}, "
+        f"output {valence.var():.4f} (covariance of the parts {np.cov(pair, rest)[0, 1]:+.4f})"
+    )
     for label, v in (("teacher", train_t[:, 2]), (names[1], train_s[:, 2])):
-        print(f"   correlation of {label}'s valence with the pair {np.corrcoef(v, pair)[0, 1]:+.2f}, "
-              f"with the rest {np.corrcoef(v, rest)[0, 1]:+.2f}")
-    print("   by feature group: variance of its part of the valence, correlation with the teacher's and "
-          f"{names[1]}'s valence")
+        print(
+            f"   correlation of {label}'s valence with the pair {np.corrcoef(v, pair)[0, 1]:+.2f}, "
+            f"with the rest {np.corrcoef(v, rest)[0, 1]:+.2f}"
+        )
+    print(
+        "   by feature group: variance of its part of the valence, correlation with the teacher's and "
+        f"{names[1]}'s valence"
+    )
     groups = np.array([feature_group(n) for n in feature])
     for g in FEATURE_GROUPS:
         part = z[:, groups == g] @ coef[groups == g]
         if (groups == g).any() and part.var() > 0:
-            print(f"   {g:20s} {int((groups == g).sum()):2d} features  variance {part.var():.4f}  "
-                  f"teacher {np.corrcoef(part, train_t[:, 2])[0, 1]:+.2f}  {names[1]} {np.corrcoef(part, train_s[:, 2])[0, 1]:+.2f}")
+            print(
+                f"   {g:20s} {int((groups == g).sum()):2d} features  variance {part.var():.4f}  "
+                f"teacher {np.corrcoef(part, train_t[:, 2])[0, 1]:+.2f}  {names[1]} {np.corrcoef(part, train_s[:, 2])[0, 1]:+.2f}"
+            )
 
 
 def test_retest(models: dict) -> None:
@@ -127,8 +141,10 @@ def test_retest(models: dict) -> None:
 
     evalset = load_split("msppodcast", "test-1", data="demo")
     signals = [annotate.read_audio(str(f)) for f in evalset.files]
-    print(f"\n3. Test-retest on msppodcast test-1 ({len(signals)} files): "
-          "CCC(outputs, outputs without the first k samples), A / D / V")
+    print(
+        f"\n3. Test-retest on msppodcast test-1 ({len(signals)} files): "
+        "CCC(outputs, outputs without the first k samples), A / D / V"
+    )
     for label, model in models.items():
         whole = model.predict_batch(signals)
         for k in (800, 80, 7):
@@ -139,11 +155,15 @@ def augmentations(models: dict, clean: list[np.ndarray], seed: int) -> None:
     r"""4. Each model on clean training crops against the same crops under one transform."""
     from benchmark.distill import annotate
 
-    print(f"\n4. The training augmentations, {len(clean)} clean training crops: "
-          "CCC(outputs on the clean crop, on the same crop transformed), A / D / V")
-    only = {"noise": annotate.Augmentation(noise_prob=1.0, babble_prob=0.0, filter_prob=0.0),
-            "babble": annotate.Augmentation(noise_prob=0.0, babble_prob=1.0, filter_prob=0.0),
-            "filter": annotate.Augmentation(noise_prob=0.0, babble_prob=0.0, filter_prob=1.0)}
+    print(
+        f"\n4. The training augmentations, {len(clean)} clean training crops: "
+        "CCC(outputs on the clean crop, on the same crop transformed), A / D / V"
+    )
+    only = {
+        "noise": annotate.Augmentation(noise_prob=1.0, babble_prob=0.0, filter_prob=0.0),
+        "babble": annotate.Augmentation(noise_prob=0.0, babble_prob=1.0, filter_prob=0.0),
+        "filter": annotate.Augmentation(noise_prob=0.0, babble_prob=0.0, filter_prob=1.0),
+    }
     kinds, augmented = [], []
     for k, aug in enumerate(only.values()):
         for i, crop in enumerate(clean):
@@ -175,12 +195,21 @@ def agreement(teacher, student, signals: list[np.ndarray]) -> str:
     values = [ccc_numpy(t[:, d], s[:, d]) for d in range(len(DIMS))]
     cells = [f"{v:.3f} [{ci[d][0]:.3f}, {ci[d][1]:.3f}]" for v, d in zip(values, DIMS)]
     mean = f"{np.mean(values):.3f} [{ci['mean'][0]:.3f}, {ci['mean'][1]:.3f}]"
-    return (f"{len(t):4d} files  " + " / ".join(cells) + f" / {mean}"
-            + (f"  ({(~keep).sum()} off-scale left out)" if (~keep).any() else ""))
+    return (
+        f"{len(t):4d} files  "
+        + " / ".join(cells)
+        + f" / {mean}"
+        + (f"  ({(~keep).sum()} off-scale left out)" if (~keep).any() else "")
+    )
 
 
-SPLITS = (("msppodcast", "test-1"), ("msppodcast", "test-2"), ("msppodcast", "train"),
-          ("iemocap", "test"), ("mosi", "test"))
+SPLITS = (
+    ("msppodcast", "test-1"),
+    ("msppodcast", "test-2"),
+    ("msppodcast", "train"),
+    ("iemocap", "test"),
+    ("mosi", "test"),
+)
 """Demo corpus splits of measurement 5 (``load_split`` names)."""
 
 
@@ -190,10 +219,13 @@ def splits(models: dict, held_files: list[str]) -> None:
     from benchmark.distill import annotate
 
     (teacher_name, teacher), (student_name, student) = models.items()
-    print(f"\n5. CCC({student_name}, {teacher_name}) by split, whole clean files, A / D / V / mean "
-          "[95 % bootstrap interval, 1000 resamples of the files]")
-    sets = {f"{corpus} {split}": [str(f) for f in load_split(corpus, split, data="demo").files]
-            for corpus, split in SPLITS}
+    print(
+        f"\n5. CCC({student_name}, {teacher_name}) by split, whole clean files, A / D / V / mean "
+        "[95 % bootstrap interval, 1000 resamples of the files]"
+    )
+    sets = {
+        f"{corpus} {split}": [str(f) for f in load_split(corpus, split, data="demo").files] for corpus, split in SPLITS
+    }
     sets["pool, held-out files"] = held_files
     for label, files in sets.items():
         print(f"   {label:22s} " + agreement(teacher, student, [annotate.read_audio(f) for f in files]))
@@ -211,8 +243,10 @@ def durations(models: dict) -> None:
     (teacher_name, teacher), (student_name, student) = models.items()
     signals = [annotate.read_audio(str(f)) for f in load_split("msppodcast", "test-1", data="demo").files]
     seconds = np.array([len(x) / annotate.SAMPLING_RATE for x in signals])
-    print(f"\n6. CCC({student_name}, {teacher_name}) on msppodcast test-1 by file duration, whole clean "
-          "files, A / D / V / mean [95 % bootstrap interval]")
+    print(
+        f"\n6. CCC({student_name}, {teacher_name}) on msppodcast test-1 by file duration, whole clean "
+        "files, A / D / V / mean [95 % bootstrap interval]"
+    )
     for low, high in DURATIONS:
         group = [x for x, d in zip(signals, seconds) if low <= d < high]
         label = f"{low:.0f} s and more" if high == float("inf") else f"{low:.0f}-{high:.0f} s"
@@ -225,8 +259,14 @@ def main(argv=None) -> int:
     parser.add_argument("--teacher", default="egemaps-teacher")
     parser.add_argument("--files", type=int, default=400, help="training pool files to sample")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--measure", type=int, nargs="+", choices=(1, 2, 3, 4, 5, 6), default=(1, 2, 3, 4, 5, 6),
-                        help="which measurements to run")
+    parser.add_argument(
+        "--measure",
+        type=int,
+        nargs="+",
+        choices=(1, 2, 3, 4, 5, 6),
+        default=(1, 2, 3, 4, 5, 6),
+        help="which measurements to run",
+    )
     args = parser.parse_args(argv)
 
     from benchmark.data.demo import pool_files
@@ -250,8 +290,14 @@ def main(argv=None) -> int:
         train_t, train_s = teacher.regress(features), student.predict_batch(train_signals)
     if 1 in args.measure:
         held_signals = [annotate.read_audio(f) for f in held.files]
-        fit_gap((args.teacher, args.student), train_t, train_s,
-                teacher.predict_batch(held_signals), student.predict_batch(held_signals), len(sample))
+        fit_gap(
+            (args.teacher, args.student),
+            train_t,
+            train_s,
+            teacher.predict_batch(held_signals),
+            student.predict_batch(held_signals),
+            len(sample),
+        )
     if 2 in args.measure:
         valence_parts(teacher, (args.teacher, args.student), features, train_t, train_s)
     if 3 in args.measure:

@@ -60,14 +60,21 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--out", default=None, help="model folder (default: weights/<student>)")
     parser.add_argument("--skip-run", action="store_true", help="do not distil; score the existing weights")
     parser.add_argument(
-        "--cache", choices=("warm", "cold", "fresh"), default="cold",
+        "--cache",
+        choices=("warm", "cold", "fresh"),
+        default="cold",
         help="warm: reuse cached teacher targets and checkpoints; cold: without them, in a temporary cache "
         "that links the demo corpora and fitted teachers (default); fresh: in an empty cache (demo corpora "
         "and teacher fit included)",
     )
-    parser.add_argument("--repeat", type=int, default=1, metavar="N",
-                        help="distil N times and judge the wall time by the median run (the model is the same: "
-                        "training is deterministic)")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        metavar="N",
+        help="distil N times and judge the wall time by the median run (the model is the same: "
+        "training is deterministic)",
+    )
     parser.add_argument("distill_args", nargs="*", help="after '--': extra arguments for distill")
     return parser.parse_args(argv)
 
@@ -85,12 +92,14 @@ def run_distill(args, out: Path) -> dict:
         env["SER_BENCHMARK_CACHE"] = fresh
         if args.cache == "cold":  # keep demo corpora and fitted teachers, not the distillation cache
             root = cache_root()
-            for entry in (root.iterdir() if root.exists() else []):
+            for entry in root.iterdir() if root.exists() else []:
                 if entry.name != "distill":
                     os.symlink(entry, Path(fresh) / entry.name)
     command = [sys.executable, "-m", "benchmark", "distill", "--student", args.student, "--teacher", args.teacher]
     # run from the project root, so the recorded command names the folder as a user types it
-    command += ["--out", project_relative(out)] + (["--models", args.models] if args.models else []) + list(args.distill_args)
+    command += (
+        ["--out", project_relative(out)] + (["--models", args.models] if args.models else []) + list(args.distill_args)
+    )
     load_before = os.getloadavg()
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
@@ -121,7 +130,9 @@ def score(args, out: Path) -> dict:
     from benchmark.distill.pipeline import load_teacher
     from benchmark.paths import PROJECT_ROOT
 
-    teacher, _ = load_teacher(args.teacher, Path(args.models).resolve() if args.models else PROJECT_ROOT / "models.yaml")
+    teacher, _ = load_teacher(
+        args.teacher, Path(args.models).resolve() if args.models else PROJECT_ROOT / "models.yaml"
+    )
     from benchmark.distill.voice import VOICE_SHIFTS
 
     return targets.score(out, teacher, voice_shifts=tuple(VOICE_SHIFTS), sex_splits=targets.SEX_SPLITS)
@@ -183,38 +194,63 @@ def main(argv=None) -> int:
     print(f"{'':8} {'arousal':>16} {'dominance':>16} {'valence':>16} {'mean':>8}")
     for label in ("fp32", "int8"):
         m = report["models"][label]
-        cells = [f"{m['ccc_vs_teacher'][d]:.3f} / {m['ccc_vs_gold'].get(d, float('nan')):.3f}"
-                 for d in ("arousal", "dominance", "valence")]
+        cells = [
+            f"{m['ccc_vs_teacher'][d]:.3f} / {m['ccc_vs_gold'].get(d, float('nan')):.3f}"
+            for d in ("arousal", "dominance", "valence")
+        ]
         print(f"{label:8} " + " ".join(f"{c:>16}" for c in cells) + f" {m['ccc_vs_teacher']['mean']:>8.3f}")
         ci = m["ccc_vs_teacher_ci95"]
-        print(f"{'  95 %':8} " + " ".join(format(f"{ci[d][0]:.3f}..{ci[d][1]:.3f}", ">16") for d in ("arousal", "dominance", "valence"))
-              + f" {ci['mean'][0]:.3f}..{ci['mean'][1]:.3f}")
+        print(
+            f"{'  95 %':8} "
+            + " ".join(format(f"{ci[d][0]:.3f}..{ci[d][1]:.3f}", ">16") for d in ("arousal", "dominance", "valence"))
+            + f" {ci['mean'][0]:.3f}..{ci['mean'][1]:.3f}"
+        )
     teacher_gold = report["teacher_ccc_vs_gold"]
-    print("teacher  " + " ".join(f"{'- / ' + format(teacher_gold.get(d, float('nan')), '.3f'):>16}"
-                                 for d in ("arousal", "dominance", "valence")))
+    print(
+        "teacher  "
+        + " ".join(
+            f"{'- / ' + format(teacher_gold.get(d, float('nan')), '.3f'):>16}"
+            for d in ("arousal", "dominance", "valence")
+        )
+    )
     sane = report["models"]["fp32"]
-    print(f"fp32 without the {sane['teacher_off_scale_files']} files with off-scale teacher outputs: "
-          + ", ".join(f"{d} {v:.3f}" for d, v in sane["ccc_vs_teacher_in_range"].items()))
+    print(
+        f"fp32 without the {sane['teacher_off_scale_files']} files with off-scale teacher outputs: "
+        + ", ".join(f"{d} {v:.3f}" for d, v in sane["ccc_vs_teacher_in_range"].items())
+    )
     shift = report.get("voice_shift")
     if shift:
-        print(f"voice shifts, fp32 vs teacher ({shift['files']} files each): "
-              + "; ".join(f"{name} A {c['arousal']:.3f} mean {c['mean']:.3f}" for name, c in shift["conditions"].items()))
+        print(
+            f"voice shifts, fp32 vs teacher ({shift['files']} files each): "
+            + "; ".join(f"{name} A {c['arousal']:.3f} mean {c['mean']:.3f}" for name, c in shift["conditions"].items())
+        )
         print("  pooled: " + ", ".join(f"{d} {v:.3f}" for d, v in shift["pooled"].items()))
     for name, agreement in (report.get("sex_agreement") or {}).items():
-        print(f"per sex, fp32 vs teacher, {name}: "
-              + "; ".join(f"{g} ({agreement[g]['files']}) A {agreement[g]['arousal']:.3f} D {agreement[g]['dominance']:.3f} "
-                          f"V {agreement[g]['valence']:.3f}" for g in ("female", "male"))
-              + "; gap F−M " + ", ".join(f"{d} {v:+.3f}" for d, v in agreement["gap"].items()))
+        print(
+            f"per sex, fp32 vs teacher, {name}: "
+            + "; ".join(
+                f"{g} ({agreement[g]['files']}) A {agreement[g]['arousal']:.3f} D {agreement[g]['dominance']:.3f} "
+                f"V {agreement[g]['valence']:.3f}"
+                for g in ("female", "male")
+            )
+            + "; gap F−M "
+            + ", ".join(f"{d} {v:+.3f}" for d, v in agreement["gap"].items())
+        )
     print("int8 loss: " + ", ".join(f"{d} {v:+.4f}" for d, v in report["int8_loss"].items()))
     if timing is not None:
         runs = timing.get("runs") or []
-        print(("earlier run of this model, " if args.skip_run else "")
-              + (f"median of {len(runs)} runs (" + ", ".join(f"{r['wall_seconds'] / 60:.1f}" for r in runs)
-                 + " min), " if runs else "")
-              + f"wall time: {timing['wall_seconds'] / 60:.1f} min, CPU time {timing['cpu_seconds'] / 60:.1f} min "
-              f"({timing['cache']} cache; "
-              f"{timing['cpu_count']} CPUs; load average before {timing['load_average_before'][0]}, "
-              f"after {timing['load_average_after'][0]})")
+        print(
+            ("earlier run of this model, " if args.skip_run else "")
+            + (
+                f"median of {len(runs)} runs (" + ", ".join(f"{r['wall_seconds'] / 60:.1f}" for r in runs) + " min), "
+                if runs
+                else ""
+            )
+            + f"wall time: {timing['wall_seconds'] / 60:.1f} min, CPU time {timing['cpu_seconds'] / 60:.1f} min "
+            f"({timing['cache']} cache; "
+            f"{timing['cpu_count']} CPUs; load average before {timing['load_average_before'][0]}, "
+            f"after {timing['load_average_after'][0]})"
+        )
     for name, ok in checks.items():
         print(f"  [{'x' if ok else ' '}] {name}")
     atomic_write_text(path, json.dumps(report, indent=2, default=float) + "\n")

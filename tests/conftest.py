@@ -26,8 +26,11 @@ SR = 16000
 def _torch_state() -> tuple:
     import torch
 
-    return (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
-            torch.is_deterministic_algorithms_warn_only_enabled())
+    return (
+        torch.get_num_threads(),
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
 
 
 def _set_torch_state(state: tuple) -> None:
@@ -75,7 +78,9 @@ def tone(seconds: float, f0: float, amp: float = 0.3, sr: int = SR, seed: int = 
     return (amp * x / np.max(np.abs(x)) + 0.01 * rng.normal(size=t.size)).astype(np.float32)
 
 
-def build_database(root: Path, *, n_speakers: int = 4, per_speaker: int = 6, seed: int = 0, name: str = "testcorpus") -> audformat.Database:
+def build_database(
+    root: Path, *, n_speakers: int = 4, per_speaker: int = 6, seed: int = 0, name: str = "testcorpus"
+) -> audformat.Database:
     r"""An MSP-Podcast-like database: files/speaker tables, two gold-standard tables on 1..7.
 
     Arousal is tied to loudness and f0, so a model reading energy scores positive CCC.
@@ -97,7 +102,9 @@ def build_database(root: Path, *, n_speakers: int = 4, per_speaker: int = 6, see
             f0 = (200 if genders[i] == "female" else 120) * (1 + 0.08 * (a - 4))
             path = f"audio/{s}_{j:02d}.wav"
             os.makedirs(root / "audio", exist_ok=True)
-            audiofile.write(str(root / path), tone(rng.uniform(1.0, 2.0), f0, amp=0.05 + 0.05 * a, seed=i * 100 + j), SR)
+            audiofile.write(
+                str(root / path), tone(rng.uniform(1.0, 2.0), f0, amp=0.05 + 0.05 * a, seed=i * 100 + j), SR
+            )
             files.append(path)
             spk.append(s)
             labels.append((a, float(np.clip(a + rng.normal(0, 1), 1, 7)), rng.uniform(1, 7)))
@@ -230,7 +237,10 @@ def build_site(config: Path, site: Path) -> subprocess.CompletedProcess:
         pytest.fail("MkDocs is not installed: pip install -c constraints.txt -e .[docs] (nox -s tests does)")
     proc = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--config-file", str(config), "--site-dir", str(site)],
-        capture_output=True, text=True, timeout=600, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc

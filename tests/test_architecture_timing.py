@@ -51,6 +51,7 @@ def test_the_project_teacher_architecture_has_the_published_size():
 
 def test_config_is_refused_for_kinds_that_cannot_be_built_from_it():
     text = TINY.replace("kind: w2v2-hf", "kind: audonnx").replace(
-        "source: {hub: nobody/not-a-model, revision: main}", "source: {path: x}")
+        "source: {hub: nobody/not-a-model, revision: main}", "source: {path: x}"
+    )
     with pytest.raises(RegistryError, match="field 'config'"):
         Registry.from_yaml_text(text)

@@ -14,11 +14,9 @@ from __future__ import annotations
 import json
 import os
 import re
-from pathlib import Path
 
 import audiofile
 import numpy as np
-import pandas as pd
 import pytest
 
 from benchmark import DIMENSIONS, results
@@ -85,9 +83,15 @@ def test_committed_students_give_the_committed_predictions(name, test1, outputs)
     evalset, files, _ = test1
     reg = registry()
     for variant in (name, f"{name}-int8"):
-        committed = results.read_predictions(variant, reg[variant].source["sha256"], "demo-msppodcast", "1.0.0",
-                                             "test-1", results.read_table("correctness", RECORDS.parent),
-                                             RECORDS.parent).set_index("file")
+        committed = results.read_predictions(
+            variant,
+            reg[variant].source["sha256"],
+            "demo-msppodcast",
+            "1.0.0",
+            "test-1",
+            results.read_table("correctness", RECORDS.parent),
+            RECORDS.parent,
+        ).set_index("file")
         rows = committed.loc[[os.path.relpath(f, evalset.root) for f in files], [f"pred_{d}" for d in DIMENSIONS]]
         # the tolerance of results/: other CPUs move the 6th significant digit
         assert np.allclose(outputs[variant], rows.to_numpy(), rtol=RTOL, atol=ATOL), variant
@@ -103,7 +107,9 @@ def test_int8_twin_follows_its_fp32_model(name, outputs):
     assert min(agreement) >= 1 - TARGETS["int8_loss"], (name, agreement)
     # the check tells models apart: another student's int8 twin does not pass it
     other = next(s for s in students() if s != name)
-    assert min(ccc(fp32[:, i], outputs[f"{other}-int8"][:, i]) for i in range(len(DIMENSIONS))) < 1 - TARGETS["int8_loss"]
+    assert (
+        min(ccc(fp32[:, i], outputs[f"{other}-int8"][:, i]) for i in range(len(DIMENSIONS))) < 1 - TARGETS["int8_loss"]
+    )
 
 
 def test_targets_records_name_the_registered_models_and_pass_their_checks():
@@ -141,7 +147,7 @@ def test_targets_records_name_the_registered_models_and_pass_their_checks():
 def _committed_section() -> str:
     text = (PROJECT_ROOT / "docs" / "distillation.md").read_text()
     start = text.index("**The committed model")
-    return text[start: text.index("\n\n**", start + 1)]
+    return text[start : text.index("\n\n**", start + 1)]
 
 
 def test_distillation_doc_quotes_the_committed_targets():

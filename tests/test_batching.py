@@ -6,16 +6,18 @@ import audiofile
 import numpy as np
 import pandas as pd
 import pytest
+from test_teachers import _tiny_w2v2
 
 from benchmark import runner
 from benchmark.data import datasets as dsets
 from benchmark.registry import Registry, load_model
-from test_teachers import _tiny_w2v2
 
 
 @pytest.fixture()
 def evalset(dataset_registry, audb_repository):
-    return dsets.load_split("testcorpus", "test-1", data="real", repositories=[audb_repository], registry=dataset_registry)
+    return dsets.load_split(
+        "testcorpus", "test-1", data="real", repositories=[audb_repository], registry=dataset_registry
+    )
 
 
 def _w2v2(folder, norm: str):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from benchmark import cli, results
@@ -66,8 +65,21 @@ def setup(tmp_path, dataset_registry, audb_repository):
 def run_args(setup, *models: str, extra: tuple = ()) -> list[str]:
     r"""``run`` on testcorpus (real data, the test repository), correctness only unless ``extra`` says else."""
     args = [
-        "run", "--model", *models, "--models", setup["models"], "--datasets", setup["datasets"],
-        "--data", "real", "--repository", setup["repository"], "--bootstrap", "20", "--no-docs", "--no-progress",
+        "run",
+        "--model",
+        *models,
+        "--models",
+        setup["models"],
+        "--datasets",
+        setup["datasets"],
+        "--data",
+        "real",
+        "--repository",
+        setup["repository"],
+        "--bootstrap",
+        "20",
+        "--no-docs",
+        "--no-progress",
     ]
     if "--tests" not in extra:
         args += ["--tests", "correctness"]
@@ -96,15 +108,30 @@ def test_no_scorable_file_exits_1(setup, capsys):
     assert results.read_table("correctness", results_dir()).empty
 
 
-@pytest.mark.parametrize("argv, message", [
-    (("--model", "nope"), "Unknown model 'nope'. Registered in"),
-    (("--model", "constant", "--dataset", "nope"), "Unknown dataset 'nope'"),
-    (("--model", "constant", "--split", "test-1", "--repository", "no-equals-sign"), "Cannot parse repository"),
-    (("--model", "ghost"), "weights not available: ghost is made by distillation"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (("--model", "nope"), "Unknown model 'nope'. Registered in"),
+        (("--model", "constant", "--dataset", "nope"), "Unknown dataset 'nope'"),
+        (("--model", "constant", "--split", "test-1", "--repository", "no-equals-sign"), "Cannot parse repository"),
+        (("--model", "ghost"), "weights not available: ghost is made by distillation"),
+    ],
+)
 def test_user_errors_exit_2_with_a_message_and_no_rows(setup, capsys, argv, message):
-    args = ["run", *argv, "--models", setup["models"], "--datasets", setup["datasets"], "--data", "real",
-            "--no-docs", "--no-progress", "--tests", "correctness"]
+    args = [
+        "run",
+        *argv,
+        "--models",
+        setup["models"],
+        "--datasets",
+        setup["datasets"],
+        "--data",
+        "real",
+        "--no-docs",
+        "--no-progress",
+        "--tests",
+        "correctness",
+    ]
     if "--repository" not in argv:
         args += ["--repository", setup["repository"]]
     assert cli.main(args) == cli.EXIT_USAGE

@@ -10,7 +10,9 @@ from benchmark.data import datasets as dsets
 
 
 def test_load_split_through_audb(dataset_registry, audb_repository):
-    ev = dsets.load_split("testcorpus", "test-1", data="real", repositories=[audb_repository], registry=dataset_registry)
+    ev = dsets.load_split(
+        "testcorpus", "test-1", data="real", repositories=[audb_repository], registry=dataset_registry
+    )
     assert ev.audb_name == "testcorpus" and ev.version == "1.0.0" and ev.split == "test-1"
     assert ev.dimensions == ("arousal", "dominance", "valence")
     assert len(ev.files) == 12
@@ -22,7 +24,9 @@ def test_load_split_through_audb(dataset_registry, audb_repository):
 
 
 def test_fingerprint_names_the_content_not_the_version(dataset_registry, audb_repository):
-    ev = dsets.load_split("testcorpus", "test-1", data="real", repositories=[audb_repository], registry=dataset_registry)
+    ev = dsets.load_split(
+        "testcorpus", "test-1", data="real", repositories=[audb_repository], registry=dataset_registry
+    )
     # from audb's checksums; the same as hashing the files on disk
     assert ev.fingerprint == dsets.data_fingerprint(ev.truth, ev.speaker, ev.sex, ev.root)
     assert ev.subset(ev.files[:3]).fingerprint == ev.fingerprint  # a subset belongs to the same data

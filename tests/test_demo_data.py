@@ -14,11 +14,10 @@ import audmetric
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import DEMO_SCALE as SCALE  # ~10% of the full size: a few hundred utterances in all
 
 from benchmark.data import demo
 from benchmark.data.datasets import load_registry, load_split
-
-from conftest import DEMO_SCALE as SCALE  # ~10% of the full size: a few hundred utterances in all
 
 
 def _splits():
@@ -176,7 +175,7 @@ def test_build_by_other_generator_code_is_rebuilt(own_demo, capsys):
 def test_generator_digest_ignores_docstrings_not_code(tmp_path, monkeypatch):
     import types
 
-    source = (tmp_path / "gen.py")
+    source = tmp_path / "gen.py"
     source.write_text('"""Doc."""\nX = 1  # comment\n\n\ndef f():\n    """Doc."""\n    return X\n')
     module = types.SimpleNamespace(__file__=str(source))
     before = demo._code_dump(module)

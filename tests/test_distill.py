@@ -129,8 +129,16 @@ def write_tones(folder: Path, prefix: str, count: int, seed: int, seconds, hz, l
 @pytest.fixture()
 def pool(tmp_path) -> Path:
     r"""Eight short files: tones and noise at different levels and lengths."""
-    return write_tones(tmp_path / "pool", "f", 8, 0, seconds=lambda i: 0.4 + 0.1 * i, hz=lambda i: 150 + 60 * i,
-                       level=lambda i: 0.02 * (i + 1), noise=lambda i: 0.01 * (i % 3))
+    return write_tones(
+        tmp_path / "pool",
+        "f",
+        8,
+        0,
+        seconds=lambda i: 0.4 + 0.1 * i,
+        hz=lambda i: 150 + 60 * i,
+        level=lambda i: 0.02 * (i + 1),
+        noise=lambda i: 0.01 * (i % 3),
+    )
 
 
 @pytest.fixture()
@@ -142,9 +150,21 @@ def models_yaml(tmp_path) -> Path:
 
 def config(tmp_path, pool, models_yaml, out="tiny", **kwargs) -> DistillConfig:
     base = dict(
-        student="tiny", data=str(pool), out=str(tmp_path / "weights" / out), models=str(models_yaml),
-        epochs=2, batch_size=4, crop_seconds=0.5, variants=2, val_fraction=0.25, gold="none",
-        threads=1, progress=False, checkpoint_every=2, teacher_batch=5, lr=1e-2,
+        student="tiny",
+        data=str(pool),
+        out=str(tmp_path / "weights" / out),
+        models=str(models_yaml),
+        epochs=2,
+        batch_size=4,
+        crop_seconds=0.5,
+        variants=2,
+        val_fraction=0.25,
+        gold="none",
+        threads=1,
+        progress=False,
+        checkpoint_every=2,
+        teacher_batch=5,
+        lr=1e-2,
     )
     base.update(kwargs)
     return DistillConfig(**base)
@@ -233,13 +253,19 @@ def test_update_registry_unit(tmp_path):
     (tmp_path / "weights" / "x" / "model.onnx").write_bytes(b"onnx")
     digest = artifact_sha256(tmp_path / "weights" / "x")
     entry = {
-        "name": "tiny", "kind": "audonnx", "role": "student", "source": {"path": "weights/x", "sha256": digest},
-        "sampling_rate": 16000, "outputs": {"arousal": "arousal"}, "description": "d",
+        "name": "tiny",
+        "kind": "audonnx",
+        "role": "student",
+        "source": {"path": "weights/x", "sha256": digest},
+        "sampling_rate": 16000,
+        "outputs": {"arousal": "arousal"},
+        "description": "d",
     }
     update_registry(path, [entry])
     once = path.read_text()
-    assert once == MODELS_YAML.replace("    source:\n      path: weights/old-tiny\n",
-                                       f"    source: {{path: weights/x, sha256: {digest}}}\n")
+    assert once == MODELS_YAML.replace(
+        "    source:\n      path: weights/old-tiny\n", f"    source: {{path: weights/x, sha256: {digest}}}\n"
+    )
     update_registry(path, [entry])
     assert path.read_text() == once  # idempotent
     update_registry(path, [{**entry, "name": "new-student"}])
@@ -316,8 +342,11 @@ def test_bf16_training_is_deterministic_and_resumable(tmp_path, pool, models_yam
     resumed = run_bf16("bf16-resumed")
     assert resumed.provenance["resumed_from_step"] == 2
     assert onnx_bytes(resumed) == onnx_bytes(reference)
-    fp32 = distill(config(tmp_path, pool, models_yaml, out="fp32", epochs=2, batch_size=2, precision="fp32"),
-                   teacher=FeatureTeacher(), build_student=small_wav2small)
+    fp32 = distill(
+        config(tmp_path, pool, models_yaml, out="fp32", epochs=2, batch_size=2, precision="fp32"),
+        teacher=FeatureTeacher(),
+        build_student=small_wav2small,
+    )
     assert onnx_bytes(fp32) != onnx_bytes(reference)
 
 
@@ -347,7 +376,7 @@ def test_bn_freeze_epochs_train_with_fixed_statistics(tmp_path, pool, models_yam
     frozen = distill(cfg, teacher=FeatureTeacher(), build_student=student)
     per_epoch = len(steps) // 3
     assert per_epoch >= 2 and all(training for training, _ in steps[: 2 * per_epoch])
-    last = steps[2 * per_epoch:]
+    last = steps[2 * per_epoch :]
     assert not any(training for training, _ in last)
     assert all(torch.equal(mean, last[0][1]) for _, mean in last)
     assert not torch.equal(last[0][1], steps[2 * per_epoch - 1][1])  # recalibrated, not the running average
@@ -458,9 +487,14 @@ def test_voice_augmentation_leaves_the_default_recipe_as_it_was(pool):
     others = [annotate.read_audio(str(pool / f"f{i}.wav")) for i in range(3)]
     recipe = annotate.Recipe(crop_seconds=0.5, variants=3, seed=0)
     # off, the voice fields are no part of the cache key or the provenance: caches and records stay valid
-    assert recipe.record() == {**dataclasses.asdict(recipe), "augmentation": {
-        k: v for k, v in dataclasses.asdict(recipe.augmentation).items()
-        if k.split("_")[0] not in ("pitch", "formant", "speed", "tilt", "channel")}}
+    assert recipe.record() == {
+        **dataclasses.asdict(recipe),
+        "augmentation": {
+            k: v
+            for k, v in dataclasses.asdict(recipe.augmentation).items()
+            if k.split("_")[0] not in ("pitch", "formant", "speed", "tilt", "channel")
+        },
+    }
     voiced = dataclasses.replace(recipe, augmentation=dataclasses.replace(recipe.augmentation, pitch_prob=1.0))
     assert voiced.record()["augmentation"]["pitch_prob"] == 1.0
     for variant in (1, 2):
@@ -482,13 +516,15 @@ def test_voice_augmentation_leaves_the_default_recipe_as_it_was(pool):
 
 def test_teacher_labels_the_voice_augmented_crop(tmp_path, pool):
     files = annotate.scan_pool(sorted(str(p) for p in pool.glob("*.wav")))
-    augmentation = dataclasses.replace(annotate.Augmentation.off(), pitch_prob=1.0, formant_prob=1.0, speed_prob=1.0,
-                                       tilt_prob=1.0, channel_prob=1.0)
+    augmentation = dataclasses.replace(
+        annotate.Augmentation.off(), pitch_prob=1.0, formant_prob=1.0, speed_prob=1.0, tilt_prob=1.0, channel_prob=1.0
+    )
     recipe = annotate.Recipe(crop_seconds=1.0, bucket_seconds=0.25, variants=2, augmentation=augmentation)
     teacher = FeatureTeacher()
     shards = annotate.annotate_pool(teacher, files, recipe, progress=False)
-    plain = annotate.annotate_pool(teacher, files, dataclasses.replace(recipe, augmentation=annotate.Augmentation.off()),
-                                   progress=False)
+    plain = annotate.annotate_pool(
+        teacher, files, dataclasses.replace(recipe, augmentation=annotate.Augmentation.off()), progress=False
+    )
     augmented = [r for r in range(len(shards)) if shards.variant[r] == 1]
     assert len(augmented) == len(files.files)
     moved = 0
@@ -527,7 +563,9 @@ def test_wide_voice_pool_and_voice_augmentation_in_a_tiny_distillation(tmp_path,
     record = json.loads((outcome.out / "provenance.json").read_text())
     assert record["data"]["train_files"] + record["data"]["heldout_files"] == 16
     assert "+ wide voices v1 (8 files, 2 speakers" in record["data"]["source"]
-    assert record["recipe"]["augmentation"]["pitch_prob"] == 0.5 and record["recipe"]["augmentation"]["tilt_prob"] == 0.5
+    assert (
+        record["recipe"]["augmentation"]["pitch_prob"] == 0.5 and record["recipe"]["augmentation"]["tilt_prob"] == 0.5
+    )
     assert demo.generator_digest() == digest  # the demo databases' generator is untouched
 
 
@@ -543,7 +581,8 @@ def test_ccc_loss_matches_definition():
     # weights: a weighted mean of the per-dimension CCCs, indexed like the columns
     weighted = 1 - np.average([ccc(t[:, i], p[:, i]) for i in (0, 2)], weights=[1.0, 3.0])
     assert float(ccc_loss(torch.tensor(p), torch.tensor(t), [0, 2], weights=(1.0, 9.0, 3.0))) == pytest.approx(
-        weighted, abs=1e-6)
+        weighted, abs=1e-6
+    )
     # equal weights are the plain mean, bit for bit (the default run's model stays the same)
     p32, t32 = torch.tensor(p, dtype=torch.float32), torch.tensor(t, dtype=torch.float32)
     assert torch.equal(ccc_loss(p32, t32, [0, 1, 2], 0.5, (2.0, 2.0, 2.0)), ccc_loss(p32, t32, [0, 1, 2], 0.5))
@@ -565,12 +604,14 @@ def test_loss_weights_steer_training_and_are_recorded(tmp_path, pool, models_yam
     assert config_from_argv(base + ["--loss-weights", "1", "1", "3"]).loss_weights == (1.0, 1.0, 3.0)
     text = models_yaml.read_text()
     entry = "    description: tiny test student\n"
-    models_yaml.write_text(text.replace(
-        entry, entry + "    distilled: {teacher: feature-teacher, recipe: {loss_weights: [1, 2, 3]}}\n"))
+    models_yaml.write_text(
+        text.replace(entry, entry + "    distilled: {teacher: feature-teacher, recipe: {loss_weights: [1, 2, 3]}}\n")
+    )
     assert config_from_argv(base).loss_weights == (1.0, 2.0, 3.0)
     assert config_from_argv(base + ["--loss-weights", "1", "1", "1"]).loss_weights == (1.0, 1.0, 1.0)
-    models_yaml.write_text(text.replace(
-        entry, entry + "    distilled: {teacher: feature-teacher, recipe: {loss_weights: 3}}\n"))
+    models_yaml.write_text(
+        text.replace(entry, entry + "    distilled: {teacher: feature-teacher, recipe: {loss_weights: 3}}\n")
+    )
     with pytest.raises(DistillError, match="sets loss_weights: 3, which is not a list of numbers"):
         config_from_argv(base)
     models_yaml.write_text(text)
@@ -588,10 +629,32 @@ def test_cli_with_real_student(tmp_path, pool, models_yaml, capsys):
     from benchmark.distill.cli import main
 
     argv = [
-        "--student", "wav2small-2.0", "--teacher", "random-gaussian", "--data", str(pool),
-        "--out", str(tmp_path / "weights" / "w2s2"), "--models", str(models_yaml), "--epochs", "1",
-        "--batch-size", "4", "--crop-seconds", "0.5", "--variants", "1", "--threads", "1",
-        "--no-progress", "--whole-file-epochs", "1", "--no-register", "--gold", "none",
+        "--student",
+        "wav2small-2.0",
+        "--teacher",
+        "random-gaussian",
+        "--data",
+        str(pool),
+        "--out",
+        str(tmp_path / "weights" / "w2s2"),
+        "--models",
+        str(models_yaml),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--crop-seconds",
+        "0.5",
+        "--variants",
+        "1",
+        "--threads",
+        "1",
+        "--no-progress",
+        "--whole-file-epochs",
+        "1",
+        "--no-register",
+        "--gold",
+        "none",
     ]
     assert main(argv) == 0
     assert (tmp_path / "weights" / "w2s2-int8" / "model.onnx").exists()
@@ -773,16 +836,28 @@ def test_voice_shift_and_per_sex_agreement_on_the_demo_split(use_demo):
     # the teacher heard the shifted audio: its outputs differ from those on the clean files
     shifted = np.stack([teacher.predict(voice.voice_shift(s, "pitch+4")) for s in signals[:12]])
     assert not np.allclose(shifted, teacher_pred.to_numpy()[:12], atol=1e-3)
-    checked = targets.checks({"models": {"fp32": {"ccc_vs_teacher": {"arousal": 0.95, "mean": 0.9}}},
-                              "int8_loss": {"arousal": 0.0}, "voice_shift": poor})
+    checked = targets.checks(
+        {
+            "models": {"fp32": {"ccc_vs_teacher": {"arousal": 0.95, "mean": 0.9}}},
+            "int8_loss": {"arousal": 0.0},
+            "voice_shift": poor,
+        }
+    )
     assert checked["CCC(student, teacher) arousal under voice shifts >= 0.85"] is True
-    checked = targets.checks({"models": {"fp32": {"ccc_vs_teacher": {"arousal": 0.95, "mean": 0.9}}},
-                              "int8_loss": {"arousal": 0.0}, "voice_shift": {"pooled": {"arousal": 0.849}}})
+    checked = targets.checks(
+        {
+            "models": {"fp32": {"ccc_vs_teacher": {"arousal": 0.95, "mean": 0.9}}},
+            "int8_loss": {"arousal": 0.0},
+            "voice_shift": {"pooled": {"arousal": 0.849}},
+        }
+    )
     assert checked["CCC(student, teacher) arousal under voice shifts >= 0.85"] is False
 
     same = targets.sex_agreement(follower, teacher, evalset, label="test-sex")
     sexes = evalset.sex.astype(str)
-    assert same["female"]["files"] == int((sexes == "female").sum()) and same["male"]["files"] == int((sexes == "male").sum())
+    assert same["female"]["files"] == int((sexes == "female").sum()) and same["male"]["files"] == int(
+        (sexes == "male").sum()
+    )
     assert same["gap"]["arousal"] == pytest.approx(0.0) and same["female"]["mean"] == pytest.approx(1.0)
     # a student that follows the teacher less for men: a positive gap, in the male group only
     values = teacher_pred.to_numpy().copy()
@@ -812,7 +887,9 @@ def test_seed_spread_script_reads_finished_scratch_runs(tmp_path, pool, models_y
     report = json.loads((tmp_path / "weights" / "seed3-records" / "provenance.json").read_text())
     assert row["best epoch"] == report["training"]["best_epoch"] and row["sha256"] == artifact_sha256(outcome.out)
     assert set(seeds.COLUMNS) <= set(row)
-    assert row["test-1 mean"] == pytest.approx(np.mean([row[f"test-1 {d}"] for d in ("arousal", "dominance", "valence")]))
+    assert row["test-1 mean"] == pytest.approx(
+        np.mean([row[f"test-1 {d}"] for d in ("arousal", "dominance", "valence")])
+    )
     stats = seeds.summary([row, {**row, "test-1 mean": row["test-1 mean"] + 0.1}])
     assert stats["test-1 mean"]["max"] - stats["test-1 mean"]["min"] == pytest.approx(0.1)
     assert stats["test-1 mean"]["sd"] == pytest.approx(0.1 / np.sqrt(2))
@@ -855,7 +932,8 @@ def test_head_refit_recovers_a_linear_map_of_the_head_inputs(pool):
     held = ValidationSet("teacher", signals[:4], reachable.iloc[:4])
     report = refit.refit_head(student, training, [0, 2], held)
     assert report["chosen_on"] == "4 held-out files" and set(report["mean_ccc_by_alpha"]) == {
-        str(a) for a in refit.ALPHAS}
+        str(a) for a in refit.ALPHAS
+    }
     assert max(report["mean_ccc_by_alpha"].values()) > 0.99
     with pytest.raises(ValueError, match="no linear output layer 'head'"):
         refit.refit_head(nn.Sequential(nn.Conv1d(1, 3, 1)), training, [0])
@@ -869,11 +947,14 @@ def test_head_refit_changes_only_the_head_and_is_recorded(tmp_path, pool, models
     assert refitted.history.drop(columns=timeless).equals(plain.history.drop(columns=timeless))
     record = json.loads((refitted.out / "provenance.json").read_text())["head_refit"]
     assert json.loads((plain.out / "provenance.json").read_text())["head_refit"] == {
-        "applied": False, "reason": "switched off (--no-head-refit)"}
+        "applied": False,
+        "reason": "switched off (--no-head-refit)",
+    }
     teacher_mean = record["validation"]["teacher_mean"]
     assert teacher_mean["before"] == pytest.approx(
         plain.history.loc[plain.history["epoch"] == plain.provenance["training"]["best_epoch"], "teacher_mean"].item(),
-        abs=1e-4)
+        abs=1e-4,
+    )
     onnx_mean = refitted.provenance["validation"]["onnx"]["fp32"]["teacher_mean"]
     # kept only if it does not lower the held-out CCC (this deterministic run: kept); the export is the refitted model
     assert record["applied"] is True
@@ -945,21 +1026,29 @@ def test_whole_file_tuning_is_kept_only_if_the_heldout_ccc_holds(pool):
     assert baseline["teacher_mean"] == pytest.approx(report["validation"]["teacher_mean"]["after"], abs=1e-6)
     # switched off (the default)
     config = DistillConfig()
-    result = TrainResult(best_state={}, best_epoch=1, history=pd.DataFrame([{"epoch": 1, "teacher_mean": 0.5}]),
-                         steps=1, resumed_from=None)
+    result = TrainResult(
+        best_state={},
+        best_epoch=1,
+        history=pd.DataFrame([{"epoch": 1, "teacher_mean": 0.5}]),
+        steps=1,
+        resumed_from=None,
+    )
     assert pipeline._tune_on_whole_files(config, TinyStudent(), train_files, [0, 1, 2], [held], result, "cpu")[0] == {
-        "applied": False, "reason": "switched off (--whole-file-epochs 0)"}
+        "applied": False,
+        "reason": "switched off (--whole-file-epochs 0)",
+    }
 
 
 def test_whole_file_tuning_is_recorded(tmp_path, pool, models_yaml):
-    tuned = run(config(tmp_path, pool, models_yaml, out="tuned", register=False, head_refit=False,
-                       whole_file_epochs=1))
+    tuned = run(config(tmp_path, pool, models_yaml, out="tuned", register=False, head_refit=False, whole_file_epochs=1))
     plain = run(config(tmp_path, pool, models_yaml, out="plain", register=False, head_refit=False))
     timeless = ["train_seconds"]  # a post-training step: the same training, epoch by epoch
     assert tuned.history.drop(columns=timeless).equals(plain.history.drop(columns=timeless))
     record = json.loads((tuned.out / "provenance.json").read_text())["whole_file_tuning"]
     assert json.loads((plain.out / "provenance.json").read_text())["whole_file_tuning"] == {
-        "applied": False, "reason": "switched off (--whole-file-epochs 0)"}
+        "applied": False,
+        "reason": "switched off (--whole-file-epochs 0)",
+    }
     assert record["files"] == 6 and record["epochs"] == 1 and record["steps"] == 2 and record["batch_size"] == 4
     before = record["validation"]["teacher_mean"]["before"]
     best = plain.history.loc[plain.history["epoch"] == plain.provenance["training"]["best_epoch"], "teacher_mean"]
@@ -985,8 +1074,10 @@ def test_offscale_whole_training_files_are_left_out_and_named(tmp_path, pool, mo
     files = annotate.scan_pool(sorted(str(p) for p in pool.glob("*.wav")))
     train, _ = files.split(0.25)
     longest = max(train.files, key=lambda f: len(annotate.read_audio(f)))  # over 0.5 s: cropped in training
-    outcome = run(config(tmp_path, pool, models_yaml, register=False), teacher=OffScaleOnOneFile(
-        len(annotate.read_audio(longest))))
+    outcome = run(
+        config(tmp_path, pool, models_yaml, register=False),
+        teacher=OffScaleOnOneFile(len(annotate.read_audio(longest))),
+    )
     record = json.loads((outcome.out / "provenance.json").read_text())
     offscale = record["data"]["offscale_targets"]
     assert offscale["train_files_left_out"] == 1 and offscale["crops_left_out"] == 0
@@ -1006,8 +1097,16 @@ def test_head_refit_reads_at_most_refit_max_files(tmp_path, pool, models_yaml, m
 
 def refit_folder(tmp_path, pool) -> Path:
     r"""Five new files, a copy of a held-out and of a training pool file, and a broken file."""
-    folder = write_tones(tmp_path / "refit", "r", 5, 1, seconds=lambda i: 0.5 + 0.15 * i, hz=lambda i: 120 + 70 * i,
-                         level=lambda i: 0.03 * (i + 1), noise=lambda i: 0.01)
+    folder = write_tones(
+        tmp_path / "refit",
+        "r",
+        5,
+        1,
+        seconds=lambda i: 0.5 + 0.15 * i,
+        hz=lambda i: 120 + 70 * i,
+        level=lambda i: 0.03 * (i + 1),
+        noise=lambda i: 0.01,
+    )
     train, held = annotate.scan_pool(sorted(str(p) for p in pool.glob("*.wav"))).split(0.25)
     (folder / "copy-of-held.wav").write_bytes(Path(held.files[0]).read_bytes())
     (folder / "copy-of-train.wav").write_bytes(Path(train.files[0]).read_bytes())
@@ -1056,8 +1155,9 @@ def test_refit_data_beyond_refit_max_files_is_left_out(tmp_path, pool, models_ya
 def test_refit_data_without_audio_is_refused_before_the_teacher_runs(tmp_path, pool, models_yaml):
     teacher = FeatureTeacher()
     with pytest.raises(annotate.DataError, match="--refit-data"):
-        run(config(tmp_path, pool, models_yaml, register=False, refit_data=str(tmp_path / "nothing" / "*.wav")),
-            teacher)
+        run(
+            config(tmp_path, pool, models_yaml, register=False, refit_data=str(tmp_path / "nothing" / "*.wav")), teacher
+        )
     assert teacher.calls == 0
 
 
@@ -1074,8 +1174,9 @@ def test_head_refit_is_undone_when_the_heldout_ccc_drops(pool):
     before = {k: v.clone() for k, v in student.head.state_dict().items()}
     # a best epoch that no refit can beat: held-out CCC 1 on every dimension
     perfect = pd.DataFrame([{"epoch": 1, **{f"teacher_{d}": 1.0 for d in names + ["mean"]}}])
-    report, _ = pipeline._refit_head(DistillConfig(), student, held, None, [0, 1, 2], [held],
-                                     perfect.iloc[0].to_dict(), "cpu")
+    report, _ = pipeline._refit_head(
+        DistillConfig(), student, held, None, [0, 1, 2], [held], perfect.iloc[0].to_dict(), "cpu"
+    )
     assert not report["applied"] and report["reason"] == "lowered teacher_mean on the held-out files"
     assert report["validation"]["teacher_mean"]["before"] == 1.0 > report["validation"]["teacher_mean"]["after"]
     assert all(torch.equal(v, before[k]) for k, v in student.head.state_dict().items())
@@ -1142,8 +1243,16 @@ def test_whole_files_are_read_where_they_are_used_not_held(tmp_path):
 
     from benchmark.distill import refit
 
-    folder = write_tones(tmp_path / "long", "l", 40, 0, seconds=lambda i: 6.0, hz=lambda i: 120 + 40 * i,
-                         level=lambda i: 0.05 + 0.01 * i, noise=lambda i: 0.01)
+    folder = write_tones(
+        tmp_path / "long",
+        "l",
+        40,
+        0,
+        seconds=lambda i: 6.0,
+        hz=lambda i: 120 + 40 * i,
+        level=lambda i: 0.05 + 0.01 * i,
+        noise=lambda i: 0.01,
+    )
     files = sorted(str(f) for f in folder.glob("*.wav"))
     targets, signals, skipped, calls = annotate.annotate_files(FeatureTeacher(), files, label="long")
     assert isinstance(signals, annotate.AudioFiles) and signals.files == list(targets.index) and calls
@@ -1181,13 +1290,24 @@ def test_exports_are_scored_once_and_as_the_benchmark_scores_them(tmp_path, pool
     scored: dict = {}
     first = pipeline._score_onnx(outcome.out, sets, "fp32", scored)
     assert pipeline._score_onnx(outcome.out, sets[:1], "fp32", scored) == {
-        k: v for k, v in first.items() if k.startswith("teacher_")}
+        k: v for k, v in first.items() if k.startswith("teacher_")
+    }
     assert pipeline._score_onnx(outcome.out, sets, "fp32", scored) == first and loads == ["distilled-fp32"]
     pipeline._score_onnx(outcome.out_int8, sets, "int8", scored)  # other bytes: scored anew
     assert loads == ["distilled-fp32", "distilled-int8"]
-    model = real(registry.ModelEntry(
-        name="check", kind="audonnx", role="student", source={"path": str(outcome.out)}, sampling_rate=SR,
-        outputs={d: d for d in DIMENSIONS}, description="", root=outcome.out.parent), registry={})
+    model = real(
+        registry.ModelEntry(
+            name="check",
+            kind="audonnx",
+            role="student",
+            source={"path": str(outcome.out)},
+            sampling_rate=SR,
+            outputs={d: d for d in DIMENSIONS},
+            description="",
+            root=outcome.out.parent,
+        ),
+        registry={},
+    )
     for vs in sets:  # file by file through the benchmark's loader, as `benchmark run` scores
         pred = np.stack([model(x, SR) for x in vs.signals])
         for d in vs.reference.columns:

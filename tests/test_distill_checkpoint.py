@@ -33,8 +33,11 @@ class _Payload:
 def test_interrupted_run_checkpoint_loads_with_weights_only(tmp_path, pool, models_yaml):  # noqa: F811
     cfg = config(tmp_path, pool, models_yaml, out="safe", epochs=2, batch_size=2)
     with pytest.raises(Interrupted):
-        distill(dataclasses.replace(cfg, stop_after_steps=3), teacher=FeatureTeacher(),
-                build_student=lambda arch: TinyStudent())
+        distill(
+            dataclasses.replace(cfg, stop_after_steps=3),
+            teacher=FeatureTeacher(),
+            build_student=lambda arch: TinyStudent(),
+        )
     saved = torch.load(checkpoint_path(cfg.out_path), map_location="cpu", weights_only=True)
     assert saved["format"] == CHECKPOINT_FORMAT and saved["global_step"] == 2  # checkpoint_every=2
     resumed = distill(cfg, teacher=FeatureTeacher(), build_student=lambda arch: TinyStudent())

@@ -14,11 +14,11 @@ import threading
 from pathlib import Path
 
 import pytest
+from conftest import build_site
 
 from benchmark import results
 from benchmark.docs import build as build_docs
 from benchmark.paths import PROJECT_ROOT
-from conftest import build_site
 
 GENERATED = ("leaderboard.md", "models", "figures")
 
@@ -70,8 +70,10 @@ def _pages(html_text: str) -> tuple[list[str], list[str]]:
 
 
 def test_site_is_built_from_every_page(site):
-    pages = sorted(p.relative_to(PROJECT_ROOT / "docs").with_suffix(".html").as_posix()
-                   for p in (PROJECT_ROOT / "docs").rglob("*.md"))
+    pages = sorted(
+        p.relative_to(PROJECT_ROOT / "docs").with_suffix(".html").as_posix()
+        for p in (PROJECT_ROOT / "docs").rglob("*.md")
+    )
     assert "leaderboard.html" in pages and "models/wav2small.html" in pages and "adding-a-model.html" in pages
     missing = [page for page in pages if not (site / page).is_file()]
     assert not missing, missing
@@ -123,12 +125,24 @@ def _serve(folder: Path):
 def _headless(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [
-            _chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0",
-            "--virtual-time-budget=10000", *args,
+            _chromium(),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--virtual-time-budget=10000",
+            *args,
         ],
-        capture_output=True, text=True, timeout=180,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
 
 
@@ -159,7 +173,8 @@ def test_site_renders_in_headless_chromium(site, tmp_path):
     assert figures and all(f"/{f}" in served for f in figures), sorted(served)
     assert any(p.endswith(".js") for p in served) and any(p.endswith(".css") for p in served)
     errors = [
-        line for line in proc.stderr.splitlines() + dom.stderr.splitlines()
+        line
+        for line in proc.stderr.splitlines() + dom.stderr.splitlines()
         if "CONSOLE" in line and ("Error" in line or "Failed to load resource" in line) or "net::ERR_" in line
     ]
     assert not errors, errors
@@ -181,8 +196,13 @@ def test_adding_a_model_is_one_entry(tmp_path, use_demo, monkeypatch):
     folder = tmp_path / "my-model"
     folder.mkdir()
     torch.onnx.export(
-        Loudness(), torch.zeros(1, 16000), folder / "model.onnx", input_names=["signal"], output_names=["logits"],
-        dynamic_axes={"signal": {1: "samples"}}, dynamo=False,
+        Loudness(),
+        torch.zeros(1, 16000),
+        folder / "model.onnx",
+        input_names=["signal"],
+        output_names=["logits"],
+        dynamic_axes={"signal": {1: "samples"}},
+        dynamo=False,
     )
     audonnx.Model(str(folder / "model.onnx"), labels={"logits": ["arousal", "dominance", "valence"]}).to_yaml(
         str(folder / "model.yaml")
@@ -202,8 +222,16 @@ def test_adding_a_model_is_one_entry(tmp_path, use_demo, monkeypatch):
 """
     )
     registry = Registry.from_file(registry_file)
-    report = run_suite("my-loudness-model", datasets=["msppodcast"], splits=["test-1"], tests=["correctness"],
-                       registry=registry, options={"bootstrap": 100}, progress=False, log=lambda m: None)
+    report = run_suite(
+        "my-loudness-model",
+        datasets=["msppodcast"],
+        splits=["test-1"],
+        tests=["correctness"],
+        registry=registry,
+        options={"bootstrap": 100},
+        progress=False,
+        log=lambda m: None,
+    )
     assert report.ok
     docs = tmp_path / "docs"
     build_docs(docs_dir=docs, registry=registry_file)

@@ -44,7 +44,14 @@ def _cluster():
 def ray_cluster(_cluster):
     r"""The module's local cluster (restarted if a test left it)."""
     if not ray.is_initialized():
-        ray.init(address="local", _node_ip_address="127.0.0.1", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        ray.init(
+            address="local",
+            _node_ip_address="127.0.0.1",
+            num_cpus=2,
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+        )
     return ray
 
 
@@ -69,8 +76,22 @@ def _set_aside_predictions(cache: Path, name: str) -> Path:
 
 
 def test_local_and_ray_write_identical_results(use_demo, ray_cluster, tmp_path, monkeypatch):
-    args = ["run", "--model", "constant", "random-gaussian", "wav2small", "--no-docs", "--no-progress",
-            "--bootstrap", "20", "--max-files", "10", "--conditions", "gain", "babble-20db"]
+    args = [
+        "run",
+        "--model",
+        "constant",
+        "random-gaussian",
+        "wav2small",
+        "--no-docs",
+        "--no-progress",
+        "--bootstrap",
+        "20",
+        "--max-files",
+        "10",
+        "--conditions",
+        "gain",
+        "babble-20db",
+    ]
     shutil.rmtree(use_demo / "predictions", ignore_errors=True)
     monkeypatch.setenv("SER_BENCHMARK_RESULTS", str(tmp_path / "local"))
     assert cli.main(args + ["--executor", "local"]) == 0
@@ -80,7 +101,12 @@ def test_local_and_ray_write_identical_results(use_demo, ray_cluster, tmp_path, 
     assert _same_tree(local_cache, use_demo / "predictions") == []
     local, remote = tmp_path / "local", tmp_path / "ray"
     # at the tests' demo scale the sexes are below fairness_min_files: the speaker tables carry fairness here
-    assert {p.name for p in local.glob("*.csv")} >= {"correctness.csv", "robustness.csv", "fairness_speaker.csv", "runs.csv"}
+    assert {p.name for p in local.glob("*.csv")} >= {
+        "correctness.csv",
+        "robustness.csv",
+        "fairness_speaker.csv",
+        "runs.csv",
+    }
     differ = [f for f in _same_tree(local, remote) if not f.endswith(("runs.csv", ".lock"))]
     assert differ == []
     runs_local, runs_ray = pd.read_csv(local / "runs.csv"), pd.read_csv(remote / "runs.csv")
@@ -103,8 +129,9 @@ def test_killed_worker_cells_are_retried(use_demo, ray_cluster):
             os.kill(answer["pid"], signal.SIGKILL)
             killed.append(answer["pid"])
 
-    outcome = predict_cells(["random-gaussian"], spec, executor="ray", tests=tests, progress=False,
-                            on_result=kill_first)["random-gaussian"]
+    outcome = predict_cells(
+        ["random-gaussian"], spec, executor="ray", tests=tests, progress=False, on_result=kill_first
+    )["random-gaussian"]
     assert outcome.failed == {}
     assert killed and any(p != killed[0] for p in pids[1:])  # a restarted actor finished the cells
     assert _same_tree(local_cache, use_demo / "predictions") == []
@@ -133,8 +160,14 @@ def test_failing_cell_is_reported_and_others_finish(use_demo, ray_cluster, tmp_p
         left = todo_positions(cache_of("constant", artifact_hash, evalset, None), files)
         assert (left != []) == (cell is wrong)  # the others finished
     monkeypatch.setenv("SER_BENCHMARK_RESULTS", str(tmp_path / "results"))
-    report = run_suite("constant", tests=["correctness"], progress=False, predicted=outcome, log=lambda _: None,
-                       options={"bootstrap": 20})
+    report = run_suite(
+        "constant",
+        tests=["correctness"],
+        progress=False,
+        predicted=outcome,
+        log=lambda _: None,
+        options={"bootstrap": 20},
+    )
     assert [f[0] for f in report.failures] == ["demo-mosi"] and "the driver planned" in report.failures[0][3]
     assert set(report.frame("correctness")["dataset"]) == {"demo-msppodcast", "demo-iemocap"}
 
@@ -150,7 +183,9 @@ def _ray_start(*args: str) -> subprocess.Popen:
     exe = Path(sys.executable).with_name("ray")
     return subprocess.Popen(
         [str(exe), "start", "--block", "--node-ip-address=127.0.0.1", "--num-cpus=1", "--disable-usage-stats", *args],
-        env={**os.environ, "RAY_AUTH_MODE": "disabled"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "RAY_AUTH_MODE": "disabled"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
 
 
@@ -163,14 +198,28 @@ def test_two_node_cluster_runs_cells_on_both_nodes(use_demo, _cluster):
     try:
         for _ in range(90):
             time.sleep(1)
-            if subprocess.run([str(Path(sys.executable).with_name("ray")), "status", f"--address={address}"],
-                              env={**os.environ, "RAY_AUTH_MODE": "disabled"}, capture_output=True).returncode == 0:
+            if (
+                subprocess.run(
+                    [str(Path(sys.executable).with_name("ray")), "status", f"--address={address}"],
+                    env={**os.environ, "RAY_AUTH_MODE": "disabled"},
+                    capture_output=True,
+                ).returncode
+                == 0
+            ):
                 break
         nodes.append(_ray_start(f"--address={address}"))
         spec = _spec()
         seen = []
-        outcome = predict_cells(["random-gaussian"], spec, executor="ray", tests=["correctness"], address=address,
-                                replicas=2, progress=False, on_result=lambda cell, answer: seen.append(answer["node"]))
+        outcome = predict_cells(
+            ["random-gaussian"],
+            spec,
+            executor="ray",
+            tests=["correctness"],
+            address=address,
+            replicas=2,
+            progress=False,
+            on_result=lambda cell, answer: seen.append(answer["node"]),
+        )
         assert outcome["random-gaussian"].failed == {}
         assert len(set(seen)) == 2  # one actor per node: each node has one CPU, each replica needs one
     finally:
@@ -204,8 +253,9 @@ def test_interrupted_ray_run_keeps_what_is_cached(use_demo, ray_cluster):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        predict_cells(["random-gaussian"], spec, executor="ray", tests=["correctness"], progress=False,
-                      on_result=interrupt)
+        predict_cells(
+            ["random-gaussian"], spec, executor="ray", tests=["correctness"], progress=False, on_result=interrupt
+        )
     assert ray.is_initialized()  # a cluster the caller started is left running, only the run's actors go
     outcome = predict_cells(["random-gaussian"], spec, executor="ray", tests=["correctness"], progress=False)
     total = sum(n for (_, _), n in outcome["random-gaussian"].computed.items())

@@ -18,8 +18,8 @@ from test_teachers import ADV, _tiny_onnx
 
 import benchmark
 from benchmark import migrations, results
-from benchmark.docs import inputs as docs_inputs
 from benchmark.distill import provenance_runs
+from benchmark.docs import inputs as docs_inputs
 from benchmark.hashing import artifact_sha256, sha256_file, sha256_tree
 from benchmark.registry import Registry, RegistryError, load_model
 from benchmark.suite import run_suite
@@ -79,7 +79,12 @@ def test_registry_names_the_migration_for_a_whole_folder_hash(tmp_path):
 
 
 def test_redistilled_same_network_keeps_identity(
-    tmp_path, pool, models_yaml, dataset_registry, audb_repository, monkeypatch  # noqa: F811
+    tmp_path,
+    pool,
+    models_yaml,
+    dataset_registry,
+    audb_repository,
+    monkeypatch,
 ):
     def code_version(version: str, commit: str) -> None:
         monkeypatch.setattr(benchmark, "__version__", version)
@@ -87,9 +92,18 @@ def test_redistilled_same_network_keeps_identity(
 
     def benchmark_it():
         registry = Registry.from_file(models_yaml)  # validates source.sha256 against the weights
-        report = run_suite("tiny", tests=["correctness"], data="real", repositories=[audb_repository],
-                           registry=registry, dataset_registry=dataset_registry, splits=["test-1"],
-                           options={"bootstrap": 50}, progress=False, log=lambda m: None)
+        report = run_suite(
+            "tiny",
+            tests=["correctness"],
+            data="real",
+            repositories=[audb_repository],
+            registry=registry,
+            dataset_registry=dataset_registry,
+            splits=["test-1"],
+            options={"bootstrap": 50},
+            progress=False,
+            log=lambda m: None,
+        )
         assert report.ok, report.failures
         return report
 
@@ -114,7 +128,9 @@ def test_redistilled_same_network_keeps_identity(
     assert record["code"] == {"benchmark_version": "0.0.2", "code_commit": "bbbbbbbbbbbb"}
     assert record[provenance_runs.RUNS_KEY] == [{"code": {"benchmark_version": "0.0.1", "code_commit": "aaaaaaaaaaaa"}}]
     full = json.loads((results.results_root() / "distill" / "tiny" / "provenance.json").read_text())
-    assert full["student"]["sha256"] == sha and full[provenance_runs.RUNS_KEY][0]["code"]["benchmark_version"] == "0.0.1"
+    assert (
+        full["student"]["sha256"] == sha and full[provenance_runs.RUNS_KEY][0]["code"]["benchmark_version"] == "0.0.1"
+    )
     # the benchmark sees the same artefact: no new rows, no new predictions, one artefact on the leaderboard
     assert benchmark_it().model_sha256 == sha
     assert results.table_path("correctness").read_bytes() == table
@@ -156,7 +172,8 @@ def old_project(tmp_path):
     header = "model,model_sha256,dataset,dataset_version,data_fingerprint,split,dimension,ccc,benchmark_version,code_commit,date\n"
     rows = "".join(
         f"{m},{h},demo-msppodcast,1.0.0,1b5d86382609,test-1,{d},0.5,0.11.1,af8dfe679f8a,2026-12-01\n"
-        for m, h in [*old.items(), ("student", "9" * 64)] for d in ("arousal", "valence")
+        for m, h in [*old.items(), ("student", "9" * 64)]
+        for d in ("arousal", "valence")
     )  # the last model: an earlier network of 'student' whose weights are gone
     (res / "correctness.csv").write_text(header + rows)
     for m, h in old.items():

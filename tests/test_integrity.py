@@ -24,17 +24,16 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from conftest import BASELINES_YAML, tone
 
-from benchmark import analyses, results, runner
+from benchmark import analyses, paths, results, runner
 from benchmark.analyses import fairness, perturbations, robustness
 from benchmark.cli import build_parser, main
 from benchmark.data.datasets import DatasetConfigError, EvalSet, load_registry, load_split
 from benchmark.models import download
-from benchmark import paths
 from benchmark.paths import PROJECT_ROOT
 from benchmark.registry import Registry, load_model
 from benchmark.suite import run_suite
-from conftest import BASELINES_YAML, tone
 
 SR = 16000
 
@@ -45,8 +44,16 @@ def cli_args(tmp_path, dataset_registry, audb_repository):
     models = tmp_path / "models.yaml"
     models.write_text(BASELINES_YAML)
     return [
-        "--models", str(models), "--datasets", str(tmp_path / "datasets.yaml"), "--data", "real",
-        "--repository", f"{audb_repository.name}={audb_repository.host}", "--no-docs", "--no-progress",
+        "--models",
+        str(models),
+        "--datasets",
+        str(tmp_path / "datasets.yaml"),
+        "--data",
+        "real",
+        "--repository",
+        f"{audb_repository.name}={audb_repository.host}",
+        "--no-docs",
+        "--no-progress",
     ]
 
 
@@ -64,10 +71,21 @@ def test_other_settings_never_replace_rows_and_results_dir_takes_them(cli_args, 
     assert main([*run, "--bootstrap", "10", "--seed", "7"]) == 2
     message = capsys.readouterr().err
     assert "seed 0, bootstrap 1000" in message and "seed 7, bootstrap 10" in message and "--results DIR" in message
-    robust = ["run", "--model", "constant", "--tests", "robustness", "--conditions", "gain", "--max-files", "5", *cli_args]
+    robust = [
+        "run",
+        "--model",
+        "constant",
+        "--tests",
+        "robustness",
+        "--conditions",
+        "gain",
+        "--max-files",
+        "5",
+        *cli_args,
+    ]
     assert main(robust) == 0  # a fresh setting (max_files) is recorded, nothing replaced
     assert set(results.read_table("runs")["tests"]) == {"correctness", "robustness[gain]"}  # the selection is on record
-    assert main([*robust[:-len(cli_args)], "--max-files", "3", *cli_args]) == 2  # but not changed afterwards
+    assert main([*robust[: -len(cli_args)], "--max-files", "3", *cli_args]) == 2  # but not changed afterwards
     assert "max_files 5" in capsys.readouterr().err
     assert table.read_bytes() == published
 
@@ -81,19 +99,36 @@ def test_other_settings_never_replace_rows_and_results_dir_takes_them(cli_args, 
 
 def test_cli_defaults_are_the_committed_settings(tmp_path):
     defaults = build_parser().parse_args(["run", "--model", "x"])
-    assert {"seed": defaults.seed, "bootstrap": defaults.bootstrap, "max_files": defaults.max_files} == results.DEFAULT_SETTINGS
+    assert {
+        "seed": defaults.seed,
+        "bootstrap": defaults.bootstrap,
+        "max_files": defaults.max_files,
+    } == results.DEFAULT_SETTINGS
     committed = PROJECT_ROOT / "results" / results.SETTINGS_FILE
     assert results.read_settings(committed.parent) == results.DEFAULT_SETTINGS
     shutil.copy(committed, tmp_path / committed.name)
-    settings = results.run_settings(defaults.seed, {"bootstrap": defaults.bootstrap, "max_files": defaults.max_files},
-                                    analyses.FAMILIES)
+    settings = results.run_settings(
+        defaults.seed, {"bootstrap": defaults.bootstrap, "max_files": defaults.max_files}, analyses.FAMILIES
+    )
     results.claim_settings(settings, tmp_path)
     assert (tmp_path / committed.name).read_bytes() == committed.read_bytes()  # a default run leaves it as it is
 
 
 def test_tables_without_settings_file_were_made_with_defaults(tmp_path):
-    rows = pd.DataFrame([{"model": "m", "model_sha256": "0" * 64, "dataset": "d", "dataset_version": "1",
-                          "data_fingerprint": "0" * 12, "split": "test", "dimension": "arousal", "ccc": 0.5}])
+    rows = pd.DataFrame(
+        [
+            {
+                "model": "m",
+                "model_sha256": "0" * 64,
+                "dataset": "d",
+                "dataset_version": "1",
+                "data_fingerprint": "0" * 12,
+                "split": "test",
+                "dimension": "arousal",
+                "ccc": 0.5,
+            }
+        ]
+    )
     results.write_rows("correctness", rows, root=tmp_path)
     with pytest.raises(results.SettingsConflictError, match="bootstrap 1000.*bootstrap 50"):
         results.claim_settings({"seed": 0, "bootstrap": 50}, tmp_path)
@@ -115,8 +150,19 @@ def test_predictions_of_other_data_get_a_file_of_their_own(tmp_path):
     assert a != b and a.name == "d__1.0.0__test__aaaaaaaaaaaa.csv"
     assert pd.read_csv(a)["truth_arousal"].tolist() == [0.1, 0.5]
     assert pd.read_csv(b)["truth_arousal"].tolist() == [0.9, 0.2]
-    correctness = pd.DataFrame([{"model": "m", "model_sha256": "0" * 64, "dataset": "d", "dataset_version": "1.0.0",
-                                 "split": "test", "data_fingerprint": "b" * 12, "date": "2026-12-05"}])
+    correctness = pd.DataFrame(
+        [
+            {
+                "model": "m",
+                "model_sha256": "0" * 64,
+                "dataset": "d",
+                "dataset_version": "1.0.0",
+                "split": "test",
+                "data_fingerprint": "b" * 12,
+                "date": "2026-12-05",
+            }
+        ]
+    )
     found = results.read_predictions("m", "0" * 64, "d", "1.0.0", "test", correctness, tmp_path)
     assert found["truth_arousal"].tolist() == [0.9, 0.2]
 
@@ -125,8 +171,20 @@ def test_migrate_predictions_names_old_files_by_fingerprint(tmp_path):
     folder = tmp_path / "predictions" / f"m__{'0' * 12}"
     folder.mkdir(parents=True)
     (folder / "d__1.0.0__test.csv").write_text("file,pred_arousal\na.wav,0.5\n")
-    rows = pd.DataFrame([{"model": "m", "model_sha256": "0" * 64, "dataset": "d", "dataset_version": "1.0.0",
-                          "data_fingerprint": "c" * 12, "split": "test", "dimension": "arousal", "ccc": 0.1}])
+    rows = pd.DataFrame(
+        [
+            {
+                "model": "m",
+                "model_sha256": "0" * 64,
+                "dataset": "d",
+                "dataset_version": "1.0.0",
+                "data_fingerprint": "c" * 12,
+                "split": "test",
+                "dimension": "arousal",
+                "ccc": 0.1,
+            }
+        ]
+    )
     results.write_rows("correctness", rows, root=tmp_path)
     renamed = results.migrate_predictions(tmp_path)
     assert [new.name for _, new in renamed] == [f"d__1.0.0__test__{'c' * 12}.csv"]
@@ -137,7 +195,9 @@ def test_migrate_predictions_names_old_files_by_fingerprint(tmp_path):
 def test_committed_predictions_are_named_by_their_data():
     root = PROJECT_ROOT / "results"
     correctness = results.read_table("correctness", root)
-    keys = correctness[["model", "model_sha256", "dataset", "dataset_version", "split", "data_fingerprint"]].drop_duplicates()
+    keys = correctness[
+        ["model", "model_sha256", "dataset", "dataset_version", "split", "data_fingerprint"]
+    ].drop_duplicates()
     stored = set((root / "predictions").glob("*/*.csv"))
     expected = {results.predictions_path(*key, root=root) for key in keys.itertuples(index=False)}
     assert stored and stored <= expected  # every stored file carries the fingerprint of the rows it belongs to
@@ -225,7 +285,12 @@ def _context(evalset, skips: list):
         return pred
 
     return analyses.Context(
-        model, types_entry(), evalset, predict, predict(), seed=0,
+        model,
+        types_entry(),
+        evalset,
+        predict,
+        predict(),
+        seed=0,
         options={"babble_files": [], "max_files": None},
         record_skips=lambda frame, condition: skips.append((runner.condition_key(condition), frame)),
     )
@@ -234,7 +299,9 @@ def _context(evalset, skips: list):
 def types_entry():
     import types
 
-    return types.SimpleNamespace(name="random-gaussian", role="baseline", dimensions=("arousal", "dominance", "valence"))
+    return types.SimpleNamespace(
+        name="random-gaussian", role="baseline", dimensions=("arousal", "dominance", "valence")
+    )
 
 
 def test_bad_files_are_skips_of_their_condition_never_abort_robustness(tmp_path):
@@ -243,8 +310,10 @@ def test_bad_files_are_skips_of_their_condition_never_abort_robustness(tmp_path)
     (root / "corrupt.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEgarbage")
     audiofile.write(str(root / "empty.wav"), np.zeros(0, dtype="float32"), SR)
     files += [str(root / "corrupt.wav"), str(root / "empty.wav")]
-    truth = pd.DataFrame({d: np.linspace(0.1, 0.9, len(files)) for d in ("arousal", "dominance", "valence")},
-                         index=pd.Index(files, name="file"))
+    truth = pd.DataFrame(
+        {d: np.linspace(0.1, 0.9, len(files)) for d in ("arousal", "dominance", "valence")},
+        index=pd.Index(files, name="file"),
+    )
     evalset = EvalSet("tiny", "tiny", "1.0.0", "test", "t", truth, None, None, str(root))
     skips: list = []
     context = _context(evalset, skips)
@@ -292,8 +361,9 @@ datasets:
 """
 
 
-def registry_file(tmp_path, name="testcorpus", split="test-1", table="emotion.dimensions.test-1.gold_standard",
-                  label_range="[1, 7]") -> Path:
+def registry_file(
+    tmp_path, name="testcorpus", split="test-1", table="emotion.dimensions.test-1.gold_standard", label_range="[1, 7]"
+) -> Path:
     path = tmp_path / "datasets.yaml"
     path.write_text(DATASET.format(name=name, split=split, table=table, label_range=label_range))
     return path
@@ -330,19 +400,25 @@ def test_types_and_ranges_are_checked_up_front(tmp_path):
         load_registry(registry_file(tmp_path, label_range='["1", 7]'))
     text = registry_file(tmp_path).read_text().replace("labels: {arousal: arousal", "labels: {arousal: 3")
     (tmp_path / "datasets.yaml").write_text(text)
-    with pytest.raises(DatasetConfigError, match=r"entry 'testcorpus': field 'labels.arousal': give a non-empty string"):
+    with pytest.raises(
+        DatasetConfigError, match=r"entry 'testcorpus': field 'labels.arousal': give a non-empty string"
+    ):
         load_registry(tmp_path / "datasets.yaml")
 
 
 def test_labels_outside_label_range_are_an_error(tmp_path, audb_repository):
     registry = load_registry(registry_file(tmp_path, label_range="[1, 5]"))  # the labels go up to 7
-    with pytest.raises(DatasetConfigError, match=r"\d+ label\(s\) in column 'arousal' lie outside label_range \[1, 5\], e\.g\. "):
+    with pytest.raises(
+        DatasetConfigError, match=r"\d+ label\(s\) in column 'arousal' lie outside label_range \[1, 5\], e\.g\. "
+    ):
         load_split("testcorpus", "test-1", data="real", repositories=[audb_repository], registry=registry)
 
 
 def test_missing_table_lists_the_tables(tmp_path, audb_repository):
     registry = load_registry(registry_file(tmp_path, table="emotion.dimensions.test-3.gold_standard"))
-    with pytest.raises(DatasetConfigError, match=r"does not have\. Tables: .*emotion\.dimensions\.test-1\.gold_standard"):
+    with pytest.raises(
+        DatasetConfigError, match=r"does not have\. Tables: .*emotion\.dimensions\.test-1\.gold_standard"
+    ):
         load_split("testcorpus", "test-1", data="real", repositories=[audb_repository], registry=registry)
 
 
@@ -352,14 +428,22 @@ def test_unknown_split_or_dataset_lists_the_valid_ones(cli_args, dataset_registr
     assert main(["run", "--model", "constant", "--dataset", "msp", *cli_args]) == 2
     assert "Unknown dataset 'msp'. Registered: testcorpus" in capsys.readouterr().err
     with pytest.raises(DatasetConfigError, match="Unknown split"):
-        run_suite("constant", splits=["nope"], registry=Registry.from_yaml_text(BASELINES_YAML),
-                  dataset_registry=dataset_registry, progress=False, log=lambda m: None)
+        run_suite(
+            "constant",
+            splits=["nope"],
+            registry=Registry.from_yaml_text(BASELINES_YAML),
+            dataset_registry=dataset_registry,
+            progress=False,
+            log=lambda m: None,
+        )
 
 
 def test_repository_error_keeps_its_cause(dataset_registry, server):
     base, _, _ = server  # something listens there, so the repository is reachable but its backend is unknown
     repo = audb.Repository("remote", base.removeprefix("http://"), "artifactory")
-    with pytest.raises(DatasetConfigError, match="the repository failed: remote .*'artifactory' is not a registered backend"):
+    with pytest.raises(
+        DatasetConfigError, match="the repository failed: remote .*'artifactory' is not a registered backend"
+    ):
         load_split("testcorpus", "test-1", data="real", repositories=[repo], registry=dataset_registry)
 
 
@@ -374,12 +458,17 @@ def _onnx_model(folder: Path) -> None:
 
     folder.mkdir(parents=True)
     graph = helper.make_graph(
-        [helper.make_node("ReduceMean", ["signal"], ["m"], axes=[1], keepdims=1),
-         helper.make_node("Concat", ["m", "m", "m"], ["logits"], axis=1)],
-        "tiny", [helper.make_tensor_value_info("signal", TensorProto.FLOAT, [1, "t"])],
+        [
+            helper.make_node("ReduceMean", ["signal"], ["m"], axes=[1], keepdims=1),
+            helper.make_node("Concat", ["m", "m", "m"], ["logits"], axis=1),
+        ],
+        "tiny",
+        [helper.make_tensor_value_info("signal", TensorProto.FLOAT, [1, "t"])],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 3])],
     )
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8), folder / "model.onnx")
+    onnx.save(
+        helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8), folder / "model.onnx"
+    )
     audonnx.Model(str(folder / "model.onnx"), labels={"logits": ["arousal", "dominance", "valence"]}).to_yaml(
         str(folder / "model.yaml")
     )
@@ -388,8 +477,15 @@ def _onnx_model(folder: Path) -> None:
 def test_outputs_a_model_lacks_are_a_clear_error_in_run(tmp_path, cli_args, capsys):
     _onnx_model(tmp_path / "tiny")
     models = tmp_path / "tiny-models.yaml"
-    entry = {"name": "tiny", "kind": "audonnx", "role": "baseline", "source": {"path": "tiny"}, "sampling_rate": 16000,
-             "outputs": {"arousal": "activation"}, "description": "a label the model does not have"}
+    entry = {
+        "name": "tiny",
+        "kind": "audonnx",
+        "role": "baseline",
+        "source": {"path": "tiny"},
+        "sampling_rate": 16000,
+        "outputs": {"arousal": "activation"},
+        "description": "a label the model does not have",
+    }
     models.write_text(yaml.safe_dump({"models": [entry]}))
     assert main(["list", "--models", str(models)]) == 0
     assert main(["run", "--model", "tiny", *cli_args, "--models", str(models)]) == 2

@@ -79,14 +79,24 @@ CCC = {
     ("alpha", SHA_NEW, MOSI): {"valence": 0.4321},
     ("beta", SHA_BETA, MOSI): {"valence": 0.3456},
 }
-DATES = {SHA_OLD: "2025-01-01", SHA_NEW: "2025-02-01", SHA_BETA: "2025-01-15", SHA_INT8: "2025-01-16", SHA_GHOST: "2025-01-02"}
+DATES = {
+    SHA_OLD: "2025-01-01",
+    SHA_NEW: "2025-02-01",
+    SHA_BETA: "2025-01-15",
+    SHA_INT8: "2025-01-16",
+    SHA_GHOST: "2025-01-02",
+}
 
 
 def _base(model, sha, section):
     dataset, version, split = section
     return {
-        "model": model, "model_sha256": sha, "dataset": dataset, "dataset_version": version,
-        "data_fingerprint": FINGERPRINT[dataset], "split": split,
+        "model": model,
+        "model_sha256": sha,
+        "dataset": dataset,
+        "dataset_version": version,
+        "data_fingerprint": FINGERPRINT[dataset],
+        "split": split,
     }
 
 
@@ -105,11 +115,22 @@ def write_correctness(root: Path, skip_models=()) -> None:
         if model in skip_models:
             continue
         for dim, ccc in values.items():
-            rows.append({
-                **_base(model, sha, section), "dimension": dim, "table": "x", "role": "student",
-                "n": 40, "n_skipped": 0, "ccc": ccc, "ccc_ci_low": ccc - 0.05, "ccc_ci_high": ccc + 0.04,
-                "pearson": ccc + 0.01, "mae": 0.2, **_prov(sha),
-            })
+            rows.append(
+                {
+                    **_base(model, sha, section),
+                    "dimension": dim,
+                    "table": "x",
+                    "role": "student",
+                    "n": 40,
+                    "n_skipped": 0,
+                    "ccc": ccc,
+                    "ccc_ci_low": ccc - 0.05,
+                    "ccc_ci_high": ccc + 0.04,
+                    "pearson": ccc + 0.01,
+                    "mae": 0.2,
+                    **_prov(sha),
+                }
+            )
     _write(root, "correctness", rows)
 
 
@@ -136,76 +157,232 @@ def write_optional(root: Path) -> None:
             clean = CCC[(model, sha, MSP)][dim]
             for k, condition in enumerate(("lowpass-4k", "mp3-32k")):
                 delta = -0.01 * (k + 1) - (0.05 if model == "beta" else 0.0)
-                rob.append({**_base(model, sha, MSP), "condition": condition, "dimension": dim,
-                            "condition_group": "codec", "sweep": np.nan, "snr_db": np.nan, "n": 40, "ccc_clean": clean,
-                            "ccc": clean + delta, "delta_ccc": delta, "unchanged_share": 0.9 - 0.1 * k,
-                            "mean_shift": 0.01, **_prov(sha)})
+                rob.append(
+                    {
+                        **_base(model, sha, MSP),
+                        "condition": condition,
+                        "dimension": dim,
+                        "condition_group": "codec",
+                        "sweep": np.nan,
+                        "snr_db": np.nan,
+                        "n": 40,
+                        "ccc_clean": clean,
+                        "ccc": clean + delta,
+                        "delta_ccc": delta,
+                        "unchanged_share": 0.9 - 0.1 * k,
+                        "mean_shift": 0.01,
+                        **_prov(sha),
+                    }
+                )
             for snr in (0, 10, 20):
                 # As the runner writes them: the 20 dB point doubles as a fixed background-noise condition.
                 group = "background-noise" if snr == 20 else "snr-sweep"
-                rob.append({**_base(model, sha, MSP), "condition": f"white-noise-{snr}db", "dimension": dim,
-                            "condition_group": group, "sweep": "white-noise", "snr_db": snr, "n": 40, "ccc_clean": clean,
-                            "ccc": clean - 0.3 + 0.01 * snr, "delta_ccc": -0.3 + 0.01 * snr,
-                            "unchanged_share": 0.5, "mean_shift": 0.02, **_prov(sha)})
+                rob.append(
+                    {
+                        **_base(model, sha, MSP),
+                        "condition": f"white-noise-{snr}db",
+                        "dimension": dim,
+                        "condition_group": group,
+                        "sweep": "white-noise",
+                        "snr_db": snr,
+                        "n": 40,
+                        "ccc_clean": clean,
+                        "ccc": clean - 0.3 + 0.01 * snr,
+                        "delta_ccc": -0.3 + 0.01 * snr,
+                        "unchanged_share": 0.5,
+                        "mean_shift": 0.02,
+                        **_prov(sha),
+                    }
+                )
             for group, delta in (("female", 0.02), ("male", -0.03 if model == "beta" else -0.01)):
-                sex.append({**_base(model, sha, MSP), "dimension": dim, "group": group, "n": 20,
-                            "ccc_group": clean + delta, "ccc_all": clean, "delta_ccc": delta,
-                            "ci_low": delta - 0.05, "ci_high": delta + 0.05, "threshold": 0.075,
-                            "passed": True, **_prov(sha)})
-            spk.append({**_base(model, sha, MSP), "dimension": dim, "n_speakers": 4, "min_samples": 5,
-                        "ccc_median": clean - 0.1, "ccc_q25": clean - 0.2, "ccc_q75": clean,
-                        "mae_median": 0.2, "mae_q25": 0.15, "mae_q75": 0.25, "spearman_rho": 0.4,
-                        "spearman_p": 0.6, **_prov(sha)})
+                sex.append(
+                    {
+                        **_base(model, sha, MSP),
+                        "dimension": dim,
+                        "group": group,
+                        "n": 20,
+                        "ccc_group": clean + delta,
+                        "ccc_all": clean,
+                        "delta_ccc": delta,
+                        "ci_low": delta - 0.05,
+                        "ci_high": delta + 0.05,
+                        "threshold": 0.075,
+                        "passed": True,
+                        **_prov(sha),
+                    }
+                )
+            spk.append(
+                {
+                    **_base(model, sha, MSP),
+                    "dimension": dim,
+                    "n_speakers": 4,
+                    "min_samples": 5,
+                    "ccc_median": clean - 0.1,
+                    "ccc_q25": clean - 0.2,
+                    "ccc_q75": clean,
+                    "mae_median": 0.2,
+                    "mae_q25": 0.15,
+                    "mae_q75": 0.25,
+                    "spearman_rho": 0.4,
+                    "spearman_p": 0.6,
+                    **_prov(sha),
+                }
+            )
             for s in range(4):
-                speakers.append({**_base(model, sha, MSP), "dimension": dim, "speaker": f"s{s}",
-                                 "sex": "female" if s % 2 else "male", "n": 10, "ccc": clean - 0.05 * s,
-                                 "mae": 0.2, "true_mean": 0.5, "pred_mean": 0.5, **_prov(sha)})
+                speakers.append(
+                    {
+                        **_base(model, sha, MSP),
+                        "dimension": dim,
+                        "speaker": f"s{s}",
+                        "sex": "female" if s % 2 else "male",
+                        "n": 10,
+                        "ccc": clean - 0.05 * s,
+                        "mae": 0.2,
+                        "true_mean": 0.5,
+                        "pred_mean": 0.5,
+                        **_prov(sha),
+                    }
+                )
     _write(root, "robustness", rob)
     _write(root, "fairness_sex", sex)
     _write(root, "fairness_speaker", spk)
     _write(root, "speakers", speakers)
     eff = [
-        {"model": "alpha", "model_sha256": SHA_NEW, "parameters": 164_000_000, "onnx_bytes": 657_000_000,
-         "ms_per_5s": 330.2, "ms_per_5s_iqr": 5.1, "xrt": 15.1, "peak_rss_mb": 1400, "threads": 1,
-         "repeats": 10, "runtime": "onnxruntime 1.31.1", "cpu": "x86_64", **_prov(SHA_NEW)},
-        {"model": "beta", "model_sha256": SHA_BETA, "parameters": 72_300, "onnx_bytes": 290_000,
-         "ms_per_5s": 1.48, "ms_per_5s_iqr": 0.02, "xrt": 3378, "peak_rss_mb": 90, "threads": 1,
-         "repeats": 10, "runtime": "onnxruntime 1.31.1", "cpu": "x86_64", **_prov(SHA_BETA)},
-        {"model": "beta-int8", "model_sha256": SHA_INT8, "parameters": 72_300, "onnx_bytes": 120_000,
-         "ms_per_5s": 1.01, "ms_per_5s_iqr": 0.02, "xrt": 4950, "peak_rss_mb": 88, "threads": 1,
-         "repeats": 10, "runtime": "onnxruntime 1.31.1", "cpu": "x86_64", **_prov(SHA_INT8)},
+        {
+            "model": "alpha",
+            "model_sha256": SHA_NEW,
+            "parameters": 164_000_000,
+            "onnx_bytes": 657_000_000,
+            "ms_per_5s": 330.2,
+            "ms_per_5s_iqr": 5.1,
+            "xrt": 15.1,
+            "peak_rss_mb": 1400,
+            "threads": 1,
+            "repeats": 10,
+            "runtime": "onnxruntime 1.31.1",
+            "cpu": "x86_64",
+            **_prov(SHA_NEW),
+        },
+        {
+            "model": "beta",
+            "model_sha256": SHA_BETA,
+            "parameters": 72_300,
+            "onnx_bytes": 290_000,
+            "ms_per_5s": 1.48,
+            "ms_per_5s_iqr": 0.02,
+            "xrt": 3378,
+            "peak_rss_mb": 90,
+            "threads": 1,
+            "repeats": 10,
+            "runtime": "onnxruntime 1.31.1",
+            "cpu": "x86_64",
+            **_prov(SHA_BETA),
+        },
+        {
+            "model": "beta-int8",
+            "model_sha256": SHA_INT8,
+            "parameters": 72_300,
+            "onnx_bytes": 120_000,
+            "ms_per_5s": 1.01,
+            "ms_per_5s_iqr": 0.02,
+            "xrt": 4950,
+            "peak_rss_mb": 88,
+            "threads": 1,
+            "repeats": 10,
+            "runtime": "onnxruntime 1.31.1",
+            "cpu": "x86_64",
+            **_prov(SHA_INT8),
+        },
     ]
     _write(root, "efficiency", eff)
-    _write(root, "runs", [
-        {**_base("alpha", SHA_NEW, MSP), "tests": "correctness", "wall_seconds": 12.5, "n_files": 40, **_prov(SHA_NEW)},
-        {**_base("alpha", SHA_OLD, MSP), "tests": "correctness", "wall_seconds": 13.0, "n_files": 40, **_prov(SHA_OLD)},
-    ])
+    _write(
+        root,
+        "runs",
+        [
+            {
+                **_base("alpha", SHA_NEW, MSP),
+                "tests": "correctness",
+                "wall_seconds": 12.5,
+                "n_files": 40,
+                **_prov(SHA_NEW),
+            },
+            {
+                **_base("alpha", SHA_OLD, MSP),
+                "tests": "correctness",
+                "wall_seconds": 13.0,
+                "n_files": 40,
+                **_prov(SHA_OLD),
+            },
+        ],
+    )
     distill = root / "distill" / "beta"
     distill.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame({
-        "epoch": [1, 2, 3], "train_loss": [0.3, 0.2, 0.15], "lr": [1e-3, 5e-4, 1e-4],
-        **{f"val_ccc_teacher_{d}": [0.3, 0.5, 0.6] for d in ("arousal", "dominance", "valence")},
-        **{f"val_ccc_gold_{d}": [0.2, 0.4, 0.5] for d in ("arousal", "dominance", "valence")},
-        "seconds": [10.0, 10.0, 10.0],
-    }).to_csv(distill / "history.csv", index=False, lineterminator="\n")
-    (distill / "provenance.json").write_text(json.dumps({
-        "teacher": "alpha", "teacher_sha256": SHA_NEW, "data": "demo-msppodcast 1.0.0 train", "seed": 0,
-        "hyperparameters": {"epochs": 3, "lr": 0.001}, "metrics": {"val_ccc_teacher_arousal": 0.6},
-        "wall_seconds": 30.0,
-    }, indent=1))
-    (distill / "targets.json").write_text(json.dumps({
-        "split": {"dataset": "demo-msppodcast", "dataset_version": "1.0.0", "split": "test-1"}, "files": 40,
-        "models": {"fp32": {"ccc_vs_teacher": {"arousal": 0.9123, "dominance": 0.8, "valence": 0.5, "mean": 2.2123 / 3},
-                            "ccc_vs_teacher_ci95": {"arousal": [0.8971, 0.9262], "dominance": [0.75, 0.84],
-                                                    "valence": [0.41, 0.58], "mean": [0.70, 0.76]}},
-                   "int8": {"ccc_vs_teacher": {"arousal": 0.9051, "dominance": 0.8, "valence": 0.5, "mean": 2.2051 / 3}}},
-        "int8_loss": {"arousal": 0.0072, "dominance": -0.0002, "valence": 0.0, "mean": 0.0024},
-        "int8_loss_ci95": {"arousal": [0.0031, 0.0118], "dominance": [-0.002, 0.0015], "valence": [-0.001, 0.001]},
-        "bootstrap": {"resamples": 1000, "level": 0.95, "seed": 0},
-        "timing": {"command": "-m benchmark distill --student beta", "cache": "cold", "wall_seconds": 600.0,
-                   "cpu_seconds": 1150.0, "cpu_count": 2, "cpu": "AMD EPYC"},
-        "targets": {"CCC(student, teacher) arousal >= 0.90": True, "CCC(student, teacher) mean A/D/V >= 0.80": False},
-    }, indent=1))
+    pd.DataFrame(
+        {
+            "epoch": [1, 2, 3],
+            "train_loss": [0.3, 0.2, 0.15],
+            "lr": [1e-3, 5e-4, 1e-4],
+            **{f"val_ccc_teacher_{d}": [0.3, 0.5, 0.6] for d in ("arousal", "dominance", "valence")},
+            **{f"val_ccc_gold_{d}": [0.2, 0.4, 0.5] for d in ("arousal", "dominance", "valence")},
+            "seconds": [10.0, 10.0, 10.0],
+        }
+    ).to_csv(distill / "history.csv", index=False, lineterminator="\n")
+    (distill / "provenance.json").write_text(
+        json.dumps(
+            {
+                "teacher": "alpha",
+                "teacher_sha256": SHA_NEW,
+                "data": "demo-msppodcast 1.0.0 train",
+                "seed": 0,
+                "hyperparameters": {"epochs": 3, "lr": 0.001},
+                "metrics": {"val_ccc_teacher_arousal": 0.6},
+                "wall_seconds": 30.0,
+            },
+            indent=1,
+        )
+    )
+    (distill / "targets.json").write_text(
+        json.dumps(
+            {
+                "split": {"dataset": "demo-msppodcast", "dataset_version": "1.0.0", "split": "test-1"},
+                "files": 40,
+                "models": {
+                    "fp32": {
+                        "ccc_vs_teacher": {"arousal": 0.9123, "dominance": 0.8, "valence": 0.5, "mean": 2.2123 / 3},
+                        "ccc_vs_teacher_ci95": {
+                            "arousal": [0.8971, 0.9262],
+                            "dominance": [0.75, 0.84],
+                            "valence": [0.41, 0.58],
+                            "mean": [0.70, 0.76],
+                        },
+                    },
+                    "int8": {
+                        "ccc_vs_teacher": {"arousal": 0.9051, "dominance": 0.8, "valence": 0.5, "mean": 2.2051 / 3}
+                    },
+                },
+                "int8_loss": {"arousal": 0.0072, "dominance": -0.0002, "valence": 0.0, "mean": 0.0024},
+                "int8_loss_ci95": {
+                    "arousal": [0.0031, 0.0118],
+                    "dominance": [-0.002, 0.0015],
+                    "valence": [-0.001, 0.001],
+                },
+                "bootstrap": {"resamples": 1000, "level": 0.95, "seed": 0},
+                "timing": {
+                    "command": "-m benchmark distill --student beta",
+                    "cache": "cold",
+                    "wall_seconds": 600.0,
+                    "cpu_seconds": 1150.0,
+                    "cpu_count": 2,
+                    "cpu": "AMD EPYC",
+                },
+                "targets": {
+                    "CCC(student, teacher) arousal >= 0.90": True,
+                    "CCC(student, teacher) mean A/D/V >= 0.80": False,
+                },
+            },
+            indent=1,
+        )
+    )
 
 
 def make_fixture(tmp_path: Path, full: bool = True) -> tuple[Path, Path, Path, Path]:
@@ -221,7 +398,9 @@ def make_fixture(tmp_path: Path, full: bool = True) -> tuple[Path, Path, Path, P
     reported.write_text(REPORTED)
     docs = tmp_path / "docs"
     docs.mkdir()
-    (docs / "adding-a-model.md").write_text("# Adding a model\n\n1. Register it.\n2. Run it.\n\n```\nnox -s docs\n```\n")
+    (docs / "adding-a-model.md").write_text(
+        "# Adding a model\n\n1. Register it.\n2. Run it.\n\n```\nnox -s docs\n```\n"
+    )
     return results, docs, registry, reported
 
 
@@ -254,15 +433,15 @@ def section(text: str, heading: str) -> str:
     r"""Text of the ``## heading`` section."""
     start = text.index(f"## {heading}")
     end = text.find("\n## ", start + 1)
-    return text[start:end if end > 0 else None]
+    return text[start : end if end > 0 else None]
 
 
 def first_table(text: str, heading: str) -> list[list[str]]:
     r"""Body cells of the first table after ``### heading``."""
-    lines = text[text.index(f"### {heading}"):].splitlines()
+    lines = text[text.index(f"### {heading}") :].splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("|"))
     end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
-    return [[c.strip() for c in line.strip().strip("|").split("|")] for line in lines[start + 2:end]]
+    return [[c.strip() for c in line.strip().strip("|").split("|")] for line in lines[start + 2 : end]]
 
 
 CCC_CELL = re.compile(r"(\*\*)?(-?\d+\.\d{3})(\*\*)? \[(-?\d+\.\d{3}), (-?\d+\.\d{3})\]")
@@ -277,7 +456,11 @@ def test_pages_written(built):
     docs = fixture[1]
     rel = {p.relative_to(docs).as_posix() for p in paths}
     for expected in (
-        "leaderboard.md", "models/alpha.md", "models/beta.md", "models/beta-int8.md", "models/ghost.md",
+        "leaderboard.md",
+        "models/alpha.md",
+        "models/beta.md",
+        "models/beta-int8.md",
+        "models/ghost.md",
     ):
         assert expected in rel
     assert any(r.startswith("figures/") and r.endswith(".png") for r in rel)
@@ -363,8 +546,12 @@ def test_teacher_named_with_its_hash(tmp_path):
     sha = "ab" * 32
     (tmp_path / "distill" / "s").mkdir(parents=True)
     (tmp_path / "distill" / "s" / "provenance.json").write_text(json.dumps({"teacher": {"name": "t", "sha256": sha}}))
-    models = {"s": {"distilled": {"teacher": "t"}}, "s-int8": {"distilled": {"teacher": "t", "teacher_sha256": sha}},
-              "old": {"distilled": {"teacher": "t"}}, "base": {}}
+    models = {
+        "s": {"distilled": {"teacher": "t"}},
+        "s-int8": {"distilled": {"teacher": "t", "teacher_sha256": sha}},
+        "old": {"distilled": {"teacher": "t"}},
+        "base": {},
+    }
     inputs = docs_inputs.Inputs(tmp_path, {}, models, [], {})
     assert docs_inputs._teacher(inputs, "s") == docs_inputs._teacher(inputs, "s-int8") == "t `abababab`"
     assert docs_inputs._teacher(inputs, "old") == "t"
@@ -374,15 +561,31 @@ def test_teacher_named_with_its_hash(tmp_path):
 def test_model_pages(fixture):
     docs = fixture[1]
     beta = read(fixture, "models/beta.md")
-    for heading in ("Provenance", "Artefact history", "Correctness", "Robustness", "Fairness", "Efficiency", "Distillation"):
+    for heading in (
+        "Provenance",
+        "Artefact history",
+        "Correctness",
+        "Robustness",
+        "Fairness",
+        "Efficiency",
+        "Distillation",
+    ):
         assert f"## {heading}" in beta
     assert "| teacher " in beta and "alpha" in beta  # from provenance.json / models.yaml
     targets = beta.split("### Targets")[1]
     assert "demo-msppodcast 1.0.0 · test-1 (40 whole, clean files)" in targets
-    assert re.search(r"\| fp32 +\| +0\.912 \|", targets) and re.search(r"\| int8 loss \(fp32 − int8\) +\| +0\.007 \| +0\.000 \|", targets)
+    assert re.search(r"\| fp32 +\| +0\.912 \|", targets) and re.search(
+        r"\| int8 loss \(fp32 − int8\) +\| +0\.007 \| +0\.000 \|", targets
+    )
     # intervals where the record has them, a dash where one is missing, no row where a model has none
-    assert re.search(r"\| fp32, 95 % interval +\| +\[0\.897, 0\.926\] \| +\[0\.750, 0\.840\] \| +\[0\.410, 0\.580\] \| +\[0\.700, 0\.760\] \|", targets)
-    assert re.search(r"\| int8 loss, 95 % interval +\| +\[0\.003, 0\.012\] \| +\[-0\.002, 0\.002\] \| +\[-0\.001, 0\.001\] \| +— +\|", targets)
+    assert re.search(
+        r"\| fp32, 95 % interval +\| +\[0\.897, 0\.926\] \| +\[0\.750, 0\.840\] \| +\[0\.410, 0\.580\] \| +\[0\.700, 0\.760\] \|",
+        targets,
+    )
+    assert re.search(
+        r"\| int8 loss, 95 % interval +\| +\[0\.003, 0\.012\] \| +\[-0\.002, 0\.002\] \| +\[-0\.001, 0\.001\] \| +— +\|",
+        targets,
+    )
     assert "int8, 95 % interval" not in targets and "(1000 resamples;" in targets
     assert "`python -m benchmark distill --student beta`: 10.0 min (cold teacher cache, 2 × AMD EPYC" in targets
     assert re.search(r"mean A/D/V >= 0\.80 +\| \*\*no\*\*", targets)
@@ -512,7 +715,13 @@ def test_site_of_the_generated_pages(built, tmp_path):
     )
     site = tmp_path / "site"
     build_site(config, site)
-    for page in ("leaderboard.html", "models/alpha.html", "models/beta.html", "models/ghost.html", "adding-a-model.html"):
+    for page in (
+        "leaderboard.html",
+        "models/alpha.html",
+        "models/beta.html",
+        "models/ghost.html",
+        "adding-a-model.html",
+    ):
         refs = _Refs()
         refs.feed((site / page).read_text())
         # nothing is loaded from another host; citations may link out
@@ -556,20 +765,34 @@ def test_distillation_targets_skip_what_is_not_a_report(tmp_path):
     (tmp_path / "other.json").write_text(json.dumps({"models": {"fp32": {}}}))
     assert distillation_targets(tmp_path / "broken.json") == ""
     assert distillation_targets(tmp_path / "other.json") == ""
-    (tmp_path / "no-wall.json").write_text(json.dumps({
-        "split": {}, "models": {"fp32": {"ccc_vs_teacher": {"arousal": 0.5}}}, "timing": {"cache": "cold"}}))
+    (tmp_path / "no-wall.json").write_text(
+        json.dumps({"split": {}, "models": {"fp32": {"ccc_vs_teacher": {"arousal": 0.5}}}, "timing": {"cache": "cold"}})
+    )
     assert distillation_targets(tmp_path / "no-wall.json") == ""
 
 
 def test_distillation_targets_show_every_timed_run(tmp_path):
     from benchmark.distill.targets import median_timing
 
-    runs = [{"wall_seconds": w, "cpu_seconds": 2 * w, "cache": "cold", "cpu_count": 2, "cpu": "x",
-             "command": "-m benchmark distill", "load_average_before": [0.5], "load_average_after": [1.5]}
-            for w in (960.0, 840.0, 900.0)]
-    report = {"split": {"dataset": "msppodcast", "split": "test-1"}, "files": 3,
-              "models": {"fp32": {"ccc_vs_teacher": {"arousal": 0.9, "dominance": 0.8, "valence": 0.7, "mean": 0.8}}},
-              "timing": median_timing(runs)}
+    runs = [
+        {
+            "wall_seconds": w,
+            "cpu_seconds": 2 * w,
+            "cache": "cold",
+            "cpu_count": 2,
+            "cpu": "x",
+            "command": "-m benchmark distill",
+            "load_average_before": [0.5],
+            "load_average_after": [1.5],
+        }
+        for w in (960.0, 840.0, 900.0)
+    ]
+    report = {
+        "split": {"dataset": "msppodcast", "split": "test-1"},
+        "files": 3,
+        "models": {"fp32": {"ccc_vs_teacher": {"arousal": 0.9, "dominance": 0.8, "valence": 0.7, "mean": 0.8}}},
+        "timing": median_timing(runs),
+    }
     (tmp_path / "targets.json").write_text(json.dumps(report))
     text = distillation_targets(tmp_path / "targets.json")
     assert "`python -m benchmark distill`: 15.0 min (median of 3 runs: 16.0, 14.0, 15.0 min; cold teacher cache" in text

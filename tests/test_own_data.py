@@ -44,8 +44,9 @@ def make_folder(root: Path, per_category: int = 3, n_speakers: int = 4, seconds:
             for k in range(per_category):
                 file = f"{speaker.id}/{name}-{k}.wav"
                 (root / speaker.id).mkdir(parents=True, exist_ok=True)
-                audiofile.write(str(root / file), synth.synthesize(speaker, emotion, rng, duration=seconds),
-                                synth.SAMPLING_RATE)
+                audiofile.write(
+                    str(root / file), synth.synthesize(speaker, emotion, rng, duration=seconds), synth.SAMPLING_RATE
+                )
                 rows.append({"file": file, "emotion": name, "speaker": speaker.id, "sex": sex})
     return pd.DataFrame(rows)
 
@@ -71,12 +72,14 @@ def corpus(tmp_path_factory):
     audio = root / "audio"
     rows = make_folder(audio)
     (audio / "broken.wav").write_text("not audio")
-    broken = pd.DataFrame([
-        {"file": "missing.wav", "emotion": "anger", "speaker": "spk0", "sex": "female"},
-        {"file": "broken.wav", "emotion": "sadness", "speaker": "spk1", "sex": "male"},
-        {"file": rows["file"][0], "emotion": "anger", "speaker": "spk0", "sex": "female"},  # duplicate
-        {"file": rows["file"][1], "emotion": "grumpy", "speaker": "spk0", "sex": "female"},
-    ])
+    broken = pd.DataFrame(
+        [
+            {"file": "missing.wav", "emotion": "anger", "speaker": "spk0", "sex": "female"},
+            {"file": "broken.wav", "emotion": "sadness", "speaker": "spk1", "sex": "male"},
+            {"file": rows["file"][0], "emotion": "anger", "speaker": "spk0", "sex": "female"},  # duplicate
+            {"file": rows["file"][1], "emotion": "grumpy", "speaker": "spk0", "sex": "female"},
+        ]
+    )
     table = pd.concat([rows, broken], ignore_index=True)
     table["mood"] = "x"  # a column nobody knows
     table.to_csv(root / "labels.csv", index=False)
@@ -87,24 +90,74 @@ def test_import_dataset_then_run_consistency_and_skips(corpus, tmp_path, capsys)
     registry, models = tmp_path / "own.yaml", tmp_path / "models.yaml"
     models.write_text(MODELS.replace("weights/", f"{WEIGHTS}/"))
     repo = f"own={tmp_path / 'repo'}"
-    code = cli.main(["import-dataset", str(corpus / "audio"), "--csv", str(corpus / "labels.csv"), "--name",
-                     "owncorpus", "--version", "1.0.0", "--repository", repo, "--datasets", str(registry)])
+    code = cli.main(
+        [
+            "import-dataset",
+            str(corpus / "audio"),
+            "--csv",
+            str(corpus / "labels.csv"),
+            "--name",
+            "owncorpus",
+            "--version",
+            "1.0.0",
+            "--repository",
+            repo,
+            "--datasets",
+            str(registry),
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0, out
     assert "60 file(s) published" in out
-    for expected in ("missing.wav: file not found", "broken.wav: not readable as audio", "duplicate file",
-                     "'grumpy' has no place", "column 'mood': unknown column"):
+    for expected in (
+        "missing.wav: file not found",
+        "broken.wav: not readable as audio",
+        "duplicate file",
+        "'grumpy' has no place",
+        "column 'mood': unknown column",
+    ):
         assert expected in out, expected
     entry = yaml.safe_load(registry.read_text())["datasets"][0]
     assert "demo" not in entry and "labels" not in entry and entry["categories"] == {"column": "emotion"}
     # publishing the same version again is refused, naming the fix
-    code = cli.main(["import-dataset", str(corpus / "audio"), "--csv", str(corpus / "labels.csv"), "--name",
-                     "owncorpus", "--version", "1.0.0", "--repository", repo, "--datasets", str(registry)])
+    code = cli.main(
+        [
+            "import-dataset",
+            str(corpus / "audio"),
+            "--csv",
+            str(corpus / "labels.csv"),
+            "--name",
+            "owncorpus",
+            "--version",
+            "1.0.0",
+            "--repository",
+            repo,
+            "--datasets",
+            str(registry),
+        ]
+    )
     assert code == 2 and "choose a new --version" in capsys.readouterr().err
 
-    code = cli.main(["run", "--model", "wav2small", "--models", str(models), "--datasets", str(registry),
-                     "--repository", repo, "--tests", "correctness", "consistency", "fairness",
-                     "--bootstrap", "50", "--no-progress"])
+    code = cli.main(
+        [
+            "run",
+            "--model",
+            "wav2small",
+            "--models",
+            str(models),
+            "--datasets",
+            str(registry),
+            "--repository",
+            repo,
+            "--tests",
+            "correctness",
+            "consistency",
+            "fairness",
+            "--bootstrap",
+            "50",
+            "--no-progress",
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 0, out + err
     assert "correctness skipped on owncorpus" in out and "no A/D/V gold" in out
@@ -145,8 +198,13 @@ def test_unknown_category_is_an_error_naming_it(tmp_path):
     places, unknown = cats.placement(["anger", "Grumpy"], {"grumpy": {}})
     assert unknown == [] and places["Grumpy"] == {}
     assert cats.placement(["anger", "grumpy"])[1] == ["grumpy"]
-    bad = {"name": "x", "audb": "x", "version": "1.0.0", "splits": {"test": "t"},
-           "categories": {"column": "e", "map": {"joy": {"valence": "high"}}}}
+    bad = {
+        "name": "x",
+        "audb": "x",
+        "version": "1.0.0",
+        "splits": {"test": "t"},
+        "categories": {"column": "e", "map": {"joy": {"valence": "high"}}},
+    }
     assert entry_problems(bad) == ["field 'categories.map.joy.valence': give positive or negative, got 'high'"]
     assert "give 'labels'" in entry_problems({"name": "x", "audb": "x", "version": "1.0.0", "splits": {"t": "t"}})[0]
 
@@ -211,14 +269,21 @@ def test_scheme_categories_without_a_place_are_an_error(tmp_path):
     (tmp_path / "own.yaml").unlink()
     entry = load_registry(_registry(tmp_path, categories=True, dims=False, extra=", map: {awe: {arousal: high}}"))
     evalset = load_split(entry["testcorpus"], "test-1", repositories=[repo])
-    assert evalset.places["awe"] == {"arousal": "high"} and set(evalset.category.dropna()) <= {"anger", "neutral", "sadness"}
+    assert evalset.places["awe"] == {"arousal": "high"} and set(evalset.category.dropna()) <= {
+        "anger",
+        "neutral",
+        "sadness",
+    }
 
 
-@pytest.mark.parametrize("categories, dims, ran", [
-    (False, True, "correctness fairness"),
-    (True, False, "consistency"),
-    (True, True, "correctness fairness consistency"),
-])
+@pytest.mark.parametrize(
+    "categories, dims, ran",
+    [
+        (False, True, "correctness fairness"),
+        (True, False, "consistency"),
+        (True, True, "correctness fairness consistency"),
+    ],
+)
 def test_each_kind_of_corpus_runs_the_families_that_apply(tmp_path, categories, dims, ran):
     from benchmark.registry import Registry
     from benchmark.suite import run_suite
@@ -227,9 +292,16 @@ def test_each_kind_of_corpus_runs_the_families_that_apply(tmp_path, categories, 
     registry = load_registry(_registry(tmp_path, categories=categories, dims=dims))
     models = tmp_path / "models.yaml"
     models.write_text(MODELS.replace("weights/", f"{WEIGHTS}/"))
-    report = run_suite("wav2small", tests=["correctness", "fairness", "consistency"], repositories=[repo],
-                       registry=Registry.from_file(models), dataset_registry=registry,
-                       options={"bootstrap": 20, "consistency_min_files": 3}, progress=False, log=lambda _: None)
+    report = run_suite(
+        "wav2small",
+        tests=["correctness", "fairness", "consistency"],
+        repositories=[repo],
+        registry=Registry.from_file(models),
+        dataset_registry=registry,
+        options={"bootstrap": 20, "consistency_min_files": 3},
+        progress=False,
+        log=lambda _: None,
+    )
     assert report.ok, report.failures
     assert results.read_table("runs")["tests"].tolist() == [ran]
     skipped = " ".join(reason for _, _, reason in report.skipped_sets)
@@ -291,8 +363,15 @@ def test_import_adv_labels_reports_out_of_range_rows(tmp_path):
     rows.loc[1, "arousal"] = "high"
     rows.to_csv(tmp_path / "labels.csv", index=False)
     repo = f"own={tmp_path / 'repo'}"
-    report = import_dataset(folder, tmp_path / "labels.csv", "advcorpus", "1.0.0", repository=repo,
-                            registry=tmp_path / "own.yaml", label_range=(1, 7))
+    report = import_dataset(
+        folder,
+        tmp_path / "labels.csv",
+        "advcorpus",
+        "1.0.0",
+        repository=repo,
+        registry=tmp_path / "own.yaml",
+        label_range=(1, 7),
+    )
     assert report.kept == len(rows) - 2
     assert [(w, r) for w, r in report.problems] == [
         (rows["file"][0], "arousal 9.0 outside --label-range [1, 7]"),

@@ -166,10 +166,16 @@ def test_committed_conditions_include_the_new_groups():
     conditions = {c["name"]: c for c in P.load_conditions()}
     groups = {c["group"] for c in conditions.values()}
     assert "voice-shift" in groups
-    for name, group in [("spectral-tilt-up", "small-changes"), ("spectral-tilt-down", "small-changes"),
-                        ("music-20db", "background-noise"), ("environmental-20db", "background-noise"),
-                        ("mic-near", "channel"), ("mic-far", "channel"), ("pitch-up-4st", "voice-shift"),
-                        ("formant-down-10pct", "voice-shift")]:
+    for name, group in [
+        ("spectral-tilt-up", "small-changes"),
+        ("spectral-tilt-down", "small-changes"),
+        ("music-20db", "background-noise"),
+        ("environmental-20db", "background-noise"),
+        ("mic-near", "channel"),
+        ("mic-far", "channel"),
+        ("pitch-up-4st", "voice-shift"),
+        ("formant-down-10pct", "voice-shift"),
+    ]:
         assert conditions[name]["group"] == group
 
 
@@ -206,9 +212,11 @@ def test_opt_in_conditions_run_only_when_selected():
     assert "pitch-up-2st" in opt_in and "mic-far" in opt_in and "music-20db" in opt_in
     assert not {c["name"] for c in default} & set(opt_in) and len(default) == 20
     assert {c["name"] for c in robustness.select_conditions(conditions, ["voice-shift"])} == {
-        c["name"] for c in conditions if c["group"] == "voice-shift"}
+        c["name"] for c in conditions if c["group"] == "voice-shift"
+    }
     assert len(robustness.select_conditions(conditions, "all")) == len(conditions)
-    assert validate_condition({"name": "g", "group": "x", "type": "gain", "parameters": {"gain_db": 1},
-                               "default": "no"}) == ["field 'default': true (run by default) or false (run only when selected)"]
+    assert validate_condition(
+        {"name": "g", "group": "x", "type": "gain", "parameters": {"gain_db": 1}, "default": "no"}
+    ) == ["field 'default': true (run by default) or false (run only when selected)"]
     with pytest.raises(ConditionError):
         robustness.select_conditions(conditions, ["no-such-group"])

@@ -56,8 +56,17 @@ def _voices_evalset(root, n_per_sex: int = 30) -> EvalSet:
             f0s.append(f0)
     index = pd.Index(files, name="file")
     truth = pd.DataFrame({"arousal": rng.uniform(0, 1, len(files))}, index=index)
-    return EvalSet(dataset="voices", audb_name="voices", version="1.0.0", split="test", table="t", truth=truth,
-                   speaker=None, sex=pd.Series(sexes, index=index, dtype="string"), root=str(root)), np.array(f0s)
+    return EvalSet(
+        dataset="voices",
+        audb_name="voices",
+        version="1.0.0",
+        split="test",
+        table="t",
+        truth=truth,
+        speaker=None,
+        sex=pd.Series(sexes, index=index, dtype="string"),
+        root=str(root),
+    ), np.array(f0s)
 
 
 def test_a_model_that_fails_high_voices_shows_in_the_high_group(tmp_path, monkeypatch):

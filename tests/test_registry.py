@@ -4,9 +4,9 @@ import re
 
 import numpy as np
 import pytest
+from conftest import BASELINES_YAML
 
 from benchmark.registry import Registry, RegistryError, load_model
-from conftest import BASELINES_YAML
 
 ENTRY = """
   - name: {name}
@@ -61,7 +61,10 @@ def test_unknown_dimension_in_outputs():
 
 
 def test_missing_file(tmp_path):
-    msg = error_of(registry_text({"name": "s", "kind": "audonnx", "role": "student", "source": "{path: weights/nothing}"}), tmp_path)
+    msg = error_of(
+        registry_text({"name": "s", "kind": "audonnx", "role": "student", "source": "{path: weights/nothing}"}),
+        tmp_path,
+    )
     assert "entry 's'" in msg and "field 'source.path'" in msg and "missing file" in msg
     assert str(tmp_path / "weights" / "nothing") in msg and "nox -s distill" in msg
 
@@ -70,7 +73,9 @@ def test_checksum_mismatch(tmp_path):
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "model.onnx").write_bytes(b"abc")
     msg = error_of(
-        registry_text({"name": "s", "kind": "audonnx", "role": "student", "source": "{path: m, sha256: '" + "0" * 64 + "'}"}),
+        registry_text(
+            {"name": "s", "kind": "audonnx", "role": "student", "source": "{path: m, sha256: '" + "0" * 64 + "'}"}
+        ),
         tmp_path,
     )
     assert "checksum mismatch" in msg and "entry 's'" in msg and "update sha256" in msg
@@ -91,7 +96,9 @@ def test_metadata_readers_skip_only_the_weight_checks(tmp_path):
 
 
 def test_url_requires_sha256():
-    msg = error_of(registry_text({"name": "t", "kind": "audonnx", "role": "teacher", "source": "{url: 'http://x/y.zip'}"}))
+    msg = error_of(
+        registry_text({"name": "t", "kind": "audonnx", "role": "teacher", "source": "{url: 'http://x/y.zip'}"})
+    )
     assert "field 'source.sha256'" in msg and "required with 'url'" in msg
 
 
@@ -122,15 +129,24 @@ def test_project_registry_is_valid():
 def test_distilled_entry_without_weights_says_how_to_make_them(tmp_path):
     from benchmark.models.download import WeightsUnavailableError
 
-    text = registry_text({"name": "mobilenetv3-small", "kind": "audonnx", "role": "student",
-                          "source": "{path: weights/mobilenetv3-small}"})
+    text = registry_text(
+        {
+            "name": "mobilenetv3-small",
+            "kind": "audonnx",
+            "role": "student",
+            "source": "{path: weights/mobilenetv3-small}",
+        }
+    )
     text += "    architecture: mobilenetv3-small\n    distilled: {teacher: egemaps-teacher}\n"
     reg = Registry.from_yaml_text(text, root=tmp_path)  # valid: the weights are a distillation output
-    with pytest.raises(WeightsUnavailableError, match=r"nox -s distill -- --student mobilenetv3-small --teacher egemaps-teacher"):
+    with pytest.raises(
+        WeightsUnavailableError, match=r"nox -s distill -- --student mobilenetv3-small --teacher egemaps-teacher"
+    ):
         load_model("mobilenetv3-small", reg)
     # the command comes from the entry: a teacher it does not record is not made up
-    other = Registry.from_yaml_text(text.replace("distilled: {teacher: egemaps-teacher}", "distilled: {seed: 1}"),
-                                    root=tmp_path)
+    other = Registry.from_yaml_text(
+        text.replace("distilled: {teacher: egemaps-teacher}", "distilled: {seed: 1}"), root=tmp_path
+    )
     with pytest.raises(WeightsUnavailableError, match=r"run `nox -s distill -- --student mobilenetv3-small` "):
         load_model("mobilenetv3-small", other)
 

@@ -44,20 +44,34 @@ def test_the_project_threshold_file_is_valid_and_names_every_family():
 @pytest.mark.parametrize(
     "entry, message",
     [
-        ("- {name: ccc, family: correctness, table: correctness, column: ccc, min: 0.5, source: x, colour: red}",
-         "test 'ccc': field 'colour' is unknown"),
-        ("- {name: ccc, family: correctness, table: correctness, column: ccc, min: high, source: x}",
-         "test 'ccc': field 'min': must be a number, not 'high'"),
-        ("- {name: ccc, family: speed, table: correctness, column: ccc, min: 0.5, source: x}",
-         "test 'ccc': field 'family': unknown family 'speed'"),
-        ("- {name: ccc, family: correctness, table: timing, column: ccc, min: 0.5, source: x}",
-         "test 'ccc': field 'table': unknown table 'timing'"),
-        ("- {name: ccc, family: correctness, table: correctness, column: ccc, min: 0.5, max: 0.9, source: x}",
-         "test 'ccc': give exactly one of 'min', 'max' or 'abs_max'"),
-        ("- {name: ccc, family: correctness, table: correctness, column: ccc, min: true, source: x}",
-         "field 'min': must be a number, not True"),
-        ("- {name: ccc, family: correctness, table: correctness, column: ccc, min: 0.5, source: x, requires_skill: 1}",
-         "field 'requires_skill': must be true or false"),
+        (
+            "- {name: ccc, family: correctness, table: correctness, column: ccc, min: 0.5, source: x, colour: red}",
+            "test 'ccc': field 'colour' is unknown",
+        ),
+        (
+            "- {name: ccc, family: correctness, table: correctness, column: ccc, min: high, source: x}",
+            "test 'ccc': field 'min': must be a number, not 'high'",
+        ),
+        (
+            "- {name: ccc, family: speed, table: correctness, column: ccc, min: 0.5, source: x}",
+            "test 'ccc': field 'family': unknown family 'speed'",
+        ),
+        (
+            "- {name: ccc, family: correctness, table: timing, column: ccc, min: 0.5, source: x}",
+            "test 'ccc': field 'table': unknown table 'timing'",
+        ),
+        (
+            "- {name: ccc, family: correctness, table: correctness, column: ccc, min: 0.5, max: 0.9, source: x}",
+            "test 'ccc': give exactly one of 'min', 'max' or 'abs_max'",
+        ),
+        (
+            "- {name: ccc, family: correctness, table: correctness, column: ccc, min: true, source: x}",
+            "field 'min': must be a number, not True",
+        ),
+        (
+            "- {name: ccc, family: correctness, table: correctness, column: ccc, min: 0.5, source: x, requires_skill: 1}",
+            "field 'requires_skill': must be true or false",
+        ),
     ],
 )
 def test_a_threshold_file_with_a_mistake_names_the_test_and_the_field(tmp_path, entry, message):
@@ -97,16 +111,26 @@ def test_the_cli_reports_a_broken_threshold_file_as_a_user_error(tmp_path, capsy
 
 def _rows(**columns) -> pd.DataFrame:
     n = len(next(iter(columns.values())))
-    base = {"model": ["m"] * n, "model_sha256": ["s"] * n, "dataset": ["d"] * n, "dataset_version": ["1"] * n,
-            "data_fingerprint": ["f"] * n, "split": ["test"] * n}
+    base = {
+        "model": ["m"] * n,
+        "model_sha256": ["s"] * n,
+        "dataset": ["d"] * n,
+        "dataset_version": ["1"] * n,
+        "data_fingerprint": ["f"] * n,
+        "split": ["test"] * n,
+    }
     return pd.DataFrame({**base, **columns})
 
 
 def test_a_ccc_whose_interval_straddles_the_threshold_is_undecided():
-    tables = {"correctness": _rows(
-        dimension=["arousal", "dominance", "valence"],
-        ccc=[0.62, 0.55, 0.30], ccc_ci_low=[0.55, 0.44, 0.21], ccc_ci_high=[0.69, 0.63, 0.38],
-    )}
+    tables = {
+        "correctness": _rows(
+            dimension=["arousal", "dominance", "valence"],
+            ccc=[0.62, 0.55, 0.30],
+            ccc_ci_low=[0.55, 0.44, 0.21],
+            ccc_ci_high=[0.69, 0.63, 0.38],
+        )
+    }
     ccc = [t for t in report.load_thresholds() if t.name == "ccc"]
     out = report.evaluate(tables, ccc).set_index("dimension")["outcome"]
     assert out.to_dict() == {"arousal": "passed", "dominance": "undecided", "valence": "failed"}
@@ -117,11 +141,16 @@ def test_a_ccc_whose_interval_straddles_the_threshold_is_undecided():
 
 def test_robustness_and_fairness_of_a_model_without_skill_are_not_scored():
     tables = {
-        "correctness": _rows(dimension=["arousal", "valence"], ccc=[0.6, 0.0], ccc_ci_low=[0.5, -0.1],
-                             ccc_ci_high=[0.7, 0.1]),
-        "robustness": _rows(dimension=["arousal", "valence"], condition=["white-noise-20db"] * 2,
-                            condition_group=["background-noise"] * 2, delta_ccc=[-0.01, 0.0],
-                            unchanged_share=[0.99, 1.0]),
+        "correctness": _rows(
+            dimension=["arousal", "valence"], ccc=[0.6, 0.0], ccc_ci_low=[0.5, -0.1], ccc_ci_high=[0.7, 0.1]
+        ),
+        "robustness": _rows(
+            dimension=["arousal", "valence"],
+            condition=["white-noise-20db"] * 2,
+            condition_group=["background-noise"] * 2,
+            delta_ccc=[-0.01, 0.0],
+            unchanged_share=[0.99, 1.0],
+        ),
     }
     out = report.evaluate(tables, report.load_thresholds())
     rob = out[out["family"] == "robustness"].set_index(["dimension", "test"])
@@ -177,8 +206,11 @@ def _simulated_shares(truth: pd.DataFrame, tests, draws: int, seed: int = 0) -> 
             # the report judges a CCC by its interval: only needed where the point value could pass
             low, high = metrics.bootstrap_ci(pd.Series(t), pd.Series(p), n=200) if ccc >= 0.5 else (np.nan, np.nan)
             outcomes.append(tests["ccc"].judge(ccc, low, high))
-            values = {"pearson": float(np.corrcoef(t, p)[0, 1]), "mae": float(np.mean(np.abs(t - p))),
-                      "jensen-shannon": distribution.js_distance(t, p)}
+            values = {
+                "pearson": float(np.corrcoef(t, p)[0, 1]),
+                "mae": float(np.mean(np.abs(t - p))),
+                "jensen-shannon": distribution.js_distance(t, p),
+            }
             outcomes += [tests[name].judge(v) for name, v in values.items()]
         shares.append(np.mean([o == "passed" for o in outcomes]))
     return np.array(shares)
@@ -192,8 +224,16 @@ def test_the_random_baseline_passes_the_share_that_simulations_of_random_predict
     # at most, and the baseline is seeded, so a given code version passes or fails every time.
     registry = Registry.from_yaml_text(MODELS)
     dentry, evalset = _demo_split()
-    run_suite("random-gaussian", datasets=[dentry.name], splits=["test-1"], tests=["correctness"],
-              registry=registry, options={"bootstrap": 200}, progress=False, log=lambda s: None)
+    run_suite(
+        "random-gaussian",
+        datasets=[dentry.name],
+        splits=["test-1"],
+        tests=["correctness"],
+        registry=registry,
+        options={"bootstrap": 200},
+        progress=False,
+        log=lambda s: None,
+    )
     tables = report.read_tables(results.table_path("x").parent)
     out = report.evaluate(tables, report.load_thresholds())
     observed = float((out["outcome"] == "passed").mean())

@@ -16,7 +16,6 @@ that holds even where the committed figures were made on another CPU.
 from __future__ import annotations
 
 import csv
-import io
 import os
 import shutil
 from pathlib import Path
@@ -95,7 +94,9 @@ def test_two_cold_runs_in_separate_cache_roots_agree(first, tmp_path):
     for table in TABLES:
         assert rows(second / "results" / f"{table}.csv") == rows(first / "results" / f"{table}.csv"), table
     made = sorted(p.relative_to(second / "results") for p in (second / "results" / "predictions").rglob("*.csv"))
-    assert made and made == sorted(p.relative_to(first / "results") for p in (first / "results" / "predictions").rglob("*.csv"))
+    assert made and made == sorted(
+        p.relative_to(first / "results") for p in (first / "results" / "predictions").rglob("*.csv")
+    )
     for rel in made:
         assert (second / "results" / rel).read_bytes() == (first / "results" / rel).read_bytes(), rel
     assert not os.path.samefile(second / "cache", first / "cache")
@@ -113,10 +114,12 @@ def test_a_test_that_changes_torch_settings():
 
 def test_the_next_test_finds_torch_settings_restored():
     import torch
-
     from conftest import TORCH_STATE
 
     # runs after the one above (file order): conftest's fixture must have undone its settings
-    state = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
-             torch.is_deterministic_algorithms_warn_only_enabled())
+    state = (
+        torch.get_num_threads(),
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
     assert state == TORCH_STATE and state[1] is False

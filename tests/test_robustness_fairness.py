@@ -42,15 +42,25 @@ def make_evalset(root, n: int = 24, *, seed: int = 0, sex: bool = True, speaker:
         audiofile.write(str(path), (0.02 + 0.3 * i / n) * rng.uniform(-1, 1, SR // 10).astype("float32"), SR)
         files.append(str(path))
     index = pd.Index(files, name="file")
-    truth = pd.DataFrame({
-        "arousal": np.linspace(0.1, 0.9, n) + rng.normal(0, 0.05, n),
-        "valence": rng.uniform(0, 1, n),
-    }, index=index)
+    truth = pd.DataFrame(
+        {
+            "arousal": np.linspace(0.1, 0.9, n) + rng.normal(0, 0.05, n),
+            "valence": rng.uniform(0, 1, n),
+        },
+        index=index,
+    )
     speakers = pd.Series([f"spk{i % 3}" for i in range(n)], index=index, dtype="string")
     sexes = speakers.map({"spk0": "female", "spk1": "male", "spk2": "female"}).astype("string")
     return EvalSet(
-        dataset="tiny", audb_name="tiny-db", version="1.0.0", split="test", table="t",
-        truth=truth, speaker=speakers if speaker else None, sex=sexes if sex else None, root=str(root),
+        dataset="tiny",
+        audb_name="tiny-db",
+        version="1.0.0",
+        split="test",
+        table="t",
+        truth=truth,
+        speaker=speakers if speaker else None,
+        sex=sexes if sex else None,
+        root=str(root),
     )
 
 
@@ -77,7 +87,9 @@ def random_model(files, condition=None) -> pd.DataFrame:
 
     def draw(file: str) -> np.ndarray:
         key = "/".join(Path(file).parts[-2:])  # 'wav/f000.wav', for the original and its perturbed copy
-        return np.random.default_rng(int(hashlib.sha256(f"{key}|{label}".encode()).hexdigest()[:16], 16)).uniform(size=3)
+        return np.random.default_rng(int(hashlib.sha256(f"{key}|{label}".encode()).hexdigest()[:16], 16)).uniform(
+            size=3
+        )
 
     return pd.DataFrame([draw(f) for f in files], columns=["arousal", "dominance", "valence"], index=pd.Index(files))
 
@@ -144,7 +156,7 @@ def test_robustness_gain_on_energy_model(tmp_path):
     context = make_context(evalset, predict, conditions=[gain(2)])
     calls.clear()
     table = robustness.run(context)["robustness"]
-    (files, cond), = calls
+    ((files, cond),) = calls
     assert cond["name"] == "gain2" and all("perturbed/tiny-db-1.0.0/gain2-" in f for f in files)
     assert set(KEYS["robustness"]) <= set(table.columns)
     assert list(table["dimension"]) == ["arousal", "valence"]  # dominance not predicted, not scored
@@ -213,8 +225,13 @@ def test_robustness_random_model_is_at_chance(tmp_path, monkeypatch):
 
 def test_robustness_sweep_and_max_files(tmp_path):
     evalset = make_evalset(tmp_path / "db", n=30)
-    sweep = {"name": "wn-10", "group": "snr-sweep", "type": "white-noise", "sweep": "white-noise",
-             "parameters": {"snr_db": 10}}
+    sweep = {
+        "name": "wn-10",
+        "group": "snr-sweep",
+        "type": "white-noise",
+        "sweep": "white-noise",
+        "parameters": {"snr_db": 10},
+    }
     context = make_context(evalset, rms_model, conditions=[sweep], max_files=12, unchanged_threshold=0.5)
     table = robustness.run(context)["robustness"]
     assert (table["n"] == 12).all()
@@ -229,8 +246,13 @@ def test_robustness_sweep_and_max_files(tmp_path):
 def test_robustness_babble_from_options(tmp_path):
     evalset = make_evalset(tmp_path / "db", n=12)
     pool = make_evalset(tmp_path / "pool", n=5, seed=7).files  # other "talkers"
-    babble = {"name": "babble-0db", "group": "snr-sweep", "type": "babble", "sweep": "babble",
-              "parameters": {"snr_db": 0}}
+    babble = {
+        "name": "babble-0db",
+        "group": "snr-sweep",
+        "type": "babble",
+        "sweep": "babble",
+        "parameters": {"snr_db": 0},
+    }
     context = make_context(evalset, rms_model, conditions=[babble], babble_files=pool)
     table = robustness.run(context)["robustness"]
     assert (table["condition"] == "babble-0db").all() and (table["snr_db"] == 0).all()
@@ -339,7 +361,9 @@ def test_fairness_run_tables(tmp_path):
     # the files are noise: no voiced frame, so no pitch groups, and the table says why
     assert tables["fairness_pitch"].empty and "pitch groups" in tables["fairness_pitch"].attrs["reason"]
     sex = tables["fairness_sex"]
-    assert set(zip(sex["dimension"], sex["group"])) == {(d, g) for d in ("arousal", "valence") for g in ("female", "male")}
+    assert set(zip(sex["dimension"], sex["group"])) == {
+        (d, g) for d in ("arousal", "valence") for g in ("female", "male")
+    }
     # passed: |delta_ccc| within the threshold (0.075), row by row
     assert sex["passed"].tolist() == [bool(abs(d) <= 0.075) for d in sex["delta_ccc"]]
     assert (sex["threshold"] == 0.075).all()
@@ -362,14 +386,22 @@ def test_fairness_without_labels(tmp_path):
 
 
 def test_real_data_babbles_only_with_talkers_it_is_given(dataset_registry, audb_repository, tmp_path):
-    from benchmark.registry import Registry
-    from benchmark.suite import run_suite
     from conftest import BASELINES_YAML, tone
 
+    from benchmark.registry import Registry
+    from benchmark.suite import run_suite
+
     registry = Registry.from_yaml_text(BASELINES_YAML)
-    run = dict(registry=registry, dataset_registry=dataset_registry, data="real", repositories=[audb_repository],
-               splits=["test-1"],
-               tests=["robustness"], progress=False, log=lambda s: None)
+    run = dict(
+        registry=registry,
+        dataset_registry=dataset_registry,
+        data="real",
+        repositories=[audb_repository],
+        splits=["test-1"],
+        tests=["robustness"],
+        progress=False,
+        log=lambda s: None,
+    )
     # no talkers for real data: the babble condition is left out, and the run says why; the others run
     report = run_suite("random-gaussian", options={"conditions": ["babble-20db", "gain"]}, **run)
     rows = report.frame("robustness")

@@ -7,13 +7,13 @@ import audiofile
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import BASELINES_YAML, build_database, publish
 
 from benchmark import results, runner
 from benchmark.data import datasets as dsets
 from benchmark.models.base import Predictor
 from benchmark.registry import Registry
 from benchmark.suite import run_suite
-from conftest import BASELINES_YAML, build_database, publish
 
 
 class Energy(Predictor):
@@ -32,7 +32,9 @@ class Energy(Predictor):
 
 @pytest.fixture()
 def evalset(dataset_registry, audb_repository):
-    return dsets.load_split("testcorpus", "test-1", data="real", repositories=[audb_repository], registry=dataset_registry)
+    return dsets.load_split(
+        "testcorpus", "test-1", data="real", repositories=[audb_repository], registry=dataset_registry
+    )
 
 
 def test_predict_caches_and_scores(evalset):
@@ -106,8 +108,16 @@ def test_nan_prediction_is_a_recorded_skip(evalset):
 
 
 def run_twice(dataset_registry, audb_repository, registry):
-    kw = dict(tests=["correctness"], data="real", repositories=[audb_repository], registry=registry,
-              dataset_registry=dataset_registry, options={"bootstrap": 200}, progress=False, log=lambda m: None)
+    kw = dict(
+        tests=["correctness"],
+        data="real",
+        repositories=[audb_repository],
+        registry=registry,
+        dataset_registry=dataset_registry,
+        options={"bootstrap": 200},
+        progress=False,
+        log=lambda m: None,
+    )
     return run_suite("random-gaussian", **kw), kw
 
 
@@ -119,7 +129,9 @@ def test_suite_rerun_is_byte_identical_and_changed_model_adds_rows(dataset_regis
     first = path.read_bytes()
     table = results.read_table("correctness")
     assert len(table) == 6  # 2 splits x 3 dimensions
-    assert {"model_sha256", "dataset_version", "table", "benchmark_version", "code_commit", "date"} <= set(table.columns)
+    assert {"model_sha256", "dataset_version", "table", "benchmark_version", "code_commit", "date"} <= set(
+        table.columns
+    )
     assert (table["ccc"].astype(float).abs() < 0.7).all()  # chance level on 12 files
     run_suite("random-gaussian", **kw)
     assert path.read_bytes() == first  # same inputs -> byte-identical table
@@ -131,9 +143,18 @@ def test_suite_rerun_is_byte_identical_and_changed_model_adds_rows(dataset_regis
 
 def test_constant_model_scores_zero_ccc(dataset_registry, audb_repository):
     registry = Registry.from_yaml_text(BASELINES_YAML)
-    report = run_suite("constant", tests=["correctness"], data="real", repositories=[audb_repository],
-                       registry=registry, dataset_registry=dataset_registry, splits=["test-1"],
-                       options={"bootstrap": 100}, progress=False, log=lambda m: None)
+    report = run_suite(
+        "constant",
+        tests=["correctness"],
+        data="real",
+        repositories=[audb_repository],
+        registry=registry,
+        dataset_registry=dataset_registry,
+        splits=["test-1"],
+        options={"bootstrap": 100},
+        progress=False,
+        log=lambda m: None,
+    )
     rows = report.frame("correctness")
     assert (rows["ccc"] == 0.0).all()
     pred = results.results_root() / "predictions"
@@ -143,11 +164,20 @@ def test_constant_model_scores_zero_ccc(dataset_registry, audb_repository):
 def test_full_suite_writes_every_family(dataset_registry, audb_repository):
     registry = Registry.from_yaml_text(BASELINES_YAML)
     report = run_suite(
-        "random-gaussian", data="real", repositories=[audb_repository], registry=registry,
-        dataset_registry=dataset_registry, splits=["test-1"],
-        options={"bootstrap": 100, "conditions": ["gain", "white-noise-20db", "crop-end"], "speaker_min_samples": 3,
-                 "fairness_min_files": 2},
-        progress=False, log=lambda m: None,
+        "random-gaussian",
+        data="real",
+        repositories=[audb_repository],
+        registry=registry,
+        dataset_registry=dataset_registry,
+        splits=["test-1"],
+        options={
+            "bootstrap": 100,
+            "conditions": ["gain", "white-noise-20db", "crop-end"],
+            "speaker_min_samples": 3,
+            "fairness_min_files": 2,
+        },
+        progress=False,
+        log=lambda m: None,
     )
     assert report.ok, report.failures
     robustness = results.read_table("robustness")
@@ -162,9 +192,16 @@ def test_failing_family_keeps_finished_results(dataset_registry, audb_repository
     registry = Registry.from_yaml_text(BASELINES_YAML)
     messages = []
     report = run_suite(
-        "constant", data="real", repositories=[audb_repository], registry=registry,
-        dataset_registry=dataset_registry, splits=["test-1"], tests=["correctness", "robustness"],
-        options={"bootstrap": 50, "conditions": ["no-such-condition"]}, progress=False, log=messages.append,
+        "constant",
+        data="real",
+        repositories=[audb_repository],
+        registry=registry,
+        dataset_registry=dataset_registry,
+        splits=["test-1"],
+        tests=["correctness", "robustness"],
+        options={"bootstrap": 50, "conditions": ["no-such-condition"]},
+        progress=False,
+        log=messages.append,
     )
     assert not report.ok and report.failures[0][2] == "robustness"
     assert len(results.read_table("correctness")) == 3  # written before the failure, not lost
@@ -176,10 +213,21 @@ def test_parallel_writers_lose_no_rows(tmp_path):
     import concurrent.futures
 
     def write(i):
-        rows = pd.DataFrame([{
-            "model": f"m{i}", "model_sha256": f"{i:064x}", "dataset": "d", "dataset_version": "1.0.0", "data_fingerprint": "0" * 12,
-            "split": "test", "dimension": dim, "ccc": 0.1 * i,
-        } for dim in ("arousal", "valence")])
+        rows = pd.DataFrame(
+            [
+                {
+                    "model": f"m{i}",
+                    "model_sha256": f"{i:064x}",
+                    "dataset": "d",
+                    "dataset_version": "1.0.0",
+                    "data_fingerprint": "0" * 12,
+                    "split": "test",
+                    "dimension": dim,
+                    "ccc": 0.1 * i,
+                }
+                for dim in ("arousal", "valence")
+            ]
+        )
         results.write_rows("correctness", rows, root=tmp_path)
 
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
@@ -192,10 +240,22 @@ def test_rerun_on_another_cpu_keeps_rows_and_predictions(tmp_path, monkeypatch):
     r"""Figures that move only in the last printed digit (another CPU's float32 kernels) are the same result."""
     import types
 
-    rows = pd.DataFrame([{
-        "model": "m", "model_sha256": "0" * 64, "dataset": "d", "dataset_version": "1.0.0", "data_fingerprint": "0" * 12,
-        "split": "test", "dimension": dim, "ccc": value, "ccc_ci_low": value - 0.1,
-    } for dim, value in (("arousal", 0.431278), ("valence", 0.0134))])
+    rows = pd.DataFrame(
+        [
+            {
+                "model": "m",
+                "model_sha256": "0" * 64,
+                "dataset": "d",
+                "dataset_version": "1.0.0",
+                "data_fingerprint": "0" * 12,
+                "split": "test",
+                "dimension": dim,
+                "ccc": value,
+                "ccc_ci_low": value - 0.1,
+            }
+            for dim, value in (("arousal", 0.431278), ("valence", 0.0134))
+        ]
+    )
     path = results.write_rows("correctness", rows, root=tmp_path)
     first = path.read_bytes()
     monkeypatch.setattr(results, "code_commit", lambda: "another-commit")
@@ -203,13 +263,21 @@ def test_rerun_on_another_cpu_keeps_rows_and_predictions(tmp_path, monkeypatch):
     assert path.read_bytes() == first
     results.write_rows("correctness", rows.assign(ccc=rows["ccc"] + [0.0, 1e-3]), root=tmp_path)
     table = results.read_table("correctness", tmp_path).set_index("dimension")
-    assert table.loc["valence", "ccc"] == pytest.approx(0.0144) and table.loc["valence", "code_commit"] == "another-commit"
+    assert (
+        table.loc["valence", "ccc"] == pytest.approx(0.0144) and table.loc["valence", "code_commit"] == "another-commit"
+    )
     assert table.loc["arousal", "code_commit"] != "another-commit"  # unchanged row, old provenance
 
     index = [str(tmp_path / "db" / f"{i}.wav") for i in range(3)]
     evalset = types.SimpleNamespace(
-        truth=pd.DataFrame({"arousal": [0.1, 0.5, 0.9]}, index=index), speaker=None, sex=None,
-        root=str(tmp_path / "db"), audb_name="d", version="1.0.0", split="test", fingerprint="f" * 64,
+        truth=pd.DataFrame({"arousal": [0.1, 0.5, 0.9]}, index=index),
+        speaker=None,
+        sex=None,
+        root=str(tmp_path / "db"),
+        audb_name="d",
+        version="1.0.0",
+        split="test",
+        fingerprint="f" * 64,
     )
     prediction = pd.DataFrame({"arousal": [0.2, 0.4, 0.6]}, index=index)
     written = results.write_predictions("m", "0" * 64, evalset, prediction, root=tmp_path)

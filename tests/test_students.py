@@ -8,8 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from benchmark.students import ARCHITECTURES, MIN_SAMPLES, build, count_parameters
-from benchmark.students import export
+from benchmark.students import ARCHITECTURES, MIN_SAMPLES, build, count_parameters, export
 from benchmark.students.frontend import LogMelFrontend, PowerSpectrogram, hann_window, mel_filterbank
 
 
@@ -99,6 +98,7 @@ def test_frontend_is_not_counted():
     # rebuilt from the configuration, not stored in checkpoints
     assert frontend.state_dict() == {}
 
+
 def test_mobilenetv4_small_matches_the_papers_count_with_its_stft_kernel():
     # Wav2Small paper: MobileNetV4-S student, 3.12M parameters (frozen STFT conv counted).
     count = count_parameters(build("mobilenetv4-conv-small"), frozen_stft=True)
@@ -127,7 +127,7 @@ def test_dft_conv_matches_fft():
     n_fft, hop = 64, 32
     signal = np.random.default_rng(0).standard_normal(1000).astype(np.float32)
     power = PowerSpectrogram(n_fft, hop)(torch.from_numpy(signal)[None])[0].numpy()
-    frames = np.stack([signal[i:i + n_fft] for i in range(0, len(signal) - n_fft + 1, hop)])
+    frames = np.stack([signal[i : i + n_fft] for i in range(0, len(signal) - n_fft + 1, hop)])
     expected = np.abs(np.fft.rfft(frames * hann_window(n_fft), axis=1)).T ** 2
     assert power.shape == expected.shape
     np.testing.assert_allclose(power, expected, rtol=1e-4, atol=1e-3)
@@ -306,7 +306,9 @@ def test_measure_predictor(registry):
     from benchmark.registry import load_model
 
     figures = measure(
-        load_model("const", registry), repeats=3, seconds=1.0,
+        load_model("const", registry),
+        repeats=3,
+        seconds=1.0,
         child={"registry": str(registry.path), "model": "const"},
     )
     _check_figures(figures, onnx=False)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import io
 import http.server
+import io
 import threading
 import time
 import zipfile

@@ -24,7 +24,7 @@ def vowel(f0: float, formants=FORMANTS, seconds: float = 1.5) -> np.ndarray:
 def f0_of(x: np.ndarray) -> float:
     r"""Fundamental by autocorrelation, 70..400 Hz, with parabolic interpolation of the peak."""
     x = x[2000:10000].astype(np.float64)
-    ac = np.correlate(x, x, "full")[len(x) - 1:]
+    ac = np.correlate(x, x, "full")[len(x) - 1 :]
     low, high = SR // 400, SR // 70
     lag = int(np.argmax(ac[low:high])) + low
     a, b, c = ac[lag - 1], ac[lag], ac[lag + 1]
@@ -107,13 +107,23 @@ def test_model_page_shows_voice_shift_and_per_sex_agreement(tmp_path):
 
     scores = {"arousal": 0.9, "dominance": 0.8, "valence": 0.6, "mean": 0.7667}
     report = {
-        "split": {"dataset": "demo-msppodcast", "dataset_version": "1.0.0", "split": "test-1"}, "files": 4,
+        "split": {"dataset": "demo-msppodcast", "dataset_version": "1.0.0", "split": "test-1"},
+        "files": 4,
         "models": {"fp32": {"ccc_vs_teacher": scores}},
-        "voice_shift": {"conditions": {"pitch+2": scores, "formant-10%": {**scores, "arousal": 0.812}},
-                        "pooled": {**scores, "arousal": 0.861}, "worst": scores, "files": 4},
-        "sex_agreement": {"test-1": {"split": "test-1", "female": {**scores, "files": 2},
-                                     "male": {**scores, "arousal": 0.85, "files": 2},
-                                     "gap": {"arousal": 0.05, "dominance": 0.0, "valence": 0.0, "mean": 0.0167}}},
+        "voice_shift": {
+            "conditions": {"pitch+2": scores, "formant-10%": {**scores, "arousal": 0.812}},
+            "pooled": {**scores, "arousal": 0.861},
+            "worst": scores,
+            "files": 4,
+        },
+        "sex_agreement": {
+            "test-1": {
+                "split": "test-1",
+                "female": {**scores, "files": 2},
+                "male": {**scores, "arousal": 0.85, "files": 2},
+                "gap": {"arousal": 0.05, "dominance": 0.0, "valence": 0.0, "mean": 0.0167},
+            }
+        },
     }
     (tmp_path / "targets.json").write_text(json.dumps(report))
     text = distillation_targets(tmp_path / "targets.json")

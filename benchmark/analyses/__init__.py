@@ -35,7 +35,11 @@ def not_applicable(family: str, evalset, model_dimensions: typing.Sequence[str])
     if family in NEEDS_GOLD:
         if not [d for d in evalset.dimensions if d in model_dimensions]:
             have = ", ".join(evalset.dimensions) or "none"
-            also = "; per-sex AUC of the categories: consistency" if family == "fairness" and evalset.category is not None else ""
+            also = (
+                "; per-sex AUC of the categories: consistency"
+                if family == "fairness" and evalset.category is not None
+                else ""
+            )
             return f"no A/D/V gold the model predicts (gold: {have}){also}"
         return ""
     if family == "consistency":

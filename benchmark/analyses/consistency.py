@@ -42,8 +42,20 @@ MIN_FILES = 10
 
 BOOTSTRAP = 1000
 
-COLUMNS = ("dimension", "group", "n_high", "n_low", "high", "low", "auc", "ci_low", "ci_high", "delta_auc",
-           "threshold", "passed")
+COLUMNS = (
+    "dimension",
+    "group",
+    "n_high",
+    "n_low",
+    "high",
+    "low",
+    "auc",
+    "ci_low",
+    "ci_high",
+    "delta_auc",
+    "threshold",
+    "passed",
+)
 CATEGORY_COLUMNS = ("category", "dimension", "side", "n", "mean", "ci_low", "ci_high")
 
 
@@ -106,8 +118,18 @@ def run(context) -> dict[str, pd.DataFrame]:
             v = values[(category == name) & values.notna()].to_numpy()
             side = evalset.places.get(name, {}).get(dim, "")
             lo, hi = mean_ci(v, n_boot, context.seed)
-            cat_rows.append({**base, "category": name, "dimension": dim, "side": side, "n": len(v),
-                             "mean": float(v.mean()) if len(v) else np.nan, "ci_low": lo, "ci_high": hi})
+            cat_rows.append(
+                {
+                    **base,
+                    "category": name,
+                    "dimension": dim,
+                    "side": side,
+                    "n": len(v),
+                    "mean": float(v.mean()) if len(v) else np.nan,
+                    "ci_low": lo,
+                    "ci_high": hi,
+                }
+            )
         groups = [("all", pd.Series(True, index=pred.index))]
         if sex is not None:
             groups += [(g, sex == g) for g in GROUPS if (sex == g).any()]
@@ -121,10 +143,23 @@ def run(context) -> dict[str, pd.DataFrame]:
             value = float(auc(h, l_))
             lo, hi = auc_ci(h, l_, n_boot, context.seed)
             overall = value if group == "all" else overall
-            rows.append({**base, "dimension": dim, "group": group, "n_high": len(h), "n_low": len(l_),
-                         "high": " ".join(high), "low": " ".join(low), "auc": value, "ci_low": lo, "ci_high": hi,
-                         "delta_auc": np.nan if group == "all" else value - overall,
-                         "threshold": threshold, "passed": value >= threshold if group == "all" else np.nan})
+            rows.append(
+                {
+                    **base,
+                    "dimension": dim,
+                    "group": group,
+                    "n_high": len(h),
+                    "n_low": len(l_),
+                    "high": " ".join(high),
+                    "low": " ".join(low),
+                    "auc": value,
+                    "ci_low": lo,
+                    "ci_high": hi,
+                    "delta_auc": np.nan if group == "all" else value - overall,
+                    "threshold": threshold,
+                    "passed": value >= threshold if group == "all" else np.nan,
+                }
+            )
     table = pd.DataFrame(rows, columns=[*base, *COLUMNS]) if rows else pd.DataFrame(columns=[*base, *COLUMNS])
     if notes:
         table.attrs["reason"] = f"{evalset.audb_name}/{evalset.split}: " + "; ".join(notes)

@@ -60,11 +60,31 @@ simulations), so a pass at n=2 would say nothing. See ``docs/analyses.md``.
 
 GROUPS = ("female", "male")
 
-SEX_COLUMNS = ("dimension", "group", "n", "ccc_group", "ccc_all", "delta_ccc", "ci_low", "ci_high", "threshold", "passed")
+SEX_COLUMNS = (
+    "dimension",
+    "group",
+    "n",
+    "ccc_group",
+    "ccc_all",
+    "delta_ccc",
+    "ci_low",
+    "ci_high",
+    "threshold",
+    "passed",
+)
 SPEAKER_COLUMNS = ("dimension", "speaker", "sex", "n", "ccc", "mae", "true_mean", "pred_mean")
 SUMMARY_COLUMNS = (
-    "dimension", "n_speakers", "min_samples", "ccc_median", "ccc_q25", "ccc_q75",
-    "mae_median", "mae_q25", "mae_q75", "spearman_rho", "spearman_p",
+    "dimension",
+    "n_speakers",
+    "min_samples",
+    "ccc_median",
+    "ccc_q25",
+    "ccc_q75",
+    "mae_median",
+    "mae_q25",
+    "mae_q75",
+    "spearman_rho",
+    "spearman_p",
 )
 
 
@@ -159,10 +179,14 @@ def sex_rows(
     rows = []
     for row in group_deltas(t, p, members, n_boot=n_boot, seed=seed):
         delta = row["delta_ccc"]
-        rows.append({
-            "dimension": dimension, **row, "threshold": threshold,
-            "passed": bool(abs(delta) <= threshold) if np.isfinite(delta) else None,
-        })
+        rows.append(
+            {
+                "dimension": dimension,
+                **row,
+                "threshold": threshold,
+                "passed": bool(abs(delta) <= threshold) if np.isfinite(delta) else None,
+            }
+        )
     return rows
 
 
@@ -185,10 +209,22 @@ def group_deltas(t: np.ndarray, p: np.ndarray, members: dict, *, n_boot: int = B
     rows = []
     for group, pos in members.items():
         ccc_group = _ccc(pd.Series(t[pos]), pd.Series(p[pos]))
-        low, high = (np.nanpercentile(deltas[group], [2.5, 97.5]) if n_boot and np.isfinite(deltas[group]).any()
-                     else (np.nan, np.nan))
-        rows.append({"group": group, "n": len(pos), "ccc_group": ccc_group, "ccc_all": ccc_all,
-                     "delta_ccc": ccc_group - ccc_all, "ci_low": float(low), "ci_high": float(high)})
+        low, high = (
+            np.nanpercentile(deltas[group], [2.5, 97.5])
+            if n_boot and np.isfinite(deltas[group]).any()
+            else (np.nan, np.nan)
+        )
+        rows.append(
+            {
+                "group": group,
+                "n": len(pos),
+                "ccc_group": ccc_group,
+                "ccc_all": ccc_all,
+                "delta_ccc": ccc_group - ccc_all,
+                "ci_low": float(low),
+                "ci_high": float(high),
+            }
+        )
     return rows
 
 
@@ -226,11 +262,13 @@ def speaker_rows(
     r"""Per-speaker rows (``speakers`` table) and the summary row (``fairness_speaker``)."""
     speaker = speaker.reindex(truth.index)
     valid = truth.notna() & prediction.reindex(truth.index).notna() & speaker.notna()
-    df = pd.DataFrame({
-        "truth": truth[valid].astype("float64"),
-        "pred": prediction.reindex(truth.index)[valid].astype("float64"),
-        "speaker": speaker[valid].astype("string"),
-    })
+    df = pd.DataFrame(
+        {
+            "truth": truth[valid].astype("float64"),
+            "pred": prediction.reindex(truth.index)[valid].astype("float64"),
+            "speaker": speaker[valid].astype("string"),
+        }
+    )
     sexes = {}
     if sex is not None:
         labelled = pd.DataFrame({"speaker": speaker.astype("string"), "sex": normalize_sex(sex.reindex(truth.index))})
@@ -239,22 +277,25 @@ def speaker_rows(
     for spk, part in df.groupby("speaker", sort=True):
         if len(part) < min_samples:
             continue
-        rows.append({
-            "dimension": dimension,
-            "speaker": spk,
-            "sex": sexes.get(spk, ""),
-            "n": len(part),
-            "ccc": _ccc(part["truth"], part["pred"]),
-            "mae": float(np.mean(np.abs(part["truth"] - part["pred"]))),
-            "true_mean": float(part["truth"].mean()),
-            "pred_mean": float(part["pred"].mean()),
-        })
+        rows.append(
+            {
+                "dimension": dimension,
+                "speaker": spk,
+                "sex": sexes.get(spk, ""),
+                "n": len(part),
+                "ccc": _ccc(part["truth"], part["pred"]),
+                "mae": float(np.mean(np.abs(part["truth"] - part["pred"]))),
+                "true_mean": float(part["truth"].mean()),
+                "pred_mean": float(part["pred"].mean()),
+            }
+        )
     per = pd.DataFrame(rows, columns=list(SPEAKER_COLUMNS))
     summary = {"dimension": dimension, "n_speakers": len(per), "min_samples": min_samples}
     for metric in ("ccc", "mae"):
         values = per[metric].to_numpy(float)
-        q25, q50, q75 = (np.nanpercentile(values, [25, 50, 75]) if np.isfinite(values).any()
-                         else (np.nan, np.nan, np.nan))
+        q25, q50, q75 = (
+            np.nanpercentile(values, [25, 50, 75]) if np.isfinite(values).any() else (np.nan, np.nan, np.nan)
+        )
         summary.update({f"{metric}_median": float(q50), f"{metric}_q25": float(q25), f"{metric}_q75": float(q75)})
     rho = pval = np.nan
     if len(per) >= 3:
@@ -290,9 +331,16 @@ def run(context) -> dict[str, pd.DataFrame]:
         rows, notes = [], []
         for dim in dimensions:
             rows += sex_rows(
-                evalset.truth[dim], clean[dim], evalset.sex, dim,
-                bins=bins, threshold=threshold, n_boot=n_boot, seed=_seed(context.seed, dim),
-                min_files=min_files, notes=notes,
+                evalset.truth[dim],
+                clean[dim],
+                evalset.sex,
+                dim,
+                bins=bins,
+                threshold=threshold,
+                n_boot=n_boot,
+                seed=_seed(context.seed, dim),
+                min_files=min_files,
+                notes=notes,
             )
         sex_table = pd.DataFrame([{**base, **r} for r in rows], columns=list(base) + list(SEX_COLUMNS))
         if notes:
@@ -308,15 +356,24 @@ def run(context) -> dict[str, pd.DataFrame]:
         per, sums = [], []
         for dim in dimensions:
             rows, row = speaker_rows(
-                evalset.truth[dim], clean[dim], evalset.speaker, evalset.sex, dim, min_samples=min_samples,
+                evalset.truth[dim],
+                clean[dim],
+                evalset.speaker,
+                evalset.sex,
+                dim,
+                min_samples=min_samples,
             )
             per += rows
             sums.append(row)
         speakers = pd.DataFrame([{**base, **r} for r in per], columns=list(base) + list(SPEAKER_COLUMNS))
         summary = pd.DataFrame([{**base, **r} for r in sums], columns=list(base) + list(SUMMARY_COLUMNS))
     pitch_table = _pitch_table(context, dimensions, bins, threshold, n_boot, min_files)
-    tables = {"fairness_sex": sex_table, "fairness_speaker": summary, "speakers": speakers,
-              "fairness_pitch": pitch_table}
+    tables = {
+        "fairness_sex": sex_table,
+        "fairness_speaker": summary,
+        "speakers": speakers,
+        "fairness_pitch": pitch_table,
+    }
     for name, table in tables.items():
         if "reason" in table.attrs:
             logger.info("Fairness table %s left empty: %s", name, table.attrs["reason"])
@@ -333,8 +390,19 @@ def _pitch_table(context, dimensions, bins, threshold, n_boot, min_files) -> pd.
     f0 = pitch.split_f0(evalset)
     rows, notes = [], []
     for dim in dimensions:
-        rows += pitch.pitch_rows(evalset.truth[dim], clean[dim], evalset.sex, f0, dim, bins=bins, threshold=threshold,
-                                 n_boot=n_boot, seed=_seed(context.seed, dim), min_files=min_files, notes=notes)
+        rows += pitch.pitch_rows(
+            evalset.truth[dim],
+            clean[dim],
+            evalset.sex,
+            f0,
+            dim,
+            bins=bins,
+            threshold=threshold,
+            n_boot=n_boot,
+            seed=_seed(context.seed, dim),
+            min_files=min_files,
+            notes=notes,
+        )
     table = pd.DataFrame([{**base, **r} for r in rows], columns=list(base) + list(pitch.COLUMNS))
     if notes:
         table.attrs["reason"] = f"{evalset.audb_name}/{evalset.split}: " + "; ".join(notes)

@@ -23,8 +23,20 @@ from benchmark.analyses import fairness
 from benchmark.paths import cache_dir
 
 GROUPS = ("low", "medium", "high")
-COLUMNS = ("dimension", "sex", "group", "n", "f0_low_hz", "f0_high_hz", "ccc_group", "ccc_sex", "delta_ccc",
-           "ci_low", "ci_high", "threshold")
+COLUMNS = (
+    "dimension",
+    "sex",
+    "group",
+    "n",
+    "f0_low_hz",
+    "f0_high_hz",
+    "ccc_group",
+    "ccc_sex",
+    "delta_ccc",
+    "ci_low",
+    "ci_high",
+    "threshold",
+)
 
 
 F0_RANGE_HZ = (60.0, 500.0)
@@ -34,7 +46,9 @@ YIN_THRESHOLD = 0.15
 """Largest normalised difference (YIN's CMNDF) that counts as a voiced frame."""
 
 
-def median_f0(signal: np.ndarray, sampling_rate: int, *, frame_seconds: float = 0.04, hop_seconds: float = 0.01) -> float:
+def median_f0(
+    signal: np.ndarray, sampling_rate: int, *, frame_seconds: float = 0.04, hop_seconds: float = 0.01
+) -> float:
     r"""Median F0 in Hz over the voiced frames of ``signal`` (NaN if none is voiced).
 
     YIN (de Cheveigné & Kawahara, 2002): per frame, the cumulative mean
@@ -173,14 +187,26 @@ def pitch_rows(
         if min(len(pos) for pos in members.values()) < min_files:
             if notes is not None:
                 counts = ", ".join(f"{name} {len(pos)}" for name, pos in members.items())
-                notes.append(f"{dimension}, {s}: too few files ({counts} after balancing; each group needs {min_files})")
+                notes.append(
+                    f"{dimension}, {s}: too few files ({counts} after balancing; each group needs {min_files})"
+                )
             continue
         for row in fairness.group_deltas(t, p, members, n_boot=n_boot, seed=seed):
             pos = members[row["group"]]
-            rows.append({
-                "dimension": dimension, "sex": s, "group": row["group"], "n": row["n"],
-                "f0_low_hz": float(hz[pos].min()), "f0_high_hz": float(hz[pos].max()),
-                "ccc_group": row["ccc_group"], "ccc_sex": row["ccc_all"], "delta_ccc": row["delta_ccc"],
-                "ci_low": row["ci_low"], "ci_high": row["ci_high"], "threshold": threshold,
-            })
+            rows.append(
+                {
+                    "dimension": dimension,
+                    "sex": s,
+                    "group": row["group"],
+                    "n": row["n"],
+                    "f0_low_hz": float(hz[pos].min()),
+                    "f0_high_hz": float(hz[pos].max()),
+                    "ccc_group": row["ccc_group"],
+                    "ccc_sex": row["ccc_all"],
+                    "delta_ccc": row["delta_ccc"],
+                    "ci_low": row["ci_low"],
+                    "ci_high": row["ci_high"],
+                    "threshold": threshold,
+                }
+            )
     return rows

@@ -35,8 +35,19 @@ UNCHANGED_THRESHOLD = 0.05
 """|Δ prediction| below which a prediction counts as unchanged (0..1 scale)."""
 
 COLUMNS = (
-    "condition", "condition_group", "condition_hash", "sweep", "snr_db", "dimension", "n",
-    "ccc_clean", "ccc", "delta_ccc", "unchanged_share", "unchanged_threshold", "mean_shift",
+    "condition",
+    "condition_group",
+    "condition_hash",
+    "sweep",
+    "snr_db",
+    "dimension",
+    "n",
+    "ccc_clean",
+    "ccc",
+    "delta_ccc",
+    "unchanged_share",
+    "unchanged_threshold",
+    "mean_shift",
 )
 """Columns added to :meth:`Context.base_row` in the ``robustness`` table."""
 
@@ -127,9 +138,7 @@ def select_conditions(conditions: list[dict], selection) -> list[dict]:
     if unknown:
         names = ", ".join(c["name"] for c in conditions)
         groups = ", ".join(dict.fromkeys(c["group"] for c in conditions))
-        raise perturbations.ConditionError(
-            f"Unknown condition(s) {unknown}. Conditions: {names}. Groups: {groups}."
-        )
+        raise perturbations.ConditionError(f"Unknown condition(s) {unknown}. Conditions: {names}. Groups: {groups}.")
     return chosen
 
 
@@ -178,7 +187,11 @@ def perturbed_files(files: pd.Index, condition: dict, evalset, options: dict, se
     if condition["type"] == "babble" and babble is None:
         return None
     return perturbations.materialize(
-        files, condition, root_key=f"{evalset.audb_name}-{evalset.version}", seed=seed, babble_files=babble,
+        files,
+        condition,
+        root_key=f"{evalset.audb_name}-{evalset.version}",
+        seed=seed,
+        babble_files=babble,
         root=evalset.root,
     )
 
@@ -202,20 +215,22 @@ def condition_rows(
         t, c, p = _common(truth[dim], clean[dim], perturbed[dim])
         ccc_clean = _ccc(t, c) if len(t) else float("nan")
         ccc_pert = _ccc(t, p) if len(t) else float("nan")
-        rows.append({
-            "condition": condition["name"],
-            "condition_group": condition["group"],
-            "sweep": condition.get("sweep", ""),
-            "snr_db": float(condition["parameters"]["snr_db"]) if condition.get("sweep") else float("nan"),
-            "dimension": dim,
-            "n": len(t),
-            "ccc_clean": ccc_clean,
-            "ccc": ccc_pert,
-            "delta_ccc": ccc_pert - ccc_clean,
-            "unchanged_share": unchanged_share(c, p, threshold),
-            "unchanged_threshold": threshold,
-            "mean_shift": mean_shift(c, p),
-        })
+        rows.append(
+            {
+                "condition": condition["name"],
+                "condition_group": condition["group"],
+                "sweep": condition.get("sweep", ""),
+                "snr_db": float(condition["parameters"]["snr_db"]) if condition.get("sweep") else float("nan"),
+                "dimension": dim,
+                "n": len(t),
+                "ccc_clean": ccc_clean,
+                "ccc": ccc_pert,
+                "delta_ccc": ccc_pert - ccc_clean,
+                "unchanged_share": unchanged_share(c, p, threshold),
+                "unchanged_threshold": threshold,
+                "mean_shift": mean_shift(c, p),
+            }
+        )
     return rows
 
 

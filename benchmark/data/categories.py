@@ -46,10 +46,25 @@ Neutral is on no side of any dimension. Spelling variants
 """
 
 ALIASES = {
-    "angry": "anger", "happy": "happiness", "sad": "sadness", "fearful": "fear", "afraid": "fear",
-    "surprised": "surprise", "disgusted": "disgust", "bored": "boredom", "excited": "excitement",
-    "frustrated": "frustration", "ang": "anger", "hap": "happiness", "sad.": "sadness", "neu": "neutral",
-    "fea": "fear", "dis": "disgust", "sur": "surprise", "exc": "excitement", "fru": "frustration",
+    "angry": "anger",
+    "happy": "happiness",
+    "sad": "sadness",
+    "fearful": "fear",
+    "afraid": "fear",
+    "surprised": "surprise",
+    "disgusted": "disgust",
+    "bored": "boredom",
+    "excited": "excitement",
+    "frustrated": "frustration",
+    "ang": "anger",
+    "hap": "happiness",
+    "sad.": "sadness",
+    "neu": "neutral",
+    "fea": "fear",
+    "dis": "disgust",
+    "sur": "surprise",
+    "exc": "excitement",
+    "fru": "frustration",
 }
 
 
@@ -96,7 +111,9 @@ def map_problems(raw) -> list[str]:
             if dim not in SIDES:
                 problems.append(f"field 'categories.map.{category}': unknown dimension '{dim}'; use {', '.join(SIDES)}")
             elif side not in SIDES[dim]:
-                problems.append(f"field 'categories.map.{category}.{dim}': give {' or '.join(SIDES[dim])}, got {side!r}")
+                problems.append(
+                    f"field 'categories.map.{category}.{dim}': give {' or '.join(SIDES[dim])}, got {side!r}"
+                )
     return problems
 
 

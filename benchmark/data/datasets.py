@@ -131,7 +131,7 @@ class EvalSet:
             "data_fingerprint": self.fingerprint[:12],
         }
 
-    def subset(self, files: pd.Index) -> "EvalSet":
+    def subset(self, files: pd.Index) -> EvalSet:
         r"""The same split restricted to ``files`` (kept in the given order).
 
         The fingerprint stays the split's: the subset's rows and cached
@@ -245,7 +245,9 @@ def entry_problems(raw) -> list[str]:
     if unknown:
         problems.append(f"unknown field(s) {unknown}; use {', '.join(_REQUIRED + _OPTIONAL)}")
     if "labels" not in raw and "categories" not in raw:
-        problems.append("give 'labels' (A/D/V columns, with 'label_range') or 'categories' (a category column), or both")
+        problems.append(
+            "give 'labels' (A/D/V columns, with 'label_range') or 'categories' (a category column), or both"
+        )
     if "labels" in raw and "label_range" not in raw:
         problems.append("field 'label_range' is missing: 'labels' needs the scale of its values")
     if "categories" in raw:
@@ -280,8 +282,11 @@ def entry_problems(raw) -> list[str]:
             problems.append(f"field 'demo': give a mapping {{name: ..., version: ...}}, got {demo!r}")
         else:
             problems += [f"field 'demo.{k}' is missing" for k in ("name", "version") if k not in demo]
-            problems += [f"field 'demo.{k}': {name_problem(_version_text(demo[k]))}"
-                         for k in ("name", "version") if k in demo and name_problem(_version_text(demo[k]))]
+            problems += [
+                f"field 'demo.{k}': {name_problem(_version_text(demo[k]))}"
+                for k in ("name", "version")
+                if k in demo and name_problem(_version_text(demo[k]))
+            ]
     if "citation" in raw and not isinstance(raw["citation"], str):
         problems.append(f"field 'citation': give a string, got {raw['citation']!r}")
     return problems
@@ -306,7 +311,11 @@ def load_registry(path: str | os.PathLike | None = None) -> dict[str, DatasetEnt
         raise DatasetConfigError(f"{path}: 'datasets:' must hold a list of entries.")
     errors, entries = [], {}
     for i, raw in enumerate(raw_entries or []):
-        label = f"entry '{raw.get('name')}'" if isinstance(raw, dict) and isinstance(raw.get("name"), str) else f"entry #{i + 1}"
+        label = (
+            f"entry '{raw.get('name')}'"
+            if isinstance(raw, dict) and isinstance(raw.get("name"), str)
+            else f"entry #{i + 1}"
+        )
         problems = entry_problems(raw)
         if not problems and raw["name"] in entries:
             problems.append("duplicate name")
@@ -316,9 +325,14 @@ def load_registry(path: str | os.PathLike | None = None) -> dict[str, DatasetEnt
         kw = {k: raw[k] for k in _REQUIRED}
         kw["version"] = str(kw["version"])
         entries[raw["name"]] = DatasetEntry(
-            labels=raw.get("labels") or {}, label_range=tuple(raw.get("label_range") or (0, 1)),
-            speaker=raw.get("speaker") or {}, sex=raw.get("sex") or {}, demo=raw.get("demo") or None,
-            citation=raw.get("citation", ""), categories=raw.get("categories"), **kw,
+            labels=raw.get("labels") or {},
+            label_range=tuple(raw.get("label_range") or (0, 1)),
+            speaker=raw.get("speaker") or {},
+            sex=raw.get("sex") or {},
+            demo=raw.get("demo") or None,
+            citation=raw.get("citation", ""),
+            categories=raw.get("categories"),
+            **kw,
         )
     if not entries and not errors:
         errors.append(f"{path}: no datasets listed under 'datasets:'")
@@ -387,8 +401,11 @@ def configure_repositories(entry: DatasetEntry, data: str, repositories: typing.
             f"Cannot load dataset '{entry.name}' ({name} {version}): no reachable audb repository "
             f"(tried: {tried}). Configure one in ~/.config/audb.yaml (repositories: - name, host, "
             f"backend) or pass --repository NAME=HOST[:BACKEND]"
-            + ("; or run on the embedded replicas with --data demo." if entry.has_replica else
-               f". '{entry.name}' has no embedded replica: it is always loaded from its repository.")
+            + (
+                "; or run on the embedded replicas with --data demo."
+                if entry.has_replica
+                else f". '{entry.name}' has no embedded replica: it is always loaded from its repository."
+            )
         )
     audb.config.REPOSITORIES = reachable
     return reachable
@@ -438,9 +455,7 @@ def load_split(
     if entry.source(data) == "demo":
         tables.setdefault("train", "emotion.dimensions.train.gold_standard")
     if split not in tables:
-        raise DatasetConfigError(
-            f"Dataset '{entry.name}' has no split '{split}'; available: {', '.join(tables)}."
-        )
+        raise DatasetConfigError(f"Dataset '{entry.name}' has no split '{split}'; available: {', '.join(tables)}.")
     table = tables[split]
     name, version = entry.coordinates(data)
     repos = configure_repositories(entry, data, repositories)
@@ -448,7 +463,8 @@ def load_split(
     if version not in available and errors:
         raise DatasetConfigError(
             f"Dataset '{entry.name}': cannot look up {name} {version}; the repository failed: "
-            + "; ".join(errors) + ". Check its name, host and backend (--repository NAME=HOST[:BACKEND] "
+            + "; ".join(errors)
+            + ". Check its name, host and backend (--repository NAME=HOST[:BACKEND] "
             "or ~/.config/audb.yaml)."
         )
     if version not in available:
@@ -572,7 +588,10 @@ def _categories(db, entry: DatasetEntry, name: str, table: str, files: pd.Index)
         raise DatasetConfigError(
             f"Dataset '{entry.name}' ({name}/{source}.{column}): categor{'y' if len(unknown) == 1 else 'ies'} "
             f"{unknown} ha{'s' if len(unknown) == 1 else 've'} no place on arousal/dominance/valence. Add them to "
-            "'categories: map:' in datasets.yaml, e.g. {" + f"{unknown[0]}: {{arousal: high, valence: negative}}" +
-            "}, or map them to {} to leave them out on purpose. Known names: " + ", ".join(cats.DEFAULT_MAP) + "."
+            "'categories: map:' in datasets.yaml, e.g. {"
+            + f"{unknown[0]}: {{arousal: high, valence: negative}}"
+            + "}, or map them to {} to leave them out on purpose. Known names: "
+            + ", ".join(cats.DEFAULT_MAP)
+            + "."
         )
     return values, places

@@ -157,9 +157,7 @@ def _speakers(corpus: _Corpus, split: _Split, scale: float) -> list[tuple[str, s
     n = max(2, round(split.speakers * np.sqrt(scale)))
     if corpus.sessions:
         return [
-            (f"{split.prefix}{i + 1:02d}{sex[0].upper()}", sex, i + 1)
-            for i in range(n)
-            for sex in ("female", "male")
+            (f"{split.prefix}{i + 1:02d}{sex[0].upper()}", sex, i + 1) for i in range(n) for sex in ("female", "male")
         ]
     return [(f"{split.prefix}{i + 1:03d}", "female" if i % 2 == 0 else "male", 0) for i in range(2 * n)]
 
@@ -371,8 +369,17 @@ class _DropDocstrings(ast.NodeTransformer):
 # new helper off this list costs a needless rebuild, never a stale one.
 _NOT_GENERATOR = frozenset(
     {
-        "generator_digest", "_DropDocstrings", "_NOT_GENERATOR", "_code_dump", "_header", "_published",
-        "_unpublish", "repository", "_estimate", "_build_and_publish", "pool_files",
+        "generator_digest",
+        "_DropDocstrings",
+        "_NOT_GENERATOR",
+        "_code_dump",
+        "_header",
+        "_published",
+        "_unpublish",
+        "repository",
+        "_estimate",
+        "_build_and_publish",
+        "pool_files",
     }
 )
 

@@ -49,14 +49,20 @@ class ImportReport:
     problems: list = dataclasses.field(default_factory=list)  # (file or row, reason)
 
     def lines(self) -> list[str]:
-        out = [f"{self.entry['name']} {self.entry['version']}: {self.kept} file(s) published to "
-               f"{self.repository.host}/{self.repository.name}; entry written to {self.registry}"]
+        out = [
+            f"{self.entry['name']} {self.entry['version']}: {self.kept} file(s) published to "
+            f"{self.repository.host}/{self.repository.name}; entry written to {self.registry}"
+        ]
         out += [f"  left out {where}: {why}" for where, why in self.problems]
         return out
 
 
 def check_rows(
-    folder: Path, table: pd.DataFrame, *, label_range=(0.0, 1.0), category_column: str = "emotion",
+    folder: Path,
+    table: pd.DataFrame,
+    *,
+    label_range=(0.0, 1.0),
+    category_column: str = "emotion",
     category_map: dict | None = None,
 ) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
     r"""The good rows of ``table`` (index: ``file``) and a problem per bad row or column.
@@ -71,10 +77,18 @@ def check_rows(
 
     problems: list[tuple[str, str]] = []
     if "file" not in table.columns:
-        raise DatasetConfigError(f"The CSV needs a column 'file' (paths relative to {folder}); it has {list(table.columns)}.")
+        raise DatasetConfigError(
+            f"The CSV needs a column 'file' (paths relative to {folder}); it has {list(table.columns)}."
+        )
     known = {"file", *DIMENSIONS, category_column, "speaker", "sex"}
-    problems += [(f"column '{c}'", f"unknown column, ignored; use file, {', '.join(DIMENSIONS)}, "
-                  f"{category_column}, speaker, sex") for c in table.columns if c not in known]
+    problems += [
+        (
+            f"column '{c}'",
+            f"unknown column, ignored; use file, {', '.join(DIMENSIONS)}, {category_column}, speaker, sex",
+        )
+        for c in table.columns
+        if c not in known
+    ]
     lo, hi = label_range
     keep, seen = [], set()
     for number, row in enumerate(table.to_dict("records"), start=2):  # line 1 is the header
@@ -103,7 +117,11 @@ def check_rows(
             _, unknown = cats.placement([str(row[category_column])], category_map)
             if unknown:
                 bad.append(f"{category_column} '{row[category_column]}' has no place on A/D/V (add it to the map)")
-        if "sex" in table.columns and pd.notna(row.get("sex")) and str(row["sex"]).strip().lower() not in ("female", "male"):
+        if (
+            "sex" in table.columns
+            and pd.notna(row.get("sex"))
+            and str(row["sex"]).strip().lower() not in ("female", "male")
+        ):
             bad.append(f"sex {row['sex']!r}: use female or male")
         problems += [(where, b) for b in bad]
         if file:
@@ -155,9 +173,15 @@ def build_database(folder: Path, rows: pd.DataFrame, build: Path, name: str, *, 
 
 
 def import_dataset(
-    folder: str | os.PathLike, csv: str | os.PathLike, name: str, version: str, *,
-    repository: str | None = None, registry: str | os.PathLike = "datasets-own.yaml",
-    label_range: typing.Sequence[float] = (0.0, 1.0), category_column: str = "emotion",
+    folder: str | os.PathLike,
+    csv: str | os.PathLike,
+    name: str,
+    version: str,
+    *,
+    repository: str | None = None,
+    registry: str | os.PathLike = "datasets-own.yaml",
+    label_range: typing.Sequence[float] = (0.0, 1.0),
+    category_column: str = "emotion",
     category_map: dict | None = None,
 ) -> ImportReport:
     r"""Check, build, publish and register a folder-and-CSV corpus (see the module's docstring).
@@ -189,11 +213,13 @@ def import_dataset(
     if not folder.is_dir():
         raise DatasetConfigError(f"Audio folder {folder} not found.")
     table = pd.read_csv(csv, dtype="string", keep_default_na=False).replace("", pd.NA)
-    rows, problems = check_rows(folder, table, label_range=tuple(label_range), category_column=category_column,
-                                category_map=category_map)
+    rows, problems = check_rows(
+        folder, table, label_range=tuple(label_range), category_column=category_column, category_map=category_map
+    )
     if not len(rows):
-        raise DatasetConfigError(f"{csv}: no row is left to import:\n  " +
-                                 "\n  ".join(f"{w}: {r}" for w, r in problems))
+        raise DatasetConfigError(
+            f"{csv}: no row is left to import:\n  " + "\n  ".join(f"{w}: {r}" for w, r in problems)
+        )
     repo = parse_repository(repository or f"local={cache_dir('audb-own')}")
     if repo.backend != "file-system":
         raise DatasetConfigError(f"--repository {repository}: import publishes to a file-system repository only.")
@@ -208,10 +234,12 @@ def import_dataset(
                 f"(published: {', '.join(existing)})."
             )
         with tempfile.TemporaryDirectory() as tmp:
-            _, dims = build_database(folder, rows, Path(tmp), name, label_range=label_range,
-                                     category_column=category_column)
-            audb.publish(tmp, version, repo, previous_version=None, verbose=False,
-                         cache_root=str(cache_dir("audb-publish")))
+            _, dims = build_database(
+                folder, rows, Path(tmp), name, label_range=label_range, category_column=category_column
+            )
+            audb.publish(
+                tmp, version, repo, previous_version=None, verbose=False, cache_root=str(cache_dir("audb-publish"))
+            )
     finally:
         audb.config.REPOSITORIES = saved
     entry = _entry(name, version, rows, dims, label_range, category_column, category_map)

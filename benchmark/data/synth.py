@@ -348,7 +348,7 @@ def _formant_filter(x: np.ndarray, formants: np.ndarray, bandwidths: np.ndarray)
     return y
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _band_sos(kind: str) -> np.ndarray:
     lo, hi = _FRICATIVE_BANDS[kind]
     return scipy.signal.butter(2, (lo, hi), btype="bandpass", fs=SAMPLING_RATE, output="sos")

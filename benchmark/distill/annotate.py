@@ -54,10 +54,31 @@ from benchmark.hashing import sha256_file, sha256_text
 from benchmark.paths import cache_dir
 
 __all__ = [  # the data and crop helpers' names, where callers found them before they had modules of their own
-    "AUDIO_EXTENSIONS", "FORMAT_VERSION", "LIST_EXTENSIONS", "SAMPLING_RATE", "TARGET_RANGE", "AudioFiles",
-    "Augmentation", "DataError", "Pool", "Recipe", "Shards", "TeacherError", "annotate_files", "annotate_pool",
-    "as_stored", "augment", "in_range", "make_crop", "read_audio", "resolve_files", "run_teacher", "scan_pool",
-    "shard_key", "teacher_dimensions", "teacher_folder",
+    "AUDIO_EXTENSIONS",
+    "FORMAT_VERSION",
+    "LIST_EXTENSIONS",
+    "SAMPLING_RATE",
+    "TARGET_RANGE",
+    "AudioFiles",
+    "Augmentation",
+    "DataError",
+    "Pool",
+    "Recipe",
+    "Shards",
+    "TeacherError",
+    "annotate_files",
+    "annotate_pool",
+    "as_stored",
+    "augment",
+    "in_range",
+    "make_crop",
+    "read_audio",
+    "resolve_files",
+    "run_teacher",
+    "scan_pool",
+    "shard_key",
+    "teacher_dimensions",
+    "teacher_folder",
 ]
 
 
@@ -298,10 +319,15 @@ def _annotate_chunk(teacher, pool: Pool, chunk: list[int], recipe: Recipe, out: 
     flat = np.concatenate(crops).astype(np.float16) if crops else np.zeros(0, np.float16)
     np.save(tmp / "audio.npy", flat)
     np.save(tmp / "targets.npy", targets.astype(np.float32))
-    (tmp / "done.json").write_text(json.dumps(
-        {"records": meta, "skipped": [{"file_sha256": _hash_of(pool, f), "file": f, "reason": r} for f, r in skipped]},
-        indent=1,
-    ))
+    (tmp / "done.json").write_text(
+        json.dumps(
+            {
+                "records": meta,
+                "skipped": [{"file_sha256": _hash_of(pool, f), "file": f, "reason": r} for f, r in skipped],
+            },
+            indent=1,
+        )
+    )
     shutil.rmtree(out, ignore_errors=True)
     os.replace(tmp, out)
     return calls
@@ -377,11 +403,15 @@ def annotate_files(
             readable.append(f)
             readable_hashes.append(h)
     signals = AudioFiles(readable)
-    key = sha256_text(json.dumps({
-        "format": FORMAT_VERSION,
-        "teacher_sha256": teacher.artifact_hash,
-        "files": readable_hashes,
-    }))
+    key = sha256_text(
+        json.dumps(
+            {
+                "format": FORMAT_VERSION,
+                "teacher_sha256": teacher.artifact_hash,
+                "files": readable_hashes,
+            }
+        )
+    )
     path = teacher_folder(teacher) / "files" / f"{label}-{key[:20]}.npy"
     calls = 0
     if path.exists():

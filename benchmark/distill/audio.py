@@ -38,7 +38,7 @@ class Pool:
         r"""Hash of the pool's content (the sorted file hashes)."""
         return sha256_text("\n".join(self.hashes))
 
-    def split(self, fraction: float, minimum: int = 2) -> tuple["Pool", "Pool"]:
+    def split(self, fraction: float, minimum: int = 2) -> tuple[Pool, Pool]:
         r"""Split into (train, held-out) deterministically by content hash.
 
         The held-out part does not depend on the seed, so runs with
@@ -133,8 +133,10 @@ class AudioFiles(typing.Sequence[np.ndarray]):
         try:
             return read_audio(path)
         except RuntimeError as ex:
-            raise DataError(f"{path}: {ex}. It was read when the run started: was it changed "
-                            "or removed since? Restore it, or run again to leave it out.") from None
+            raise DataError(
+                f"{path}: {ex}. It was read when the run started: was it changed "
+                "or removed since? Restore it, or run again to leave it out."
+            ) from None
 
     def __add__(self, other: AudioFiles) -> AudioFiles:
         return AudioFiles(self.files + other.files)

@@ -36,7 +36,11 @@ def update_ema(ema: dict | None, module: torch.nn.Module, decay: float, step: in
 
 
 def export_candidate(
-    student: torch.nn.Module, ema: dict | None, shards, calibration: typing.Sequence[np.ndarray], device: str = "cpu",
+    student: torch.nn.Module,
+    ema: dict | None,
+    shards,
+    calibration: typing.Sequence[np.ndarray],
+    device: str = "cpu",
     frozen_statistics: bool = False,
 ) -> torch.nn.Module:
     r"""The model that is validated and exported: a copy with averaged weights and fresh BatchNorm statistics.
@@ -59,9 +63,7 @@ def export_candidate(
 
 def batchnorm_layers(module: torch.nn.Module) -> dict[str, torch.nn.modules.batchnorm._BatchNorm]:
     r"""The BatchNorm layers of ``module`` (1d, 2d, 3d), by module name."""
-    return {
-        name: m for name, m in module.named_modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
-    }
+    return {name: m for name, m in module.named_modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)}
 
 
 def batchnorm_statistics(module: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -69,7 +71,8 @@ def batchnorm_statistics(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {
         f"{name}.{key}" if name else key: value.detach().clone()
         for name, m in batchnorm_layers(module).items()
-        for key, value in m.named_buffers(recurse=False) if value.is_floating_point()
+        for key, value in m.named_buffers(recurse=False)
+        if value.is_floating_point()
     }
 
 
@@ -81,11 +84,15 @@ def calibration_batches(shards, usable: np.ndarray, hyper: Hyper) -> list[np.nda
     batches = []
     for length in np.unique(shards.length[records]):
         group = records[shards.length[records] == length]
-        batches += [b for b in np.array_split(group, range(hyper.batch_size, len(group), hyper.batch_size)) if len(b) >= 2]
+        batches += [
+            b for b in np.array_split(group, range(hyper.batch_size, len(group), hyper.batch_size)) if len(b) >= 2
+        ]
     return batches
 
 
-def calibrate_batchnorm(module: torch.nn.Module, shards, batches: typing.Sequence[np.ndarray], device: str = "cpu") -> None:
+def calibrate_batchnorm(
+    module: torch.nn.Module, shards, batches: typing.Sequence[np.ndarray], device: str = "cpu"
+) -> None:
     r"""Re-estimate BatchNorm running statistics for the current weights ("precise BN").
 
     During training, BatchNorm normalises with the statistics of each

@@ -64,8 +64,7 @@ def _add_option(group: argparse._ArgumentGroup, field: dataclasses.Field, hint: 
     help = argparse.SUPPRESS if meta["help"] is None else meta["help"]
     if hint is bool:
         if "positive" in meta:
-            group.add_argument(flag, dest=field.name, action="store_true", default=field.default,
-                               help=meta["positive"])
+            group.add_argument(flag, dest=field.name, action="store_true", default=field.default, help=meta["positive"])
         group.add_argument("--no-" + flag[2:], dest=field.name, action="store_false", help=help)
         return
     kwargs: dict[str, typing.Any] = {"default": field.default, "help": help}
@@ -160,17 +159,21 @@ def _report(outcome) -> None:
     onnx = p["validation"]["onnx"]
     print(f"student: {outcome.out} (sha256 {p['student']['sha256'][:12]})")
     print(f"int8:    {outcome.out_int8} (sha256 {p['student']['int8_sha256'][:12]})")
-    print(f"teacher: {p['teacher']['name']} ({p['teacher']['sha256'][:12]}); "
-          f"{p['data']['train_files']} training files, {p['data']['crops']} crops, "
-          f"{p['data']['skipped_count']} skipped; {p['teacher_calls']} teacher calls")
+    print(
+        f"teacher: {p['teacher']['name']} ({p['teacher']['sha256'][:12]}); "
+        f"{p['data']['train_files']} training files, {p['data']['crops']} crops, "
+        f"{p['data']['skipped_count']} skipped; {p['teacher_calls']} teacher calls"
+    )
     for label in ("fp32", "int8"):
         scores = ", ".join(f"{k} {v:.3f}" for k, v in onnx[label].items() if v is not None)
         print(f"CCC {label}: {scores}")
     tuning = p.get("whole_file_tuning") or {}
     if "files" in tuning:  # it ran (and was kept or undone)
         kept = "" if tuning.get("applied") else f"; undone: {tuning.get('reason')}"
-        print(f"whole-file tuning: {tuning['epochs']} epoch(s) on {tuning['files']} training files "
-              f"({p.get('whole_file_tuning_seconds', 0):.0f} s{_heldout_shift(tuning)}){kept}")
+        print(
+            f"whole-file tuning: {tuning['epochs']} epoch(s) on {tuning['files']} training files "
+            f"({p.get('whole_file_tuning_seconds', 0):.0f} s{_heldout_shift(tuning)}){kept}"
+        )
     elif tuning:
         print(f"no whole-file tuning: {tuning.get('reason')}")
     refit = p.get("head_refit") or {}

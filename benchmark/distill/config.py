@@ -28,9 +28,16 @@ PRECISIONS = ("fp32", "bf16")
 r"""Arithmetic of the distillation training step (``--precision``)."""
 
 
-def option(default: typing.Any, help: str | None, *, metavar: str | tuple[str, ...] | None = None,
-           choices: typing.Sequence[str] | None = None, group: str | None = None, recipe: bool = False,
-           positive: str | None = None) -> typing.Any:
+def option(
+    default: typing.Any,
+    help: str | None,
+    *,
+    metavar: str | tuple[str, ...] | None = None,
+    choices: typing.Sequence[str] | None = None,
+    group: str | None = None,
+    recipe: bool = False,
+    positive: str | None = None,
+) -> typing.Any:
     r"""A configuration field that is also a command-line option (:func:`benchmark.distill.cli.build_parser`).
 
     Args:
@@ -59,23 +66,35 @@ class Task:
 
     GROUP: typing.ClassVar[str] = "what to distil"
 
-    student: str = option("wav2small", "student architecture (wav2small, wav2small-2.0, mobilenetv4-conv-small, "
-                          "...); also its models.yaml name")
+    student: str = option(
+        "wav2small",
+        "student architecture (wav2small, wav2small-2.0, mobilenetv4-conv-small, ...); also its models.yaml name",
+    )
     teacher: str = option("egemaps-teacher", "teacher: a models.yaml name")
-    data: str = option("demo", "training audio: 'demo' (the embedded unlabeled pool), a folder, an audio file, a "
-                       "list file (.txt/.lst/.csv, one path per line) or a glob such as 'audio/**/*.wav'")
+    data: str = option(
+        "demo",
+        "training audio: 'demo' (the embedded unlabeled pool), a folder, an audio file, a "
+        "list file (.txt/.lst/.csv, one path per line) or a glob such as 'audio/**/*.wav'",
+    )
     refit_data: str = option(
-        "auto", "more audio, used only whole and clean, that the output layer is refitted on next to the "
+        "auto",
+        "more audio, used only whole and clean, that the output layer is refitted on next to the "
         "training files: 'demo' (the embedded demo-refit database), a folder, list or glob as for --data, 'none', "
-        "or 'auto' ('demo' with --data demo, else none); pool files in it are dropped", metavar="SPEC")
+        "or 'auto' ('demo' with --data demo, else none); pool files in it are dropped",
+        metavar="SPEC",
+    )
     pool_voices: str = option(
-        "none", "'wide': add a synthetic pool whose voices are drawn far beyond the demo's (f0 overlapping across "
+        "none",
+        "'wide': add a synthetic pool whose voices are drawn far beyond the demo's (f0 overlapping across "
         "sexes, vocal-tract length, breathiness, tilt, jitter/shimmer, channel; benchmark/distill/widepool.py); "
-        "the teacher labels it like the rest", choices=("none", "wide"))
+        "the teacher labels it like the rest",
+        choices=("none", "wide"),
+    )
     wide_files: int = option(1000, "utterances of the --pool-voices wide pool (generated once, cached)", metavar="N")
     max_files: int = option(0, "use at most N files of the pool (0: all)", metavar="N")
-    out: str | None = option(None, "model folder (default: weights/<student>); the int8 model goes to DIR-int8",
-                             metavar="DIR")
+    out: str | None = option(
+        None, "model folder (default: weights/<student>); the int8 model goes to DIR-int8", metavar="DIR"
+    )
     models: str | None = option(None, "model registry (default: models.yaml)", metavar="PATH")
     register: bool = option(True, "do not update the student's models.yaml entries")
 
@@ -128,22 +147,37 @@ class Hyper:
     final_lr: float = 0.02
     mse_weight: float = option(0.5, "loss = 1 - mean CCC + w * MSE", recipe=True)
     loss_weights: tuple[float, float, float] = option(
-        (1.0, 1.0, 1.0), "weights of arousal, dominance and valence in the CCC part of the loss; they trade one "
-        "dimension against the others", metavar=("A", "D", "V"), recipe=True)
+        (1.0, 1.0, 1.0),
+        "weights of arousal, dominance and valence in the CCC part of the loss; they trade one "
+        "dimension against the others",
+        metavar=("A", "D", "V"),
+        recipe=True,
+    )
     grad_clip: float = 1.0
     bn_calibration: int = option(
-        192, "re-estimate BatchNorm statistics on this many clean crops before each validation (0: off)",
-        metavar="CROPS", recipe=True)
+        192,
+        "re-estimate BatchNorm statistics on this many clean crops before each validation (0: off)",
+        metavar="CROPS",
+        recipe=True,
+    )
     bn_freeze_epochs: int = option(
-        0, "train the last N epochs with BatchNorm statistics frozen (recalibrated, then inference mode)",
-        metavar="N", recipe=True)
-    ema: float = option(0.99, "decay per step of the weight average that is validated and exported (0: off)",
-                        recipe=True)
+        0,
+        "train the last N epochs with BatchNorm statistics frozen (recalibrated, then inference mode)",
+        metavar="N",
+        recipe=True,
+    )
+    ema: float = option(
+        0.99, "decay per step of the weight average that is validated and exported (0: off)", recipe=True
+    )
     seed: int = option(0, "seeds crops, augmentation, init and batch order")
     precision: str = option(
-        "fp32", "arithmetic of the training step: float32, or bfloat16 autocast (faster where the hardware has "
+        "fp32",
+        "arithmetic of the training step: float32, or bfloat16 autocast (faster where the hardware has "
         "bf16, e.g. AMX or recent GPUs; weights, validation and export stay float32)",
-        choices=PRECISIONS, group="running", recipe=True)
+        choices=PRECISIONS,
+        group="running",
+        recipe=True,
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,25 +186,48 @@ class Crops:
 
     GROUP: typing.ClassVar[str] = "training"
 
-    crop_seconds: float = option(Recipe.crop_seconds, "longest training crop; shorter files are used whole "
-                                 "(never padded)", recipe=True)
-    bucket_seconds: float = option(Recipe.bucket_seconds, "crop lengths are cut down to multiples of this; a batch "
-                                   "holds crops of one length", recipe=True)
-    variants: int = option(Recipe.variants, "crops per file, cycled over epochs: the first clean, the others "
-                           "randomly augmented (teacher runs once per crop)", recipe=True)
+    crop_seconds: float = option(
+        Recipe.crop_seconds, "longest training crop; shorter files are used whole (never padded)", recipe=True
+    )
+    bucket_seconds: float = option(
+        Recipe.bucket_seconds,
+        "crop lengths are cut down to multiples of this; a batch holds crops of one length",
+        recipe=True,
+    )
+    variants: int = option(
+        Recipe.variants,
+        "crops per file, cycled over epochs: the first clean, the others "
+        "randomly augmented (teacher runs once per crop)",
+        recipe=True,
+    )
     augment: bool = option(True, "no noise/babble/gain/filter augmentation")
     # voice augmentation (issue 34), off by default: the committed models were distilled without it and a
     # re-distillation showing that it helps has not been run (docs/distillation.md)
-    aug_pitch: float = option(0.0, "probability that an augmented crop is pitch-shifted (uniform -4..+4 semitones, "
-                              "formants kept); the teacher labels the shifted crop", metavar="P", recipe=True)
-    aug_formant: float = option(0.0, "probability of a formant / vocal-tract-length warp (factor 0.85..1.15, pitch "
-                                "kept)", metavar="P", recipe=True)
-    aug_speed: float = option(0.0, "probability of a speed change (factor 0.9..1.1, tempo and pitch, like a tape)",
-                              metavar="P", recipe=True)
-    aug_tilt: float = option(0.0, "probability of a spectral tilt (-3..+3 dB per octave around 1 kHz)", metavar="P",
-                             recipe=True)
-    aug_channel: float = option(0.0, "probability of a recording channel (band-pass 50-400 Hz to 3-8 kHz, soft "
-                                "clipping)", metavar="P", recipe=True)
+    aug_pitch: float = option(
+        0.0,
+        "probability that an augmented crop is pitch-shifted (uniform -4..+4 semitones, "
+        "formants kept); the teacher labels the shifted crop",
+        metavar="P",
+        recipe=True,
+    )
+    aug_formant: float = option(
+        0.0,
+        "probability of a formant / vocal-tract-length warp (factor 0.85..1.15, pitch kept)",
+        metavar="P",
+        recipe=True,
+    )
+    aug_speed: float = option(
+        0.0, "probability of a speed change (factor 0.9..1.1, tempo and pitch, like a tape)", metavar="P", recipe=True
+    )
+    aug_tilt: float = option(
+        0.0, "probability of a spectral tilt (-3..+3 dB per octave around 1 kHz)", metavar="P", recipe=True
+    )
+    aug_channel: float = option(
+        0.0,
+        "probability of a recording channel (band-pass 50-400 Hz to 3-8 kHz, soft clipping)",
+        metavar="P",
+        recipe=True,
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -181,12 +238,21 @@ class Finishing:
 
     # off: on the demo pool it costs more wall time than it gains (docs/distillation.md)
     whole_file_epochs: int = option(
-        0, "after training, train N epochs more on the whole, clean training files with BatchNorm statistics "
-        "frozen, kept unless the held-out CCC drops (0: off; 1 is the tested setting)", metavar="N", recipe=True)
-    whole_file_lr: float = option(TuneSettings.lr, "learning rate of the whole-file tuning at its first step "
-                                  "(decays to zero)", recipe=True)
-    head_refit: bool = option(True, "keep the trained output layer instead of refitting it in closed form (ridge) "
-                              "on the whole training files (and --refit-data) after training", recipe=True)
+        0,
+        "after training, train N epochs more on the whole, clean training files with BatchNorm statistics "
+        "frozen, kept unless the held-out CCC drops (0: off; 1 is the tested setting)",
+        metavar="N",
+        recipe=True,
+    )
+    whole_file_lr: float = option(
+        TuneSettings.lr, "learning rate of the whole-file tuning at its first step (decays to zero)", recipe=True
+    )
+    head_refit: bool = option(
+        True,
+        "keep the trained output layer instead of refitting it in closed form (ridge) "
+        "on the whole training files (and --refit-data) after training",
+        recipe=True,
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -197,11 +263,17 @@ class Validation:
 
     val_fraction: float = option(0.1, "pool files held out to validate against the teacher", recipe=True)
     target_range: tuple[float, float] = option(
-        TARGET_RANGE, "teacher outputs outside this range count as teacher failures: those crops are not trained "
-        "on, those held-out files not scored (reported in the provenance)", metavar=("LOW", "HIGH"))
-    gold: str = option("auto", "labelled split to report CCC vs human labels on ('auto': msppodcast:test-2 with "
-                       "--data demo; 'none'); never test-1, the benchmark's test set",
-                       metavar="DATASET:SPLIT[:demo|real]")
+        TARGET_RANGE,
+        "teacher outputs outside this range count as teacher failures: those crops are not trained "
+        "on, those held-out files not scored (reported in the provenance)",
+        metavar=("LOW", "HIGH"),
+    )
+    gold: str = option(
+        "auto",
+        "labelled split to report CCC vs human labels on ('auto': msppodcast:test-2 with "
+        "--data demo; 'none'); never test-1, the benchmark's test set",
+        metavar="DATASET:SPLIT[:demo|real]",
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -212,10 +284,12 @@ class Runtime:
 
     device: str = option("auto", "auto (CUDA if available), cpu, cuda")
     threads: int = option(0, "torch CPU threads (0: all cores)")
-    resume: bool = option(True, "discard an existing checkpoint and start fresh",
-                          positive="continue an interrupted run with the same settings (the default)")
-    checkpoint_every: int = option(50, "steps between checkpoints (also written at every epoch end)",
-                                   metavar="STEPS")
+    resume: bool = option(
+        True,
+        "discard an existing checkpoint and start fresh",
+        positive="continue an interrupted run with the same settings (the default)",
+    )
+    checkpoint_every: int = option(50, "steps between checkpoints (also written at every epoch end)", metavar="STEPS")
     teacher_batch: int = option(64, "signals per teacher call")
     teacher_workers: int = option(0, "threads of a teacher that can use several (e.g. eGeMAPS; 0: --threads)")
     progress: bool = option(True, "hide progress bars")
@@ -297,8 +371,12 @@ class DistillConfig(Runtime, Validation, Finishing, Crops, Hyper, Task):
 
     def __post_init__(self):
         # settings that leave nothing to train (or to export) fail here, before the teacher runs
-        counts = {"epochs": self.epochs, "batch_size": self.batch_size, "variants": self.variants,
-                  "wide_files": self.wide_files}
+        counts = {
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "variants": self.variants,
+            "wide_files": self.wide_files,
+        }
         sizes = {"lr": self.lr, "crop_seconds": self.crop_seconds, "bucket_seconds": self.bucket_seconds}
         wrong = [f"{k}={v} (must be at least 1)" for k, v in counts.items() if v < 1]
         wrong += [f"{k}={v} (must be above 0)" for k, v in sizes.items() if not v > 0]
@@ -309,10 +387,15 @@ class DistillConfig(Runtime, Validation, Finishing, Crops, Hyper, Task):
         object.__setattr__(self, "loss_weights", weights or self.loss_weights)
         if len(weights) != 3 or not all(w >= 0 for w in weights) or not sum(weights) > 0:
             shown = " ".join(str(w) for w in weights) if weights else repr(self.loss_weights)
-            wrong.append(f"loss_weights={shown} (must be three weights, for arousal, dominance and valence, "
-                         "none negative, not all 0)")
-        wrong += [f"{k}={getattr(self, k)} (must be a probability, 0..1)" for k in VOICE_OPTIONS
-                  if not 0.0 <= getattr(self, k) <= 1.0]
+            wrong.append(
+                f"loss_weights={shown} (must be three weights, for arousal, dominance and valence, "
+                "none negative, not all 0)"
+            )
+        wrong += [
+            f"{k}={getattr(self, k)} (must be a probability, 0..1)"
+            for k in VOICE_OPTIONS
+            if not 0.0 <= getattr(self, k) <= 1.0
+        ]
         if wrong:
             options = ", ".join("--" + w.replace("_", "-") for w in wrong)
             raise DistillError(f"Cannot distil with {options}; change the option or the student's distilled.recipe.")
@@ -343,10 +426,14 @@ class DistillConfig(Runtime, Validation, Finishing, Crops, Hyper, Task):
 
     def recipe(self) -> Recipe:
         return Recipe(
-            crop_seconds=self.crop_seconds, bucket_seconds=self.bucket_seconds, variants=self.variants, seed=self.seed,
+            crop_seconds=self.crop_seconds,
+            bucket_seconds=self.bucket_seconds,
+            variants=self.variants,
+            seed=self.seed,
             augmentation=dataclasses.replace(
                 Augmentation() if self.augment else Augmentation.off(),
-                **{f"{k.removeprefix('aug_')}_prob": getattr(self, k) for k in VOICE_OPTIONS}),
+                **{f"{k.removeprefix('aug_')}_prob": getattr(self, k) for k in VOICE_OPTIONS},
+            ),
         )
 
 

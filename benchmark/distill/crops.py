@@ -61,7 +61,7 @@ class Augmentation:
     channel_drive: tuple[float, float] = (0.0, 2.0)
 
     @classmethod
-    def off(cls) -> "Augmentation":
+    def off(cls) -> Augmentation:
         r"""No augmentation at all (every variant is a clean crop)."""
         return cls(noise_prob=0.0, babble_prob=0.0, gain_prob=0.0, filter_prob=0.0)
 
@@ -200,8 +200,11 @@ def augment_voice(
     ratio = rng.uniform(*aug.formant_ratio)
     factor = rng.uniform(*aug.speed_factor)
     slope = rng.uniform(*aug.tilt_db_per_octave)
-    low, high, drive = (rng.uniform(*aug.channel_low_hz), rng.uniform(*aug.channel_high_hz),
-                        rng.uniform(*aug.channel_drive))
+    low, high, drive = (
+        rng.uniform(*aug.channel_low_hz),
+        rng.uniform(*aug.channel_high_hz),
+        rng.uniform(*aug.channel_drive),
+    )
     names = []
     if u[2] < aug.speed_prob:
         source = int(np.ceil(n * factor))
@@ -272,7 +275,9 @@ def augment(
         transforms.append(noise(snr_db=snr))
         names.append(f"{'pink' if pink else 'white'}-noise snr={snr:.1f}dB")
     if u[1] < aug.babble_prob and len(pick) >= 2:
-        transforms.append(auglib.transform.BabbleNoise([babble[i] for i in pick], num_speakers=len(pick), snr_db=babble_snr))
+        transforms.append(
+            auglib.transform.BabbleNoise([babble[i] for i in pick], num_speakers=len(pick), snr_db=babble_snr)
+        )
         names.append(f"babble x{len(pick)} snr={babble_snr:.1f}dB")
     if u[3] < aug.filter_prob:
         f = auglib.transform.LowPass if lowpass else auglib.transform.HighPass

@@ -31,14 +31,21 @@ def load_export(folder: Path, name: str):
 
     """
     entry = registry.ModelEntry(
-        name=name, kind="audonnx", role="student", source={"path": str(folder)}, sampling_rate=16000,
-        outputs={d: d for d in DIMENSIONS}, description="", root=Path(folder).parent,
+        name=name,
+        kind="audonnx",
+        role="student",
+        source={"path": str(folder)},
+        sampling_rate=16000,
+        outputs={d: d for d in DIMENSIONS},
+        description="",
+        root=Path(folder).parent,
     )
     return registry.load_model(entry, registry={})
 
 
-def _score_onnx(folder: Path, validation: typing.Sequence[ValidationSet], label: str,
-                scored: dict | None = None) -> dict[str, float]:
+def _score_onnx(
+    folder: Path, validation: typing.Sequence[ValidationSet], label: str, scored: dict | None = None
+) -> dict[str, float]:
     r"""CCC of an exported model folder on the validation sets, through the benchmark's own loader.
 
     Files run a thread each (the loader's onnxruntime session has one; its
@@ -56,7 +63,7 @@ def _score_onnx(folder: Path, validation: typing.Sequence[ValidationSet], label:
         key = (onnx_sha, vs.name, len(vs))
         if key not in scored:
             model = model or load_export(folder, f"distilled-{label}")
-            pred = np.stack(per_file(lambda s: model(s, 16000), vs.signals))
+            pred = np.stack(per_file(lambda s, m=model: m(s, 16000), vs.signals))
             figures, values = {}, []
             for d in vs.reference.columns:
                 figures[f"{vs.name}_{d}"] = _num(ccc(vs.reference[d].to_numpy(), pred[:, DIMENSIONS.index(d)]))

@@ -19,8 +19,15 @@ from benchmark.distill.teacher import Data, _refit_files, _training_files
 from benchmark.distill.validation import ValidationSet, evaluate, selection_key
 
 
-def _tune_on_whole_files(config: DistillConfig, student, train_files: ValidationSet | None, dims: list[int],
-                         validation: typing.Sequence[ValidationSet], result, device: str) -> tuple[dict, dict]:
+def _tune_on_whole_files(
+    config: DistillConfig,
+    student,
+    train_files: ValidationSet | None,
+    dims: list[int],
+    validation: typing.Sequence[ValidationSet],
+    result,
+    device: str,
+) -> tuple[dict, dict]:
     r"""Tune the best epoch's network on the whole training files; keep it unless held-out CCC drops.
 
     :func:`benchmark.distill.tune.tune` on ``train_files``
@@ -38,11 +45,16 @@ def _tune_on_whole_files(config: DistillConfig, student, train_files: Validation
     if train_files is None or len(train_files) < 2:
         return {"applied": False, "reason": "fewer than 2 training files with an in-range teacher output"}, best
     original = {k: v.clone() for k, v in student.state_dict().items()}
-    settings = tune.TuneSettings(epochs=config.whole_file_epochs, lr=config.whole_file_lr,
-                                 batch_size=config.batch_size, weight_decay=config.weight_decay,
-                                 mse_weight=config.mse_weight)
-    report = tune.tune(student, train_files, dims, settings, seed=config.seed,
-                       loss_weights=config.loss_weights, device=device)
+    settings = tune.TuneSettings(
+        epochs=config.whole_file_epochs,
+        lr=config.whole_file_lr,
+        batch_size=config.batch_size,
+        weight_decay=config.weight_decay,
+        mse_weight=config.mse_weight,
+    )
+    report = tune.tune(
+        student, train_files, dims, settings, seed=config.seed, loss_weights=config.loss_weights, device=device
+    )
     if selection_key(validation) == "none":
         return {"applied": True, **report, "checked": "no held-out files"}, {}
     figures, dropped, after = _against(student, validation, best, device)
@@ -52,9 +64,16 @@ def _tune_on_whole_files(config: DistillConfig, student, train_files: Validation
     return {"applied": True, **report, "validation": figures}, after
 
 
-def _refit_head(config: DistillConfig, student, train_files: ValidationSet | None,
-                refit_files: ValidationSet | None, dims: list[int], validation: typing.Sequence[ValidationSet],
-                baseline: dict, device: str) -> tuple[dict, typing.Any]:
+def _refit_head(
+    config: DistillConfig,
+    student,
+    train_files: ValidationSet | None,
+    refit_files: ValidationSet | None,
+    dims: list[int],
+    validation: typing.Sequence[ValidationSet],
+    baseline: dict,
+    device: str,
+) -> tuple[dict, typing.Any]:
     r"""Refit the student's output layer in closed form; keep it unless held-out CCC drops.
 
     ``train_files`` holds the whole training files with the teacher's outputs
@@ -81,8 +100,11 @@ def _refit_head(config: DistillConfig, student, train_files: ValidationSet | Non
     heldout = next((v for v in validation if v.name == "teacher" and len(v)), None)
     fitted = train_files
     if refit_files is not None:
-        fitted = ValidationSet("refit", train_files.signals + refit_files.signals,
-                               pd.concat([train_files.reference, refit_files.reference]))
+        fitted = ValidationSet(
+            "refit",
+            train_files.signals + refit_files.signals,
+            pd.concat([train_files.reference, refit_files.reference]),
+        )
     data = refit.head_data(student, fitted, dims, heldout, device)
     report = refit.refit_from(student, data, seed=config.seed)
     if refit_files is not None:
@@ -96,8 +118,9 @@ def _refit_head(config: DistillConfig, student, train_files: ValidationSet | Non
     return {"applied": True, **report, "validation": figures}, data
 
 
-def _against(student, validation: typing.Sequence[ValidationSet], before: dict,
-             device: str = "cpu") -> tuple[dict, str, dict]:
+def _against(
+    student, validation: typing.Sequence[ValidationSet], before: dict, device: str = "cpu"
+) -> tuple[dict, str, dict]:
     r"""Held-out figures ``before`` a change and of ``student`` now.
 
     Returns:
@@ -114,8 +137,17 @@ INT8_LOSS_LIMIT = 0.01
 r"""Held-out CCC the int8 twin of a refitted head may lose on any dimension (the issue's int8 target)."""
 
 
-def _int8_guard(config: DistillConfig, student, data, validation: typing.Sequence[ValidationSet], baseline: dict,
-                before_refit: dict, report: dict, export: typing.Callable[[], None], scored: dict) -> dict:
+def _int8_guard(
+    config: DistillConfig,
+    student,
+    data,
+    validation: typing.Sequence[ValidationSet],
+    baseline: dict,
+    before_refit: dict,
+    report: dict,
+    export: typing.Callable[[], None],
+    scored: dict,
+) -> dict:
     r"""Raise a refitted head's penalty until its int8 twin loses at most :data:`INT8_LOSS_LIMIT` held-out CCC.
 
     A small penalty can lean on directions of the features that 8-bit
@@ -177,8 +209,15 @@ class Finished:
     teacher_calls: int
 
 
-def finish(config: DistillConfig, student, teacher, data: Data, result, device: str,
-           exporter: tuple[typing.Callable, typing.Callable] | None = None) -> Finished:
+def finish(
+    config: DistillConfig,
+    student,
+    teacher,
+    data: Data,
+    result,
+    device: str,
+    exporter: tuple[typing.Callable, typing.Callable] | None = None,
+) -> Finished:
     r"""From the best epoch to the exported fp32 and int8 folders: tuning, refit, export, int8 guard.
 
     Args:
@@ -198,8 +237,7 @@ def finish(config: DistillConfig, student, teacher, data: Data, result, device: 
     tuning, baseline = _tune_on_whole_files(config, student, train_files, dims, validation, result, device)
     tuning_seconds = time.perf_counter() - tuning_started
     before_refit = {k: v.clone() for k, v in student.state_dict().items()}
-    head_refit, head_data = _refit_head(config, student, train_files, refit_files, dims, validation, baseline,
-                                        device)
+    head_refit, head_data = _refit_head(config, student, train_files, refit_files, dims, validation, baseline, device)
     student.to("cpu").eval()
     export_onnx, quantize_int8 = exporter or _default_exporter()
 
@@ -210,8 +248,9 @@ def finish(config: DistillConfig, student, teacher, data: Data, result, device: 
     export()
     scored: dict = {}  # ONNX figures by model file: each export is scored once
     if head_refit.get("applied") and "validation" in head_refit:
-        head_refit = _int8_guard(config, student, head_data, validation, baseline, before_refit, head_refit, export,
-                                 scored)
+        head_refit = _int8_guard(
+            config, student, head_data, validation, baseline, before_refit, head_refit, export, scored
+        )
     return Finished(tuning, tuning_seconds, head_refit, train_offscale, refit_info, scored, calls)
 
 
@@ -226,10 +265,12 @@ def _whole_files(config: DistillConfig, student, teacher, data: Data):
     train_files, train_offscale, refit_files, refit_info, calls = None, [], None, {"source": "none"}, 0
     refitting = config.head_refit and refit.has_linear_head(student)
     if config.whole_file_epochs or refitting:
-        train_files, train_offscale, calls = _training_files(teacher, data.train_pool, data.dims, config,
-                                                             data.target_range)
+        train_files, train_offscale, calls = _training_files(
+            teacher, data.train_pool, data.dims, config, data.target_range
+        )
     if refitting:
-        refit_files, refit_info, more = _refit_files(teacher, data.refit_pool, data.refit_source, data.dims, config,
-                                                     data.target_range)
+        refit_files, refit_info, more = _refit_files(
+            teacher, data.refit_pool, data.refit_source, data.dims, config, data.target_range
+        )
         calls += more
     return train_files, train_offscale, refit_files, refit_info, calls

@@ -58,12 +58,36 @@ from benchmark.hashing import sha256_text
 from benchmark.students import build
 
 __all__ = [  # the stages' names, where callers found them before the stages had modules of their own
-    "DEFAULT_GOLD", "FORBIDDEN_SPLITS", "INT8_LOSS_LIMIT", "OUTPUT_FILES", "PRECISIONS", "REFIT_MAX_FILES",
-    "DistillConfig", "DistillError", "DistillOutcome", "check_precision", "checkpoint_path", "default_out",
-    "distill", "fingerprint", "fitted_on", "int8_folder", "keep_freed_memory", "load_export", "load_teacher",
-    "native_bf16", "provenance_record", "records_folder", "registry_entries", "student_recipe",
+    "DEFAULT_GOLD",
+    "FORBIDDEN_SPLITS",
+    "INT8_LOSS_LIMIT",
+    "OUTPUT_FILES",
+    "PRECISIONS",
+    "REFIT_MAX_FILES",
+    "DistillConfig",
+    "DistillError",
+    "DistillOutcome",
+    "check_precision",
+    "checkpoint_path",
+    "default_out",
+    "distill",
+    "fingerprint",
+    "fitted_on",
+    "int8_folder",
+    "keep_freed_memory",
+    "load_export",
+    "load_teacher",
+    "native_bf16",
+    "provenance_record",
+    "records_folder",
+    "registry_entries",
+    "student_recipe",
     # tested directly
-    "_check_gold", "_num", "_refit_head", "_score_onnx", "_tune_on_whole_files",
+    "_check_gold",
+    "_num",
+    "_refit_head",
+    "_score_onnx",
+    "_tune_on_whole_files",
 ]
 
 
@@ -112,11 +136,21 @@ def distill(
     data = prepare_data(config, teacher, teacher_source, gold_set, env)
     student = _build_student(config, build_student)
     result = train(
-        student, data.shards, data.validation, config.hyper(),
-        checkpoint=checkpoint_path(config.out_path), fingerprint=fingerprint(config, student, teacher, data, env),
-        dims=data.dims, usable=data.usable, resume=config.resume, device=env.device,
-        checkpoint_every=config.checkpoint_every, progress=config.progress, stop_after_steps=config.stop_after_steps,
-        rank=env.rank, world_size=env.world_size,
+        student,
+        data.shards,
+        data.validation,
+        config.hyper(),
+        checkpoint=checkpoint_path(config.out_path),
+        fingerprint=fingerprint(config, student, teacher, data, env),
+        dims=data.dims,
+        usable=data.usable,
+        resume=config.resume,
+        device=env.device,
+        checkpoint_every=config.checkpoint_every,
+        progress=config.progress,
+        stop_after_steps=config.stop_after_steps,
+        rank=env.rank,
+        world_size=env.world_size,
         on_epoch=lambda history: write_history(history, config.records_path),
     )
     if env.rank != 0:
@@ -127,8 +161,9 @@ def distill(
     finished = finish(config, student, teacher, data, result, env.device, exporter)
     full = write_records(config, teacher, student, data, result, finished, env, started, earlier)
     runtime.stop(env)
-    return DistillOutcome(config.out_path, config.int8_path, full, result.history,
-                          data.teacher_calls + finished.teacher_calls)
+    return DistillOutcome(
+        config.out_path, config.int8_path, full, result.history, data.teacher_calls + finished.teacher_calls
+    )
 
 
 def _build_student(config: DistillConfig, build_student: typing.Callable[[str], typing.Any] | None):

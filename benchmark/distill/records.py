@@ -28,11 +28,30 @@ if typing.TYPE_CHECKING:  # pragma: no cover
 
 
 def provenance_record(
-    config: DistillConfig, teacher, student, out: Path, out_int8: Path, *, source: str, listed: int,
-    pool: Pool, train_pool: Pool, held: Pool, shards, offscale: list[str], val_info: dict,
-    validation: typing.Sequence[ValidationSet], result, recipe: Recipe, hyper: Hyper, world_size: int,
-    target_range: tuple[float, float], train_offscale: typing.Sequence[str] = (),
-    whole_file_tuning: dict | None = None, head_refit: dict | None = None, refit_info: dict | None = None,
+    config: DistillConfig,
+    teacher,
+    student,
+    out: Path,
+    out_int8: Path,
+    *,
+    source: str,
+    listed: int,
+    pool: Pool,
+    train_pool: Pool,
+    held: Pool,
+    shards,
+    offscale: list[str],
+    val_info: dict,
+    validation: typing.Sequence[ValidationSet],
+    result,
+    recipe: Recipe,
+    hyper: Hyper,
+    world_size: int,
+    target_range: tuple[float, float],
+    train_offscale: typing.Sequence[str] = (),
+    whole_file_tuning: dict | None = None,
+    head_refit: dict | None = None,
+    refit_info: dict | None = None,
     scored: dict | None = None,
 ) -> dict:
     r"""What the exported weights depend on: teacher, data, recipe, settings, code, scores.
@@ -46,8 +65,11 @@ def provenance_record(
         "fp32": _score_onnx(out, validation, "fp32", scored),
         "int8": _score_onnx(out_int8, validation, "int8", scored),
     }
-    loss = {key: _num(onnx_metrics["fp32"][key] - onnx_metrics["int8"][key]) for key in onnx_metrics["fp32"]
-            if onnx_metrics["fp32"][key] is not None and onnx_metrics["int8"][key] is not None}
+    loss = {
+        key: _num(onnx_metrics["fp32"][key] - onnx_metrics["int8"][key])
+        for key in onnx_metrics["fp32"]
+        if onnx_metrics["fp32"][key] is not None and onnx_metrics["int8"][key] is not None
+    }
     return {
         "student": {
             "name": config.student,
@@ -117,19 +139,21 @@ def registry_entries(config: DistillConfig, teacher, sha: str, sha_int8: str, re
         (config.student, config.out_path, sha, "fp32"),
         (config.student + "-int8", config.int8_path, sha_int8, "dynamic int8 (QUInt8) quantisation of the fp32 model"),
     ):
-        entries.append({
-            "name": name,
-            "kind": "audonnx",
-            "role": "student",
-            "source": {"path": _relative(path, root), "sha256": digest},
-            "sampling_rate": 16000,
-            "outputs": {d: d for d in DIMENSIONS},
-            "architecture": config.student,
-            "description": (
-                f"{config.student} distilled from {teacher.name} (teacher outputs only, no human labels); {what}."
-            ),
-            "distilled": distilled,
-        })
+        entries.append(
+            {
+                "name": name,
+                "kind": "audonnx",
+                "role": "student",
+                "source": {"path": _relative(path, root), "sha256": digest},
+                "sampling_rate": 16000,
+                "outputs": {d: d for d in DIMENSIONS},
+                "architecture": config.student,
+                "description": (
+                    f"{config.student} distilled from {teacher.name} (teacher outputs only, no human labels); {what}."
+                ),
+                "distilled": distilled,
+            }
+        )
     return entries
 
 
@@ -153,8 +177,17 @@ def _write_json(path: Path, payload: dict) -> None:
     atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n")
 
 
-def write_records(config: DistillConfig, teacher, student, data: Data, result, finished: Finished, env: Environment,
-                  started: float, earlier: typing.Sequence[dict | None] = (None, None, None)) -> dict:
+def write_records(
+    config: DistillConfig,
+    teacher,
+    student,
+    data: Data,
+    result,
+    finished: Finished,
+    env: Environment,
+    started: float,
+    earlier: typing.Sequence[dict | None] = (None, None, None),
+) -> dict:
     r"""Write the provenance records and the history, and register the student; the full record.
 
     ``provenance.json`` goes into both model folders (what the weights
@@ -174,11 +207,30 @@ def write_records(config: DistillConfig, teacher, student, data: Data, result, f
     refit_info, scored, tuning_seconds = finished.refit_info, finished.scored, finished.tuning_seconds
     device, threads, teacher_calls = env.device, env.threads, data.teacher_calls + finished.teacher_calls
     record = provenance_record(
-        config, teacher, student, out, out_int8, source=source, listed=len(files), pool=pool,
-        train_pool=train_pool, held=held, shards=shards, offscale=offscale, val_info=val_info,
-        validation=validation, result=result, recipe=recipe, hyper=hyper, world_size=world_size,
-        target_range=target_range, train_offscale=train_offscale, whole_file_tuning=tuning, head_refit=head_refit,
-        refit_info=refit_info, scored=scored,
+        config,
+        teacher,
+        student,
+        out,
+        out_int8,
+        source=source,
+        listed=len(files),
+        pool=pool,
+        train_pool=train_pool,
+        held=held,
+        shards=shards,
+        offscale=offscale,
+        val_info=val_info,
+        validation=validation,
+        result=result,
+        recipe=recipe,
+        hyper=hyper,
+        world_size=world_size,
+        target_range=target_range,
+        train_offscale=train_offscale,
+        whole_file_tuning=tuning,
+        head_refit=head_refit,
+        refit_info=refit_info,
+        scored=scored,
     )
     # The copy inside the model folder keeps only what the weights depend on; no
     # record enters the artefact hash (benchmark.hashing.artifact_sha256).
@@ -189,8 +241,11 @@ def write_records(config: DistillConfig, teacher, student, data: Data, result, f
     full = {
         **record,
         "student": {
-            **record["student"], "path": project_relative(out), "sha256": sha,
-            "int8_path": project_relative(out_int8), "int8_sha256": sha_int8,
+            **record["student"],
+            "path": project_relative(out),
+            "sha256": sha,
+            "int8_path": project_relative(out_int8),
+            "int8_sha256": sha_int8,
         },
         "wall_seconds": round(time.perf_counter() - started, 1),
         "date": provenance()["date"],
@@ -200,8 +255,10 @@ def write_records(config: DistillConfig, teacher, student, data: Data, result, f
         "resumed_from_step": result.resumed_from,
         "whole_file_tuning_seconds": round(tuning_seconds, 1),
         # relative to the cache root ($SER_BENCHMARK_CACHE): records name no machine's folders
-        "cache": {"teacher_shards": project_relative(shards.folder, cache_root()),
-                  "checkpoint": project_relative(checkpoint_path(out), cache_root())},
+        "cache": {
+            "teacher_shards": project_relative(shards.folder, cache_root()),
+            "checkpoint": project_relative(checkpoint_path(out), cache_root()),
+        },
     }
     write_history(result.history, results_dir)
     _write_json(results_dir / "provenance.json", with_runs(full, earlier[2]))

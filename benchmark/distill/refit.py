@@ -288,12 +288,18 @@ def head_data(
 
     features, targets = inputs(training)
     held = inputs(heldout) if heldout is not None and len(heldout) else None
-    return HeadData(features=features, targets=targets, files=np.asarray(training.reference.index, dtype=str),
-                    heldout=held, dims=dims)
+    return HeadData(
+        features=features,
+        targets=targets,
+        files=np.asarray(training.reference.index, dtype=str),
+        heldout=held,
+        dims=dims,
+    )
 
 
-def refit_from(module: torch.nn.Module, data: HeadData, *, alphas: typing.Sequence[float] = ALPHAS,
-               seed: int = 0) -> dict:
+def refit_from(
+    module: torch.nn.Module, data: HeadData, *, alphas: typing.Sequence[float] = ALPHAS, seed: int = 0
+) -> dict:
     r"""Replace the rows ``data.dims`` of ``module.head`` by their fit (:func:`fit_head`) on ``data``.
 
     Args:
@@ -312,8 +318,11 @@ def refit_from(module: torch.nn.Module, data: HeadData, *, alphas: typing.Sequen
     with torch.no_grad():
         head.weight[data.dims] = torch.from_numpy(fitted.weight).to(head.weight)
         head.bias[data.dims] = torch.from_numpy(fitted.bias).to(head.bias)
-    where = (f"{len(data.heldout[0])} held-out files" if data.heldout is not None
-             else f"{FOLDS}-fold cross-validation over training files")
+    where = (
+        f"{len(data.heldout[0])} held-out files"
+        if data.heldout is not None
+        else f"{FOLDS}-fold cross-validation over training files"
+    )
     return {
         "fitted_on": f"{len(data.features)} whole training files",
         "features": int(data.features.shape[1]),

@@ -207,7 +207,9 @@ def update_registry(path: str | os.PathLike, entries: typing.Sequence[dict]) -> 
                 f"Editing {path} did not produce the expected entry '{entry['name']}'; update it by hand."
             )
     try:
-        Registry.from_yaml_text(yaml.safe_dump({"models": mine}, sort_keys=False), root=path.resolve().parent, path=path)
+        Registry.from_yaml_text(
+            yaml.safe_dump({"models": mine}, sort_keys=False), root=path.resolve().parent, path=path
+        )
     except RegistryError as ex:
         raise RegistryUpdateError(f"The updated entries would be invalid: {ex}") from None
     if new != old:

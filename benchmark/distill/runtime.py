@@ -99,8 +99,11 @@ def check_precision(precision: str, device: str) -> None:
         return
     if device.startswith("cuda"):
         raise DistillError("--precision bf16: this CUDA device has no bfloat16 support; use --precision fp32.")
-    print("--precision bf16: this CPU has no bfloat16 instructions (AMX or AVX-512 BF16); "
-          "bf16 is emulated and slower than fp32.", flush=True)
+    print(
+        "--precision bf16: this CPU has no bfloat16 instructions (AMX or AVX-512 BF16); "
+        "bf16 is emulated and slower than fp32.",
+        flush=True,
+    )
 
 
 def _deterministic(device: str) -> None:

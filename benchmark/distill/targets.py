@@ -28,8 +28,7 @@ from benchmark import DIMENSIONS
 if typing.TYPE_CHECKING:  # pragma: no cover
     from benchmark.models.base import Predictor
 
-TARGETS = {"wall_minutes": 15.0, "ccc_arousal": 0.90, "ccc_mean": 0.80, "int8_loss": 0.01,
-           "voice_shift_arousal": 0.85}
+TARGETS = {"wall_minutes": 15.0, "ccc_arousal": 0.90, "ccc_mean": 0.80, "int8_loss": 0.01, "voice_shift_arousal": 0.85}
 """Issue 5: default run on a 2-core CPU, arousal and mean CCC against the teacher, int8 loss per dimension;
 issue 34: arousal CCC against the teacher on voice-shifted test-1 audio (all shifts pooled)."""
 
@@ -122,9 +121,15 @@ def score(
     fp32, int8 = (report["models"][k]["ccc_vs_teacher"] for k in ("fp32", "int8"))
     report["int8_loss"] = {d: fp32[d] - int8[d] for d in fp32}
     index = teacher_pred.index
-    paired = {d: paired_bootstrap(teacher_pred[d], pd.Series(predictions["fp32"][:, i], index),
-                                  pd.Series(predictions["int8"][:, i], index), n=resamples)
-              for i, d in enumerate(DIMENSIONS)}
+    paired = {
+        d: paired_bootstrap(
+            teacher_pred[d],
+            pd.Series(predictions["fp32"][:, i], index),
+            pd.Series(predictions["int8"][:, i], index),
+            n=resamples,
+        )
+        for i, d in enumerate(DIMENSIONS)
+    }
     report["int8_loss_ci95"] = {d: [v["ci_low"], v["ci_high"]] for d, v in paired.items()}
     report["bootstrap"] = {"resamples": resamples, "level": 0.95, "seed": 0}
     if voice_shifts or sex_splits:
@@ -136,7 +141,9 @@ def score(
         for name in sex_splits:
             split_set = evalset if name == split else load_split(dataset, name, data=data)
             known = predictions["fp32"] if name == split else None
-            report["sex_agreement"][name] = sex_agreement(fp32_model, teacher, split_set, known, label=f"targets-{name}")
+            report["sex_agreement"][name] = sex_agreement(
+                fp32_model, teacher, split_set, known, label=f"targets-{name}"
+            )
     return report
 
 
@@ -194,8 +201,13 @@ def voice_shift_agreement(
         student_all.append(p)
     pooled = _ccc_columns(np.concatenate(teacher_all).astype(np.float64), np.concatenate(student_all))
     worst = {d: min(c[d] for c in per_condition.values()) for d in pooled}
-    return {"conditions": per_condition, "pooled": pooled, "worst": worst, "files": len(signals),
-            "shifts": {name: list(voice.VOICE_SHIFTS[name]) for name in conditions}}
+    return {
+        "conditions": per_condition,
+        "pooled": pooled,
+        "worst": worst,
+        "files": len(signals),
+        "shifts": {name: list(voice.VOICE_SHIFTS[name]) for name in conditions},
+    }
 
 
 def sex_agreement(
@@ -230,8 +242,10 @@ def sex_agreement(
     from benchmark.distill import annotate
 
     if evalset.sex is None:
-        raise ValueError(f"{evalset.provenance().get('dataset')} {evalset.split}: no sex labels; the per-sex "
-                         "agreement needs a split with a sex column (datasets.yaml 'sex').")
+        raise ValueError(
+            f"{evalset.provenance().get('dataset')} {evalset.split}: no sex labels; the per-sex "
+            "agreement needs a split with a sex column (datasets.yaml 'sex')."
+        )
     teacher_pred, audio, _, _ = annotate.annotate_files(teacher, [str(f) for f in evalset.files], label=label)
     if predictions is None:
         predictions = np.stack([model(s, 16000) for s in audio])
@@ -262,11 +276,14 @@ def checks(report: dict) -> dict[str, bool]:
     met = {
         "CCC(student, teacher) arousal >= 0.90": fp32["arousal"] >= TARGETS["ccc_arousal"],
         "CCC(student, teacher) mean A/D/V >= 0.80": fp32["mean"] >= TARGETS["ccc_mean"],
-        "int8 loses <= 0.01 CCC (every dimension)": all(v <= TARGETS["int8_loss"] for v in report["int8_loss"].values()),
+        "int8 loses <= 0.01 CCC (every dimension)": all(
+            v <= TARGETS["int8_loss"] for v in report["int8_loss"].values()
+        ),
     }
     if report.get("voice_shift"):
         met["CCC(student, teacher) arousal under voice shifts >= 0.85"] = (
-            report["voice_shift"]["pooled"]["arousal"] >= TARGETS["voice_shift_arousal"])
+            report["voice_shift"]["pooled"]["arousal"] >= TARGETS["voice_shift_arousal"]
+        )
     if report.get("timing"):
         met["default distill <= 15 min wall"] = report["timing"]["wall_seconds"] <= 60 * TARGETS["wall_minutes"]
     return {k: bool(v) for k, v in met.items()}
@@ -287,8 +304,13 @@ def median_timing(runs: list[dict]) -> dict:
     if len(runs) == 1:
         return runs[0]
     middle = sorted(runs, key=lambda r: r["wall_seconds"])[(len(runs) - 1) // 2]
-    return {**middle, "runs": [{k: r[k] for k in ("wall_seconds", "cpu_seconds", "load_average_before",
-                                                   "load_average_after") if k in r} for r in runs]}
+    return {
+        **middle,
+        "runs": [
+            {k: r[k] for k in ("wall_seconds", "cpu_seconds", "load_average_before", "load_average_after") if k in r}
+            for r in runs
+        ],
+    }
 
 
 def earlier_timing(path: Path, sha256: str) -> dict | None:

@@ -131,8 +131,9 @@ refit files are all used.
 """
 
 
-def _training_files(teacher, train_pool: Pool, dims: list[int], config: DistillConfig,
-                    target_range: tuple[float, float]) -> tuple[ValidationSet, list[str], int]:
+def _training_files(
+    teacher, train_pool: Pool, dims: list[int], config: DistillConfig, target_range: tuple[float, float]
+) -> tuple[ValidationSet, list[str], int]:
     r"""The whole files the tuning trains on and the refit is fitted on.
 
     :func:`_teacher_files` of at most :data:`REFIT_MAX_FILES` training files.
@@ -178,8 +179,14 @@ def _refit_pool(config: DistillConfig, pool: Pool, train_pool: Pool) -> tuple[Po
     return Pool([scanned.files[i] for i in chosen], [scanned.hashes[i] for i in chosen], scanned.missing), info
 
 
-def _refit_files(teacher, refit_pool: Pool | None, info: dict, dims: list[int], config: DistillConfig,
-                 target_range: tuple[float, float]) -> tuple[ValidationSet | None, dict, int]:
+def _refit_files(
+    teacher,
+    refit_pool: Pool | None,
+    info: dict,
+    dims: list[int],
+    config: DistillConfig,
+    target_range: tuple[float, float],
+) -> tuple[ValidationSet | None, dict, int]:
     r"""The files of :func:`_refit_pool` with the teacher's outputs (:func:`_teacher_files`).
 
     Returns:
@@ -188,8 +195,9 @@ def _refit_files(teacher, refit_pool: Pool | None, info: dict, dims: list[int], 
     """
     if refit_pool is None:
         return None, info, 0
-    refit_files, skipped, offscale, calls = _teacher_files("refit", teacher, refit_pool.files, refit_pool.hashes,
-                                                           dims, config, target_range)
+    refit_files, skipped, offscale, calls = _teacher_files(
+        "refit", teacher, refit_pool.files, refit_pool.hashes, dims, config, target_range
+    )
     hash_of = dict(zip(refit_pool.files, refit_pool.hashes))
     kept = list(refit_files.reference.index)  # content-hash order, as in refit_pool
     report = {
@@ -204,8 +212,15 @@ def _refit_files(teacher, refit_pool: Pool | None, info: dict, dims: list[int], 
     return (refit_files if len(refit_files) else None), report, calls
 
 
-def _teacher_files(name: str, teacher, files: list[str], hashes: list[str], dims: list[int], config: DistillConfig,
-                   target_range: tuple[float, float]) -> tuple[ValidationSet, list[tuple[str, str]], list[str], int]:
+def _teacher_files(
+    name: str,
+    teacher,
+    files: list[str],
+    hashes: list[str],
+    dims: list[int],
+    config: DistillConfig,
+    target_range: tuple[float, float],
+) -> tuple[ValidationSet, list[tuple[str, str]], list[str], int]:
     r"""Whole, clean files with the teacher's outputs (cached by content), off-scale ones left out.
 
     Returns:
@@ -214,8 +229,9 @@ def _teacher_files(name: str, teacher, files: list[str], hashes: list[str], dims
         (0 on a cache hit)
     """
     label = {"teacher": "heldout"}.get(name, name)  # the held-out files' cache label predates the set's name
-    targets, signals, skipped, calls = annotate.annotate_files(teacher, files, hashes, label=label,
-                                                               batch_size=config.teacher_batch)
+    targets, signals, skipped, calls = annotate.annotate_files(
+        teacher, files, hashes, label=label, batch_size=config.teacher_batch
+    )
     ok = annotate.in_range(targets.to_numpy(), target_range)
     kept = targets[ok]
     names = [DIMENSIONS[d] for d in dims]
@@ -229,8 +245,9 @@ def _validation_sets(
     info: dict = {"skipped": [], "gold": None, "teacher_vs_gold": {}, "offscale": []}
     if rank != 0:  # only rank 0 validates
         return [ValidationSet("teacher", [], pd.DataFrame(columns=names))], info, 0
-    heldout, skipped, offscale, calls = _teacher_files("teacher", teacher, held.files, held.hashes, dims, config,
-                                                       target_range)
+    heldout, skipped, offscale, calls = _teacher_files(
+        "teacher", teacher, held.files, held.hashes, dims, config, target_range
+    )
     info["skipped"] += skipped
     info["offscale"] = [f"{os.path.basename(f)} (held-out, whole file)" for f in offscale]
     sets = [heldout]
@@ -240,7 +257,8 @@ def _validation_sets(
     if gold_set is not None:
         files = [str(f) for f in gold_set.files]
         teacher_gold, _, gold_skipped, gold_calls = annotate.annotate_files(
-            teacher, files, label=f"gold-{gold_set.audb_name}-{gold_set.split}", batch_size=config.teacher_batch)
+            teacher, files, label=f"gold-{gold_set.audb_name}-{gold_set.split}", batch_size=config.teacher_batch
+        )
         calls += gold_calls
         info["skipped"] += gold_skipped
         truth = gold_set.truth.copy()
@@ -320,9 +338,11 @@ def prepare_data(config: DistillConfig, teacher, teacher_source: dict, gold_set,
 
         wide, info = wide_pool(config.wide_files, config.seed)
         files = files + wide
-        source += (f" + wide voices v{info['version']} ({info['files']} files, {info['speakers']} speakers: "
-                   f"{info['speakers_per_sex']['female']} female, {info['speakers_per_sex']['male']} male; "
-                   f"f0 5/50/95 % {'/'.join(str(q) for q in info['f0_quantiles_5_50_95'])} Hz; seed {info['seed']})")
+        source += (
+            f" + wide voices v{info['version']} ({info['files']} files, {info['speakers']} speakers: "
+            f"{info['speakers_per_sex']['female']} female, {info['speakers_per_sex']['male']} male; "
+            f"f0 5/50/95 % {'/'.join(str(q) for q in info['f0_quantiles_5_50_95'])} Hz; seed {info['seed']})"
+        )
     pool = annotate.scan_pool(files)
     if config.max_files and len(pool.files) > config.max_files:
         pool = Pool(pool.files[: config.max_files], pool.hashes[: config.max_files], pool.missing, pool.duplicates)
@@ -333,8 +353,11 @@ def prepare_data(config: DistillConfig, teacher, teacher_source: dict, gold_set,
     recipe = config.recipe()
     check_precision(config.precision, env.device)
 
-    shards = annotate.annotate_pool(teacher, train_pool, recipe, batch_size=config.teacher_batch,
-                                    progress=config.progress) if env.rank == 0 else None
+    shards = (
+        annotate.annotate_pool(teacher, train_pool, recipe, batch_size=config.teacher_batch, progress=config.progress)
+        if env.rank == 0
+        else None
+    )
     _barrier(env.world_size)
     if shards is None:
         shards = annotate.annotate_pool(teacher, train_pool, recipe, batch_size=config.teacher_batch, progress=False)
@@ -344,7 +367,24 @@ def prepare_data(config: DistillConfig, teacher, teacher_source: dict, gold_set,
         f"{os.path.basename(shards.files[shards.file_index[i]])} (variant {shards.variant[i]})"
         for i in np.flatnonzero(~usable)
     ]
-    validation, val_info, calls = _validation_sets(teacher, held, gold_spec, gold_set, dims, env.rank, config,
-                                                   target_range)
-    return Data(files, source, pool, train_pool, held, refit_pool, refit_source, dims, gold_spec, target_range, shards,
-                usable, offscale, validation, val_info, shards.teacher_calls + calls)
+    validation, val_info, calls = _validation_sets(
+        teacher, held, gold_spec, gold_set, dims, env.rank, config, target_range
+    )
+    return Data(
+        files,
+        source,
+        pool,
+        train_pool,
+        held,
+        refit_pool,
+        refit_source,
+        dims,
+        gold_spec,
+        target_range,
+        shards,
+        usable,
+        offscale,
+        validation,
+        val_info,
+        shards.teacher_calls + calls,
+    )

@@ -58,11 +58,37 @@ from benchmark.distill.validation import (
 )
 
 __all__ = [  # the training helpers' names, where callers found them before they had modules of their own
-    "CHECKPOINT_FORMAT", "CheckpointMismatch", "Hyper", "Interrupted", "NoTrainingData", "TrainResult",
-    "ValidationSet", "batchnorm_layers", "batchnorm_statistics", "calibrate_batchnorm", "calibration_batches",
-    "ccc", "ccc_loss", "epoch_batches", "epoch_summary", "evaluate", "export_candidate", "forward_each",
-    "get_rng_state", "load_checkpoint", "lr_factor", "per_file", "plot_history", "predict", "save_checkpoint",
-    "selection_key", "set_batchnorm_training", "set_rng_state", "train", "update_ema", "write_history",
+    "CHECKPOINT_FORMAT",
+    "CheckpointMismatch",
+    "Hyper",
+    "Interrupted",
+    "NoTrainingData",
+    "TrainResult",
+    "ValidationSet",
+    "batchnorm_layers",
+    "batchnorm_statistics",
+    "calibrate_batchnorm",
+    "calibration_batches",
+    "ccc",
+    "ccc_loss",
+    "epoch_batches",
+    "epoch_summary",
+    "evaluate",
+    "export_candidate",
+    "forward_each",
+    "get_rng_state",
+    "load_checkpoint",
+    "lr_factor",
+    "per_file",
+    "plot_history",
+    "predict",
+    "save_checkpoint",
+    "selection_key",
+    "set_batchnorm_training",
+    "set_rng_state",
+    "train",
+    "update_ema",
+    "write_history",
 ]
 
 
@@ -212,11 +238,23 @@ def train(
         CheckpointMismatch: if ``checkpoint`` belongs to another run
 
     """
-    trainer = Trainer(student, shards, validation, hyper, checkpoint=checkpoint, fingerprint=fingerprint, dims=dims,
-                      usable=usable, device=device, rank=rank, world_size=world_size)
+    trainer = Trainer(
+        student,
+        shards,
+        validation,
+        hyper,
+        checkpoint=checkpoint,
+        fingerprint=fingerprint,
+        dims=dims,
+        usable=usable,
+        device=device,
+        rank=rank,
+        world_size=world_size,
+    )
     trainer.restore(resume)
-    return trainer.fit(checkpoint_every=checkpoint_every, progress=progress, stop_after_steps=stop_after_steps,
-                       on_epoch=on_epoch)
+    return trainer.fit(
+        checkpoint_every=checkpoint_every, progress=progress, stop_after_steps=stop_after_steps, on_epoch=on_epoch
+    )
 
 
 class Trainer:
@@ -234,9 +272,21 @@ class Trainer:
 
     """
 
-    def __init__(self, student: torch.nn.Module, shards, validation: typing.Sequence[ValidationSet], hyper: Hyper, *,
-                 checkpoint: Path, fingerprint: dict, dims: typing.Sequence[int] = (0, 1, 2),
-                 usable: np.ndarray | None = None, device: str = "cpu", rank: int = 0, world_size: int = 1):
+    def __init__(
+        self,
+        student: torch.nn.Module,
+        shards,
+        validation: typing.Sequence[ValidationSet],
+        hyper: Hyper,
+        *,
+        checkpoint: Path,
+        fingerprint: dict,
+        dims: typing.Sequence[int] = (0, 1, 2),
+        usable: np.ndarray | None = None,
+        device: str = "cpu",
+        rank: int = 0,
+        world_size: int = 1,
+    ):
         self.student, self.shards, self.validation, self.hyper = student, shards, validation, hyper
         self.path, self.fingerprint, self.dims = Path(checkpoint), fingerprint, list(dims)
         self.device, self.rank, self.world_size = device, rank, world_size
@@ -253,16 +303,29 @@ class Trainer:
         torch.manual_seed(hyper.seed)
         layout = getattr(student, "training_memory_format", None)
         student.to(device, memory_format=layout(hyper.precision) if layout else torch.contiguous_format).train()
-        self.autocast = {"device_type": torch.device(device).type, "dtype": torch.bfloat16,
-                         "enabled": hyper.precision == "bf16"}
+        self.autocast = {
+            "device_type": torch.device(device).type,
+            "dtype": torch.bfloat16,
+            "enabled": hyper.precision == "bf16",
+        }
         self.model = student
         if world_size > 1:
             ids = [torch.device(device).index] if device.startswith("cuda") else None
             self.model = torch.nn.parallel.DistributedDataParallel(student, device_ids=ids)
         self.optimizer = torch.optim.AdamW(student.parameters(), lr=hyper.lr, weight_decay=hyper.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, self.total, hyper))
-        self.state = {"epoch": 0, "step": 0, "global_step": 0, "loss_sum": 0.0, "loss_n": 0, "history": [],
-                      "best": None, "done": False, "ema": None, "bn_frozen": False}
+        self.state = {
+            "epoch": 0,
+            "step": 0,
+            "global_step": 0,
+            "loss_sum": 0.0,
+            "loss_n": 0,
+            "history": [],
+            "best": None,
+            "done": False,
+            "ema": None,
+            "bn_frozen": False,
+        }
         self.resumed_from: int | None = None
 
     def restore(self, resume: bool = True) -> None:
@@ -279,8 +342,10 @@ class Trainer:
             saved = load_checkpoint(self.path, self.fingerprint)
             if saved is None:
                 if self.rank == 0:
-                    print(f"Checkpoint {self.path} is of a finished run with other settings: starting a new run.",
-                          flush=True)
+                    print(
+                        f"Checkpoint {self.path} is of a finished run with other settings: starting a new run.",
+                        flush=True,
+                    )
             else:
                 self.student.load_state_dict(saved["model"])
                 self.optimizer.load_state_dict(saved["optimizer"])
@@ -293,15 +358,18 @@ class Trainer:
         r"""Write the whole training state (rank 0 only; atomically)."""
         if self.rank != 0:
             return
-        save_checkpoint(self.path, {
-            "format": CHECKPOINT_FORMAT,
-            "fingerprint": self.fingerprint,
-            "model": self.student.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "rng": get_rng_state(),
-            **self.state,
-        })
+        save_checkpoint(
+            self.path,
+            {
+                "format": CHECKPOINT_FORMAT,
+                "fingerprint": self.fingerprint,
+                "model": self.student.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "rng": get_rng_state(),
+                **self.state,
+            },
+        )
 
     def step(self, batch: np.ndarray) -> float:
         r"""One optimiser step on the crops ``batch``; returns its loss."""
@@ -330,23 +398,39 @@ class Trainer:
         r"""Score the candidate model (:func:`export_candidate`) into ``row``; keep it if it is the best so far."""
         state = self.state
         calibration = self.calibration if self.hyper.bn_calibration else []
-        candidate = export_candidate(self.student, state["ema"], self.shards, calibration, self.device,
-                                     frozen_statistics=state["bn_frozen"])
+        candidate = export_candidate(
+            self.student, state["ema"], self.shards, calibration, self.device, frozen_statistics=state["bn_frozen"]
+        )
         row.update(evaluate(candidate, self.validation, self.device))
         score = row.get(selection_key(self.validation), float("nan"))
         best = state["best"]
         if best is None or (np.isfinite(score) and not (best["score"] >= score)):
-            state["best"] = {"epoch": row["epoch"], "score": float(score),
-                             "state": {k: v.detach().cpu().clone() for k, v in candidate.state_dict().items()}}
+            state["best"] = {
+                "epoch": row["epoch"],
+                "score": float(score),
+                "state": {k: v.detach().cpu().clone() for k, v in candidate.state_dict().items()},
+            }
 
-    def fit(self, *, checkpoint_every: int = 50, progress: bool = True, stop_after_steps: int | None = None,
-            on_epoch: typing.Callable[[pd.DataFrame], None] | None = None) -> TrainResult:
+    def fit(
+        self,
+        *,
+        checkpoint_every: int = 50,
+        progress: bool = True,
+        stop_after_steps: int | None = None,
+        on_epoch: typing.Callable[[pd.DataFrame], None] | None = None,
+    ) -> TrainResult:
         r"""Train the remaining epochs (arguments as :func:`train`)."""
         state = self.state
         bar = None
         if not state["done"]:
-            bar = tqdm(total=self.total, initial=state["global_step"], desc="train", unit="step",
-                       disable=not progress or self.rank != 0, dynamic_ncols=True)
+            bar = tqdm(
+                total=self.total,
+                initial=state["global_step"],
+                desc="train",
+                unit="step",
+                disable=not progress or self.rank != 0,
+                dynamic_ncols=True,
+            )
         while not state["done"] and state["epoch"] < self.hyper.epochs:
             row = self._epoch(bar, checkpoint_every, stop_after_steps)
             if self.rank == 0:  # only rank 0 validates and keeps the best model
@@ -359,8 +443,13 @@ class Trainer:
         if bar is not None:
             bar.close()
         best = state["best"] or {"state": {}, "epoch": 0}  # empty on ranks other than 0
-        return TrainResult(best_state=best["state"], best_epoch=best["epoch"], history=pd.DataFrame(state["history"]),
-                           steps=state["global_step"], resumed_from=self.resumed_from)
+        return TrainResult(
+            best_state=best["state"],
+            best_epoch=best["epoch"],
+            history=pd.DataFrame(state["history"]),
+            steps=state["global_step"],
+            resumed_from=self.resumed_from,
+        )
 
     def _epoch(self, bar, checkpoint_every: int, stop_after_steps: int | None) -> dict:
         r"""The rest of the current epoch's steps; its row of the history (before validation)."""
@@ -422,12 +511,13 @@ def epoch_batches(
     batches = []
     for length in np.unique(shards.length[records]):
         group = rng.permutation(records[shards.length[records] == length])
-        batches += [b for b in np.array_split(group, range(hyper.batch_size, len(group), hyper.batch_size)) if len(b) >= 2]
+        batches += [
+            b for b in np.array_split(group, range(hyper.batch_size, len(group), hyper.batch_size)) if len(b) >= 2
+        ]
     if not batches:
         return []
-    sampler = DistributedSampler(range(len(batches)), num_replicas=world_size, rank=rank, shuffle=True,
-                                 seed=hyper.seed, drop_last=world_size > 1)
+    sampler = DistributedSampler(
+        range(len(batches)), num_replicas=world_size, rank=rank, shuffle=True, seed=hyper.seed, drop_last=world_size > 1
+    )
     sampler.set_epoch(epoch)
     return [batches[i] for i in sampler]
-
-

@@ -150,7 +150,9 @@ def tune(
         for batch in batches:
             shortest = min(lengths[i] for i in batch)
             longest_cut = max(longest_cut, max(lengths[i] for i in batch) - shortest)
-            x = torch.from_numpy(np.stack([signals[i][:shortest] for i in batch]).astype(np.float32, copy=False)).to(device)
+            x = torch.from_numpy(np.stack([signals[i][:shortest] for i in batch]).astype(np.float32, copy=False)).to(
+                device
+            )
             for group in optimizer.param_groups:
                 group["lr"] = settings.lr * 0.5 * (1.0 + np.cos(np.pi * step / total))
             loss = ccc_loss(module(x), targets[batch], dims, settings.mse_weight, loss_weights)

@@ -71,8 +71,12 @@ def per_file(fn: typing.Callable[[typing.Any], T], items: typing.Sequence, devic
         torch.set_num_threads(threads)
 
 
-def forward_each(module: torch.nn.Module, signals: typing.Sequence[np.ndarray], take: typing.Callable[[torch.Tensor], T],
-                 device: str = "cpu") -> list[T]:
+def forward_each(
+    module: torch.nn.Module,
+    signals: typing.Sequence[np.ndarray],
+    take: typing.Callable[[torch.Tensor], T],
+    device: str = "cpu",
+) -> list[T]:
     r"""``take(module(signal))`` for each whole signal on its own, in eval mode (:func:`per_file`).
 
     No padding enters a result. ``take`` runs in the thread of its forward

@@ -149,8 +149,9 @@ def resample(signal: np.ndarray, factor: float) -> np.ndarray:
     return _fit(y, int(round(len(signal) / factor)))
 
 
-def pitch_shift(signal: np.ndarray, semitones: float, sampling_rate: int = SAMPLING_RATE, *,
-                keep_formants: bool = True) -> np.ndarray:
+def pitch_shift(
+    signal: np.ndarray, semitones: float, sampling_rate: int = SAMPLING_RATE, *, keep_formants: bool = True
+) -> np.ndarray:
     r"""Shift the pitch by ``semitones``, keeping length and RMS (and, by default, the formants).
 
     Args:
@@ -231,12 +232,14 @@ def tilt(signal: np.ndarray, db_per_octave: float, sampling_rate: int = SAMPLING
 
     """
     top = min(8000.0, sampling_rate / 2)
-    return equalize(signal, {100.0: db_per_octave * np.log2(100 / 1000), top: db_per_octave * np.log2(top / 1000)},
-                    sampling_rate)
+    return equalize(
+        signal, {100.0: db_per_octave * np.log2(100 / 1000), top: db_per_octave * np.log2(top / 1000)}, sampling_rate
+    )
 
 
-def channel(signal: np.ndarray, low_hz: float, high_hz: float, drive: float = 0.0,
-            sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
+def channel(
+    signal: np.ndarray, low_hz: float, high_hz: float, drive: float = 0.0, sampling_rate: int = SAMPLING_RATE
+) -> np.ndarray:
     r"""A recording channel: band-pass ``low_hz``..``high_hz`` (4th-order Butterworth, zero phase) and soft clipping; RMS kept.
 
     Args:

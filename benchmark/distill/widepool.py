@@ -62,8 +62,11 @@ def wide_speaker(speaker_id: str, rng: np.random.Generator):
     traits = {}
     for name, (low, high) in RANGES.items():
         u = rng.random()
-        traits[name] = float(np.exp(np.log(low) + u * (np.log(high) - np.log(low)))) if name in LOG_UNIFORM \
+        traits[name] = (
+            float(np.exp(np.log(low) + u * (np.log(high) - np.log(low))))
+            if name in LOG_UNIFORM
             else float(low + u * (high - low))
+        )
     sex = "female" if rng.random() < 0.5 else "male"
     return synth.Speaker(id=speaker_id, sex=sex, **traits)
 
@@ -97,8 +100,9 @@ def wide_pool(files: int, seed: int = 0) -> tuple[list[str], dict]:
         for i in range(files):
             rng = np.random.default_rng([seed, VERSION, i])
             if i % UTTERANCES_PER_SPEAKER == 0:
-                speaker = wide_speaker(f"wide{i // UTTERANCES_PER_SPEAKER:04d}",
-                                       np.random.default_rng([seed, VERSION, i, 1]))
+                speaker = wide_speaker(
+                    f"wide{i // UTTERANCES_PER_SPEAKER:04d}", np.random.default_rng([seed, VERSION, i, 1])
+                )
                 speakers.append(speaker)
             emotion = synth.Emotion(*(float(v) for v in np.clip(rng.standard_normal(3), -2.5, 2.5)))
             signal = synth.synthesize(speaker, emotion, rng)
@@ -106,7 +110,10 @@ def wide_pool(files: int, seed: int = 0) -> tuple[list[str], dict]:
         f0 = np.array([s.f0 for s in speakers])
         scale = np.array([s.formant_scale for s in speakers])
         info = {
-            "version": VERSION, "seed": seed, "files": files, "speakers": len(speakers),
+            "version": VERSION,
+            "seed": seed,
+            "files": files,
+            "speakers": len(speakers),
             "utterances_per_speaker": UTTERANCES_PER_SPEAKER,
             "ranges": {k: list(v) for k, v in RANGES.items()},
             "speakers_per_sex": {sex: sum(s.sex == sex for s in speakers) for sex in ("female", "male")},

@@ -44,8 +44,14 @@ def leaderboard_section(inputs: Inputs) -> str:
         for (model, sha), group in rows.groupby(["model", "model_sha256"], sort=True):
             by_dim = {r["dimension"]: r for _, r in group.iterrows()}
             passed = sum(_truthy(r["passed"]) for r in by_dim.values())
-            table.append([f"[{model}](models/{model}.md)", sha8(sha),
-                          *[_auc_cell(by_dim.get(d)) for d in DIMENSIONS], f"{passed}/{len(by_dim)}"])
+            table.append(
+                [
+                    f"[{model}](models/{model}.md)",
+                    sha8(sha),
+                    *[_auc_cell(by_dim.get(d)) for d in DIMENSIONS],
+                    f"{passed}/{len(by_dim)}",
+                ]
+            )
         parts.append(f"### {section_title(section)}")
         parts.append(md_table(["model", "sha256", *[f"AUC {d}" for d in DIMENSIONS], "passed"], table, "llrrrr"))
     parts.append("*Sources: `results/consistency.csv`, `results/consistency_categories.csv`.*")
@@ -64,21 +70,39 @@ def model_block(inputs: Inputs, model: str) -> str:
         parts.append(f"### {section_title(section)}")
         a = _in_section(auc, section)
         if len(a):
-            table = [[r["dimension"], r["group"], f"{int(float(r['n_high']))} / {int(float(r['n_low']))}",
-                      r["high"], r["low"], _auc_cell(r), fmt3(r.get("delta_auc")),
-                      ("passed" if _truthy(r["passed"]) else "failed") if str(r["group"]) == "all" else DASH]
-                     for _, r in a.iterrows()]
-            parts.append(md_table(["dimension", "group", "files high / low", "high", "low", "AUC", "ΔAUC vs all",
-                                   "test"], table, "llrllrrl"))
+            table = [
+                [
+                    r["dimension"],
+                    r["group"],
+                    f"{int(float(r['n_high']))} / {int(float(r['n_low']))}",
+                    r["high"],
+                    r["low"],
+                    _auc_cell(r),
+                    fmt3(r.get("delta_auc")),
+                    ("passed" if _truthy(r["passed"]) else "failed") if str(r["group"]) == "all" else DASH,
+                ]
+                for _, r in a.iterrows()
+            ]
+            parts.append(
+                md_table(
+                    ["dimension", "group", "files high / low", "high", "low", "AUC", "ΔAUC vs all", "test"],
+                    table,
+                    "llrllrrl",
+                )
+            )
         m = _in_section(means, section)
         if len(m):
             table = []
             for category, group in m.groupby("category", sort=True):
                 by_dim = {r["dimension"]: r for _, r in group.iterrows()}
                 n = next(iter(by_dim.values()))["n"]
-                cells = [fmt_ccc(by_dim[d]["mean"], by_dim[d].get("ci_low"), by_dim[d].get("ci_high"))
-                         + _side(by_dim[d].get("side"))
-                         if d in by_dim else DASH for d in DIMENSIONS]
+                cells = [
+                    fmt_ccc(by_dim[d]["mean"], by_dim[d].get("ci_low"), by_dim[d].get("ci_high"))
+                    + _side(by_dim[d].get("side"))
+                    if d in by_dim
+                    else DASH
+                    for d in DIMENSIONS
+                ]
                 table.append([category, f"{int(float(n))}", *cells])
             parts.append("Mean prediction per category (95 % interval; its place on the dimension in brackets):")
             parts.append(md_table(["category", "files", *DIMENSIONS], table, "lrrrr"))

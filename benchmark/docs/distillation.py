@@ -127,10 +127,14 @@ def _voice_and_sex_text(report: dict) -> list[str]:
         rows = []
         for split, a in sexes.items():
             for group in ("female", "male"):
-                rows.append([f"{split}, {group} ({a[group]['files']} files)", *[_score(a[group].get(d)) for d in columns]])
+                rows.append(
+                    [f"{split}, {group} ({a[group]['files']} files)", *[_score(a[group].get(d)) for d in columns]]
+                )
             rows.append([f"{split}, gap female − male", *[_score(a["gap"].get(d)) for d in columns]])
-        text += ["CCC of the fp32 student against its teacher within each sex (demo splits):",
-                 md_table(["split, group", *columns], rows, "l" + "r" * len(columns))]
+        text += [
+            "CCC of the fp32 student against its teacher within each sex (demo splits):",
+            md_table(["split, group", *columns], rows, "l" + "r" * len(columns)),
+        ]
     return text
 
 

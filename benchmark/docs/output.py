@@ -97,5 +97,3 @@ class Output:
             for folder in sorted([root, *root.rglob("*")], reverse=True) if root.exists() else []:
                 if folder.is_dir() and not any(folder.iterdir()):
                     folder.rmdir()
-
-

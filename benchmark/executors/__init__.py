@@ -31,8 +31,12 @@ class Progress:
 
         self.n_cells, self.done_cells = len(cells), 0
         self.bar = tqdm(
-            total=sum(c.n_files for c in cells), unit="file", desc="predict", leave=False,
-            dynamic_ncols=True, disable=not enabled or not cells,
+            total=sum(c.n_files for c in cells),
+            unit="file",
+            desc="predict",
+            leave=False,
+            dynamic_ncols=True,
+            disable=not enabled or not cells,
         )
         self.bar.set_postfix_str(f"cells 0/{self.n_cells}")
 
@@ -100,8 +104,15 @@ def predict_cells(
         from benchmark.executors import ray as ray_executor
 
         return ray_executor.run(
-            cells, where, spec, bar, address=address, replicas=replicas,
-            gpus_per_replica=gpus_per_replica, log=log, on_result=on_result,
+            cells,
+            where,
+            spec,
+            bar,
+            address=address,
+            replicas=replicas,
+            gpus_per_replica=gpus_per_replica,
+            log=log,
+            on_result=on_result,
         )
     finally:
         bar.close()
@@ -121,8 +132,14 @@ def run_local(cells: typing.Sequence[Cell], where: dict, spec: RunSpec, bar: Pro
         started, computed, error = time.perf_counter(), 0, None
         try:
             pred, _ = runner.predict(
-                model, evalset, files, condition=cell.condition_dict, num_workers=spec.num_workers,
-                progress=False, on_progress=bar.files, batch_size=spec.batch_size,
+                model,
+                evalset,
+                files,
+                condition=cell.condition_dict,
+                num_workers=spec.num_workers,
+                progress=False,
+                on_progress=bar.files,
+                batch_size=spec.batch_size,
             )
             computed = int(pred.attrs.get("computed", 0))
         except Exception as ex:  # one failing cell must not stop the others
@@ -162,8 +179,11 @@ def store(cache: runner.PredictionCache, files: pd.Index, values: np.ndarray, sk
     """
     files = pd.Index(files, name="file").astype("string")
     scored = np.array([i not in skips for i in range(len(files))], dtype=bool)
-    new = pd.DataFrame(np.asarray(values, dtype="float64").reshape(len(files), len(DIMENSIONS))[scored],
-                       index=files[scored], columns=list(DIMENSIONS))
+    new = pd.DataFrame(
+        np.asarray(values, dtype="float64").reshape(len(files), len(DIMENSIONS))[scored],
+        index=files[scored],
+        columns=list(DIMENSIONS),
+    )
     new_skips = pd.DataFrame(
         {"reason": pd.Series([skips[i] for i in sorted(skips)], dtype="string")},
         index=pd.Index([files[i] for i in sorted(skips)], name="file", dtype="string"),
@@ -178,9 +198,17 @@ def worker_env() -> dict[str, str]:
     r"""Environment a worker process needs to see the driver's caches and this package."""
     from benchmark.paths import PROJECT_ROOT
 
-    env = {k: os.environ[k] for k in (
-        "SER_BENCHMARK_CACHE", "AUDB_CACHE_ROOT", "AUDB_SHARED_CACHE_ROOT", "OMP_NUM_THREADS", "HF_HUB_OFFLINE",
-    ) if k in os.environ}
+    env = {
+        k: os.environ[k]
+        for k in (
+            "SER_BENCHMARK_CACHE",
+            "AUDB_CACHE_ROOT",
+            "AUDB_SHARED_CACHE_ROOT",
+            "OMP_NUM_THREADS",
+            "HF_HUB_OFFLINE",
+        )
+        if k in os.environ
+    }
     # A source checkout (not an installed wheel) must win over any other install on the worker's path.
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")) if p)
     return env

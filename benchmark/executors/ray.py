@@ -64,8 +64,12 @@ class Worker:
         from benchmark import runner
 
         batch_size = self.spec.batch_size if runner.batches(self.model) else 1
-        return {"artifact_hash": self.model.artifact_hash, "batch_size": batch_size, "pid": os.getpid(),
-                "node": ray.get_runtime_context().get_node_id()}
+        return {
+            "artifact_hash": self.model.artifact_hash,
+            "batch_size": batch_size,
+            "pid": os.getpid(),
+            "node": ray.get_runtime_context().get_node_id(),
+        }
 
     def run(self, cell: Cell, positions: list[int]) -> dict:
         r"""Predict the files at ``positions`` of ``cell``'s inputs.
@@ -102,8 +106,13 @@ class Worker:
                 values[where[file]] = row
             for file, reason in chunk_skips["reason"].items():
                 skips[where[file]] = str(reason)
-        return {"values": values, "skips": skips, "seconds": time.perf_counter() - started,
-                "pid": os.getpid(), "node": ray.get_runtime_context().get_node_id()}
+        return {
+            "values": values,
+            "skips": skips,
+            "seconds": time.perf_counter() - started,
+            "pid": os.getpid(),
+            "node": ray.get_runtime_context().get_node_id(),
+        }
 
 
 def default_gpus(entry) -> float:
@@ -134,8 +143,9 @@ def run(
     if started_here:
         # "local": a new cluster here, never one that a `ray start` on this machine left behind
         local = {} if address else {"_node_ip_address": "127.0.0.1"}  # one machine: keep the traffic on loopback
-        ray.init(address=address or "local", include_dashboard=False, log_to_driver=False, configure_logging=False,
-                 **local)
+        ray.init(
+            address=address or "local", include_dashboard=False, log_to_driver=False, configure_logging=False, **local
+        )
     spec.env = {**worker_env(), **spec.env}
     outcomes: dict[str, Outcome] = {}
     try:
@@ -160,7 +170,10 @@ def start_actors(ray, spec: RunSpec, model_name: str, replicas: int, gpus_per_re
     remote = ray.remote(Worker)
     return [
         remote.options(
-            num_cpus=1, num_gpus=gpus, max_restarts=-1, max_task_retries=TASK_RETRIES,
+            num_cpus=1,
+            num_gpus=gpus,
+            max_restarts=-1,
+            max_task_retries=TASK_RETRIES,
             runtime_env={"env_vars": spec.env},
         ).remote(spec, model_name)
         for _ in range(replicas)

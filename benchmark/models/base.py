@@ -99,9 +99,7 @@ class Predictor(abc.ABC):
             raise ValueError(f"Model '{self.name}': expected a mono signal, got shape {signal.shape}.")
         out = np.asarray(self.predict(signal), dtype=np.float64).reshape(-1)
         if out.shape != (len(DIMENSIONS),):
-            raise ValueError(
-                f"Model '{self.name}' returned shape {out.shape}, expected (3,) for {DIMENSIONS}."
-            )
+            raise ValueError(f"Model '{self.name}' returned shape {out.shape}, expected (3,) for {DIMENSIONS}.")
         return self.mask(out)
 
     def __repr__(self) -> str:

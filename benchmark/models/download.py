@@ -300,4 +300,3 @@ def model_root(folder: str | os.PathLike, names: tuple[str, ...] = ("model.yaml"
             return hits[0]
     listing = ", ".join(sorted(p.name for p in folder.iterdir())[:10])
     raise FileNotFoundError(f"No {' or '.join(names)} found in {folder} (contains: {listing}).")
-

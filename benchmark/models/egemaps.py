@@ -96,7 +96,18 @@ class EgemapsRegressor(Predictor):
     """
 
     def __init__(
-        self, name, mean, scale, coef, intercept, alpha, meta=None, *, clip=np.inf, normalise=False, num_workers: int = 1
+        self,
+        name,
+        mean,
+        scale,
+        coef,
+        intercept,
+        alpha,
+        meta=None,
+        *,
+        clip=np.inf,
+        normalise=False,
+        num_workers: int = 1,
     ):
         self.arrays = {
             "mean": np.asarray(mean, dtype=np.float64),
@@ -162,7 +173,7 @@ class EgemapsRegressor(Predictor):
         return folder / "model.npz"
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike, name: str = "egemaps", **kwargs) -> "EgemapsRegressor":
+    def from_file(cls, path: str | os.PathLike, name: str = "egemaps", **kwargs) -> EgemapsRegressor:
         r"""Load a model written by :meth:`save`."""
         path = Path(path)
         with np.load(path) as data:
@@ -223,7 +234,9 @@ def _mono(signal: np.ndarray) -> np.ndarray:
 # --- fitting ---------------------------------------------------------------------------
 
 
-def extract(evalset, num_workers: int | None = None, verbose: bool = True, normalise: bool = DEFAULT_NORMALISE) -> np.ndarray:
+def extract(
+    evalset, num_workers: int | None = None, verbose: bool = True, normalise: bool = DEFAULT_NORMALISE
+) -> np.ndarray:
     r"""eGeMAPSv02 functionals of every file of ``evalset``; shape ``(files, 88)``.
 
     Files are read, mixed down and resampled to 16 kHz by
@@ -247,8 +260,13 @@ def extract(evalset, num_workers: int | None = None, verbose: bool = True, norma
         return features(local.smile, _mono(signal), normalise)
 
     interface = audinterface.Process(
-        process_func=process, sampling_rate=SAMPLING_RATE, resample=True, channels=None, mixdown=True,
-        num_workers=num_workers, multiprocessing=False,
+        process_func=process,
+        sampling_rate=SAMPLING_RATE,
+        resample=True,
+        channels=None,
+        mixdown=True,
+        num_workers=num_workers,
+        multiprocessing=False,
     )
     index = audformat.filewise_index(list(evalset.files))
     result = interface.process_index(index, preserve_index=True)
@@ -316,8 +334,13 @@ def fit(
         "dimensions": [d for d in DIMENSIONS if d in scores],
         "alpha": {d: float(chosen[i]) for i, d in enumerate(DIMENSIONS) if d in scores},
         "cv_ccc": scores,
-        "params": {"alphas": [float(a) for a in alphas], "folds": int(folds), "seed": int(seed), "clip": float(clip),
-                   "normalise": bool(normalise)},
+        "params": {
+            "alphas": [float(a) for a in alphas],
+            "folds": int(folds),
+            "seed": int(seed),
+            "clip": float(clip),
+            "normalise": bool(normalise),
+        },
         "data": {**evalset.provenance(), "files": len(evalset.files)},
     }
     return EgemapsRegressor(
@@ -447,5 +470,3 @@ def sha256_bytes(data: bytes) -> str:
     import hashlib
 
     return hashlib.sha256(data).hexdigest()
-
-

@@ -97,7 +97,9 @@ def resolve(entry) -> tuple[Path, str]:
     if "url" in source:
         archive = download.fetch(source["url"], source["sha256"], model=entry.name)
         # fetch verified the bytes: against the pin, or against the digest recorded at an unpinned download
-        digest = download.recorded_sha256(archive) if source["sha256"] == download.UNPINNED else source["sha256"].lower()
+        digest = (
+            download.recorded_sha256(archive) if source["sha256"] == download.UNPINNED else source["sha256"].lower()
+        )
         folder = download.unpack(archive, sha256=digest)
         return download.model_root(folder), digest
     path = entry.resolve(source["path"])
@@ -114,7 +116,9 @@ def _device(requested: str, name: str) -> str:
     import onnxruntime
 
     if requested.startswith("cuda") and "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
-        warnings.warn(f"Model '{name}': CUDA requested but onnxruntime has no CUDA provider; using the CPU.")
+        warnings.warn(
+            f"Model '{name}': CUDA requested but onnxruntime has no CUDA provider; using the CPU.", stacklevel=2
+        )
         return "cpu"
     return requested
 

@@ -139,7 +139,7 @@ def torch_device(requested: str | None, name: str = "model"):
     if requested == "auto":
         requested = "cuda" if torch.cuda.is_available() else "cpu"
     if requested.startswith("cuda") and not torch.cuda.is_available():
-        warnings.warn(f"Model '{name}': CUDA requested but not available; using the CPU.")
+        warnings.warn(f"Model '{name}': CUDA requested but not available; using the CPU.", stacklevel=2)
         requested = "cpu"
     return torch.device(requested)
 
@@ -301,7 +301,7 @@ def z_normalize(signal: np.ndarray) -> np.ndarray:
 # --- the wav2vec 2.0 emotion model ------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _model_classes():
     r"""The model card's classes, built lazily so importing this module needs no torch."""
     import torch
@@ -423,6 +423,13 @@ def from_config(entry) -> W2v2Predictor:
     model = emotion_model_class()(config).eval()
     digest = sha256_text(json.dumps({"architecture": entry.kind, "config": entry.config}, sort_keys=True))
     return W2v2Predictor(
-        entry.name, digest, model, output_labels(config.id2label, config.num_labels), entry.outputs,
-        device="cpu", batch_size=1, use_mask=config.feat_extract_norm == "layer", sampling_rate=entry.sampling_rate,
+        entry.name,
+        digest,
+        model,
+        output_labels(config.id2label, config.num_labels),
+        entry.outputs,
+        device="cpu",
+        batch_size=1,
+        use_mask=config.feat_extract_norm == "layer",
+        sampling_rate=entry.sampling_rate,
     )

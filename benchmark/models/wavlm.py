@@ -77,7 +77,7 @@ SER_DEFAULTS = {
 _OPTIONAL_KEYS = ("ssl_model.masked_spec_embed",)  # used only for SpecAugment in training
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _classes():
     r"""The torch modules, built lazily so importing this module needs no torch."""
     import torch
@@ -308,4 +308,3 @@ def load(entry, registry=None) -> Predictor:
         std=config["std"],
         output_range=output_range,
     )
-

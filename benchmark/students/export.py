@@ -209,4 +209,3 @@ def max_abs_difference(
     finally:
         module.train(was_training)
     return worst
-

@@ -191,7 +191,9 @@ class LogMel(nn.Module):
         super().__init__()
         self.amin = amin
         self.register_buffer(
-            "mel", torch.from_numpy(mel_filterbank(n_fft, n_mels, htk=htk)), persistent=False,
+            "mel",
+            torch.from_numpy(mel_filterbank(n_fft, n_mels, htk=htk)),
+            persistent=False,
         )
 
     def forward(self, power: torch.Tensor) -> torch.Tensor:

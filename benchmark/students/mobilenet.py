@@ -77,8 +77,13 @@ class ConvBNAct(nn.Sequential):
     """
 
     def __init__(
-        self, c_in: int, c_out: int, kernel: int = 1, stride: int = 1,
-        groups: int = 1, act: str | None = "relu",
+        self,
+        c_in: int,
+        c_out: int,
+        kernel: int = 1,
+        stride: int = 1,
+        groups: int = 1,
+        act: str | None = "relu",
     ):
         layers: list[nn.Module] = [
             nn.Conv2d(c_in, c_out, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False),
@@ -258,17 +263,22 @@ V3_SMALL = [
 # MobileNetV4 (Qin et al. 2024): ('conv', kernel, out, stride) | ('fused', kernel, expand, out, stride)
 # | ('uib', start, middle, expand, out, stride)
 V4_CONV_SMALL = [
-    ("conv", 3, 32, 2), ("conv", 1, 32, 1),
-    ("conv", 3, 96, 2), ("conv", 1, 64, 1),
+    ("conv", 3, 32, 2),
+    ("conv", 1, 32, 1),
+    ("conv", 3, 96, 2),
+    ("conv", 1, 64, 1),
     ("uib", 5, 5, 3.0, 96, 2),
-    ("uib", 0, 3, 2.0, 96, 1), ("uib", 0, 3, 2.0, 96, 1),
-    ("uib", 0, 3, 2.0, 96, 1), ("uib", 0, 3, 2.0, 96, 1),
+    ("uib", 0, 3, 2.0, 96, 1),
+    ("uib", 0, 3, 2.0, 96, 1),
+    ("uib", 0, 3, 2.0, 96, 1),
+    ("uib", 0, 3, 2.0, 96, 1),
     ("uib", 3, 0, 4.0, 96, 1),
     ("uib", 3, 3, 6.0, 128, 2),
     ("uib", 5, 5, 4.0, 128, 1),
     ("uib", 0, 5, 4.0, 128, 1),
     ("uib", 0, 5, 3.0, 128, 1),
-    ("uib", 0, 3, 4.0, 128, 1), ("uib", 0, 3, 4.0, 128, 1),
+    ("uib", 0, 3, 4.0, 128, 1),
+    ("uib", 0, 3, 4.0, 128, 1),
     ("conv", 1, 960, 1),
 ]
 V4_CONV_MEDIUM = [
@@ -276,7 +286,8 @@ V4_CONV_MEDIUM = [
     ("uib", 3, 5, 4.0, 80, 2),
     ("uib", 3, 3, 2.0, 80, 1),
     ("uib", 3, 5, 6.0, 160, 2),
-    ("uib", 3, 3, 4.0, 160, 1), ("uib", 3, 3, 4.0, 160, 1),
+    ("uib", 3, 3, 4.0, 160, 1),
+    ("uib", 3, 3, 4.0, 160, 1),
     ("uib", 3, 5, 4.0, 160, 1),
     ("uib", 3, 3, 4.0, 160, 1),
     ("uib", 3, 0, 4.0, 160, 1),
@@ -284,12 +295,14 @@ V4_CONV_MEDIUM = [
     ("uib", 3, 0, 4.0, 160, 1),
     ("uib", 5, 5, 6.0, 256, 2),
     ("uib", 5, 5, 4.0, 256, 1),
-    ("uib", 3, 5, 4.0, 256, 1), ("uib", 3, 5, 4.0, 256, 1),
+    ("uib", 3, 5, 4.0, 256, 1),
+    ("uib", 3, 5, 4.0, 256, 1),
     ("uib", 0, 0, 4.0, 256, 1),
     ("uib", 3, 0, 4.0, 256, 1),
     ("uib", 3, 5, 2.0, 256, 1),
     ("uib", 5, 5, 4.0, 256, 1),
-    ("uib", 0, 0, 4.0, 256, 1), ("uib", 0, 0, 4.0, 256, 1),
+    ("uib", 0, 0, 4.0, 256, 1),
+    ("uib", 0, 0, 4.0, 256, 1),
     ("uib", 5, 0, 2.0, 256, 1),
     ("conv", 1, 960, 1),
 ]

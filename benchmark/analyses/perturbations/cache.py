@@ -27,6 +27,7 @@ from benchmark.paths import cache_dir, check_name
 
 logger = logging.getLogger(__name__)
 
+
 def file_key(file: str, root: str | os.PathLike | None = None) -> str:
     r"""Machine-independent name of a file: its path relative to ``root``.
 
@@ -45,7 +46,9 @@ def file_key(file: str, root: str | os.PathLike | None = None) -> str:
     return f"{sha256_text(os.path.abspath(file))[:12]}-{os.path.basename(file)}"
 
 
-def condition_folder(condition: dict, *, root_key: str, seed: int, sampling_rate: int = SAMPLING_RATE, babble_files=None) -> Path:
+def condition_folder(
+    condition: dict, *, root_key: str, seed: int, sampling_rate: int = SAMPLING_RATE, babble_files=None
+) -> Path:
     r"""Cache folder of a condition's perturbed files."""
     check_name(root_key, "dataset")
     check_name(condition["name"], "condition")
@@ -95,7 +98,9 @@ def materialize(
         raise ConditionError(f"Condition '{condition['name']}' (babble) needs babble_files; none given.")
     digest = condition_hash(condition, seed=seed, sampling_rate=sampling_rate, babble_files=pool)
     folder = condition_folder(condition, root_key=root_key, seed=seed, sampling_rate=sampling_rate, babble_files=pool)
-    rirs = rir_bank(folder, condition, seed=seed, sampling_rate=sampling_rate) if condition["type"] in ROOM_TYPES else None
+    rirs = (
+        rir_bank(folder, condition, seed=seed, sampling_rate=sampling_rate) if condition["type"] in ROOM_TYPES else None
+    )
 
     files = list(evalset_files)
     keys = {f: file_key(f, root) for f in files}
@@ -106,12 +111,18 @@ def materialize(
         try:
             signal = read_mono(file, sampling_rate)
         except Exception as error:  # unreadable or corrupt audio: a skip for this file, never the whole split
-            skipped[file] = f"unreadable audio: {type(error).__name__}: {str(error).splitlines()[0][:160] if str(error) else ''}"
+            skipped[file] = (
+                f"unreadable audio: {type(error).__name__}: {str(error).splitlines()[0][:160] if str(error) else ''}"
+            )
             return
         try:
             out = perturb(
-                signal, sampling_rate, condition,
-                seed=file_seed(digest, keys[file]), babble_files=pool, rir_files=rirs,
+                signal,
+                sampling_rate,
+                condition,
+                seed=file_seed(digest, keys[file]),
+                babble_files=pool,
+                rir_files=rirs,
             )
         except PerturbationError as error:
             skipped[file] = str(error)
@@ -119,7 +130,9 @@ def materialize(
         except ConditionError:
             raise  # the condition is wrong for every file, not this one
         except Exception as error:
-            skipped[file] = f"cannot perturb: {type(error).__name__}: {str(error).splitlines()[0][:160] if str(error) else ''}"
+            skipped[file] = (
+                f"cannot perturb: {type(error).__name__}: {str(error).splitlines()[0][:160] if str(error) else ''}"
+            )
             return
         write_wav(outputs[file], out, sampling_rate)
 

@@ -72,9 +72,26 @@ TYPES: dict[str, dict] = {
 """Known condition types, their required parameters and optional defaults."""
 
 _INTEGER = {"samples", "order", "bits", "rooms", "speakers", "codec_rate", "mu"}
-_POSITIVE = {"frequency_hz", "cutoff_hz", "ratio", "order", "bits", "rooms", "speakers", "codec_rate",
-             "mu", "low_hz", "high_hz", "rt60_s", "length_m", "width_m", "height_m", "distance_m",
-             "pivot_hz", "factor"}
+_POSITIVE = {
+    "frequency_hz",
+    "cutoff_hz",
+    "ratio",
+    "order",
+    "bits",
+    "rooms",
+    "speakers",
+    "codec_rate",
+    "mu",
+    "low_hz",
+    "high_hz",
+    "rt60_s",
+    "length_m",
+    "width_m",
+    "height_m",
+    "distance_m",
+    "pivot_hz",
+    "factor",
+}
 ROOM_TYPES = ("reverb", "mic-position")
 """Types played through a bank of simulated room impulse responses (:func:`~.rooms.rir_bank`)."""
 

@@ -106,8 +106,9 @@ def environmental(length: int, sampling_rate: int, rng: np.random.Generator) -> 
         rumble = _shaped(white, sampling_rate, lambda f: 1 / np.maximum(f, 40) * (f < 2000))
         t = np.arange(length) / sampling_rate
         passing = np.full(length, 0.2)
-        for centre, width in zip(rng.uniform(0, seconds, size=rng.poisson(0.5 * seconds) + 1),
-                                 rng.uniform(1.0, 3.0, size=64)):
+        for centre, width in zip(
+            rng.uniform(0, seconds, size=rng.poisson(0.5 * seconds) + 1), rng.uniform(1.0, 3.0, size=64)
+        ):
             passing += np.exp(-0.5 * ((t - centre) / (width / 2)) ** 2)
         return (rumble * passing).astype("float32")
     gusts = _smooth(rng.uniform(0.2, 1.0, size=int(2 * seconds) + 2), length)

@@ -41,12 +41,18 @@ def rir_bank(folder: str | os.PathLike, condition: dict, *, seed: int, sampling_
         # the rooms and talkers do not depend on the distance: near and far conditions with the same
         # room ranges record the same talkers in the same rooms, only the microphone moves
         room_spec = {k: v for k, v in params.items() if k != "distance_m"}
-        spec = sha256_text(json.dumps({"type": "mic-position", "rooms": room_spec, "seed": int(seed),
-                                       "sampling_rate": int(sampling_rate)}, sort_keys=True))
+        spec = sha256_text(
+            json.dumps(
+                {"type": "mic-position", "rooms": room_spec, "seed": int(seed), "sampling_rate": int(sampling_rate)},
+                sort_keys=True,
+            )
+        )
         rng = np.random.default_rng(file_seed(spec, "_rirs"))
         simulate = _mic_position_impulse_response
     else:
-        rng = np.random.default_rng(file_seed(condition_hash(condition, seed=seed, sampling_rate=sampling_rate), "_rirs"))
+        rng = np.random.default_rng(
+            file_seed(condition_hash(condition, seed=seed, sampling_rate=sampling_rate), "_rirs")
+        )
         simulate = _room_impulse_response
     for path in paths:
         rir = simulate(params, rng, sampling_rate)  # draw for every room, existing or not
@@ -93,8 +99,9 @@ def _mic_position_impulse_response(params: dict, rng: np.random.Generator, sampl
     distance = float(_draw(params["distance_m"], rng))
     margin = 0.3
     low, high = np.full(3, margin), dims - margin
-    talker = np.array([*rng.uniform(low[:2] + 0.5, np.maximum(high[:2] - 0.5, low[:2] + 0.5)),
-                       rng.uniform(1.2, min(1.8, high[2]))])
+    talker = np.array(
+        [*rng.uniform(low[:2] + 0.5, np.maximum(high[:2] - 0.5, low[:2] + 0.5)), rng.uniform(1.2, min(1.8, high[2]))]
+    )
     angles = rng.uniform(0, 2 * np.pi, size=16)
     candidates = talker + distance * np.stack([np.cos(angles), np.sin(angles), np.zeros_like(angles)], axis=1)
     inside = np.all((candidates >= low) & (candidates <= high), axis=1)

@@ -35,7 +35,9 @@ def _level_like(y: np.ndarray, x: np.ndarray) -> np.ndarray:
     return y * (rms_x / rms_y) if rms_y > 0 else y
 
 
-def spectral_tilt(signal, sampling_rate: int, tilt_db_per_octave: float, pivot_hz: float = 1000.0, low_hz: float = 100.0):
+def spectral_tilt(
+    signal, sampling_rate: int, tilt_db_per_octave: float, pivot_hz: float = 1000.0, low_hz: float = 100.0
+):
     r"""Tilt the spectrum by ``tilt_db_per_octave`` dB per octave around ``pivot_hz``.
 
     The gain at frequency f is ``tilt * log2(f / pivot_hz)`` dB, with f held

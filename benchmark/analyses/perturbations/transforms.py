@@ -65,7 +65,9 @@ def build_transform(
     if kind == "babble":
         # arrays, not paths: pool files may differ in rate and channels (Mix needs both to match);
         # the transform is applied directly, never serialised by auglib.Augment, so arrays are fine
-        return t.Mix(_babble(length, sampling_rate, int(params["speakers"]), rng, babble_files), snr_db=params["snr_db"])
+        return t.Mix(
+            _babble(length, sampling_rate, int(params["speakers"]), rng, babble_files), snr_db=params["snr_db"]
+        )
     if kind == "gain":
         return t.GainStage(params["gain_db"])
     if kind == "clip":
@@ -126,9 +128,9 @@ def telephone(signal, sampling_rate, codec_rate=8000, low_hz=300, high_hz=3400, 
 
     length = signal.shape[-1]
     x = audresample.resample(signal.astype("float32"), sampling_rate, codec_rate)
-    x = auglib.transform.BandPass(
-        center=(low_hz + high_hz) / 2, bandwidth=high_hz - low_hz, order=int(order)
-    )(x, codec_rate)
+    x = auglib.transform.BandPass(center=(low_hz + high_hz) / 2, bandwidth=high_hz - low_hz, order=int(order))(
+        x, codec_rate
+    )
     scale = max(float(np.max(np.abs(x))) if x.size else 0.0, 1.0)  # companding is defined on [-1, 1]
     x = x / scale
     levels = 2 ** (int(bits) - 1) - 1
@@ -155,9 +157,9 @@ def _babble(length: int, sampling_rate: int, speakers: int, rng, babble_files) -
         start = int(rng.integers(source.shape[1]))
         rms = float(np.sqrt(np.mean(source.astype("float64") ** 2)))
         gain_db = -20 * math.log10(rms) if rms > 0 else 0.0
-        noise = auglib.transform.Mix(
-            source, read_pos_aux=start, unit="samples", loop_aux=True, gain_aux_db=gain_db
-        )(noise, sampling_rate)
+        noise = auglib.transform.Mix(source, read_pos_aux=start, unit="samples", loop_aux=True, gain_aux_db=gain_db)(
+            noise, sampling_rate
+        )
     return noise
 
 
@@ -229,8 +231,13 @@ def perturb(
     rng = np.random.default_rng(seed)
     params = draw_parameters(condition, rng)
     transform = build_transform(
-        condition["type"], params, signal, sampling_rate,
-        rng=rng, babble_files=_babble_pool(babble_files), rir_files=rir_files,
+        condition["type"],
+        params,
+        signal,
+        sampling_rate,
+        rng=rng,
+        babble_files=_babble_pool(babble_files),
+        rir_files=rir_files,
     )
     with _seeded(seed):
         out = transform(signal.copy(), sampling_rate)
