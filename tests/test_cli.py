@@ -11,27 +11,13 @@ import os
 from pathlib import Path
 
 import pytest
+from conftest import BASELINES_YAML
 
 from benchmark import cli, results
 
-REGISTRY = """
-models:
-  - name: constant
-    kind: constant
-    role: baseline
-    source: {}
-    params: {value: 0.5}
-    sampling_rate: 16000
-    outputs: {arousal: arousal, dominance: dominance, valence: valence}
-    description: always 0.5
-  - name: random-gaussian
-    kind: random
-    role: baseline
-    source: {}
-    params: {seed: 0}
-    sampling_rate: 16000
-    outputs: {arousal: arousal, dominance: dominance, valence: valence}
-    description: seeded Gaussian draws
+REGISTRY = (
+    BASELINES_YAML.rstrip("\n")
+    + """
   - name: not-a-number
     kind: constant
     role: baseline
@@ -49,6 +35,7 @@ models:
     description: distilled, never exported
     distilled: {teacher: constant}
 """
+)
 
 
 @pytest.fixture()
