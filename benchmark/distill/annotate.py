@@ -37,6 +37,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from benchmark import DIMENSIONS
+from benchmark.atomic import atomic_path
 from benchmark.distill.audio import (
     AUDIO_EXTENSIONS,
     LIST_EXTENSIONS,
@@ -419,9 +420,8 @@ def annotate_files(
     else:
         values, calls = run_teacher(teacher, signals, [f"file {f}" for f in readable], batch_size)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npy")
-        np.save(tmp, values.astype(np.float32))
-        os.replace(tmp, path)
+        with atomic_path(path, suffix=".npy") as tmp:  # np.save would add .npy to any other name
+            np.save(tmp, values.astype(np.float32))
     targets = pd.DataFrame(values.astype(np.float64), index=pd.Index(readable, name="file"), columns=list(DIMENSIONS))
     return targets, signals, skipped, calls
 

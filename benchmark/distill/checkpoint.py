@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import random
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from benchmark.atomic import atomic_path
 
 CHECKPOINT_FORMAT = 2
 r"""Version of the checkpoint layout (2: numpy's generator state as plain values, readable with ``weights_only``)."""
@@ -56,14 +57,8 @@ def set_rng_state(state: dict) -> None:
 
 def save_checkpoint(path: Path, payload: dict) -> None:
     r"""``torch.save`` to a temporary file, then rename: a kill never leaves half a checkpoint."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def load_checkpoint(path: Path, fingerprint: dict) -> dict | None:

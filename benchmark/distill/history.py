@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pandas as pd
 
 from benchmark import DIMENSIONS
+from benchmark.atomic import atomic_path
 from benchmark.results import atomic_write_text
 
 
@@ -60,8 +60,7 @@ def plot_history(history: pd.DataFrame, path: Path) -> Path:
         ax_ccc.legend(fontsize=7)
     ax_ccc.grid(alpha=0.3)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
-    fig.savefig(tmp, dpi=100)
+    with atomic_path(path, suffix=".png") as tmp:  # the suffix tells matplotlib the format
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
-    os.replace(tmp, path)
     return path

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from benchmark.analyses.perturbations.conditions import SAMPLING_RATE
+from benchmark.atomic import atomic_path
 
 
 def read_mono(path: str | os.PathLike, sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
@@ -36,12 +36,5 @@ def write_wav(path: str | os.PathLike, signal: np.ndarray, sampling_rate: int) -
     path.parent.mkdir(parents=True, exist_ok=True)
     data = np.asarray(signal, dtype="<f4")
     data = data[0] if data.ndim == 2 and data.shape[0] == 1 else data.T
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fp:
-            scipy.io.wavfile.write(fp, int(sampling_rate), data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_path(path) as tmp:
+        scipy.io.wavfile.write(tmp, int(sampling_rate), data)
