@@ -208,6 +208,8 @@ def test_two_node_cluster_runs_cells_on_both_nodes(use_demo, _cluster):
             ):
                 break
         nodes.append(_ray_start(f"--address={address}"))
+        # cold cells: predictions another test left in the shared demo cache would leave nothing to run
+        shutil.rmtree(use_demo / "predictions", ignore_errors=True)
         spec = _spec()
         seen = []
         outcome = predict_cells(
