@@ -112,6 +112,8 @@ def test_redistilled_same_network_keeps_identity(
     registered = models_yaml.read_text()
     sha, tree = artifact_sha256(first.out), sha256_tree(first.out)
     onnx = (first.out / "model.onnx").read_bytes()
+    records = results.results_root() / "distill" / "tiny"
+    history = {name: (records / name).read_bytes() for name in ("history.csv", "training_curve.png")}
     report = benchmark_it()
     assert report.model_sha256 == sha
     table = results.table_path("correctness").read_bytes()
@@ -123,6 +125,8 @@ def test_redistilled_same_network_keeps_identity(
     assert sha256_tree(second.out) != tree  # the records changed (the old rule would call it a new model) ...
     assert artifact_sha256(second.out) == sha  # ... the identity did not
     assert models_yaml.read_text() == registered
+    # the history keeps no wall times: the same training writes it, and its plot, byte for byte
+    assert {name: (records / name).read_bytes() for name in history} == history
     # the provenance is refreshed and keeps what it recorded of the first run
     record = json.loads((second.out / "provenance.json").read_text())
     assert record["code"] == {"benchmark_version": "0.0.2", "code_commit": "bbbbbbbbbbbb"}

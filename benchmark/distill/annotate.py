@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from benchmark import DIMENSIONS
+from benchmark import DIMENSIONS, numerics
 from benchmark.atomic import atomic_path
 from benchmark.distill.audio import (
     AUDIO_EXTENSIONS,
@@ -244,6 +244,7 @@ def shard_key(teacher, pool: Pool, recipe: Recipe) -> str:
         "recipe": recipe.record(),
         "auglib": auglib.__version__,
         "numpy": np.__version__.split(".")[0],
+        "numerics": numerics.current(),  # the teacher's numpy kernels set its last bits
     }
     return sha256_text(json.dumps(payload, sort_keys=True))
 
@@ -410,6 +411,7 @@ def annotate_files(
                 "format": FORMAT_VERSION,
                 "teacher_sha256": teacher.artifact_hash,
                 "files": readable_hashes,
+                "numerics": numerics.current(),
             }
         )
     )

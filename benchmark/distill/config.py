@@ -283,7 +283,13 @@ class Runtime:
     GROUP: typing.ClassVar[str] = "running"
 
     device: str = option("auto", "auto (CUDA if available), cpu, cuda")
-    threads: int = option(0, "torch CPU threads (0: all cores)")
+    threads: int = option(0, "torch CPU threads (0: all cores; 2 under --numerics portable on the CPU)")
+    numerics: str = option(
+        "portable",
+        "CPU kernels: 'portable' caps torch, oneDNN, MKL and numpy at AVX2 and uses 2 threads, so any x86-64 "
+        "CPU with AVX2 trains the same bits (benchmark/numerics.py); 'native' uses this CPU's fastest kernels",
+        choices=("portable", "native"),
+    )
     resume: bool = option(
         True,
         "discard an existing checkpoint and start fresh",
@@ -351,7 +357,10 @@ class DistillConfig(Runtime, Validation, Finishing, Crops, Hyper, Task):
         gold: ``'DATASET:SPLIT[:demo|real]'`` with human labels to validate on,
             ``'auto'`` (``msppodcast:test-2`` for demo data, none otherwise) or ``'none'``
         device: ``'auto'`` (CUDA if available), ``'cpu'``, ``'cuda'``
-        threads: torch CPU threads (0: all cores, divided among DDP processes)
+        threads: torch CPU threads (0: all cores, divided among DDP processes;
+            :data:`~benchmark.numerics.PORTABLE_THREADS` for a portable run on the CPU)
+        numerics: ``'portable'`` (the same bits on any x86-64 CPU with AVX2;
+            :mod:`benchmark.numerics`) or ``'native'``
         resume: continue an interrupted run of the same configuration
         checkpoint_every: steps between checkpoints (also at every epoch end)
         teacher_batch: signals per teacher ``predict_batch`` call

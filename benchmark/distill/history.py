@@ -32,11 +32,20 @@ def epoch_summary(row: dict, epochs: int, best_epoch: int | None = None) -> str:
     return " | ".join(parts)
 
 
+TIMING_COLUMNS = ("train_seconds",)
+r"""Columns of the in-memory history that ``history.csv`` leaves out: the provenance record keeps them.
+
+Without them a re-run of the same training rewrites ``history.csv`` and
+its plot byte for byte.
+"""
+
+
 def write_history(history: pd.DataFrame, folder: Path) -> tuple[Path, Path]:
-    r"""Write ``history.csv`` and the training-curve plot ``training_curve.png``."""
+    r"""Write ``history.csv`` (no wall times) and the training-curve plot ``training_curve.png``."""
     folder.mkdir(parents=True, exist_ok=True)
     csv = folder / "history.csv"
-    atomic_write_text(csv, history.to_csv(index=False, float_format="%.6g", lineterminator="\n"))
+    timeless = history.drop(columns=list(TIMING_COLUMNS), errors="ignore")
+    atomic_write_text(csv, timeless.to_csv(index=False, float_format="%.6g", lineterminator="\n"))
     return csv, plot_history(history, folder / "training_curve.png")
 
 

@@ -191,4 +191,5 @@ def fingerprint(config: DistillConfig, student, teacher, data: Data, env: runtim
         "recipe": json.loads(json.dumps(config.recipe().record())),
         "hyper": dataclasses.asdict(config.hyper()),
         "world_size": env.world_size,
+        "numerics": env.numerics["profile"],
     }

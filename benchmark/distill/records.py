@@ -232,6 +232,7 @@ def write_records(
         refit_info=refit_info,
         scored=scored,
     )
+    record["numerics"] = env.numerics  # the kernels set the last bits of the weights
     # The copy inside the model folder keeps only what the weights depend on; no
     # record enters the artefact hash (benchmark.hashing.artifact_sha256).
     _write_json(out / "provenance.json", with_runs(record, earlier[0]))
@@ -254,6 +255,7 @@ def write_records(
         "teacher_calls": teacher_calls,
         "resumed_from_step": result.resumed_from,
         "whole_file_tuning_seconds": round(tuning_seconds, 1),
+        "epoch_seconds": [round(float(x), 1) for x in result.history.get("train_seconds", [])],
         # relative to the cache root ($SER_BENCHMARK_CACHE): records name no machine's folders
         "cache": {
             "teacher_shards": project_relative(shards.folder, cache_root()),

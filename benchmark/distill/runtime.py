@@ -10,6 +10,7 @@ import os
 import torch
 import torch.distributed as dist
 
+from benchmark import numerics
 from benchmark.distill.config import PRECISIONS, DistillConfig, DistillError
 
 
@@ -23,6 +24,7 @@ class Environment:
         local_rank: this process's GPU index on its machine
         device: torch device of the training
         threads: torch CPU threads of this process
+        numerics: the kernels it computes with (:func:`benchmark.numerics.profile`)
 
     """
 
@@ -31,6 +33,7 @@ class Environment:
     local_rank: int
     device: str
     threads: int
+    numerics: dict
 
 
 def start(config: DistillConfig) -> Environment:
@@ -39,9 +42,17 @@ def start(config: DistillConfig) -> Environment:
     device = _device(config.device, local_rank)
     _deterministic(device)
     keep_freed_memory()
-    threads = config.threads or max(1, (os.cpu_count() or 1) // world_size)
+    kernels = numerics.profile(config.numerics)
+    if config.numerics == "portable" and kernels["profile"] != "portable":
+        print(
+            f"--numerics portable: not in effect ({kernels['reason'].split('but ', 1)[-1]}); "
+            "this run computes with the CPU's own kernels.",
+            flush=True,
+        )
+    portable = kernels["profile"] == "portable" and device == "cpu"
+    threads = config.threads or (numerics.PORTABLE_THREADS if portable else max(1, (os.cpu_count() or 1) // world_size))
     torch.set_num_threads(threads)
-    return Environment(rank, world_size, local_rank, device, threads)
+    return Environment(rank, world_size, local_rank, device, threads, kernels)
 
 
 def stop(env: Environment) -> None:
