@@ -189,6 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
     perf.add_argument("--split", default="test-1", help="split (default: test-1)")
     perf.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts (default: 1 2)")
     perf.add_argument("--replicas", type=int, nargs="+", default=[1, 2], help="Ray replicas (default: 1 2)")
+    perf.add_argument(
+        "--repeats", type=int, default=3, help="runs of each measurement; the median is shown (default: 3)"
+    )
 
     sub.add_parser("demo", help="build and publish the embedded demo corpora (done automatically on first use)")
 
@@ -280,7 +283,9 @@ def _dispatch(args) -> int:
     if args.command == "perf":
         from benchmark import perf
 
-        perf.run(args.model, args.dataset, args.split, threads=args.threads, replicas=args.replicas)
+        perf.run(
+            args.model, args.dataset, args.split, threads=args.threads, replicas=args.replicas, repeats=args.repeats
+        )
         return EXIT_OK
     if args.command == "docs":
         from benchmark.docs.generate import regenerate

@@ -99,9 +99,16 @@ def run(
     split: str = "test-1",
     threads: typing.Sequence[int] = (1, 2),
     replicas: typing.Sequence[int] = (1, 2),
+    repeats: int = 3,
     log: typing.Callable[[str], None] = print,
 ) -> pd.DataFrame:
-    r"""Measure and print files/s; returns one row per measurement."""
+    r"""Measure and print files/s, the median of ``repeats`` interleaved runs; one row per measurement.
+
+    The runs of one repeat follow each other (raw, local, raw, local, ...),
+    so a change of the machine's load between repeats moves all of them.
+    """
+    if repeats < 1:
+        raise ValueError(f"--repeats {repeats}: use 1 or more.")
     from benchmark.data import datasets as dsets
     from benchmark.executors import worker_env
     from benchmark.executors.ray import import_ray
@@ -122,18 +129,19 @@ def run(
     spec.env = worker_env()  # the workers read the demo data from the user's cache
     rows = []
 
-    def record(what: str, threads_: int, seconds: float, **extra) -> None:
+    def record(what: str, threads_: int, seconds: float, repeat: int, **extra) -> None:
         rows.append(
             {
                 "what": what,
                 "threads": threads_,
+                "repeat": repeat,
                 "files": len(files),
                 "seconds": round(seconds, 2),
                 "files_per_s": round(len(files) / seconds, 1),
                 **extra,
             }
         )
-        log(f"  {what:<28} {threads_} thread(s): {len(files) / seconds:7.1f} files/s ({seconds:.1f} s)")
+        log(f"  [{repeat}] {what:<28} {threads_} thread(s): {len(files) / seconds:7.1f} files/s ({seconds:.1f} s)")
 
     log(f"perf: {model_name} on {evalset.audb_name}/{split}, {len(files)} files; {machine()}")
     raw_onnxruntime(onnx_path, files, max(threads))  # warm the page cache: every run reads from memory
@@ -142,9 +150,10 @@ def run(
     os.environ["SER_BENCHMARK_CACHE"] = scratch.name  # predictions of the timed runs go here
     ray = None
     try:
-        for n in threads:
-            record("raw onnxruntime", n, raw_onnxruntime(onnx_path, files, n))
-            record("local executor", n, local(model, evalset, n))
+        for repeat in range(1, repeats + 1):
+            for n in threads:
+                record("raw onnxruntime", n, raw_onnxruntime(onnx_path, files, n), repeat)
+                record("local executor", n, local(model, evalset, n), repeat)
         ray = import_ray()
         ray.init(
             address="local",
@@ -154,9 +163,10 @@ def run(
             log_to_driver=False,
             configure_logging=False,
         )
-        for n in replicas:
-            startup, seconds = ray_seconds(ray, spec, cells, where, n)
-            record(f"ray executor, {n} replica(s)", n, seconds, startup_s=round(startup, 1))
+        for repeat in range(1, repeats + 1):
+            for n in replicas:
+                startup, seconds = ray_seconds(ray, spec, cells, where, n)
+                record(f"ray executor, {n} replica(s)", n, seconds, repeat, startup_s=round(startup, 1))
     finally:
         if ray is not None and ray.is_initialized():
             ray.shutdown()
@@ -166,8 +176,26 @@ def run(
             os.environ["SER_BENCHMARK_CACHE"] = saved
         scratch.cleanup()
     df = pd.DataFrame(rows)
-    log(ratios(df).to_string(index=False))
+    summary = medians(df)
+    log(f"median of {repeats} run(s):")
+    log(summary.to_string(index=False))
+    log(ratios(summary).to_string(index=False))
+    log(f"after: {machine()}")
     return df
+
+
+def medians(df: pd.DataFrame) -> pd.DataFrame:
+    r"""Median files/s (and its range) of each measurement over the repeats.
+
+    Examples:
+        >>> df = pd.DataFrame({"what": ["local executor"] * 3, "threads": [1] * 3, "files_per_s": [9.0, 11.0, 10.0]})
+        >>> medians(df).to_dict("records")
+        [{'what': 'local executor', 'threads': 1, 'files_per_s': 10.0, 'min': 9.0, 'max': 11.0, 'runs': 3}]
+
+    """
+    grouped = df.groupby(["what", "threads"], sort=False)["files_per_s"]
+    out = grouped.agg(files_per_s="median", min="min", max="max", runs="count").reset_index()
+    return out.astype({"runs": int})
 
 
 def ratios(df: pd.DataFrame) -> pd.DataFrame:
