@@ -218,6 +218,10 @@ def _value_problems(key: str, value) -> list[str]:
         problems.append("must be >= 0")
     if key == "ratio" and not all(v < 1 for v in values):
         problems.append("share of samples, must be < 1")
+    if key == "semitones" and not all(-12 <= v <= 12 for v in values):
+        problems.append("pitch shift, must be within -12..12 semitones")
+    if key == "factor" and not problems and not all(0.5 <= v <= 2 for v in values):
+        problems.append("formant factor, must be within 0.5..2 (1.1 is +10 %)")
     return problems
 
 
