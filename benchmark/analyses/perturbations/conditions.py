@@ -22,6 +22,12 @@ PERTURBATION_VERSION = 1
 """Enters every condition hash: bump it when a perturbation's code changes
 its output, so stale cached audio is not reused."""
 
+TYPE_VERSIONS = {"spectral-tilt": 2, "pitch-shift": 2, "formant-shift": 2}
+"""Types whose code changed on their own (version 2: the voice transforms of
+:mod:`~benchmark.analyses.perturbations.voice`); their version replaces
+:data:`PERTURBATION_VERSION` in their hash only, so the audio, file seeds
+and result hashes of every other type stay as they were."""
+
 SAMPLING_RATE = 16000
 """Rate the audio is perturbed and stored at."""
 
@@ -255,7 +261,7 @@ def condition_hash(condition: dict, *, seed: int, sampling_rate: int = SAMPLING_
     """
     condition = with_defaults(condition)
     spec = {
-        "version": PERTURBATION_VERSION,
+        "version": TYPE_VERSIONS.get(condition["type"], PERTURBATION_VERSION),
         "type": condition["type"],
         "parameters": condition["parameters"],
         "seed": int(seed),
