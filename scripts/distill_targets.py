@@ -133,7 +133,7 @@ def score(args, out: Path) -> dict:
     teacher, _ = load_teacher(
         args.teacher, Path(args.models).resolve() if args.models else PROJECT_ROOT / "models.yaml"
     )
-    from benchmark.distill.voice import VOICE_SHIFTS
+    from benchmark.analyses.perturbations.voice import VOICE_SHIFTS
 
     return targets.score(out, teacher, voice_shifts=tuple(VOICE_SHIFTS), sex_splits=targets.SEX_SPLITS)
 

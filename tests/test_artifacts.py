@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 
 from benchmark import DIMENSIONS, results
+from benchmark.analyses.perturbations.voice import VOICE_SHIFTS
 from benchmark.distill.targets import TARGETS, checks
-from benchmark.distill.voice import VOICE_SHIFTS
 from benchmark.paths import PROJECT_ROOT
 from benchmark.registry import Registry, load_model
 from benchmark.results import ATOL, RTOL

@@ -811,8 +811,9 @@ def test_targets_score_the_exported_folders(tmp_path, pool, models_yaml, own_dem
 
 
 def test_voice_shift_and_per_sex_agreement_on_the_demo_split(use_demo):
+    from benchmark.analyses.perturbations import voice
     from benchmark.data.datasets import load_split
-    from benchmark.distill import targets, voice
+    from benchmark.distill import targets
 
     evalset = load_split("msppodcast", "test-1", data="demo")
     teacher = FeatureTeacher()

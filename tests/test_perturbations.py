@@ -131,6 +131,28 @@ def test_condition_hash():
     )
 
 
+@pytest.mark.parametrize(
+    ("cond", "moved"),
+    [
+        (condition("gain", gain_db=1), False),
+        (condition("white-noise", snr_db=40), False),
+        (condition("pitch-shift", semitones=2), True),
+        (condition("formant-shift", factor=1.1), True),
+        (condition("spectral-tilt", tilt_db_per_octave=3, pivot_hz=1000, low_hz=100), True),
+    ],
+)
+def test_only_the_voice_transform_types_left_version_1(cond, moved):
+    import json
+
+    from benchmark.hashing import sha256_text
+
+    # the hash as version 1 wrote it: stale cached audio of the old voice code must not be found again,
+    # while every other type keeps its audio, its file seeds and the hashes in committed results
+    spec = {"version": 1, "type": cond["type"], "parameters": cond["parameters"], "seed": 0, "sampling_rate": 16000}
+    version_1 = sha256_text(json.dumps(spec, sort_keys=True))
+    assert (P.condition_hash(cond, seed=0) != version_1) is moved
+
+
 # ------------------------------------------------------------------ definitions
 
 

@@ -1,11 +1,11 @@
-"""Voice transforms (benchmark.distill.voice) on signals whose pitch and formants are known."""
+"""Voice transforms (benchmark.analyses.perturbations.voice) on signals whose pitch and formants are known."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from benchmark.distill import voice
+from benchmark.analyses.perturbations import voice
 
 SR = 16000
 FORMANTS = (600.0, 1700.0, 2600.0)

@@ -26,7 +26,7 @@ class Augmentation:
     (eGeMAPS) changes its output. Gain augmentation would only add
     targets the student cannot learn.
 
-    The *voice* transforms (issue 34; :mod:`benchmark.distill.voice`)
+    The *voice* transforms (issue 34; :mod:`benchmark.analyses.perturbations.voice`)
     change the speaker rather than the scene: pitch (formants kept),
     formants / vocal-tract length (pitch kept), speed (tape-like), a
     spectral tilt and a recording channel (band-pass and soft clipping).
@@ -192,7 +192,7 @@ def augment_voice(
         ((8000,), ['pitch +3.3st'])
 
     """
-    from benchmark.distill import voice
+    from benchmark.analyses.perturbations import voice
 
     # every draw up front, whatever applies: one transform's parameters do not depend on another's
     u = rng.random(len(VOICE_TRANSFORMS))

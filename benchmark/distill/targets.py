@@ -59,7 +59,7 @@ def score(
         split: its split
         data: ``'demo'`` or ``'real'`` (see :func:`benchmark.data.datasets.load_split`)
         resamples: bootstrap resamples of the files
-        voice_shifts: names of :data:`benchmark.distill.voice.VOICE_SHIFTS` to
+        voice_shifts: names of :data:`benchmark.analyses.perturbations.voice.VOICE_SHIFTS` to
             measure the fp32 student's agreement under (``voice_shift``,
             :func:`voice_shift_agreement`); empty: none
         sex_splits: splits of ``dataset`` to measure the fp32 student's
@@ -167,7 +167,7 @@ def voice_shift_agreement(
     r"""How well a student tracks its teacher when the voice is shifted (issue 34).
 
     Every signal is shifted by every condition
-    (:func:`benchmark.distill.voice.voice_shift`: pitch by semitones with
+    (:func:`benchmark.analyses.perturbations.voice.voice_shift`: pitch by semitones with
     the formants kept, or formants by a factor with the pitch kept); the
     teacher and the student each predict the shifted audio, so the
     figure says whether the student follows the *teacher's* reaction to a
@@ -179,7 +179,7 @@ def voice_shift_agreement(
         model: the student, ``model(signal, 16000)`` → A/D/V
         teacher: the teacher
         signals: mono 16 kHz signals (the split's whole, clean files)
-        conditions: names of :data:`benchmark.distill.voice.VOICE_SHIFTS`
+        conditions: names of :data:`benchmark.analyses.perturbations.voice.VOICE_SHIFTS`
         batch_size: signals per teacher call
 
     Returns:
@@ -189,7 +189,8 @@ def voice_shift_agreement(
         ``files``: files per condition
 
     """
-    from benchmark.distill import annotate, voice
+    from benchmark.analyses.perturbations import voice
+    from benchmark.distill import annotate
 
     per_condition, teacher_all, student_all = {}, [], []
     for name in conditions:

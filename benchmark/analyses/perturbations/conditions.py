@@ -22,6 +22,12 @@ PERTURBATION_VERSION = 1
 """Enters every condition hash: bump it when a perturbation's code changes
 its output, so stale cached audio is not reused."""
 
+TYPE_VERSIONS = {"spectral-tilt": 2, "pitch-shift": 2, "formant-shift": 2}
+"""Types whose code changed on their own (version 2: the voice transforms of
+:mod:`~benchmark.analyses.perturbations.voice`); their version replaces
+:data:`PERTURBATION_VERSION` in their hash only, so the audio, file seeds
+and result hashes of every other type stay as they were."""
+
 SAMPLING_RATE = 16000
 """Rate the audio is perturbed and stored at."""
 
@@ -218,6 +224,10 @@ def _value_problems(key: str, value) -> list[str]:
         problems.append("must be >= 0")
     if key == "ratio" and not all(v < 1 for v in values):
         problems.append("share of samples, must be < 1")
+    if key == "semitones" and not all(-12 <= v <= 12 for v in values):
+        problems.append("pitch shift, must be within -12..12 semitones")
+    if key == "factor" and not problems and not all(0.5 <= v <= 2 for v in values):
+        problems.append("formant factor, must be within 0.5..2 (1.1 is +10 %)")
     return problems
 
 
@@ -251,7 +261,7 @@ def condition_hash(condition: dict, *, seed: int, sampling_rate: int = SAMPLING_
     """
     condition = with_defaults(condition)
     spec = {
-        "version": PERTURBATION_VERSION,
+        "version": TYPE_VERSIONS.get(condition["type"], PERTURBATION_VERSION),
         "type": condition["type"],
         "parameters": condition["parameters"],
         "seed": int(seed),

@@ -10,7 +10,7 @@ import threading
 
 import numpy as np
 
-from benchmark.analyses.perturbations import noises, spectral
+from benchmark.analyses.perturbations import noises, voice
 from benchmark.analyses.perturbations.audio import read_mono
 from benchmark.analyses.perturbations.conditions import (
     ROOM_TYPES,
@@ -96,13 +96,37 @@ def build_transform(
         noise = (noises.music if kind == "music" else noises.environmental)(length, sampling_rate, rng)
         return t.Mix(noise[np.newaxis], snr_db=params["snr_db"])
     if kind == "spectral-tilt":
-        args = {k: params[k] for k in ("tilt_db_per_octave", "pivot_hz", "low_hz")}
-        return t.Function(spectral.spectral_tilt, args)
+        args = {"db_per_octave": params["tilt_db_per_octave"], "pivot_hz": params["pivot_hz"]}
+        return t.Function(functools.partial(on_mono, voice.tilt), {**args, "low_hz": params["low_hz"]})
     if kind == "pitch-shift":
-        return t.Function(spectral.pitch_shift, {"semitones": params["semitones"]})
+        return t.Function(functools.partial(on_mono, voice.pitch_shift), {"semitones": params["semitones"]})
     if kind == "formant-shift":
-        return t.Function(spectral.formant_shift, {"factor": params["factor"]})
+        return t.Function(functools.partial(on_mono, voice.formant_shift), {"ratio": params["factor"]})
     raise ConditionError(f"unknown type {kind!r}; use one of {', '.join(TYPES)}")
+
+
+def on_mono(transform, signal, sampling_rate, **params) -> np.ndarray:
+    r"""``transform`` (one of :mod:`~benchmark.analyses.perturbations.voice`) applied to an auglib signal.
+
+    The voice transforms take ``(samples,)``; auglib hands ``(1, samples)``.
+
+    Args:
+        transform: e.g. :func:`~benchmark.analyses.perturbations.voice.pitch_shift`
+        signal: ``(1, samples)`` or ``(samples,)``
+        sampling_rate: its rate
+        **params: the transform's own parameters
+
+    Returns:
+        float32 array of the input's shape
+
+    Examples:
+        >>> x = np.zeros((1, 4), dtype="float32")
+        >>> on_mono(voice.pitch_shift, x, 16000, semitones=2).shape
+        (1, 4)
+
+    """
+    x = np.asarray(signal, dtype="float32")
+    return np.asarray(transform(x.reshape(-1), sampling_rate=sampling_rate, **params), dtype="float32").reshape(x.shape)
 
 
 def telephone(signal, sampling_rate, codec_rate=8000, low_hz=300, high_hz=3400, order=2, mu=255, bits=8):

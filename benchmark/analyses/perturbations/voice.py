@@ -1,9 +1,15 @@
 """Voice transforms in pure numpy/scipy: pitch, formants, speed, spectral tilt/EQ, channel.
 
-Used twice: as training augmentation that the teacher re-labels
-(:mod:`benchmark.distill.crops`), and for the *voice shift* proxy of
-:mod:`benchmark.distill.targets` (how well a student tracks its teacher
-when the voice moves: pitch ±2/±4 semitones, formants ±10 %).
+The one home of these transforms, used by the robustness conditions
+``pitch-shift``, ``formant-shift`` and ``spectral-tilt``
+(:mod:`benchmark.analyses.perturbations.transforms`), as training
+augmentation that the teacher re-labels (:mod:`benchmark.distill.crops`),
+and for the *voice shift* proxy of :mod:`benchmark.distill.targets` (how
+well a student tracks its teacher when the voice moves: pitch ±2/±4
+semitones, formants ±10 %, the same shifts as the ``voice-shift`` group of
+``conditions.yaml``). Distilled students and their committed targets were
+computed with exactly these numerics: change them only with a new
+distillation.
 
 * :func:`formant_shift` warps each frame's spectral envelope (cepstral
   smoothing) along frequency and keeps the harmonics where they are:
@@ -15,9 +21,10 @@ when the voice moves: pitch ±2/±4 semitones, formants ±10 %).
 * :func:`equalize` / :func:`tilt` apply a smooth gain curve over log
   frequency; :func:`channel` band-limits and soft-clips.
 
-Every transform is deterministic (no random draws): the same signal and
-parameters give the same samples. Level-preserving transforms keep the
-input's RMS, so a teacher reading loudness hears only the voice change.
+Every transform takes a mono signal ``(samples,)``, and is deterministic
+(no random draws): the same signal and parameters give the same samples.
+Level-preserving transforms keep the input's RMS, so a teacher reading
+loudness hears only the voice change.
 """
 
 from __future__ import annotations
@@ -221,19 +228,50 @@ def equalize(signal: np.ndarray, gains_db: dict[float, float], sampling_rate: in
     return _match_rms(y, x)
 
 
-def tilt(signal: np.ndarray, db_per_octave: float, sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
-    r"""Spectral tilt of ``db_per_octave`` between 100 Hz and 8 kHz (pivot 1 kHz); RMS kept.
+def tilt(
+    signal: np.ndarray,
+    db_per_octave: float,
+    sampling_rate: int = SAMPLING_RATE,
+    *,
+    pivot_hz: float = 1000.0,
+    low_hz: float = 100.0,
+    high_hz: float = 8000.0,
+) -> np.ndarray:
+    r"""Spectral tilt of ``db_per_octave`` between ``low_hz`` and ``high_hz`` (0 dB at ``pivot_hz``); RMS kept.
+
+    The gain is ``db_per_octave * log2(f / pivot_hz)`` dB, held flat below
+    ``low_hz`` and above ``high_hz`` (or Nyquist), so nothing grows without
+    bound towards DC. With the RMS restored, ``pivot_hz`` only sets where
+    the gain is 0 dB before that.
+
+    Args:
+        signal: mono float signal
+        db_per_octave: slope; positive lifts high frequencies
+        sampling_rate: its sampling rate
+        pivot_hz: frequency of 0 dB gain (before the level is restored)
+        low_hz: frequencies below it get its gain
+        high_hz: frequencies above it (or above Nyquist) get its gain
 
     Examples:
         >>> x = np.random.default_rng(0).standard_normal(16000).astype(np.float32)
         >>> s = np.abs(np.fft.rfft(tilt(x, -3.0))) / np.abs(np.fft.rfft(x))
         >>> round(float(20 * np.log10(s[4000] / s[1000])), 1)  # two octaves
         -6.0
+        >>> s = np.abs(np.fft.rfft(tilt(x, 3.0, low_hz=400.0))) / np.abs(np.fft.rfft(x))
+        >>> round(float(20 * np.log10(s[400] / s[100])), 1)  # flat below low_hz
+        0.0
 
     """
-    top = min(8000.0, sampling_rate / 2)
+    top = min(high_hz, sampling_rate / 2)
+    if not 0 < low_hz < top or pivot_hz <= 0:
+        raise ValueError(
+            f"spectral tilt band {low_hz}..{top} Hz, pivot {pivot_hz} Hz: give 0 < low_hz < min(high_hz, Nyquist)"
+            " and a positive pivot."
+        )
     return equalize(
-        signal, {100.0: db_per_octave * np.log2(100 / 1000), top: db_per_octave * np.log2(top / 1000)}, sampling_rate
+        signal,
+        {low_hz: db_per_octave * np.log2(low_hz / pivot_hz), top: db_per_octave * np.log2(top / pivot_hz)},
+        sampling_rate,
     )
 
 
