@@ -256,16 +256,22 @@ def test_new_conditions_materialize_reproducibly_per_file(tmp_path, monkeypatch,
         assert audiofile.read(first[file])[0].shape == audiofile.read(file)[0].shape
 
 
-def test_opt_in_conditions_run_only_when_selected():
+def test_opt_in_conditions_run_only_when_selected(tmp_path):
     from benchmark.analyses import robustness
     from benchmark.analyses.perturbations import ConditionError, load_conditions, validate_condition
 
     conditions = load_conditions()
-    default = robustness.select_conditions(conditions, None)
-    opt_in = [c["name"] for c in conditions if c.get("default") is False]
-    # the conditions added in 0.12.0 wait for a re-run of the committed models; a default run is unchanged
-    assert "pitch-up-2st" in opt_in and "mic-far" in opt_in and "music-20db" in opt_in
-    assert not {c["name"] for c in default} & set(opt_in) and len(default) == 20
+    # the committed models were re-run with every condition: a default run has them all
+    assert len(robustness.select_conditions(conditions, None)) == len(conditions) == 38
+    path = tmp_path / "conditions.yaml"
+    path.write_text(
+        "conditions:\n"
+        "  - {name: quiet, group: small-changes, type: gain, parameters: {gain_db: -6}}\n"
+        "  - {name: loud, group: extra, type: gain, parameters: {gain_db: 6}, default: false}\n"
+    )
+    custom = load_conditions(path)
+    assert [c["name"] for c in robustness.select_conditions(custom, None)] == ["quiet"]
+    assert [c["name"] for c in robustness.select_conditions(custom, ["extra"])] == ["loud"]
     assert {c["name"] for c in robustness.select_conditions(conditions, ["voice-shift"])} == {
         c["name"] for c in conditions if c["group"] == "voice-shift"
     }
