@@ -201,17 +201,17 @@ class Crops:
         recipe=True,
     )
     augment: bool = option(True, "no noise/babble/gain/filter augmentation")
-    # voice augmentation (issue 34), off by default: the committed models were distilled without it and a
-    # re-distillation showing that it helps has not been run (docs/distillation.md)
+    # voice augmentation: on by default since the re-distillation of 0.13.0 tracked the teacher better under
+    # voice shifts and per sex, without losing a target (docs/distillation.md)
     aug_pitch: float = option(
-        0.0,
+        0.8,
         "probability that an augmented crop is pitch-shifted (uniform -4..+4 semitones, "
         "formants kept); the teacher labels the shifted crop",
         metavar="P",
         recipe=True,
     )
     aug_formant: float = option(
-        0.0,
+        0.5,
         "probability of a formant / vocal-tract-length warp (factor 0.85..1.15, pitch kept)",
         metavar="P",
         recipe=True,
