@@ -204,7 +204,7 @@ class Crops:
     # voice augmentation: on by default since the re-distillation of 0.13.0 tracked the teacher better under
     # voice shifts and per sex, without losing a target (docs/distillation.md)
     aug_pitch: float = option(
-        0.8,
+        0.5,
         "probability that an augmented crop is pitch-shifted (uniform -4..+4 semitones, "
         "formants kept); the teacher labels the shifted crop",
         metavar="P",
