@@ -5,7 +5,7 @@ Registry (``models.yaml``, ``datasets.yaml``) → data (audb) → runner
 (versioned CSV tables) → docs (leaderboard).
 """
 
-__version__ = "0.12.0"
+__version__ = "0.13.0"
 
 DIMENSIONS = ("arousal", "dominance", "valence")
 """Order of the emotional dimensions in every prediction vector."""
