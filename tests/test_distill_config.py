@@ -32,9 +32,9 @@ OPTIONS = {  # every option of the hand-written parser this one replaced, and la
     "--bucket-seconds": ("bucket_seconds", 0.5),
     "--variants": ("variants", 3),
     "--no-augment": ("augment", True),
-    # issue 34: voice augmentation (off by default) and the opt-in wide voice pool
-    "--aug-pitch": ("aug_pitch", 0.0),
-    "--aug-formant": ("aug_formant", 0.0),
+    # issue 34: voice augmentation (pitch and formant on by default since 0.13.0) and the opt-in wide voice pool
+    "--aug-pitch": ("aug_pitch", 0.5),
+    "--aug-formant": ("aug_formant", 0.5),
     "--aug-speed": ("aug_speed", 0.0),
     "--aug-tilt": ("aug_tilt", 0.0),
     "--aug-channel": ("aug_channel", 0.0),
@@ -49,6 +49,7 @@ OPTIONS = {  # every option of the hand-written parser this one replaced, and la
     "--device": ("device", "auto"),
     "--precision": ("precision", "fp32"),
     "--threads": ("threads", 0),
+    "--numerics": ("numerics", "portable"),
     "--resume": ("resume", True),
     "--no-resume": ("resume", True),
     "--checkpoint-every": ("checkpoint_every", 50),
