@@ -51,18 +51,20 @@ def make_folder(root: Path, per_category: int = 3, n_speakers: int = 4, seconds:
     return pd.DataFrame(rows)
 
 
-MODELS = """
+WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
+_COMMITTED = next(
+    m for m in yaml.safe_load((WEIGHTS.parent / "models.yaml").read_text())["models"] if m["name"] == "wav2small"
+)
+MODELS = f"""
 models:
   - name: wav2small
     kind: audonnx
     role: student
-    source: {path: weights/wav2small, sha256: 552860f680ba4ee7ca2581c1fc2ed972c430336a0fdcfdf6036fa70376551dc9}
+    source: {{path: weights/wav2small, sha256: {_COMMITTED["source"]["sha256"]}}}
     sampling_rate: 16000
-    outputs: {arousal: arousal, dominance: dominance, valence: valence}
+    outputs: {{arousal: arousal, dominance: dominance, valence: valence}}
     description: the project's Wav2Small
 """
-
-WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 
 
 @pytest.fixture(scope="module")
