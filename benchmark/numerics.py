@@ -119,7 +119,7 @@ def restart_argv(argv: typing.Sequence[str], environ: typing.Mapping[str, str] |
     argv = list(argv)
     if argv[:1] != ["distill"] or requested(argv[1:]) != "portable" or {"-h", "--help"} & set(argv):
         return None
-    if active(environ) or environ.get(_MARK) == "unsupported" or supported() is not None:
+    if active(environ) or supported() is not None:
         return None
     return {**environ, **PORTABLE_ENV, _MARK: "portable"}
 

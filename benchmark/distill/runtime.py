@@ -44,11 +44,7 @@ def start(config: DistillConfig) -> Environment:
     keep_freed_memory()
     kernels = numerics.profile(config.numerics)
     if config.numerics == "portable" and kernels["profile"] != "portable":
-        print(
-            f"--numerics portable: not in effect ({kernels['reason'].split('but ', 1)[-1]}); "
-            "this run computes with the CPU's own kernels.",
-            flush=True,
-        )
+        print(f"--numerics: {kernels['reason']}; this run computes with the CPU's own kernels.", flush=True)
     portable = kernels["profile"] == "portable" and device == "cpu"
     threads = config.threads or (numerics.PORTABLE_THREADS if portable else max(1, (os.cpu_count() or 1) // world_size))
     torch.set_num_threads(threads)
