@@ -1,37 +1,79 @@
 """Sessions: ``benchmark``, ``distill``, ``docs``, ``efficiency``, ``lint``, ``perf``, ``tests``.
 
-Each session's virtualenv is reused, and its install is skipped while
-``pyproject.toml`` and ``constraints.txt`` (exact pins) are unchanged,
-so a second call starts in seconds.
+Each session installs only what it uses (:data:`EXTRAS`): a benchmark run gets
+the core package, not the test, docs or Ray extras. Virtualenvs are made with
+uv where it is installed (``pip install uv``: several times faster) and with
+the standard ``venv`` otherwise. Each session's virtualenv is reused, and its
+install is skipped while ``pyproject.toml``, ``constraints.txt`` (exact pins)
+and the session's extras are unchanged, so a second call starts in seconds.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import nox
 
 nox.options.reuse_existing_virtualenvs = True
-nox.options.default_venv_backend = "venv"
+nox.options.default_venv_backend = "uv|venv"
 nox.options.sessions = ["tests"]
 
 ROOT = Path(__file__).parent
 
+EXTRAS = {
+    # the tests build the HTML site with MkDocs and exercise --executor ray on a real local cluster
+    "tests": ("test", "docs", "ray"),
+    "docs": ("docs",),
+    "perf": ("ray",),
+}
+"""Optional dependencies of each session; a session not listed installs the core package alone."""
 
-def _install(session: nox.Session) -> None:
-    r"""Install the project once per change of its requirements."""
+
+def _pip_setting(name: str) -> str:
+    r"""A pip setting (``find-links``, ``extra-index-url``, ...) from pip's environment or configuration."""
+    value = os.environ.get("PIP_" + name.upper().replace("-", "_"), "")
+    if value:
+        return value
+    try:
+        found = subprocess.run(
+            [sys.executable, "-m", "pip", "config", "get", f"global.{name}"], capture_output=True, text=True
+        )
+    except OSError:
+        return ""
+    return found.stdout.strip() if found.returncode == 0 else ""
+
+
+def _uv_env() -> dict[str, str]:
+    r"""Hand pip's package sources to uv, which does not read pip's configuration.
+
+    Where pip is set up to find a local CPU build of torch (``find-links``),
+    uv must see it too, or ``torch==2.13.0`` resolves to the CUDA wheels.
+    """
+    env = {}
+    for pip_name, uv_name in (("find-links", "UV_FIND_LINKS"), ("extra-index-url", "UV_EXTRA_INDEX_URL")):
+        if uv_name not in os.environ and (value := _pip_setting(pip_name)):
+            env[uv_name] = value
+    return env
+
+
+def _install(session: nox.Session, extras: tuple[str, ...] | None = None) -> None:
+    r"""Install the project with the session's extras, once per change of its requirements."""
+    extras = EXTRAS.get(session.name, ()) if extras is None else extras
     digest = hashlib.sha256(
-        (ROOT / "pyproject.toml").read_bytes() + (ROOT / "constraints.txt").read_bytes()
+        (ROOT / "pyproject.toml").read_bytes() + (ROOT / "constraints.txt").read_bytes() + ",".join(extras).encode()
     ).hexdigest()
     stamp = Path(session.virtualenv.location) / ".installed"
     if stamp.exists() and stamp.read_text() == digest:
         return
-    # torch first, by exact version: on these machines that takes the local CPU build.
-    session.install("torch==2.13.0")
-    # docs: the tests build the HTML site with MkDocs, as `nox -s docs` does; ray: the tests exercise
-    # --executor ray on a real local cluster
-    session.install("-c", "constraints.txt", "-e", ".[test,docs,ray]")
+    env = _uv_env() if session.venv_backend == "uv" else {}
+    # torch first, by exact version: where pip finds a local CPU build, that is what it takes
+    session.install("torch==2.13.0", env=env)
+    target = f".[{','.join(extras)}]" if extras else "."
+    session.install("-c", "constraints.txt", "-e", target, env=env)
     stamp.write_text(digest)
 
 
@@ -46,9 +88,14 @@ def tests(session: nox.Session) -> None:
 @nox.session(name="benchmark")
 def benchmark(session: nox.Session) -> None:
     """Benchmark a model: nox -s benchmark -- --model NAME [options]; see --help."""
-    _install(session)
     args = session.posargs or ["--help"]
+    _install(session, ("ray",) if _wants_ray(args) else ())
     session.run("python", "-m", "benchmark", "run", *args)
+
+
+def _wants_ray(args: list[str]) -> bool:
+    r"""Whether a run's arguments ask for the Ray executor (``--executor ray`` or ``--executor=ray``)."""
+    return "--executor=ray" in args or any(a == "--executor" and b == "ray" for a, b in zip(args, args[1:]))
 
 
 @nox.session(name="distill")
