@@ -48,16 +48,14 @@ def _pip_setting(name: str) -> str:
 
 
 def _uv_env() -> dict[str, str]:
-    r"""Hand pip's package sources to uv, which does not read pip's configuration.
+    r"""Hand pip's local wheel folders to uv, which does not read pip's configuration.
 
     Where pip is set up to find a local CPU build of torch (``find-links``),
     uv must see it too, or ``torch==2.13.0`` resolves to the CUDA wheels.
     """
-    env = {}
-    for pip_name, uv_name in (("find-links", "UV_FIND_LINKS"), ("extra-index-url", "UV_EXTRA_INDEX_URL")):
-        if uv_name not in os.environ and (value := _pip_setting(pip_name)):
-            env[uv_name] = value
-    return env
+    if "UV_FIND_LINKS" in os.environ or not (links := _pip_setting("find-links")):
+        return {}
+    return {"UV_FIND_LINKS": links}
 
 
 def _install(session: nox.Session, extras: tuple[str, ...] | None = None) -> None:
