@@ -48,9 +48,9 @@ def model_page(inputs: Inputs, model: str, out: Output) -> str:
     meta = inputs.models.get(model, {})
     current = inputs.current.get(model, "")
     fig_dir = f"{FIGURES}/models/{slug(model)}"
+    # a reader's first screen holds what the model is and how it scores; provenance and history follow
     parts = [NOTE_MD, f"# {model}", "[← Leaderboard](../leaderboard.md)"]
-    parts.append(provenance_block(inputs, model, meta, current))
-    parts.append(history_block(inputs, model))
+    parts.append(summary_line(inputs, model, meta))
     parts.append(model_report_block(inputs, model))
     parts.append(model_correctness_block(inputs, model, out, fig_dir))
     parts.append(model_robustness_block(inputs, model, out, fig_dir))
@@ -59,8 +59,20 @@ def model_page(inputs: Inputs, model: str, out: Output) -> str:
     parts.append(model_efficiency_block(inputs, model))
     parts.append(distillation_block(inputs, model, out, fig_dir))
     parts.append(model_reported_block(inputs, model, meta))
+    parts.append(provenance_block(inputs, model, meta, current))
+    parts.append(history_block(inputs, model))
     parts.append(runs_block(inputs, model))
     return "\n\n".join(p for p in parts if p) + "\n"
+
+
+def summary_line(inputs: Inputs, model: str, meta: dict) -> str:
+    r"""One line under the title: the model's role and architecture, and the artefact shown (short hash)."""
+    role = meta.get("role") or _role_from_results(inputs, model)
+    words = [w for w in (role, meta.get("architecture")) if w]
+    current = inputs.current.get(model, "")
+    if current:
+        words.append(f"artefact {sha8(current)}")
+    return "*" + _one_line(" · ".join(str(w) for w in words)) + "*" if words else ""
 
 
 def provenance_block(inputs: Inputs, model: str, meta: dict, current: str) -> str:
@@ -78,10 +90,10 @@ def provenance_block(inputs: Inputs, model: str, meta: dict, current: str) -> st
     ):
         if value:
             rows.append([label, _one_line(value)])
-    rows.append(["artefact shown", f"`{current}`"])
+    rows.append(["artefact shown", sha8(current) + " (sha256; the full digest is in `results/*.csv`)"])
     pinned = registered_sha(meta) if meta else None
     if pinned and pinned != current:
-        rows.append(["artefact in models.yaml", f"`{pinned}` (no results yet; showing the newest results)"])
+        rows.append(["artefact in models.yaml", f"{sha8(pinned)} (no results yet; showing the newest results)"])
     return "## Provenance\n\n" + md_table(["field", "value"], rows, "ll")
 
 
@@ -109,7 +121,7 @@ def history_block(inputs: Inputs, model: str) -> str:
         )
         table.append(
             [
-                f"`{r['model_sha256']}`",
+                sha8(r["model_sha256"]),
                 "current" if inputs.current.get(model) == r["model_sha256"] else "earlier",
                 r["first"] or DASH,
                 r["last"] or DASH,
