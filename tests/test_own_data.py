@@ -191,11 +191,11 @@ def consistency_of(predict_arousal) -> pd.DataFrame:
 
     12 files per category and sex; anger is arousal-high, sadness arousal-low, the other dimensions have no sides.
     """
-    from benchmark.analyses import Context
-    from benchmark.analyses import consistency
+    from conftest import BASELINES_YAML
+
+    from benchmark.analyses import Context, consistency
     from benchmark.data.datasets import EvalSet
     from benchmark.registry import Registry, load_model
-    from conftest import BASELINES_YAML
 
     keys = [(c, s, k) for c in ("anger", "sadness") for s in ("female", "male") for k in range(12)]
     index = pd.Index([f"/data/{c}-{s}-{k}.wav" for c, s, k in keys], name="file")
