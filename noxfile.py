@@ -77,10 +77,20 @@ def _install(session: nox.Session, extras: tuple[str, ...] | None = None) -> Non
 
 @nox.session(name="tests")
 def tests(session: nox.Session) -> None:
-    """Run the test suite (pytest); extra args go to pytest (e.g. ``--reverse``: in reverse order)."""
+    """Run the test suite (pytest) in file order; extra args go to pytest.
+
+    No test may depend on another's order or leftovers; check it with
+    ``nox -s tests -- --reverse`` (reverse order) or
+    ``nox -s tests -- -p randomly --randomly-seed=N`` (a random order from
+    seed N; the seed is printed, so a failing order can be replayed).
+    pytest-randomly is off by default (``-p no:randomly`` in pyproject's
+    pytest options) because, when on, it also reseeds ``random`` and numpy's
+    global generator before each test: the default run keeps the order and
+    the random state that a failure report can be reproduced from.
+    """
     _install(session)
-    # the 15 slowest tests are printed, so a test that turns slow shows in CI's log
-    session.run("python", "-m", "pytest", "-q", "--durations=15", *session.posargs, env={"OMP_NUM_THREADS": "1"})
+    # the 15 slowest tests are printed, so a test that turns slow shows in CI's log; -rs prints why each skip skipped
+    session.run("python", "-m", "pytest", "-q", "-rs", "--durations=15", *session.posargs, env={"OMP_NUM_THREADS": "1"})
 
 
 @nox.session(name="benchmark")

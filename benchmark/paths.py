@@ -20,10 +20,14 @@ def cache_root() -> Path:
     r"""Root folder of all rebuildable files.
 
     Examples:
+        >>> saved = os.environ.get("SER_BENCHMARK_CACHE")
         >>> os.environ["SER_BENCHMARK_CACHE"] = "/tmp/x"
         >>> str(cache_root())
         '/tmp/x'
-        >>> del os.environ["SER_BENCHMARK_CACHE"]
+        >>> if saved is None:
+        ...     del os.environ["SER_BENCHMARK_CACHE"]
+        ... else:
+        ...     os.environ["SER_BENCHMARK_CACHE"] = saved
 
     """
     root = os.environ.get("SER_BENCHMARK_CACHE")

@@ -1,6 +1,5 @@
 """Dataset registry and audb loading through a local file-system repository."""
 
-import time
 from pathlib import Path
 
 import audb
@@ -52,11 +51,11 @@ def test_unknown_dataset_and_split(dataset_registry, audb_repository):
 def test_unreachable_repository_fails_fast_with_fix(dataset_registry, tmp_path):
     missing = audb.Repository("nowhere", str(tmp_path / "none"), "file-system")
     remote = audb.Repository("remote", "https://127.0.0.1:9", "artifactory")
-    start = time.perf_counter()
     with pytest.raises(dsets.DatasetConfigError) as info:
         dsets.load_split("testcorpus", "test-1", data="real", repositories=[missing, remote], registry=dataset_registry)
-    assert time.perf_counter() - start < 10
     msg = str(info.value)
+    # refused by the reachability check up front, before audb tries (and retries) either repository
+    assert "no reachable audb repository" in msg
     assert "testcorpus 1.0.0" in msg and "~/.config/audb.yaml" in msg and "--repository" in msg
 
 

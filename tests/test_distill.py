@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
-import time
 from pathlib import Path
 
 import audiofile
@@ -962,10 +961,11 @@ def test_head_refit_changes_only_the_head_and_is_recorded(tmp_path, pool, models
         abs=1e-4,
     )
     onnx_mean = refitted.provenance["validation"]["onnx"]["fp32"]["teacher_mean"]
-    # kept only if it does not lower the held-out CCC (this deterministic run: kept); the export is the refitted model
-    assert record["applied"] is True
-    assert teacher_mean["after"] >= teacher_mean["before"] and onnx_bytes(refitted) != onnx_bytes(plain)
-    assert onnx_mean == pytest.approx(teacher_mean["after"], abs=2e-3)
+    # kept exactly where it does not lower the held-out CCC: the export is then the refitted model, else the trained one
+    kept = teacher_mean["after"] >= teacher_mean["before"]
+    assert record["applied"] is kept and (onnx_bytes(refitted) != onnx_bytes(plain)) is kept
+    assert onnx_mean == pytest.approx(teacher_mean["after" if kept else "before"], abs=2e-3)
+    assert kept or record["reason"] == "lowered teacher_mean on the held-out files"
     assert record["fitted_on"] == "6 whole training files" and record["chosen_on"] == "2 held-out files"
     assert set(record["mean_ccc_by_alpha"]) == {"0.0001", "0.001", "0.01", "0.1"}
 
@@ -1060,11 +1060,11 @@ def test_whole_file_tuning_is_recorded(tmp_path, pool, models_yaml):
     best = plain.history.loc[plain.history["epoch"] == plain.provenance["training"]["best_epoch"], "teacher_mean"]
     assert before == pytest.approx(best.item(), abs=1e-4)
     exported = tuned.provenance["validation"]["onnx"]["fp32"]["teacher_mean"]
-    # this deterministic run's tuning lowers the held-out CCC: undone, the export as without it
-    assert record["applied"] is False and record["reason"] == "lowered teacher_mean on the held-out files"
-    assert record["validation"]["teacher_mean"]["after"] < before
-    assert onnx_bytes(tuned) == onnx_bytes(plain)
-    assert exported == pytest.approx(before, abs=2e-3)
+    # kept exactly where it does not lower the held-out CCC; undone, the export is as without it
+    kept = record["validation"]["teacher_mean"]["after"] >= before
+    assert record["applied"] is kept and (onnx_bytes(tuned) != onnx_bytes(plain)) is kept
+    assert kept or record["reason"] == "lowered teacher_mean on the held-out files"
+    assert exported == pytest.approx(record["validation"]["teacher_mean"]["after"] if kept else before, abs=2e-3)
 
 
 def test_offscale_whole_training_files_are_left_out_and_named(tmp_path, pool, models_yaml):
@@ -1138,8 +1138,7 @@ def test_head_refit_is_fitted_on_the_refit_data_too(tmp_path, pool, models_yaml)
     hashes = sorted(sha256_file(folder / f"r{i}.wav") for i in range(5))
     assert refit_files["files_sha256"] == sha256_text("\n".join(hashes))
     plain_refit = plain.provenance["head_refit"]
-    assert record["head_refit"]["applied"] is True and plain_refit["applied"] is True  # both kept in this run
-    assert record["head_refit"]["mean_ccc_by_alpha"] != plain_refit["mean_ccc_by_alpha"]
+    assert record["head_refit"]["mean_ccc_by_alpha"] != plain_refit["mean_ccc_by_alpha"]  # fitted on more files
     # the refit files' teacher outputs are cached by content like the training files'
     calls = teacher.calls
     again = run(config(tmp_path, pool, models_yaml, out="extra", register=False, refit_data=str(folder)), teacher)
@@ -1203,12 +1202,11 @@ def test_int8_guard_raises_the_penalty_until_the_int8_model_holds_the_limit(tmp_
     tried = [a for a in refit.ALPHAS if a >= chosen["alpha"]]
     assert list(guard["int8_loss_by_alpha"]) == [str(a) for a in tried]
     assert guard["alpha"] == tried[-1]
-    assert len(tried) == 2  # this run's refit chose 10⁻²: 10⁻² and 10⁻¹ are tried
     assert guard["chosen_on"].endswith("raised for the int8 model")
     held = guard["validation"]["teacher_mean"]
     exported = record["validation"]["onnx"]["fp32"]["teacher_mean"]
-    assert guard["applied"] is True  # the last refit still holds the held-out CCC: the exported model is it
-    assert held["after"] >= held["before"] and exported == pytest.approx(held["after"], abs=2e-3)
+    kept = held["after"] >= held["before"]  # the last refit, where it holds the held-out CCC; else the trained head
+    assert guard["applied"] is kept and exported == pytest.approx(held["after" if kept else "before"], abs=2e-3)
 
 
 def test_per_file_passes_run_a_thread_each_and_match_one_thread_in_order():
@@ -1232,8 +1230,11 @@ def test_per_file_passes_run_a_thread_each_and_match_one_thread_in_order():
         assert np.array_equal(refit.head_inputs(student, signals), features)
         assert student.training and torch.get_num_threads() == 2  # modes and thread count restored
 
+        # each item waits for a partner: that returns only while two workers run at once (else the barrier breaks)
+        pair = threading.Barrier(2, timeout=60)
+
         def worker(_) -> int:
-            time.sleep(0.01)  # busy: the next item goes to another thread
+            pair.wait()
             return threading.get_ident()
 
         assert len(set(per_file(worker, list(range(8))))) == 2  # a worker per torch thread

@@ -45,13 +45,43 @@ def test_committed_docs_match_committed_results(tmp_path):
     assert not stale, f"docs/ out of sync with results/ ({stale[:5]}): run `nox -s docs` and commit docs/"
 
 
-def test_every_leaderboard_ccc_traces_to_results():
+def correctness_cells(text: str) -> dict[tuple[str, str, str, str, str], str]:
+    r"""The CCC cells of the leaderboard's Correctness section.
+
+    Keyed by (sha256 prefix, dataset, version, split, dimension), read from
+    the ``### dataset version · split`` headings and the tables' columns.
+    """
+    section = text[text.index("\n## Correctness") : text.index("\n## ", text.index("\n## Correctness") + 1)]
+    cells, corpus, header = {}, None, None
+    for line in section.splitlines():
+        if line.startswith("### "):
+            corpus, header = line[4:].split(" (")[0].replace(" · ", " ").split(), None
+        elif not line.startswith("|"):
+            header = None
+        elif header is None:
+            header = [c.strip() for c in line.strip().strip("|").split("|")]
+        elif "sha256" in header and not line.startswith("|--"):
+            row = dict(zip(header, (c.strip() for c in line.strip().strip("|").split("|"))))
+            for column, value in row.items():
+                if column.endswith(" CCC [95% CI]"):
+                    cells[(row["sha256"].strip("`"), *corpus, column.split()[0])] = value
+    return cells
+
+
+def test_every_leaderboard_ccc_cell_traces_to_its_results_row():
     table = results.read_table("correctness", PROJECT_ROOT / "results")
     assert len(table), "results/correctness.csv holds no rows: the committed results are missing"
-    text = (PROJECT_ROOT / "docs" / "leaderboard.md").read_text()
-    for _, row in table.iterrows():
-        if row["model_sha256"][:8] in text:
-            assert f"{float(row['ccc']):.3f}" in text
+    cells = correctness_cells((PROJECT_ROOT / "docs" / "leaderboard.md").read_text())
+    assert len(cells) >= 50, len(cells)  # every corpus, every dimension, every model
+    rows = {}
+    for _, r in table.iterrows():
+        key = (r["model_sha256"][:8], r["dataset"], r["dataset_version"], r["split"], r["dimension"])
+        rows.setdefault(key, []).append(r)
+    for key, cell in cells.items():
+        assert len(rows.get(key, [])) == 1, f"{key}: {len(rows.get(key, []))} rows in results/correctness.csv"
+        r = rows[key][0]
+        want = f"{float(r['ccc']):.3f} [{float(r['ccc_ci_low']):.3f}, {float(r['ccc_ci_high']):.3f}]"
+        assert cell.replace("**", "") == want, (key, cell, want)
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,10 @@
 
 One local Ray cluster (2 CPUs, no dashboard) serves the module; the
 two-node test starts its own head and worker node on loopback with
-``ray start --block`` and stops exactly those two processes.
+``ray start --block`` and stops exactly those two processes. Ray keeps its
+session files (and the address file ``ray start`` leaves) in a private
+``RAY_TMPDIR``, and each test predicts into a private copy of the demo
+corpora. Only the tests that need Ray skip where it is not installed.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -27,22 +31,28 @@ from benchmark.executors import predict_cells, todo_positions
 from benchmark.plan import RunSpec, plan
 from benchmark.registry import Registry
 
-ray = pytest.importorskip("ray", reason="the ray extra is not installed: pip install -e '.[test,ray]'")
-
 OPTIONS = {"bootstrap": 20, "max_files": 10, "conditions": ["gain", "babble-20db"]}
 
 
 @pytest.fixture(scope="module")
 def _cluster():
-    os.environ["RAY_AUTH_MODE"] = "disabled"  # loopback tests; see docs/scaling.md for real clusters
-    yield
-    if ray.is_initialized():
-        ray.shutdown()
+    r"""Ray, with the module's settings in the environment (restored afterwards) and its files in a private folder."""
+    ray = pytest.importorskip("ray", reason="the ray extra is not installed: pip install -e '.[test,ray]'")
+    # short: Ray's Unix sockets live below it, and a socket path may not exceed 107 bytes
+    private = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RAY_AUTH_MODE", "disabled")  # loopback tests; see docs/scaling.md for real clusters
+        mp.setenv("RAY_TMPDIR", private)
+        yield ray
+        if ray.is_initialized():
+            ray.shutdown()
+    shutil.rmtree(private, ignore_errors=True)
 
 
 @pytest.fixture()
 def ray_cluster(_cluster):
     r"""The module's local cluster (restarted if a test left it)."""
+    ray = _cluster
     if not ray.is_initialized():
         ray.init(
             address="local",
@@ -75,7 +85,7 @@ def _set_aside_predictions(cache: Path, name: str) -> Path:
     return target
 
 
-def test_local_and_ray_write_identical_results(use_demo, ray_cluster, tmp_path, monkeypatch):
+def test_local_and_ray_write_identical_results(own_demo, ray_cluster, tmp_path, monkeypatch):
     args = [
         "run",
         "--model",
@@ -92,13 +102,12 @@ def test_local_and_ray_write_identical_results(use_demo, ray_cluster, tmp_path, 
         "gain",
         "babble-20db",
     ]
-    shutil.rmtree(use_demo / "predictions", ignore_errors=True)
     monkeypatch.setenv("SER_BENCHMARK_RESULTS", str(tmp_path / "local"))
     assert cli.main(args + ["--executor", "local"]) == 0
-    local_cache = _set_aside_predictions(use_demo, "local")
+    local_cache = _set_aside_predictions(own_demo, "local")
     monkeypatch.setenv("SER_BENCHMARK_RESULTS", str(tmp_path / "ray"))
     assert cli.main(args + ["--executor", "ray"]) == 0
-    assert _same_tree(local_cache, use_demo / "predictions") == []
+    assert _same_tree(local_cache, own_demo / "predictions") == []
     local, remote = tmp_path / "local", tmp_path / "ray"
     # at the tests' demo scale the sexes are below fairness_min_files: the speaker tables carry fairness here
     assert {p.name for p in local.glob("*.csv")} >= {
@@ -115,12 +124,11 @@ def test_local_and_ray_write_identical_results(use_demo, ray_cluster, tmp_path, 
     assert (runs_ray["computed"] == runs_ray["predictions"]).all()  # the cells computed all, the driver none
 
 
-def test_killed_worker_cells_are_retried(use_demo, ray_cluster):
+def test_killed_worker_cells_are_retried(own_demo, ray_cluster):
     spec = _spec()
     tests = ["robustness"]
-    shutil.rmtree(use_demo / "predictions", ignore_errors=True)
     predict_cells(["random-gaussian"], spec, tests=tests, progress=False)
-    local_cache = _set_aside_predictions(use_demo, "kill-local")
+    local_cache = _set_aside_predictions(own_demo, "kill-local")
     killed, pids = [], []
 
     def kill_first(cell, answer):
@@ -134,10 +142,10 @@ def test_killed_worker_cells_are_retried(use_demo, ray_cluster):
     )["random-gaussian"]
     assert outcome.failed == {}
     assert killed and any(p != killed[0] for p in pids[1:])  # a restarted actor finished the cells
-    assert _same_tree(local_cache, use_demo / "predictions") == []
+    assert _same_tree(local_cache, own_demo / "predictions") == []
 
 
-def test_failing_cell_is_reported_and_others_finish(use_demo, ray_cluster, tmp_path, monkeypatch):
+def test_failing_cell_is_reported_and_others_finish(own_demo, ray_cluster, tmp_path, monkeypatch):
     from benchmark.executors import Progress, cache_of
     from benchmark.executors import ray as ray_executor
     from benchmark.suite import run_suite
@@ -148,7 +156,6 @@ def test_failing_cell_is_reported_and_others_finish(use_demo, ray_cluster, tmp_p
     wrong = dataclasses.replace(broken, n_files=broken.n_files + 1)  # as if the worker's node had other data
     cells = [wrong if c == broken else c for c in cells]
     where[wrong] = where[broken]
-    shutil.rmtree(use_demo / "predictions", ignore_errors=True)
     outcome = ray_executor.run(cells, where, spec, Progress(cells, False), log=lambda _: None)["constant"]
     assert list(outcome.failed) == [broken.key]
     assert "the driver planned" in outcome.failed[broken.key]
@@ -189,7 +196,8 @@ def _ray_start(*args: str) -> subprocess.Popen:
     )
 
 
-def test_two_node_cluster_runs_cells_on_both_nodes(use_demo, _cluster):
+def test_two_node_cluster_runs_cells_on_both_nodes(own_demo, _cluster):
+    ray = _cluster
     if ray.is_initialized():
         ray.shutdown()  # the module's local cluster; this test joins its own
     port = _free_port()
@@ -208,8 +216,6 @@ def test_two_node_cluster_runs_cells_on_both_nodes(use_demo, _cluster):
             ):
                 break
         nodes.append(_ray_start(f"--address={address}"))
-        # cold cells: predictions another test left in the shared demo cache would leave nothing to run
-        shutil.rmtree(use_demo / "predictions", ignore_errors=True)
         spec = _spec()
         seen = []
         outcome = predict_cells(
@@ -231,10 +237,6 @@ def test_two_node_cluster_runs_cells_on_both_nodes(use_demo, _cluster):
             node.terminate()
         for node in reversed(nodes):
             node.wait(timeout=60)
-        # `ray start --head` records its address for later ray.init() calls; ours is gone now
-        current = Path("/tmp/ray/ray_current_cluster")
-        if current.exists() and current.read_text().strip() == address:
-            current.unlink()
 
 
 def test_without_ray_the_executor_says_how_to_install(monkeypatch):
@@ -245,9 +247,9 @@ def test_without_ray_the_executor_says_how_to_install(monkeypatch):
         ray_executor.import_ray()
 
 
-def test_interrupted_ray_run_keeps_what_is_cached(use_demo, ray_cluster):
+def test_interrupted_ray_run_keeps_what_is_cached(own_demo, ray_cluster):
+    ray = ray_cluster
     spec = _spec()
-    shutil.rmtree(use_demo / "predictions", ignore_errors=True)
     done = []
 
     def interrupt(cell, answer):  # Ctrl-C in the driver raises KeyboardInterrupt in its main thread

@@ -10,7 +10,10 @@ import pytest
 
 from benchmark import numerics
 
-pytestmark = pytest.mark.skipif(numerics.supported() is not None, reason=f"{numerics.supported()}")
+needs_portable = pytest.mark.skipif(
+    numerics.supported() is not None, reason=f"the portable numerics profile cannot run here: {numerics.supported()}"
+)
+"""For a test that runs the portable profile: a machine without it has nothing to test there."""
 
 _PROBE = """
 import json, numpy, torch
@@ -25,6 +28,7 @@ def _probe(env: dict) -> dict:
     return json.loads(done.stdout)
 
 
+@needs_portable
 def test_portable_environment_caps_torch_and_numpy_at_avx2():
     env = numerics.restart_argv(["distill"], environ={"PATH": "/usr/bin:/bin"})
     assert env is not None and numerics.active(env)
@@ -34,6 +38,7 @@ def test_portable_environment_caps_torch_and_numpy_at_avx2():
     assert all(t in ("X86_V3",) or t.startswith("baseline") for t in probed["numpy"]), probed
 
 
+@needs_portable
 def test_only_a_portable_distill_restarts():
     portable = {**numerics.PORTABLE_ENV, "SER_BENCHMARK_NUMERICS": "portable"}
     assert numerics.restart_argv(["run", "--model", "wav2small"], environ={}) is None
@@ -43,6 +48,7 @@ def test_only_a_portable_distill_restarts():
     assert numerics.restart_argv(["distill", "--epochs", "2"], environ={}) is not None
 
 
+@needs_portable
 def test_a_distill_started_in_process_records_native_kernels_and_why():
     # pytest imported numpy and torch long before: the caps cannot apply any more, and the record says so
     record = numerics.profile("portable")

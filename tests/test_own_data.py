@@ -186,6 +186,63 @@ def test_import_dataset_then_run_consistency_and_skips(corpus, tmp_path, capsys)
     assert "Consistency" in (docs / "models" / "wav2small.md").read_text()
 
 
+def consistency_of(predict_arousal) -> pd.DataFrame:
+    r"""The consistency table for arousal predictions ``predict_arousal(category, sex)`` on a constructed split.
+
+    12 files per category and sex; anger is arousal-high, sadness arousal-low, the other dimensions have no sides.
+    """
+    from conftest import BASELINES_YAML
+
+    from benchmark.analyses import Context, consistency
+    from benchmark.data.datasets import EvalSet
+    from benchmark.registry import Registry, load_model
+
+    keys = [(c, s, k) for c in ("anger", "sadness") for s in ("female", "male") for k in range(12)]
+    index = pd.Index([f"/data/{c}-{s}-{k}.wav" for c, s, k in keys], name="file")
+    evalset = EvalSet(
+        dataset="constructed",
+        audb_name="constructed",
+        version="1.0.0",
+        split="test",
+        table="test",
+        truth=pd.DataFrame(index=index),
+        speaker=pd.Series([f"{s}{k % 3}" for _, s, k in keys], index=index),
+        sex=pd.Series([s for _, s, _ in keys], index=index),
+        root="/data",
+        fingerprint="0" * 64,
+        category=pd.Series([c for c, _, _ in keys], index=index),
+        places={"anger": {"arousal": "high"}, "sadness": {"arousal": "low"}},
+    )
+    registry = Registry.from_yaml_text(BASELINES_YAML)
+    clean = pd.DataFrame(
+        {"arousal": [predict_arousal(c, s) for c, s, _ in keys], "dominance": 0.5, "valence": 0.5}, index=index
+    )
+    context = Context(
+        load_model("constant", registry), registry["constant"], evalset, None, clean, 0, {"bootstrap": 50}
+    )
+    table = consistency.run(context)["consistency"]
+    assert set(table["dimension"]) == {"arousal"}  # dominance and valence have no high or low categories
+    return table.set_index("group")
+
+
+def test_consistency_direction_on_constructed_predictions():
+    aligned = consistency_of(lambda c, s: 0.8 if c == "anger" else 0.2)
+    assert aligned["auc"].to_dict() == {"all": 1.0, "female": 1.0, "male": 1.0}
+    assert aligned.loc["all", "n_high"] == aligned.loc["all", "n_low"] == 24
+    assert aligned.loc["all", "high"] == "anger" and aligned.loc["all", "low"] == "sadness"
+    reversed_ = consistency_of(lambda c, s: 0.2 if c == "anger" else 0.8)
+    assert reversed_["auc"].to_dict() == {"all": 0.0, "female": 0.0, "male": 0.0}
+    constant = consistency_of(lambda c, s: 0.5)
+    assert constant["auc"].to_dict() == {"all": 0.5, "female": 0.5, "male": 0.5}  # ties count one half
+    # aligned for women (0.9 vs 0.3), reversed for men (0.4 vs 0.8): pooled, 3 of the 4 kinds of pair are ordered
+    mixed = consistency_of(
+        lambda c, s: {("anger", "female"): 0.9, ("sadness", "female"): 0.3}.get((c, s), 0.4 if c == "anger" else 0.8)
+    )
+    assert mixed["auc"].to_dict() == {"all": 0.75, "female": 1.0, "male": 0.0}
+    assert mixed["delta_auc"].drop("all").to_dict() == {"female": 0.25, "male": -0.75}
+    assert mixed.loc["all", "passed"] and not reversed_.loc["all", "passed"]
+
+
 def test_consistency_auc_separates_high_from_low():
     from benchmark.analyses.consistency import auc, auc_ci
 

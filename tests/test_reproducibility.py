@@ -18,6 +18,8 @@ from __future__ import annotations
 import csv
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -111,22 +113,42 @@ def test_two_cold_runs_in_separate_cache_roots_agree(first, tmp_path):
 
 # ---------------------------------------------------------------- the same result in any order
 
-
-def test_a_test_that_changes_torch_settings():
-    import torch
-
-    torch.set_num_threads(3)
-    torch.use_deterministic_algorithms(True, warn_only=True)  # as distill() does
+PAIR = """
+import torch
+from conftest import TORCH_STATE
 
 
-def test_the_next_test_finds_torch_settings_restored():
-    import torch
-    from conftest import TORCH_STATE
-
-    # runs after the one above (file order): conftest's fixture must have undone its settings
-    state = (
+def state():
+    return (
         torch.get_num_threads(),
         torch.are_deterministic_algorithms_enabled(),
         torch.is_deterministic_algorithms_warn_only_enabled(),
     )
-    assert state == TORCH_STATE and state[1] is False
+
+
+def test_change():
+    assert state() == TORCH_STATE
+    torch.set_num_threads(TORCH_STATE[0] + 2)
+    torch.use_deterministic_algorithms(True, warn_only=True)  # as distill() does
+    assert state() == (TORCH_STATE[0] + 2, True, True)  # the change took effect, so the next test can see it
+
+
+def test_check():
+    assert state() == TORCH_STATE and state()[1] is False
+"""
+
+
+def run_pair(tmp_path: Path, *order: str) -> subprocess.CompletedProcess:
+    r"""Run the tests of :data:`PAIR` in ``order`` in a fresh pytest process under the suite's ``conftest.py``."""
+    shutil.copy(Path(__file__).with_name("conftest.py"), tmp_path / "conftest.py")
+    (tmp_path / "test_pair.py").write_text(PAIR)
+    ids = [f"test_pair.py::{name}" for name in order]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, (str(PROJECT_ROOT), os.environ.get("PYTHONPATH")))))
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", *ids]
+    return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, check=False)
+
+
+def test_torch_settings_a_test_changes_are_undone_before_the_next(tmp_path):
+    # both tests in one process, the changing one first: the conftest fixture must restore the settings between them
+    done = run_pair(tmp_path, "test_change", "test_check")
+    assert done.returncode == 0 and "2 passed" in done.stdout, done.stdout + done.stderr

@@ -110,8 +110,16 @@ def test_unknown_architecture():
         build("wav2big")
 
 
+@pytest.fixture
+def torch_seed():
+    r"""Seed torch's global generator for one test and give the process its previous state back afterwards."""
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        yield
+
+
 @pytest.mark.parametrize("name", list(ARCHITECTURES))
-def test_forward_shape(name):
+def test_forward_shape(name, torch_seed):
     model = build(name).eval()
     with torch.no_grad():
         for samples in (MIN_SAMPLES, 16000, int(7.3 * 16000)):
@@ -142,7 +150,7 @@ def test_mel_filterbank():
     assert (np.diff(weights.argmax(axis=0)) >= 0).all()
 
 
-def test_normalisation_makes_gain_irrelevant():
+def test_normalisation_makes_gain_irrelevant(torch_seed):
     model = build("wav2small-2.0").eval()
     signal = torch.randn(1, 16000)
     with torch.no_grad():
@@ -236,18 +244,24 @@ def test_int8_weight_types(exported, tmp_path):
 # --- efficiency -----------------------------------------------------------
 
 
-def _check_figures(figures: dict, onnx: bool):
+def _check_figures(figures: dict, onnx: bool, repeats: int, folder=None):
     from benchmark.efficiency import COLUMNS
 
     assert set(COLUMNS) - {"model", "model_sha256", "weights"} == set(figures)  # run() says whose weights
-    for key in ("ms_per_5s", "xrt", "peak_rss_mb"):
-        assert figures[key] > 0, key
-    assert figures["threads"] == 1
+    assert figures["threads"] == 1 and figures["repeats"] == repeats
+    # both are the same median: ms per 5 s of audio, and how many 5 s clips fit in the 5 s they last
+    assert figures["xrt"] * figures["ms_per_5s"] == pytest.approx(5000.0)
+    assert figures["ms_per_5s_iqr"] >= 0
     if onnx:
-        assert figures["parameters"] > 0 and figures["onnx_bytes"] > 0
+        onnx_files = list(folder.glob("*.onnx"))
+        assert onnx_files and figures["onnx_bytes"] == sum(p.stat().st_size for p in onnx_files)
         assert figures["runtime"].startswith("onnxruntime")
+        # the probe process holds the interpreter, numpy and onnxruntime besides the model's weights
+        assert figures["peak_rss_mb"] > figures["onnx_bytes"] / 2**20 + 20
     else:
         assert np.isnan(figures["parameters"]) and np.isnan(figures["onnx_bytes"])
+        assert figures["runtime"].startswith("python ")
+        assert figures["peak_rss_mb"] > 10  # a Python process with numpy loaded
 
 
 def test_timing_summary_hand_computed():
@@ -257,21 +271,27 @@ def test_timing_summary_hand_computed():
     assert _summary([40.0, 10.0, 30.0, 20.0], 1.0) == {"ms_per_5s": 125.0, "ms_per_5s_iqr": 75.0, "xrt": 40.0}
 
 
-def test_measure_times_a_known_delay():
-    import time
-
+def test_measure_times_the_predictor_call(monkeypatch):
+    from benchmark import efficiency
     from benchmark.efficiency import measure
     from benchmark.models.base import Predictor
 
-    class Sleeper(Predictor):
+    # a clock that only the predictor moves: 20 ms a call, so the figures are known without timing anything
+    clock = {"now": 0.0, "calls": 0}
+    monkeypatch.setattr(efficiency.time, "perf_counter", lambda: clock["now"])
+
+    class Step(Predictor):
         def predict(self, signal):
-            time.sleep(0.02)
+            assert len(signal) == 16000  # the 1 s clip
+            clock["now"] += 0.02
+            clock["calls"] += 1
             return np.zeros(3)
 
-    figures = measure(Sleeper("sleeper", "0" * 64), repeats=3, seconds=1.0)
-    # at least 20 ms per 1 s clip: ≥ 100 ms per 5 s, ≤ 50× real time (the median of 3 runs; the upper
-    # bound, 10× the delay, leaves room for a busy machine)
-    assert 100 <= figures["ms_per_5s"] < 1000 and 5 < figures["xrt"] <= 50
+    figures = measure(Step("step", "0" * 64), repeats=3, seconds=1.0)
+    assert clock["calls"] == 2 + 3  # two untimed warm-up calls, then the timed ones
+    # 20 ms per 1 s clip: 100 ms per 5 s, 50× real time, no spread
+    assert figures["ms_per_5s"] == pytest.approx(100.0) and figures["xrt"] == pytest.approx(50.0)
+    assert figures["ms_per_5s_iqr"] == pytest.approx(0.0) and figures["repeats"] == 3
 
 
 def test_measure_onnx(exported):
@@ -279,7 +299,7 @@ def test_measure_onnx(exported):
 
     _, folder = exported("wav2small-2.0")
     figures = measure(folder, repeats=3, seconds=1.0)
-    _check_figures(figures, onnx=True)
+    _check_figures(figures, onnx=True, repeats=3, folder=folder)
     # frozen front end (4224 + 858 constants) in, BatchNorm folded out
     assert figures["parameters"] > count_parameters(build("wav2small-2.0"))
 
@@ -311,7 +331,7 @@ def test_measure_predictor(registry):
         seconds=1.0,
         child={"registry": str(registry.path), "model": "const"},
     )
-    _check_figures(figures, onnx=False)
+    _check_figures(figures, onnx=False, repeats=3)
 
 
 def test_run_writes_table(registry, tmp_path):

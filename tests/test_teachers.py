@@ -7,7 +7,6 @@ import hashlib
 import http.server
 import io
 import threading
-import time
 import zipfile
 
 import numpy as np
@@ -163,10 +162,9 @@ def test_audonnx_offline_is_fast_and_clear(onnx_zip):
     url, digest, _, stop, _ = onnx_zip
     stop()
     reg = registry(f"w2v2-L|audonnx|{{url: '{url}', sha256: {digest}}}|{ADV}")
-    start = time.monotonic()
     with pytest.raises(download.WeightsUnavailableError) as info:
         load_model("w2v2-L", reg)
-    assert time.monotonic() - start < 5
+    assert str(info.value).endswith("[host unreachable]")  # the connection check refused it: no download was tried
     assert f"weights not available: w2v2-L needs {url}" in str(info.value)
     assert str(download.cached_path(url, digest)) in str(info.value)
 
@@ -255,11 +253,11 @@ def test_w2v2_without_head_is_refused(tmp_path):
 @pytest.mark.parametrize("kind", ["w2v2-hf", "wavlm-hf"])
 def test_hub_source_offline_is_fast_and_clear(kind):
     reg = registry(f"hubmodel|{kind}|{{hub: {HUB_ID}, revision: 0123456789abcdef0123456789abcdef01234567}}|{ADV}")
-    start = time.monotonic()
     with pytest.raises(download.WeightsUnavailableError) as info:
         load_model("hubmodel", reg)
-    assert time.monotonic() - start < 10
     message = str(info.value)
+    # refused before any hub call: offline mode or the connection check, not a failed download
+    assert message.endswith(("[HF_HUB_OFFLINE is set and it is not cached]", "[hub unreachable]"))
     assert message.startswith(f"weights not available: hubmodel needs https://huggingface.co/{HUB_ID}")
     assert "HF_HUB_OFFLINE" in message and "source.path" in message and "hf download" in message
 

@@ -130,7 +130,10 @@ def load_conditions(path: str | os.PathLike | None = None) -> list[dict]:
     path = Path(path) if path else PROJECT_ROOT / "conditions.yaml"
     if not path.exists():
         raise ConditionError(f"Condition file {path} not found.")
-    data = yaml.safe_load(path.read_text()) or {}
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as ex:  # its text names the line and column
+        raise ConditionError(f"{path}: not valid YAML: {ex}") from None
     raw = data.get("conditions") if isinstance(data, dict) else None
     if not isinstance(raw, list) or not raw:
         raise ConditionError(f"{path}: list the conditions under 'conditions:'.")

@@ -1,0 +1,400 @@
+"""Paths users rely on, driven as users drive them: ``benchmark.cli.main`` or ``python -m benchmark``.
+
+Each expectation is worked out here from the inputs (file counts, signals,
+written tables), not taken from the code that produces the output.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+import audb
+import audiofile
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.signal
+import yaml
+from conftest import build_database, publish
+
+from benchmark import cli, numerics
+from benchmark import registry as model_registry
+from benchmark.analyses.perturbations import conditions as condition_file
+from benchmark.data import datasets as dsets
+from benchmark.models.baselines import RandomGaussian
+from benchmark.paths import PROJECT_ROOT
+from benchmark.results import PROVENANCE
+
+WEIGHTS = PROJECT_ROOT / "weights"
+WAV2SMALL = next(
+    m for m in yaml.safe_load((PROJECT_ROOT / "models.yaml").read_text())["models"] if m["name"] == "wav2small"
+)
+MODELS = f"""
+models:
+  - name: wav2small
+    kind: audonnx
+    role: student
+    source: {{path: {WEIGHTS / "wav2small"}, sha256: {WAV2SMALL["source"]["sha256"]}}}
+    sampling_rate: 16000
+    outputs: {{arousal: arousal, dominance: dominance, valence: valence}}
+    description: the project's Wav2Small
+  - name: constant
+    kind: constant
+    role: baseline
+    source: {{}}
+    params: {{value: 0.5}}
+    sampling_rate: 16000
+    outputs: {{arousal: arousal, dominance: dominance, valence: valence}}
+    description: always 0.5
+  - name: random-gaussian
+    kind: random
+    role: baseline
+    source: {{}}
+    params: {{seed: 0}}
+    sampling_rate: 16000
+    outputs: {{arousal: arousal, dominance: dominance, valence: valence}}
+    description: seeded Gaussian draws
+"""
+
+
+@pytest.fixture()
+def models_yaml(tmp_path) -> Path:
+    path = tmp_path / "models.yaml"
+    path.write_text(MODELS)
+    return path
+
+
+def run_cli(*argv: str) -> int:
+    return cli.main([str(a) for a in argv])
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    r"""Every file below ``folder`` and a digest of its bytes."""
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def table(path: Path) -> pd.DataFrame:
+    r"""A result table without the columns that say when and how fast it was made."""
+    df = pd.read_csv(path, dtype=str)
+    return df.drop(columns=[c for c in (*PROVENANCE, "wall_seconds") if c in df])
+
+
+# ---------------------------------------------------------------- registry files with a YAML syntax error
+
+BROKEN_YAML = "{top}:\n  - name: x\n    kind: [unclosed\n"  # the flow sequence opened on line 3 never closes
+
+
+@pytest.mark.parametrize("registry", ["models", "datasets", "thresholds"])
+def test_a_yaml_syntax_error_names_the_file_and_line(registry, tmp_path, capsys):
+    path = tmp_path / f"{registry}.yaml"
+    path.write_text(BROKEN_YAML.format(top="models" if registry == "models" else registry))
+    argv = {
+        "models": ["list", "--models"],
+        "datasets": ["list", "--datasets"],
+        "thresholds": ["report", "--thresholds"],
+    }
+    code = run_cli(*argv[registry], path)
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USAGE, err
+    assert f"error: {path}: not valid YAML" in err and "line 3" in err
+    assert "Traceback" not in err
+
+
+def test_a_yaml_syntax_error_in_conditions_names_the_file_and_line(use_demo, tmp_path, monkeypatch, capsys):
+    # conditions.yaml is read from the project folder: a checkout whose file has a syntax error
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    (checkout / "conditions.yaml").write_text(BROKEN_YAML.format(top="conditions"))
+    monkeypatch.setattr(condition_file, "PROJECT_ROOT", checkout)
+    code = run_cli(
+        "run", "--model", "constant", "--dataset", "mosi", "--tests", "robustness", "--no-progress", "--no-docs",
+        "--results", tmp_path / "results",
+    )  # fmt: skip
+    out, err = capsys.readouterr()
+    assert code != cli.EXIT_OK
+    assert f"{checkout / 'conditions.yaml'}: not valid YAML" in out + err and "line 3" in out + err
+    assert "Traceback" not in err
+
+
+# ---------------------------------------------------------------- --results DIR keeps docs/ as it is
+
+
+def test_results_elsewhere_never_reach_docs(use_demo, tmp_path, monkeypatch, capsys):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "index.md").write_text("# the user's docs\n")
+    monkeypatch.setenv("SER_BENCHMARK_DOCS", str(docs))
+    project = {name: snapshot(PROJECT_ROOT / name) for name in ("docs", "results")}
+    elsewhere = tmp_path / "elsewhere"
+    # non-default settings (another seed and bootstrap), and no --no-docs
+    code = run_cli(
+        "run", "--model", "constant", "--dataset", "mosi", "--tests", "correctness", "--bootstrap", "30", "--seed",
+        "7", "--no-progress", "--results", elsewhere,
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == cli.EXIT_OK, out
+    rows = pd.read_csv(elsewhere / "correctness.csv")
+    assert set(rows["model"]) == {"constant"} and set(rows["dataset"]) == {"demo-mosi"}
+    assert snapshot(docs) == {"index.md": hashlib.sha256(b"# the user's docs\n").hexdigest()}
+    assert {name: snapshot(PROJECT_ROOT / name) for name in ("docs", "results")} == project
+    assert "docs/ not regenerated" in out
+
+
+# ---------------------------------------------------------------- resume of the local executor
+
+
+INTERRUPT = {"after": None, "calls": 0, "lock": threading.Lock()}
+"""The interrupting model's switch: a KeyboardInterrupt, as Ctrl-C raises, on the call after ``after``."""
+
+
+class Interrupting(RandomGaussian):
+    r"""Seeded random predictions that stop like Ctrl-C after ``INTERRUPT['after']`` calls."""
+
+    def predict(self, signal: np.ndarray) -> np.ndarray:
+        with INTERRUPT["lock"]:
+            INTERRUPT["calls"] += 1
+            stop = INTERRUPT["after"] is not None and INTERRUPT["calls"] > INTERRUPT["after"]
+        if stop:
+            raise KeyboardInterrupt
+        return super().predict(signal)
+
+
+def load(entry, registry=None) -> Interrupting:
+    r"""Loader of the registry kind ``interrupting`` (registered by the test that uses it)."""
+    return Interrupting(entry.name, "1" * 64, sampling_rate=entry.sampling_rate)
+
+
+def private_demo(demo_cache: Path, root: Path) -> Path:
+    r"""A copy of the session's demo corpora at ``root``, which a test may fill with predictions."""
+    for name in ("audb-demo", "audb"):
+        shutil.copytree(demo_cache / name, root / name, ignore=shutil.ignore_patterns("*.lock"))
+    return root
+
+
+def stored_predictions(cache: Path) -> int:
+    r"""Files the prediction store on disk holds a prediction for (``predictions/**/predictions.csv``)."""
+    return sum(len(pd.read_csv(p)) for p in (cache / "predictions").rglob("predictions.csv"))
+
+
+def test_an_interrupted_local_run_resumes_where_it_stopped(demo_cache, tmp_path, monkeypatch):
+    monkeypatch.setitem(model_registry.KINDS, "interrupting", (__name__, set()))
+    models = tmp_path / "models.yaml"
+    models.write_text(
+        "models:\n  - name: stopper\n    kind: interrupting\n    role: baseline\n    source: {}\n"
+        "    sampling_rate: 16000\n    outputs: {arousal: arousal, dominance: dominance, valence: valence}\n"
+        "    description: seeded draws that stop like Ctrl-C\n"
+    )
+    argv = ["run", "--model", "stopper", "--models", models, "--dataset", "mosi", "iemocap", "--tests", "correctness"]
+    argv += ["--bootstrap", "20", "--workers", "1", "--no-progress", "--no-docs"]
+
+    def run(cache: Path, results: Path, after: int | None) -> int | None:
+        monkeypatch.setenv("SER_BENCHMARK_CACHE", str(cache))
+        INTERRUPT.update(after=after, calls=0)
+        try:
+            assert run_cli(*argv, "--results", results) == cli.EXIT_OK
+        except KeyboardInterrupt:
+            return None
+        return INTERRUPT["calls"]
+
+    monkeypatch.setitem(INTERRUPT, "after", None)  # the switch is off again after the test
+    whole = run(private_demo(demo_cache, tmp_path / "cache-whole"), tmp_path / "whole", None)
+    assert whole is not None and stored_predictions(tmp_path / "cache-whole") == whole  # one call a file
+    # two cells (one per corpus), each under the runner's chunk of cache writes: the interrupt, 3 files before the
+    # end, comes in the second cell, after the first was stored whole
+    cache = private_demo(demo_cache, tmp_path / "cache")
+    assert run(cache, tmp_path / "resumed", whole - 3) is None
+    stored = stored_predictions(cache)
+    assert 0 < stored < whole - 3
+    rest = run(cache, tmp_path / "resumed", None)
+    assert rest == whole - stored  # only the files the store did not hold yet
+    for name in ("correctness.csv", "distribution.csv"):
+        pd.testing.assert_frame_equal(table(tmp_path / "resumed" / name), table(tmp_path / "whole" / name))
+    made = snapshot(tmp_path / "whole" / "predictions")
+    assert made and snapshot(tmp_path / "resumed" / "predictions") == made
+
+
+# ---------------------------------------------------------------- other sample rates, stereo, a missing file
+
+RATES = {"mono16k": (16000, 1), "mono8k": (8000, 1), "stereo44k": (44100, 2)}
+
+
+def test_the_same_signal_at_other_rates_and_in_stereo_predicts_alike(models_yaml, tmp_path):
+    host = tmp_path / "host"
+    repo = audb.Repository("rates", str(host), "file-system")
+    (host / repo.name).mkdir(parents=True)
+    entries = []
+    for variant, (rate, channels) in RATES.items():
+        build = tmp_path / f"build-{variant}"
+        build_database(build, name=f"rates-{variant}", n_speakers=2, per_speaker=4)
+        for wav in (build / "audio").glob("*.wav"):
+            x, sr = audiofile.read(str(wav))
+            # the tones' harmonics stay below 1.2 kHz: a 4 kHz low-pass first, so 8 kHz holds the same signal
+            x = scipy.signal.sosfiltfilt(scipy.signal.butter(8, 3500, fs=sr, output="sos"), x)
+            g = math.gcd(rate, sr)
+            y = scipy.signal.resample_poly(x, rate // g, sr // g).astype(np.float32)
+            audiofile.write(str(wav), np.stack([y] * channels) if channels > 1 else y, rate)
+        publish(build, "1.0.0", repo, cache_root=str(tmp_path / "publish-cache"))
+        entries.append(
+            f"""  - name: {variant}
+    audb: rates-{variant}
+    version: 1.0.0
+    splits: {{test-1: emotion.dimensions.test-1.gold_standard}}
+    labels: {{arousal: arousal, dominance: dominance, valence: valence}}
+    label_range: [1, 7]
+    speaker: {{table: files, column: speaker}}
+    sex: {{table: speaker, column: gender}}
+"""
+        )
+    datasets = tmp_path / "datasets.yaml"
+    datasets.write_text("datasets:\n" + "".join(entries))
+    results = tmp_path / "results"
+    code = run_cli(
+        "run", "--model", "wav2small", "--models", models_yaml, "--datasets", datasets, "--data", "real",
+        "--repository", f"rates={host}", "--tests", "correctness", "--bootstrap", "20", "--no-progress",
+        "--results", results,
+    )  # fmt: skip
+    assert code == cli.EXIT_OK
+    predictions = {}
+    for variant in RATES:
+        (path,) = (results / "predictions").rglob(f"rates-{variant}__*.csv")
+        predictions[variant] = pd.read_csv(path, index_col="file")[["pred_arousal", "pred_dominance", "pred_valence"]]
+    reference = predictions["mono16k"]
+    assert len(reference) == 4 and reference.std().gt(0).any()  # 4 files of test-1, not all predicted alike
+    for variant in ("mono8k", "stereo44k"):
+        assert list(predictions[variant].index) == list(reference.index)
+        # resampling twice leaves a little of the band edge and rounding: within 0.02 on the 0..1 scale
+        difference = (predictions[variant] - reference).abs().to_numpy()
+        assert difference.max() < 0.02, (variant, difference.max())
+
+
+def test_a_gold_file_missing_from_disk_is_a_recorded_skip(dataset_registry, audb_repository, models_yaml, tmp_path):
+    evalset = dsets.load_split(
+        "testcorpus", "test-1", data="real", repositories=[audb_repository], registry=dataset_registry
+    )
+    gone = Path(evalset.files[2])
+    gone.unlink()  # deleted by hand from the loaded corpus
+    results = tmp_path / "results"
+    code = run_cli(
+        "run", "--model", "random-gaussian", "--models", models_yaml, "--datasets", tmp_path / "datasets.yaml",
+        "--data", "real", "--repository", f"{audb_repository.name}={audb_repository.host}", "--tests",
+        "correctness", "--bootstrap", "20", "--no-progress", "--results", results,
+    )  # fmt: skip
+    assert code == cli.EXIT_OK
+    skips = pd.read_csv(results / "skips.csv")
+    assert len(skips) == 1 and skips["file"].iloc[0].endswith(gone.name) and skips["reason"].iloc[0]
+    rows = pd.read_csv(results / "correctness.csv").set_index("split")
+    n = len(evalset.files)  # test-1: one file gone; test-2 as it is
+    assert set(rows.loc["test-1", "n"]) == {n - 1} and set(rows.loc["test-1", "n_skipped"]) == {1}
+    assert set(rows.loc["test-2", "n_skipped"]) == {0}
+
+
+# ---------------------------------------------------------------- report, efficiency, perf
+
+
+def test_report_judges_a_run_and_writes_the_summary(use_demo, tmp_path, monkeypatch, capsys):
+    results = tmp_path / "results"
+    argv = ["run", "--model", "constant", "--dataset", "mosi", "--tests", "correctness", "--bootstrap", "20"]
+    assert run_cli(*argv, "--no-progress", "--no-docs", "--results", results) == cli.EXIT_OK
+    (results / "summary.csv").unlink()  # made again by the command under test
+    monkeypatch.setenv("SER_BENCHMARK_RESULTS", str(results))
+    capsys.readouterr()
+    assert run_cli("report") == cli.EXIT_OK
+    out = capsys.readouterr().out
+    summary = pd.read_csv(results / "summary.csv").set_index("model")
+    # demo-mosi has valence only: ccc, pearson, mae and jensen-shannon on it
+    row = summary.loc["constant"]
+    assert row["tests"] == 4 and row[["passed", "undecided", "failed", "not_scored"]].sum() == 4
+    (per_file,) = (results / "predictions").rglob("*.csv")
+    truth = pd.read_csv(per_file)["truth_valence"].to_numpy()
+    # a constant 0.5 has CCC 0, which fails >= 0.5; its MAE passes <= 0.1 only if the gold stays near the middle
+    mae_passes = np.abs(truth - 0.5).mean() <= 0.1
+    assert row["passed"] == int(mae_passes) and row["failed"] >= 1 + (not mae_passes)
+    assert "constant" in out
+
+
+def test_efficiency_measures_registered_models(models_yaml, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SER_BENCHMARK_RESULTS", str(tmp_path / "results"))
+    code = run_cli("efficiency", "--model", "wav2small", "constant", "--repeats", "3", "--models", models_yaml)
+    assert code == cli.EXIT_OK
+    rows = pd.read_csv(tmp_path / "results" / "efficiency.csv").set_index("model")
+    assert sorted(rows.index) == ["constant", "wav2small"]
+    assert (rows["threads"] == 1).all() and (rows["repeats"] == 3).all()
+    assert np.allclose(rows["xrt"] * rows["ms_per_5s"], 5000.0)  # one median, two ways of saying it
+    onnx = sorted((WEIGHTS / "wav2small").glob("*.onnx"))
+    assert rows.loc["wav2small", "onnx_bytes"] == sum(p.stat().st_size for p in onnx)
+    assert rows.loc["wav2small", "model_sha256"] == WAV2SMALL["source"]["sha256"]
+    assert math.isnan(rows.loc["constant", "onnx_bytes"])
+    assert "wav2small" in capsys.readouterr().out
+
+
+def test_perf_compares_the_executors_on_a_scratch_cache(own_demo, monkeypatch, capsys):
+    pytest.importorskip("ray", reason="perf times the Ray executor: pip install -e '.[test,ray]'")
+    private = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # short: Ray's socket paths must stay under 107 bytes
+    monkeypatch.setenv("RAY_TMPDIR", private)
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    before = snapshot(own_demo)
+    try:
+        code = run_cli(
+            "perf", "--model", "wav2small", "--dataset", "mosi", "--split", "test", "--threads", "1",
+            "--replicas", "1", "--repeats", "1",
+        )  # fmt: skip
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+    out = capsys.readouterr().out
+    assert code == cli.EXIT_OK, out
+    n = len(dsets.load_split("mosi", "test", data="demo").files)
+    assert f"perf: wav2small on demo-mosi/test, {n} files" in out
+    for what in ("raw onnxruntime", "local executor", "ray executor, 1 replica(s)"):
+        assert any(what in line and "files/s" in line for line in out.splitlines()), what
+    assert "local / raw onnxruntime (1 thread)" in out and "ray 1 replica / local" in out
+    assert snapshot(own_demo) == before  # the timed runs' predictions went to a scratch cache
+    assert os.environ["SER_BENCHMARK_CACHE"] == str(own_demo)
+
+
+# ---------------------------------------------------------------- python -m benchmark distill, as users start it
+
+
+@pytest.mark.skipif(numerics.supported() is not None, reason=f"no portable numerics here: {numerics.supported()}")
+def test_python_m_benchmark_distill_restarts_into_the_portable_numerics(tmp_path):
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        t = np.arange(int(16000 * (0.6 + 0.1 * i))) / 16000
+        x = 0.05 * (i + 1) * np.sin(2 * np.pi * (150 + 60 * i) * t) + 0.01 * rng.normal(size=t.size)
+        audiofile.write(str(pool / f"f{i}.wav"), x.astype(np.float32), 16000)
+    models = tmp_path / "models.yaml"
+    models.write_text(MODELS)
+    out = tmp_path / "student"
+    env = {k: v for k, v in os.environ.items() if k not in numerics.PORTABLE_ENV and k != "SER_BENCHMARK_NUMERICS"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(PROJECT_ROOT), env.get("PYTHONPATH"))))
+    argv = ["--student", "wav2small-2.0", "--teacher", "random-gaussian", "--data", pool, "--out", out]
+    argv += ["--models", models, "--epochs", "1", "--batch-size", "4", "--crop-seconds", "0.5", "--variants", "1"]
+    argv += ["--gold", "none", "--no-register", "--no-progress", "--whole-file-epochs", "0"]
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmark", "distill", *map(str, argv)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    record = json.loads((out / "provenance.json").read_text())["numerics"]
+    # started without any of the profile's settings: only the restart can have put them in place
+    assert record["profile"] == "portable", record
+    assert record["env"] and all(k in numerics.PORTABLE_ENV for k in record["env"])
+    assert (out / "model.onnx").is_file() and (tmp_path / "student-int8" / "model.onnx").is_file()
