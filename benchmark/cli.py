@@ -17,7 +17,7 @@ import time
 import typing
 from pathlib import Path
 
-from benchmark import analyses
+from benchmark import analyses, cli_import
 
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
 
@@ -239,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="YAML file {category: {arousal: high|low, dominance: high|low, valence: positive|negative}} "
         "for categories the default map lacks",
     )
+    cli_import.add_parser(sub)
     sub.add_parser(
         "distill",
         help="train a student from a teacher's outputs (see: python -m benchmark distill --help)",
@@ -298,6 +299,8 @@ def _dispatch(args) -> int:
         return EXIT_OK
     if args.command == "import-dataset":
         return _import(args)
+    if args.command == "import-corpus":
+        return cli_import.run(args)
     if args.command == "demo":
         from benchmark.data import demo
 

@@ -22,11 +22,11 @@ import pandas as pd
 import yaml
 
 from benchmark import DIMENSIONS
+from benchmark.data import speakers
+from benchmark.data.errors import DatasetConfigError
 from benchmark.paths import PROJECT_ROOT, cache_dir, name_problem
 
-
-class DatasetConfigError(ValueError):
-    r"""A dataset is unknown, misconfigured, or no repository can serve it."""
+__all__ = ["DatasetConfigError", "DatasetEntry", "EvalSet", "load_registry", "load_split", "parse_repository"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -479,21 +479,43 @@ def load_split(
             f"Dataset '{entry.name}': split '{split}' names table '{table}', which {name} {version} does not have. "
             f"Tables: {', '.join(header) or 'none'}. Fix 'splits' in datasets.yaml."
         )
-    want = [table]
-    for extra in (entry.speaker.get("table"), entry.sex.get("table"), (entry.categories or {}).get("table")):
-        if extra and extra not in want and extra in header:
-            want.append(extra)
-    db = audb.load(
-        name,
-        version=version,
-        tables=want,
-        full_path=True,
-        verbose=False,
-        cache_root=str(cache_dir("audb")),
-    )
+    db = _load_metadata(name, version, entry, split, table, header)
+    files = _split_files(db, table)
+    audb.load_media(name, list(files), version=version, cache_root=str(cache_dir("audb")), verbose=False)
     deps = audb.dependencies(name, version=version, cache_root=str(cache_dir("audb")), verbose=False)
     checksums = deps()["checksum"].to_dict()
     return _evalset_from_db(db, entry, name, version, split, table, checksums)
+
+
+def _load_metadata(name: str, version: str, entry: DatasetEntry, split: str, table: str, header):
+    r"""The split's table and the speaker, sex and category tables it needs, without media.
+
+    Only the split's media is loaded afterwards (:func:`audb.load_media`),
+    so one test split of a large corpus never downloads the rest.
+    """
+    import audb
+
+    want = [table]
+    for spec in (entry.speaker, entry.sex, entry.categories or {}):
+        extra = speakers.table_name(spec["table"], split) if spec.get("table") else None
+        if extra and extra not in want and extra in header:
+            want.append(extra)
+    return audb.load(
+        name,
+        version=version,
+        tables=want,
+        only_metadata=True,
+        full_path=False,
+        verbose=False,
+        cache_root=str(cache_dir("audb")),
+    )
+
+
+def _split_files(db, table: str) -> pd.Index:
+    r"""The distinct files of ``table`` (filewise or segmented), relative to the database root."""
+    index = db[table].index
+    files = index.get_level_values("file") if isinstance(index, pd.MultiIndex) else index
+    return pd.Index(files.unique(), name="file")
 
 
 def _versions(name: str, repos: list) -> tuple[list[str], list[str]]:
@@ -518,47 +540,38 @@ def _versions(name: str, repos: list) -> tuple[list[str], list[str]]:
     return audeer.sort_versions(list(dict.fromkeys(found))), errors
 
 
-def _check_range(values: pd.Series, entry: DatasetEntry, name: str, table: str, column: str) -> None:
-    r"""Raise if gold labels lie outside the declared ``label_range`` (a wrong range gives wrong scores)."""
-    lo, hi = entry.label_range
-    numbers = pd.to_numeric(values, errors="coerce")
-    outside = numbers[(numbers < lo) | (numbers > hi)]
-    if len(outside):
-        file, value = outside.index[0], outside.iloc[0]
-        raise DatasetConfigError(
-            f"Dataset '{entry.name}' ({name}/{table}): {len(outside)} label(s) in column '{column}' lie outside "
-            f"label_range [{lo}, {hi}], e.g. {value!r} for {file}. Fix 'label_range' in datasets.yaml."
-        )
-
-
 def _evalset_from_db(db, entry: DatasetEntry, name, version, split, table, checksums=None) -> EvalSet:
+    from benchmark.data.scales import check_range
+
     if table not in db:
         raise DatasetConfigError(f"{name} {version} has no table '{table}' (tables: {', '.join(db)}).")
     df = db[table].get()
     if isinstance(df.index, pd.MultiIndex):
         raise DatasetConfigError(f"{name}/{table}: segmented tables are not supported; use a filewise table.")
-    truth = pd.DataFrame(index=df.index)
+    root = db.root
+    files = pd.Index([os.path.join(root, f) for f in df.index], name="file")
+    truth = pd.DataFrame(index=files)
     for dim, column in entry.labels.items():
         if column not in df.columns:
             raise DatasetConfigError(f"{name}/{table}: label column '{column}' (for {dim}) not found.")
-        _check_range(df[column], entry, name, table, column)
-        truth[dim] = entry.scale(df[column])
+        scheme = db.schemes.get(db[table][column].scheme_id) if db[table][column].scheme_id else None
+        declared = (scheme.minimum, scheme.maximum) if scheme is not None else None
+        values = pd.Series(df[column].to_numpy(), index=files)
+        check_range(values, entry, name, table, column, declared)
+        truth[dim] = entry.scale(values)
     truth = truth[[d for d in DIMENSIONS if d in truth.columns]]
-    category, places = _categories(db, entry, name, table, truth.index)
-    speaker = sex = None
-    sp = entry.speaker
-    if sp.get("table") in db and sp.get("column") in db[sp["table"]].columns:
-        speaker = db[sp["table"]][sp["column"]].get().reindex(truth.index).astype("string")
-        sx = entry.sex
-        if sx.get("table") in db and sx.get("column") in db[sx["table"]].columns:
-            mapping = db[sx["table"]][sx["column"]].get()
-            sex = speaker.map(lambda s: mapping.get(s, pd.NA) if pd.notna(s) else pd.NA).astype("string")
+    category, places = _categories(db, entry, name, table, split, df.index)
+    speaker = speakers.speaker_per_file(db, entry, name, split, df.index)
+    sex = speakers.sex_per_file(db, entry, name, split, df.index, speaker)
+    speaker, sex, category = (
+        None if s is None else pd.Series(s.to_numpy(), index=files, dtype=s.dtype) for s in (speaker, sex, category)
+    )
     truth.index.name = "file"
-    fingerprint = data_fingerprint(truth, speaker, sex, db.root, checksums, category=category)
-    return EvalSet(entry.name, name, version, split, table, truth, speaker, sex, db.root, fingerprint, category, places)
+    fingerprint = data_fingerprint(truth, speaker, sex, root, checksums, category=category)
+    return EvalSet(entry.name, name, version, split, table, truth, speaker, sex, root, fingerprint, category, places)
 
 
-def _categories(db, entry: DatasetEntry, name: str, table: str, files: pd.Index):
+def _categories(db, entry: DatasetEntry, name: str, table: str, split: str, files: pd.Index):
     r"""The category per file and where each category lies, or ``(None, None)`` without ``categories``.
 
     The categories checked are those of audformat's scheme of the column
@@ -570,7 +583,7 @@ def _categories(db, entry: DatasetEntry, name: str, table: str, files: pd.Index)
     spec = entry.categories
     if not spec:
         return None, None
-    source = spec.get("table", table)
+    source = speakers.table_name(spec.get("table", table), split)
     column = spec["column"]
     if source not in db or column not in db[source].columns:
         raise DatasetConfigError(
