@@ -380,10 +380,13 @@ def configure_repositories(entry: DatasetEntry, data: str, repositories: typing.
     r"""Set :data:`audb.config.REPOSITORIES` explicitly and return them.
 
     ``demo``: the local demo repository (built on first use).
-    ``real``: ``repositories`` if given, else audb's user configuration
-    (``~/.config/audb.yaml``). Unreachable repositories are dropped up
+    ``real``: ``repositories`` if given (``--repository``, in that
+    order), else audb's configured repositories as they stand
+    (:data:`audb.config.REPOSITORIES`: ``~/.config/audb.yaml`` or audb's
+    default ``audb-public``). Unreachable repositories are dropped up
     front, so a machine without network fails at once with a message
-    instead of audb's ~20 s silent time-out.
+    instead of audb's ~20 s silent time-out. :func:`load_split` restores
+    audb's configuration after loading.
     """
     import audb
 
@@ -393,7 +396,7 @@ def configure_repositories(entry: DatasetEntry, data: str, repositories: typing.
 
         repos = [demo.repository(databases=[name])]  # only the corpus asked for is built
     else:
-        repos = list(repositories) if repositories else _user_repositories()
+        repos = list(repositories) if repositories else list(audb.config.REPOSITORIES)
     reachable = [r for r in repos if _reachable(r)]
     if not reachable:
         tried = ", ".join(f"{r.name} ({r.backend}: {r.host})" for r in repos) or "none configured"
@@ -409,16 +412,6 @@ def configure_repositories(entry: DatasetEntry, data: str, repositories: typing.
         )
     audb.config.REPOSITORIES = reachable
     return reachable
-
-
-def _user_repositories() -> list:
-    import audb
-
-    config = Path("~/.config/audb.yaml").expanduser()
-    if not config.exists():
-        return []  # audb's built-in public default is not reachable from here; never wait on it
-    raw = yaml.safe_load(config.read_text()) or {}
-    return [audb.Repository(r["name"], r["host"], r["backend"]) for r in raw.get("repositories") or []]
 
 
 def load_split(
@@ -458,7 +451,18 @@ def load_split(
         raise DatasetConfigError(f"Dataset '{entry.name}' has no split '{split}'; available: {', '.join(tables)}.")
     table = tables[split]
     name, version = entry.coordinates(data)
-    repos = configure_repositories(entry, data, repositories)
+    saved = list(audb.config.REPOSITORIES)
+    try:
+        repos = configure_repositories(entry, data, repositories)
+        return _load(entry, name, version, split, table, repos)
+    finally:
+        audb.config.REPOSITORIES = saved  # audb's configuration is the user's: restored after each load
+
+
+def _load(entry: DatasetEntry, name: str, version: str, split: str, table: str, repos: list) -> EvalSet:
+    r"""Load ``table`` of ``name`` ``version`` from ``repos`` (already set in audb's configuration)."""
+    import audb
+
     available, errors = _versions(name, repos)
     if version not in available and errors:
         raise DatasetConfigError(
