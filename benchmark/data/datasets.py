@@ -26,12 +26,18 @@ from benchmark.data import speakers
 from benchmark.data.errors import DatasetConfigError
 from benchmark.paths import PROJECT_ROOT, cache_dir, name_problem
 
+DATA_CHOICES = ("demo", "real", "public")
+"""``--data``: the embedded replicas, the corpora of your audb repositories, the public corpora of audb-public."""
+
+DEMO_OVERRIDES = ("splits", "labels", "label_range", "speaker", "sex", "categories", "split_files")
+"""Fields a ``demo`` mapping may give where the replica's tables differ from the real corpus'."""
+
 __all__ = ["DatasetConfigError", "DatasetEntry", "EvalSet", "load_registry", "load_split", "parse_repository"]
 
 
 @dataclasses.dataclass(frozen=True)
 class DatasetEntry:
-    r"""One ``datasets.yaml`` entry."""
+    r"""One ``datasets.yaml`` entry (for the replica's view of it: :meth:`resolved`)."""
 
     name: str
     audb: str
@@ -44,6 +50,7 @@ class DatasetEntry:
     demo: dict | None = None  # the embedded synthetic replica, if the dataset has one
     citation: str = ""
     categories: dict | None = None  # {column, table?, map?}: categorical labels (benchmark.data.categories)
+    split_files: dict | None = None  # split → filewise table: the split's rows restricted to those files
 
     @property
     def label_dimensions(self) -> tuple[str, ...]:
@@ -65,9 +72,29 @@ class DatasetEntry:
             'real'
 
         """
-        if data not in ("demo", "real"):
-            raise DatasetConfigError(f"Unknown data source '{data}': use 'demo' or 'real'.")
-        return data if self.has_replica else "real"
+        if data not in DATA_CHOICES:
+            raise DatasetConfigError(f"Unknown data source '{data}': use {', '.join(DATA_CHOICES)}.")
+        return "demo" if data == "demo" and self.has_replica else "real"
+
+    def resolved(self, data: str) -> DatasetEntry:
+        r"""The entry as ``data`` loads it: for the replica, the fields its ``demo`` mapping overrides.
+
+        A replica may lay its tables out differently from the real corpus
+        (``demo: {name, version, label_range: [1, 7], speaker: ...}``).
+
+        Examples:
+            >>> e = DatasetEntry("m", "m", "1", {"t": "t"}, {}, (0, 1), {}, {}, {"name": "d", "version": "1",
+            ...                  "label_range": [1, 7]})
+            >>> e.resolved("demo").label_range, e.resolved("real").label_range
+            ((1, 7), (0, 1))
+
+        """
+        if self.source(data) != "demo":
+            return self
+        overrides = {k: v for k, v in self.demo.items() if k in DEMO_OVERRIDES}
+        if "label_range" in overrides:
+            overrides["label_range"] = tuple(overrides["label_range"])
+        return dataclasses.replace(self, **overrides)
 
     def scale(self, values: pd.Series) -> pd.Series:
         r"""Map gold labels linearly from :attr:`label_range` to 0..1.
@@ -206,7 +233,7 @@ def _md5(path: str) -> str:
 
 
 _REQUIRED = ("name", "audb", "version", "splits")
-_OPTIONAL = ("labels", "label_range", "speaker", "sex", "demo", "citation", "categories")
+_OPTIONAL = ("labels", "label_range", "speaker", "sex", "demo", "citation", "categories", "split_files")
 
 
 def _is_number(value) -> bool:
@@ -282,10 +309,27 @@ def entry_problems(raw) -> list[str]:
             problems.append(f"field 'demo': give a mapping {{name: ..., version: ...}}, got {demo!r}")
         else:
             problems += [f"field 'demo.{k}' is missing" for k in ("name", "version") if k not in demo]
+            unknown_ = [k for k in demo if k not in ("name", "version", *DEMO_OVERRIDES)]
+            if unknown_:
+                problems.append(
+                    f"field 'demo': unknown field(s) {unknown_}; use name, version, {', '.join(DEMO_OVERRIDES)}"
+                )
+            overrides = {k: demo[k] for k in DEMO_OVERRIDES if k in demo}
+            if overrides:
+                merged = {k: v for k, v in raw.items() if k != "demo"} | overrides
+                problems += [f"field 'demo' (the replica's view): {p}" for p in entry_problems(merged)]
             problems += [
                 f"field 'demo.{k}': {name_problem(_version_text(demo[k]))}"
                 for k in ("name", "version")
                 if k in demo and name_problem(_version_text(demo[k]))
+            ]
+    if "split_files" in raw:
+        problems += _mapping_problems("split_files", raw["split_files"])
+        if isinstance(raw["split_files"], dict) and isinstance(raw.get("splits"), dict):
+            problems += [
+                f"field 'split_files': '{k}' is not one of the splits"
+                for k in raw["split_files"]
+                if k not in raw["splits"]
             ]
     if "citation" in raw and not isinstance(raw["citation"], str):
         problems.append(f"field 'citation': give a string, got {raw['citation']!r}")
@@ -332,6 +376,7 @@ def load_registry(path: str | os.PathLike | None = None) -> dict[str, DatasetEnt
             demo=raw.get("demo") or None,
             citation=raw.get("citation", ""),
             categories=raw.get("categories"),
+            split_files=raw.get("split_files"),
             **kw,
         )
     if not entries and not errors:
@@ -444,6 +489,7 @@ def load_split(
         entry = registry[dataset]
     else:
         entry = dataset
+    entry = entry.resolved(data)
     tables = dict(entry.splits)
     if entry.source(data) == "demo":
         tables.setdefault("train", "emotion.dimensions.train.gold_standard")
@@ -484,7 +530,7 @@ def _load(entry: DatasetEntry, name: str, version: str, split: str, table: str, 
             f"Tables: {', '.join(header) or 'none'}. Fix 'splits' in datasets.yaml."
         )
     db = _load_metadata(name, version, entry, split, table, header)
-    files = _split_files(db, table)
+    files = _split_files(_rows(db, entry, split, table).index)
     audb.load_media(name, list(files), version=version, cache_root=str(cache_dir("audb")), verbose=False)
     deps = audb.dependencies(name, version=version, cache_root=str(cache_dir("audb")), verbose=False)
     checksums = deps()["checksum"].to_dict()
@@ -500,6 +546,14 @@ def _load_metadata(name: str, version: str, entry: DatasetEntry, split: str, tab
     import audb
 
     want = [table]
+    restrict = (entry.split_files or {}).get(split)
+    if restrict:
+        if restrict not in header:
+            raise DatasetConfigError(
+                f"Dataset '{entry.name}': split_files names table '{restrict}' for split '{split}', which "
+                f"{name} {version} does not have. Tables: {', '.join(header)}."
+            )
+        want.append(restrict)
     for spec in (entry.speaker, entry.sex, entry.categories or {}):
         extra = speakers.table_name(spec["table"], split) if spec.get("table") else None
         if extra and extra not in want and extra in header:
@@ -515,9 +569,19 @@ def _load_metadata(name: str, version: str, entry: DatasetEntry, split: str, tab
     )
 
 
-def _split_files(db, table: str) -> pd.Index:
-    r"""The distinct files of ``table`` (filewise or segmented), relative to the database root."""
-    index = db[table].index
+def _rows(db, entry: DatasetEntry, split: str, table: str) -> pd.DataFrame:
+    r"""The split's table, restricted to the files of ``split_files`` if the entry names them."""
+    df = db[table].get()
+    restrict = (entry.split_files or {}).get(split)
+    if restrict:
+        keep = db[restrict].files
+        files = df.index.get_level_values("file") if isinstance(df.index, pd.MultiIndex) else df.index
+        df = df[files.isin(keep)]
+    return df
+
+
+def _split_files(index: pd.Index) -> pd.Index:
+    r"""The distinct files of a filewise or segmented ``index``, relative to the database root."""
     files = index.get_level_values("file") if isinstance(index, pd.MultiIndex) else index
     return pd.Index(files.unique(), name="file")
 
@@ -549,11 +613,16 @@ def _evalset_from_db(db, entry: DatasetEntry, name, version, split, table, check
 
     if table not in db:
         raise DatasetConfigError(f"{name} {version} has no table '{table}' (tables: {', '.join(db)}).")
-    df = db[table].get()
-    if isinstance(df.index, pd.MultiIndex):
-        raise DatasetConfigError(f"{name}/{table}: segmented tables are not supported; use a filewise table.")
-    root = db.root
-    files = pd.Index([os.path.join(root, f) for f in df.index], name="file")
+    df = _rows(db, entry, split, table)
+    root, lookup = db.root, df.index
+    if isinstance(df.index, pd.MultiIndex):  # each segment becomes a file of its own
+        from benchmark.data import segments
+
+        paths, checksums = segments.cut(df.index, db.root, name, version, checksums or {})
+        root, lookup = str(segments.segment_root(name, version)), df.index.get_level_values("file")
+        files = pd.Index([os.path.join(root, p) for p in paths], name="file")
+    else:
+        files = pd.Index([os.path.join(root, f) for f in df.index], name="file")
     truth = pd.DataFrame(index=files)
     for dim, column in entry.labels.items():
         if column not in df.columns:
@@ -565,8 +634,8 @@ def _evalset_from_db(db, entry: DatasetEntry, name, version, split, table, check
         truth[dim] = entry.scale(values)
     truth = truth[[d for d in DIMENSIONS if d in truth.columns]]
     category, places = _categories(db, entry, name, table, split, df.index)
-    speaker = speakers.speaker_per_file(db, entry, name, split, df.index)
-    sex = speakers.sex_per_file(db, entry, name, split, df.index, speaker)
+    speaker = speakers.speaker_per_file(db, entry, name, split, lookup)
+    sex = speakers.sex_per_file(db, entry, name, split, lookup, speaker)
     speaker, sex, category = (
         None if s is None else pd.Series(s.to_numpy(), index=files, dtype=s.dtype) for s in (speaker, sex, category)
     )
