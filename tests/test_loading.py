@@ -186,3 +186,26 @@ def test_a_dataset_that_cannot_load_is_reported_and_the_others_run(tmp_path, cap
     assert len(failed) == 1 and "ghost" in failed[0] and "version 1.0.0 not found" in failed[0]
     table = results.read_table("correctness")
     assert set(table["dataset"]) == {"probe"} and len(table) == 3
+
+
+def test_sex_through_the_speaker_scheme_s_mapping(tmp_path):
+    r"""audEERING's iemocap layout: a filewise table ``speaker`` whose scheme labels carry the gender."""
+
+    def iemocap_like(db):
+        genders = db["speaker"]["gender"].get()
+        speakers = db["files"]["speaker"].get().to_list()
+        db.schemes["speaker"] = audformat.Scheme("str")  # no longer labelled by the misc table
+        db.drop_tables("speaker")
+        db.schemes["spk"] = audformat.Scheme("str", labels={s: {"gender": g} for s, g in genders.items()})
+        db["speaker"] = audformat.Table(db["files"].index)
+        db["speaker"]["speaker"] = audformat.Column(scheme_id="spk")
+        db["speaker"]["speaker"].set(speakers)
+
+    evalset = _load(
+        tmp_path,
+        _publish(tmp_path, iemocap_like),
+        speaker={"table": "speaker", "column": "speaker"},
+        sex={"table": "speaker", "column": "speaker", "map": "gender"},
+    )
+    expected = {"spk00": "female", "spk01": "male"}  # build_database alternates, from female
+    assert dict(zip(evalset.speaker, evalset.sex)) == expected

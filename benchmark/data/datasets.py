@@ -341,9 +341,14 @@ def _version_text(value):
     return str(value) if _is_number(value) else value
 
 
+def default_registry(data: str = "demo") -> Path:
+    r"""The registry ``--data`` reads without ``--datasets``: ``datasets-public.yaml`` for ``public``."""
+    return PROJECT_ROOT / ("datasets-public.yaml" if data == "public" else "datasets.yaml")
+
+
 def load_registry(path: str | os.PathLike | None = None) -> dict[str, DatasetEntry]:
     r"""Load and validate ``datasets.yaml``; every problem is reported at once, naming entry and field."""
-    path = Path(path) if path else PROJECT_ROOT / "datasets.yaml"
+    path = Path(path) if path else default_registry()
     if not path.exists():
         raise DatasetConfigError(f"Dataset registry {path} not found: pass --datasets PATH.")
     try:

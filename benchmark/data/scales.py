@@ -30,7 +30,7 @@ def looks_like(values: pd.Series) -> tuple[float, float] | None:
     return min(fits, key=lambda s: s[1] - s[0]) if fits else None
 
 
-def range_problem(values: pd.Series, label_range: tuple, scheme_range: tuple | None = None) -> str:
+def range_problem(values: pd.Series, label_range: tuple, scheme_range: tuple | None = None, column: str = "") -> str:
     r"""Why ``values`` do not fit ``label_range`` (empty if they do).
 
     Values outside the range are a problem; so is a range at least four
@@ -40,8 +40,8 @@ def range_problem(values: pd.Series, label_range: tuple, scheme_range: tuple | N
 
     Examples:
         >>> s = pd.Series([1.0, 2.5, 6.5, 7.0])
-        >>> range_problem(s, (1, 70))
-        'the values span 1.0..7.0, which looks like the scale 1..7, not 1..70'
+        >>> range_problem(s, (1, 70), column="arousal")
+        "the values of column 'arousal' span 1..7, which looks like the scale 1..7, not 1..70"
         >>> range_problem(s, (1, 7)), range_problem(pd.Series([3.0, 4.0]), (1, 7))
         ('', '')
 
@@ -56,23 +56,25 @@ def range_problem(values: pd.Series, label_range: tuple, scheme_range: tuple | N
     outside = numbers[(numbers < lo) | (numbers > hi)]
     if len(outside):
         return (
-            f"{len(outside)} value(s) lie outside label_range [{lo:g}, {hi:g}], e.g. {float(outside.iloc[0])!r} "
+            f"{len(outside)} label(s) in column '{column}' lie outside label_range [{lo:g}, {hi:g}], e.g. {float(outside.iloc[0])!r} "
             f"for {outside.index[0]}; the values span {vmin:g}..{vmax:g}{hint}"
         )
     if scheme_range and all(v is not None for v in scheme_range):
         s_lo, s_hi = (float(v) for v in scheme_range)
         if (s_lo, s_hi) != (lo, hi):
-            return f"label_range [{lo:g}, {hi:g}] differs from the scheme's declared range {s_lo:g}..{s_hi:g}"
+            return (
+                f"label_range [{lo:g}, {hi:g}] differs from the declared range {s_lo:g}..{s_hi:g} of the scheme "
+                f"of column '{column}'"
+            )
     if guess and (hi - lo) >= 4 * (guess[1] - guess[0]) and (vmax - vmin) >= 0.5 * (guess[1] - guess[0]):
-        return f"the values span {vmin:g}..{vmax:g}{hint}, not {lo:g}..{hi:g}"
+        return f"the values of column '{column}' span {vmin:g}..{vmax:g}{hint}, not {lo:g}..{hi:g}"
     return ""
 
 
 def check_range(values: pd.Series, entry, name: str, table: str, column: str, scheme_range=None) -> None:
     r"""Raise naming the dataset, table, column and likely scale if ``values`` do not fit the entry's range."""
-    problem = range_problem(values, entry.label_range, scheme_range)
+    problem = range_problem(values, entry.label_range, scheme_range, column)
     if problem:
         raise DatasetConfigError(
-            f"Dataset '{entry.name}' ({name}/{table}), column '{column}': {problem}. "
-            "Fix 'label_range' in datasets.yaml."
+            f"Dataset '{entry.name}' ({name}/{table}): {problem}. Fix 'label_range' in datasets.yaml."
         )
