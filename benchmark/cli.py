@@ -17,7 +17,7 @@ import time
 import typing
 from pathlib import Path
 
-from benchmark import analyses
+from benchmark import analyses, cli_import
 
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
 
@@ -85,18 +85,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--data",
-        choices=("demo", "real"),
+        choices=("demo", "real", "public"),
         default="demo",
         help="'demo': embedded synthetic replicas (default, no configuration); "
-        "'real': the licensed corpora from your audb repositories",
+        "'real': the licensed corpora from your audb repositories; "
+        "'public': the public corpora of audb-public (datasets-public.yaml)",
     )
     run.add_argument(
         "--repository",
         action="append",
         default=[],
         metavar="NAME=HOST[:BACKEND]",
-        help="audb repository for --data real (repeatable; backend default file-system); "
-        "without it, ~/.config/audb.yaml is used",
+        help="audb repository for --data real/public (repeatable, searched in order; backend default "
+        "file-system); without it, audb's configured repositories (~/.config/audb.yaml, else audb-public)",
     )
     run.add_argument("--models", metavar="PATH", help="model registry file (default: models.yaml)")
     run.add_argument("--datasets", metavar="PATH", help="dataset registry file (default: datasets.yaml)")
@@ -239,6 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="YAML file {category: {arousal: high|low, dominance: high|low, valence: positive|negative}} "
         "for categories the default map lacks",
     )
+    cli_import.add_parser(sub)
     sub.add_parser(
         "distill",
         help="train a student from a teacher's outputs (see: python -m benchmark distill --help)",
@@ -298,6 +300,8 @@ def _dispatch(args) -> int:
         return EXIT_OK
     if args.command == "import-dataset":
         return _import(args)
+    if args.command == "import-corpus":
+        return cli_import.run(args)
     if args.command == "demo":
         from benchmark.data import demo
 
@@ -349,7 +353,7 @@ def _available(registry) -> list[str]:
 def _run(args) -> int:
     from tabulate import tabulate
 
-    from benchmark.data.datasets import load_registry, parse_repository
+    from benchmark.data.datasets import default_registry, load_registry, parse_repository
     from benchmark.registry import Registry
     from benchmark.suite import run_suite
 
@@ -357,7 +361,7 @@ def _run(args) -> int:
         # every reader and writer of result tables resolves the folder through paths.results_root()
         os.environ["SER_BENCHMARK_RESULTS"] = str(Path(args.results).expanduser().resolve())
     registry = Registry.from_file(args.models)
-    dataset_registry = load_registry(args.datasets)
+    dataset_registry = load_registry(args.datasets or default_registry(args.data))
     repositories = [parse_repository(r) for r in args.repository] or None
     models = _available(registry) if args.model == ["all"] else args.model
     for name in models:

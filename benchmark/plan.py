@@ -213,7 +213,11 @@ def plan(
             for split in splits or list(dentry.splits):
                 if split not in dentry.splits:
                     continue
-                evalset = load_evalset(spec, name, split, loaded)
+                try:
+                    evalset = load_evalset(spec, name, split, loaded)
+                except Exception as ex:  # reported by the suite, which tries it again and records the failure
+                    log(f"plan: no cells for {name}/{split}: cannot load it ({type(ex).__name__})")
+                    continue
                 for condition in [None, *conds]:
                     text = json.dumps(condition, sort_keys=True) if condition else ""
                     if (name, split, text) not in inputs:

@@ -108,7 +108,12 @@ def run_suite(
             continue
         for split in selected[name]:
             t0 = time.perf_counter()
-            evalset = dsets.load_split(dentry, split, data=data, repositories=repositories)
+            try:
+                evalset = dsets.load_split(dentry, split, data=data, repositories=repositories)
+            except Exception as ex:  # one dataset that cannot load must not stop the others
+                report.failures.append((name, split, "load", f"cannot load the dataset: {ex}"))
+                log(f"skip {name}/{split}: cannot load it ({type(ex).__name__}: {ex})")
+                continue
             applied = _applicable(tests, evalset, entry, report, log)
             counts = _run_split(
                 model, entry, evalset, applied, seed, num_workers, options or {}, progress, report, log, predicted

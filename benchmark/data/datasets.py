@@ -1,17 +1,18 @@
-"""The dataset registry (``datasets.yaml``) and loading of evaluation splits via audb.
+"""Loading of evaluation splits via audb (the registry itself: :mod:`benchmark.data.entries`).
 
-Every split is loaded with :func:`audb.load` at a pinned version, from
-the real corpora (``data="real"``, audb repositories configured by the
-user) or from their embedded synthetic replicas (``data="demo"``, the
-default, published on first use into a local file-system repository).
-Evaluation code cannot tell the two apart.
+Every split is loaded with audb at a pinned version, from the real
+corpora (``data="real"`` or ``"public"``, audb repositories configured
+by the user or given with ``--repository``) or from their embedded
+synthetic replicas (``data="demo"``, the default, published on first
+use into a local file-system repository). Only the split's table and
+the tables it needs are loaded (metadata only), then only the split's
+media. Evaluation code cannot tell the sources apart.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import math
 import os
 import socket
 import typing
@@ -19,73 +20,30 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pandas as pd
-import yaml
 
 from benchmark import DIMENSIONS
-from benchmark.paths import PROJECT_ROOT, cache_dir, name_problem
+from benchmark.data import speakers
+from benchmark.data.entries import (
+    DATA_CHOICES,
+    DatasetEntry,
+    default_registry,
+    entry_problems,
+    load_registry,
+)
+from benchmark.data.errors import DatasetConfigError
+from benchmark.paths import cache_dir
 
-
-class DatasetConfigError(ValueError):
-    r"""A dataset is unknown, misconfigured, or no repository can serve it."""
-
-
-@dataclasses.dataclass(frozen=True)
-class DatasetEntry:
-    r"""One ``datasets.yaml`` entry."""
-
-    name: str
-    audb: str
-    version: str
-    splits: dict
-    labels: dict
-    label_range: tuple
-    speaker: dict
-    sex: dict
-    demo: dict | None = None  # the embedded synthetic replica, if the dataset has one
-    citation: str = ""
-    categories: dict | None = None  # {column, table?, map?}: categorical labels (benchmark.data.categories)
-
-    @property
-    def label_dimensions(self) -> tuple[str, ...]:
-        r"""Dimensions a model must predict for this entry to say anything: A/D/V gold, or any if categorical."""
-        return tuple(DIMENSIONS) if self.categories else tuple(self.labels)
-
-    @property
-    def has_replica(self) -> bool:
-        return bool(self.demo)
-
-    def source(self, data: str) -> str:
-        r"""Where this entry is loaded from when the run asks for ``data``.
-
-        ``--data`` chooses only for entries that have both a replica and a
-        repository; an entry without a replica always comes from its repository.
-
-        Examples:
-            >>> DatasetEntry("m", "m", "1", {}, {}, (0, 1), {}, {}).source("demo")
-            'real'
-
-        """
-        if data not in ("demo", "real"):
-            raise DatasetConfigError(f"Unknown data source '{data}': use 'demo' or 'real'.")
-        return data if self.has_replica else "real"
-
-    def scale(self, values: pd.Series) -> pd.Series:
-        r"""Map gold labels linearly from :attr:`label_range` to 0..1.
-
-        Examples:
-            >>> e = DatasetEntry("m", "m", "1", {}, {}, (-3, 3), {}, {}, {})
-            >>> e.scale(pd.Series([-3.0, 0.0, 3.0])).tolist()
-            [0.0, 0.5, 1.0]
-
-        """
-        lo, hi = self.label_range
-        return (values.astype("float64") - lo) / (hi - lo)
-
-    def coordinates(self, data: str) -> tuple[str, str]:
-        r"""audb name and version for ``data`` ``'demo'`` or ``'real'``."""
-        if self.source(data) == "demo":
-            return self.demo["name"], str(self.demo["version"])
-        return self.audb, str(self.version)
+__all__ = [
+    "DATA_CHOICES",
+    "DatasetConfigError",
+    "DatasetEntry",
+    "EvalSet",
+    "default_registry",
+    "entry_problems",
+    "load_registry",
+    "load_split",
+    "parse_repository",
+]
 
 
 @dataclasses.dataclass
@@ -205,142 +163,6 @@ def _md5(path: str) -> str:
         return "unreadable"
 
 
-_REQUIRED = ("name", "audb", "version", "splits")
-_OPTIONAL = ("labels", "label_range", "speaker", "sex", "demo", "citation", "categories")
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _mapping_problems(field: str, value, *, keys_are_names: bool = False, required=()) -> list[str]:
-    if not isinstance(value, dict):
-        return [f"field '{field}': give a mapping, got {type(value).__name__} {value!r}"]
-    problems = [f"field '{field}.{k}' is missing" for k in required if k not in value]
-    for key, item in value.items():
-        if keys_are_names and name_problem(key):
-            problems.append(f"field '{field}': key {name_problem(key)}")
-        if not isinstance(item, str) or not item:
-            problems.append(f"field '{field}.{key}': give a non-empty string, got {item!r}")
-    return problems
-
-
-def entry_problems(raw) -> list[str]:
-    r"""Problems of one ``datasets.yaml`` entry (empty if it is valid): types and ranges, field by field.
-
-    Every name that becomes part of a path (``name``, ``audb``, ``version``,
-    the split keys, the demo name and version) must be a plain name.
-
-    Examples:
-        >>> entry_problems({"name": "x", "audb": "x", "version": "1.0.0", "splits": {"test": "t"},
-        ...                 "labels": {"valence": "v"}, "label_range": ["1", 7], "speaker": {}, "sex": {},
-        ...                 "demo": {"name": "demo-x", "version": "1.0.0"}})
-        ["field 'label_range': give [low, high], two numbers with high > low, got ['1', 7]"]
-
-    """
-    if not isinstance(raw, dict):
-        return [f"give a mapping with the fields {', '.join(_REQUIRED)}, got {raw!r}"]
-    problems = [f"field '{f}' is missing" for f in _REQUIRED if f not in raw]
-    unknown = [f for f in raw if f not in _REQUIRED + _OPTIONAL]
-    if unknown:
-        problems.append(f"unknown field(s) {unknown}; use {', '.join(_REQUIRED + _OPTIONAL)}")
-    if "labels" not in raw and "categories" not in raw:
-        problems.append(
-            "give 'labels' (A/D/V columns, with 'label_range') or 'categories' (a category column), or both"
-        )
-    if "labels" in raw and "label_range" not in raw:
-        problems.append("field 'label_range' is missing: 'labels' needs the scale of its values")
-    if "categories" in raw:
-        from benchmark.data.categories import map_problems
-
-        problems += map_problems(raw["categories"])
-    for field in ("name", "audb", "version"):
-        if field in raw and name_problem(_version_text(raw[field])):
-            problems.append(f"field '{field}': {name_problem(_version_text(raw[field]))}")
-    if "splits" in raw:
-        problems += _mapping_problems("splits", raw["splits"], keys_are_names=True)
-        if isinstance(raw["splits"], dict) and not raw["splits"]:
-            problems.append("field 'splits': name at least one split and its table")
-    if "labels" in raw:
-        problems += _mapping_problems("labels", raw["labels"])
-        if isinstance(raw["labels"], dict):
-            bad = [d for d in raw["labels"] if d not in DIMENSIONS]
-            if bad:
-                problems.append(f"field 'labels': unknown dimension(s) {bad}; use {', '.join(DIMENSIONS)}")
-            if not raw["labels"]:
-                problems.append("field 'labels': map at least one dimension to a label column")
-    if "label_range" in raw:
-        lr = raw["label_range"]
-        if not (isinstance(lr, list) and len(lr) == 2 and all(_is_number(v) for v in lr) and lr[1] > lr[0]):
-            problems.append(f"field 'label_range': give [low, high], two numbers with high > low, got {lr!r}")
-    for field in ("speaker", "sex"):
-        if field in raw:
-            problems += _mapping_problems(field, raw[field], required=("table", "column") if raw[field] else ())
-    if "demo" in raw:
-        demo = raw["demo"]
-        if not isinstance(demo, dict):
-            problems.append(f"field 'demo': give a mapping {{name: ..., version: ...}}, got {demo!r}")
-        else:
-            problems += [f"field 'demo.{k}' is missing" for k in ("name", "version") if k not in demo]
-            problems += [
-                f"field 'demo.{k}': {name_problem(_version_text(demo[k]))}"
-                for k in ("name", "version")
-                if k in demo and name_problem(_version_text(demo[k]))
-            ]
-    if "citation" in raw and not isinstance(raw["citation"], str):
-        problems.append(f"field 'citation': give a string, got {raw['citation']!r}")
-    return problems
-
-
-def _version_text(value):
-    # YAML reads 1.0 as a float; a version is its text
-    return str(value) if _is_number(value) else value
-
-
-def load_registry(path: str | os.PathLike | None = None) -> dict[str, DatasetEntry]:
-    r"""Load and validate ``datasets.yaml``; every problem is reported at once, naming entry and field."""
-    path = Path(path) if path else PROJECT_ROOT / "datasets.yaml"
-    if not path.exists():
-        raise DatasetConfigError(f"Dataset registry {path} not found: pass --datasets PATH.")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as ex:
-        raise DatasetConfigError(f"{path}: not valid YAML: {ex}") from None
-    raw_entries = data.get("datasets") if isinstance(data, dict) else None
-    if raw_entries is not None and not isinstance(raw_entries, list):
-        raise DatasetConfigError(f"{path}: 'datasets:' must hold a list of entries.")
-    errors, entries = [], {}
-    for i, raw in enumerate(raw_entries or []):
-        label = (
-            f"entry '{raw.get('name')}'"
-            if isinstance(raw, dict) and isinstance(raw.get("name"), str)
-            else f"entry #{i + 1}"
-        )
-        problems = entry_problems(raw)
-        if not problems and raw["name"] in entries:
-            problems.append("duplicate name")
-        errors += [f"{path}: {label}: {p}" for p in problems]
-        if problems or errors:
-            continue
-        kw = {k: raw[k] for k in _REQUIRED}
-        kw["version"] = str(kw["version"])
-        entries[raw["name"]] = DatasetEntry(
-            labels=raw.get("labels") or {},
-            label_range=tuple(raw.get("label_range") or (0, 1)),
-            speaker=raw.get("speaker") or {},
-            sex=raw.get("sex") or {},
-            demo=raw.get("demo") or None,
-            citation=raw.get("citation", ""),
-            categories=raw.get("categories"),
-            **kw,
-        )
-    if not entries and not errors:
-        errors.append(f"{path}: no datasets listed under 'datasets:'")
-    if errors:
-        raise DatasetConfigError("Invalid dataset registry:\n  - " + "\n  - ".join(errors))
-    return entries
-
-
 def parse_repository(spec: str):
     r"""Parse ``NAME=HOST`` or ``NAME=HOST:BACKEND`` (backend default ``file-system``).
 
@@ -380,10 +202,13 @@ def configure_repositories(entry: DatasetEntry, data: str, repositories: typing.
     r"""Set :data:`audb.config.REPOSITORIES` explicitly and return them.
 
     ``demo``: the local demo repository (built on first use).
-    ``real``: ``repositories`` if given, else audb's user configuration
-    (``~/.config/audb.yaml``). Unreachable repositories are dropped up
+    ``real``: ``repositories`` if given (``--repository``, in that
+    order), else audb's configured repositories as they stand
+    (:data:`audb.config.REPOSITORIES`: ``~/.config/audb.yaml`` or audb's
+    default ``audb-public``). Unreachable repositories are dropped up
     front, so a machine without network fails at once with a message
-    instead of audb's ~20 s silent time-out.
+    instead of audb's ~20 s silent time-out. :func:`load_split` restores
+    audb's configuration after loading.
     """
     import audb
 
@@ -393,7 +218,7 @@ def configure_repositories(entry: DatasetEntry, data: str, repositories: typing.
 
         repos = [demo.repository(databases=[name])]  # only the corpus asked for is built
     else:
-        repos = list(repositories) if repositories else _user_repositories()
+        repos = list(repositories) if repositories else list(audb.config.REPOSITORIES)
     reachable = [r for r in repos if _reachable(r)]
     if not reachable:
         tried = ", ".join(f"{r.name} ({r.backend}: {r.host})" for r in repos) or "none configured"
@@ -409,16 +234,6 @@ def configure_repositories(entry: DatasetEntry, data: str, repositories: typing.
         )
     audb.config.REPOSITORIES = reachable
     return reachable
-
-
-def _user_repositories() -> list:
-    import audb
-
-    config = Path("~/.config/audb.yaml").expanduser()
-    if not config.exists():
-        return []  # audb's built-in public default is not reachable from here; never wait on it
-    raw = yaml.safe_load(config.read_text()) or {}
-    return [audb.Repository(r["name"], r["host"], r["backend"]) for r in raw.get("repositories") or []]
 
 
 def load_split(
@@ -451,6 +266,7 @@ def load_split(
         entry = registry[dataset]
     else:
         entry = dataset
+    entry = entry.resolved(data)
     tables = dict(entry.splits)
     if entry.source(data) == "demo":
         tables.setdefault("train", "emotion.dimensions.train.gold_standard")
@@ -458,7 +274,18 @@ def load_split(
         raise DatasetConfigError(f"Dataset '{entry.name}' has no split '{split}'; available: {', '.join(tables)}.")
     table = tables[split]
     name, version = entry.coordinates(data)
-    repos = configure_repositories(entry, data, repositories)
+    saved = list(audb.config.REPOSITORIES)
+    try:
+        repos = configure_repositories(entry, data, repositories)
+        return _load(entry, name, version, split, table, repos)
+    finally:
+        audb.config.REPOSITORIES = saved  # audb's configuration is the user's: restored after each load
+
+
+def _load(entry: DatasetEntry, name: str, version: str, split: str, table: str, repos: list) -> EvalSet:
+    r"""Load ``table`` of ``name`` ``version`` from ``repos`` (already set in audb's configuration)."""
+    import audb
+
     available, errors = _versions(name, repos)
     if version not in available and errors:
         raise DatasetConfigError(
@@ -479,21 +306,61 @@ def load_split(
             f"Dataset '{entry.name}': split '{split}' names table '{table}', which {name} {version} does not have. "
             f"Tables: {', '.join(header) or 'none'}. Fix 'splits' in datasets.yaml."
         )
-    want = [table]
-    for extra in (entry.speaker.get("table"), entry.sex.get("table"), (entry.categories or {}).get("table")):
-        if extra and extra not in want and extra in header:
-            want.append(extra)
-    db = audb.load(
-        name,
-        version=version,
-        tables=want,
-        full_path=True,
-        verbose=False,
-        cache_root=str(cache_dir("audb")),
-    )
+    db = _load_metadata(name, version, entry, split, table, header)
+    files = _split_files(_rows(db, entry, split, table).index)
+    audb.load_media(name, list(files), version=version, cache_root=str(cache_dir("audb")), verbose=False)
     deps = audb.dependencies(name, version=version, cache_root=str(cache_dir("audb")), verbose=False)
     checksums = deps()["checksum"].to_dict()
     return _evalset_from_db(db, entry, name, version, split, table, checksums)
+
+
+def _load_metadata(name: str, version: str, entry: DatasetEntry, split: str, table: str, header):
+    r"""The split's table and the speaker, sex and category tables it needs, without media.
+
+    Only the split's media is loaded afterwards (:func:`audb.load_media`),
+    so one test split of a large corpus never downloads the rest.
+    """
+    import audb
+
+    want = [table]
+    restrict = (entry.split_files or {}).get(split)
+    if restrict:
+        if restrict not in header:
+            raise DatasetConfigError(
+                f"Dataset '{entry.name}': split_files names table '{restrict}' for split '{split}', which "
+                f"{name} {version} does not have. Tables: {', '.join(header)}."
+            )
+        want.append(restrict)
+    for spec in (entry.speaker, entry.sex, entry.categories or {}):
+        extra = speakers.table_name(spec["table"], split) if spec.get("table") else None
+        if extra and extra not in want and extra in header:
+            want.append(extra)
+    return audb.load(
+        name,
+        version=version,
+        tables=want,
+        only_metadata=True,
+        full_path=False,
+        verbose=False,
+        cache_root=str(cache_dir("audb")),
+    )
+
+
+def _rows(db, entry: DatasetEntry, split: str, table: str) -> pd.DataFrame:
+    r"""The split's table, restricted to the files of ``split_files`` if the entry names them."""
+    df = db[table].get()
+    restrict = (entry.split_files or {}).get(split)
+    if restrict:
+        keep = db[restrict].files
+        files = df.index.get_level_values("file") if isinstance(df.index, pd.MultiIndex) else df.index
+        df = df[files.isin(keep)]
+    return df
+
+
+def _split_files(index: pd.Index) -> pd.Index:
+    r"""The distinct files of a filewise or segmented ``index``, relative to the database root."""
+    files = index.get_level_values("file") if isinstance(index, pd.MultiIndex) else index
+    return pd.Index(files.unique(), name="file")
 
 
 def _versions(name: str, repos: list) -> tuple[list[str], list[str]]:
@@ -518,47 +385,43 @@ def _versions(name: str, repos: list) -> tuple[list[str], list[str]]:
     return audeer.sort_versions(list(dict.fromkeys(found))), errors
 
 
-def _check_range(values: pd.Series, entry: DatasetEntry, name: str, table: str, column: str) -> None:
-    r"""Raise if gold labels lie outside the declared ``label_range`` (a wrong range gives wrong scores)."""
-    lo, hi = entry.label_range
-    numbers = pd.to_numeric(values, errors="coerce")
-    outside = numbers[(numbers < lo) | (numbers > hi)]
-    if len(outside):
-        file, value = outside.index[0], outside.iloc[0]
-        raise DatasetConfigError(
-            f"Dataset '{entry.name}' ({name}/{table}): {len(outside)} label(s) in column '{column}' lie outside "
-            f"label_range [{lo}, {hi}], e.g. {value!r} for {file}. Fix 'label_range' in datasets.yaml."
-        )
-
-
 def _evalset_from_db(db, entry: DatasetEntry, name, version, split, table, checksums=None) -> EvalSet:
+    from benchmark.data.scales import check_range
+
     if table not in db:
         raise DatasetConfigError(f"{name} {version} has no table '{table}' (tables: {', '.join(db)}).")
-    df = db[table].get()
-    if isinstance(df.index, pd.MultiIndex):
-        raise DatasetConfigError(f"{name}/{table}: segmented tables are not supported; use a filewise table.")
-    truth = pd.DataFrame(index=df.index)
+    df = _rows(db, entry, split, table)
+    root, lookup = db.root, df.index
+    if isinstance(df.index, pd.MultiIndex):  # each segment becomes a file of its own
+        from benchmark.data import segments
+
+        paths, checksums = segments.cut(df.index, db.root, name, version, checksums or {})
+        root, lookup = str(segments.segment_root(name, version)), df.index.get_level_values("file")
+        files = pd.Index([os.path.join(root, p) for p in paths], name="file")
+    else:
+        files = pd.Index([os.path.join(root, f) for f in df.index], name="file")
+    truth = pd.DataFrame(index=files)
     for dim, column in entry.labels.items():
         if column not in df.columns:
             raise DatasetConfigError(f"{name}/{table}: label column '{column}' (for {dim}) not found.")
-        _check_range(df[column], entry, name, table, column)
-        truth[dim] = entry.scale(df[column])
+        scheme = db.schemes.get(db[table][column].scheme_id) if db[table][column].scheme_id else None
+        declared = (scheme.minimum, scheme.maximum) if scheme is not None else None
+        values = pd.Series(df[column].to_numpy(), index=files)
+        check_range(values, entry, name, table, column, declared)
+        truth[dim] = entry.scale(values)
     truth = truth[[d for d in DIMENSIONS if d in truth.columns]]
-    category, places = _categories(db, entry, name, table, truth.index)
-    speaker = sex = None
-    sp = entry.speaker
-    if sp.get("table") in db and sp.get("column") in db[sp["table"]].columns:
-        speaker = db[sp["table"]][sp["column"]].get().reindex(truth.index).astype("string")
-        sx = entry.sex
-        if sx.get("table") in db and sx.get("column") in db[sx["table"]].columns:
-            mapping = db[sx["table"]][sx["column"]].get()
-            sex = speaker.map(lambda s: mapping.get(s, pd.NA) if pd.notna(s) else pd.NA).astype("string")
+    category, places = _categories(db, entry, name, table, split, df.index)
+    speaker = speakers.speaker_per_file(db, entry, name, split, lookup)
+    sex = speakers.sex_per_file(db, entry, name, split, lookup, speaker)
+    speaker, sex, category = (
+        None if s is None else pd.Series(s.to_numpy(), index=files, dtype=s.dtype) for s in (speaker, sex, category)
+    )
     truth.index.name = "file"
-    fingerprint = data_fingerprint(truth, speaker, sex, db.root, checksums, category=category)
-    return EvalSet(entry.name, name, version, split, table, truth, speaker, sex, db.root, fingerprint, category, places)
+    fingerprint = data_fingerprint(truth, speaker, sex, root, checksums, category=category)
+    return EvalSet(entry.name, name, version, split, table, truth, speaker, sex, root, fingerprint, category, places)
 
 
-def _categories(db, entry: DatasetEntry, name: str, table: str, files: pd.Index):
+def _categories(db, entry: DatasetEntry, name: str, table: str, split: str, files: pd.Index):
     r"""The category per file and where each category lies, or ``(None, None)`` without ``categories``.
 
     The categories checked are those of audformat's scheme of the column
@@ -570,7 +433,7 @@ def _categories(db, entry: DatasetEntry, name: str, table: str, files: pd.Index)
     spec = entry.categories
     if not spec:
         return None, None
-    source = spec.get("table", table)
+    source = speakers.table_name(spec.get("table", table), split)
     column = spec["column"]
     if source not in db or column not in db[source].columns:
         raise DatasetConfigError(

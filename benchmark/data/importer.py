@@ -19,42 +19,22 @@ if no row is left.
 
 from __future__ import annotations
 
-import dataclasses
+import csv as csvlib
 import os
-import shutil
-import tempfile
 import typing
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 from benchmark import DIMENSIONS
 from benchmark.data import categories as cats
-from benchmark.data.datasets import DatasetConfigError, entry_problems, parse_repository
-from benchmark.paths import cache_dir, name_problem
+from benchmark.data.datasets import DatasetConfigError
+from benchmark.data.publishing import ImportReport, check_target, place_media, publish, safe_relative, target_repository
+
+__all__ = ["ImportReport", "build_database", "check_rows", "import_dataset", "read_csv"]
 
 TABLE = "emotion.test"
 """The table (and split ``test``) that holds the imported labels."""
-
-
-@dataclasses.dataclass
-class ImportReport:
-    r"""What an import did: the entry written, the rows kept and every problem, row by row."""
-
-    entry: dict
-    repository: typing.Any
-    registry: Path
-    kept: int = 0
-    problems: list = dataclasses.field(default_factory=list)  # (file or row, reason)
-
-    def lines(self) -> list[str]:
-        out = [
-            f"{self.entry['name']} {self.entry['version']}: {self.kept} file(s) published to "
-            f"{self.repository.host}/{self.repository.name}; entry written to {self.registry}"
-        ]
-        out += [f"  left out {where}: {why}" for where, why in self.problems]
-        return out
 
 
 def check_rows(
@@ -92,11 +72,16 @@ def check_rows(
     lo, hi = label_range
     keep, seen = [], set()
     for number, row in enumerate(table.to_dict("records"), start=2):  # line 1 is the header
-        file = str(row.get("file") or "").strip()
-        where = file or f"line {number}"
+        given = str(row.get("file") or "").strip()
+        file = safe_relative(given) if given else ""
+        where = given or f"line {number}"
         bad = []
-        if not file:
+        if not given:
             bad.append("no file named")
+        elif file is None:
+            bad.append("path is absolute or leaves the folder (use a path relative to it, without '..')")
+        elif not _inside(folder, file):
+            bad.append(f"path resolves outside {folder} (a link?)")
         elif file in seen:
             bad.append("duplicate file (first row kept)")
         elif not (folder / file).is_file():
@@ -127,8 +112,34 @@ def check_rows(
         if file:
             seen.add(file)
         if not bad:
-            keep.append(row)
+            keep.append({**row, "file": file})
     return pd.DataFrame(keep, columns=table.columns).set_index("file"), problems
+
+
+def _inside(folder: Path, relative: str) -> bool:
+    r"""Whether ``folder/relative`` stays inside ``folder`` once links are resolved."""
+    try:
+        (folder / relative).resolve().relative_to(folder.resolve())
+    except ValueError:
+        return False
+    return True
+
+
+def read_csv(path: str | os.PathLike) -> pd.DataFrame:
+    r"""The label CSV as strings (empty cells NA), or a clear error for a missing, empty or non-UTF-8 file."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetConfigError(f"--csv {path}: file not found.")
+    try:
+        table = pd.read_csv(path, dtype="string", keep_default_na=False, encoding="utf-8")
+    except UnicodeDecodeError as ex:
+        raise DatasetConfigError(
+            f"--csv {path}: not UTF-8 text (byte {ex.start}: {ex.object[ex.start : ex.start + 1]!r}). "
+            f"Save it as UTF-8, e.g. iconv -f latin1 -t utf-8 {path.name} > labels-utf8.csv"
+        ) from None
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, csvlib.Error) as ex:
+        raise DatasetConfigError(f"--csv {path}: not a readable CSV ({ex}).") from None
+    return table.replace("", pd.NA)
 
 
 def build_database(folder: Path, rows: pd.DataFrame, build: Path, name: str, *, label_range, category_column: str):
@@ -138,8 +149,7 @@ def build_database(folder: Path, rows: pd.DataFrame, build: Path, name: str, *, 
     db = audformat.Database(name, source=str(folder), usage=audformat.define.Usage.UNRESTRICTED)
     files = [Path(f).as_posix() for f in rows.index]
     for file in files:
-        (build / file).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(folder / file, build / file)
+        place_media(folder / file, build, file)
     index = audformat.filewise_index(files)
     if "speaker" in rows:
         speakers = rows["speaker"].astype("string")
@@ -204,15 +214,12 @@ def import_dataset(
             a bad name or version, or the version exists already
 
     """
-    import audb
-
-    folder, registry = Path(folder).expanduser().resolve(), Path(registry)
-    for what, value in (("--name", name), ("--version", version)):
-        if name_problem(value):
-            raise DatasetConfigError(f"{what}: {name_problem(value)}")
+    folder = Path(folder).expanduser().resolve()
+    repo = target_repository(repository)
+    check_target(name, version, repo)
     if not folder.is_dir():
         raise DatasetConfigError(f"Audio folder {folder} not found.")
-    table = pd.read_csv(csv, dtype="string", keep_default_na=False).replace("", pd.NA)
+    table = read_csv(csv)
     rows, problems = check_rows(
         folder, table, label_range=tuple(label_range), category_column=category_column, category_map=category_map
     )
@@ -220,34 +227,19 @@ def import_dataset(
         raise DatasetConfigError(
             f"{csv}: no row is left to import:\n  " + "\n  ".join(f"{w}: {r}" for w, r in problems)
         )
-    repo = parse_repository(repository or f"local={cache_dir('audb-own')}")
-    if repo.backend != "file-system":
-        raise DatasetConfigError(f"--repository {repository}: import publishes to a file-system repository only.")
-    Path(repo.host, repo.name).mkdir(parents=True, exist_ok=True)
-    saved = list(audb.config.REPOSITORIES)
-    audb.config.REPOSITORIES = [repo]  # else audb asks the public repository over the network first
-    try:
-        existing = audb.versions(name)
-        if version in existing:
-            raise DatasetConfigError(
-                f"{name} {version} is already published in {repo.host}/{repo.name}: choose a new --version "
-                f"(published: {', '.join(existing)})."
-            )
-        with tempfile.TemporaryDirectory() as tmp:
-            _, dims = build_database(
-                folder, rows, Path(tmp), name, label_range=label_range, category_column=category_column
-            )
-            audb.publish(
-                tmp, version, repo, previous_version=None, verbose=False, cache_root=str(cache_dir("audb-publish"))
-            )
-    finally:
-        audb.config.REPOSITORIES = saved
+    dims = [d for d in DIMENSIONS if d in rows and rows[d].notna().any()]
+    has_categories = category_column in rows and rows[category_column].notna().any()
+    if not dims and not has_categories:
+        raise DatasetConfigError(
+            f"{csv}: no label column with values: give any of {', '.join(DIMENSIONS)} or the category column "
+            f"'{category_column}' (--category-column); the CSV has {list(table.columns)}. Nothing published."
+        )
     entry = _entry(name, version, rows, dims, label_range, category_column, category_map)
-    problems_ = entry_problems(entry)
-    if problems_:  # a bug here, not the user's: the entry is made from checked input
-        raise DatasetConfigError(f"generated entry for {name} is invalid: {problems_}")
-    _write_entry(registry, entry)
-    return ImportReport(entry, repo, registry, kept=len(rows), problems=problems)
+
+    def build(target: Path) -> None:
+        build_database(folder, rows, target, name, label_range=label_range, category_column=category_column)
+
+    return publish(build, entry, repo, registry, kept=len(rows), problems=problems)
 
 
 def _entry(name, version, rows, dims, label_range, category_column, category_map) -> dict:
@@ -262,15 +254,3 @@ def _entry(name, version, rows, dims, label_range, category_column, category_map
         if "sex" in rows:
             entry["sex"] = {"table": "speaker", "column": "sex"}
     return entry
-
-
-def _write_entry(path: Path, entry: dict) -> None:
-    r"""Add ``entry`` to the registry file at ``path`` (replacing one of the same name), atomically."""
-    from benchmark.results import atomic_write_text
-
-    data = yaml.safe_load(path.read_text()) if path.exists() else None
-    data = data if isinstance(data, dict) else {}
-    entries = [e for e in data.get("datasets") or [] if not (isinstance(e, dict) and e.get("name") == entry["name"])]
-    data["datasets"] = [*entries, entry]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, yaml.safe_dump(data, sort_keys=False))
