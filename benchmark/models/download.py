@@ -319,23 +319,32 @@ def fetch(
         with atomic_path(target, suffix=".part") as tmp:
             with open(tmp, "wb") as fp:
                 _download(url, fp, timeout, verbose)
-            if md5:
-                _verify_md5(tmp, md5, url, md5_source)
-            if sha256 == UNPINNED:
-                digest = sha256_file(tmp)
-                checked = f"matches {md5_source} {md5}; its" if md5 else "has no pinned checksum; downloaded"
-                print(
-                    f"warning: {url} {checked} sha256 is {digest}. "
-                    f"Pin it in models.yaml (source.sha256: {digest}) so later downloads are verified."
-                )
-            else:
-                digest = sha256
-                _verify(tmp, sha256, url, final=target)
+            digest = _check_download(tmp, url, sha256, (md5, md5_source), target)
         _write_marker(target, digest)
     except OSError as ex:  # URLError, HTTPError and socket time-outs are OSErrors
         reason = f"download failed: {ex}"
         raise WeightsUnavailableError(unavailable_message(model, url, target, sha256, reason)) from ex
     return target
+
+
+def _check_download(tmp: Path, url: str, sha256: str, md5: tuple[str | None, str], target: Path) -> str:
+    r"""Verify a fresh download against the publisher's md5 (if any) and the pinned sha256; its sha256.
+
+    An unpinned download's digest is printed for pinning, saying what it was checked against.
+    """
+    md5, md5_source = md5
+    if md5:
+        _verify_md5(tmp, md5, url, md5_source)
+    if sha256 != UNPINNED:
+        _verify(tmp, sha256, url, final=target)
+        return sha256
+    digest = sha256_file(tmp)
+    checked = f"matches {md5_source} {md5}; its" if md5 else "has no pinned checksum; downloaded"
+    print(
+        f"warning: {url} {checked} sha256 is {digest}. "
+        f"Pin it in models.yaml (source.sha256: {digest}) so later downloads are verified."
+    )
+    return digest
 
 
 def _verify_md5(path: Path, md5: str, url: str, source: str) -> None:
