@@ -36,9 +36,10 @@ KINDS = {
     # kind → (module implementing ``load(entry, registry)``, allowed source keys)
     "random": ("benchmark.models.baselines", set()),
     "constant": ("benchmark.models.baselines", set()),
-    "audonnx": ("benchmark.models.onnx", {"path", "url", "sha256"}),
+    "audonnx": ("benchmark.models.onnx", {"path", "url", "sha256", "md5"}),
     "w2v2-hf": ("benchmark.models.w2v2", {"path", "hub", "revision"}),
     "wavlm-hf": ("benchmark.models.wavlm", {"path", "hub", "revision"}),
+    "wav2small-hf": ("benchmark.models.wav2small_hf", {"path", "hub", "revision"}),
     "ensemble": ("benchmark.models.ensemble", {"members"}),
     "egemaps": ("benchmark.models.egemaps", {"path", "sha256"}),
 }
@@ -48,6 +49,8 @@ ARCHITECTURE_KINDS = ("w2v2-hf",)
 REQUIRED = ("name", "kind", "role", "source", "sampling_rate", "outputs", "description")
 OPTIONAL = ("params", "citation", "architecture", "config", "reported", "distilled")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_MD5 = re.compile(r"^[0-9a-f]{32}$")
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
 
 class RegistryError(ValueError):
@@ -278,11 +281,20 @@ def _validate_source(
             problems.append("field 'source': give exactly one of 'path' (local model folder) or 'url' (+ 'sha256')")
         if "url" in source and "sha256" not in source:
             problems.append("field 'source.sha256': required with 'url'; downloads are verified (sha256sum FILE)")
-    if kind in ("w2v2-hf", "wavlm-hf"):
+    if "md5" in source and not (isinstance(source["md5"], str) and _MD5.match(source["md5"]) and "url" in source):
+        problems.append("field 'source.md5': the publisher's md5 of the 'url' file, 32 lowercase hex digits")
+    if "hub" in allowed:
         if ("path" in source) == ("hub" in source):
             problems.append("field 'source': give exactly one of 'path' (local checkpoint) or 'hub' (+ 'revision')")
         if "hub" in source and "revision" not in source:
             problems.append("field 'source.revision': required with 'hub'; pin a commit for reproducibility")
+        elif "hub" in source and not (_COMMIT.match(str(source["revision"])) or source["revision"] == "unpinned"):
+            problems.append(
+                f"field 'source.revision': '{source['revision']}' is not a full commit id; a branch, tag or "
+                "short id can point to other weights tomorrow. Pin the 40-hex commit (the model's 'History' "
+                "on the hub, or the snapshot folder `hf download REPO` prints), quoted if all digits, or write "
+                "'unpinned' to follow the default branch (each load then warns with the commit it used)"
+            )
     if kind == "egemaps":
         if {"dataset", "split"} & set(source):
             problems.append(

@@ -14,7 +14,7 @@ models:
   - name: tiny-w2v2
     kind: w2v2-hf
     role: teacher
-    source: {hub: nobody/not-a-model, revision: main}
+    source: {hub: nobody/not-a-model, revision: 0123456789abcdef0123456789abcdef01234567}
     sampling_rate: 16000
     outputs: {arousal: arousal, dominance: dominance, valence: valence}
     config: {hidden_size: 32, num_hidden_layers: 2, num_attention_heads: 2, intermediate_size: 64,
@@ -51,7 +51,7 @@ def test_the_project_teacher_architecture_has_the_published_size():
 
 def test_config_is_refused_for_kinds_that_cannot_be_built_from_it():
     text = TINY.replace("kind: w2v2-hf", "kind: audonnx").replace(
-        "source: {hub: nobody/not-a-model, revision: main}", "source: {path: x}"
+        "source: {hub: nobody/not-a-model, revision: 0123456789abcdef0123456789abcdef01234567}", "source: {path: x}"
     )
     with pytest.raises(RegistryError, match="field 'config'"):
         Registry.from_yaml_text(text)

@@ -9,12 +9,16 @@ long time-out.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import re
 import shutil
 import socket
 import tempfile
 import urllib.parse
 import urllib.request
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -38,8 +42,13 @@ can pin it. Every later use verifies the file against the recorded digest
 of the bytes actually used.
 """
 
+ZENODO_API_ENV = "SER_BENCHMARK_ZENODO_API"
+"""Environment variable with the base URL of the Zenodo REST API (default ``https://<host>/api``)."""
+
 _CHUNK = 1 << 20
 _MARKER = ".sha256"
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+_ZENODO_FILE = re.compile(r"^/records?/(\d+)/files/(.+?)(?:/content)?$")
 
 
 class WeightsUnavailableError(RuntimeError):
@@ -47,7 +56,11 @@ class WeightsUnavailableError(RuntimeError):
 
 
 class ChecksumError(ValueError):
-    r"""A downloaded or cached file does not have the pinned SHA-256."""
+    r"""A downloaded or cached file does not have the pinned SHA-256 (or the publisher's MD5)."""
+
+
+class UnpinnedRevisionWarning(UserWarning):
+    r"""A hub checkpoint was loaded from whatever commit its default branch pointed to."""
 
 
 def unavailable_message(model: str, url: str, target: str | os.PathLike, sha256: str = "", reason: str = "") -> str:
@@ -123,10 +136,132 @@ def recorded_sha256(path: str | os.PathLike) -> str:
         return ""
 
 
+def zenodo_api_base(url: str, api: str | None = None) -> str:
+    r"""Base URL of the Zenodo REST API for ``url``: ``api``, else ``$SER_BENCHMARK_ZENODO_API``, else ``https://<host>/api``.
+
+    Examples:
+        >>> zenodo_api_base("https://zenodo.org/record/1/files/m.zip", api="")
+        'https://zenodo.org/api'
+
+    """
+    api = api or os.environ.get(ZENODO_API_ENV) or ""
+    if api:
+        return api.rstrip("/")
+    parsed = urllib.parse.urlparse(url)
+    return f"https://{parsed.hostname}/api"
+
+
+def zenodo_file(url: str, api: str | None = None) -> tuple[str, str] | None:
+    r"""``(record id, file key)`` if ``url`` is a file of a Zenodo record, else ``None``.
+
+    A file on ``zenodo.org`` (or a subdomain, such as the sandbox), or on
+    the host of a configured API base (a Zenodo instance elsewhere), in
+    the layouts ``/record[s]/<id>/files/<key>[/content]``.
+
+    Examples:
+        >>> zenodo_file("https://zenodo.org/record/6221127/files/w2v2-L-robust-12.6bc4a7fd-1.1.0.zip", api="")
+        ('6221127', 'w2v2-L-robust-12.6bc4a7fd-1.1.0.zip')
+        >>> zenodo_file("https://zenodo.org/records/7/files/a%20b.zip?download=1", api="")
+        ('7', 'a b.zip')
+        >>> zenodo_file("https://example.org/records/7/files/m.zip", api="") is None
+        True
+
+    """
+    parsed = urllib.parse.urlparse(url)
+    host = (parsed.hostname or "").lower()
+    configured = urllib.parse.urlparse(api or os.environ.get(ZENODO_API_ENV) or "")
+    on_zenodo = host == "zenodo.org" or host.endswith(".zenodo.org")
+    if not on_zenodo and (configured.hostname, configured.port) != (parsed.hostname, parsed.port):
+        return None
+    match = _ZENODO_FILE.match(parsed.path)
+    return (match.group(1), urllib.parse.unquote(match.group(2))) if match else None
+
+
+def zenodo_md5(url: str, api: str | None = None, *, model: str = "this model", timeout: float = READ_TIMEOUT) -> str:
+    r"""The MD5 that Zenodo publishes for the file at ``url`` (``files[].checksum`` of its record).
+
+    Raises:
+        WeightsUnavailableError: the record cannot be read or does not list the file;
+            the message says how to pin the file without it
+
+    """
+    record, key = zenodo_file(url, api) or ("", "")
+    endpoint = f"{zenodo_api_base(url, api)}/records/{record}"
+
+    def unavailable(why: str) -> WeightsUnavailableError:
+        return WeightsUnavailableError(
+            f"weights not available: {model} needs {url}, unpinned, so it is checked against the md5 "
+            f"Zenodo publishes for {key} before its sha256 is given for pinning; but record {record} "
+            f"could not be read from {endpoint} ({why}). Fix: copy the file's md5 from the record's page "
+            "into source.md5, or pin source.sha256 (sha256sum of a trusted copy)"
+        )
+
+    try:
+        request = urllib.request.Request(
+            endpoint, headers={"Accept": "application/json", "User-Agent": "ser-benchmark"}
+        )
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            files = json.loads(response.read().decode("utf-8")).get("files") or []
+    except (OSError, ValueError, AttributeError) as ex:  # network, HTTP and JSON errors
+        raise unavailable(str(ex)) from ex
+    checksums = {f.get("key"): str(f.get("checksum", "")) for f in files if isinstance(f, dict)}
+    if key not in checksums:
+        raise unavailable(f"it lists no file {key}; its files are {sorted(str(k) for k in checksums)}")
+    algorithm, _, digest = checksums[key].partition(":")
+    if algorithm != "md5" or not re.fullmatch(r"[0-9a-f]{32}", digest.lower()):
+        raise unavailable(f"its checksum of {key} is {checksums[key]!r}, not an md5")
+    return digest.lower()
+
+
+def file_md5(path: str | os.PathLike) -> str:
+    r"""MD5 hex digest of a file (the checksum Zenodo publishes), read in chunks."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as fp:
+        for chunk in iter(lambda: fp.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def is_commit(revision: object) -> bool:
+    r"""Whether ``revision`` is a full 40-hex commit id (a branch or tag name moves; a commit does not).
+
+    Examples:
+        >>> is_commit("6eba34a2485ea31cb03600241787c3a5edab8626"), is_commit("main"), is_commit("6eba34a")
+        (True, False, False)
+
+    """
+    return isinstance(revision, str) and bool(_COMMIT.match(revision))
+
+
+def hub_revision(source: dict) -> str | None:
+    r"""The revision to ask the hub for: the pinned commit, or ``None`` (the default branch) for ``unpinned``."""
+    revision = source.get("revision")
+    return None if revision == UNPINNED else str(revision)
+
+
+def warn_unpinned(model: str, repo: str, folder: str | os.PathLike) -> str:
+    r"""Warn that ``model`` was loaded from an unpinned hub revision; return the commit it resolved to.
+
+    The hub cache names a snapshot folder by its commit, so the warning
+    can say exactly what to pin.
+    """
+    commit = Path(folder).name if is_commit(Path(folder).name) else "unknown"
+    warnings.warn(
+        f"Model '{model}': source.revision is unpinned, so {repo} was loaded from the commit its default "
+        f"branch points to now ({commit}); results record the hash of these weights. Pin it in models.yaml "
+        f"(source.revision: {commit}) so every run uses the same weights.",
+        UnpinnedRevisionWarning,
+        stacklevel=2,
+    )
+    return commit
+
+
 def fetch(
     url: str,
     sha256: str,
     *,
+    md5: str | None = None,
+    zenodo_api: str | None = None,
     cache: str | os.PathLike | None = None,
     model: str = "this model",
     timeout: float = READ_TIMEOUT,
@@ -140,9 +275,17 @@ def fetch(
     to its target and is renamed only after the checksum matched, so an
     interrupted download never leaves a file that looks complete.
 
+    An :data:`UNPINNED` file has no SHA-256 to check yet. If it is on
+    Zenodo (:func:`zenodo_file`), the MD5 that Zenodo publishes for it is
+    read from the record first, and the download must match it before
+    its SHA-256 is printed for pinning; ``md5`` gives that MD5 instead,
+    without asking the API (and is checked on any download).
+
     Args:
         url: address of the file (``http``, ``https`` or ``file``)
-        sha256: expected SHA-256 hex digest
+        sha256: expected SHA-256 hex digest, or :data:`UNPINNED`
+        md5: the publisher's MD5 of the file, if known
+        zenodo_api: base URL of the Zenodo REST API (default: see :func:`zenodo_api_base`)
         cache: download folder (default: ``cache_dir('downloads')``)
         model: registry name, used in error messages
         timeout: seconds a running download may stall
@@ -151,6 +294,7 @@ def fetch(
 
     Raises:
         WeightsUnavailableError: the file is not cached and the host cannot be reached
+            (or Zenodo's checksum for an unpinned file cannot be read)
         ChecksumError: the file does not have the expected checksum
             (the bad file is deleted)
 
@@ -166,25 +310,53 @@ def fetch(
         target.unlink()
     if not reachable(url, connect_timeout):
         raise WeightsUnavailableError(unavailable_message(model, url, target, sha256, "host unreachable"))
+    md5, md5_source = (md5.lower(), "source.md5") if md5 else (None, "")
+    if md5 is None and sha256 == UNPINNED and zenodo_file(url, zenodo_api):
+        # read before the download: without the publisher's checksum there is nothing to pin against
+        md5, md5_source = zenodo_md5(url, zenodo_api, model=model, timeout=timeout), "Zenodo's published md5"
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
         with atomic_path(target, suffix=".part") as tmp:
             with open(tmp, "wb") as fp:
                 _download(url, fp, timeout, verbose)
-            if sha256 == UNPINNED:
-                digest = sha256_file(tmp)
-                print(
-                    f"warning: {url} has no pinned checksum; downloaded sha256 is {digest}. "
-                    f"Pin it in models.yaml (source.sha256: {digest}) so later downloads are verified."
-                )
-            else:
-                digest = sha256
-                _verify(tmp, sha256, url, final=target)
+            digest = _check_download(tmp, url, sha256, (md5, md5_source), target)
         _write_marker(target, digest)
     except OSError as ex:  # URLError, HTTPError and socket time-outs are OSErrors
         reason = f"download failed: {ex}"
         raise WeightsUnavailableError(unavailable_message(model, url, target, sha256, reason)) from ex
     return target
+
+
+def _check_download(tmp: Path, url: str, sha256: str, md5: tuple[str | None, str], target: Path) -> str:
+    r"""Verify a fresh download against the publisher's md5 (if any) and the pinned sha256; its sha256.
+
+    An unpinned download's digest is printed for pinning, saying what it was checked against.
+    """
+    md5, md5_source = md5
+    if md5:
+        _verify_md5(tmp, md5, url, md5_source)
+    if sha256 != UNPINNED:
+        _verify(tmp, sha256, url, final=target)
+        return sha256
+    digest = sha256_file(tmp)
+    checked = f"matches {md5_source} {md5}; its" if md5 else "has no pinned checksum; downloaded"
+    print(
+        f"warning: {url} {checked} sha256 is {digest}. "
+        f"Pin it in models.yaml (source.sha256: {digest}) so later downloads are verified."
+    )
+    return digest
+
+
+def _verify_md5(path: Path, md5: str, url: str, source: str) -> None:
+    r"""Check ``path`` against the publisher's ``md5``; raise naming the file, both digests and the fix."""
+    actual = file_md5(path)
+    if actual != md5:
+        name = Path(urllib.parse.unquote(urllib.parse.urlparse(url).path)).name
+        raise ChecksumError(
+            f"checksum mismatch for {name} ({url}): expected md5 {md5} ({source}), got {actual}. "
+            "The download was discarded. Fix: run again if the transfer was corrupted; if the record's "
+            "file was replaced, check it and update models.yaml (a changed model is a new result)."
+        )
 
 
 def _download(url: str, fp, timeout: float, verbose: bool) -> None:

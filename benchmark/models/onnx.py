@@ -95,7 +95,7 @@ def resolve(entry) -> tuple[Path, str]:
     """
     source = entry.source
     if "url" in source:
-        archive = download.fetch(source["url"], source["sha256"], model=entry.name)
+        archive = download.fetch(source["url"], source["sha256"], md5=source.get("md5"), model=entry.name)
         # fetch verified the bytes: against the pin, or against the digest recorded at an unpinned download
         digest = (
             download.recorded_sha256(archive) if source["sha256"] == download.UNPINNED else source["sha256"].lower()

@@ -93,20 +93,31 @@ def resolve_checkpoint(entry) -> Path:
     Hugging Face cache if there; else downloaded, unless offline
     (``HF_HUB_OFFLINE``) or the hub is unreachable, which fails at once
     with :class:`benchmark.models.download.WeightsUnavailableError`.
+    ``revision: unpinned`` follows the default branch and warns with the
+    commit it resolved to (:func:`benchmark.models.download.warn_unpinned`).
     """
     if "path" in entry.source:
         return entry.resolve(entry.source["path"])
+    revision = download.hub_revision(entry.source)
+    folder = _hub_checkpoint(entry, entry.source["hub"], revision)
+    if revision is None:
+        download.warn_unpinned(entry.name, entry.source["hub"], folder)
+    return folder
+
+
+def _hub_checkpoint(entry, repo: str, revision: str | None) -> Path:
+    r"""The snapshot folder of ``repo`` at ``revision`` (``None``: the default branch), cached or downloaded."""
     from huggingface_hub import constants, snapshot_download
 
-    repo, revision = entry.source["hub"], str(entry.source["revision"])
     try:
         folder = Path(snapshot_download(repo, revision=revision, local_files_only=True))
         checkpoint_files(folder)
         return folder
     except (OSError, ValueError):  # not cached, or cached without weights
         pass
-    url = f"{constants.ENDPOINT}/{repo}/tree/{revision}"
-    target = f"the Hugging Face cache {constants.HF_HUB_CACHE} (`hf download {repo} --revision {revision}`)"
+    url = f"{constants.ENDPOINT}/{repo}/tree/{revision or 'main'}"
+    command = f"hf download {repo}" + (f" --revision {revision}" if revision else "")
+    target = f"the Hugging Face cache {constants.HF_HUB_CACHE} (`{command}`)"
     if hub_offline():
         raise download.WeightsUnavailableError(
             download.unavailable_message(entry.name, url, target, reason="HF_HUB_OFFLINE is set and it is not cached")
