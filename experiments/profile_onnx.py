@@ -2,7 +2,7 @@
 
 Usage (from the repository root)::
 
-    python scripts/profile_onnx.py weights/wav2small [--seconds 5] [--runs 20] [--top 15]
+    python experiments/profile_onnx.py weights/wav2small [--seconds 5] [--runs 20] [--top 15]
 
 Runs the model on a seeded noise clip (as ``benchmark efficiency`` does)
 with the default graph optimisations, ``--runs`` times after 3 warm-up

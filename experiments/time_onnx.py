@@ -2,7 +2,7 @@
 
 Usage (from the repository root)::
 
-    python scripts/time_onnx.py weights/wav2small weights/mobilenetv4-conv-small [--rounds 30] [--seconds 5]
+    python experiments/time_onnx.py weights/wav2small weights/mobilenetv4-conv-small [--rounds 30] [--seconds 5]
 
 Loads every model (a folder with ``model.onnx`` or an ``.onnx`` file)
 into one process with the session options of ``benchmark efficiency``
