@@ -241,6 +241,26 @@ def test_int8_weight_types(exported, tmp_path):
     assert out.shape == (1, 3) and np.isfinite(out).all()
 
 
+def test_onnx_difference_finds_a_changed_output(exported, tmp_path):
+    import onnx
+    from onnx import numpy_helper
+
+    _, folder = exported("wav2small-2.0")
+    signals = [np.random.default_rng(seed).standard_normal(16000 * (seed + 1)).astype(np.float32) for seed in range(2)]
+    assert export.onnx_max_abs_difference(folder, folder / "model.onnx", signals) == [0.0, 0.0]
+    # the head's bias moves every output by exactly its change
+    model = onnx.load(str(folder / "model.onnx"))
+    bias = next(t for t in model.graph.initializer if t.name == "head.bias")
+    values = numpy_helper.to_array(bias) + np.array([0.0, 0.25, -0.5], dtype=np.float32)
+    bias.CopyFrom(numpy_helper.from_array(values, "head.bias"))
+    onnx.save(model, str(tmp_path / "moved.onnx"))
+    assert export.onnx_max_abs_difference(folder, tmp_path / "moved.onnx", signals) == pytest.approx(
+        [0.5, 0.5], abs=1e-6
+    )
+    with pytest.raises(FileNotFoundError, match="model folder"):
+        export.onnx_max_abs_difference(folder, tmp_path / "missing", signals)
+
+
 # --- efficiency -----------------------------------------------------------
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import typing
 from pathlib import Path
 
 import numpy as np
@@ -209,3 +210,52 @@ def max_abs_difference(
     finally:
         module.train(was_training)
     return worst
+
+
+def onnx_file(model: str | os.PathLike) -> Path:
+    r"""The ONNX file of a model: ``model`` itself, or ``model.onnx`` in a model folder."""
+    path = Path(model)
+    onnx_path = path / ONNX_FILE if path.is_dir() else path
+    if not onnx_path.is_file():
+        raise FileNotFoundError(
+            f"No ONNX model at '{onnx_path}': give a model folder with {ONNX_FILE} or an .onnx file."
+        )
+    return onnx_path
+
+
+def onnx_max_abs_difference(
+    old: str | os.PathLike,
+    new: str | os.PathLike,
+    signals: typing.Iterable[np.ndarray],
+) -> list[float]:
+    r"""Largest absolute output difference between two ONNX models, per signal.
+
+    Equivalence check for a re-export or a graph rewrite of the same
+    model: both run on one onnxruntime thread with the default graph
+    optimisations, as :mod:`benchmark.efficiency` times them.
+
+    Args:
+        old: model folder or ``.onnx`` file
+        new: model folder or ``.onnx`` file with the same input and output
+        signals: mono float32 signals at 16 kHz
+
+    Returns:
+        one maximum over all outputs per signal
+
+    """
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    sessions = [
+        onnxruntime.InferenceSession(str(onnx_file(m)), options, providers=["CPUExecutionProvider"]) for m in (old, new)
+    ]
+    differences = []
+    for signal in signals:
+        x = np.asarray(signal, dtype=np.float32).reshape(1, -1)
+        a, b = (np.asarray(s.run(None, {s.get_inputs()[0].name: x})[0], dtype=np.float64) for s in sessions)
+        if a.shape != b.shape:
+            raise ValueError(f"Output shapes differ: {a.shape} from '{old}', {b.shape} from '{new}'.")
+        differences.append(float(np.abs(a - b).max()))
+    return differences
