@@ -74,7 +74,7 @@ def test_segments_of_the_test_videos_are_scored_one_by_one(mosi_repository, tmp_
     assert len(evalset.files) == len(expected) == 8
     assert sorted(evalset.truth["valence"].round(6)) == sorted(round((y + 3) / 6, 6) for *_, y in expected)
     for file in evalset.files:  # each segment is its own audio, of its own length, from its own video
-        video = Path(file).parent.name
+        video = Path(file).parent.name  # <checksum>/Audio/<video>/<start>-<end>.wav
         start_us, end_us = (int(t) for t in Path(file).stem.split("-"))
         assert video in TEST
         assert audiofile.duration(file) == pytest.approx((end_us - start_us) / 1e6, abs=1 / SR)

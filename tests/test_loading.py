@@ -209,3 +209,13 @@ def test_sex_through_the_speaker_scheme_s_mapping(tmp_path):
     )
     expected = {"spk00": "female", "spk01": "male"}  # build_database alternates, from female
     assert dict(zip(evalset.speaker, evalset.sex)) == expected
+
+
+def test_a_replica_s_overrides_are_checked_as_an_entry():
+    from benchmark.data.datasets import entry_problems
+
+    raw = {**ENTRY, "demo": {"name": "demo-x", "version": "1.0.0", "label_range": [7, 1], "colour": "red"}}
+    problems = entry_problems(raw)
+    assert any("unknown field(s) ['colour']" in p for p in problems)
+    assert any(p.startswith("field 'demo' (the replica's view): field 'label_range'") for p in problems)
+    assert entry_problems({**raw, "demo": {"name": "demo-x", "version": "1.0.0", "label_range": [1, 7]}}) == []

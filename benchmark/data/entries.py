@@ -179,25 +179,7 @@ def entry_problems(raw) -> list[str]:
         if field in raw:
             problems += _mapping_problems(field, raw[field], required=("table", "column") if raw[field] else ())
     if "demo" in raw:
-        demo = raw["demo"]
-        if not isinstance(demo, dict):
-            problems.append(f"field 'demo': give a mapping {{name: ..., version: ...}}, got {demo!r}")
-        else:
-            problems += [f"field 'demo.{k}' is missing" for k in ("name", "version") if k not in demo]
-            unknown_ = [k for k in demo if k not in ("name", "version", *DEMO_OVERRIDES)]
-            if unknown_:
-                problems.append(
-                    f"field 'demo': unknown field(s) {unknown_}; use name, version, {', '.join(DEMO_OVERRIDES)}"
-                )
-            overrides = {k: demo[k] for k in DEMO_OVERRIDES if k in demo}
-            if overrides:
-                merged = {k: v for k, v in raw.items() if k != "demo"} | overrides
-                problems += [f"field 'demo' (the replica's view): {p}" for p in entry_problems(merged)]
-            problems += [
-                f"field 'demo.{k}': {name_problem(_version_text(demo[k]))}"
-                for k in ("name", "version")
-                if k in demo and name_problem(_version_text(demo[k]))
-            ]
+        problems += _demo_problems(raw)
     if "split_files" in raw:
         problems += _mapping_problems("split_files", raw["split_files"])
         if isinstance(raw["split_files"], dict) and isinstance(raw.get("splits"), dict):
@@ -208,6 +190,31 @@ def entry_problems(raw) -> list[str]:
             ]
     if "citation" in raw and not isinstance(raw["citation"], str):
         problems.append(f"field 'citation': give a string, got {raw['citation']!r}")
+    return problems
+
+
+def _demo_problems(raw: dict) -> list[str]:
+    r"""Problems of an entry's ``demo`` mapping, its overrides checked as the replica's view of the entry."""
+    demo = raw["demo"]
+    problems: list[str] = []
+    if not isinstance(demo, dict):
+        problems.append(f"field 'demo': give a mapping {{name: ..., version: ...}}, got {demo!r}")
+    else:
+        problems += [f"field 'demo.{k}' is missing" for k in ("name", "version") if k not in demo]
+        unknown_ = [k for k in demo if k not in ("name", "version", *DEMO_OVERRIDES)]
+        if unknown_:
+            problems.append(
+                f"field 'demo': unknown field(s) {unknown_}; use name, version, {', '.join(DEMO_OVERRIDES)}"
+            )
+        overrides = {k: demo[k] for k in DEMO_OVERRIDES if k in demo}
+        if overrides:
+            merged = {k: v for k, v in raw.items() if k != "demo"} | overrides
+            problems += [f"field 'demo' (the replica's view): {p}" for p in entry_problems(merged)]
+        problems += [
+            f"field 'demo.{k}': {name_problem(_version_text(demo[k]))}"
+            for k in ("name", "version")
+            if k in demo and name_problem(_version_text(demo[k]))
+        ]
     return problems
 
 

@@ -4,8 +4,10 @@ A split whose table is segmented (``file``, ``start``, ``end``) is cut
 with audinterface's segmented processing
 (:meth:`audinterface.Process.process_index` on the segmented index) and
 each segment is stored once as a WAV file in the benchmark's cache
-(``segments/<name>/<version>/<file>/<start>-<end>.wav``, times in
-microseconds). From then on a segment is a file like any other: the
+(``segments/<name>/<version>/<checksum>/<file>/<start>-<end>.wav``,
+times in microseconds, ``checksum`` the first 16 characters of audb's
+checksum of the recording, so other bytes under the same version are
+cut anew). From then on a segment is a file like any other: the
 model predicts it on its own, robustness perturbs it, fairness groups it
 by the speaker and sex of the recording it comes from, and its cached
 prediction is keyed by the segment's content.
@@ -52,12 +54,16 @@ def cut(index: pd.MultiIndex, db_root: str, name: str, version: str, checksums: 
     import audiofile
 
     root = segment_root(name, version)
-    paths = pd.Series([segment_path(f, s, e) for f, s, e in index], index=index, dtype="string")
+
+    def relative(file, start, end) -> str:
+        return f"{(checksums.get(file) or 'unknown')[:16]}/{segment_path(file, start, end)}"
+
+    paths = pd.Series([relative(f, s, e) for f, s, e in index], index=index, dtype="string")
     todo = index[[not (root / p).is_file() for p in paths]]
     if len(todo):
         signals = audinterface.Process().process_index(todo, root=db_root)
         for (file, start, end), signal in signals.items():
-            target = root / segment_path(file, start, end)
+            target = root / relative(file, start, end)
             target.parent.mkdir(parents=True, exist_ok=True)
             partial = target.with_name(f".{target.name}.{os.getpid()}.wav")
             audiofile.write(str(partial), signal, audiofile.sampling_rate(os.path.join(db_root, file)))

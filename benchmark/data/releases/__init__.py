@@ -38,9 +38,13 @@ def import_corpus(
 
     """
     from benchmark.data.errors import DatasetConfigError
+    from benchmark.paths import name_problem
 
     if corpus not in CORPORA:
         raise DatasetConfigError(f"Unknown corpus '{corpus}': choose from {', '.join(CORPORA)}.")
+    for what, value in (("--name", name or corpus), ("--version", version)):
+        if name_problem(value):  # before the release is read: it may be large
+            raise DatasetConfigError(f"{what}: {name_problem(value)}")
     module = importlib.import_module(f"benchmark.data.releases.{corpus}")
     return module.import_release(
         path, version, name=name or corpus, repository=repository, registry=registry, **options
