@@ -31,10 +31,6 @@ import numpy as np
 from benchmark.students.export import ONNX_FILE, onnx_file
 from benchmark.students.wav2small import Wav2SmallConfig
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from profile_onnx import multiply_adds  # noqa: E402
-
 LAYOUTS = {
     "c24x14-pool3-hop32 (wav2small)": Wav2SmallConfig(24, 14),
     "c24x14-pool1-hop32": Wav2SmallConfig(24, 14, pool_after=1),
@@ -158,7 +154,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path, help="folder for the model folders")
     args = parser.parse_args(argv)
-    folders = {"padded": pad_channels("weights/wav2small", args.out / "padded", 32)}
+    # run as a script, this folder is on the path
+    from profile_onnx import multiply_adds
+
+    committed = Path(__file__).resolve().parent.parent / "weights" / "wav2small"
+    folders = {"padded": pad_channels(committed, args.out / "padded", 32)}
     folders.update(layouts(args.out / "layouts"))
     for name, folder in folders.items():
         print(f"{name}: {sum(multiply_adds(str(folder), 5.0).values()) / 1e6:,.1f} M multiply-adds per 5 s")
