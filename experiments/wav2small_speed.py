@@ -15,8 +15,9 @@ Usage (from the repository root; writes ONNX model folders under OUT)::
   weight values), as the lead would distil them;
 
 Prints, per model, the trainable parameters and the multiply-adds per 5 s,
-then the CPU time of single 3×3 convolutions of Wav2Small's shapes at 16,
-24 and 32 channels (onnxruntime rounds channels up to its block size).
+then the CPU time of single convolutions of Wav2Small's shapes at 16, 24
+and 32 channels (onnxruntime rounds channels up to its block size) and in
+a mel-pair form.
 """
 
 from __future__ import annotations
@@ -29,10 +30,6 @@ import numpy as np
 
 from benchmark.students.export import ONNX_FILE, onnx_file
 from benchmark.students.wav2small import Wav2SmallConfig
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from profile_onnx import multiply_adds  # noqa: E402
 
 LAYOUTS = {
     "c24x14-pool3-hop32 (wav2small)": Wav2SmallConfig(24, 14),
@@ -48,13 +45,20 @@ LAYOUTS = {
 """Layouts of about 72K parameters; hop 64 comes with a 128-sample window (8 ms, 65 bins)."""
 
 LAYERS = {
-    "24ch-26x2499": (24, 26, 2499),
-    "32ch-26x2499": (32, 26, 2499),
-    "16ch-26x2499": (16, 26, 2499),
-    "24ch-13x1250": (24, 13, 1250),
-    "32ch-13x1250": (32, 13, 1250),
+    "24 ch, 26 x 2499": (24, 24, (3, 3), 26, 2499),
+    "32 ch, 26 x 2499": (32, 32, (3, 3), 26, 2499),
+    "16 ch, 26 x 2499": (16, 16, (3, 3), 26, 2499),
+    "mel pairs: 96 -> 48 ch 1x3, 13 x 2499": (96, 48, (1, 3), 13, 2499),
+    "24 ch, 13 x 1250": (24, 24, (3, 3), 13, 1250),
+    "32 ch, 13 x 1250": (32, 32, (3, 3), 13, 1250),
 }
-"""Single convolutions: channels in and out, mel bands, frames (5 s at hop 32, before and after the pool)."""
+"""Single convolutions: channels in, out, kernel, mel bands, frames (5 s at hop 32, before and after the pool).
+
+The mel-pair form computes the 24-channel 3×3 convolution on two adjacent
+mel bands at once: 4 input bands × 24 channels in, 2 output bands × 24
+out, a 1×3 kernel with a quarter of its weights zero (the copies that
+build its input at every layer are not timed).
+"""
 
 
 def pad_channels(src: str | Path, dst: Path, channels: int) -> Path:
@@ -114,30 +118,31 @@ def time_layers(rounds: int = 20) -> str:
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     cases = {}
-    for name, (channels, mels, frames) in LAYERS.items():
-        weights = (0.05 * rng.standard_normal((channels, channels, 3, 3))).astype(np.float32)
+    for name, (c_in, c_out, kernel, mels, frames) in LAYERS.items():
+        weights = (0.05 * rng.standard_normal((c_out, c_in, *kernel))).astype(np.float32)
+        pads = [kernel[0] // 2, kernel[1] // 2] * 2
         graph = helper.make_graph(
             [
-                helper.make_node("Conv", ["x", "w", "b"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+                helper.make_node("Conv", ["x", "w", "b"], ["c"], kernel_shape=list(kernel), pads=pads),
                 helper.make_node("Relu", ["c"], ["y"]),
             ],
             "layer",
-            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, channels, mels, frames])],
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c_in, mels, frames])],
             [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-            [numpy_helper.from_array(weights, "w"), numpy_helper.from_array(np.zeros(channels, np.float32), "b")],
+            [numpy_helper.from_array(weights, "w"), numpy_helper.from_array(np.zeros(c_out, np.float32), "b")],
         )
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
         model.ir_version = 8
         session = onnxruntime.InferenceSession(model.SerializeToString(), options)
-        x = rng.standard_normal((1, channels, mels, frames)).astype(np.float32)
-        cases[name] = (session, x, channels * channels * 9 * mels * frames, [])
+        x = rng.standard_normal((1, c_in, mels, frames)).astype(np.float32)
+        cases[name] = (session, x, weights.size * mels * frames, [])
     for round_ in range(rounds + 1):
         for session, x, _, times in cases.values():
             start = time.process_time()
             session.run(None, {"x": x})
             if round_:
                 times.append(time.process_time() - start)
-    lines = ["| layer | multiply-adds | CPU ms | GFLOP/s |", "|---|---:|---:|---:|"]
+    lines = ["| layer | multiply-adds of its weights | CPU ms | GFLOP/s of those |", "|---|---:|---:|---:|"]
     for name, (_, _, macs, times) in cases.items():
         median = float(np.median(times))
         lines.append(f"| {name} | {macs / 1e6:.0f} M | {1000 * median:.2f} | {2 * macs / median / 1e9:.0f} |")
@@ -149,7 +154,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path, help="folder for the model folders")
     args = parser.parse_args(argv)
-    folders = {"padded": pad_channels("weights/wav2small", args.out / "padded", 32)}
+    # run as a script, this folder is on the path
+    from profile_onnx import multiply_adds
+
+    committed = Path(__file__).resolve().parent.parent / "weights" / "wav2small"
+    folders = {"padded": pad_channels(committed, args.out / "padded", 32)}
     folders.update(layouts(args.out / "layouts"))
     for name, folder in folders.items():
         print(f"{name}: {sum(multiply_adds(str(folder), 5.0).values()) / 1e6:,.1f} M multiply-adds per 5 s")

@@ -391,3 +391,48 @@ def test_distill_variants_build_export_and_keep_their_counts(tmp_path):
     finally:
         for name in variant.VARIANTS:
             ARCHITECTURES.pop(name, None)
+
+
+# --- speed experiments (experiments/profile_onnx.py, experiments/wav2small_speed.py) ----
+
+
+@pytest.fixture
+def speed_experiments(monkeypatch):
+    r"""The two experiment modules, imported from their folder (restored afterwards)."""
+    import importlib
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent / "experiments"))
+    return importlib.import_module("profile_onnx"), importlib.import_module("wav2small_speed")
+
+
+def test_multiply_adds_of_wav2small_2(exported, speed_experiments):
+    profile_onnx, _ = speed_experiments
+    _, folder = exported("wav2small-2.0")
+    # 13 channels, 11 convolutions, MaxPool after the third; 5 s = 80,000 samples
+    frames, mels, c = 1 + (80000 - 64) // 32, 26, 13
+    pooled_frames, pooled_mels = (frames + 1) // 2, (mels + 1) // 2
+    expected = (
+        66 * 64 * frames  # DFT convolution
+        + frames * mels * 33  # mel projection
+        + c * 9 * mels * frames  # first convolution, one input channel
+        + 2 * c * c * 9 * mels * frames  # convolutions 2 and 3
+        + 8 * c * c * 9 * pooled_mels * pooled_frames  # convolutions 4 to 11
+        + 2 * c * c * pooled_mels * pooled_frames  # attention: values and logits
+        + c * c * pooled_mels  # Gram matrix
+        + 3 * (c * pooled_mels + c * c)  # head
+    )
+    assert sum(profile_onnx.multiply_adds(str(folder), 5.0).values()) == expected
+
+
+def test_padding_the_channels_keeps_the_function(exported, speed_experiments, tmp_path):
+    import onnx
+
+    _, speed = speed_experiments
+    _, folder = exported("wav2small-2.0")
+    padded = speed.pad_channels(folder, tmp_path / "padded", 16)
+    convs = [n for n in onnx.load(str(padded / "model.onnx")).graph.node if n.name.startswith("/features/")]
+    weights = {t.name: list(t.dims) for t in onnx.load(str(padded / "model.onnx")).graph.initializer}
+    assert [weights[n.input[1]][0] for n in convs if n.op_type == "Conv"] == [16] * 11
+    signals = [np.random.default_rng(seed).standard_normal(24000).astype(np.float32) for seed in range(2)]
+    assert max(export.onnx_max_abs_difference(folder, padded, signals)) <= 1e-5
