@@ -527,7 +527,7 @@ def _check_range(values: pd.Series, entry: DatasetEntry, name: str, table: str, 
         file, value = outside.index[0], outside.iloc[0]
         raise DatasetConfigError(
             f"Dataset '{entry.name}' ({name}/{table}): {len(outside)} label(s) in column '{column}' lie outside "
-            f"label_range [{lo}, {hi}], e.g. {value!r} for {file}. Fix 'label_range' in datasets.yaml."
+            f"label_range [{lo:g}, {hi:g}], e.g. {float(value):g} for {file}. Fix 'label_range' in datasets.yaml."
         )
 
 
