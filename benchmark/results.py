@@ -152,8 +152,7 @@ def write_rows(name: str, rows: pd.DataFrame, root: Path | None = None) -> Path:
 def drop_rows(name: str, rows: pd.DataFrame, root: Path | None = None) -> int:
     r"""Remove the rows of table ``name`` whose key is one of ``rows``' keys; the number removed.
 
-    For a record that stopped being true, such as the skip of a file that
-    has been predicted since. The file is rewritten only if a row goes.
+    For a record that stopped being true (the skip of a file predicted since); rewritten only if a row goes.
     """
     keys = list(KEYS[name])
     path = table_path(name, root)
@@ -454,13 +453,8 @@ def read_settings(root: Path | None = None) -> dict | None:
 def check_settings(settings: dict, root: Path | None = None) -> dict:
     r"""The settings the results folder was made with, if a run with ``settings`` may write there.
 
-    Writes nothing: a run checks this before any work, and
-    :func:`claim_settings` records the settings when it writes.
-
-    Raises:
-        SettingsConflictError: a setting differs from the folder's; the
-            message says which and how to write elsewhere
-
+    Writes nothing (a run checks this before any work; :func:`claim_settings` records them).
+    Raises :class:`SettingsConflictError`, saying which setting differs and how to write elsewhere.
     """
     root = root or results_root()
     recorded = read_settings(root)

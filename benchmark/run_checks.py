@@ -152,7 +152,7 @@ def check_run(args: argparse.Namespace, models: typing.Sequence[str], registry, 
     unknown = [n for n in names if n not in dataset_registry]
     if unknown:
         raise UsageError(
-            f"--dataset: unknown dataset(s) {', '.join(unknown)}. Registered: {', '.join(dataset_registry)} "
+            f"--dataset: Unknown dataset {', '.join(map(repr, unknown))}. Registered: {', '.join(dataset_registry)} "
             "(python -m benchmark list); add an entry to datasets.yaml or pass --datasets PATH."
         )
     try:

@@ -27,8 +27,6 @@ def available_models(registry) -> list[str]:
 
 def run(args) -> int:
     r"""The ``run`` command: check the options, predict every cell, score, write results and the summary."""
-    from tabulate import tabulate
-
     from benchmark.data.datasets import load_registry, parse_repository
     from benchmark.registry import Registry
     from benchmark.suite import run_suite
@@ -42,6 +40,7 @@ def run(args) -> int:
     models = available_models(registry) if args.model == ["all"] else args.model
     run_checks.check_run(args, models, registry, dataset_registry)  # before any work: nothing is written on a mistake
     options = run_checks.run_options(args)
+    timeout = (args.ray_timeout or run_checks.ray_timeout_default()) if args.executor == "ray" else None
     from benchmark.executors import predict_cells
     from benchmark.plan import RunSpec
 
@@ -65,7 +64,7 @@ def run(args) -> int:
             splits=args.split,
             tests=args.tests,
             address=args.address,
-            address_timeout=args.ray_timeout or run_checks.ray_timeout_default(),
+            address_timeout=timeout or run_checks.RAY_TIMEOUT,
             replicas=args.replicas,
             gpus_per_replica=args.gpus_per_replica,
             progress=not args.no_progress,
@@ -78,7 +77,7 @@ def run(args) -> int:
     print(f"predict phase ({args.executor}): {time.perf_counter() - started:.1f} s; scoring follows")
     status = EXIT_OK
     for name in models:
-        report = run_suite(
+        outcome = run_suite(
             name,
             datasets=args.dataset,
             splits=args.split,
@@ -93,27 +92,10 @@ def run(args) -> int:
             progress=not args.no_progress,
             predicted=predicted.get(name),
         )
-        table = report.frame("correctness")
-        print(f"\n{name} (sha256 {report.model_sha256[:12]}) · {report.wall_seconds:.1f} s")
-        if len(table):
-            view = table[["dataset", "split", "dimension", "n", "ccc", "ccc_ci_low", "ccc_ci_high", "pearson", "mae"]]
-            print(tabulate(view, headers="keys", showindex=False, floatfmt=".3f"))
-        if report.out_of_range:
-            cells = ", ".join(f"{d}/{s} · {c}" for d, s, c in list(report.out_of_range)[:3])
-            print(
-                f"{sum(report.out_of_range.values())} prediction(s) far outside 0..1 "
-                f"({len(report.out_of_range)} cell(s): {cells}{', ...' if len(report.out_of_range) > 3 else ''})"
-            )
-        if report.skipped_files:
-            print(f"{len(report.skipped_files)} file(s) skipped (reasons in skips.csv of the results folder), e.g.:")
-            for row in report.skipped_files[:5]:
-                print(f"  {row.dataset}/{row.split} [{row.condition}] {row.file}: {row.reason}")
-        for failure in report.failures:
-            print(f"FAILED {failure}")
-            status = EXIT_FAILURES
-    from benchmark import report
+        status = max(status, show(name, outcome))
+    from benchmark.report import write_summary
 
-    print(f"pass/fail summary: {report.write_summary()}")
+    print(f"pass/fail summary: {write_summary()}")
     if args.results and not args.no_docs:
         print(f"docs/ not regenerated: the results are in {args.results}, docs/ shows the project's results/")
     elif not args.no_docs:
@@ -125,3 +107,27 @@ def run(args) -> int:
         except ImportError:
             pass
     return status
+
+
+def show(name: str, report) -> int:
+    r"""Print what the suite did for one model (a :class:`benchmark.suite.SuiteReport`); its exit status."""
+    from tabulate import tabulate
+
+    table = report.frame("correctness")
+    print(f"\n{name} (sha256 {report.model_sha256[:12]}) · {report.wall_seconds:.1f} s")
+    if len(table):
+        view = table[["dataset", "split", "dimension", "n", "ccc", "ccc_ci_low", "ccc_ci_high", "pearson", "mae"]]
+        print(tabulate(view, headers="keys", showindex=False, floatfmt=".3f"))
+    if report.out_of_range:
+        cells = [f"{d}/{s} · {c}" for d, s, c in report.out_of_range]
+        print(
+            f"{sum(report.out_of_range.values())} prediction(s) far outside 0..1 "
+            f"({len(cells)} cell(s): {', '.join(cells[:3])}{', ...' if len(cells) > 3 else ''})"
+        )
+    if report.skipped_files:
+        print(f"{len(report.skipped_files)} file(s) skipped (reasons in skips.csv of the results folder), e.g.:")
+        for row in report.skipped_files[:5]:
+            print(f"  {row.dataset}/{row.split} [{row.condition}] {row.file}: {row.reason}")
+    for failure in report.failures:
+        print(f"FAILED {failure}")
+    return EXIT_FAILURES if report.failures else EXIT_OK

@@ -140,7 +140,10 @@ def test_bad_counts_are_usage_errors_before_any_work(setup, capsys, extra, optio
             ("--tests", "robustness", "--conditions", "gain+6"),
             ("--conditions: Unknown condition(s) ['gain+6']", "Groups:"),
         ),
-        (("--dataset", "nope"), ("--dataset: unknown dataset(s) nope", "Registered: testcorpus")),
+        (
+            ("--dataset", "nope"),
+            ("--dataset: Unknown dataset 'nope'. Registered: testcorpus", "add an entry to datasets.yaml"),
+        ),
         (("--split", "test-9"), ("--split: Unknown split(s) 'test-9'", "testcorpus: test-1, test-2")),
         (("--address", "127.0.0.1:6379"), ("--address 127.0.0.1:6379 needs --executor ray",)),
     ],

@@ -120,7 +120,6 @@ def predict_cells(
             spec,
             bar,
             address=address,
-            address_timeout=address_timeout,
             replicas=replicas,
             gpus_per_replica=gpus_per_replica,
             log=log,
