@@ -49,12 +49,13 @@ segmented is recorded in ``results/segmented.csv`` (:func:`segmented_files`).
 """
 
 
-PLAUSIBLE = (-0.5, 1.5)
+PLAUSIBLE = (-1.0, 2.0)
 r"""Predictions outside this band lie far off the 0..1 scale: they are counted and warned about, and still scored.
 
-Regression heads overshoot the ends of the scale a little (the committed
-models reach -0.3 and 1.22 on the demo data); a model whose outputs are
-on another scale (logits, 1..7, a wrong transform) lands far outside.
+One scale width beyond either end. Regression heads overshoot the ends a
+little (the committed models reach -0.3 and 1.5 on the demo data); a
+model whose outputs are on another scale (logits, 1..7, a wrong
+transform) lands far outside.
 """
 
 
@@ -62,9 +63,9 @@ def far_outside(pred: pd.DataFrame) -> pd.DataFrame:
     r"""Which predictions lie outside :data:`PLAUSIBLE` (NaN, "not predicted", is not).
 
     Examples:
-        >>> pred = pd.DataFrame({"arousal": [0.5, 1.3, -3.0], "valence": [1e9, float("nan"), 0.0]})
+        >>> pred = pd.DataFrame({"arousal": [0.5, 2.3, -3.0], "valence": [1e9, float("nan"), 1.9]})
         >>> far_outside(pred).to_numpy().tolist()
-        [[False, True], [False, False], [True, False]]
+        [[False, True], [True, False], [True, False]]
 
     """
     low, high = PLAUSIBLE

@@ -37,7 +37,7 @@ REGISTRY = (
     kind: constant
     role: baseline
     source: {}
-    params: {value: [1.2, 0.5, -0.2]}
+    params: {value: [1.9, 0.5, -0.9]}
     sampling_rate: 16000
     outputs: {arousal: arousal, dominance: dominance, valence: valence}
     description: a little past the ends of the scale, as regression heads are
@@ -209,7 +209,7 @@ def test_far_out_of_range_predictions_are_warned_about_and_counted(setup, capsys
     assert cli.main(run_args(setup, "huge")) == cli.EXIT_OK
     out = capsys.readouterr().out
     # test-1 holds 12 files; arousal (1e9) and valence (-3) of each lie far outside 0..1, dominance (0.5) does not
-    assert "warning: huge on testcorpus/test-1 · clean: 24 prediction(s) far outside 0..1" in out
+    assert "warning: huge on testcorpus/test-1 · clean: 24 prediction(s) far outside 0..1 (below -1 or above 2)" in out
     assert "e.g. arousal 1e+09 for audio/" in out
     assert "24 prediction(s) far outside 0..1 (1 cell(s): testcorpus/test-1 · clean)" in out
 
