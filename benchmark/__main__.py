@@ -9,6 +9,10 @@ _env = numerics.restart_argv(sys.argv[1:])
 if _env is not None:
     os.execve(sys.executable, [sys.executable, "-m", "benchmark", *sys.argv[1:]], _env)
 
-from benchmark.cli import main  # noqa: E402 (after the restart)
+try:
+    from benchmark.cli import main  # noqa: E402 (after the restart)
+except KeyboardInterrupt:  # Ctrl-C while the libraries load: nothing ran yet
+    print("interrupted", file=sys.stderr)
+    sys.exit(130)
 
 sys.exit(main())

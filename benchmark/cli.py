@@ -11,44 +11,22 @@ corpora), ``import-dataset`` (a folder of audio and a CSV as an audb dataset),
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import time
 import typing
 from pathlib import Path
 
 from benchmark import analyses, cli_import
-
-EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
-
-
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from benchmark.analyses.perturbations import ConditionError
-    from benchmark.data.audio_files import DataError
-    from benchmark.data.datasets import DatasetConfigError
-    from benchmark.paths import InvalidNameError
-    from benchmark.registry import RegistryError, UnknownModelError
-    from benchmark.report import ThresholdsError
-    from benchmark.results import SettingsConflictError
-
-    # only errors that name the user's mistake; any other exception is a bug and shows its traceback
-    errors: list[type[BaseException]] = [
-        RegistryError,
-        DatasetConfigError,
-        UnknownModelError,
-        ThresholdsError,
-        InvalidNameError,
-        SettingsConflictError,
-        ConditionError,
-        DataError,
-    ]
-    try:
-        from benchmark.models.download import ChecksumError, WeightsUnavailableError
-
-        errors += [WeightsUnavailableError, ChecksumError]
-    except ImportError:
-        pass
-    return tuple(errors)
+from benchmark.run_checks import (
+    EXIT_FAILURES,  # noqa: F401  (the exit codes are the command line's: callers read them here)
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    count_or_all,
+    non_negative_float,
+    positive_float,
+    positive_int,
+    user_errors,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -113,14 +91,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--max-files",
-        type=int,
+        type=count_or_all,
         default=200,
         metavar="N",
         help="robustness: seeded subset of N files per split (default: 200; 0 = all)",
     )
     run.add_argument(
         "--bootstrap",
-        type=int,
+        type=positive_int,
         default=1000,
         metavar="N",
         help="bootstrap resamples for confidence intervals (default: 1000)",
@@ -132,7 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="write result tables to DIR instead of results/ (needed for settings other than "
         "the folder's, e.g. another --seed, --bootstrap or --max-files; docs/ is not regenerated)",
     )
-    run.add_argument("--workers", type=int, default=2, help="threads for audio reading and inference (default: 2)")
+    run.add_argument(
+        "--workers", type=positive_int, default=2, help="threads for audio reading and inference (default: 2)"
+    )
     run.add_argument("--no-docs", action="store_true", help="do not regenerate docs/ at the end")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
     scale = run.add_argument_group("scaling (docs/scaling.md)")
@@ -146,18 +126,27 @@ def build_parser() -> argparse.ArgumentParser:
     scale.add_argument(
         "--address",
         metavar="ADDR",
-        help="Ray cluster to join: 'auto' or ray://HOST:PORT (default: start one on this machine)",
+        help="Ray cluster to join: 'auto', HOST:PORT or ray://HOST:PORT (default: start one on this machine)",
     )
-    scale.add_argument("--replicas", type=int, default=1, metavar="N", help="Ray: model replicas (actors) per model")
+    scale.add_argument(
+        "--ray-timeout",
+        type=positive_float,
+        metavar="S",
+        help="Ray: seconds to wait for the cluster of --address before giving up "
+        "(default: $SER_BENCHMARK_RAY_TIMEOUT, else 30)",
+    )
+    scale.add_argument(
+        "--replicas", type=positive_int, default=1, metavar="N", help="Ray: model replicas (actors) per model"
+    )
     scale.add_argument(
         "--gpus-per-replica",
-        type=float,
+        type=non_negative_float,
         metavar="F",
         help="Ray: GPUs per replica, fractional allowed (default: 1 if the entry's params.device is cuda, else 0)",
     )
     scale.add_argument(
         "--batch-size",
-        type=int,
+        type=positive_int,
         default=1,
         metavar="N",
         help="files per batch, length-bucketed, for models with batched inference (the transformers "
@@ -172,7 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     eff.add_argument(
         "--model", nargs="+", required=True, metavar="NAME", help="model name(s); 'all' for every available one"
     )
-    eff.add_argument("--repeats", type=int, default=20, help="timed runs per model (median reported; default: 20)")
+    eff.add_argument(
+        "--repeats", type=positive_int, default=20, help="timed runs per model (median reported; default: 20)"
+    )
     eff.add_argument("--models", metavar="PATH", help="model registry file (default: models.yaml)")
 
     rep = sub.add_parser("report", help="judge every test against thresholds.yaml and write results/summary.csv")
@@ -188,10 +179,10 @@ def build_parser() -> argparse.ArgumentParser:
     perf.add_argument("--model", default="wav2small", help="an audonnx model (default: wav2small)")
     perf.add_argument("--dataset", default="msppodcast", help="dataset (default: msppodcast, the demo replica)")
     perf.add_argument("--split", default="test-1", help="split (default: test-1)")
-    perf.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts (default: 1 2)")
-    perf.add_argument("--replicas", type=int, nargs="+", default=[1, 2], help="Ray replicas (default: 1 2)")
+    perf.add_argument("--threads", type=positive_int, nargs="+", default=[1, 2], help="thread counts (default: 1 2)")
+    perf.add_argument("--replicas", type=positive_int, nargs="+", default=[1, 2], help="Ray replicas (default: 1 2)")
     perf.add_argument(
-        "--repeats", type=int, default=3, help="runs of each measurement; the median is shown (default: 3)"
+        "--repeats", type=positive_int, default=3, help="runs of each measurement; the median is shown (default: 3)"
     )
 
     sub.add_parser("demo", help="build and publish the embedded demo corpora (done automatically on first use)")
@@ -255,6 +246,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: typing.Sequence[str] | None = None) -> int:
+    r"""Run a command; its exit code (0 ok, 1 failed tests, 2 usage error, 130 interrupted)."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        # everything finished is already on disk: result rows per family, predictions per chunk
+        print(
+            "interrupted: what finished is kept (results and prediction cache); run the same command to resume",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+
+
+def _main(argv: typing.Sequence[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["distill"]:
         from benchmark.distill.cli import main as distill_main
@@ -267,7 +271,7 @@ def main(argv: typing.Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return _dispatch(args)
-    except _user_errors() as ex:
+    except user_errors() as ex:
         message = ex.args[0] if isinstance(ex, KeyError) and ex.args else str(ex)  # str(KeyError) adds quotes
         print(f"error: {message}", file=sys.stderr)
         return EXIT_USAGE
@@ -275,7 +279,9 @@ def main(argv: typing.Sequence[str] | None = None) -> int:
 
 def _dispatch(args) -> int:
     if args.command == "run":
-        return _run(args)
+        from benchmark.run_command import run
+
+        return run(args)
     if args.command == "list":
         return _list(args)
     if args.command == "efficiency":
@@ -337,120 +343,6 @@ def _import(args) -> int:
     return EXIT_OK
 
 
-def _available(registry) -> list[str]:
-    from benchmark.registry import load_model
-
-    names = []
-    for name in registry:
-        try:
-            load_model(name, registry)
-            names.append(name)
-        except _user_errors() as ex:
-            print(f"skip {name}: {str(ex).splitlines()[0]}", file=sys.stderr)
-    return names
-
-
-def _run(args) -> int:
-    from tabulate import tabulate
-
-    from benchmark.data.datasets import default_registry, load_registry, parse_repository
-    from benchmark.registry import Registry
-    from benchmark.suite import run_suite
-
-    if args.results:
-        # every reader and writer of result tables resolves the folder through paths.results_root()
-        os.environ["SER_BENCHMARK_RESULTS"] = str(Path(args.results).expanduser().resolve())
-    registry = Registry.from_file(args.models)
-    dataset_registry = load_registry(args.datasets or default_registry(args.data))
-    repositories = [parse_repository(r) for r in args.repository] or None
-    models = _available(registry) if args.model == ["all"] else args.model
-    for name in models:
-        registry[name]  # unknown names fail before any work starts
-    options = {
-        "bootstrap": args.bootstrap,
-        "max_files": args.max_files or None,
-        **({"conditions": args.conditions} if args.conditions else {}),
-        **({"babble": args.babble} if args.babble else {}),
-        **({"batch_size": args.batch_size} if args.batch_size > 1 else {}),
-    }
-    from benchmark.executors import predict_cells
-    from benchmark.plan import RunSpec
-
-    spec = RunSpec(
-        registry,
-        dataset_registry,
-        data=args.data,
-        repositories=repositories,
-        seed=args.seed,
-        options=options,
-        num_workers=args.workers,
-        batch_size=args.batch_size,
-    )
-    started = time.perf_counter()
-    try:
-        predicted = predict_cells(
-            models,
-            spec,
-            executor=args.executor,
-            datasets=args.dataset,
-            splits=args.split,
-            tests=args.tests,
-            address=args.address,
-            replicas=args.replicas,
-            gpus_per_replica=args.gpus_per_replica,
-            progress=not args.no_progress,
-        )
-    except ImportError as ex:
-        if args.executor != "ray":
-            raise
-        print(f"error: {ex}", file=sys.stderr)
-        return EXIT_USAGE
-    print(f"predict phase ({args.executor}): {time.perf_counter() - started:.1f} s; scoring follows")
-    status = EXIT_OK
-    for name in models:
-        report = run_suite(
-            name,
-            datasets=args.dataset,
-            splits=args.split,
-            tests=args.tests,
-            data=args.data,
-            repositories=repositories,
-            registry=registry,
-            dataset_registry=dataset_registry,
-            seed=args.seed,
-            num_workers=args.workers,
-            options=options,
-            progress=not args.no_progress,
-            predicted=predicted.get(name),
-        )
-        table = report.frame("correctness")
-        print(f"\n{name} (sha256 {report.model_sha256[:12]}) · {report.wall_seconds:.1f} s")
-        if len(table):
-            view = table[["dataset", "split", "dimension", "n", "ccc", "ccc_ci_low", "ccc_ci_high", "pearson", "mae"]]
-            print(tabulate(view, headers="keys", showindex=False, floatfmt=".3f"))
-        if report.skipped_files:
-            print(f"{len(report.skipped_files)} file(s) skipped (reasons in skips.csv of the results folder), e.g.:")
-            for row in report.skipped_files[:5]:
-                print(f"  {row.dataset}/{row.split} [{row.condition}] {row.file}: {row.reason}")
-        for failure in report.failures:
-            print(f"FAILED {failure}")
-            status = EXIT_FAILURES
-    from benchmark import report
-
-    print(f"pass/fail summary: {report.write_summary()}")
-    if args.results and not args.no_docs:
-        print(f"docs/ not regenerated: the results are in {args.results}, docs/ shows the project's results/")
-    elif not args.no_docs:
-        try:
-            from benchmark import docs
-
-            docs.build()
-            print("docs regenerated: docs/leaderboard.md")
-        except ImportError:
-            pass
-    return status
-
-
 def _report(args) -> int:
     from tabulate import tabulate
 
@@ -500,7 +392,9 @@ def _efficiency(args) -> int:
 
     registry = Registry.from_file(args.models)
     if args.model == ["all"]:
-        available = _available(registry)
+        from benchmark.run_command import available_models
+
+        available = available_models(registry)
         # a teacher without weights here is timed as its architecture (random weights, marked as such)
         names = [n for n in registry if n in available or registry[n].config]
     else:

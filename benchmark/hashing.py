@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
+import stat
 import typing
 from pathlib import Path
 
@@ -15,6 +17,43 @@ def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
         for chunk in iter(lambda: fp.read(chunk_size), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def file_state(path: str | os.PathLike) -> str:
+    r"""What a file holds now: the SHA-256 of its bytes, or why there are none.
+
+    For a cache entry that depends on a file without being keyed by its
+    bytes (a recorded skip): when the state differs from the one stored
+    with the entry, the file changed, came back or went away, and the
+    entry is stale. ``'missing'`` for no file, ``'unreadable: REASON'``
+    for one that cannot be read, ``'not a regular file'`` for a folder,
+    pipe or device (whose reading could block). The digest is memoised
+    per path, size, inode and modification time, so an unchanged file is
+    read once per process.
+
+    Examples:
+        >>> file_state("/no/such/file.wav")
+        'missing'
+
+    """
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return "missing"
+    except OSError as ex:
+        return f"unreadable: {type(ex).__name__}"
+    if not stat.S_ISREG(info.st_mode):
+        return "not a regular file"
+    try:
+        return _digest(os.fspath(path), info.st_size, info.st_ino, info.st_mtime_ns)
+    except OSError as ex:  # e.g. no permission to read
+        return f"unreadable: {type(ex).__name__}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _digest(path: str, size: int, inode: int, mtime_ns: int) -> str:
+    r""":func:`sha256_file`, memoised by what :func:`os.stat` says of the file."""
+    return sha256_file(path)
 
 
 def sha256_tree(root: str | os.PathLike) -> str:

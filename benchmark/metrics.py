@@ -47,9 +47,22 @@ def ccc(truth: pd.Series, prediction: pd.Series) -> float:
 
 
 def pearson(truth: pd.Series, prediction: pd.Series) -> float:
-    r"""Pearson correlation (NaN if either side is constant)."""
+    r"""Pearson correlation (NaN, undefined, if either side is constant).
+
+    Constant means all values equal: the standard deviation of equal
+    values can come out a rounding error above 0 (``0.1`` repeated),
+    which would give a meaningless correlation such as 1e-16.
+
+    Examples:
+        >>> t = pd.Series([0.2, 0.4, 0.9])
+        >>> pearson(t, pd.Series([0.1, 0.1, 0.1]))
+        nan
+        >>> round(pearson(t, 2 * t), 6)
+        1.0
+
+    """
     t, p = align(truth, prediction)
-    if len(t) < 2 or np.std(t) == 0 or np.std(p) == 0:
+    if len(t) < 2 or np.all(t == t[0]) or np.all(p == p[0]):
         return float("nan")
     return float(audmetric.pearson_cc(t, p))
 

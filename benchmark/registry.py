@@ -65,6 +65,10 @@ class OutputsError(RegistryError):
     r"""An entry's ``outputs`` name a label the loaded model does not have (found when it loads)."""
 
 
+class ModelFileError(RegistryError):
+    r"""An entry's model files are broken (truncated, another format, outputs unlike their labels)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelEntry:
     r"""One validated ``models.yaml`` entry."""
@@ -344,7 +348,23 @@ def _validate_source(
                         f"{source['sha256']}, got {actual}; the artefact changed — restore it "
                         "or update sha256 (a changed model is a new result)"
                     )
+            if kind == "audonnx" and p.exists():
+                problems += [f"field 'source.path': {problem}" for problem in _model_file_problems(p)]
     return problems
+
+
+def _model_file_problems(path: Path) -> list[str]:
+    r"""Problems of the audonnx model files at a local ``source.path`` (an archive is checked when unpacked)."""
+    from benchmark.models import onnx_files
+    from benchmark.models.download import model_root
+
+    if path.is_file() and path.suffix == ".zip":
+        return []
+    try:
+        folder = path.parent if path.is_file() else model_root(path)
+    except FileNotFoundError as ex:
+        return [f"{ex} Point source.path at the folder of an exported audonnx model"]
+    return onnx_files.problems(folder)
 
 
 def _make_entry(raw: dict, root: Path) -> ModelEntry:

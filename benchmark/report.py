@@ -363,15 +363,48 @@ def read_tables(root: Path | None = None) -> dict[str, pd.DataFrame]:
     return {name: results.read_table(name, root) for name in TABLES}
 
 
+class SummaryFileError(ValueError):
+    r"""The results folder holds a ``summary.csv`` that the benchmark did not write."""
+
+
+SUMMARY_HEADER = "model,model_sha256,tests,passed,"
+"""How every ``summary.csv`` the benchmark writes begins (:func:`summarize`'s first columns)."""
+
+
+def check_summary(root: Path | None = None) -> Path:
+    r"""Where the summary goes; refuses to overwrite a ``summary.csv`` the benchmark did not write.
+
+    Raises:
+        SummaryFileError: naming the file and what to do
+
+    """
+    from benchmark import results
+    from benchmark.paths import results_root
+
+    path = results.table_path("summary", root or results_root())
+    if path.exists():
+        with open(path, "rb") as fp:
+            head = fp.readline(200).decode("utf-8", "replace").strip()
+        if not head.startswith(SUMMARY_HEADER):
+            raise SummaryFileError(
+                f"{path} was not written by the benchmark (it begins {head[:60]!r}, a pass/fail summary begins "
+                f"'{SUMMARY_HEADER}...'); the summary would replace it. Move or rename that file, or pass "
+                "--results DIR to write to another folder."
+            )
+    return path
+
+
 def write_summary(root: Path | None = None, thresholds: typing.Sequence[Threshold] | None = None) -> Path:
     r"""Judge the result tables under ``root`` and write ``summary.csv`` next to them (atomically).
 
-    The file is a function of the tables alone: the same tables give the same bytes.
+    The file is a function of the tables alone: the same tables give the same bytes. A
+    ``summary.csv`` that the benchmark did not write is never replaced (:func:`check_summary`).
     """
     from benchmark import results
     from benchmark.paths import results_root
 
     root = root or results_root()
+    check_summary(root)
     summary = summarize(evaluate(read_tables(root), thresholds or load_thresholds()))
     path = results.table_path("summary", root)
     results.atomic_write_text(path, results.format_table(summary).to_csv(index=False, lineterminator="\n"))

@@ -149,6 +149,27 @@ def write_rows(name: str, rows: pd.DataFrame, root: Path | None = None) -> Path:
         return _upsert(path, name, keys, new)
 
 
+def drop_rows(name: str, rows: pd.DataFrame, root: Path | None = None) -> int:
+    r"""Remove the rows of table ``name`` whose key is one of ``rows``' keys; the number removed.
+
+    For a record that stopped being true (the skip of a file predicted since); rewritten only if a row goes.
+    """
+    keys = list(KEYS[name])
+    path = table_path(name, root)
+    if not path.exists() or not len(rows):
+        return 0
+    gone = set(_fmt(rows[keys]).itertuples(index=False, name=None))
+    with filelock.FileLock(str(path) + ".lock"):
+        old = read_table(name, path.parent)
+        if not len(old):
+            return 0
+        old = _fmt(old)
+        drop = old[keys].apply(tuple, axis=1).isin(gone)
+        if drop.any():
+            atomic_write_text(path, old[~drop].to_csv(index=False, lineterminator="\n"))
+    return int(drop.sum())
+
+
 def same_values(new: pd.Series, old: pd.Series) -> pd.Series:
     r"""Element-wise: equal formatted values, or numbers within :data:`RTOL` / :data:`ATOL`.
 
@@ -429,6 +450,29 @@ def read_settings(root: Path | None = None) -> dict | None:
     return data
 
 
+def check_settings(settings: dict, root: Path | None = None) -> dict:
+    r"""The settings the results folder was made with, if a run with ``settings`` may write there.
+
+    Writes nothing (a run checks this before any work; :func:`claim_settings` records them).
+    Raises :class:`SettingsConflictError`, saying which setting differs and how to write elsewhere.
+    """
+    root = root or results_root()
+    recorded = read_settings(root)
+    if recorded is None:
+        made = any(table_path(t, root).exists() for t in _SETTINGS_TABLES)
+        recorded = dict(DEFAULT_SETTINGS) if made else {}
+    conflicts = {k: (recorded[k], v) for k, v in settings.items() if k in recorded and recorded[k] != v}
+    if conflicts:
+        made = ", ".join(f"{k} {old}" for k, (old, _) in conflicts.items())
+        asked = ", ".join(f"{k} {new}" for k, (_, new) in conflicts.items())
+        raise SettingsConflictError(
+            f"{root} holds results made with {made}; this run uses {asked}. Results made with other "
+            f"settings are never replaced: pass --results DIR to write this run to a folder of its own "
+            f"(or run with the folder's settings)."
+        )
+    return recorded
+
+
 def claim_settings(settings: dict, root: Path | None = None) -> None:
     r"""Make sure the results folder may take rows made with ``settings``.
 
@@ -449,19 +493,7 @@ def claim_settings(settings: dict, root: Path | None = None) -> None:
     root.mkdir(parents=True, exist_ok=True)
     path = root / SETTINGS_FILE
     with filelock.FileLock(str(path) + ".lock"):
-        recorded = read_settings(root)
-        if recorded is None:
-            made = any(table_path(t, root).exists() for t in _SETTINGS_TABLES)
-            recorded = dict(DEFAULT_SETTINGS) if made else {}
-        conflicts = {k: (recorded[k], v) for k, v in settings.items() if k in recorded and recorded[k] != v}
-        if conflicts:
-            made = ", ".join(f"{k} {old}" for k, (old, _) in conflicts.items())
-            asked = ", ".join(f"{k} {new}" for k, (_, new) in conflicts.items())
-            raise SettingsConflictError(
-                f"{root} holds results made with {made}; this run uses {asked}. Results made with other "
-                f"settings are never replaced: pass --results DIR to write this run to a folder of its own "
-                f"(or run with the folder's settings)."
-            )
+        recorded = check_settings(settings, root)
         merged = {**recorded, **settings}
         merged = {
             k: merged[k] for k in [*DEFAULT_SETTINGS, *sorted(set(merged) - set(DEFAULT_SETTINGS))] if k in merged

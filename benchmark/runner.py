@@ -9,6 +9,9 @@ audinterface's own cache key ignores the model, so it is not used.
 The cache is filled chunk by chunk, so an interrupted run resumes where
 it stopped. Files that cannot be scored (unreadable, empty, silent, too
 short, NaN output) are recorded as skips with a reason, never scored.
+A skip also records the state of its file (:func:`benchmark.hashing.file_state`):
+a file that comes back, or whose bytes change, is predicted again by the
+next run instead of staying skipped.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark import DIMENSIONS
-from benchmark.hashing import sha256_text
+from benchmark.hashing import file_state, sha256_text
 from benchmark.paths import cache_dir, check_name
 from benchmark.results import atomic_write_text
 
@@ -44,6 +47,29 @@ weighted by their lengths. Every evaluation corpus of the project has
 shorter files, whose predictions are unchanged. Which files were
 segmented is recorded in ``results/segmented.csv`` (:func:`segmented_files`).
 """
+
+
+PLAUSIBLE = (-1.0, 2.0)
+r"""Predictions outside this band lie far off the 0..1 scale: they are counted and warned about, and still scored.
+
+One scale width beyond either end. Regression heads overshoot the ends a
+little (the committed models reach -0.3 and 1.5 on the demo data); a
+model whose outputs are on another scale (logits, 1..7, a wrong
+transform) lands far outside.
+"""
+
+
+def far_outside(pred: pd.DataFrame) -> pd.DataFrame:
+    r"""Which predictions lie outside :data:`PLAUSIBLE` (NaN, "not predicted", is not).
+
+    Examples:
+        >>> pred = pd.DataFrame({"arousal": [0.5, 2.3, -3.0], "valence": [1e9, float("nan"), 1.9]})
+        >>> far_outside(pred).to_numpy().tolist()
+        [[False, True], [True, False], [True, False]]
+
+    """
+    low, high = PLAUSIBLE
+    return (pred < low) | (pred > high)
 
 
 def windows(n_samples: int, window: int, min_samples: int) -> list[tuple[int, int]]:
@@ -145,7 +171,10 @@ class PredictionCache:
     r"""On-disk predictions of one model × split × condition.
 
     Two CSV files in one folder: ``predictions.csv`` (file + A/D/V) and
-    ``skips.csv`` (file + reason), both rewritten atomically.
+    ``skips.csv`` (file + reason + the file's state when it was skipped),
+    both rewritten atomically. A skip whose file is not in that state any
+    more (it came back, or its bytes changed) is stale: :meth:`load` leaves
+    it out, so the file is predicted again, and lists it in :attr:`stale`.
     """
 
     def __init__(self, model, evalset, condition: dict | None = None, batch_size: int = 1):
@@ -169,17 +198,29 @@ class PredictionCache:
         )
         self.pred_path = self.folder / "predictions.csv"
         self.skip_path = self.folder / "skips.csv"
+        self.stale: list[str] = []
 
     def load(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        r"""Cached predictions and the skips that still hold (stale ones go to :attr:`stale`)."""
         pred, skips = _empty_frames()
         if self.pred_path.exists():
             pred = pd.read_csv(self.pred_path, index_col="file", dtype={"file": "string"})
             pred = pred.astype("float64")
         if self.skip_path.exists():
-            skips = pd.read_csv(self.skip_path, index_col="file", dtype={"file": "string", "reason": "string"})
+            skips = pd.read_csv(
+                self.skip_path, index_col="file", dtype={"file": "string", "reason": "string", "state": "string"}
+            )
+            # a skip written before states were recorded has none: its file is tried once more
+            recorded = skips["state"] if "state" in skips else pd.Series(pd.NA, index=skips.index, dtype="string")
+            holds = [pd.notna(was) and was == file_state(file) for file, was in recorded.items()]
+            self.stale = [f for f, ok in zip(skips.index, holds) if not ok]
+            skips = skips[holds].reindex(columns=["reason", "state"])
         return pred, skips
 
     def save(self, pred: pd.DataFrame, skips: pd.DataFrame) -> None:
+        r"""Write ``pred`` and ``skips``; a skip without a state gets its file's state now."""
+        skips = skips.reindex(columns=["reason", "state"]).astype("string")
+        skips["state"] = [was if pd.notna(was) and was else file_state(file) for file, was in skips["state"].items()]
         atomic_write_text(self.pred_path, pred.to_csv(float_format="%.9g", lineterminator="\n"))
         atomic_write_text(self.skip_path, skips.to_csv(lineterminator="\n"))
 
@@ -280,6 +321,7 @@ def predict(
     batch_size = batch_size if batches(model) else 1
     cache = PredictionCache(model, evalset, condition, batch_size)
     pred, skips = _empty_frames() if recompute else cache.load()
+    retried = list(cache.stale)  # skipped before, but the file changed since: predicted again now
     done = pred.index.union(skips.index)
     todo = files[~files.isin(done)]
     bar = _progress(
@@ -307,6 +349,7 @@ def predict(
     pred = pred.reindex(files[files.isin(pred.index)])
     skips = skips.reindex(files[files.isin(skips.index)])
     pred.attrs["computed"] = len(todo)  # files run through the model now (the rest came from the cache)
+    pred.attrs["retried"] = retried
     return pred, skips
 
 
@@ -419,7 +462,7 @@ def _batched_chunk(reader: audinterface.Process, scorer: _Scorer, chunk: pd.Inde
 def _empty_frames() -> tuple[pd.DataFrame, pd.DataFrame]:
     idx = pd.Index([], name="file", dtype="string")
     return pd.DataFrame(columns=list(DIMENSIONS), index=idx, dtype="float64"), pd.DataFrame(
-        columns=["reason"], index=idx.copy(), dtype="string"
+        columns=["reason", "state"], index=idx.copy(), dtype="string"
     )
 
 

@@ -33,6 +33,7 @@ class SuiteReport:
     skipped_sets: list = dataclasses.field(default_factory=list)
     failures: list = dataclasses.field(default_factory=list)
     wall_seconds: float = 0.0
+    out_of_range: dict = dataclasses.field(default_factory=dict)  # (dataset, split, condition) → predictions
 
     @property
     def ok(self) -> bool:
@@ -216,6 +217,8 @@ def _run_split(model, entry, evalset, tests, seed, num_workers, options, progres
         counts["predictions"] += len(pred) + len(skips)
         counts["computed"] += pred.attrs.get("computed", 0)
         _record_skips(report, model, entry, evalset, condition, skips)
+        _forget_skips(model, evalset, condition, pred)
+        _check_range(report, entry, evalset, condition, pred, log)
         return pred
 
     try:
@@ -293,6 +296,42 @@ def _record_skips(report, model, entry, evalset, condition, skips: pd.DataFrame)
     )
     report.skipped_files.extend(rows[["dataset", "split", "condition", "file", "reason"]].itertuples(index=False))
     _write(report, "skips", rows)
+
+
+def _forget_skips(model, evalset, condition, pred: pd.DataFrame) -> None:
+    r"""Drop the ``skips`` rows of files that are predicted now (a file that came back, or was repaired)."""
+    old = results.read_table("skips")
+    if not len(old) or not len(pred):
+        return
+    mine = old[
+        (old["model_sha256"] == model.artifact_hash)
+        & (old["dataset"] == evalset.audb_name)
+        & (old["dataset_version"].astype(str) == str(evalset.version))
+        & (old["data_fingerprint"].astype(str) == evalset.fingerprint[:12])
+        & (old["split"] == evalset.split)
+        & (old["condition"] == runner.condition_key(condition))
+    ]
+    done = mine[mine["file"].isin({_relative(f, evalset.root) for f in pred.index})]
+    if len(done):
+        results.drop_rows("skips", done)
+
+
+def _check_range(report: SuiteReport, entry, evalset, condition, pred: pd.DataFrame, log) -> None:
+    r"""Count and warn about predictions far off the 0..1 scale (:data:`benchmark.runner.PLAUSIBLE`); still scored."""
+    far = runner.far_outside(pred)
+    count = int(far.to_numpy().sum())
+    if not count:
+        return
+    key = runner.condition_key(condition)
+    report.out_of_range[(evalset.audb_name, evalset.split, key)] = count
+    file, dim = far.stack().loc[lambda hits: hits].index[0]
+    low, high = runner.PLAUSIBLE
+    log(
+        f"warning: {entry.name} on {evalset.audb_name}/{evalset.split} · {key}: {count} prediction(s) far outside "
+        f"0..1 (below {low:g} or above {high:g}), e.g. {dim} {float(pred.loc[file, dim]):.6g} for "
+        f"{_relative(file, evalset.root)}. The benchmark scores every model on 0..1: check the model's output "
+        "scale (its transform, or the output mapped in models.yaml)."
+    )
 
 
 def _relative(path: str, root: str) -> str:

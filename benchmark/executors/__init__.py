@@ -23,6 +23,10 @@ from benchmark.plan import Cell, Outcome, RunSpec, plan
 EXECUTORS = ("local", "ray")
 
 
+class ClusterUnreachableError(ConnectionError):
+    r"""The Ray cluster named by ``--address`` does not answer; the message names it and what to check."""
+
+
 class Progress:
     r"""The driver's one progress bar: files done, files/s, cells done."""
 
@@ -63,6 +67,7 @@ def predict_cells(
     splits: typing.Sequence[str] | None = None,
     tests: typing.Sequence[str] = (),
     address: str | None = None,
+    address_timeout: float = 30.0,
     replicas: int = 1,
     gpus_per_replica: float | None = None,
     progress: bool = True,
@@ -79,7 +84,9 @@ def predict_cells(
         splits: split names (default: every evaluation split)
         tests: test families (robustness adds a cell per condition)
         address: Ray cluster (``None``: start one on this machine;
-            ``'auto'`` or ``'ray://HOST:PORT'``: join one)
+            ``'auto'``, ``'HOST:PORT'`` or ``'ray://HOST:PORT'``: join one)
+        address_timeout: seconds to wait for the cluster at ``address``
+            (:class:`ClusterUnreachableError` after that)
         replicas: model replicas (Ray actors) per model
         gpus_per_replica: GPUs per replica, fractional allowed
             (default: 1 for entries with ``params.device`` on CUDA, else 0)
@@ -96,13 +103,17 @@ def predict_cells(
         raise ValueError(f"Unknown executor '{executor}'; use one of {', '.join(EXECUTORS)}.")
     if replicas < 1:
         raise ValueError(f"--replicas must be at least 1, got {replicas}.")
+    if executor == "ray":  # before the plan, which can take minutes: a missing Ray or cluster fails at once
+        from benchmark.executors import ray as ray_executor
+
+        ray_executor.import_ray()
+        if address:
+            ray_executor.check_address(address, address_timeout)
     cells, where = plan(models, spec, datasets=datasets, splits=splits, tests=tests, log=log)
     bar = Progress(cells, progress)
     try:
         if executor == "local":
             return run_local(cells, where, spec, bar)
-        from benchmark.executors import ray as ray_executor
-
         return ray_executor.run(
             cells,
             where,

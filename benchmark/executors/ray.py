@@ -16,12 +16,14 @@ keeps every cell already written to the cache.
 from __future__ import annotations
 
 import os
+import socket
 import time
 import typing
+import urllib.parse
 
 import numpy as np
 
-from benchmark.executors import Progress, cache_of, store, todo_positions, worker_env
+from benchmark.executors import ClusterUnreachableError, Progress, cache_of, store, todo_positions, worker_env
 from benchmark.plan import Cell, Outcome, RunSpec
 
 TASK_RETRIES = 3
@@ -33,7 +35,10 @@ IN_FLIGHT = 2
 MIN_SHARD = 64
 """Fewest files in a shard of a cell (one task)."""
 
-INSTALL_HINT = "pip install 'ser-benchmark[ray]' (or: pip install -c constraints.txt 'ray[default]==2.60.0')"
+INSTALL_HINT = "pip install 'ser-benchmark[ray]' (or: pip install -c constraints.txt 'ray[client]==2.60.0')"
+
+DEFAULT_PORTS = {"ray": 10001, "": 6379}
+"""Ports Ray listens on when an address gives none: the Ray Client server (``ray://``), the GCS (``HOST``)."""
 
 
 def import_ray():
@@ -43,6 +48,61 @@ def import_ray():
     except ImportError as ex:
         raise ImportError(f"--executor ray needs Ray, which is not installed: {INSTALL_HINT}") from ex
     return ray
+
+
+def endpoint(address: str) -> tuple[str, int] | None:
+    r"""Host and port that ``address`` makes Ray connect to; ``None`` for ``'auto'`` (Ray finds it).
+
+    Examples:
+        >>> endpoint("ray://head.example:10001"), endpoint("10.0.0.5"), endpoint("auto")
+        (('head.example', 10001), ('10.0.0.5', 6379), None)
+
+    """
+    if address in ("auto", "local"):
+        return None
+    parsed = urllib.parse.urlsplit(address if "://" in address else f"//{address}")
+    try:
+        port = parsed.port
+    except ValueError:
+        raise ClusterUnreachableError(
+            f"--address {address}: the port is not a number; give HOST:PORT, ray://HOST:PORT or auto."
+        ) from None
+    if not parsed.hostname:
+        raise ClusterUnreachableError(f"--address {address}: no host; give HOST:PORT, ray://HOST:PORT or auto.")
+    return parsed.hostname, port or DEFAULT_PORTS.get(parsed.scheme, DEFAULT_PORTS[""])
+
+
+def check_address(address: str, timeout: float) -> None:
+    r"""Make sure something listens at ``address`` before Ray is asked to join it.
+
+    ``ray.init`` retries an address that does not answer without end; a
+    TCP connection attempt fails within ``timeout`` seconds instead.
+
+    Raises:
+        ClusterUnreachableError: naming the address and what to check
+
+    """
+    where = endpoint(address)
+    if where is None:
+        return
+    host, port = where
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return
+    except OSError as ex:
+        reason = "no answer" if isinstance(ex, TimeoutError) else f"{type(ex).__name__}: {ex.strerror or ex}"
+    client = address.startswith("ray://")
+    raise ClusterUnreachableError(
+        f"cannot reach the Ray cluster at {address} ({host}:{port}: {reason}, waited up to {timeout:g} s). Check that "
+        + (
+            "the head node runs the Ray Client server (`ray start --head` starts it on port 10001)"
+            if client
+            else "`ray start --head --port=PORT` runs there and PORT is its GCS port (default 6379)"
+        )
+        + ", that the host name and port are right and that no firewall blocks the port; to wait longer pass "
+        "--ray-timeout SECONDS (or set SER_BENCHMARK_RAY_TIMEOUT); without --address a cluster is started on "
+        "this machine."
+    )
 
 
 class Worker:

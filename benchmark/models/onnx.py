@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from benchmark.hashing import artifact_sha256, sha256_file
-from benchmark.models import download
+from benchmark.models import download, onnx_files
 from benchmark.models.base import Predictor, outputs_to_adv
-from benchmark.registry import OutputsError
+from benchmark.registry import ModelFileError, OutputsError
 
 
 class AudonnxPredictor(Predictor):
@@ -135,12 +135,21 @@ def load(entry, registry=None) -> Predictor:
     folder, digest = resolve(entry)
     params = dict(entry.params)
     model_file = "model.yaml" if (folder / "model.yaml").exists() else "model.onnx"
-    model = audonnx.load(
-        os.fspath(folder),
-        model_file=model_file,
-        device=_device(str(params.get("device", "cpu")), entry.name),
-        num_workers=params.get("num_workers", 1),
-    )
+    found = onnx_files.problems(folder)
+    if found:
+        raise ModelFileError(f"Model '{entry.name}': " + "; ".join(found))
+    try:
+        model = audonnx.load(
+            os.fspath(folder),
+            model_file=model_file,
+            device=_device(str(params.get("device", "cpu")), entry.name),
+            num_workers=params.get("num_workers", 1),
+        )
+    except Exception as ex:  # onnxruntime and audonnx raise many types for a file they cannot use
+        raise ModelFileError(
+            f"Model '{entry.name}': {folder / model_file} cannot be loaded ({type(ex).__name__}: "
+            f"{str(ex).splitlines()[0][:200] if str(ex) else ''}); {onnx_files.FIX}"
+        ) from ex
     return AudonnxPredictor(
         entry.name,
         digest,
