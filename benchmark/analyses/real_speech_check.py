@@ -56,18 +56,19 @@ def train_files(root: str | os.PathLike) -> pd.DataFrame:
     return train[["source", "emotion", "speaker", "sex"]]
 
 
-def predict_files(model, sources: typing.Sequence[str]) -> np.ndarray:
-    r"""A/D/V of each audio file, read, mixed down and resampled to the model's rate; shape ``(n, 3)``."""
+def read_signal(source: str | os.PathLike, sampling_rate: int) -> np.ndarray:
+    r"""An audio file mixed down to one channel and resampled to ``sampling_rate``; shape ``(1, samples)``."""
     import audiofile
     import audresample
 
-    out = []
-    for source in sources:
-        signal, rate = audiofile.read(str(source), always_2d=True)
-        signal = audresample.remix(signal, mixdown=True)
-        if rate != model.sampling_rate:
-            signal = audresample.resample(signal, rate, model.sampling_rate)
-        out.append(model(signal, model.sampling_rate))
+    signal, rate = audiofile.read(str(source), always_2d=True)
+    signal = audresample.remix(signal, mixdown=True)
+    return audresample.resample(signal, rate, sampling_rate) if rate != sampling_rate else signal
+
+
+def predict_files(model, sources: typing.Sequence[str]) -> np.ndarray:
+    r"""A/D/V of each audio file, read by :func:`read_signal` at the model's rate; shape ``(n, 3)``."""
+    out = [model(read_signal(s, model.sampling_rate), model.sampling_rate) for s in sources]
     return np.asarray(out, dtype=np.float64).reshape(len(out), -1)
 
 
