@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from test_real_speech_check import _release
@@ -83,3 +85,31 @@ def test_emodb_data_reads_train_speakers_only(tmp_path):
     assert x.shape == (3, 88) and np.isfinite(x).all()
     assert speakers.tolist() == ["3", "8", "9"]
     np.testing.assert_array_equal(y, [[0.75, 0.75, 0.25], [0.25, 0.25, 0.25], [0.5, 0.5, 0.5]])
+
+
+def _script(name: str):
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_fit_teacher_refuses_a_real_speech_option_it_cannot_read(tmp_path, capsys):
+    fit_teacher = _script("fit_teacher")
+    for value in ("crema-d=" + str(tmp_path), "emodb=" + str(tmp_path), "emodb"):
+        with pytest.raises(SystemExit) as exit_:
+            fit_teacher.main(["--real-speech", value, "--out", str(tmp_path / "out")])
+        assert exit_.value.code == 2
+        assert "give emodb=PATH" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_real_speech_targets_script_checks_names_before_reading_audio(tmp_path, capsys):
+    script = _script("real_speech_targets")
+    root = _release(tmp_path / "emodb", ["03a01Wa.wav", "08a01Ta.wav"])
+    with pytest.raises(SystemExit) as exit_:
+        script.main([str(root), "--students", "no-such-model"])
+    assert exit_.value.code == 2 and "no-such-model" in capsys.readouterr().err
