@@ -83,7 +83,7 @@ def test_emodb_data_reads_train_speakers_only(tmp_path):
     root = _release(tmp_path / "emodb", ["03a01Wa.wav", "08a01Ta.wav", "09a01Na.wav", "12a01Wa.wav"])
     x, y, speakers = egemaps_real.emodb_data(root)
     assert x.shape == (3, 88) and np.isfinite(x).all()
-    assert speakers.tolist() == ["3", "8", "9"]
+    assert speakers.tolist() == ["03", "08", "09"]
     np.testing.assert_array_equal(y, [[0.75, 0.75, 0.25], [0.25, 0.25, 0.25], [0.5, 0.5, 0.5]])
 
 

@@ -210,14 +210,21 @@ def choose(
 
 
 def emodb_data(root, num_workers: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    r"""Features, targets and speakers of EmoDB's train-speaker files in a release folder (test speakers never read)."""
+    r"""Features, targets and speakers of EmoDB's train-speaker files in a release folder (test speakers never read).
+
+    Speakers are named as in the file names (``"03"``): their sorted order
+    pairs each with a share of the synthetic speakers in
+    :func:`cross_validate`, so the names decide the folds.
+    """
     from benchmark.analyses.real_speech_check import read_signal, train_files
 
     files = train_files(root)
-    model = EgemapsRegressor("features", np.zeros(88), np.ones(88), np.zeros((3, 88)), np.zeros(3), np.ones(3))
-    model.arrays["normalise"][0] = 1.0  # features of the gain-normalised signal, as the teacher sees it
+    # features of the gain-normalised signal, as the teacher sees it
+    model = EgemapsRegressor(
+        "features", np.zeros(88), np.ones(88), np.zeros((3, 88)), np.zeros(3), np.ones(3), normalise=True
+    )
     x = np.stack([model.features(read_signal(s, SAMPLING_RATE)[0]) for s in files["source"]])
-    return x, category_targets(files["emotion"].tolist()), files["speaker"].astype(str).to_numpy()
+    return x, category_targets(files["emotion"].tolist()), files["speaker"].map("{:02d}".format).to_numpy()
 
 
 def real_auc_of(targets: np.ndarray) -> typing.Callable[[np.ndarray, int], float]:
