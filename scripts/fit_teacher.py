@@ -12,6 +12,13 @@ Usage::
 
     python scripts/fit_teacher.py --out weights/egemaps-teacher     # the demo teacher
     python scripts/fit_teacher.py --data real --out weights/egemaps-msppodcast
+    python scripts/fit_teacher.py --real-speech emodb=../shared/data/emodb --out weights/egemaps-teacher-real
+
+``--real-speech emodb=PATH`` adds the train speakers of an original EmoDB
+release (never its test speakers), their emotions placed on A/D/V, with a
+per-file weight and penalty per dimension chosen by speaker-grouped
+cross-validation (:mod:`benchmark.models.egemaps_real`,
+``docs/research/teacher-real-speech.md``).
 
 It prints the ``source`` to put into the teacher's ``models.yaml`` entry.
 """
@@ -32,14 +39,28 @@ def main(argv=None) -> int:
     parser.add_argument("--data", choices=("demo", "real"), default="demo")
     parser.add_argument("--out", required=True, help="folder for model.npz and model.json")
     parser.add_argument("--workers", type=int, default=2, help="threads for feature extraction")
+    parser.add_argument("--real-speech", metavar="emodb=PATH", help="also fit on an EmoDB release's train speakers")
+    parser.add_argument("--name", default="egemaps", help="model name stored with the fit")
     args = parser.parse_args(argv)
+    real = None
+    if args.real_speech:
+        corpus, _, real = args.real_speech.partition("=")
+        if corpus != "emodb" or not real or not Path(real, "wav").is_dir():
+            parser.error(
+                f"--real-speech: give emodb=PATH, PATH an EmoDB release folder with wav/; got {args.real_speech!r}"
+            )
 
     from benchmark.data.datasets import load_split
     from benchmark.hashing import sha256_file
     from benchmark.models import egemaps
 
     evalset = load_split(args.dataset, args.split, data=args.data)
-    model = egemaps.fit(evalset, num_workers=args.workers)
+    if real:
+        from benchmark.models import egemaps_real
+
+        model = egemaps_real.fit_with_real(evalset, real, num_workers=args.workers, name=args.name)
+    else:
+        model = egemaps.fit(evalset, num_workers=args.workers)
     path = model.save(args.out)
     try:
         shown = path.resolve().relative_to(ROOT)

@@ -303,7 +303,7 @@ def fit(
 
     """
     features = extract(evalset, num_workers, verbose, normalise)
-    groups = _groups(evalset)
+    groups = speaker_groups(evalset)
     mean = np.nanmean(features, axis=0)
     scale = np.nanstd(features, axis=0)
     scale = np.where(np.isfinite(scale) & (scale > 1e-12), scale, 1.0)
@@ -402,7 +402,7 @@ def choose_alpha(
     return float(alphas[best]), float(scores[best])
 
 
-def _groups(evalset) -> np.ndarray:
+def speaker_groups(evalset) -> np.ndarray:
     r"""Speaker of each file; files of unknown speaker form their own group."""
     files = list(evalset.files)
     if evalset.speaker is None:
