@@ -66,8 +66,9 @@ def test_leaderboard_opens_with_real_speech(tmp_path):
     # ranked by mean AUC: beta (0.833) above alpha (0.770)
     assert [r.split("]")[0][3:] for r in rows] == ["beta", "alpha"]
     assert "0.900 [0.850, 0.950]" in rows[1] and "0.770" in rows[1]
-    assert "+0.02 · -0.15 · +0.10" in rows[1]  # women − men per dimension
-    assert "0.80 (14)" in rows[1]  # alpha's worst speaker on arousal
+    assert "-0.15 (dominance)" in rows[1]  # women − men: +0.02, -0.15, +0.10
+    assert "0.51 (valence, speaker 14)" in rows[1]  # alpha's worst speakers: 0.80, 0.70, 0.51
+
     # the model page shows it before the synthetic results
     assert alpha.index("## Real speech") < alpha.index("## Correctness")
 

@@ -24,15 +24,17 @@ from benchmark.docs.summary import outcomes
 FAIRNESS_TESTS = ("consistency-sex-delta-auc", "consistency-worst-speaker")
 
 INTRO = (
-    "**Recorded human speech**, not synthetic voices: how each model's arousal, dominance and valence rank "
-    "the emotions actors were asked to portray. Per dimension, the AUC of the files of the emotions placed "
-    "high (e.g. anger, happiness, fear on arousal) against those placed low (sadness, boredom): the chance "
-    "that a high file gets the higher prediction (0.5: no separation; passes at ≥ 0.6), with its 95 % "
-    "bootstrap interval. *Sex gap*: AUC among women − AUC among men. *Worst speaker*: the lowest AUC "
-    "within one speaker. Both are judged as fairness tests (the analyses page gives their thresholds and "
-    "why). Reproduce: `python scripts/emodb_results.py PATH` on the original EmoDB release, or "
-    "`python -m benchmark run --model all --data public --dataset emodb` with audb-public "
-    "(the real corpora page)."
+    "**Recorded human speech**, not synthetic voices. Do a model's arousal, dominance and valence rank the "
+    "emotions actors portrayed? AUC: the chance that a file of an emotion placed high (anger, happiness on "
+    "arousal) is predicted above one placed low (sadness, boredom); 0.5 is chance, ≥ 0.6 passes; 95 % "
+    "interval in brackets. *Largest sex gap*: AUC among women − among men; *worst speaker*: the lowest AUC "
+    "within one speaker; both are fairness tests (thresholds on the analyses page; per dimension on each "
+    "model's page)."
+)
+REPRODUCE = (
+    "*Reproduce: `python scripts/emodb_results.py PATH` on the original EmoDB release, or "
+    "`python -m benchmark run --model all --data public --dataset emodb` with audb-public (the real corpora "
+    "page says what may differ).*"
 )
 NONE = (
     "*No real-speech results yet: every number below comes from synthetic replicas. "
@@ -66,6 +68,25 @@ def _worst(by: dict, dim: str) -> str:
         return DASH
     speaker = str(w.get("speaker", "")).removesuffix(".0")
     return f"{float(w['auc']):.2f} ({speaker})"
+
+
+def _largest_gap(by: dict) -> str:
+    r"""The sex gap (women − men) of largest size over the dimensions, e.g. ``'-0.15 (dominance)'``."""
+    gaps = [(abs(float(_gap(by, d))), _gap(by, d), d) for d in DIMENSIONS if _gap(by, d) != DASH]
+    if not gaps:
+        return DASH
+    _, text, dim = max(gaps)
+    return f"{text} ({dim})"
+
+
+def _lowest_speaker(by: dict) -> str:
+    r"""The lowest worst-speaker AUC over the dimensions, e.g. ``'0.75 (dominance, 14)'``."""
+    rows = [(float(by[(d, "worst-speaker")]["auc"]), d) for d in DIMENSIONS if (d, "worst-speaker") in by]
+    if not rows:
+        return DASH
+    value, dim = min(rows)
+    speaker = str(by[(dim, "worst-speaker")].get("speaker", "")).removesuffix(".0")
+    return f"{value:.2f} ({dim}, speaker {speaker})"
 
 
 def _fairness(inputs: Inputs, model: str, sha: str, section: tuple) -> str:
@@ -106,8 +127,8 @@ def section_table(inputs: Inputs, rows: pd.DataFrame, section: tuple) -> str:
                     f"[{model}](models/{model}.md)",
                     fmt3(_mean_auc(by)),
                     *cells,
-                    " · ".join(_gap(by, d) for d in DIMENSIONS),
-                    " · ".join(_worst(by, d) for d in DIMENSIONS),
+                    _largest_gap(by),
+                    _lowest_speaker(by),
                     _fairness(inputs, model, str(sha), section),
                 ],
             )
@@ -117,8 +138,8 @@ def section_table(inputs: Inputs, rows: pd.DataFrame, section: tuple) -> str:
         "model",
         "mean AUC",
         *[f"AUC {d}" for d in DIMENSIONS],
-        "sex gap A · D · V",
-        "worst speaker A · D · V",
+        "largest sex gap",
+        "worst speaker",
         "fairness passed",
     ]
     return md_table(headers, [e[2] for e in entries], "lrrrrlll")
@@ -140,6 +161,7 @@ def leaderboard_section(inputs: Inputs, out: Output) -> str:
         figure = cost_figure(inputs, out, section)
         if figure:
             parts.append(figure)
+    parts.append(REPRODUCE)
     parts.append("*Sources: `results/consistency.csv`, `results/efficiency.csv`.*")
     return "\n\n".join(p for p in parts if p)
 
@@ -177,17 +199,24 @@ def cost_points(inputs: Inputs, rows: pd.DataFrame) -> pd.DataFrame:
 
 def cost_figure(inputs: Inputs, out: Output, section: tuple) -> str:
     r"""Mean AUC on a real split against time and size (the real-speech twin of the CCC cost figure)."""
-    points = cost_points(inputs, _in_section(real_rows(inputs), section))
+    rows = _in_section(real_rows(inputs), section)
+    points = cost_points(inputs, rows)
     if not len(points):
         return ""
+    baselines = {
+        m
+        for m in rows["model"]
+        if (inputs.models.get(m, {}).get("role") or _role_from_results(inputs, m)) == "baseline"
+    }
+    untimed = sorted(set(rows["model"]) - set(points["model"]) - baselines)
     rel = f"{FIGURES}/leaderboard/real-cost__{slug(*section)}.png"
     title = f"real speech: mean AUC against cost, {section[0]} {section[1]} · {section[2]}"
-    out.figure(rel, "accuracy_vs_cost", points, title, "mean AUC over dimensions (real speech)")
+    out.figure(rel, "accuracy_vs_cost", points, title, "AUC")
     return (
         f"![mean AUC on real speech against CPU time and model size]({rel})\n\n"
         f"*Mean AUC over the dimensions on {section[0]} · {section[2]} (recorded speech) against the median time "
         "of one 5 s clip on one CPU thread and the number of parameters (`results/efficiency.csv`; log axes; "
-        "baselines left out).*"
+        "baselines left out" + (f"; no time of the current artefact: {', '.join(untimed)}" if untimed else "") + ").*"
     )
 
 
