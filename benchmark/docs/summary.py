@@ -142,8 +142,7 @@ def glance_section(inputs: Inputs, out: Output) -> str:
             [
                 str(rank),
                 f"[{r['model']}](models/{r['model']}.md)",
-                fmt_share(r["share_passed"]),
-                f"{_float(r.get('passed')) or 0:.0f} of {_float(r['tests']) or 0:.0f}",
+                f"{fmt_share(r['share_passed'])} ({_float(r.get('passed')) or 0:.0f} of {_float(r['tests']) or 0:.0f})",
                 f"{_float(r.get('undecided')) or 0:.0f}",
                 *[fmt3(means.get((r["model"], s))) for s in sections],
             ]
@@ -155,17 +154,16 @@ def glance_section(inputs: Inputs, out: Output) -> str:
                 f"[{model}](models/{model}.md)",
                 "no tests judged",
                 DASH,
-                DASH,
                 *[fmt3(means.get((model, s))) for s in sections],
             ]
         )
     headers = [
         "#",
         "model",
-        "share passed",
-        "tests passed",
+        "share passed (of tests)",
         "undecided",
-        *[f"CCC {corpus_label(s, sections)}" for s in sections],
+        # short headers (the intro says these are mean CCCs on replicas): long ones wrap and widen the table
+        *[corpus_label(s, sections).removeprefix("demo-") for s in sections],
     ]
     parts = [
         "## At a glance",
@@ -174,7 +172,7 @@ def glance_section(inputs: Inputs, out: Output) -> str:
         "analyses page lists every test, its threshold and its source). A test whose 95 % interval contains "
         "the threshold is *undecided*; a test not scored (no value, or no skill to judge) counts as not passed. "
         "The real-speech tests count here too. The last columns hold the mean CCC over the dimensions on each "
-        "replica. Each model's page gives the share passed per test family and lists every test.",
+        "synthetic replica (`demo-*`, named without the prefix). Each model's page gives the share passed per test family and lists every test.",
     ]
     parts += [md_table(headers, table, "rll" + "r" * (len(headers) - 3)), note]
     figure = cost_figure(inputs, out)
