@@ -261,7 +261,7 @@ def evaluate(tables: typing.Mapping[str, pd.DataFrame], thresholds: typing.Seque
         ``outcome`` (one of :data:`OUTCOMES`), ``note`` and ``source``
 
     """
-    skill = _skill(tables.get("correctness"))
+    skill = {**_skill(tables.get("correctness")), **consistency_skill(tables.get("consistency"))}
     frames = []
     for t in thresholds:
         df = tables.get(t.table)
@@ -284,7 +284,8 @@ def evaluate(tables: typing.Mapping[str, pd.DataFrame], thresholds: typing.Seque
         out["note"] = ""
         if t.requires_skill:
             has_skill = [skill.get(k, False) for k in out[list(GROUP)].astype(str).itertuples(index=False, name=None)]
-            out.loc[~np.array(has_skill, dtype=bool), ["outcome", "note"]] = ("not scored", NO_SKILL)
+            note = NO_AUC_SKILL if t.table == "consistency" else NO_SKILL
+            out.loc[~np.array(has_skill, dtype=bool), ["outcome", "note"]] = ("not scored", note)
         out["source"] = t.source
         frames.append(out)
     columns = [
@@ -310,6 +311,25 @@ def evaluate(tables: typing.Mapping[str, pd.DataFrame], thresholds: typing.Seque
 
 
 NO_SKILL = "no skill here: the CCC's 95 % interval reaches 0"
+NO_AUC_SKILL = "no skill here: the AUC's 95 % interval (all files) reaches 0.5"
+
+
+def consistency_skill(consistency: pd.DataFrame | None) -> dict[tuple, bool]:
+    r"""Per :data:`GROUP` key of a categorical split: does the AUC of all files have a 95 % interval above 0.5?
+
+    Examples:
+        >>> row = {c: "x" for c in GROUP}
+        >>> rows = pd.DataFrame([{**row, "group": "all", "ci_low": 0.55}, {**row, "group": "female", "ci_low": 0.4}])
+        >>> consistency_skill(rows)
+        {('x', 'x', 'x', 'x', 'x', 'x', 'x'): True}
+
+    """
+    if consistency is None or not len(consistency) or "ci_low" not in consistency:
+        return {}
+    rows = consistency[consistency["group"].astype(str) == "all"]
+    low = _numbers(rows, "ci_low")
+    keys = rows[list(GROUP)].astype(str).itertuples(index=False, name=None)
+    return {k: bool(lo > 0.5) for k, lo in zip(keys, low)}
 
 
 def _skill(correctness: pd.DataFrame | None) -> dict[tuple, bool]:

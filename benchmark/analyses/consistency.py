@@ -14,8 +14,10 @@ high file is predicted higher than a random low one (0.5: no
 separation). Its 95 % interval resamples each side separately. A
 dimension passes if the AUC is at least :data:`THRESHOLD` (group
 ``all``). Where sex labels exist the AUC is also given within each sex
-(groups ``female`` / ``male``, with ``delta_auc`` against ``all``): the
-fairness question on a corpus without A/D/V gold.
+(groups ``female`` / ``male``, with ``delta_auc`` against ``all`` and its
+interval) and within each speaker (``speaker:<id>``, and a
+``worst-speaker`` row): the fairness question on a corpus without A/D/V
+gold (:mod:`benchmark.analyses.consistency_groups`).
 
 Options (``context.options``): ``bootstrap`` (resamples, 0 for none),
 ``consistency_threshold``, ``consistency_min_files``.
@@ -27,6 +29,7 @@ import numpy as np
 import pandas as pd
 import scipy.stats
 
+from benchmark.analyses import consistency_groups
 from benchmark.analyses.fairness import GROUPS, normalize_sex
 
 THRESHOLD = 0.6
@@ -53,6 +56,10 @@ COLUMNS = (
     "ci_low",
     "ci_high",
     "delta_auc",
+    "delta_ci_low",
+    "delta_ci_high",
+    "speaker",
+    "n_speakers",
     "threshold",
     "passed",
 )
@@ -108,6 +115,7 @@ def run(context) -> dict[str, pd.DataFrame]:
     min_files = int(options.get("consistency_min_files", MIN_FILES))
     category = evalset.category.reindex(pred.index)
     sex = normalize_sex(evalset.sex.reindex(pred.index)) if evalset.sex is not None else None
+    speaker = evalset.speaker.reindex(pred.index).astype("string") if evalset.speaker is not None else None
     base = context.base_row()
     rows, cat_rows, notes = [], [], []
     dims = [d for d in context.entry.dimensions if d in pred.columns]
@@ -133,17 +141,28 @@ def run(context) -> dict[str, pd.DataFrame]:
         groups = [("all", pd.Series(True, index=pred.index))]
         if sex is not None:
             groups += [(g, sex == g) for g in GROUPS if (sex == g).any()]
-        overall = np.nan
+        if speaker is not None:
+            prefix = consistency_groups.SPEAKER_PREFIX
+            groups += [(prefix + s, (speaker == s).fillna(False)) for s in sorted(speaker.dropna().unique())]
+        overall, dim_rows, d_ci = np.nan, [], (np.nan, np.nan)
         for group, mask in groups:
             h = values[mask & category.isin(high) & values.notna()].to_numpy()
             l_ = values[mask & category.isin(low) & values.notna()].to_numpy()
             if len(h) < min_files or len(l_) < min_files:
+                if group.startswith(consistency_groups.SPEAKER_PREFIX):
+                    continue  # speakers with few files are common; the worst-speaker row counts who is in
                 notes.append(f"{dim}/{group}: {len(h)} high and {len(l_)} low files, {min_files} needed on each side")
                 continue
             value = float(auc(h, l_))
             lo, hi = auc_ci(h, l_, n_boot, context.seed)
             overall = value if group == "all" else overall
-            rows.append(
+            if group in GROUPS:
+                ok_h, ok_l = category.isin(high) & values.notna(), category.isin(low) & values.notna()
+                d_ci = consistency_groups.delta_ci(
+                    values[ok_h].to_numpy(), values[ok_l].to_numpy(), mask[ok_h].to_numpy(bool),
+                    mask[ok_l].to_numpy(bool), n_boot, context.seed, auc,
+                )  # fmt: skip
+            dim_rows.append(
                 {
                     **base,
                     "dimension": dim,
@@ -156,10 +175,14 @@ def run(context) -> dict[str, pd.DataFrame]:
                     "ci_low": lo,
                     "ci_high": hi,
                     "delta_auc": np.nan if group == "all" else value - overall,
+                    "delta_ci_low": d_ci[0] if group in GROUPS else np.nan,
+                    "delta_ci_high": d_ci[1] if group in GROUPS else np.nan,
                     "threshold": threshold,
                     "passed": value >= threshold if group == "all" else np.nan,
                 }
             )
+        worst = consistency_groups.worst_speaker(dim_rows)
+        rows += dim_rows + ([worst] if worst else [])
     table = pd.DataFrame(rows, columns=[*base, *COLUMNS]) if rows else pd.DataFrame(columns=[*base, *COLUMNS])
     if notes:
         table.attrs["reason"] = f"{evalset.audb_name}/{evalset.split}: " + "; ".join(notes)

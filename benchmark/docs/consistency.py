@@ -65,7 +65,8 @@ def model_block(inputs: Inputs, model: str) -> str:
     means = means[means["model"] == model] if len(means) else means
     if not (len(auc) or len(means)):
         return ""
-    parts = ["## Consistency", INTRO]
+    # a model page lies one folder down: its links to the other pages climb out of models/
+    parts = ["## Consistency", INTRO.replace("](adding-a-dataset.md)", "](../adding-a-dataset.md)")]
     for section in sorted(set(_sections(auc)) | set(_sections(means))):
         parts.append(f"### {section_title(section)}")
         a = _in_section(auc, section)

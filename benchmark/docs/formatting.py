@@ -125,9 +125,16 @@ def is_demo(dataset: str) -> bool:
 
 
 def section_title(section: Section) -> str:
+    r"""Heading of a split: a replica says so in one word (its section intro says what that means).
+
+    Examples:
+        >>> section_title(("demo-mosi", "1.0.0", "test")), section_title(("emodb", "2.0.0", "test"))
+        ('demo-mosi 1.0.0 · test (synthetic)', 'emodb 2.0.0 · test')
+
+    """
     dataset, version, split = section
     title = f"{dataset} {version} · {split}"
-    return f"{title} ({DEMO_NOTE})" if is_demo(dataset) else title
+    return f"{title} (synthetic)" if is_demo(dataset) else title
 
 
 def plot_title(section: Section, what: str = "") -> str:

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark import DIMENSIONS
-from benchmark.docs import consistency
+from benchmark.docs import consistency, real_speech
 from benchmark.docs.formatting import (
     DASH,
     DEMO_NOTE,
@@ -43,13 +43,17 @@ def leaderboard_page(inputs: Inputs, out: Output, *, resamples: int, seed: int, 
     parts = [
         NOTE_MD,
         "# Leaderboard: dimensional speech emotion recognition",
-        "Concordance correlation coefficient (CCC) between gold standard and prediction of "
-        "arousal, dominance and valence, with a 95% bootstrap confidence interval, per "
-        "evaluation split. Rows are sorted by mean CCC over the dimensions; the best value "
-        "per column is **bold**. Each model is shown with its current artefact "
-        "(the `sha256` pinned in `models.yaml`, else the most recent one); earlier "
-        "artefacts are listed on the model pages. See [adding a model](adding-a-model.md).",
-        f"Results on `demo-*` datasets come from embedded synthetic replicas: {DEMO_NOTE}.",
+        "Two parts: **real speech** first (recorded people, scored against their emotion categories), then "
+        "the **synthetic replicas** (generated voices with arousal, dominance and valence gold, scored with "
+        "the concordance correlation coefficient, CCC). Each model is shown with its current artefact "
+        "(the `sha256` pinned in `models.yaml`, else the most recent one); earlier artefacts are listed on "
+        "the model pages. See [adding a model](adding-a-model.md).",
+        real_speech.leaderboard_section(inputs, out),
+        "## Synthetic replicas",
+        f"Every section from here on is computed on embedded synthetic replicas (`demo-*` corpora, unless a "
+        f"heading names another): {DEMO_NOTE}. They test the pipeline and the ranking of models on the same "
+        "generated voices, not how well a model hears people. CCC between gold and prediction per dimension, "
+        "95 % bootstrap interval, per split; rows sorted by mean CCC, the best value per column **bold**.",
     ]
     if not len(inputs.table("correctness")):
         parts.append("*No results yet: run `nox -s benchmark -- --model NAME`, then `nox -s docs`.*")
@@ -66,7 +70,8 @@ def leaderboard_page(inputs: Inputs, out: Output, *, resamples: int, seed: int, 
         "Every number above is a cell of a row in `results/` identified by model, artefact "
         "(`sha256`, first 8 digits shown), dataset, version, split and dimension: CCC and CI "
         "from `results/correctness.csv`, robustness from `results/robustness.csv`, fairness "
-        "from `results/fairness_sex.csv` and `results/fairness_speaker.csv`, efficiency from "
+        "from `results/fairness_sex.csv` and `results/fairness_speaker.csv`, real speech and consistency from "
+        "`results/consistency.csv`, efficiency from "
         "`results/efficiency.csv`. Significance tests are recomputed from "
         f"`results/predictions/` (paired bootstrap over files, {resamples} resamples, seed {seed}). "
         "Published numbers come from `benchmark/reported.yaml`.",
@@ -84,8 +89,6 @@ def correctness_section(inputs: Inputs, out: Output, *, resamples: int, seed: in
         rows = _in_section(df, section)
         dims = _dims(rows)
         parts.append(f"### {section_title(section)}")
-        if is_demo(section[0]):
-            parts.append(f"> **Note:** {DEMO_NOTE}.")
         parts.append(data_builds_note(rows))
         parts.append(ccc_table(rows, dims))
         figure = f"{FIGURES}/leaderboard/ccc__{slug(*section)}.png"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from benchmark import DIMENSIONS
-from benchmark.docs import consistency
+from benchmark.docs import consistency, real_speech
 from benchmark.docs.distillation import distillation_block
 from benchmark.docs.formatting import (
     DASH,
@@ -51,6 +51,7 @@ def model_page(inputs: Inputs, model: str, out: Output) -> str:
     # a reader's first screen holds what the model is and how it scores; provenance and history follow
     parts = [NOTE_MD, f"# {model}", "[← Leaderboard](../leaderboard.md)"]
     parts.append(summary_line(inputs, model, meta))
+    parts.append(real_speech.model_block(inputs, model))
     parts.append(model_report_block(inputs, model))
     parts.append(model_correctness_block(inputs, model, out, fig_dir))
     parts.append(model_robustness_block(inputs, model, out, fig_dir))

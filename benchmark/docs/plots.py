@@ -298,7 +298,7 @@ def distillation_curves(history: pd.DataFrame, title: str) -> bytes:
         return to_png(fig)
 
 
-def accuracy_vs_cost(points: pd.DataFrame, title: str) -> bytes:
+def accuracy_vs_cost(points: pd.DataFrame, title: str, metric: str = "CCC") -> bytes:
     r"""Mean CCC against ms per 5 s clip and against parameters (log x), one point per model.
 
     Args:
@@ -308,6 +308,7 @@ def accuracy_vs_cost(points: pd.DataFrame, title: str) -> bytes:
             latter a diamond), ``published`` ones hollow, and a
             ``cost only`` model (no CCC) is a dashed line at its cost
         title: figure title
+        metric: what the ``ccc`` column holds (the real-speech figure draws a mean ``AUC``)
 
     """
     from matplotlib.lines import Line2D
@@ -364,9 +365,9 @@ def accuracy_vs_cost(points: pd.DataFrame, title: str) -> bytes:
             ax.margins(x=0.25, y=0.15)  # room for the labels of the outermost points
             _label_points(ax, labels)
             ax.set_xlabel(label)
-            ax.set_ylabel("mean CCC over dimensions")
+            ax.set_ylabel(f"mean {metric} over dimensions")
         handles = [
-            Line2D([], [], marker="o", ls="none", color="black", label=KINDS["measured"]),
+            Line2D([], [], marker="o", ls="none", color="black", label=KINDS["measured"].replace("CCC", metric)),
             Line2D([], [], marker="D", ls="none", color="black", label=KINDS["architecture"]),
             Line2D([], [], marker="o", ls="none", color="black", markerfacecolor="none", label=KINDS["published"]),
             Line2D([], [], ls="--", color="black", label=KINDS["cost only"]),
