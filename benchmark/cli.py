@@ -125,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="bootstrap resamples for confidence intervals (default: 1000)",
     )
     run.add_argument("--seed", type=int, default=0, help="seed of bootstraps, subsets and perturbations")
+    add_ci_unit(run)
     run.add_argument(
         "--results",
         metavar="DIR",
@@ -173,6 +174,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     eff.add_argument("--repeats", type=int, default=20, help="timed runs per model (median reported; default: 20)")
     eff.add_argument("--models", metavar="PATH", help="model registry file (default: models.yaml)")
+
+    score = sub.add_parser(
+        "score",
+        help="score the stored predictions in results/predictions again (no model run)",
+        description="Recompute correctness, fairness and consistency from the per-file predictions stored in "
+        "results/predictions/ and the gold labels of their splits; robustness rows are left as they are.",
+    )
+    score.add_argument(
+        "--tests",
+        nargs="+",
+        default=["correctness", "fairness"],
+        choices=("correctness", "fairness", "consistency"),
+        metavar="FAMILY",
+        help="families to score: correctness, fairness, consistency (default: correctness fairness)",
+    )
+    score.add_argument("--data", choices=("demo", "real"), default="demo", help="where the splits come from")
+    score.add_argument("--repository", action="append", default=[], metavar="NAME=HOST[:BACKEND]")
+    score.add_argument("--bootstrap", type=int, default=1000, metavar="N", help="bootstrap resamples (default: 1000)")
+    score.add_argument("--seed", type=int, default=0, help="seed of the bootstraps (default: 0)")
+    add_ci_unit(score)
+    score.add_argument("--results", metavar="DIR", help="results folder to score (default: results/)")
 
     rep = sub.add_parser("report", help="judge every test against thresholds.yaml and write results/summary.csv")
     rep.add_argument("--thresholds", metavar="PATH", help="threshold file (default: thresholds.yaml)")
@@ -252,6 +274,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_ci_unit(parser: argparse.ArgumentParser) -> None:
+    r"""The ``--ci-unit`` option of the commands that compute intervals."""
+    parser.add_argument(
+        "--ci-unit",
+        choices=("speaker", "file"),
+        default="speaker",
+        help="what the bootstraps resample: whole speakers where a split has them (default), or single files "
+        "everywhere, as most published intervals do (narrower where files cluster by speaker)",
+    )
+
+
 def main(argv: typing.Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["distill"]:
@@ -280,6 +313,8 @@ def _dispatch(args) -> int:
         return _efficiency(args)
     if args.command == "report":
         return _report(args)
+    if args.command == "score":
+        return _score(args)
     if args.command == "perf":
         from benchmark import perf
 
@@ -365,6 +400,7 @@ def _run(args) -> int:
     options = {
         "bootstrap": args.bootstrap,
         "max_files": args.max_files or None,
+        "ci_unit": args.ci_unit,
         **({"conditions": args.conditions} if args.conditions else {}),
         **({"babble": args.babble} if args.babble else {}),
         **({"batch_size": args.batch_size} if args.batch_size > 1 else {}),
@@ -445,6 +481,26 @@ def _run(args) -> int:
         except ImportError:
             pass
     return status
+
+
+def _score(args) -> int:
+    from benchmark.data.datasets import parse_repository
+    from benchmark.score import score_stored
+
+    if args.results:
+        os.environ["SER_BENCHMARK_RESULTS"] = str(Path(args.results).expanduser().resolve())
+    written = score_stored(
+        tests=args.tests,
+        data=args.data,
+        repositories=[parse_repository(r) for r in args.repository] or None,
+        seed=args.seed,
+        options={"bootstrap": args.bootstrap, "ci_unit": args.ci_unit},
+    )
+    print("rows scored: " + (", ".join(f"{t} {n}" for t, n in sorted(written.items())) or "none"))
+    from benchmark import report
+
+    print(f"pass/fail summary: {report.write_summary()}")
+    return EXIT_OK
 
 
 def _report(args) -> int:

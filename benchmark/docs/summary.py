@@ -26,6 +26,7 @@ from benchmark import DIMENSIONS, report
 from benchmark.docs.formatting import DASH, _float, fmt3, is_demo, md_table, plot_title, sha8, slug
 from benchmark.docs.inputs import Inputs, _in_section, _role_from_results, _sections, random_weights
 from benchmark.docs.output import FIGURES, Output
+from benchmark.docs.ranks import share_interval
 
 COUNTS = ("passed", "undecided", "failed", "not_scored")
 
@@ -128,6 +129,21 @@ def corpus_means(inputs: Inputs) -> tuple[list[tuple[str, str, str]], dict[tuple
     return sections, means
 
 
+def share_ci(row) -> str:
+    r"""`` [low, high]`` of the share of tests passed (:func:`benchmark.docs.ranks.share_interval`), '' without tests.
+
+    Examples:
+        >>> share_ci({"passed": 50, "tests": 100})
+        ' [40–60]'
+
+    """
+    passed, tests = _float(row.get("passed")), _float(row.get("tests"))
+    if not tests:
+        return ""
+    low, high = share_interval(int(passed or 0), int(tests))
+    return f" [{100 * low:.0f}–{100 * high:.0f}]"
+
+
 def glance_section(inputs: Inputs, out: Output) -> str:
     r"""``## At a glance``: ranking by share of tests passed, mean CCC per corpus, accuracy against cost."""
     summary, note = current_summary(inputs)
@@ -143,7 +159,7 @@ def glance_section(inputs: Inputs, out: Output) -> str:
                 str(rank),
                 f"[{r['model']}](models/{r['model']}.md)",
                 sha8(r["model_sha256"]),
-                fmt_share(r["share_passed"]),
+                fmt_share(r["share_passed"]) + share_ci(r),
                 " / ".join(f"{_float(r.get(c)) or 0:.0f}" for c in COUNTS) + f" of {_float(r['tests']) or 0:.0f}",
                 *[fmt_share(r.get(f"share_{f}")) for f in report.FAMILIES],
                 *[fmt3(means.get((r["model"], s))) for s in sections],
@@ -165,7 +181,7 @@ def glance_section(inputs: Inputs, out: Output) -> str:
         "#",
         "model",
         "sha256",
-        "share passed",
+        "share passed [95% CI]",
         "passed / undecided / failed / not scored",
         *report.FAMILIES,
         *[f"mean CCC {corpus_label(s, sections)}" for s in sections],
@@ -176,6 +192,9 @@ def glance_section(inputs: Inputs, out: Output) -> str:
         "dimension and condition or group, judged against its threshold in `thresholds.yaml` (the "
         "analyses page lists every test, its threshold and its source). A test whose 95 % interval contains "
         "the threshold is *undecided*; a test not scored (no value, or no skill to judge) counts as not passed. "
+        "The interval of the share passed resamples the tests (1000 bootstrap resamples): "
+        "models whose intervals overlap are not shown to differ; tests of one model share files, so the "
+        "interval is a lower bound on the uncertainty. "
         "The per-family columns are the share "
         "passed within each family; the last columns the mean CCC over the dimensions on each corpus. Each "
         "model's page lists every test.",
