@@ -3,7 +3,8 @@
 Commands: ``run`` (benchmark models), ``list`` (registered models and
 datasets), ``efficiency`` (speed/size figures), ``distill`` (train a
 student from a teacher), ``report`` (pass/fail against thresholds),
-``docs`` (regenerate the leaderboard), ``demo`` (build the embedded demo
+``docs`` (regenerate the leaderboard), ``score`` (re-score the stored
+predictions, no model run), ``demo`` (build the embedded demo
 corpora), ``import-dataset`` (a folder of audio and a CSV as an audb dataset),
 ``migrate-hashes`` (re-key committed results to artefact hashes, once).
 """
@@ -175,26 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     eff.add_argument("--repeats", type=int, default=20, help="timed runs per model (median reported; default: 20)")
     eff.add_argument("--models", metavar="PATH", help="model registry file (default: models.yaml)")
 
-    score = sub.add_parser(
-        "score",
-        help="score the stored predictions in results/predictions again (no model run)",
-        description="Recompute correctness, fairness and consistency from the per-file predictions stored in "
-        "results/predictions/ and the gold labels of their splits; robustness rows are left as they are.",
-    )
-    score.add_argument(
-        "--tests",
-        nargs="+",
-        default=["correctness", "fairness"],
-        choices=("correctness", "fairness", "consistency"),
-        metavar="FAMILY",
-        help="families to score: correctness, fairness, consistency (default: correctness fairness)",
-    )
-    score.add_argument("--data", choices=("demo", "real"), default="demo", help="where the splits come from")
-    score.add_argument("--repository", action="append", default=[], metavar="NAME=HOST[:BACKEND]")
-    score.add_argument("--bootstrap", type=int, default=1000, metavar="N", help="bootstrap resamples (default: 1000)")
-    score.add_argument("--seed", type=int, default=0, help="seed of the bootstraps (default: 0)")
-    add_ci_unit(score)
-    score.add_argument("--results", metavar="DIR", help="results folder to score (default: results/)")
+    from benchmark.score import add_parser as add_score_parser
+
+    add_ci_unit(add_score_parser(sub))
 
     rep = sub.add_parser("report", help="judge every test against thresholds.yaml and write results/summary.csv")
     rep.add_argument("--thresholds", metavar="PATH", help="threshold file (default: thresholds.yaml)")
@@ -314,7 +298,9 @@ def _dispatch(args) -> int:
     if args.command == "report":
         return _report(args)
     if args.command == "score":
-        return _score(args)
+        from benchmark.score import cli as score_cli
+
+        return score_cli(args)
     if args.command == "perf":
         from benchmark import perf
 
@@ -481,26 +467,6 @@ def _run(args) -> int:
         except ImportError:
             pass
     return status
-
-
-def _score(args) -> int:
-    from benchmark.data.datasets import parse_repository
-    from benchmark.score import score_stored
-
-    if args.results:
-        os.environ["SER_BENCHMARK_RESULTS"] = str(Path(args.results).expanduser().resolve())
-    written = score_stored(
-        tests=args.tests,
-        data=args.data,
-        repositories=[parse_repository(r) for r in args.repository] or None,
-        seed=args.seed,
-        options={"bootstrap": args.bootstrap, "ci_unit": args.ci_unit},
-    )
-    print("rows scored: " + (", ".join(f"{t} {n}" for t, n in sorted(written.items())) or "none"))
-    from benchmark import report
-
-    print(f"pass/fail summary: {report.write_summary()}")
-    return EXIT_OK
 
 
 def _report(args) -> int:

@@ -231,3 +231,53 @@ def _no_model(files=None, condition=None) -> pd.DataFrame:
         "scoring stored predictions loads no model: this analysis needs new predictions "
         "(run it with `python -m benchmark run`)"
     )
+
+
+def add_parser(sub) -> typing.Any:
+    r"""The ``score`` command's parser (``--ci-unit`` is added by the CLI, shared with ``run``)."""
+    score = sub.add_parser(
+        "score",
+        help="score the stored predictions in results/predictions again (no model run)",
+        description="Recompute the intervals of correctness, fairness and consistency from the per-file "
+        "predictions stored in results/predictions/ and the gold labels of their splits; point values are kept "
+        "as stored, robustness rows are left as they are.",
+    )
+    score.add_argument(
+        "--tests",
+        nargs="+",
+        default=["correctness", "fairness"],
+        choices=FAMILIES,
+        metavar="FAMILY",
+        help="families to score: correctness, fairness, consistency (default: correctness fairness)",
+    )
+    score.add_argument("--data", choices=("demo", "real"), default="demo", help="where the splits come from")
+    score.add_argument(
+        "--repository", action="append", default=[], metavar="NAME=HOST[:BACKEND]", help="audb repository (--data real)"
+    )
+    score.add_argument("--bootstrap", type=int, default=1000, metavar="N", help="bootstrap resamples (default: 1000)")
+    score.add_argument("--seed", type=int, default=0, help="seed of the bootstraps (default: 0)")
+    score.add_argument("--results", metavar="DIR", help="results folder to score (default: results/)")
+    score.add_argument("--models", metavar="PATH", help="model registry file (default: models.yaml)")
+    score.add_argument("--datasets", metavar="PATH", help="dataset registry file (default: datasets.yaml)")
+    return score
+
+
+def cli(args) -> int:
+    r"""Run ``python -m benchmark score`` with parsed ``args``; writes the pass/fail summary too."""
+    from benchmark import report
+
+    if args.results:
+        # every reader and writer of result tables resolves the folder through paths.results_root()
+        os.environ["SER_BENCHMARK_RESULTS"] = str(Path(args.results).expanduser().resolve())
+    written = score_stored(
+        tests=args.tests,
+        data=args.data,
+        repositories=[dsets.parse_repository(r) for r in args.repository] or None,
+        registry=Registry.from_file(args.models),
+        dataset_registry=dsets.load_registry(args.datasets),
+        seed=args.seed,
+        options={"bootstrap": args.bootstrap, "ci_unit": args.ci_unit},
+    )
+    print("rows scored: " + (", ".join(f"{t} {n}" for t, n in sorted(written.items())) or "none"))
+    print(f"pass/fail summary: {report.write_summary()}")
+    return 0

@@ -238,7 +238,7 @@ def significance_table(
             pa, pb = inputs.predictions(a, sha_a, section), inputs.predictions(b, sha_b, section)
             column_t, column_p = f"truth_{dim}", f"pred_{dim}"
             if pa is None or pb is None or column_p not in pa or column_p not in pb or column_t not in pa:
-                table.append([dim, a, b, DASH, DASH, "predictions not stored", DASH])
+                table.append([dim, a, b, DASH, DASH, "predictions not stored", DASH, DASH])
                 continue
             ia, ib = pa.set_index("file"), pb.set_index("file")
             series = (
@@ -267,15 +267,16 @@ def significance_table(
                     fmt3(result["delta"]),
                     f"[{fmt3(result['ci_low'])}, {fmt3(result['ci_high'])}]",
                     fmt_p(result["p_value"], resamples),
-                    f"{result['n']} ({result.get('unit', 'file')}s resampled)",
+                    str(result["n"]),
+                    f"{result.get('unit', 'file')}s",
                 ]
             )
     if not table:
         return ""
-    headers = ["dimension", "model A", "model B", "ΔCCC (A − B)", "95% CI", "p", "files"]
+    headers = ["dimension", "model A", "model B", "ΔCCC (A − B)", "95% CI", "p", "files", "resampled"]
     return (
         f"Significance between the top {top} models (paired bootstrap on the files both "
         f"scored, resampling whole speakers where the split has them, else files; {resamples} resamples, "
         f"seed {seed}; p two-sided, not corrected for multiple comparisons: the rank groups above are):\n\n"
-        + md_table(headers, table, "lllrrrr")
+        + md_table(headers, table, "lllrrrrl")
     )
