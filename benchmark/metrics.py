@@ -249,38 +249,6 @@ def ccc_weighted(truth: np.ndarray, prediction: np.ndarray, weights: np.ndarray)
         return 2 * cov / (vt + vp + (mt - mp) ** 2)
 
 
-def paired_deltas(
-    truth: np.ndarray,
-    prediction_a: np.ndarray,
-    prediction_b: np.ndarray,
-    clusters: np.ndarray | None,
-    *,
-    n: int,
-    seed: int,
-) -> np.ndarray:
-    r"""Mean CCC(a) − mean CCC(b) over columns on each of ``n`` resamples, ``[items, columns]`` each (vectorised).
-
-    The same draws for both predictions: whole clusters (``clusters``, any
-    labels per row) or, with ``None``, rows. NaN where a resample is degenerate.
-
-    Examples:
-        >>> t = np.array([[0.0], [1.0], [2.0], [3.0]])
-        >>> paired_deltas(t, t, t, None, n=3, seed=0).tolist()
-        [0.0, 0.0, 0.0]
-
-    """
-    codes = np.arange(len(truth)) if clusters is None else cluster_codes(clusters)
-    weights = cluster_weights(codes, n, seed)
-    return np.mean(
-        [
-            ccc_weighted(truth[:, c], prediction_a[:, c], weights)
-            - ccc_weighted(truth[:, c], prediction_b[:, c], weights)
-            for c in range(truth.shape[1])
-        ],
-        axis=0,
-    )
-
-
 def speaker_clusters(speaker: pd.Series | None, index: pd.Index, unit: str = "speaker") -> pd.Series | None:
     r"""The clusters a bootstrap over ``index`` resamples: speakers, or ``None`` for files.
 

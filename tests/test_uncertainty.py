@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from benchmark import metrics
-from benchmark.analyses import fairness, robustness
+from benchmark.analyses import fairness
 from benchmark.docs import ranks
 
 
@@ -160,21 +160,3 @@ def test_share_interval_narrows_with_more_tests():
     low_many, high_many = ranks.share_interval(600, 1000)
     assert low_few <= 0.6 <= high_few and low_many <= 0.6 <= high_many
     assert high_many - low_many < (high_few - low_few) / 5
-
-
-def test_robustness_delta_interval_is_paired_and_resamples_speakers():
-    rng = np.random.default_rng(7)
-    truth, clean, speaker = speaker_corpus(rng, 20, 10)
-    codes = speaker.str[1:].astype(int).to_numpy()
-    # the perturbation hurts some speakers much more than others: a speaker-level effect on the delta
-    perturbed = clean + rng.normal(0, 0.6, 20)[codes] + rng.normal(0, 0.1, len(clean))
-    delta = metrics.ccc(truth, perturbed) - metrics.ccc(truth, clean)
-    by_file = robustness.delta_interval(truth, clean, perturbed, None, 300, 0)
-    by_speaker = robustness.delta_interval(truth, clean, perturbed, speaker, 300, 0)
-    assert (by_file["ci_unit"], by_speaker["ci_unit"]) == ("file", "speaker")
-    for interval in (by_file, by_speaker):
-        assert interval["delta_ci_low"] < delta < interval["delta_ci_high"]
-    width = {k: v["delta_ci_high"] - v["delta_ci_low"] for k, v in (("file", by_file), ("speaker", by_speaker))}
-    assert width["speaker"] > 1.5 * width["file"]
-    same = robustness.delta_interval(truth, clean, clean, speaker, 100, 0)
-    assert (same["delta_ci_low"], same["delta_ci_high"]) == (0.0, 0.0)  # paired: no change, no spread

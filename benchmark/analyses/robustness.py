@@ -10,17 +10,12 @@ runs scored:
 * ``unchanged_share``: share of files whose prediction moved by less
   than a threshold (0.05 on the 0..1 scale, as in ser-tests)
 * ``mean_shift``: mean(perturbed) − mean(clean)
-* ``delta_ci_low``, ``delta_ci_high``: paired 95 % bootstrap interval of
-  ``delta_ccc`` (the same draws for clean and perturbed), resampling whole
-  speakers where the subset has at least :data:`benchmark.metrics.MIN_CLUSTERS`,
-  else files (``ci_unit``)
 
 Options (``context.options``): ``conditions`` (names or groups, a list or
 a comma-separated string; default all), ``conditions_file``,
 ``max_files`` (seeded subset of the split), ``unchanged_threshold``,
 ``babble`` / ``babble_files`` (:func:`babble_files`: the demo pool for demo data,
-none for real data unless given), ``bootstrap`` (resamples of the interval, 0 for none),
-``ci_unit`` (``'file'``: resample files everywhere).
+none for real data unless given).
 """
 
 from __future__ import annotations
@@ -33,7 +28,6 @@ import pandas as pd
 
 from benchmark.analyses import perturbations
 from benchmark.metrics import ccc as _ccc
-from benchmark.metrics import paired_deltas, speaker_clusters, unit_of
 
 logger = logging.getLogger(__name__)
 
@@ -54,9 +48,6 @@ COLUMNS = (
     "unchanged_share",
     "unchanged_threshold",
     "mean_shift",
-    "delta_ci_low",
-    "delta_ci_high",
-    "ci_unit",
 )
 """Columns added to :meth:`Context.base_row` in the ``robustness`` table."""
 
@@ -212,17 +203,10 @@ def condition_rows(
     perturbed: pd.DataFrame,
     dimensions: typing.Sequence[str],
     threshold: float = UNCHANGED_THRESHOLD,
-    *,
-    speaker: pd.Series | None = None,
-    n_boot: int = 0,
-    seed: int = 0,
 ) -> list[dict]:
     r"""Result rows of one condition, one per dimension (without the base row).
 
-    ``clean`` and ``perturbed`` are indexed by the original files. With
-    ``n_boot`` the rows carry a paired bootstrap interval of ``delta_ccc``,
-    resampling ``speaker`` clusters (:func:`benchmark.metrics.speaker_clusters`;
-    ``None``: files).
+    ``clean`` and ``perturbed`` are indexed by the original files.
     """
     rows = []
     for dim in dimensions:
@@ -245,30 +229,9 @@ def condition_rows(
                 "unchanged_share": unchanged_share(c, p, threshold),
                 "unchanged_threshold": threshold,
                 "mean_shift": mean_shift(c, p),
-                **delta_interval(t, c, p, speaker, n_boot, seed),
             }
         )
     return rows
-
-
-def delta_interval(t: pd.Series, c: pd.Series, p: pd.Series, speaker, n_boot: int, seed: int) -> dict:
-    r"""``delta_ci_low``, ``delta_ci_high`` and ``ci_unit`` of CCC(t, p) − CCC(t, c) (NaN without resamples).
-
-    Examples:
-        >>> t = pd.Series([0.1, 0.5, 0.9, 0.3, 0.7])
-        >>> delta_interval(t, t, t, None, 50, 0)
-        {'delta_ci_low': 0.0, 'delta_ci_high': 0.0, 'ci_unit': 'file'}
-
-    """
-    clusters = None if speaker is None else speaker_clusters(speaker, t.index)
-    if not n_boot or len(t) < 3:
-        return {"delta_ci_low": float("nan"), "delta_ci_high": float("nan"), "ci_unit": unit_of(clusters)}
-    arrays = (s.to_numpy(np.float64)[:, None] for s in (t, p, c))
-    labels = None if clusters is None else clusters.to_numpy(object)
-    deltas = paired_deltas(*arrays, labels, n=n_boot, seed=seed)
-    deltas = deltas[np.isfinite(deltas)]
-    low, high = np.quantile(deltas, [0.025, 0.975]) if len(deltas) else (np.nan, np.nan)
-    return {"delta_ci_low": float(low), "delta_ci_high": float(high), "ci_unit": unit_of(clusters)}
 
 
 def run(context) -> dict[str, pd.DataFrame]:
@@ -284,10 +247,6 @@ def run(context) -> dict[str, pd.DataFrame]:
     files = files[files.isin(context.clean.dropna(how="all").index)]
     truth = evalset.truth.reindex(files)
     clean = context.clean.reindex(files)
-    unit = options.get("ci_unit", "speaker")
-    speaker = None if evalset.speaker is None or unit == "file" else evalset.speaker.reindex(files)
-    n_boot = int(options.get("bootstrap", 1000) or 0)
-    seed = context.seed
     rows, notes = [], []
     for condition in conditions:
         condition = perturbations.check_condition(condition)
@@ -304,10 +263,7 @@ def run(context) -> dict[str, pd.DataFrame]:
         back = pd.Series(paths.index, index=paths.to_numpy())  # perturbed path → original file
         predicted = predicted[predicted.index.isin(back.index)]
         predicted.index = pd.Index(back.loc[predicted.index].to_numpy(), name="file")
-        rows_of = condition_rows(
-            condition, truth, clean, predicted, evalset.dimensions, threshold, speaker=speaker, n_boot=n_boot, seed=seed
-        )
-        for row in rows_of:
+        for row in condition_rows(condition, truth, clean, predicted, evalset.dimensions, threshold):
             rows.append({**context.base_row(), **row, "condition_hash": digest})
         logger.info("Robustness %s: %d files", condition["name"], len(predicted))
     columns = list(context.base_row()) + list(COLUMNS)

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark.docs.formatting import DASH, fmt3, fmt_p, md_table
-from benchmark.metrics import MIN_CLUSTERS, paired_deltas
+from benchmark.metrics import MIN_CLUSTERS, ccc_weighted, cluster_codes, cluster_weights
 
 ALPHA = 0.05
 """Family-wise error rate of the comparisons of a group's leader with the models below it."""
@@ -114,11 +114,20 @@ def paired_p(
 ) -> float:
     r"""Two-sided p-value of mean CCC(a) − mean CCC(b) over columns, ``[items, columns]``, resampling ``clusters``.
 
-    ``clusters`` ``None`` resamples rows (files); :func:`benchmark.metrics.paired_deltas`.
+    ``clusters`` ``None`` resamples rows (files). Vectorised with
+    :func:`benchmark.metrics.cluster_weights`; the same draws for both models.
     """
     if len(truth) < 3:
         return float("nan")
-    deltas = paired_deltas(truth, a, b, clusters, n=n, seed=seed)
+    codes = np.arange(len(truth)) if clusters is None else cluster_codes(clusters)
+    weights = cluster_weights(codes, n, seed)
+    deltas = np.mean(
+        [
+            ccc_weighted(truth[:, c], a[:, c], weights) - ccc_weighted(truth[:, c], b[:, c], weights)
+            for c in range(truth.shape[1])
+        ],
+        axis=0,
+    )
     deltas = deltas[np.isfinite(deltas)]
     if not len(deltas):
         return float("nan")
