@@ -184,7 +184,10 @@ def _upsert(path: Path, name: str, keys: list[str], new: pd.DataFrame) -> Path:
         combined = pd.concat([kept, new], ignore_index=True)
     else:
         combined = new
-    columns = keys + [c for c in combined.columns if c not in keys and c not in PROVENANCE] + list(PROVENANCE)
+    # the writer's column order, so a table that gains a column reads as a fresh run writes it
+    values = [c for c in new.columns if c not in keys and c not in PROVENANCE]
+    values += [c for c in combined.columns if c not in keys and c not in PROVENANCE and c not in values]
+    columns = keys + values + list(PROVENANCE)
     combined = combined.reindex(columns=columns).fillna("")
     combined = combined.sort_values(keys, kind="stable").reset_index(drop=True)
     atomic_write_text(path, combined.to_csv(index=False, lineterminator="\n"))
