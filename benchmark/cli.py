@@ -3,7 +3,8 @@
 Commands: ``run`` (benchmark models), ``list`` (registered models and
 datasets), ``efficiency`` (speed/size figures), ``distill`` (train a
 student from a teacher), ``report`` (pass/fail against thresholds),
-``docs`` (regenerate the leaderboard), ``demo`` (build the embedded demo
+``docs`` (regenerate the leaderboard), ``score`` (re-score the stored
+predictions, no model run), ``demo`` (build the embedded demo
 corpora), ``import-dataset`` (a folder of audio and a CSV as an audb dataset),
 ``migrate-hashes`` (re-key committed results to artefact hashes, once).
 """
@@ -104,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="bootstrap resamples for confidence intervals (default: 1000)",
     )
     run.add_argument("--seed", type=int, default=0, help="seed of bootstraps, subsets and perturbations")
+    add_ci_unit(run)
     run.add_argument(
         "--results",
         metavar="DIR",
@@ -165,6 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--repeats", type=positive_int, default=20, help="timed runs per model (median reported; default: 20)"
     )
     eff.add_argument("--models", metavar="PATH", help="model registry file (default: models.yaml)")
+
+    from benchmark.score import add_parser as add_score_parser
+
+    add_ci_unit(add_score_parser(sub))
 
     rep = sub.add_parser("report", help="judge every test against thresholds.yaml and write results/summary.csv")
     rep.add_argument("--thresholds", metavar="PATH", help="threshold file (default: thresholds.yaml)")
@@ -245,6 +251,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_ci_unit(parser: argparse.ArgumentParser) -> None:
+    r"""The ``--ci-unit`` option of the commands that compute intervals."""
+    parser.add_argument(
+        "--ci-unit",
+        choices=("speaker", "file"),
+        default="speaker",
+        help="what the bootstraps resample: whole speakers where a split has them (default), or single files "
+        "everywhere, as most published intervals do (narrower where files cluster by speaker)",
+    )
+
+
 def main(argv: typing.Sequence[str] | None = None) -> int:
     r"""Run a command; its exit code (0 ok, 1 failed tests, 2 usage error, 130 interrupted)."""
     try:
@@ -288,6 +305,10 @@ def _dispatch(args) -> int:
         return _efficiency(args)
     if args.command == "report":
         return _report(args)
+    if args.command == "score":
+        from benchmark.score import cli as score_cli
+
+        return score_cli(args)
     if args.command == "perf":
         from benchmark import perf
 

@@ -13,6 +13,12 @@ import audmetric
 import numpy as np
 import pandas as pd
 
+CI_UNITS = ("speaker", "file")
+r"""What a bootstrap resamples: whole speakers (the default where a split has them) or single files."""
+
+MIN_CLUSTERS = 3
+r"""Speakers a split needs for speaker-level intervals; below it files are resampled and the rows say so."""
+
 
 def align(truth: pd.Series, prediction: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     r"""Align by index and drop pairs where either side is NaN.
@@ -81,11 +87,14 @@ def bootstrap_ci(
     n: int = 1000,
     level: float = 0.95,
     seed: int = 0,
+    clusters: pd.Series | None = None,
 ) -> tuple[float, float]:
     r"""Percentile bootstrap confidence interval of a metric (default: CCC).
 
     Resamples (truth, prediction) pairs with replacement; seeded, so the
-    interval is reproducible.
+    interval is reproducible. With ``clusters`` (e.g. the speaker of each
+    file, indexed like ``truth``) whole clusters are resampled: see
+    :func:`resamples`.
 
     Examples:
         >>> rng = np.random.default_rng(0)
@@ -95,11 +104,17 @@ def bootstrap_ci(
         True
 
     """
-    t, p = align(truth, prediction)
+    if clusters is not None:
+        joined = pd.concat([truth.rename("t"), prediction.rename("p")], axis=1, join="inner").dropna()
+        t, p = joined["t"].to_numpy(np.float64), joined["p"].to_numpy(np.float64)
+        groups = cluster_codes(clusters.reindex(joined.index))
+    else:
+        t, p = align(truth, prediction)
+        groups = None
     if len(t) < 3:
         return float("nan"), float("nan")
     metric = metric or ccc_numpy
-    return _percentile_interval(np.array([metric(t[i], p[i]) for i in _resamples(len(t), n, seed)]), level)
+    return _percentile_interval(np.array([metric(t[i], p[i]) for i in resamples(len(t), n, seed, groups)]), level)
 
 
 def bootstrap_ccc_columns(
@@ -110,6 +125,7 @@ def bootstrap_ccc_columns(
     n: int = 1000,
     level: float = 0.95,
     seed: int = 0,
+    clusters: np.ndarray | None = None,
 ) -> dict[str, tuple[float, float]]:
     r"""Percentile bootstrap intervals of the CCC of each column and of their mean.
 
@@ -124,6 +140,8 @@ def bootstrap_ccc_columns(
         n: resamples
         level: coverage of the interval
         seed: seed of the resampling
+        clusters: ``[items]`` cluster label per row (e.g. speaker): whole
+            clusters are resampled (:func:`resamples`); ``None``: rows
 
     Returns:
         ``{name: (low, high)}`` for every column, and ``'mean'``
@@ -145,15 +163,130 @@ def bootstrap_ccc_columns(
     if len(truth) < 3:
         return {name: (float("nan"), float("nan")) for name in [*names, "mean"]}
     stats = np.array(
-        [[ccc_numpy(truth[i, c], prediction[i, c]) for c in range(len(names))] for i in _resamples(len(truth), n, seed)]
+        [
+            [ccc_numpy(truth[i, c], prediction[i, c]) for c in range(len(names))]
+            for i in resamples(len(truth), n, seed, None if clusters is None else cluster_codes(clusters))
+        ]
     )
     stats = np.column_stack([stats, stats.mean(axis=1)])
     return {name: _percentile_interval(stats[:, c], level) for c, name in enumerate([*names, "mean"])}
 
 
-def _resamples(items: int, n: int, seed: int) -> np.ndarray:
-    r"""``n`` bootstrap resamples of ``items`` row indices, ``[n, items]``, seeded."""
-    return np.random.default_rng(seed).integers(0, items, size=(n, items))
+def resamples(items: int, n: int, seed: int, clusters: np.ndarray | None = None) -> typing.Iterator[np.ndarray]:
+    r"""``n`` seeded bootstrap resamples of ``items`` row indices.
+
+    Without ``clusters`` every resample draws ``items`` rows with
+    replacement. With ``clusters`` (integer codes ``0..k-1`` per row, see
+    :func:`cluster_codes`) it draws ``k`` clusters with replacement and
+    takes all rows of each drawn cluster: rows of one speaker are not
+    independent draws, and resampling them one by one makes intervals too
+    narrow (``docs/research/uncertainty.md``). Resamples then differ in
+    length.
+
+    Examples:
+        >>> [r.tolist() for r in resamples(4, 2, 0, np.array([0, 0, 1, 1]))]
+        [[2, 3, 2, 3], [2, 3, 0, 1]]
+
+    """
+    if clusters is None:
+        yield from np.random.default_rng(seed).integers(0, items, size=(n, items))
+        return
+    members = cluster_members(clusters)
+    for draw in cluster_draws(len(members), n, seed):
+        yield np.concatenate([members[c] for c in draw])
+
+
+def cluster_codes(labels: pd.Series | np.ndarray) -> np.ndarray:
+    r"""Integer codes ``0..k-1`` of cluster labels; a missing label is a cluster of its own.
+
+    Examples:
+        >>> cluster_codes(pd.Series(["b", "a", None, "b"])).tolist()
+        [1, 0, 2, 1]
+
+    """
+    values = pd.Series(np.asarray(labels, dtype=object))
+    codes, uniques = pd.factorize(values.astype("string"), sort=True)
+    missing = np.flatnonzero(codes < 0)
+    codes[missing] = len(uniques) + np.arange(len(missing))
+    return codes.astype(np.int64)
+
+
+def cluster_members(codes: np.ndarray) -> list[np.ndarray]:
+    r"""Row positions of every cluster code ``0..k-1``."""
+    order = np.argsort(codes, kind="stable")
+    bounds = np.cumsum(np.bincount(codes, minlength=int(codes.max()) + 1))[:-1]
+    return np.split(order, bounds)
+
+
+def cluster_draws(k: int, n: int, seed) -> np.ndarray:
+    r"""``[n, k]`` cluster codes drawn with replacement, seeded."""
+    return np.random.default_rng(seed).integers(0, k, size=(n, k))
+
+
+def cluster_weights(codes: np.ndarray, n: int, seed) -> np.ndarray:
+    r"""``[n, items]``: how often each row's cluster was drawn in each of ``n`` cluster resamples.
+
+    A weighted statistic with these weights equals the statistic on the
+    concatenated rows of the drawn clusters (the draws of :func:`resamples`),
+    and it vectorises.
+
+    Examples:
+        >>> cluster_weights(np.array([0, 0, 1, 1]), 2, 0).tolist()
+        [[0, 0, 2, 2], [1, 1, 1, 1]]
+
+    """
+    k = int(codes.max()) + 1
+    draws = cluster_draws(k, n, seed)
+    counts = np.bincount((draws + k * np.arange(n)[:, None]).ravel(), minlength=n * k).reshape(n, k)
+    return counts[:, codes]
+
+
+def ccc_weighted(truth: np.ndarray, prediction: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    r"""CCC of ``truth`` and ``prediction`` ``[items]`` under each row of ``weights`` ``[n, items]``.
+
+    Population moments, as :func:`ccc_numpy`; NaN where the weights sum to 0.
+
+    Examples:
+        >>> t, p = np.array([0.0, 1.0, 2.0]), np.array([0.0, 1.0, 0.0])
+        >>> bool(np.isclose(ccc_weighted(t, p, np.array([[1, 2, 0]]))[0], ccc_numpy(t[[0, 1, 1]], p[[0, 1, 1]])))
+        True
+
+    """
+    w = np.asarray(weights, np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        total = w.sum(-1)
+        mt, mp = (w @ truth) / total, (w @ prediction) / total
+        dt, dp = truth[None, :] - mt[:, None], prediction[None, :] - mp[:, None]
+        vt, vp = (w * dt**2).sum(-1) / total, (w * dp**2).sum(-1) / total
+        cov = (w * dt * dp).sum(-1) / total
+        return 2 * cov / (vt + vp + (mt - mp) ** 2)
+
+
+def speaker_clusters(speaker: pd.Series | None, index: pd.Index, unit: str = "speaker") -> pd.Series | None:
+    r"""The clusters a bootstrap over ``index`` resamples: speakers, or ``None`` for files.
+
+    Files are the unit where ``unit`` is ``'file'`` or the split has fewer
+    than :data:`MIN_CLUSTERS` labelled speakers among ``index``.
+
+    Examples:
+        >>> s = pd.Series(["a", "a", "b", "b", "c"], index=list("vwxyz"))
+        >>> speaker_clusters(s, pd.Index(list("vwxyz"))).tolist()
+        ['a', 'a', 'b', 'b', 'c']
+        >>> speaker_clusters(s, pd.Index(list("vw"))) is None
+        True
+
+    """
+    if unit not in CI_UNITS:
+        raise ValueError(f"Unknown interval unit '{unit}': choose one of {', '.join(CI_UNITS)}.")
+    if unit == "file" or speaker is None:
+        return None
+    labels = speaker.reindex(index)
+    return labels if labels.dropna().nunique() >= MIN_CLUSTERS else None
+
+
+def unit_of(clusters) -> str:
+    r"""``'speaker'`` if a bootstrap resampled ``clusters``, ``'file'`` where they are ``None``."""
+    return "file" if clusters is None else "speaker"
 
 
 def _percentile_interval(stats: np.ndarray, level: float) -> tuple[float, float]:
@@ -218,31 +351,63 @@ def paired_bootstrap(
     *,
     n: int = 1000,
     seed: int = 0,
+    clusters: pd.Series | None = None,
 ) -> dict:
     r"""Paired bootstrap of CCC(a) − CCC(b) on the same resampled items.
 
-    Returns the observed difference, its 95% interval and a two-sided
-    p-value (share of resamples on the other side of zero, doubled).
+    Returns the observed difference, its 95% interval, a two-sided
+    p-value (share of resamples on the other side of zero, doubled), the
+    files compared and the resampled ``unit``. With ``clusters`` (a label
+    per file, e.g. the speaker) whole clusters are resampled.
     """
-    joined = pd.concat(
-        [truth.rename("t"), prediction_a.rename("a"), prediction_b.rename("b")], axis=1, join="inner"
-    ).dropna()
+    frames = [truth.rename("t"), prediction_a.rename("a"), prediction_b.rename("b")]
+    joined = pd.concat(frames, axis=1, join="inner").dropna()
     t, a, b = (joined[c].to_numpy(np.float64) for c in ("t", "a", "b"))
-    if len(t) < 3:
-        return {
-            "delta": float("nan"),
-            "ci_low": float("nan"),
-            "ci_high": float("nan"),
-            "p_value": float("nan"),
-            "n": len(t),
-        }
-    deltas = np.array([ccc_numpy(t[i], a[i]) - ccc_numpy(t[i], b[i]) for i in _resamples(len(t), n, seed)])
-    observed = ccc_numpy(t, a) - ccc_numpy(t, b)
-    p = 2 * min((deltas <= 0).mean(), (deltas >= 0).mean())
+    groups = None if clusters is None else cluster_codes(clusters.reindex(joined.index))
+    out = paired_bootstrap_columns(t[:, None], a[:, None], b[:, None], n=n, seed=seed, clusters=groups)
+    return {**out, "unit": unit_of(clusters)}
+
+
+def paired_bootstrap_columns(
+    truth: np.ndarray,
+    prediction_a: np.ndarray,
+    prediction_b: np.ndarray,
+    *,
+    n: int = 1000,
+    seed: int = 0,
+    clusters: np.ndarray | None = None,
+) -> dict:
+    r"""Paired bootstrap of the difference of the mean CCC over columns, ``[items, columns]`` each.
+
+    The same rows (or, with ``clusters``, the same clusters) are drawn for
+    both predictions and every column. Returns ``delta`` (observed), its
+    95 % interval ``ci_low``/``ci_high``, a two-sided ``p_value`` and ``n`` (rows).
+
+    Examples:
+        >>> rng = np.random.default_rng(0)
+        >>> t = rng.normal(size=(200, 2))
+        >>> out = paired_bootstrap_columns(t, t + rng.normal(scale=0.3, size=t.shape), t * 0 + 0.1, n=200)
+        >>> bool(out["ci_low"] > 0 and out["p_value"] < 0.05)
+        True
+
+    """
+
+    def mean_ccc(pred: np.ndarray, rows) -> float:
+        return float(np.mean([ccc_numpy(truth[rows, c], pred[rows, c]) for c in range(truth.shape[1])]))
+
+    if len(truth) < 3:
+        nan = float("nan")
+        return {"delta": nan, "ci_low": nan, "ci_high": nan, "p_value": nan, "n": len(truth)}
+    draws = resamples(len(truth), n, seed, clusters)
+    deltas = np.array([mean_ccc(prediction_a, i) - mean_ccc(prediction_b, i) for i in draws])
+    deltas = deltas[np.isfinite(deltas)]
+    every = slice(None)
+    observed = mean_ccc(prediction_a, every) - mean_ccc(prediction_b, every)
+    p = 2 * min((deltas <= 0).mean(), (deltas >= 0).mean()) if len(deltas) else float("nan")
     return {
         "delta": float(observed),
-        "ci_low": float(np.quantile(deltas, 0.025)),
-        "ci_high": float(np.quantile(deltas, 0.975)),
+        "ci_low": float(np.quantile(deltas, 0.025)) if len(deltas) else float("nan"),
+        "ci_high": float(np.quantile(deltas, 0.975)) if len(deltas) else float("nan"),
         "p_value": float(min(1.0, p)),
-        "n": int(len(t)),
+        "n": int(len(truth)),
     }

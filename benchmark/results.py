@@ -205,7 +205,10 @@ def _upsert(path: Path, name: str, keys: list[str], new: pd.DataFrame) -> Path:
         combined = pd.concat([kept, new], ignore_index=True)
     else:
         combined = new
-    columns = keys + [c for c in combined.columns if c not in keys and c not in PROVENANCE] + list(PROVENANCE)
+    # the writer's column order, so a table that gains a column reads as a fresh run writes it
+    values = [c for c in new.columns if c not in keys and c not in PROVENANCE]
+    values += [c for c in combined.columns if c not in keys and c not in PROVENANCE and c not in values]
+    columns = keys + values + list(PROVENANCE)
     combined = combined.reindex(columns=columns).fillna("")
     combined = combined.sort_values(keys, kind="stable").reset_index(drop=True)
     atomic_write_text(path, combined.to_csv(index=False, lineterminator="\n"))
@@ -386,18 +389,20 @@ def format_table(df: pd.DataFrame) -> pd.DataFrame:
 SETTINGS_FILE = "settings.yaml"
 """Side-car of a results folder: the run settings all its rows were made with."""
 
-DEFAULT_SETTINGS = {"seed": 0, "bootstrap": 1000, "max_files": 200}
+DEFAULT_SETTINGS = {"seed": 0, "bootstrap": 1000, "max_files": 200, "ci_unit": "speaker"}
 r"""The settings of the project's committed ``results/`` (the CLI's defaults).
 
 ``seed``: bootstraps, subsets and perturbations; ``bootstrap``: resamples of
-the confidence intervals; ``max_files``: the robustness subset (0: all files).
+the confidence intervals; ``max_files``: the robustness subset (0: all files);
+``ci_unit``: what the bootstraps resample, whole speakers where a split has
+them or always single files (each row says which in its ``ci_unit``).
 """
 
 SETTINGS_OF = {
     # family → the settings its rows depend on
-    "correctness": ("seed", "bootstrap"),
+    "correctness": ("seed", "bootstrap", "ci_unit"),
     "robustness": ("seed", "max_files"),
-    "fairness": ("seed", "bootstrap"),
+    "fairness": ("seed", "bootstrap", "ci_unit"),
     "consistency": ("seed", "bootstrap"),
 }
 
@@ -424,7 +429,7 @@ def run_settings(seed: int, options: dict, families) -> dict:
         >>> run_settings(0, {"bootstrap": 1000, "max_files": None}, ["robustness"])
         {'seed': 0, 'max_files': 0}
         >>> run_settings(7, {}, ["correctness"])
-        {'seed': 7, 'bootstrap': 1000}
+        {'seed': 7, 'bootstrap': 1000, 'ci_unit': 'speaker'}
 
     """
     bootstrap = options.get("bootstrap", DEFAULT_SETTINGS["bootstrap"])
@@ -432,6 +437,7 @@ def run_settings(seed: int, options: dict, families) -> dict:
         "seed": int(seed),
         "bootstrap": DEFAULT_SETTINGS["bootstrap"] if bootstrap is True or bootstrap is None else int(bootstrap),
         "max_files": int(options.get("max_files") or 0),
+        "ci_unit": str(options.get("ci_unit") or DEFAULT_SETTINGS["ci_unit"]),
     }
     keys = [k for k in DEFAULT_SETTINGS if any(k in SETTINGS_OF.get(f, ()) for f in families)]
     return {k: values[k] for k in keys}

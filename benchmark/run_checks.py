@@ -187,6 +187,7 @@ def run_options(args: argparse.Namespace) -> dict:
     return {
         "bootstrap": args.bootstrap,
         "max_files": args.max_files or None,
+        "ci_unit": args.ci_unit,
         **({"conditions": args.conditions} if args.conditions else {}),
         **({"babble": args.babble} if args.babble else {}),
         **({"batch_size": args.batch_size} if args.batch_size > 1 else {}),

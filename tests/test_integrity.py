@@ -65,7 +65,7 @@ def test_other_settings_never_replace_rows_and_results_dir_takes_them(cli_args, 
     assert main(run) == 0
     table = results.table_path("correctness")
     published = table.read_bytes()
-    assert results.read_settings() == {"seed": 0, "bootstrap": 1000}
+    assert results.read_settings() == {"seed": 0, "bootstrap": 1000, "ci_unit": "speaker"}
     capsys.readouterr()
 
     assert main([*run, "--bootstrap", "10", "--seed", "7"]) == 2
@@ -92,7 +92,7 @@ def test_other_settings_never_replace_rows_and_results_dir_takes_them(cli_args, 
     other = tmp_path / "quick"
     assert main([*run, "--bootstrap", "10", "--seed", "7", "--results", str(other)]) == 0
     assert table.read_bytes() == published
-    assert results.read_settings(other) == {"seed": 7, "bootstrap": 10}
+    assert results.read_settings(other) == {"seed": 7, "bootstrap": 10, "ci_unit": "speaker"}
     quick = results.read_table("correctness", other)
     assert len(quick) == 6 and (quick["ccc"].astype(float) == 0).all()
 
@@ -103,12 +103,15 @@ def test_cli_defaults_are_the_committed_settings(tmp_path):
         "seed": defaults.seed,
         "bootstrap": defaults.bootstrap,
         "max_files": defaults.max_files,
+        "ci_unit": defaults.ci_unit,
     } == results.DEFAULT_SETTINGS
     committed = PROJECT_ROOT / "results" / results.SETTINGS_FILE
     assert results.read_settings(committed.parent) == results.DEFAULT_SETTINGS
     shutil.copy(committed, tmp_path / committed.name)
     settings = results.run_settings(
-        defaults.seed, {"bootstrap": defaults.bootstrap, "max_files": defaults.max_files}, analyses.FAMILIES
+        defaults.seed,
+        {"bootstrap": defaults.bootstrap, "max_files": defaults.max_files, "ci_unit": defaults.ci_unit},
+        analyses.FAMILIES,
     )
     results.claim_settings(settings, tmp_path)
     assert (tmp_path / committed.name).read_bytes() == committed.read_bytes()  # a default run leaves it as it is

@@ -521,6 +521,8 @@ def test_significance(fixture):
     cells = [c.strip() for c in lines[0].strip("|").split("|")]
     assert cells[1:3] == ["alpha", "beta"]
     assert re.fullmatch(r"-?\d\.\d{3}", cells[3]) and cells[6] == "40"
+    assert cells[7] in ("speakers", "files")  # the resampled unit is named
+    assert "Holm" in text and re.search(r"\|\s+rank \| model\s+\|", text)  # tie-aware ranks replace the position
     # No predictions stored for demo-mosi: said so, not silently skipped.
     assert "predictions not stored" in text
 

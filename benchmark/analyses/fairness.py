@@ -33,7 +33,7 @@ import scipy.stats
 
 from benchmark import DIMENSIONS
 from benchmark.metrics import ccc as _ccc
-from benchmark.metrics import ccc_rows
+from benchmark.metrics import ccc_rows, ccc_weighted, cluster_codes, cluster_weights, speaker_clusters, unit_of
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +69,7 @@ SEX_COLUMNS = (
     "delta_ccc",
     "ci_low",
     "ci_high",
+    "ci_unit",
     "threshold",
     "passed",
 )
@@ -155,11 +156,14 @@ def sex_rows(
     seed: int = 0,
     min_files: int = MIN_GROUP_FILES,
     notes: list[str] | None = None,
+    speaker: pd.Series | None = None,
 ) -> list[dict]:
     r"""Rows of the ``fairness_sex`` table for one dimension (without the base row).
 
     No rows if a group has fewer than ``min_files`` files in the balanced
-    set; then a "too few files" note is appended to ``notes``.
+    set; then a "too few files" note is appended to ``notes``. With
+    ``speaker`` (see :func:`benchmark.metrics.speaker_clusters`) the
+    interval resamples whole speakers.
     """
     sex = normalize_sex(sex.reindex(truth.index))
     valid = truth.notna() & prediction.reindex(truth.index).notna() & sex.notna()
@@ -176,8 +180,9 @@ def sex_rows(
             counts = ", ".join(f"{g} {n}" for g, n in sizes.items())
             notes.append(f"{dimension}: too few files ({counts} after balancing; each sex needs {min_files})")
         return []
+    clusters = None if speaker is None else speaker.reindex(index).to_numpy(object)
     rows = []
-    for row in group_deltas(t, p, members, n_boot=n_boot, seed=seed):
+    for row in group_deltas(t, p, members, n_boot=n_boot, seed=seed, clusters=clusters):
         delta = row["delta_ccc"]
         rows.append(
             {
@@ -190,7 +195,15 @@ def sex_rows(
     return rows
 
 
-def group_deltas(t: np.ndarray, p: np.ndarray, members: dict, *, n_boot: int = BOOTSTRAP, seed: int = 0) -> list[dict]:
+def group_deltas(
+    t: np.ndarray,
+    p: np.ndarray,
+    members: dict,
+    *,
+    n_boot: int = BOOTSTRAP,
+    seed: int = 0,
+    clusters: np.ndarray | None = None,
+) -> list[dict]:
     r"""Per group of a balanced set: ``CCC(group) − CCC(all)`` with a bootstrap 95 % interval.
 
     Args:
@@ -198,14 +211,19 @@ def group_deltas(t: np.ndarray, p: np.ndarray, members: dict, *, n_boot: int = B
         members: group name → positions in ``t`` and ``p``
         n_boot: bootstrap resamples (0: no interval)
         seed: seed of the resamples
+        clusters: speaker per position (any labels): whole speakers are
+            resampled; ``None``: files, within each group
 
     Returns:
         one dict per group: ``group``, ``n``, ``ccc_group``, ``ccc_all``,
-        ``delta_ccc``, ``ci_low``, ``ci_high``
+        ``delta_ccc``, ``ci_low``, ``ci_high``, ``ci_unit``
 
     """
     ccc_all = _ccc(pd.Series(t), pd.Series(p))
-    deltas = _bootstrap_deltas(t, p, members, n_boot, seed)
+    if clusters is None:
+        deltas = _bootstrap_deltas(t, p, members, n_boot, seed)
+    else:
+        deltas = _cluster_deltas(t, p, members, cluster_codes(clusters), n_boot, seed)
     rows = []
     for group, pos in members.items():
         ccc_group = _ccc(pd.Series(t[pos]), pd.Series(p[pos]))
@@ -223,6 +241,7 @@ def group_deltas(t: np.ndarray, p: np.ndarray, members: dict, *, n_boot: int = B
                 "delta_ccc": ccc_group - ccc_all,
                 "ci_low": float(low),
                 "ci_high": float(high),
+                "ci_unit": unit_of(clusters),
             }
         )
     return rows
@@ -247,6 +266,27 @@ def _bootstrap_deltas(t, p, members: dict, n_boot: int, seed: int) -> dict:
         ccc_all = ccc_rows(t[both], p[both])
         for g, d in draws.items():
             parts[g].append(ccc_rows(t[d], p[d]) - ccc_all)
+    return {g: np.concatenate(v) for g, v in parts.items()}
+
+
+def _cluster_deltas(t, p, members: dict, codes: np.ndarray, n_boot: int, seed: int) -> dict:
+    r"""CCC(group) − CCC(all) per resample of whole speakers (a speaker's files in every group they have).
+
+    Speakers are drawn from the whole set, so group sizes vary between
+    resamples: the balance holds on average, as it does across corpora.
+    Computed in chunks so memory stays below ~100 MB for large splits.
+    """
+    out = {g: np.empty(0) for g in members}
+    if not n_boot:
+        return out
+    weights = cluster_weights(codes, n_boot, [seed, 2])
+    chunk = max(1, 2_000_000 // max(1, len(t)))
+    parts = {g: [] for g in members}
+    for start in range(0, n_boot, chunk):
+        w = weights[start : start + chunk]
+        ccc_all = ccc_weighted(t, p, w)
+        for g, pos in members.items():
+            parts[g].append(ccc_weighted(t[pos], p[pos], w[:, pos]) - ccc_all)
     return {g: np.concatenate(v) for g, v in parts.items()}
 
 
@@ -322,6 +362,7 @@ def run(context) -> dict[str, pd.DataFrame]:
     n_boot = _bootstrap_n(options.get("bootstrap", BOOTSTRAP))
     min_samples = int(options.get("speaker_min_samples", MIN_SAMPLES))
     min_files = int(options.get("fairness_min_files", MIN_GROUP_FILES))
+    unit = options.get("ci_unit", "speaker")
     clean = context.clean.reindex(evalset.files)
     dimensions = [d for d in evalset.dimensions if d in clean and clean[d].notna().any()]
 
@@ -341,6 +382,7 @@ def run(context) -> dict[str, pd.DataFrame]:
                 seed=_seed(context.seed, dim),
                 min_files=min_files,
                 notes=notes,
+                speaker=speaker_clusters(evalset.speaker, evalset.files, unit),
             )
         sex_table = pd.DataFrame([{**base, **r} for r in rows], columns=list(base) + list(SEX_COLUMNS))
         if notes:
@@ -367,7 +409,7 @@ def run(context) -> dict[str, pd.DataFrame]:
             sums.append(row)
         speakers = pd.DataFrame([{**base, **r} for r in per], columns=list(base) + list(SPEAKER_COLUMNS))
         summary = pd.DataFrame([{**base, **r} for r in sums], columns=list(base) + list(SUMMARY_COLUMNS))
-    pitch_table = _pitch_table(context, dimensions, bins, threshold, n_boot, min_files)
+    pitch_table = _pitch_table(context, dimensions, bins, threshold, n_boot, min_files, unit)
     tables = {
         "fairness_sex": sex_table,
         "fairness_speaker": summary,
@@ -380,7 +422,7 @@ def run(context) -> dict[str, pd.DataFrame]:
     return tables
 
 
-def _pitch_table(context, dimensions, bins, threshold, n_boot, min_files) -> pd.DataFrame:
+def _pitch_table(context, dimensions, bins, threshold, n_boot, min_files, unit) -> pd.DataFrame:
     from benchmark.analyses import pitch
 
     evalset, base = context.evalset, context.base_row()
@@ -402,6 +444,7 @@ def _pitch_table(context, dimensions, bins, threshold, n_boot, min_files) -> pd.
             seed=_seed(context.seed, dim),
             min_files=min_files,
             notes=notes,
+            speaker=speaker_clusters(evalset.speaker, evalset.files, unit),
         )
     table = pd.DataFrame([{**base, **r} for r in rows], columns=list(base) + list(pitch.COLUMNS))
     if notes:

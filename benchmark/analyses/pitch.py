@@ -19,6 +19,7 @@ import os
 import numpy as np
 import pandas as pd
 
+from benchmark import metrics
 from benchmark.analyses import fairness
 from benchmark.paths import cache_dir
 
@@ -35,6 +36,7 @@ COLUMNS = (
     "delta_ccc",
     "ci_low",
     "ci_high",
+    "ci_unit",
     "threshold",
 )
 
@@ -166,11 +168,14 @@ def pitch_rows(
     seed: int = 0,
     min_files: int = 0,
     notes: list[str] | None = None,
+    speaker: pd.Series | None = None,
 ) -> list[dict]:
     r"""Rows of the ``fairness_pitch`` table for one dimension (without the base row).
 
     A sex whose smallest pitch group has fewer than ``min_files`` files
     after balancing gets no rows; a "too few files" note goes to ``notes``.
+    With ``speaker`` the interval resamples whole speakers of the sex
+    (files where the sex has fewer than :data:`benchmark.metrics.MIN_CLUSTERS`).
     """
     sex = fairness.normalize_sex(sex.reindex(truth.index))
     groups = pitch_groups(f0.reindex(truth.index), sex)
@@ -191,7 +196,9 @@ def pitch_rows(
                     f"{dimension}, {s}: too few files ({counts} after balancing; each group needs {min_files})"
                 )
             continue
-        for row in fairness.group_deltas(t, p, members, n_boot=n_boot, seed=seed):
+        clusters = metrics.speaker_clusters(speaker, index) if speaker is not None else None
+        clusters = None if clusters is None else clusters.to_numpy(object)
+        for row in fairness.group_deltas(t, p, members, n_boot=n_boot, seed=seed, clusters=clusters):
             pos = members[row["group"]]
             rows.append(
                 {
@@ -206,6 +213,7 @@ def pitch_rows(
                     "delta_ccc": row["delta_ccc"],
                     "ci_low": row["ci_low"],
                     "ci_high": row["ci_high"],
+                    "ci_unit": row["ci_unit"],
                     "threshold": threshold,
                 }
             )

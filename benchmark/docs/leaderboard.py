@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import functools
-import itertools
 import math
 
 import numpy as np
 import pandas as pd
 
 from benchmark import DIMENSIONS
-from benchmark.docs import consistency, real_speech
+from benchmark.docs import consistency, ranks, real_speech
 from benchmark.docs.formatting import (
     DASH,
     DEMO_NOTE,
     NOTE_MD,
-    Section,
     _float,
     _one_line,
     _truthy,
@@ -24,7 +21,6 @@ from benchmark.docs.formatting import (
     fmt_ccc,
     fmt_count,
     fmt_float,
-    fmt_p,
     fmt_sig,
     is_demo,
     md_table,
@@ -53,7 +49,9 @@ def leaderboard_page(inputs: Inputs, out: Output, *, resamples: int, seed: int, 
         f"Every section from here on is computed on embedded synthetic replicas (`demo-*` corpora, unless a "
         f"heading names another): {DEMO_NOTE}. They test the pipeline and the ranking of models on the same "
         "generated voices, not how well a model hears people. CCC between gold and prediction per dimension, "
-        "95 % bootstrap interval, per split; rows sorted by mean CCC, the best value per column **bold**.",
+        "with a 95 % bootstrap interval (whole speakers resampled where a split has them, else files, marked "
+        "*(files)*), per split; rows sorted by mean CCC and carrying a rank group (models the data cannot "
+        "separate share a rank, see below), the best value per column **bold**.",
     ]
     if not len(inputs.table("correctness")):
         parts.append("*No results yet: run `nox -s benchmark -- --model NAME`, then `nox -s docs`.*")
@@ -73,7 +71,8 @@ def leaderboard_page(inputs: Inputs, out: Output, *, resamples: int, seed: int, 
         "from `results/fairness_sex.csv` and `results/fairness_speaker.csv`, real speech and consistency from "
         "`results/consistency.csv`, efficiency from "
         "`results/efficiency.csv`. Significance tests are recomputed from "
-        f"`results/predictions/` (paired bootstrap over files, {resamples} resamples, seed {seed}). "
+        f"`results/predictions/` (paired bootstrap over speakers where a split has them, else files, "
+        f"{resamples} resamples, seed {seed}), and so are the rank groups. "
         "Published numbers come from `benchmark/reported.yaml`.",
     ]
     return "\n\n".join(p for p in parts if p) + "\n"
@@ -84,19 +83,22 @@ def correctness_section(inputs: Inputs, out: Output, *, resamples: int, seed: in
     df = inputs.latest("correctness")
     if not len(df):
         return ""
-    parts = ["## Correctness"]
+    parts = ["## Correctness", ranks.RANK_TEXT]
     for section in _sections(df):
         rows = _in_section(df, section)
         dims = _dims(rows)
         parts.append(f"### {section_title(section)}")
         parts.append(data_builds_note(rows))
-        parts.append(ccc_table(rows, dims))
-        figure = f"{FIGURES}/leaderboard/ccc__{slug(*section)}.png"
         order = _ranked_models(rows, dims)
+        groups = ranks.section_ranks(inputs, out, rows, section, dims, order, resamples=resamples, seed=seed)
+        parts.append(ccc_table(rows, dims, groups))
+        figure = f"{FIGURES}/leaderboard/ccc__{slug(*section)}.png"
         plot_rows = rows.assign(_order=rows["model"].map({m: i for i, m in enumerate(order)})).sort_values("_order")
         out.figure(figure, "ccc_bars", plot_rows, plot_title(section))
         parts.append(f"![CCC per model, {section[0]} {section[2]}]({figure})")
-        significance = significance_table(inputs, out, rows, section, dims, resamples=resamples, seed=seed, top=top)
+        significance = ranks.significance_table(
+            inputs, out, rows, section, dims, resamples=resamples, seed=seed, top=top
+        )
         if significance:
             parts.append(significance)
         parts.append("*Source: `results/correctness.csv`.*")
@@ -136,8 +138,11 @@ def _ranked_models(rows: pd.DataFrame, dims: list[str]) -> list[str]:
     return sorted(means, key=lambda m: (-means[m], m))
 
 
-def ccc_table(rows: pd.DataFrame, dims: list[str]) -> str:
-    r"""One row per model: CCC [CI] per dimension, best per column in bold."""
+def ccc_table(rows: pd.DataFrame, dims: list[str], groups: dict[str, int] | None = None) -> str:
+    r"""One row per model: rank group (:mod:`benchmark.docs.ranks`; else the position), CCC [CI] per dimension.
+
+    The best value per column is bold; the interval's resampled unit is named where it is not the speaker.
+    """
     best = {}
     for dim in dims:
         values = [_float(v) for v in rows.loc[rows["dimension"] == dim, "ccc"]]
@@ -147,77 +152,22 @@ def ccc_table(rows: pd.DataFrame, dims: list[str]) -> str:
     for rank, model in enumerate(_ranked_models(rows, dims), start=1):
         group = rows[rows["model"] == model].set_index("dimension")
         first = group.iloc[0]
-        cells = [str(rank), f"[{model}](models/{model}.md)", sha8(first["model_sha256"])]
+        cells = [str((groups or {}).get(model, rank)), f"[{model}](models/{model}.md)", sha8(first["model_sha256"])]
         for dim in dims:
             if dim not in group.index:
                 cells.append(DASH)
                 continue
             r = group.loc[dim]
             bold = best[dim] is not None and _float(r["ccc"]) == best[dim]
-            cells.append(fmt_ccc(r["ccc"], r.get("ccc_ci_low"), r.get("ccc_ci_high"), bold=bold))
+            unit = str(r.get("ci_unit", "") or "")
+            unit = f" ({unit}s)" if unit and unit != "nan" and unit != "speaker" else ""
+            cells.append(fmt_ccc(r["ccc"], r.get("ccc_ci_low"), r.get("ccc_ci_high"), bold=bold) + unit)
         n = _float(first.get("n"))
         skipped = _float(first.get("n_skipped"))
         cells.append(DASH if n is None else f"{n:.0f}" + (f" ({skipped:.0f} skipped)" if skipped else ""))
         table.append(cells)
-    headers = ["#", "model", "sha256", *[f"{d} CCC [95% CI]" for d in dims], "n"]
+    headers = ["rank", "model", "sha256", *[f"{d} CCC [95% CI]" for d in dims], "n"]
     return md_table(headers, table, "rll" + "r" * (len(dims) + 1))
-
-
-def significance_table(
-    inputs: Inputs,
-    out: Output,
-    rows: pd.DataFrame,
-    section: Section,
-    dims: list[str],
-    *,
-    resamples: int,
-    seed: int,
-    top: int,
-) -> str:
-    r"""Paired bootstrap of the CCC difference between the ``top`` models per dimension (reused while unchanged)."""
-    from benchmark.metrics import paired_bootstrap
-
-    table = []
-    for dim in dims:
-        sub = rows[rows["dimension"] == dim].copy()
-        sub["_ccc"] = [(_float(v) if _float(v) is not None else -math.inf) for v in sub["ccc"]]
-        sub = sub[np.isfinite(sub["_ccc"])].sort_values(["_ccc", "model"], ascending=[False, True])
-        leaders = list(zip(sub["model"], sub["model_sha256"]))[:top]
-        for (a, sha_a), (b, sha_b) in itertools.combinations(leaders, 2):
-            pa, pb = inputs.predictions(a, sha_a, section), inputs.predictions(b, sha_b, section)
-            column_t, column_p = f"truth_{dim}", f"pred_{dim}"
-            if pa is None or pb is None or column_p not in pa or column_p not in pb or column_t not in pa:
-                table.append([dim, a, b, DASH, DASH, "predictions not stored", DASH])
-                continue
-            ia, ib = pa.set_index("file"), pb.set_index("file")
-            series = (
-                pd.to_numeric(ia[column_t], errors="coerce"),
-                pd.to_numeric(ia[column_p], errors="coerce"),
-                pd.to_numeric(ib[column_p], errors="coerce"),
-            )
-            result = out.result(
-                "metrics.py",
-                ("paired_bootstrap", *series, resamples, seed),
-                functools.partial(paired_bootstrap, *series, n=resamples, seed=seed),
-            )
-            table.append(
-                [
-                    dim,
-                    a,
-                    b,
-                    fmt3(result["delta"]),
-                    f"[{fmt3(result['ci_low'])}, {fmt3(result['ci_high'])}]",
-                    fmt_p(result["p_value"], resamples),
-                    str(result["n"]),
-                ]
-            )
-    if not table:
-        return ""
-    headers = ["dimension", "model A", "model B", "ΔCCC (A − B)", "95% CI", "p", "files"]
-    return (
-        f"Significance between the top {top} models (paired bootstrap over the files both "
-        f"scored, {resamples} resamples, seed {seed}; p two-sided):\n\n" + md_table(headers, table, "lllrrrr")
-    )
 
 
 def split_robustness(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

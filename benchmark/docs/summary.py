@@ -26,6 +26,7 @@ from benchmark import DIMENSIONS, report
 from benchmark.docs.formatting import DASH, _float, fmt3, md_table, plot_title, slug
 from benchmark.docs.inputs import Inputs, _in_section, _role_from_results, _sections, random_weights
 from benchmark.docs.output import FIGURES, Output
+from benchmark.docs.ranks import share_interval
 
 COUNTS = ("passed", "undecided", "failed", "not_scored")
 
@@ -128,6 +129,21 @@ def corpus_means(inputs: Inputs) -> tuple[list[tuple[str, str, str]], dict[tuple
     return sections, means
 
 
+def share_ci(row) -> str:
+    r"""`` [low, high]`` of the share of tests passed (:func:`benchmark.docs.ranks.share_interval`), '' without tests.
+
+    Examples:
+        >>> share_ci({"passed": 50, "tests": 100})
+        ' [40–60]'
+
+    """
+    passed, tests = _float(row.get("passed")), _float(row.get("tests"))
+    if not tests:
+        return ""
+    low, high = share_interval(int(passed or 0), int(tests))
+    return f" [{100 * low:.0f}–{100 * high:.0f}]"
+
+
 def glance_section(inputs: Inputs, out: Output) -> str:
     r"""``## At a glance``: ranking by share of tests passed, mean CCC per corpus, accuracy against cost."""
     summary, note = current_summary(inputs)
@@ -142,7 +158,7 @@ def glance_section(inputs: Inputs, out: Output) -> str:
             [
                 str(rank),
                 f"[{r['model']}](models/{r['model']}.md)",
-                f"{fmt_share(r['share_passed'])} ({_float(r.get('passed')) or 0:.0f} of {_float(r['tests']) or 0:.0f})",
+                f"{fmt_share(r['share_passed'])}{share_ci(r)} ({_float(r.get('passed')) or 0:.0f} of {_float(r['tests']) or 0:.0f})",
                 f"{_float(r.get('undecided')) or 0:.0f}",
                 *[fmt3(means.get((r["model"], s))) for s in sections],
             ]
@@ -160,7 +176,7 @@ def glance_section(inputs: Inputs, out: Output) -> str:
     headers = [
         "#",
         "model",
-        "share passed (of tests)",
+        "share passed [95% CI] (of tests)",
         "undecided",
         # short headers (the intro says these are mean CCCs on replicas): long ones wrap and widen the table
         *[corpus_label(s, sections).removeprefix("demo-") for s in sections],
@@ -171,8 +187,11 @@ def glance_section(inputs: Inputs, out: Output) -> str:
         "dimension and condition or group, judged against its threshold in `thresholds.yaml` (the "
         "analyses page lists every test, its threshold and its source). A test whose 95 % interval contains "
         "the threshold is *undecided*; a test not scored (no value, or no skill to judge) counts as not passed. "
-        "The real-speech tests count here too. The last columns hold the mean CCC over the dimensions on each "
-        "synthetic replica (`demo-*`, named without the prefix). Each model's page gives the share passed per test family and lists every test.",
+        "The real-speech tests count here too. The interval of the share passed resamples the tests (1000 "
+        "bootstrap resamples): models whose intervals overlap are not shown to differ; tests of one model share "
+        "files, so the interval is a lower bound on the uncertainty. The last columns hold the mean CCC over the "
+        "dimensions on each synthetic replica (`demo-*`, named without the prefix). Each model's page gives the "
+        "share passed per test family and lists every test.",
     ]
     parts += [md_table(headers, table, "rll" + "r" * (len(headers) - 3)), note]
     figure = cost_figure(inputs, out)
