@@ -26,12 +26,13 @@ import scipy.signal
 import yaml
 from conftest import build_database, publish
 
-from benchmark import cli, numerics
+from benchmark import cli, numerics, runner
 from benchmark import registry as model_registry
 from benchmark.analyses.perturbations import conditions as condition_file
 from benchmark.data import datasets as dsets
 from benchmark.models.baselines import RandomGaussian
 from benchmark.paths import PROJECT_ROOT
+from benchmark.registry import Registry, load_model
 from benchmark.results import PROVENANCE
 
 WEIGHTS = PROJECT_ROOT / "weights"
@@ -280,25 +281,49 @@ def test_the_same_signal_at_other_rates_and_in_stereo_predicts_alike(models_yaml
         assert difference.max() < 0.02, (variant, difference.max())
 
 
-def test_a_gold_file_missing_from_disk_is_a_recorded_skip(dataset_registry, audb_repository, models_yaml, tmp_path):
+def test_a_gold_file_missing_from_disk(models_yaml, tmp_path, capsys):
+    host = tmp_path / "host"
+    repo = audb.Repository("lossy", str(host), "file-system")
+    (host / repo.name).mkdir(parents=True)
+    build_database(tmp_path / "build", name="lossy")
+    publish(tmp_path / "build", "1.0.0", repo, cache_root=str(tmp_path / "publish-cache"))
+    datasets = tmp_path / "datasets.yaml"
+    datasets.write_text(
+        """datasets:
+  - name: lossy
+    audb: lossy
+    version: 1.0.0
+    splits: {test-1: emotion.dimensions.test-1.gold_standard, test-2: emotion.dimensions.test-2.gold_standard}
+    labels: {arousal: arousal, dominance: dominance, valence: valence}
+    label_range: [1, 7]
+    speaker: {table: files, column: speaker}
+    sex: {table: speaker, column: gender}
+"""
+    )
     evalset = dsets.load_split(
-        "testcorpus", "test-1", data="real", repositories=[audb_repository], registry=dataset_registry
+        "lossy", "test-1", data="real", repositories=[repo], registry=dsets.load_registry(datasets)
     )
     gone = Path(evalset.files[2])
-    gone.unlink()  # deleted by hand from the loaded corpus
-    results = tmp_path / "results"
+    # lost from the loaded corpus and from the repository, so audb cannot fetch it again
+    deps = audb.dependencies("lossy", version="1.0.0", cache_root=str(tmp_path / "publish-cache"))
+    archive = deps.archive(gone.relative_to(evalset.root).as_posix())
+    (lost,) = (host / repo.name).rglob(f"{archive}.zip")
+    lost.unlink()
+    gone.unlink()
     code = run_cli(
-        "run", "--model", "random-gaussian", "--models", models_yaml, "--datasets", tmp_path / "datasets.yaml",
-        "--data", "real", "--repository", f"{audb_repository.name}={audb_repository.host}", "--tests",
-        "correctness", "--bootstrap", "20", "--no-progress", "--results", results,
+        "run", "--model", "random-gaussian", "--models", models_yaml, "--datasets", datasets, "--data", "real",
+        "--repository", f"lossy={host}", "--tests", "correctness", "--no-progress", "--results", tmp_path / "results",
     )  # fmt: skip
-    assert code == cli.EXIT_OK
-    skips = pd.read_csv(results / "skips.csv")
-    assert len(skips) == 1 and skips["file"].iloc[0].endswith(gone.name) and skips["reason"].iloc[0]
-    rows = pd.read_csv(results / "correctness.csv").set_index("split")
-    n = len(evalset.files)  # test-1: one file gone; test-2 as it is
-    assert set(rows.loc["test-1", "n"]) == {n - 1} and set(rows.loc["test-1", "n_skipped"]) == {1}
-    assert set(rows.loc["test-2", "n_skipped"]) == {0}
+    err = capsys.readouterr().err
+    # audb restores what the cache lacks; what the repository lost too cannot be had: a clear error, no traceback
+    assert code == cli.EXIT_USAGE and "Traceback" not in err
+    assert "Dataset 'lossy': lossy 1.0.0 cannot be loaded: a file is missing from its repository" in err
+    assert archive in err and "Publish the version again" in err
+    # a file gone after loading (the cache emptied under a running benchmark) is a recorded skip; the others are scored
+    model = load_model("random-gaussian", Registry.from_file(models_yaml))
+    pred, skips = runner.predict(model, evalset, progress=False)
+    assert list(skips.index) == [str(gone)] and skips["reason"].iloc[0]
+    assert list(pred.index) == [f for f in evalset.files if f != str(gone)]
 
 
 # ---------------------------------------------------------------- report, efficiency, perf

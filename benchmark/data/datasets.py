@@ -483,14 +483,20 @@ def load_split(
     for extra in (entry.speaker.get("table"), entry.sex.get("table"), (entry.categories or {}).get("table")):
         if extra and extra not in want and extra in header:
             want.append(extra)
-    db = audb.load(
-        name,
-        version=version,
-        tables=want,
-        full_path=True,
-        verbose=False,
-        cache_root=str(cache_dir("audb")),
-    )
+    try:
+        db = audb.load(
+            name,
+            version=version,
+            tables=want,
+            full_path=True,
+            verbose=False,
+            cache_root=str(cache_dir("audb")),
+        )
+    except FileNotFoundError as ex:  # audb fetches what the cache lacks: the repository lacks it too
+        raise DatasetConfigError(
+            f"Dataset '{entry.name}': {name} {version} cannot be loaded: a file is missing from its repository "
+            f"({ex.filename or ex}). Publish the version again from its build folder, or restore the repository."
+        ) from None
     deps = audb.dependencies(name, version=version, cache_root=str(cache_dir("audb")), verbose=False)
     checksums = deps()["checksum"].to_dict()
     return _evalset_from_db(db, entry, name, version, split, table, checksums)
