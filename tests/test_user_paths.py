@@ -24,7 +24,7 @@ import pandas as pd
 import pytest
 import scipy.signal
 import yaml
-from conftest import build_database, publish
+from conftest import build_database, copy_demo, publish
 
 from benchmark import cli, numerics, runner
 from benchmark import registry as model_registry
@@ -178,13 +178,6 @@ def load(entry, registry=None) -> Interrupting:
     return Interrupting(entry.name, "1" * 64, sampling_rate=entry.sampling_rate)
 
 
-def private_demo(demo_cache: Path, root: Path) -> Path:
-    r"""A copy of the session's demo corpora at ``root``, which a test may fill with predictions."""
-    for name in ("audb-demo", "audb"):
-        shutil.copytree(demo_cache / name, root / name, ignore=shutil.ignore_patterns("*.lock"))
-    return root
-
-
 def stored_predictions(cache: Path) -> int:
     r"""Files the prediction store on disk holds a prediction for (``predictions/**/predictions.csv``)."""
     return sum(len(pd.read_csv(p)) for p in (cache / "predictions").rglob("predictions.csv"))
@@ -211,11 +204,11 @@ def test_an_interrupted_local_run_resumes_where_it_stopped(demo_cache, tmp_path,
         return INTERRUPT["calls"]
 
     monkeypatch.setitem(INTERRUPT, "after", None)  # the switch is off again after the test
-    whole = run(private_demo(demo_cache, tmp_path / "cache-whole"), tmp_path / "whole", None)
+    whole = run(copy_demo(demo_cache, tmp_path / "cache-whole"), tmp_path / "whole", None)
     assert whole is not None and stored_predictions(tmp_path / "cache-whole") == whole  # one call a file
     # two cells (one per corpus), each under the runner's chunk of cache writes: the interrupt, 3 files before the
     # end, comes in the second cell, after the first was stored whole
-    cache = private_demo(demo_cache, tmp_path / "cache")
+    cache = copy_demo(demo_cache, tmp_path / "cache")
     assert run(cache, tmp_path / "resumed", whole - 3) is None
     stored = stored_predictions(cache)
     assert 0 < stored < whole - 3
