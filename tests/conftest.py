@@ -161,12 +161,17 @@ def use_demo(demo_cache, monkeypatch):
     return demo_cache
 
 
+def copy_demo(demo_cache: Path, root: Path) -> Path:
+    r"""A copy of the session's demo corpora at ``root`` (a cache root), which a test may damage or fill."""
+    for name in ("audb-demo", "audb"):  # the published corpora and audb's cache of them
+        shutil.copytree(demo_cache / name, root / name, ignore=shutil.ignore_patterns("*.lock"))
+    return root
+
+
 @pytest.fixture()
 def own_demo(demo_cache, tmp_path, monkeypatch):
     r"""A private copy of the session's demo corpora, for a test that damages them."""
-    root = tmp_path / "demo-cache"
-    for name in ("audb-demo", "audb"):  # the published corpora and audb's cache of them
-        shutil.copytree(demo_cache / name, root / name, ignore=shutil.ignore_patterns("*.lock"))
+    root = copy_demo(demo_cache, tmp_path / "demo-cache")
     monkeypatch.setenv("SER_BENCHMARK_CACHE", str(root))
     return root
 

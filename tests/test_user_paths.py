@@ -24,14 +24,15 @@ import pandas as pd
 import pytest
 import scipy.signal
 import yaml
-from conftest import build_database, publish
+from conftest import build_database, copy_demo, publish
 
-from benchmark import cli, numerics
+from benchmark import cli, numerics, runner
 from benchmark import registry as model_registry
 from benchmark.analyses.perturbations import conditions as condition_file
 from benchmark.data import datasets as dsets
 from benchmark.models.baselines import RandomGaussian
 from benchmark.paths import PROJECT_ROOT
+from benchmark.registry import Registry, load_model
 from benchmark.results import PROVENANCE
 
 WEIGHTS = PROJECT_ROOT / "weights"
@@ -177,13 +178,6 @@ def load(entry, registry=None) -> Interrupting:
     return Interrupting(entry.name, "1" * 64, sampling_rate=entry.sampling_rate)
 
 
-def private_demo(demo_cache: Path, root: Path) -> Path:
-    r"""A copy of the session's demo corpora at ``root``, which a test may fill with predictions."""
-    for name in ("audb-demo", "audb"):
-        shutil.copytree(demo_cache / name, root / name, ignore=shutil.ignore_patterns("*.lock"))
-    return root
-
-
 def stored_predictions(cache: Path) -> int:
     r"""Files the prediction store on disk holds a prediction for (``predictions/**/predictions.csv``)."""
     return sum(len(pd.read_csv(p)) for p in (cache / "predictions").rglob("predictions.csv"))
@@ -210,11 +204,11 @@ def test_an_interrupted_local_run_resumes_where_it_stopped(demo_cache, tmp_path,
         return INTERRUPT["calls"]
 
     monkeypatch.setitem(INTERRUPT, "after", None)  # the switch is off again after the test
-    whole = run(private_demo(demo_cache, tmp_path / "cache-whole"), tmp_path / "whole", None)
+    whole = run(copy_demo(demo_cache, tmp_path / "cache-whole"), tmp_path / "whole", None)
     assert whole is not None and stored_predictions(tmp_path / "cache-whole") == whole  # one call a file
     # two cells (one per corpus), each under the runner's chunk of cache writes: the interrupt, 3 files before the
     # end, comes in the second cell, after the first was stored whole
-    cache = private_demo(demo_cache, tmp_path / "cache")
+    cache = copy_demo(demo_cache, tmp_path / "cache")
     assert run(cache, tmp_path / "resumed", whole - 3) is None
     stored = stored_predictions(cache)
     assert 0 < stored < whole - 3
@@ -273,32 +267,60 @@ def test_the_same_signal_at_other_rates_and_in_stereo_predicts_alike(models_yaml
         predictions[variant] = pd.read_csv(path, index_col="file")[["pred_arousal", "pred_dominance", "pred_valence"]]
     reference = predictions["mono16k"]
     assert len(reference) == 4 and reference.std().gt(0).any()  # 4 files of test-1, not all predicted alike
-    for variant in ("mono8k", "stereo44k"):
+    spread = reference.max() - reference.min()  # between files, per dimension
+    # 44.1 kHz stereo holds the 16 kHz signal twice over: only resampling's rounding is left, within 0.01.
+    # 8 kHz is resampled down here and up again by the runner: near 4 kHz the two filters differ; within 0.06
+    # (measured: 0.05), and a small part of what tells the files apart.
+    for variant, tolerance in (("stereo44k", 0.01), ("mono8k", 0.06)):
         assert list(predictions[variant].index) == list(reference.index)
-        # resampling twice leaves a little of the band edge and rounding: within 0.02 on the 0..1 scale
-        difference = (predictions[variant] - reference).abs().to_numpy()
-        assert difference.max() < 0.02, (variant, difference.max())
+        difference = (predictions[variant] - reference).abs()
+        assert difference.max().max() < tolerance, (variant, difference.max())
+        assert (difference.max() < 0.25 * spread).all(), (variant, difference.max(), spread)
 
 
-def test_a_gold_file_missing_from_disk_is_a_recorded_skip(dataset_registry, audb_repository, models_yaml, tmp_path):
+def test_a_gold_file_missing_from_disk(models_yaml, tmp_path, capsys):
+    host = tmp_path / "host"
+    repo = audb.Repository("lossy", str(host), "file-system")
+    (host / repo.name).mkdir(parents=True)
+    build_database(tmp_path / "build", name="lossy")
+    publish(tmp_path / "build", "1.0.0", repo, cache_root=str(tmp_path / "publish-cache"))
+    datasets = tmp_path / "datasets.yaml"
+    datasets.write_text(
+        """datasets:
+  - name: lossy
+    audb: lossy
+    version: 1.0.0
+    splits: {test-1: emotion.dimensions.test-1.gold_standard, test-2: emotion.dimensions.test-2.gold_standard}
+    labels: {arousal: arousal, dominance: dominance, valence: valence}
+    label_range: [1, 7]
+    speaker: {table: files, column: speaker}
+    sex: {table: speaker, column: gender}
+"""
+    )
     evalset = dsets.load_split(
-        "testcorpus", "test-1", data="real", repositories=[audb_repository], registry=dataset_registry
+        "lossy", "test-1", data="real", repositories=[repo], registry=dsets.load_registry(datasets)
     )
     gone = Path(evalset.files[2])
-    gone.unlink()  # deleted by hand from the loaded corpus
-    results = tmp_path / "results"
+    # lost from the loaded corpus and from the repository, so audb cannot fetch it again
+    deps = audb.dependencies("lossy", version="1.0.0", cache_root=str(tmp_path / "publish-cache"))
+    archive = deps.archive(gone.relative_to(evalset.root).as_posix())
+    (lost,) = (host / repo.name).rglob(f"{archive}.zip")
+    lost.unlink()
+    gone.unlink()
     code = run_cli(
-        "run", "--model", "random-gaussian", "--models", models_yaml, "--datasets", tmp_path / "datasets.yaml",
-        "--data", "real", "--repository", f"{audb_repository.name}={audb_repository.host}", "--tests",
-        "correctness", "--bootstrap", "20", "--no-progress", "--results", results,
+        "run", "--model", "random-gaussian", "--models", models_yaml, "--datasets", datasets, "--data", "real",
+        "--repository", f"lossy={host}", "--tests", "correctness", "--no-progress", "--results", tmp_path / "results",
     )  # fmt: skip
-    assert code == cli.EXIT_OK
-    skips = pd.read_csv(results / "skips.csv")
-    assert len(skips) == 1 and skips["file"].iloc[0].endswith(gone.name) and skips["reason"].iloc[0]
-    rows = pd.read_csv(results / "correctness.csv").set_index("split")
-    n = len(evalset.files)  # test-1: one file gone; test-2 as it is
-    assert set(rows.loc["test-1", "n"]) == {n - 1} and set(rows.loc["test-1", "n_skipped"]) == {1}
-    assert set(rows.loc["test-2", "n_skipped"]) == {0}
+    err = capsys.readouterr().err
+    # audb restores what the cache lacks; what the repository lost too cannot be had: a clear error, no traceback
+    assert code == cli.EXIT_USAGE and "Traceback" not in err
+    assert "Dataset 'lossy': lossy 1.0.0 cannot be loaded: a file is missing from its repository" in err
+    assert archive in err and "Publish the version again" in err
+    # a file gone after loading (the cache emptied under a running benchmark) is a recorded skip; the others are scored
+    model = load_model("random-gaussian", Registry.from_file(models_yaml))
+    pred, skips = runner.predict(model, evalset, progress=False)
+    assert list(skips.index) == [str(gone)] and skips["reason"].iloc[0]
+    assert list(pred.index) == [f for f in evalset.files if f != str(gone)]
 
 
 # ---------------------------------------------------------------- report, efficiency, perf
@@ -345,7 +367,7 @@ def test_perf_compares_the_executors_on_a_scratch_cache(own_demo, monkeypatch, c
     private = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # short: Ray's socket paths must stay under 107 bytes
     monkeypatch.setenv("RAY_TMPDIR", private)
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
-    before = snapshot(own_demo)
+    assert not (own_demo / "predictions").exists()
     try:
         code = run_cli(
             "perf", "--model", "wav2small", "--dataset", "mosi", "--split", "test", "--threads", "1",
@@ -360,7 +382,7 @@ def test_perf_compares_the_executors_on_a_scratch_cache(own_demo, monkeypatch, c
     for what in ("raw onnxruntime", "local executor", "ray executor, 1 replica(s)"):
         assert any(what in line and "files/s" in line for line in out.splitlines()), what
     assert "local / raw onnxruntime (1 thread)" in out and "ray 1 replica / local" in out
-    assert snapshot(own_demo) == before  # the timed runs' predictions went to a scratch cache
+    assert not (own_demo / "predictions").exists()  # the timed runs' predictions went to a scratch cache
     assert os.environ["SER_BENCHMARK_CACHE"] == str(own_demo)
 
 

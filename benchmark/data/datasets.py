@@ -308,7 +308,13 @@ def _load(entry: DatasetEntry, name: str, version: str, split: str, table: str, 
         )
     db = _load_metadata(name, version, entry, split, table, header)
     files = _split_files(_rows(db, entry, split, table).index)
-    audb.load_media(name, list(files), version=version, cache_root=str(cache_dir("audb")), verbose=False)
+    try:
+        audb.load_media(name, list(files), version=version, cache_root=str(cache_dir("audb")), verbose=False)
+    except FileNotFoundError as ex:  # audb fetches what the cache lacks: the repository lacks it too
+        raise DatasetConfigError(
+            f"Dataset '{entry.name}': {name} {version} cannot be loaded: a file is missing from its repository "
+            f"({ex.filename or ex}). Publish the version again from its build folder, or restore the repository."
+        ) from None
     deps = audb.dependencies(name, version=version, cache_root=str(cache_dir("audb")), verbose=False)
     checksums = deps()["checksum"].to_dict()
     return _evalset_from_db(db, entry, name, version, split, table, checksums)
