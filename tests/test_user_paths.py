@@ -197,10 +197,10 @@ def test_an_interrupted_local_run_resumes_where_it_stopped(demo_cache, tmp_path,
     def run(cache: Path, results: Path, after: int | None) -> int | None:
         monkeypatch.setenv("SER_BENCHMARK_CACHE", str(cache))
         INTERRUPT.update(after=after, calls=0)
-        try:
-            assert run_cli(*argv, "--results", results) == cli.EXIT_OK
-        except KeyboardInterrupt:
+        code = run_cli(*argv, "--results", results)
+        if code == cli.EXIT_INTERRUPTED:  # Ctrl-C ends the command with 130, keeping what finished
             return None
+        assert code == cli.EXIT_OK
         return INTERRUPT["calls"]
 
     monkeypatch.setitem(INTERRUPT, "after", None)  # the switch is off again after the test
@@ -278,7 +278,7 @@ def test_the_same_signal_at_other_rates_and_in_stereo_predicts_alike(models_yaml
         assert (difference.max() < 0.25 * spread).all(), (variant, difference.max(), spread)
 
 
-def test_a_gold_file_missing_from_disk(models_yaml, tmp_path, capsys):
+def test_a_gold_file_missing_from_disk(models_yaml, tmp_path, capsys, monkeypatch):
     host = tmp_path / "host"
     repo = audb.Repository("lossy", str(host), "file-system")
     (host / repo.name).mkdir(parents=True)
@@ -302,6 +302,7 @@ def test_a_gold_file_missing_from_disk(models_yaml, tmp_path, capsys):
     )
     gone = Path(evalset.files[2])
     # lost from the loaded corpus and from the repository, so audb cannot fetch it again
+    monkeypatch.setattr(audb.config, "REPOSITORIES", [repo])  # the loader restores audb's own after loading
     deps = audb.dependencies("lossy", version="1.0.0", cache_root=str(tmp_path / "publish-cache"))
     archive = deps.archive(gone.relative_to(evalset.root).as_posix())
     (lost,) = (host / repo.name).rglob(f"{archive}.zip")
@@ -311,11 +312,12 @@ def test_a_gold_file_missing_from_disk(models_yaml, tmp_path, capsys):
         "run", "--model", "random-gaussian", "--models", models_yaml, "--datasets", datasets, "--data", "real",
         "--repository", f"lossy={host}", "--tests", "correctness", "--no-progress", "--results", tmp_path / "results",
     )  # fmt: skip
-    err = capsys.readouterr().err
-    # audb restores what the cache lacks; what the repository lost too cannot be had: a clear error, no traceback
-    assert code == cli.EXIT_USAGE and "Traceback" not in err
-    assert "Dataset 'lossy': lossy 1.0.0 cannot be loaded: a file is missing from its repository" in err
-    assert archive in err and "Publish the version again" in err
+    captured = capsys.readouterr()
+    # audb restores what the cache lacks; what the repository lost too cannot be had: the dataset is reported
+    # and skipped with a clear message, no traceback, and the run ends non-zero
+    assert code == cli.EXIT_FAILURES and "Traceback" not in captured.err
+    assert "Dataset 'lossy': lossy 1.0.0 cannot be loaded: a file is missing from its repository" in captured.out
+    assert archive in captured.out and "Publish the version again" in captured.out
     # a file gone after loading (the cache emptied under a running benchmark) is a recorded skip; the others are scored
     model = load_model("random-gaussian", Registry.from_file(models_yaml))
     pred, skips = runner.predict(model, evalset, progress=False)
