@@ -197,10 +197,10 @@ def test_migrate_predictions_names_old_files_by_fingerprint(tmp_path):
 
 def test_committed_predictions_are_named_by_their_data():
     root = PROJECT_ROOT / "results"
-    correctness = results.read_table("correctness", root)
-    keys = correctness[
-        ["model", "model_sha256", "dataset", "dataset_version", "split", "data_fingerprint"]
-    ].drop_duplicates()
+    columns = ["model", "model_sha256", "dataset", "dataset_version", "split", "data_fingerprint"]
+    # A/D/V corpora are scored in correctness, categorical ones (real speech) in consistency
+    scored = [results.read_table(table, root) for table in ("correctness", "consistency")]
+    keys = pd.concat([t[columns] for t in scored if len(t)]).drop_duplicates()
     stored = set((root / "predictions").glob("*/*.csv"))
     expected = {results.predictions_path(*key, root=root) for key in keys.itertuples(index=False)}
     assert stored and stored <= expected  # every stored file carries the fingerprint of the rows it belongs to
