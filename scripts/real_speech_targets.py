@@ -9,7 +9,7 @@ The test speakers are never read.
 Usage::
 
     python scripts/real_speech_targets.py ../shared/data/emodb \
-        --students wav2small wav2small-int8 wav2small-2.0 mobilenetv4-conv-small \
+        --students wav2small wav2small-int8 wav2small-17k mobilenetv4-conv-small \
         [--teacher egemaps-teacher] [--models models.yaml] [--out table.csv]
 
 Without ``--teacher`` each student is compared with the teacher its

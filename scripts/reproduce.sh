@@ -4,10 +4,10 @@
 # measures efficiency, and rebuilds the leaderboard. Run from the repository root. The teacher
 # is the committed weights/egemaps-teacher (scripts/fit_teacher.py refits it; a refit's hash follows the CPU).
 #   bash scripts/reproduce.sh                # default students
-#   STUDENTS="wav2small wav2small-2.0 mobilenetv3-small" bash scripts/reproduce.sh
+#   STUDENTS="wav2small wav2small-17k mobilenetv3-small" bash scripts/reproduce.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-STUDENTS=${STUDENTS:-"wav2small wav2small-2.0 mobilenetv4-conv-small"}
+STUDENTS=${STUDENTS:-"wav2small wav2small-17k mobilenetv4-conv-small"}
 for student in $STUDENTS; do
   nox -s distill -- --student "$student"
 done

@@ -634,7 +634,7 @@ def test_cli_with_real_student(tmp_path, pool, models_yaml, capsys):
 
     argv = [
         "--student",
-        "wav2small-2.0",
+        "wav2small-17k",
         "--teacher",
         "random-gaussian",
         "--data",

@@ -30,7 +30,7 @@ def _from_imagenet(count: int, stem: int, hidden: int) -> int:
 
 TARGETS = {
     "wav2small": 72_000,  # paper title
-    "wav2small-2.0": 17_000,  # audeering/wav2small model card
+    "wav2small-17k": 17_000,  # audeering/wav2small model card
     "mobilenetv3-small": _from_imagenet(2_542_856, 16, 1024),  # Howard et al.: 2.5M
     "mobilenetv3-large": _from_imagenet(5_483_032, 16, 1280),  # Howard et al.: 5.4M
     "mobilenetv4-conv-small": _from_imagenet(3_774_024, 32, 1280),  # Qin et al.: 3.8M
@@ -106,7 +106,7 @@ def test_mobilenetv4_small_matches_the_papers_count_with_its_stft_kernel():
 
 
 def test_unknown_architecture():
-    with pytest.raises(ValueError, match="known: wav2small, wav2small-2.0"):
+    with pytest.raises(ValueError, match="known: wav2small, wav2small-17k"):
         build("wav2big")
 
 
@@ -151,7 +151,7 @@ def test_mel_filterbank():
 
 
 def test_normalisation_makes_gain_irrelevant(torch_seed):
-    model = build("wav2small-2.0").eval()
+    model = build("wav2small-17k").eval()
     signal = torch.randn(1, 16000)
     with torch.no_grad():
         torch.testing.assert_close(model(signal), model(0.1 * signal), atol=1e-3, rtol=1e-3)
@@ -210,7 +210,7 @@ def test_onnx_interface(exported):
     assert out.shape == (1, 3) and np.isfinite(out).all()
 
 
-@pytest.mark.parametrize("name", ["wav2small", "wav2small-2.0"])
+@pytest.mark.parametrize("name", ["wav2small", "wav2small-17k"])
 def test_int8(name, exported, tmp_path):
     import audonnx
 
@@ -245,7 +245,7 @@ def test_onnx_difference_finds_a_changed_output(exported, tmp_path):
     import onnx
     from onnx import numpy_helper
 
-    _, folder = exported("wav2small-2.0")
+    _, folder = exported("wav2small-17k")
     signals = [np.random.default_rng(seed).standard_normal(16000 * (seed + 1)).astype(np.float32) for seed in range(2)]
     assert export.onnx_max_abs_difference(folder, folder / "model.onnx", signals) == [0.0, 0.0]
     # the head's bias moves every output by exactly its change
@@ -317,11 +317,11 @@ def test_measure_times_the_predictor_call(monkeypatch):
 def test_measure_onnx(exported):
     from benchmark.efficiency import measure
 
-    _, folder = exported("wav2small-2.0")
+    _, folder = exported("wav2small-17k")
     figures = measure(folder, repeats=3, seconds=1.0)
     _check_figures(figures, onnx=True, repeats=3, folder=folder)
     # frozen front end (4224 + 858 constants) in, BatchNorm folded out
-    assert figures["parameters"] > count_parameters(build("wav2small-2.0"))
+    assert figures["parameters"] > count_parameters(build("wav2small-17k"))
 
 
 @pytest.fixture
@@ -329,7 +329,7 @@ def registry(exported, tmp_path, monkeypatch):
     from benchmark.registry import Registry
 
     monkeypatch.setenv("SER_BENCHMARK_RESULTS", str(tmp_path / "results"))
-    _, folder = exported("wav2small-2.0")
+    _, folder = exported("wav2small-17k")
     path = tmp_path / "models.yaml"
     path.write_text(
         "models:\n"
@@ -408,7 +408,7 @@ def speed_experiments(monkeypatch):
 
 def test_multiply_adds_of_wav2small_2(exported, speed_experiments):
     profile_onnx, _ = speed_experiments
-    _, folder = exported("wav2small-2.0")
+    _, folder = exported("wav2small-17k")
     # 13 channels, 11 convolutions, MaxPool after the third; 5 s = 80,000 samples
     frames, mels, c = 1 + (80000 - 64) // 32, 26, 13
     pooled_frames, pooled_mels = (frames + 1) // 2, (mels + 1) // 2
@@ -429,7 +429,7 @@ def test_padding_the_channels_keeps_the_function(exported, speed_experiments, tm
     import onnx
 
     _, speed = speed_experiments
-    _, folder = exported("wav2small-2.0")
+    _, folder = exported("wav2small-17k")
     padded = speed.pad_channels(folder, tmp_path / "padded", 16)
     convs = [n for n in onnx.load(str(padded / "model.onnx")).graph.node if n.name.startswith("/features/")]
     weights = {t.name: list(t.dims) for t in onnx.load(str(padded / "model.onnx")).graph.initializer}

@@ -68,7 +68,7 @@ class Task:
 
     student: str = option(
         "wav2small",
-        "student architecture (wav2small, wav2small-2.0, mobilenetv4-conv-small, ...); also its models.yaml name",
+        "student architecture (wav2small, wav2small-17k, mobilenetv4-conv-small, ...); also its models.yaml name",
     )
     teacher: str = option("egemaps-teacher", "teacher: a models.yaml name")
     data: str = option(

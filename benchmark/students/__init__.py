@@ -7,7 +7,7 @@ accepts any length of at least 0.25 s and exports to ONNX with a
 dynamic samples axis (:mod:`benchmark.students.export`).
 
 Examples:
-    >>> model = build("wav2small-2.0")
+    >>> model = build("wav2small-17k")
     >>> count_parameters(model)
     16994
 
@@ -31,7 +31,7 @@ def _wav2small(**kwargs) -> nn.Module:
     return Wav2Small(WAV2SMALL, **kwargs)
 
 
-def _wav2small_2(**kwargs) -> nn.Module:
+def _wav2small_17k(**kwargs) -> nn.Module:
     return Wav2Small(WAV2SMALL_2, **kwargs)
 
 
@@ -45,7 +45,7 @@ def _mobilenet(name: str) -> typing.Callable[..., nn.Module]:
 
 ARCHITECTURES: dict[str, typing.Callable[..., nn.Module]] = {
     "wav2small": _wav2small,
-    "wav2small-2.0": _wav2small_2,
+    "wav2small-17k": _wav2small_17k,
     "mobilenetv4-conv-small": _mobilenet("mobilenetv4-conv-small"),
     "mobilenetv4-conv-medium": _mobilenet("mobilenetv4-conv-medium"),
     "mobilenetv3-small": _mobilenet("mobilenetv3-small"),
