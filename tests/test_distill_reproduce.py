@@ -9,15 +9,18 @@ to move the weights on one machine.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import audiofile
+import audmetric
 import numpy as np
 import pytest
 
+from benchmark import DIMENSIONS
 from benchmark.hashing import sha256_file
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -103,3 +106,106 @@ def test_two_processes_on_different_cpus_export_the_same_bytes(tmp_path):
     a, b = (sha256_file(tmp_path / name / "model.onnx") for name in runs)
     assert a == b
     assert sha256_file(tmp_path / "a-int8" / "model.onnx") == sha256_file(tmp_path / "b-int8" / "model.onnx")
+
+
+def comparison(**kwargs):
+    from benchmark.distill.compare import Comparison
+
+    base = dict(
+        new={},
+        committed={},
+        differences={"test-1": {"arousal": 0.01, "mean": -0.02}, "test-2": {"arousal": 0.0, "mean": 0.03}},
+        agreement={},
+        new_targets={"arousal >= 0.90": True, "mean >= 0.80": True},
+        committed_targets={"arousal >= 0.90": True, "mean >= 0.80": True},
+    )
+    return Comparison(**{**base, **kwargs})
+
+
+def test_behaviour_within_the_tolerance_keeps_the_committed_model():
+    from benchmark.distill.compare import TOLERANCE, verdict
+
+    near = comparison()
+    assert near.within_tolerance and near.missed_targets == []
+    said = verdict(near, Path("/cache/new"), Path("/project/weights/w"), same_bytes=False)
+    assert said.startswith("behaviourally identical") and "kept the committed model /project/weights/w" in said
+    assert verdict(near, Path("/n"), Path("/c"), same_bytes=True).startswith("the same bytes")
+
+    far = comparison(differences={"test-1": {"valence": -0.11}, "test-2": {"valence": 0.02}})
+    assert not far.within_tolerance and TOLERANCE < 0.11
+    said = verdict(far, Path("/n"), Path("/c"), same_bytes=False)
+    assert "valence on test-1: -0.110" in said and "--replace" in said and "kept the committed model /c" in said
+
+    # a target the committed model meets and the new one misses decides, whatever the tolerance says
+    worse = comparison(new_targets={"arousal >= 0.90": False, "mean >= 0.80": True})
+    assert worse.within_tolerance and worse.missed_targets == ["arousal >= 0.90"]
+    assert verdict(worse, Path("/n"), Path("/c"), same_bytes=False).startswith("the new model misses arousal >= 0.90")
+    # a target neither meets is no reason to prefer either
+    both = comparison(new_targets={"mean >= 0.80": False}, committed_targets={"mean >= 0.80": False})
+    assert both.missed_targets == []
+
+
+def test_the_comparison_scores_both_models_against_the_teacher(tmp_path, use_demo):
+    import torch
+
+    from benchmark.distill.compare import SPLITS, ccc_table, compare, predict, split_signals
+    from benchmark.distill.pipeline import load_teacher
+    from benchmark.students.export import export_onnx, quantize_int8
+    from benchmark.students.wav2small import Wav2Small, Wav2SmallConfig
+
+    folders = {}
+    for name, seed in (("a", 0), ("b", 1)):
+        torch.manual_seed(seed)
+        module = Wav2Small(Wav2SmallConfig(channels=8, layers=2, pool_after=1)).eval()
+        folders[name] = tmp_path / name
+        export_onnx(module, folders[name])
+        quantize_int8(folders[name], tmp_path / f"{name}-int8")
+    teacher, _ = load_teacher("random-gaussian", ROOT / "models.yaml")
+    result = compare(folders["b"], folders["a"], teacher, max_files=6)
+    outputs, signals = split_signals(teacher, "test-2", 6)
+    prediction = predict(folders["b"], signals)
+    expected = {d: audmetric.concordance_cc(outputs[:, i], prediction[:, i]) for i, d in enumerate(DIMENSIONS)}
+    assert result.new["test-2"]["valence"] == pytest.approx(expected["valence"], abs=1e-6)
+    assert result.new["test-2"] == ccc_table(outputs, prediction) and set(result.differences) == set(SPLITS)
+    assert result.differences["test-2"]["valence"] == pytest.approx(
+        expected["valence"] - result.committed["test-2"]["valence"], abs=1e-5
+    )
+    same = compare(folders["a"], folders["a"], teacher, max_files=6)
+    assert same.agreement["test-1"]["arousal"] == pytest.approx(1.0) and same.within_tolerance
+
+
+def test_a_re_distillation_keeps_the_committed_model_unless_told_to_replace(tmp_path, use_demo, capsys):
+    import yaml
+
+    from benchmark.distill.cli import main
+    from benchmark.distill.compare import candidate_folder
+    from benchmark.hashing import artifact_sha256
+
+    pool = write_pool(tmp_path / "pool")
+    models = tmp_path / "models.yaml"
+    models.write_text(MODELS_YAML)
+    out = tmp_path / "weights" / "w2s"
+    argv = [a for a in TINY if a != "--no-register"] + ["--data", str(pool), "--models", str(models)]
+    argv += ["--out", str(out), "--threads", "1", "--compare-files", "6"]
+
+    def registered() -> str:
+        entries = yaml.safe_load(models.read_text())["models"]
+        return next(e for e in entries if e["name"] == "wav2small-2.0")["source"]["sha256"]
+
+    assert main(argv) == 0  # nothing committed yet: registered as before
+    committed = artifact_sha256(out)
+    assert registered() == committed
+    text = models.read_text()
+
+    assert main(argv + ["--seed", "1"]) == 0  # other weights: a candidate, compared, the committed one kept
+    said = capsys.readouterr().out
+    candidate = candidate_folder("wav2small-2.0")
+    assert "kept the committed model" in said and f"the new one is in {candidate}" in said
+    assert models.read_text() == text and artifact_sha256(out) == committed
+    assert artifact_sha256(candidate) != committed
+    record = json.loads((candidate.with_name("wav2small-2.0-records") / "comparison.json").read_text())
+    assert record["committed"] == str(out) and record["same_bytes"] is False and record["verdict"] in said
+    assert set(record["differences"]) == {"test-1", "test-2"}
+
+    assert main(argv + ["--seed", "1", "--replace"]) == 0  # told to: the new model is registered
+    assert registered() == artifact_sha256(out) == artifact_sha256(candidate) != committed
