@@ -111,6 +111,10 @@ def test_two_processes_on_different_cpus_export_the_same_bytes(tmp_path):
         assert run.returncode == 0, f"run {name}: {output[-2000:]}"
     records = {name: (tmp_path / f"{name}-records" / "provenance.json").read_text() for name in runs}
     assert all('"profile": "portable"' in text for text in records.values())
+    data = [json.loads(text)["data"] for text in records.values()]
+    assert len(data[0]["teacher_targets_sha256"]) == 64 and len(data[0]["crops_audio_sha256"]) == 64
+    assert [d["teacher_targets_sha256"] for d in data] == [data[0]["teacher_targets_sha256"]] * 2
+    assert [d["crops_audio_sha256"] for d in data] == [data[0]["crops_audio_sha256"]] * 2
     a, b = (sha256_file(tmp_path / name / "model.onnx") for name in runs)
     assert a == b
     assert sha256_file(tmp_path / "a-int8" / "model.onnx") == sha256_file(tmp_path / "b-int8" / "model.onnx")
