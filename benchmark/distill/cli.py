@@ -162,26 +162,8 @@ def main(argv: typing.Sequence[str] | None = None) -> int:
     if outcome.out is not None:
         _report(outcome)
         if committed is not None:
-            print(judge(config, outcome.out, committed))
+            print(compare.judge(config, outcome.out, committed))
     return EXIT_OK
-
-
-def judge(config, new, committed) -> str:
-    r"""Compare the candidate ``new`` with the ``committed`` model, record the comparison, say which is kept."""
-    import json
-
-    from benchmark.distill.teacher import load_teacher
-    from benchmark.hashing import artifact_sha256
-    from benchmark.results import atomic_write_text
-
-    teacher, _ = load_teacher(config.teacher, config.models_path)
-    comparison = compare.compare(new, committed, teacher, config.compare_files)
-    same = artifact_sha256(new) == artifact_sha256(committed)
-    message = compare.verdict(comparison, new, committed, same)
-    record = {**comparison.record(), "same_bytes": same, "new": str(new), "committed": str(committed)}
-    record["verdict"] = message
-    atomic_write_text(config.records_path / "comparison.json", json.dumps(record, indent=2) + "\n")
-    return message
 
 
 def _report(outcome) -> None:

@@ -220,3 +220,24 @@ def verdict(comparison: Comparison, new: Path, committed: Path, same_bytes: bool
         f"the new model behaves differently ({worst[1]} on {worst[0]}: {worst[2]:+.3f} CCC against the teacher, "
         f"beyond {comparison.tolerance:g}); {keep}; to register it instead, re-run with --replace"
     )
+
+
+def judge(config: DistillConfig, new: Path, committed: Path) -> str:
+    r"""Compare the candidate ``new`` with the ``committed`` model, write ``comparison.json``, say which is kept.
+
+    The record goes to the candidate run's records folder (``config.records_path``).
+    """
+    import json
+
+    from benchmark.distill.teacher import load_teacher
+    from benchmark.hashing import artifact_sha256
+    from benchmark.results import atomic_write_text
+
+    teacher, _ = load_teacher(config.teacher, config.models_path)
+    comparison = compare(new, committed, teacher, config.compare_files)
+    same = artifact_sha256(new) == artifact_sha256(committed)
+    message = verdict(comparison, new, committed, same)
+    record = {**comparison.record(), "same_bytes": same, "new": str(new), "committed": str(committed)}
+    record["verdict"] = message
+    atomic_write_text(config.records_path / "comparison.json", json.dumps(record, indent=2) + "\n")
+    return message
