@@ -221,3 +221,35 @@ def test_a_re_distillation_keeps_the_committed_model_unless_told_to_replace(tmp_
 
     assert main(argv + ["--seed", "1", "--replace"]) == 0  # told to: the new model is registered
     assert registered() == artifact_sha256(out) == artifact_sha256(candidate) != committed
+
+
+def test_only_a_registering_run_over_present_committed_weights_becomes_a_candidate(tmp_path):
+    import dataclasses
+
+    import torch
+
+    from benchmark.distill.compare import candidate_folder, plan
+    from benchmark.distill.config import DistillConfig
+    from benchmark.hashing import artifact_sha256
+    from benchmark.students.export import export_onnx
+    from benchmark.students.wav2small import Wav2Small, Wav2SmallConfig
+
+    torch.manual_seed(0)
+    committed = tmp_path / "weights" / "w"
+    export_onnx(Wav2Small(Wav2SmallConfig(channels=8, layers=2, pool_after=1)).eval(), committed)
+    models = tmp_path / "models.yaml"
+    entry = "  - name: s\n    kind: audonnx\n    source: {path: weights/w, sha256: %s}\n"
+    models.write_text("models:\n" + entry % artifact_sha256(committed))
+    config = DistillConfig(student="s", models=str(models), out=str(committed))
+
+    run, against = plan(config)
+    assert against == committed and run.out_path == candidate_folder("s") and not run.register
+    elsewhere = tmp_path / "try"
+    run, against = plan(dataclasses.replace(config, out=str(elsewhere)))
+    assert against == committed and run.out_path == elsewhere and not run.register
+    for unchanged in (dataclasses.replace(config, replace=True), dataclasses.replace(config, register=False)):
+        assert plan(unchanged) == (unchanged, None)
+    models.write_text("models:\n" + entry % ("0" * 64))  # weights that are not the registered ones
+    assert plan(config) == (config, None)
+    models.write_text("models:\n  - name: other\n    source: {path: weights/w}\n")  # no entry for the student
+    assert plan(config) == (config, None)
