@@ -35,7 +35,7 @@ PORTABLE_ENV: dict[str, str] = {
     "ONEDNN_DEFAULT_FPMATH_MODE": "STRICT",  # no implicit bf16/tf32 down-conversion where a CPU offers it
     # MKL's matrix products. MKL honours its AVX2 branch on Intel CPUs only: on an AMD EPYC, MKL_VERBOSE
     # reports CNR:AUTO for MKL_CBWR=AVX2. COMPATIBLE (SSE2 without the vendor-specific rcpps/rsqrtps)
-    # is the branch it reports, and runs, on either vendor.
+    # is reported as such there; whether an Intel CPU then computes the same bits is not measured.
     "MKL_CBWR": "COMPATIBLE",
     "MKL_DYNAMIC": "FALSE",  # MKL uses the threads it is given, not fewer by its own judgement
     "OPENBLAS_CORETYPE": "Haswell",  # numpy's and scipy's linear algebra (the head refit, the teacher)

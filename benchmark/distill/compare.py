@@ -39,7 +39,7 @@ The measured spread of the recipe itself: five seeds of one recipe ended
 0.037 apart (standard deviation of the test-1 mean CCC,
 ``docs/research/distillation-record.md``, 0.7.0), and the same seed on
 an Intel Xeon and an AMD EPYC 0.031 apart (held-out mean, the evidence of
-``docs/research/portable-numerics.md``). A difference within it is a
+``docs/research/portable-numerics.md``; their valence 0.11 apart). A difference within it is a
 difference the recipe makes anyway; the seed-spread script
 (``scripts/distill_seeds.py``) measures it again for the current recipe."""
 
