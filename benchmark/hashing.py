@@ -73,6 +73,28 @@ def sha256_tree(root: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+def sha256_arrays(arrays: typing.Iterable[typing.Any]) -> str:
+    r"""SHA-256 over the dtype, shape and bytes of each array, in order.
+
+    Two runs whose arrays differ in one bit, or only in layout, get different digests.
+
+    Examples:
+        >>> import numpy as np
+        >>> a = sha256_arrays([np.zeros(3, np.float32)])
+        >>> a == sha256_arrays([np.zeros(3, np.float32)]), a == sha256_arrays([np.zeros(3, np.float64)])
+        (True, False)
+
+    """
+    import numpy as np
+
+    digest = hashlib.sha256()
+    for array in arrays:
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(memoryview(array).cast("B"))
+    return digest.hexdigest()
+
+
 def sha256_text(text: str) -> str:
     r"""SHA-256 hex digest of a UTF-8 string.
 

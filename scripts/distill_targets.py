@@ -32,7 +32,9 @@ Usage::
     python scripts/distill_targets.py --skip-run      # only score existing weights
     python scripts/distill_targets.py -- --epochs 4   # extra arguments for distill
 
-The exit status is 0 when every target is met, 1 otherwise.
+The exit status is 0 when every target is met, 1 otherwise. A run that
+registers passes ``--replace`` to distill: the model it times and scores
+replaces the committed one (``docs/distillation.md``, *Re-distilling*).
 """
 
 from __future__ import annotations
@@ -100,6 +102,9 @@ def run_distill(args, out: Path) -> dict:
     command += (
         ["--out", project_relative(out)] + (["--models", args.models] if args.models else []) + list(args.distill_args)
     )
+    if "--no-register" not in command and "--replace" not in command:
+        # the script measures the model it makes: over a committed one, distill would keep that one instead
+        command.append("--replace")
     load_before = os.getloadavg()
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()

@@ -16,6 +16,8 @@ OPTIONS = {  # every option of the hand-written parser this one replaced, and la
     "--out": ("out", None),
     "--models": ("models", None),
     "--no-register": ("register", True),
+    "--replace": ("replace", False),
+    "--compare-files": ("compare_files", 0),
     "--epochs": ("epochs", 7),
     "--batch-size": ("batch_size", 16),
     "--lr": ("lr", 0.0015),

@@ -54,8 +54,36 @@ def test_a_distill_started_in_process_records_native_kernels_and_why():
     record = numerics.profile("portable")
     assert record["profile"] == "native"
     assert "python -m benchmark distill" in record["reason"]
-    assert numerics.profile("native") == {"profile": "native", "reason": "--numerics native"}
+    native = numerics.profile("native")
+    assert (native["profile"], native["reason"]) == ("native", "--numerics native")
+    assert native["cpu"] != "" and isinstance(native["inherited_env"], dict)
 
 
 def test_a_cpu_without_avx2_is_named():
     assert numerics.supported("flags\t: fpu sse2 avx") == "this CPU has no AVX2/FMA"
+
+
+def test_the_portable_record_names_the_cpu_and_what_the_host_set(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")
+    monkeypatch.setenv("OPENBLAS_L2_SIZE", "1024")  # the profile pins this one: not an inherited setting
+    monkeypatch.setenv("SER_BENCHMARK_NUMERICS", "portable")
+    for key, value in numerics.PORTABLE_ENV.items():
+        if key != "OPENBLAS_L2_SIZE":
+            monkeypatch.setenv(key, value)
+    assert not numerics.active()  # the pinned L2 size was overridden by the host
+    monkeypatch.setenv("OPENBLAS_L2_SIZE", numerics.PORTABLE_ENV["OPENBLAS_L2_SIZE"])
+    record = numerics.profile("portable")
+    assert record["profile"] == "portable" and record["env"]["MKL_CBWR"] == "COMPATIBLE"
+    assert record["inherited_env"].get("OMP_NUM_THREADS") == "7" and "OPENBLAS_L2_SIZE" not in record["inherited_env"]
+    assert numerics.cpu_model("vendor_id : GenuineIntel\nmodel name : Intel(R) Xeon(R) Processor") == (
+        "GenuineIntel: Intel(R) Xeon(R) Processor"
+    )
+
+
+def test_mkl_runs_the_branch_the_profile_names():
+    # MKL_CBWR=AVX2 is honoured on Intel CPUs only (elsewhere MKL reports CNR:AUTO); COMPATIBLE on any
+    env = numerics.restart_argv(["distill"], environ={"PATH": "/usr/bin:/bin"})
+    env["MKL_VERBOSE"] = "1"
+    probe = "import torch; torch.mm(torch.ones(8, 8), torch.ones(8, 8))"
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    assert "CNR:COMPATIBLE" in done.stdout + done.stderr

@@ -21,6 +21,9 @@ Stages, one module each, run in this order by :func:`~benchmark.distill.pipeline
   records the result in ``models.yaml``
 * :mod:`benchmark.distill.targets`: a distilled student against its teacher
   on the held-out test split, with bootstrap intervals, and the targets it meets
+* :mod:`benchmark.distill.compare`: a re-distillation over a committed model
+  goes to a candidate folder and is judged against it by behaviour; the
+  command line says which one it keeps
 
 See ``docs/distillation.md``.
 """

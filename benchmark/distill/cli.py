@@ -13,6 +13,7 @@ import dataclasses
 import sys
 import typing
 
+from benchmark.distill import compare
 from benchmark.distill.config import DistillConfig, DistillError, student_recipe
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -62,6 +63,9 @@ def _add_option(group: argparse._ArgumentGroup, field: dataclasses.Field, hint: 
     meta = field.metadata
     flag = "--" + field.name.replace("_", "-")
     help = argparse.SUPPRESS if meta["help"] is None else meta["help"]
+    if hint is bool and field.default is False:  # a switch that is off by default: --<name> turns it on
+        group.add_argument(flag, dest=field.name, action="store_true", default=False, help=help)
+        return
     if hint is bool:
         if "positive" in meta:
             group.add_argument(flag, dest=field.name, action="store_true", default=field.default, help=meta["positive"])
@@ -139,7 +143,13 @@ def main(argv: typing.Sequence[str] | None = None) -> int:
     from benchmark.registry import RegistryError
 
     try:
-        outcome = distill(config_from_argv(argv))
+        config, committed = compare.plan(config_from_argv(argv))
+        if committed is not None:
+            print(
+                f"{committed} is the committed '{config.student}' (models.yaml): distilling a candidate into "
+                f"{config.out_path}, to compare by behaviour; --replace registers the new model instead"
+            )
+        outcome = distill(config)
     except (DistillError, DataError, CheckpointMismatch, NoTrainingData, RegistryError, RegistryUpdateError) as ex:
         print(f"error: {ex}", file=sys.stderr)
         return EXIT_USAGE
@@ -151,6 +161,8 @@ def main(argv: typing.Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
     if outcome.out is not None:
         _report(outcome)
+        if committed is not None:
+            print(compare.judge(config, outcome.out, committed))
     return EXIT_OK
 
 

@@ -97,6 +97,15 @@ class Task:
     )
     models: str | None = option(None, "model registry (default: models.yaml)", metavar="PATH")
     register: bool = option(True, "do not update the student's models.yaml entries")
+    replace: bool = option(
+        False,
+        "register the new model even where models.yaml has a committed one for the student; without it "
+        "a re-distillation goes to a candidate folder, is compared with the committed model by behaviour "
+        "on the demo test splits, and the committed model is kept (benchmark/distill/compare.py)",
+    )
+    compare_files: int = option(
+        0, "files of each demo test split that the comparison with a committed model scores (0: all)", metavar="N"
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -286,8 +295,9 @@ class Runtime:
     threads: int = option(0, "torch CPU threads (0: all cores; 2 under --numerics portable on the CPU)")
     numerics: str = option(
         "portable",
-        "CPU kernels: 'portable' caps torch, oneDNN, MKL and numpy at AVX2 and uses 2 threads, so any x86-64 "
-        "CPU with AVX2 trains the same bits (benchmark/numerics.py); 'native' uses this CPU's fastest kernels",
+        "CPU kernels: 'portable' caps torch, oneDNN, MKL, numpy and OpenBLAS at paths every x86-64 CPU with AVX2 "
+        "runs and uses 2 threads, so a seed gives the same bits on one machine (benchmark/numerics.py); 'native' "
+        "uses this CPU's fastest kernels",
         choices=("portable", "native"),
     )
     resume: bool = option(
@@ -359,7 +369,7 @@ class DistillConfig(Runtime, Validation, Finishing, Crops, Hyper, Task):
         device: ``'auto'`` (CUDA if available), ``'cpu'``, ``'cuda'``
         threads: torch CPU threads (0: all cores, divided among DDP processes;
             :data:`~benchmark.numerics.PORTABLE_THREADS` for a portable run on the CPU)
-        numerics: ``'portable'`` (the same bits on any x86-64 CPU with AVX2;
+        numerics: ``'portable'`` (kernels capped at AVX2, pinned host settings;
             :mod:`benchmark.numerics`) or ``'native'``
         resume: continue an interrupted run of the same configuration
         checkpoint_every: steps between checkpoints (also at every epoch end)

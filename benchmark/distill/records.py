@@ -17,7 +17,7 @@ from benchmark.distill.history import write_history
 from benchmark.distill.provenance_runs import with_runs
 from benchmark.distill.registry_update import update_registry
 from benchmark.distill.validation import ValidationSet
-from benchmark.hashing import artifact_sha256
+from benchmark.hashing import artifact_sha256, sha256_arrays
 from benchmark.paths import cache_root, project_relative
 from benchmark.results import atomic_write_text, provenance
 
@@ -91,6 +91,9 @@ def provenance_record(
             "skipped_count": len(pool.missing) + len(shards.skipped) + len(val_info["skipped"]),
             "skipped": _relative_skips(pool.missing + shards.skipped + val_info["skipped"], pool.files),
             "crops": len(shards),
+            # where two machines' runs part: already in the crops (augmentation), in the teacher, or later
+            "crops_audio_sha256": sha256_arrays(shards.audio),
+            "teacher_targets_sha256": sha256_arrays([shards.targets]),
             "offscale_targets": {
                 "range": list(target_range),
                 "crops_left_out": len(offscale),
