@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 import typing
 from pathlib import Path
 
@@ -153,6 +152,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         metavar="F",
         help="Ray: GPUs per replica, fractional allowed (default: 1 if the entry's params.device is cuda, else 0)",
+    )
+    scale.add_argument(
+        "--signal-cache-mb",
+        type=float,
+        default=1024,
+        metavar="MB",
+        help="perturbed signals kept on disk for the next model when several models share the "
+        "robustness conditions (default: 1024; 0: perturb again for every model; off for one model)",
     )
     scale.add_argument(
         "--batch-size",
@@ -351,7 +358,7 @@ def _run(args) -> int:
 
     from benchmark.data.datasets import load_registry, parse_repository
     from benchmark.registry import Registry
-    from benchmark.suite import run_suite
+    from benchmark.suite import run_models
 
     if args.results:
         # every reader and writer of result tables resolves the folder through paths.results_root()
@@ -369,8 +376,8 @@ def _run(args) -> int:
         **({"babble": args.babble} if args.babble else {}),
         **({"batch_size": args.batch_size} if args.batch_size > 1 else {}),
     }
-    from benchmark.executors import predict_cells
     from benchmark.plan import RunSpec
+    from benchmark.timing import Timing
 
     spec = RunSpec(
         registry,
@@ -381,44 +388,28 @@ def _run(args) -> int:
         options=options,
         num_workers=args.workers,
         batch_size=args.batch_size,
+        signal_cache_mb=args.signal_cache_mb,
     )
-    started = time.perf_counter()
+    timing = Timing()
     try:
-        predicted = predict_cells(
+        reports = run_models(
             models,
             spec,
-            executor=args.executor,
             datasets=args.dataset,
             splits=args.split,
             tests=args.tests,
-            address=args.address,
-            replicas=args.replicas,
-            gpus_per_replica=args.gpus_per_replica,
+            executor=args.executor,
+            scale={"address": args.address, "replicas": args.replicas, "gpus_per_replica": args.gpus_per_replica},
             progress=not args.no_progress,
+            timing=timing,
         )
     except ImportError as ex:
         if args.executor != "ray":
             raise
         print(f"error: {ex}", file=sys.stderr)
         return EXIT_USAGE
-    print(f"predict phase ({args.executor}): {time.perf_counter() - started:.1f} s; scoring follows")
     status = EXIT_OK
-    for name in models:
-        report = run_suite(
-            name,
-            datasets=args.dataset,
-            splits=args.split,
-            tests=args.tests,
-            data=args.data,
-            repositories=repositories,
-            registry=registry,
-            dataset_registry=dataset_registry,
-            seed=args.seed,
-            num_workers=args.workers,
-            options=options,
-            progress=not args.no_progress,
-            predicted=predicted.get(name),
-        )
+    for name, report in reports.items():
         table = report.frame("correctness")
         print(f"\n{name} (sha256 {report.model_sha256[:12]}) · {report.wall_seconds:.1f} s")
         if len(table):
@@ -433,17 +424,20 @@ def _run(args) -> int:
             status = EXIT_FAILURES
     from benchmark import report
 
-    print(f"pass/fail summary: {report.write_summary()}")
+    with timing.phase("report"):
+        print(f"pass/fail summary: {report.write_summary()}")
     if args.results and not args.no_docs:
         print(f"docs/ not regenerated: the results are in {args.results}, docs/ shows the project's results/")
     elif not args.no_docs:
         try:
             from benchmark import docs
 
-            docs.build()
+            with timing.phase("docs"):
+                docs.build()
             print("docs regenerated: docs/leaderboard.md")
         except ImportError:
             pass
+    print(timing.line())
     return status
 
 

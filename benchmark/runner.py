@@ -237,6 +237,19 @@ class _Scorer:
         return self.output(self.predict(signal, sampling_rate), file)
 
 
+class SkipFile(Exception):
+    r"""A signal source cannot give a file's signal; the message is the skip reason (e.g. too short to crop)."""
+
+
+class SignalSource(typing.Protocol):
+    r"""Where a cell's signals come from instead of its files: ``source(file)`` → ``(channels, samples)``
+    at ``source.sampling_rate``, exactly as the reader would return the file (raises :class:`SkipFile`)."""
+
+    sampling_rate: int
+
+    def __call__(self, file: str) -> np.ndarray: ...
+
+
 def predict(
     model,
     evalset,
@@ -251,6 +264,7 @@ def predict(
     recompute: bool = False,
     on_progress: typing.Callable[[int], None] | None = None,
     batch_size: int = 1,
+    source: SignalSource | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     r"""Predict A/D/V for ``files`` (default: the split's files), cached.
 
@@ -269,6 +283,8 @@ def predict(
         on_progress: called with the number of files after each chunk
         batch_size: files per ``predict_batch`` call, length-bucketed
             (models without their own ``predict_batch`` run file by file)
+        source: gives each file's signal in memory (a perturbation
+            condition's audio) instead of reading the file
 
     Returns:
         predictions (index: files that were scored, columns: A/D/V) and
@@ -293,6 +309,7 @@ def predict(
         chunk_size=chunk_size,
         min_duration=min_duration,
         batch_size=batch_size,
+        source=source,
     ):
         pred = pd.concat([pred, chunk_pred]) if len(pred) else chunk_pred
         skips = pd.concat([skips, new_skips]) if len(skips) else new_skips
@@ -319,6 +336,7 @@ def iter_chunks(
     chunk_size: int = 64,
     min_duration: float = MIN_DURATION,
     batch_size: int = 1,
+    source: SignalSource | None = None,
 ) -> typing.Iterator[tuple[pd.Index, pd.DataFrame, pd.DataFrame]]:
     r"""Predict ``files`` chunk by chunk, without any cache.
 
@@ -326,6 +344,8 @@ def iter_chunks(
     With ``batch_size > 1`` a model that implements ``predict_batch``
     gets each chunk's signals sorted by length, ``batch_size`` at a time
     (:func:`_batched_chunk`); any other model is run file by file.
+    With a ``source``, signals come from it instead of the files and go
+    through the same resampling and mixdown as a file read.
 
     Yields:
         the chunk's files, their predictions (files that were scored) and
@@ -362,7 +382,9 @@ def iter_chunks(
     for start in range(0, len(files), chunk_size):
         chunk = files[start : start + chunk_size]
         if batched:
-            chunk_pred = _batched_chunk(feature, scorer, chunk, batch_size)
+            chunk_pred = _batched_chunk(feature, scorer, chunk, batch_size, source)
+        elif source is not None:
+            chunk_pred = _source_chunk(feature, scorer, chunk, source, num_workers)
         else:
             chunk_pred = _process_chunk(feature, scorer, chunk)
         new_skips = pd.DataFrame(
@@ -380,8 +402,62 @@ def batches(model) -> bool:
     return getattr(type(model), "predict_batch", Predictor.predict_batch) is not Predictor.predict_batch
 
 
-def _batched_chunk(reader: audinterface.Process, scorer: _Scorer, chunk: pd.Index, batch_size: int) -> pd.DataFrame:
-    r"""Read a chunk, then predict its valid signals in length-sorted batches of ``batch_size``."""
+def _unreadable(ex: Exception) -> str:
+    return f"unreadable audio: {type(ex).__name__}: {str(ex).splitlines()[0][:160] if str(ex) else ''}"
+
+
+def _from_source(source: SignalSource, file: str, scorer: _Scorer, apply: typing.Callable):
+    r"""``apply(signal, rate, file)`` to ``file``'s signal from ``source``; ``None`` and a skip if it has none."""
+    try:
+        signal = source(file)
+    except SkipFile as ex:
+        scorer.skips[file] = str(ex)
+        return None
+    try:
+        return apply(signal, source.sampling_rate, file)
+    except Exception as ex:  # as a file read: an error of this file, never of the chunk
+        scorer.skips[file] = _unreadable(ex)
+        return None
+
+
+def _source_chunk(
+    feature: audinterface.Feature, scorer: _Scorer, chunk: pd.Index, source: SignalSource, num_workers: int
+) -> pd.DataFrame:
+    r"""Predict a chunk whose signals come from ``source``, on ``num_workers`` threads, file by file."""
+    import concurrent.futures
+
+    def one(file: str):
+        frame = _from_source(source, file, scorer, lambda x, sr, f: feature.process_signal(x, sr, file=f))
+        return None if frame is None else _filewise(frame, pd.Index([file], name="file")).iloc[0]
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, num_workers)) as pool:
+        rows = {f: row for f, row in zip(chunk, pool.map(one, chunk), strict=True) if row is not None}
+    df = pd.DataFrame.from_dict(rows, orient="index", columns=list(DIMENSIONS)) if rows else _empty_frames()[0]
+    df.index = pd.Index(df.index, name="file", dtype="string")
+    return df.astype("float64")
+
+
+def _batched_chunk(
+    reader: audinterface.Process,
+    scorer: _Scorer,
+    chunk: pd.Index,
+    batch_size: int,
+    source: SignalSource | None = None,
+) -> pd.DataFrame:
+    r"""Read a chunk (or take it from ``source``), then predict its valid signals in length-sorted batches."""
+    signals: dict[str, np.ndarray] = {}
+    if source is not None:
+        for file in chunk:
+            signal = _from_source(source, file, scorer, lambda x, sr, f: reader(x, sr))
+            if signal is not None:
+                signals[file] = signal
+    else:
+        signals = _read_chunk(reader, scorer, chunk)
+    return _predict_signals(scorer, signals, batch_size)
+
+
+def _read_chunk(reader: audinterface.Process, scorer: _Scorer, chunk: pd.Index) -> dict[str, np.ndarray]:
+    r"""The chunk's signals as the reader gives them; an unreadable file is a skip."""
     signals: dict[str, np.ndarray] = {}
     try:
         read = reader.process_index(chunk, preserve_index=True)
@@ -391,9 +467,12 @@ def _batched_chunk(reader: audinterface.Process, scorer: _Scorer, chunk: pd.Inde
             try:
                 signals[file] = reader.process_index(pd.Index([file], name="file"), preserve_index=True).iloc[0]
             except Exception as ex:  # unreadable/corrupt audio: record, keep going
-                scorer.skips[file] = (
-                    f"unreadable audio: {type(ex).__name__}: {str(ex).splitlines()[0][:160] if str(ex) else ''}"
-                )
+                scorer.skips[file] = _unreadable(ex)
+    return signals
+
+
+def _predict_signals(scorer: _Scorer, signals: dict[str, np.ndarray], batch_size: int) -> pd.DataFrame:
+    r"""Predict valid signals in length-sorted batches of ``batch_size``; invalid ones are skips."""
     valid, rows_long = {}, {}
     for file, signal in signals.items():
         signal = np.asarray(signal, dtype=np.float32).reshape(-1)
