@@ -23,7 +23,7 @@ import audinterface
 import numpy as np
 import pandas as pd
 
-from benchmark import DIMENSIONS
+from benchmark import DIMENSIONS, sources
 from benchmark.hashing import sha256_text
 from benchmark.paths import cache_dir, check_name
 from benchmark.results import atomic_write_text
@@ -237,19 +237,6 @@ class _Scorer:
         return self.output(self.predict(signal, sampling_rate), file)
 
 
-class SkipFile(Exception):
-    r"""A signal source cannot give a file's signal; the message is the skip reason (e.g. too short to crop)."""
-
-
-class SignalSource(typing.Protocol):
-    r"""Where a cell's signals come from instead of its files: ``source(file)`` → ``(channels, samples)``
-    at ``source.sampling_rate``, exactly as the reader would return the file (raises :class:`SkipFile`)."""
-
-    sampling_rate: int
-
-    def __call__(self, file: str) -> np.ndarray: ...
-
-
 def predict(
     model,
     evalset,
@@ -264,7 +251,7 @@ def predict(
     recompute: bool = False,
     on_progress: typing.Callable[[int], None] | None = None,
     batch_size: int = 1,
-    source: SignalSource | None = None,
+    source: sources.SignalSource | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     r"""Predict A/D/V for ``files`` (default: the split's files), cached.
 
@@ -336,7 +323,7 @@ def iter_chunks(
     chunk_size: int = 64,
     min_duration: float = MIN_DURATION,
     batch_size: int = 1,
-    source: SignalSource | None = None,
+    source: sources.SignalSource | None = None,
 ) -> typing.Iterator[tuple[pd.Index, pd.DataFrame, pd.DataFrame]]:
     r"""Predict ``files`` chunk by chunk, without any cache.
 
@@ -384,7 +371,10 @@ def iter_chunks(
         if batched:
             chunk_pred = _batched_chunk(feature, scorer, chunk, batch_size, source)
         elif source is not None:
-            chunk_pred = _source_chunk(feature, scorer, chunk, source, num_workers)
+            rows = sources.take(
+                source, chunk, scorer.skips, lambda x, sr, f: _signal_row(feature, x, sr, f), num_workers
+            )
+            chunk_pred = _rows_frame(rows)
         else:
             chunk_pred = _process_chunk(feature, scorer, chunk)
         new_skips = pd.DataFrame(
@@ -402,55 +392,16 @@ def batches(model) -> bool:
     return getattr(type(model), "predict_batch", Predictor.predict_batch) is not Predictor.predict_batch
 
 
-def _unreadable(ex: Exception) -> str:
-    return f"unreadable audio: {type(ex).__name__}: {str(ex).splitlines()[0][:160] if str(ex) else ''}"
-
-
-def _from_source(source: SignalSource, file: str, scorer: _Scorer, apply: typing.Callable):
-    r"""``apply(signal, rate, file)`` to ``file``'s signal from ``source``; ``None`` and a skip if it has none."""
-    try:
-        signal = source(file)
-    except SkipFile as ex:
-        scorer.skips[file] = str(ex)
-        return None
-    try:
-        return apply(signal, source.sampling_rate, file)
-    except Exception as ex:  # as a file read: an error of this file, never of the chunk
-        scorer.skips[file] = _unreadable(ex)
-        return None
-
-
-def _source_chunk(
-    feature: audinterface.Feature, scorer: _Scorer, chunk: pd.Index, source: SignalSource, num_workers: int
-) -> pd.DataFrame:
-    r"""Predict a chunk whose signals come from ``source``, on ``num_workers`` threads, file by file."""
-    import concurrent.futures
-
-    def one(file: str):
-        frame = _from_source(source, file, scorer, lambda x, sr, f: feature.process_signal(x, sr, file=f))
-        return None if frame is None else _filewise(frame, pd.Index([file], name="file")).iloc[0]
-
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, num_workers)) as pool:
-        rows = {f: row for f, row in zip(chunk, pool.map(one, chunk), strict=True) if row is not None}
-    df = pd.DataFrame.from_dict(rows, orient="index", columns=list(DIMENSIONS)) if rows else _empty_frames()[0]
-    df.index = pd.Index(df.index, name="file", dtype="string")
-    return df.astype("float64")
-
-
 def _batched_chunk(
     reader: audinterface.Process,
     scorer: _Scorer,
     chunk: pd.Index,
     batch_size: int,
-    source: SignalSource | None = None,
+    source: sources.SignalSource | None = None,
 ) -> pd.DataFrame:
     r"""Read a chunk (or take it from ``source``), then predict its valid signals in length-sorted batches."""
-    signals: dict[str, np.ndarray] = {}
     if source is not None:
-        for file in chunk:
-            signal = _from_source(source, file, scorer, lambda x, sr, f: reader(x, sr))
-            if signal is not None:
-                signals[file] = signal
+        signals = sources.take(source, chunk, scorer.skips, lambda x, sr, f: reader(x, sr))
     else:
         signals = _read_chunk(reader, scorer, chunk)
     return _predict_signals(scorer, signals, batch_size)
@@ -467,7 +418,7 @@ def _read_chunk(reader: audinterface.Process, scorer: _Scorer, chunk: pd.Index) 
             try:
                 signals[file] = reader.process_index(pd.Index([file], name="file"), preserve_index=True).iloc[0]
             except Exception as ex:  # unreadable/corrupt audio: record, keep going
-                scorer.skips[file] = _unreadable(ex)
+                scorer.skips[file] = sources.unreadable(ex)
     return signals
 
 
@@ -516,9 +467,19 @@ def _process_chunk(feature: audinterface.Feature, scorer: _Scorer, chunk: pd.Ind
                 scorer.skips[file] = (
                     f"unreadable audio: {type(ex).__name__}: {str(ex).splitlines()[0][:160] if str(ex) else ''}"
                 )
-        df = pd.DataFrame.from_dict(rows, orient="index", columns=list(DIMENSIONS)) if rows else _empty_frames()[0]
-        df.index = pd.Index(df.index, name="file", dtype="string")
-        return df.astype("float64")
+        return _rows_frame(rows)
+
+
+def _rows_frame(rows: dict) -> pd.DataFrame:
+    r"""File → A/D/V row, as the chunk's predictions."""
+    df = pd.DataFrame.from_dict(rows, orient="index", columns=list(DIMENSIONS)) if rows else _empty_frames()[0]
+    df.index = pd.Index(df.index, name="file", dtype="string")
+    return df.astype("float64")
+
+
+def _signal_row(feature: audinterface.Feature, signal: np.ndarray, sampling_rate: int, file: str) -> pd.Series:
+    r"""The feature's row of one signal from memory, processed as if read from ``file``."""
+    return _filewise(feature.process_signal(signal, sampling_rate, file=file), pd.Index([file], name="file")).iloc[0]
 
 
 def _filewise(df: pd.DataFrame, files: pd.Index) -> pd.DataFrame:

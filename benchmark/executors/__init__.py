@@ -122,9 +122,9 @@ def shared_conditions(cells: typing.Sequence[Cell]) -> bool:
     r"""Whether two models of ``cells`` predict the same perturbed signals (a signal cache pays).
 
     Examples:
-        >>> shared_conditions([Cell("a", "d", "test", '{"x": 1}'), Cell("b", "d", "test", '{"x": 1}')])
+        >>> shared_conditions([Cell("a", "d", "test", '{"x": 1}', 5), Cell("b", "d", "test", '{"x": 1}', 5)])
         True
-        >>> shared_conditions([Cell("a", "d", "test", '{"x": 1}'), Cell("a", "d", "test", "")])
+        >>> shared_conditions([Cell("a", "d", "test", '{"x": 1}', 5), Cell("a", "d", "test", "", 5)])
         False
 
     """

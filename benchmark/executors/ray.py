@@ -157,7 +157,7 @@ def run(
             actors = start_actors(ray, spec, model_name, replicas, gpus_per_replica)
             try:
                 mine = [c for c in cells if c.model == model_name]
-                outcomes[model_name] = run_model(ray, actors, mine, where, bar, on_result, spec)
+                outcomes[model_name] = run_model(ray, actors, mine, where, bar, on_result, spec=spec)
             finally:
                 for actor in actors:
                     ray.kill(actor, no_restart=True)
@@ -198,7 +198,7 @@ def shards(positions: list[int], replicas: int) -> list[list[int]]:
     return [positions[i : i + size] for i in range(0, len(positions), size)]
 
 
-def run_model(ray, actors, cells, where, bar: Progress, on_result=None, spec: RunSpec | None = None) -> Outcome:
+def run_model(ray, actors, cells, where, bar: Progress, on_result=None, *, spec: RunSpec) -> Outcome:
     r"""Predict the cells of one model on its actors; the driver stores each answer as it comes."""
     outcome = Outcome()
     try:
@@ -212,7 +212,7 @@ def run_model(ray, actors, cells, where, bar: Progress, on_result=None, spec: Ru
     queue, left, todo = [], {}, {}
     for cell in cells:
         evalset, _, files = where[cell]
-        condition = cache_condition(cell.condition_dict, spec) if spec is not None else cell.condition_dict
+        condition = cache_condition(cell.condition_dict, spec)
         cache = cache_of(cell.model, info["artifact_hash"], evalset, condition, info["batch_size"])
         positions = todo_positions(cache, files)
         parts = shards(positions, len(actors)) if positions else []

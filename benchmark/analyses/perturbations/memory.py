@@ -36,7 +36,7 @@ from benchmark.analyses.perturbations.rooms import rir_bank
 from benchmark.analyses.perturbations.transforms import perturb
 from benchmark.atomic import atomic_path
 from benchmark.hashing import sha256_text
-from benchmark.runner import SkipFile
+from benchmark.sources import SkipFile
 
 
 class Unperturbable(SkipFile):
