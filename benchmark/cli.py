@@ -147,6 +147,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="Ray: GPUs per replica, fractional allowed (default: 1 if the entry's params.device is cuda, else 0)",
     )
     scale.add_argument(
+        "--signal-cache-mb",
+        type=non_negative_float,
+        default=1024,
+        metavar="MB",
+        help="perturbed signals kept on disk for the next model when several models share the "
+        "robustness conditions (default: 1024; 0: perturb again for every model; off for one model)",
+    )
+    scale.add_argument(
         "--batch-size",
         type=positive_int,
         default=1,

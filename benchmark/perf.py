@@ -75,7 +75,7 @@ def ray_seconds(ray, spec, cells, where, replicas: int) -> tuple[float, float]:
     try:
         _clear()  # the cells must be computed, not served by the scratch cache
         started = time.perf_counter()
-        outcome = ray_executor.run_model(ray, actors, cells, where, Progress(cells, False))
+        outcome = ray_executor.run_model(ray, actors, cells, where, Progress(cells, False), spec=spec)
         seconds = time.perf_counter() - started
     finally:
         for actor in actors:

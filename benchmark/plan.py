@@ -1,14 +1,16 @@
 """A run planned as independent cells: one per model × dataset × split × condition.
 
-A cell is what the prediction cache is keyed by. Cells are *predicted*
-by an executor (:mod:`benchmark.executors`: in this process, or on Ray
-actors that hold a loaded model); the analyses then *score* the cached
-predictions in the driver, so scoring never waits on a model.
+The plan lists what every analysis needs (model × split × condition →
+files), so the grid is walked once: cells are *predicted* by an executor
+(:mod:`benchmark.executors`: in this process, or on Ray actors that hold
+a loaded model) into the prediction cache, and the analyses then *score*
+the stored predictions in the driver (:func:`benchmark.suite.score_model`),
+with no model and no second load of a split.
 
 Everything a worker needs to rebuild a cell's inputs on its own node
-travels in a :class:`RunSpec`; perturbed audio is made by
-:func:`cell_inputs` once per condition and split (cached on disk) and
-reused by every model.
+travels in a :class:`RunSpec`. A condition's cell lists the original
+files; the worker perturbs each file in memory as it predicts it
+(:func:`signal_source`), so no perturbed copy of a split is written.
 """
 
 from __future__ import annotations
@@ -81,6 +83,8 @@ class RunSpec:
     num_workers: int = 1
     batch_size: int = 1
     env: dict = dataclasses.field(default_factory=dict)
+    signal_cache_mb: float = 0.0
+    """Megabytes of perturbed signals kept on disk for the next model (0: none, perturb for every model)."""
 
 
 @dataclasses.dataclass
@@ -91,12 +95,22 @@ class Outcome:
         computed: ``(dataset, split)`` → files run through the model
         seconds: ``(dataset, split)`` → seconds spent predicting its cells
         failed: :attr:`Cell.key` → error of a cell that could not be predicted
+        artifact_hash: SHA-256 of the model's artefact, as the worker that loaded it saw it
+        sampling_rate: the model's rate
+        batch_size: files per batch of its prediction cache (1: a model that does not batch)
 
     """
 
     computed: dict = dataclasses.field(default_factory=dict)
     seconds: dict = dataclasses.field(default_factory=dict)
     failed: dict = dataclasses.field(default_factory=dict)
+    artifact_hash: str = ""
+    sampling_rate: int = 16000
+    batch_size: int = 1
+
+    def loaded(self, artifact_hash: str, sampling_rate: int, batch_size: int) -> None:
+        r"""Record what the worker that loaded the model reported."""
+        self.artifact_hash, self.sampling_rate, self.batch_size = artifact_hash, int(sampling_rate), int(batch_size)
 
     def add(self, cell: Cell, computed: int, seconds: float, error: str | None = None) -> None:
         split = (cell.dataset, cell.split)
@@ -132,11 +146,11 @@ def conditions(spec: RunSpec) -> list[dict]:
 
 
 def cell_inputs(condition: dict | None, evalset, spec: RunSpec) -> tuple[pd.Index, pd.Index]:
-    r"""Original files of a cell and the files its model reads.
+    r"""Original files of a cell and the files its model is run on.
 
-    Clean cells read the split's files. A condition's cells read the
-    perturbed copies of the robustness subset, made here (cached on disk)
-    exactly as :func:`benchmark.analyses.robustness.run` makes them.
+    Clean cells read the split's files. A condition's cells run on the
+    robustness subset (:func:`benchmark.analyses.robustness.condition_files`),
+    whose signals :func:`signal_source` perturbs in memory.
 
     Returns:
         original files, files to predict (same length and order)
@@ -147,12 +161,66 @@ def cell_inputs(condition: dict | None, evalset, spec: RunSpec) -> tuple[pd.Inde
     from benchmark.analyses import robustness
 
     options = {"data": spec.data, **(spec.options or {})}
-    paths = robustness.perturbed_files(
-        robustness.condition_files(evalset, options, spec.seed), condition, evalset, options, spec.seed
-    )
-    if paths is None:  # a condition without its sources (babble on real data without --babble): nothing to predict
+    if condition["type"] == "babble" and robustness.babble_files(options) is None:
+        # babble on real data without --babble: nothing to predict (the analysis says why)
         return pd.Index([], name="file"), pd.Index([], name="file")
-    return pd.Index(paths.index, name="file"), pd.Index(paths.to_numpy(), name="file")
+    files = robustness.condition_files(evalset, options, spec.seed)
+    return pd.Index(files, name="file"), pd.Index(files, name="file")
+
+
+def cache_condition(condition: dict | None, spec: RunSpec) -> dict | None:
+    r"""The condition as the prediction cache is keyed by it: with the hash of everything that makes its audio.
+
+    A condition's cell predicts the original files' names, so the cache key
+    must change with the seed and the babble talkers (:func:`~benchmark.analyses.perturbations.condition_hash`),
+    not only with the condition's definition.
+
+    Examples:
+        >>> cache_condition(None, RunSpec(None, {})) is None
+        True
+
+    """
+    if not condition:
+        return None
+    from benchmark.analyses import perturbations, robustness
+
+    options = {"data": spec.data, **(spec.options or {})}
+    babble = robustness.babble_files(options) if condition["type"] == "babble" else None
+    digest = perturbations.condition_hash(condition, seed=spec.seed, babble_files=babble)
+    return {**condition, "signal_sha256": digest}
+
+
+def signal_cache(spec: RunSpec):
+    r"""The run's store of perturbed signals, or ``None`` (:attr:`RunSpec.signal_cache_mb` 0)."""
+    if not spec.signal_cache_mb or spec.signal_cache_mb <= 0:
+        return None
+    from benchmark.analyses.perturbations.memory import SignalCache
+    from benchmark.paths import cache_dir
+
+    return SignalCache(cache_dir("signals"), spec.signal_cache_mb)
+
+
+def signal_source(condition: dict | None, evalset, spec: RunSpec, cache=None):
+    r"""What gives a cell's signals: ``None`` for clean audio (the files), else a
+    :class:`~benchmark.analyses.perturbations.memory.Perturber` of the condition.
+
+    Raises:
+        benchmark.analyses.perturbations.ConditionError: the condition cannot be applied
+    """
+    if not condition:
+        return None
+    from benchmark.analyses import robustness
+    from benchmark.analyses.perturbations.memory import Perturber
+
+    options = {"data": spec.data, **(spec.options or {})}
+    return Perturber(
+        condition,
+        root_key=f"{evalset.audb_name}-{evalset.version}",
+        seed=spec.seed,
+        babble_files=robustness.babble_files(options) if condition["type"] == "babble" else None,
+        root=evalset.root,
+        cache=cache,
+    )
 
 
 def load_evalset(spec: RunSpec, dataset: str, split: str, loaded: dict | None = None):
@@ -176,12 +244,12 @@ def plan(
     tests: typing.Sequence[str] = (),
     log: typing.Callable[[str], None] = print,
 ) -> tuple[list[Cell], dict]:
-    r"""Cells of a run, model by model, and their inputs.
+    r"""Cells of a run, model by model, and their inputs; each split is loaded once.
 
-    Mirrors :func:`benchmark.suite.run_suite`: datasets whose labels the
-    model does not predict have no cells; robustness conditions add a
-    cell each. A condition that cannot be planned (e.g. an unknown name)
-    adds none: the suite then reports it as that family's failure.
+    Datasets whose labels the model does not predict have no cells;
+    robustness conditions add a cell each. A condition that cannot be
+    planned (e.g. an unknown name) adds none: scoring then reports it as
+    that family's failure.
 
     Returns:
         the cells, and ``cell → (evalset, originals, files)``

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from pathlib import Path
 
 from benchmark import run_checks
@@ -29,7 +28,6 @@ def run(args) -> int:
     r"""The ``run`` command: check the options, predict every cell, score, write results and the summary."""
     from benchmark.data.datasets import default_registry, load_registry, parse_repository
     from benchmark.registry import Registry
-    from benchmark.suite import run_suite
 
     if args.results:
         # every reader and writer of result tables resolves the folder through paths.results_root()
@@ -41,8 +39,9 @@ def run(args) -> int:
     run_checks.check_run(args, models, registry, dataset_registry)  # before any work: nothing is written on a mistake
     options = run_checks.run_options(args)
     timeout = (args.ray_timeout or run_checks.ray_timeout_default()) if args.executor == "ray" else None
-    from benchmark.executors import predict_cells
     from benchmark.plan import RunSpec
+    from benchmark.suite import run_models
+    from benchmark.timing import Timing
 
     spec = RunSpec(
         registry,
@@ -53,59 +52,46 @@ def run(args) -> int:
         options=options,
         num_workers=args.workers,
         batch_size=args.batch_size,
+        signal_cache_mb=args.signal_cache_mb,
     )
-    started = time.perf_counter()
+    timing = Timing()
+    scale = {"address": args.address, "replicas": args.replicas, "gpus_per_replica": args.gpus_per_replica}
     try:
-        predicted = predict_cells(
+        reports = run_models(
             models,
             spec,
-            executor=args.executor,
             datasets=args.dataset,
             splits=args.split,
             tests=args.tests,
-            address=args.address,
-            address_timeout=timeout or run_checks.RAY_TIMEOUT,
-            replicas=args.replicas,
-            gpus_per_replica=args.gpus_per_replica,
+            executor=args.executor,
+            scale={**scale, "address_timeout": timeout or run_checks.RAY_TIMEOUT},
             progress=not args.no_progress,
+            timing=timing,
         )
     except ImportError as ex:
         if args.executor != "ray":
             raise
         print(f"error: {ex}", file=sys.stderr)
         return EXIT_USAGE
-    print(f"predict phase ({args.executor}): {time.perf_counter() - started:.1f} s; scoring follows")
     status = EXIT_OK
-    for name in models:
-        outcome = run_suite(
-            name,
-            datasets=args.dataset,
-            splits=args.split,
-            tests=args.tests,
-            data=args.data,
-            repositories=repositories,
-            registry=registry,
-            dataset_registry=dataset_registry,
-            seed=args.seed,
-            num_workers=args.workers,
-            options=options,
-            progress=not args.no_progress,
-            predicted=predicted.get(name),
-        )
-        status = max(status, show(name, outcome))
+    for name, report in reports.items():
+        status = max(status, show(name, report))
     from benchmark.report import write_summary
 
-    print(f"pass/fail summary: {write_summary()}")
+    with timing.phase("report"):
+        print(f"pass/fail summary: {write_summary()}")
     if args.results and not args.no_docs:
         print(f"docs/ not regenerated: the results are in {args.results}, docs/ shows the project's results/")
     elif not args.no_docs:
         try:
             from benchmark import docs
 
-            docs.build()
+            with timing.phase("docs"):
+                docs.build()
             print("docs regenerated: docs/leaderboard.md")
         except ImportError:
             pass
+    print(timing.line())
     return status
 
 

@@ -26,7 +26,7 @@ import audinterface
 import numpy as np
 import pandas as pd
 
-from benchmark import DIMENSIONS
+from benchmark import DIMENSIONS, sources
 from benchmark.hashing import file_state, sha256_text
 from benchmark.paths import cache_dir, check_name
 from benchmark.results import atomic_write_text
@@ -292,6 +292,7 @@ def predict(
     recompute: bool = False,
     on_progress: typing.Callable[[int], None] | None = None,
     batch_size: int = 1,
+    source: sources.SignalSource | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     r"""Predict A/D/V for ``files`` (default: the split's files), cached.
 
@@ -310,6 +311,8 @@ def predict(
         on_progress: called with the number of files after each chunk
         batch_size: files per ``predict_batch`` call, length-bucketed
             (models without their own ``predict_batch`` run file by file)
+        source: gives each file's signal in memory (a perturbation
+            condition's audio) instead of reading the file
 
     Returns:
         predictions (index: files that were scored, columns: A/D/V) and
@@ -335,6 +338,7 @@ def predict(
         chunk_size=chunk_size,
         min_duration=min_duration,
         batch_size=batch_size,
+        source=source,
     ):
         pred = pd.concat([pred, chunk_pred]) if len(pred) else chunk_pred
         skips = pd.concat([skips, new_skips]) if len(skips) else new_skips
@@ -362,6 +366,7 @@ def iter_chunks(
     chunk_size: int = 64,
     min_duration: float = MIN_DURATION,
     batch_size: int = 1,
+    source: sources.SignalSource | None = None,
 ) -> typing.Iterator[tuple[pd.Index, pd.DataFrame, pd.DataFrame]]:
     r"""Predict ``files`` chunk by chunk, without any cache.
 
@@ -369,6 +374,8 @@ def iter_chunks(
     With ``batch_size > 1`` a model that implements ``predict_batch``
     gets each chunk's signals sorted by length, ``batch_size`` at a time
     (:func:`_batched_chunk`); any other model is run file by file.
+    With a ``source``, signals come from it instead of the files and go
+    through the same resampling and mixdown as a file read.
 
     Yields:
         the chunk's files, their predictions (files that were scored) and
@@ -405,7 +412,12 @@ def iter_chunks(
     for start in range(0, len(files), chunk_size):
         chunk = files[start : start + chunk_size]
         if batched:
-            chunk_pred = _batched_chunk(feature, scorer, chunk, batch_size)
+            chunk_pred = _batched_chunk(feature, scorer, chunk, batch_size, source)
+        elif source is not None:
+            rows = sources.take(
+                source, chunk, scorer.skips, lambda x, sr, f: _signal_row(feature, x, sr, f), num_workers
+            )
+            chunk_pred = _rows_frame(rows)
         else:
             chunk_pred = _process_chunk(feature, scorer, chunk)
         new_skips = pd.DataFrame(
@@ -423,8 +435,23 @@ def batches(model) -> bool:
     return getattr(type(model), "predict_batch", Predictor.predict_batch) is not Predictor.predict_batch
 
 
-def _batched_chunk(reader: audinterface.Process, scorer: _Scorer, chunk: pd.Index, batch_size: int) -> pd.DataFrame:
-    r"""Read a chunk, then predict its valid signals in length-sorted batches of ``batch_size``."""
+def _batched_chunk(
+    reader: audinterface.Process,
+    scorer: _Scorer,
+    chunk: pd.Index,
+    batch_size: int,
+    source: sources.SignalSource | None = None,
+) -> pd.DataFrame:
+    r"""Read a chunk (or take it from ``source``), then predict its valid signals in length-sorted batches."""
+    if source is not None:
+        signals = sources.take(source, chunk, scorer.skips, lambda x, sr, f: reader(x, sr))
+    else:
+        signals = _read_chunk(reader, scorer, chunk)
+    return _predict_signals(scorer, signals, batch_size)
+
+
+def _read_chunk(reader: audinterface.Process, scorer: _Scorer, chunk: pd.Index) -> dict[str, np.ndarray]:
+    r"""The chunk's signals as the reader gives them; an unreadable file is a skip."""
     signals: dict[str, np.ndarray] = {}
     try:
         read = reader.process_index(chunk, preserve_index=True)
@@ -434,9 +461,12 @@ def _batched_chunk(reader: audinterface.Process, scorer: _Scorer, chunk: pd.Inde
             try:
                 signals[file] = reader.process_index(pd.Index([file], name="file"), preserve_index=True).iloc[0]
             except Exception as ex:  # unreadable/corrupt audio: record, keep going
-                scorer.skips[file] = (
-                    f"unreadable audio: {type(ex).__name__}: {str(ex).splitlines()[0][:160] if str(ex) else ''}"
-                )
+                scorer.skips[file] = sources.unreadable(ex)
+    return signals
+
+
+def _predict_signals(scorer: _Scorer, signals: dict[str, np.ndarray], batch_size: int) -> pd.DataFrame:
+    r"""Predict valid signals in length-sorted batches of ``batch_size``; invalid ones are skips."""
     valid, rows_long = {}, {}
     for file, signal in signals.items():
         signal = np.asarray(signal, dtype=np.float32).reshape(-1)
@@ -480,9 +510,19 @@ def _process_chunk(feature: audinterface.Feature, scorer: _Scorer, chunk: pd.Ind
                 scorer.skips[file] = (
                     f"unreadable audio: {type(ex).__name__}: {str(ex).splitlines()[0][:160] if str(ex) else ''}"
                 )
-        df = pd.DataFrame.from_dict(rows, orient="index", columns=list(DIMENSIONS)) if rows else _empty_frames()[0]
-        df.index = pd.Index(df.index, name="file", dtype="string")
-        return df.astype("float64")
+        return _rows_frame(rows)
+
+
+def _rows_frame(rows: dict) -> pd.DataFrame:
+    r"""File → A/D/V row, as the chunk's predictions."""
+    df = pd.DataFrame.from_dict(rows, orient="index", columns=list(DIMENSIONS)) if rows else _empty_frames()[0]
+    df.index = pd.Index(df.index, name="file", dtype="string")
+    return df.astype("float64")
+
+
+def _signal_row(feature: audinterface.Feature, signal: np.ndarray, sampling_rate: int, file: str) -> pd.Series:
+    r"""The feature's row of one signal from memory, processed as if read from ``file``."""
+    return _filewise(feature.process_signal(signal, sampling_rate, file=file), pd.Index([file], name="file")).iloc[0]
 
 
 def _filewise(df: pd.DataFrame, files: pd.Index) -> pd.DataFrame:

@@ -1,9 +1,11 @@
-"""Run the benchmark for one model: every selected dataset split × test family.
+"""Run the benchmark: one pass over models × dataset splits × test families.
 
-registry → data → runner → analyses → results → docs. Each family's
-rows are written as soon as they are computed, so a failure later on
-never loses finished results; the failure is reported and the suite
-goes on with the next family.
+settings checked → plan (:mod:`benchmark.plan`: each split loaded once,
+the cells every analysis needs) → predict (:mod:`benchmark.executors`:
+each model loaded once) → score (the analyses, from the stored
+predictions; no model) → results. Each family's rows are written as soon
+as they are computed, so a failure later on never loses finished
+results; the failure is reported and scoring goes on with the next family.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ import pandas as pd
 
 from benchmark import analyses, results, runner
 from benchmark.data import datasets as dsets
-from benchmark.plan import CellFailed
-from benchmark.registry import Registry, load_model
+from benchmark.plan import CellFailed, Outcome, RunSpec, cache_condition, load_evalset, plan
+from benchmark.registry import Registry
+from benchmark.timing import Timing
 
 
 @dataclasses.dataclass
@@ -61,7 +64,7 @@ def run_suite(
     log: typing.Callable[[str], None] = print,
     predicted=None,
 ) -> SuiteReport:
-    r"""Benchmark ``model_name`` and write its result tables.
+    r"""Benchmark ``model_name`` and write its result tables (one model of :func:`run_models`, in this process).
 
     Args:
         model_name: a ``models.yaml`` entry
@@ -78,47 +81,168 @@ def run_suite(
         progress: show progress bars
         log: where progress messages go
         predicted: the :class:`benchmark.plan.Outcome` of this model's
-            predict phase (:func:`benchmark.executors.predict_cells`): its
-            counts go into ``runs``, its failed cells are reported, not recomputed
+            predict phase, run elsewhere (:func:`benchmark.executors.predict_cells`):
+            only scoring is left; its failed cells are reported, not recomputed
 
     """
+    registry = registry if registry is not None else Registry.from_file()
+    dataset_registry = dataset_registry if dataset_registry is not None else dsets.load_registry()
+    options = dict(options or {})
+    spec = RunSpec(
+        registry,
+        dataset_registry,
+        data=data,
+        repositories=list(repositories) if repositories else None,
+        seed=seed,
+        options=options,
+        num_workers=num_workers,
+        batch_size=int(options.get("batch_size", 1)),
+    )
+    reports = run_models(
+        [model_name],
+        spec,
+        datasets=datasets,
+        splits=splits,
+        tests=tests,
+        progress=progress,
+        log=log,
+        predicted=None if predicted is None else {model_name: predicted},
+    )
+    return reports[model_name]
+
+
+def run_models(
+    models: typing.Sequence[str],
+    spec: RunSpec,
+    *,
+    datasets: typing.Sequence[str] | None = None,
+    splits: typing.Sequence[str] | None = None,
+    tests: typing.Sequence[str] = analyses.FAMILIES,
+    executor: str = "local",
+    scale: dict | None = None,
+    progress: bool = True,
+    log: typing.Callable[[str], None] = print,
+    timing: Timing | None = None,
+    predicted: dict | None = None,
+) -> dict[str, SuiteReport]:
+    r"""One pass over the grid: check the settings, plan, predict once, score from the stored predictions.
+
+    Every setting is checked before any prediction: unknown families,
+    datasets, splits or models, the executor's options, and run settings
+    that conflict with those the results folder was made with.
+
+    Args:
+        models: ``models.yaml`` names
+        spec: registries, data source, seed, options of the run
+        datasets: dataset names (default: all)
+        splits: split names (default: every evaluation split)
+        tests: analysis families
+        executor: ``'local'`` or ``'ray'`` (:mod:`benchmark.executors`)
+        scale: the executor's ``address``, ``replicas``, ``gpus_per_replica``
+        progress: show progress bars
+        log: where messages go
+        timing: adds the ``data``, ``predict`` and ``score`` phases
+        predicted: model → :class:`benchmark.plan.Outcome` of a predict
+            phase run elsewhere (the ``predict`` phase is then skipped)
+
+    Returns:
+        model name → what its scoring wrote
+
+    Raises:
+        benchmark.results.SettingsConflictError: the results folder holds other settings
+
+    """
+    from benchmark.executors import check_executor, execute
+
     unknown = [t for t in tests if t not in analyses.FAMILIES]
     if unknown:
         raise ValueError(f"Unknown test family {unknown}; choose from {', '.join(analyses.FAMILIES)}.")
-    registry = registry if registry is not None else Registry.from_file()
-    entry = registry[model_name]
-    dataset_registry = dataset_registry if dataset_registry is not None else dsets.load_registry()
-    names = list(datasets) if datasets else list(dataset_registry)
+    names = list(datasets) if datasets else list(spec.dataset_registry)
     for name in names:
-        if name not in dataset_registry:
+        if name not in spec.dataset_registry:
             raise dsets.DatasetConfigError(
-                f"Unknown dataset '{name}'. Registered: {', '.join(dataset_registry)}. Add it to datasets.yaml."
+                f"Unknown dataset '{name}'. Registered: {', '.join(spec.dataset_registry)}. Add it to datasets.yaml."
             )
-    selected = check_splits(splits, [dataset_registry[n] for n in names])
-    options = {"data": data, **(options or {})}  # the analyses pick sources by it (babble talkers)
-    results.claim_settings(results.run_settings(seed, options or {}, tests))
+    selected = check_splits(splits, [spec.dataset_registry[n] for n in names])
+    for model in models:
+        spec.registry[model]  # an unknown name fails before any work starts
+    scale = dict(scale or {})
+    timeout = scale.pop("address_timeout", None)
+    check_executor(executor, int(scale.get("replicas", 1)), scale.get("address"), timeout or 30.0)
+    options = {"data": spec.data, **(spec.options or {})}  # the analyses pick sources by it (babble talkers)
+    results.claim_settings(results.run_settings(spec.seed, options, tests))
+    timing = timing if timing is not None else Timing()
+    with timing.phase("data"):
+        cells, where = plan(models, spec, datasets=names, splits=splits, tests=tests, log=log)
+    if predicted is None:
+        with timing.phase("predict"):
+            predicted = execute(cells, where, spec, executor=executor, progress=progress, log=log, **scale)
+    grid = Grid(names, selected, cells, where)
+    with timing.phase("score"):
+        return {
+            model: score_model(model, grid, predicted.get(model) or Outcome(), spec, tests, options, log)
+            for model in models
+        }
+
+
+@dataclasses.dataclass
+class Grid:
+    r"""What the plan holds for scoring: datasets, their splits, the cells and their inputs."""
+
+    names: list
+    selected: dict
+    cells: list
+    where: dict
+
+    def evalsets(self, model: str) -> dict:
+        r"""``(dataset, split)`` → the loaded split, for the cells of ``model``."""
+        return {(c.dataset, c.split): self.where[c][0] for c in self.cells if c.model == model}
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredModel:
+    r"""A model as scoring knows it: its predictions are stored, it is not loaded."""
+
+    name: str
+    artifact_hash: str
+    sampling_rate: int
+    batch_size: int = 1
+
+
+def score_model(
+    model_name: str,
+    grid: Grid,
+    outcome: Outcome,
+    spec: RunSpec,
+    tests: typing.Sequence[str],
+    options: dict,
+    log: typing.Callable[[str], None] = print,
+) -> SuiteReport:
+    r"""Score one model's stored predictions on every split of ``grid`` and write its tables."""
     started = time.perf_counter()
-    model = load_model(entry, registry)
+    entry = spec.registry[model_name]
+    model = StoredModel(entry.name, outcome.artifact_hash, outcome.sampling_rate, outcome.batch_size)
     report = SuiteReport(model=entry.name, model_sha256=model.artifact_hash)
-    for name in names:
-        dentry = dataset_registry[name]
+    evalsets = grid.evalsets(model_name)
+    for name in grid.names:
+        dentry = spec.dataset_registry[name]
         shared = [d for d in dentry.label_dimensions if d in entry.outputs]
         if not shared:
             report.skipped_sets.append((name, "*", f"model predicts none of {list(dentry.label_dimensions)}"))
             log(f"skip {name}: '{entry.name}' predicts none of its labels ({', '.join(dentry.label_dimensions)})")
             continue
-        for split in selected[name]:
+        for split in grid.selected[name]:
             t0 = time.perf_counter()
-            try:
-                evalset = dsets.load_split(dentry, split, data=data, repositories=repositories)
-            except Exception as ex:  # one dataset that cannot load must not stop the others
-                report.failures.append((name, split, "load", f"cannot load the dataset: {ex}"))
-                log(f"skip {name}/{split}: cannot load it ({type(ex).__name__}: {ex})")
-                continue
+            evalset = evalsets.get((name, split))
+            if evalset is None:  # the plan could not load it: load it again for the reason, and go on
+                try:
+                    evalset = load_evalset(spec, name, split)
+                except Exception as ex:  # one dataset that cannot load must not stop the others
+                    report.failures.append((name, split, "load", f"cannot load the dataset: {ex}"))
+                    log(f"skip {name}/{split}: cannot load it ({type(ex).__name__}: {ex})")
+                    continue
             applied = _applicable(tests, evalset, entry, report, log)
-            counts = _run_split(
-                model, entry, evalset, applied, seed, num_workers, options or {}, progress, report, log, predicted
-            )
+            counts = _score_split(model, entry, evalset, applied, spec, options, report, log, outcome)
             # The first run of a key is kept: its wall time is the one that computed the predictions.
             _write(
                 report,
@@ -129,7 +253,7 @@ def run_suite(
                             "model": entry.name,
                             "model_sha256": model.artifact_hash,
                             **evalset.provenance(),
-                            "tests": run_label(applied, options or {}),
+                            "tests": run_label(applied, options),
                             "n_files": len(evalset.files),
                             "predictions": counts["predictions"],
                             "computed": counts["computed"],
@@ -139,7 +263,7 @@ def run_suite(
                 ),
                 keep_existing=True,
             )
-    report.wall_seconds = time.perf_counter() - started
+    report.wall_seconds = time.perf_counter() - started + sum(outcome.seconds.values())
     return report
 
 
@@ -191,31 +315,21 @@ def check_splits(splits: typing.Sequence[str] | None, entries: typing.Sequence) 
     return chosen
 
 
-def _run_split(model, entry, evalset, tests, seed, num_workers, options, progress, report, log, predicted=None) -> dict:
-    counts = {"predictions": 0, "computed": 0, "predict_seconds": 0.0}
-    if predicted is not None:  # the predict phase ran the cells: its work is this split's
-        counts["computed"] += predicted.computed.get((evalset.dataset, evalset.split), 0)
-        counts["predict_seconds"] += predicted.seconds.get((evalset.dataset, evalset.split), 0.0)
+def _score_split(model, entry, evalset, tests, spec: RunSpec, options, report, log, outcome: Outcome) -> dict:
+    r"""Score ``model``'s stored predictions on ``evalset`` with the families ``tests``."""
+    counts = {
+        "predictions": 0,
+        "computed": outcome.computed.get((evalset.dataset, evalset.split), 0),
+        "predict_seconds": outcome.seconds.get((evalset.dataset, evalset.split), 0.0),
+    }
 
     def predict(files=None, condition=None):
-        failed = (
-            predicted.failed.get((evalset.dataset, evalset.split, runner.condition_key(condition)))
-            if predicted
-            else None
-        )
+        key = runner.condition_key(condition)
+        failed = outcome.failed.get((evalset.dataset, evalset.split, key))
         if failed:
-            raise CellFailed(f"cell {runner.condition_key(condition)} failed: {failed}")
-        pred, skips = runner.predict(
-            model,
-            evalset,
-            files,
-            condition=condition,
-            num_workers=num_workers,
-            progress=progress,
-            batch_size=int(options.get("batch_size", 1)),  # the predict phase's cache (a batched run has its own)
-        )
+            raise CellFailed(f"cell {key} failed: {failed}")
+        pred, skips = stored_predictions(model, evalset, files, cache_condition(condition, spec))
         counts["predictions"] += len(pred) + len(skips)
-        counts["computed"] += pred.attrs.get("computed", 0)
         _record_skips(report, model, entry, evalset, condition, skips)
         _forget_skips(model, evalset, condition, pred)
         _check_range(report, entry, evalset, condition, pred, log)
@@ -257,7 +371,7 @@ def _run_split(model, entry, evalset, tests, seed, num_workers, options, progres
         evalset,
         predict,
         clean,
-        seed=seed,
+        seed=spec.seed,
         options=options,
         record_skips=lambda skips, condition: _record_skips(report, model, entry, evalset, condition, skips),
     )
@@ -279,6 +393,28 @@ def _run_split(model, entry, evalset, tests, seed, num_workers, options, progres
                 what = "some" if len(rows) else "no"
                 log(f"{family} on {evalset.audb_name}/{evalset.split}: {what} '{table}' rows left out: {reason}")
     return counts
+
+
+def stored_predictions(model, evalset, files=None, condition: dict | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    r"""Predictions and skips of ``files`` (default: the split's) from the cell's prediction cache.
+
+    Ordered as ``files``, exactly as :func:`benchmark.runner.predict` returns them.
+
+    Raises:
+        CellFailed: the cache lacks some of the files (the plan did not list them)
+
+    """
+    from benchmark.executors import cache_of
+
+    files = pd.Index(evalset.files if files is None else files, name="file").astype("string")
+    pred, skips = cache_of(model.name, model.artifact_hash, evalset, condition, model.batch_size).load()
+    missing = files[~files.isin(pred.index.union(skips.index))]
+    if len(missing):
+        raise CellFailed(
+            f"cell {runner.condition_key(condition)} holds no prediction for {len(missing)} of its "
+            f"{len(files)} files (e.g. {missing[0]}): the plan did not list them"
+        )
+    return pred.reindex(files[files.isin(pred.index)]), skips.reindex(files[files.isin(skips.index)])
 
 
 def _record_skips(report, model, entry, evalset, condition, skips: pd.DataFrame) -> None:

@@ -28,6 +28,7 @@ from conftest import BASELINES_YAML, tone
 
 from benchmark import analyses, paths, results, runner
 from benchmark.analyses import fairness, perturbations, robustness
+from benchmark.analyses.perturbations.memory import Perturber
 from benchmark.cli import build_parser, main
 from benchmark.data.datasets import DatasetConfigError, EvalSet, load_registry, load_split
 from benchmark.models import download
@@ -283,7 +284,9 @@ def _context(evalset, skips: list):
     model = load_model("random-gaussian", Registry.from_yaml_text(BASELINES_YAML))
 
     def predict(files=None, condition=None):
-        pred, skipped = runner.predict(model, evalset, files, condition=condition, progress=False)
+        # a condition's files are perturbed in memory as the executors' workers do it
+        source = None if condition is None else Perturber(condition, root_key="tiny-1.0.0", seed=0, root=evalset.root)
+        pred, skipped = runner.predict(model, evalset, files, condition=condition, progress=False, source=source)
         skips.append((runner.condition_key(condition), skipped))
         return pred
 

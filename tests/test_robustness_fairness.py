@@ -64,12 +64,35 @@ def make_evalset(root, n: int = 24, *, seed: int = 0, sex: bool = True, speaker:
     )
 
 
-def rms_model(files, condition=None) -> pd.DataFrame:
-    r"""Arousal = RMS energy (valence = 1 − RMS); dominance not predicted."""
-    values = [float(np.sqrt(np.mean(audiofile.read(f)[0].astype(float) ** 2))) for f in files]
+def rms_model(files, condition=None, signal=None) -> pd.DataFrame:
+    r"""Arousal = RMS energy (valence = 1 − RMS); dominance not predicted.
+
+    ``signal(file)``: the audio the model reads (default: the file's).
+    """
+    signal = signal or (lambda f: audiofile.read(f)[0])
+    values = [float(np.sqrt(np.mean(signal(f).astype(float) ** 2))) for f in files]
     return pd.DataFrame(
         {"arousal": values, "dominance": np.nan, "valence": [1 - v for v in values]}, index=pd.Index(files)
     )
+
+
+def perturbed_rms(evalset, babble_files=None):
+    r""":func:`rms_model` of the files perturbed in memory, as an executor's worker reads them."""
+    from benchmark.analyses.perturbations.memory import Perturber
+
+    def predict(files, condition=None):
+        if condition is None:
+            return rms_model(files)
+        perturber = Perturber(
+            condition,
+            root_key=f"{evalset.audb_name}-{evalset.version}",
+            seed=0,
+            babble_files=babble_files if condition["type"] == "babble" else None,
+            root=evalset.root,
+        )
+        return rms_model(files, condition, perturber)
+
+    return predict
 
 
 def constant_model(files, condition=None) -> pd.DataFrame:
@@ -151,13 +174,13 @@ def test_robustness_gain_on_energy_model(tmp_path):
 
     def predict(files, condition=None):
         calls.append((list(files), condition))
-        return rms_model(files)
+        return perturbed_rms(evalset)(files, condition)
 
     context = make_context(evalset, predict, conditions=[gain(2)])
     calls.clear()
     table = robustness.run(context)["robustness"]
     ((files, cond),) = calls
-    assert cond["name"] == "gain2" and all("perturbed/tiny-db-1.0.0/gain2-" in f for f in files)
+    assert cond["name"] == "gain2" and files == list(evalset.files)  # the originals: perturbed where they are read
     assert set(KEYS["robustness"]) <= set(table.columns)
     assert list(table["dimension"]) == ["arousal", "valence"]  # dominance not predicted, not scored
     clean = rms_model(evalset.files)
@@ -232,7 +255,7 @@ def test_robustness_sweep_and_max_files(tmp_path):
         "sweep": "white-noise",
         "parameters": {"snr_db": 10},
     }
-    context = make_context(evalset, rms_model, conditions=[sweep], max_files=12, unchanged_threshold=0.5)
+    context = make_context(evalset, perturbed_rms(evalset), conditions=[sweep], max_files=12, unchanged_threshold=0.5)
     table = robustness.run(context)["robustness"]
     assert (table["n"] == 12).all()
     assert (table["sweep"] == "white-noise").all() and (table["snr_db"] == 10).all()
@@ -253,7 +276,7 @@ def test_robustness_babble_from_options(tmp_path):
         "sweep": "babble",
         "parameters": {"snr_db": 0},
     }
-    context = make_context(evalset, rms_model, conditions=[babble], babble_files=pool)
+    context = make_context(evalset, perturbed_rms(evalset, pool), conditions=[babble], babble_files=pool)
     table = robustness.run(context)["robustness"]
     assert (table["condition"] == "babble-0db").all() and (table["snr_db"] == 0).all()
     assert len(table["condition_hash"].unique()) == 1 and len(table["condition_hash"].iloc[0]) == 12

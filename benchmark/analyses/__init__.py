@@ -56,13 +56,15 @@ class Context:
     r"""Everything an analysis needs about one model × one evaluation split.
 
     Attributes:
-        model: the loaded :class:`benchmark.models.base.Predictor`
+        model: the model whose stored predictions are scored (``name``,
+            ``artifact_hash``, ``sampling_rate``; scoring does not load it)
         entry: its :class:`benchmark.registry.ModelEntry`
         evalset: the :class:`benchmark.data.datasets.EvalSet`
         predict: ``predict(files, condition=None) -> DataFrame`` of A/D/V
-            predictions indexed like ``files`` (cached on disk; files the
-            model could not process are dropped and recorded as skips);
-            ``condition`` is a perturbation condition (robustness)
+            predictions indexed like ``files`` (read from the prediction cache;
+            files the model could not process are dropped and recorded as skips);
+            ``condition`` is a perturbation condition (robustness): ``files``
+            are then the original files, whose perturbed signals the model read
         clean: predictions on the unperturbed split (same as ``predict(evalset.files)``)
         seed: seed for bootstraps and perturbations
         options: free-form options from the CLI (e.g. ``bootstrap``, ``conditions``)

@@ -1,10 +1,10 @@
 """Robustness: how predictions change when the input is perturbed.
 
 For each condition of ``conditions.yaml`` (small changes, background
-noise with an SNR sweep, channel) the split is perturbed
-(:func:`benchmark.analyses.perturbations.materialize`), the model predicts
-on the perturbed files, and per dimension we report, on the files both
-runs scored:
+noise with an SNR sweep, channel) the model predicts on the split's files
+perturbed in memory (:class:`benchmark.analyses.perturbations.memory.Perturber`,
+seeded per file and condition), and per dimension we report, on the files
+both runs scored:
 
 * ``delta_ccc``: CCC(truth, perturbed) − CCC(truth, clean)
 * ``unchanged_share``: share of files whose prediction moved by less
@@ -180,22 +180,6 @@ def condition_files(evalset, options: dict, seed: int) -> pd.Index:
     return subset_files(evalset.files, options.get("max_files"), seed)
 
 
-def perturbed_files(files: pd.Index, condition: dict, evalset, options: dict, seed: int) -> pd.Series | None:
-    r"""Perturbed copies of ``files`` under ``condition`` (original → copy; made once, cached on disk);
-    ``None`` for a babble condition without talkers (:data:`NO_BABBLE`)."""
-    babble = babble_files(options) if condition["type"] == "babble" else None
-    if condition["type"] == "babble" and babble is None:
-        return None
-    return perturbations.materialize(
-        files,
-        condition,
-        root_key=f"{evalset.audb_name}-{evalset.version}",
-        seed=seed,
-        babble_files=babble,
-        root=evalset.root,
-    )
-
-
 def condition_rows(
     condition: dict,
     truth: pd.DataFrame,
@@ -250,19 +234,13 @@ def run(context) -> dict[str, pd.DataFrame]:
     rows, notes = [], []
     for condition in conditions:
         condition = perturbations.check_condition(condition)
-        paths = perturbed_files(files, condition, evalset, options, context.seed)
-        if paths is None:
+        babble = babble_files(options) if condition["type"] == "babble" else None
+        if condition["type"] == "babble" and babble is None:
             notes.append(f"{condition['name']}: {NO_BABBLE}")
             continue
-        if paths.attrs.get("skipped"):  # files this condition cannot be applied to: a skip for it alone
-            reasons = pd.Series(paths.attrs["skipped"], dtype="string", name="reason")
-            context.record_skips(reasons.rename_axis("file").to_frame(), condition)
-        babble = babble_files(options) if condition["type"] == "babble" else None
         digest = perturbations.condition_hash(condition, seed=context.seed, babble_files=babble)[:12]
-        predicted = context.predict(pd.Index(paths.to_numpy(), name="file"), condition=condition)
-        back = pd.Series(paths.index, index=paths.to_numpy())  # perturbed path → original file
-        predicted = predicted[predicted.index.isin(back.index)]
-        predicted.index = pd.Index(back.loc[predicted.index].to_numpy(), name="file")
+        # perturbed in memory as the model read them; files that cannot be perturbed are the condition's skips
+        predicted = context.predict(files, condition=condition)
         for row in condition_rows(condition, truth, clean, predicted, evalset.dimensions, threshold):
             rows.append({**context.base_row(), **row, "condition_hash": digest})
         logger.info("Robustness %s: %d files", condition["name"], len(predicted))

@@ -1,10 +1,12 @@
 """Executors: how a run's cells are predicted.
 
 ``local`` (the default) predicts the cells in this process, model by
-model, exactly as the runner always did. ``ray`` hands them to Ray
-actors that each hold one loaded model replica (:mod:`benchmark.executors.ray`).
-Either way the driver alone writes the prediction cache, and the
-analyses then score the cached predictions (:func:`benchmark.suite.run_suite`).
+model, each model loaded once. ``ray`` hands them to Ray actors that each
+hold one loaded model replica (:mod:`benchmark.executors.ray`). Either
+way the worker that holds the model perturbs a condition's signals in
+memory (:func:`benchmark.plan.signal_source`), the driver alone writes the
+prediction cache, and the analyses then score the stored predictions
+(:func:`benchmark.suite.score_model`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark import DIMENSIONS, runner
-from benchmark.plan import Cell, Outcome, RunSpec, plan
+from benchmark.plan import Cell, Outcome, RunSpec, cache_condition, plan, signal_cache, signal_source
 
 EXECUTORS = ("local", "ray")
 
@@ -74,7 +76,7 @@ def predict_cells(
     log: typing.Callable[[str], None] = print,
     on_result: typing.Callable[[Cell, dict], None] | None = None,
 ) -> dict[str, Outcome]:
-    r"""Plan the cells of ``models`` and predict them into the cache.
+    r"""Plan the cells of ``models`` and predict them into the cache (:func:`execute`).
 
     Args:
         models: ``models.yaml`` names
@@ -99,6 +101,24 @@ def predict_cells(
         :func:`benchmark.suite.run_suite`
 
     """
+    check_executor(executor, replicas, address, address_timeout)
+    cells, where = plan(models, spec, datasets=datasets, splits=splits, tests=tests, log=log)
+    return execute(
+        cells,
+        where,
+        spec,
+        executor=executor,
+        address=address,
+        replicas=replicas,
+        gpus_per_replica=gpus_per_replica,
+        progress=progress,
+        log=log,
+        on_result=on_result,
+    )
+
+
+def check_executor(executor: str, replicas: int = 1, address: str | None = None, address_timeout: float = 30.0) -> None:
+    r"""Refuse an unknown executor, a replica count below 1, a missing Ray or an unreachable cluster (before any work)."""
     if executor not in EXECUTORS:
         raise ValueError(f"Unknown executor '{executor}'; use one of {', '.join(EXECUTORS)}.")
     if replicas < 1:
@@ -109,11 +129,52 @@ def predict_cells(
         ray_executor.import_ray()
         if address:
             ray_executor.check_address(address, address_timeout)
-    cells, where = plan(models, spec, datasets=datasets, splits=splits, tests=tests, log=log)
+
+
+def shared_conditions(cells: typing.Sequence[Cell]) -> bool:
+    r"""Whether two models of ``cells`` predict the same perturbed signals (a signal cache pays).
+
+    Examples:
+        >>> shared_conditions([Cell("a", "d", "test", '{"x": 1}', 5), Cell("b", "d", "test", '{"x": 1}', 5)])
+        True
+        >>> shared_conditions([Cell("a", "d", "test", '{"x": 1}', 5), Cell("a", "d", "test", "", 5)])
+        False
+
+    """
+    seen: dict = {}
+    for cell in cells:
+        if cell.condition and cell.n_files:
+            seen.setdefault((cell.dataset, cell.split, cell.condition), set()).add(cell.model)
+    return any(len(m) > 1 for m in seen.values())
+
+
+def execute(
+    cells: typing.Sequence[Cell],
+    where: dict,
+    spec: RunSpec,
+    *,
+    executor: str = "local",
+    address: str | None = None,
+    replicas: int = 1,
+    gpus_per_replica: float | None = None,
+    progress: bool = True,
+    log: typing.Callable[[str], None] = print,
+    on_result: typing.Callable[[Cell, dict], None] | None = None,
+) -> dict[str, Outcome]:
+    r"""Predict planned ``cells`` into the cache (arguments as :func:`predict_cells`).
+
+    The perturbed-signal store (:attr:`RunSpec.signal_cache_mb`) is kept
+    only where two models share a condition; for one model it is off.
+    """
+    check_executor(executor, replicas)
+    if not shared_conditions(cells):
+        spec.signal_cache_mb = 0.0
     bar = Progress(cells, progress)
     try:
         if executor == "local":
             return run_local(cells, where, spec, bar)
+        from benchmark.executors import ray as ray_executor
+
         return ray_executor.run(
             cells,
             where,
@@ -130,27 +191,34 @@ def predict_cells(
 
 
 def run_local(cells: typing.Sequence[Cell], where: dict, spec: RunSpec, bar: Progress) -> dict[str, Outcome]:
-    r"""Predict ``cells`` in this process: one model loaded at a time, the runner's own threads."""
+    r"""Predict ``cells`` in this process: each model loaded once, the runner's own threads."""
     from benchmark.registry import load_model
 
     outcomes: dict[str, Outcome] = {}
+    sources: dict = {}  # (dataset, split, condition) → its signal source, shared by the models
+    cache = signal_cache(spec)
     model = None
     for cell in cells:
         outcome = outcomes.setdefault(cell.model, Outcome())
         if model is None or model.name != cell.model:
             model = load_model(spec.registry[cell.model], spec.registry)
+            outcome.loaded(model.artifact_hash, model.sampling_rate, spec.batch_size if runner.batches(model) else 1)
         evalset, _, files = where[cell]
         started, computed, error = time.perf_counter(), 0, None
         try:
+            key = (cell.dataset, cell.split, cell.condition)
+            if key not in sources:
+                sources[key] = signal_source(cell.condition_dict, evalset, spec, cache)
             pred, _ = runner.predict(
                 model,
                 evalset,
                 files,
-                condition=cell.condition_dict,
+                condition=cache_condition(cell.condition_dict, spec),
                 num_workers=spec.num_workers,
                 progress=False,
                 on_progress=bar.files,
                 batch_size=spec.batch_size,
+                source=sources[key],
             )
             computed = int(pred.attrs.get("computed", 0))
         except Exception as ex:  # one failing cell must not stop the others

@@ -1,9 +1,9 @@
 """The Ray executor: one actor per model replica holds the loaded model.
 
 Each actor loads its model once, rebuilds a cell's inputs on its own
-node (audb with the run's repositories; perturbed audio made there and
-cached), predicts the files the driver asks for and returns plain
-arrays. The driver writes the prediction cache, so no shared
+node (audb with the run's repositories), perturbs a condition's signals
+in memory as it predicts them, predicts the files the driver asks for and
+returns plain arrays. The driver writes the prediction cache, so no shared
 filesystem is needed for results.
 
 Faults: an actor whose process dies is restarted by Ray
@@ -24,7 +24,7 @@ import urllib.parse
 import numpy as np
 
 from benchmark.executors import ClusterUnreachableError, Progress, cache_of, store, todo_positions, worker_env
-from benchmark.plan import Cell, Outcome, RunSpec
+from benchmark.plan import Cell, Outcome, RunSpec, cache_condition, signal_cache
 
 TASK_RETRIES = 3
 """Retries of a cell whose actor process died (Ray's ``max_task_retries``)."""
@@ -116,6 +116,7 @@ class Worker:
         self.model = load_model(spec.registry[model_name], spec.registry)
         self.loaded: dict = {}
         self.inputs: dict = {}
+        self.cache = signal_cache(spec)
 
     def info(self) -> dict:
         r"""Artefact hash of the loaded model, process id and node."""
@@ -126,6 +127,7 @@ class Worker:
         batch_size = self.spec.batch_size if runner.batches(self.model) else 1
         return {
             "artifact_hash": self.model.artifact_hash,
+            "sampling_rate": self.model.sampling_rate,
             "batch_size": batch_size,
             "pid": os.getpid(),
             "node": ray.get_runtime_context().get_node_id(),
@@ -147,8 +149,10 @@ class Worker:
         if cell not in self.inputs:  # a cell comes in shards: rebuild its inputs once
             evalset = plan.load_evalset(self.spec, cell.dataset, cell.split, self.loaded)
             originals, files = plan.cell_inputs(cell.condition_dict, evalset, self.spec)
-            self.inputs = {cell: (originals, files, plan.files_digest(originals, evalset.root, evalset.fingerprint))}
-        originals, files, digest = self.inputs[cell]
+            digest = plan.files_digest(originals, evalset.root, evalset.fingerprint)
+            source = plan.signal_source(cell.condition_dict, evalset, self.spec, self.cache)
+            self.inputs = {cell: (originals, files, digest, source)}
+        originals, files, digest, source = self.inputs[cell]
         if len(originals) != cell.n_files or digest != cell.digest:
             raise plan.CellFailed(
                 f"{cell}: this node sees {len(originals)} files (digest {digest}), the driver planned "
@@ -160,7 +164,7 @@ class Worker:
         values = np.full((len(todo), 3), np.nan)
         skips: dict[int, str] = {}
         for _, pred, chunk_skips in runner.iter_chunks(
-            self.model, todo, num_workers=self.spec.num_workers, batch_size=self.spec.batch_size
+            self.model, todo, num_workers=self.spec.num_workers, batch_size=self.spec.batch_size, source=source
         ):
             for file, row in zip(pred.index, pred.to_numpy(), strict=True):
                 values[where[file]] = row
@@ -213,7 +217,7 @@ def run(
             actors = start_actors(ray, spec, model_name, replicas, gpus_per_replica)
             try:
                 mine = [c for c in cells if c.model == model_name]
-                outcomes[model_name] = run_model(ray, actors, mine, where, bar, on_result)
+                outcomes[model_name] = run_model(ray, actors, mine, where, bar, on_result, spec=spec)
             finally:
                 for actor in actors:
                     ray.kill(actor, no_restart=True)
@@ -254,7 +258,7 @@ def shards(positions: list[int], replicas: int) -> list[list[int]]:
     return [positions[i : i + size] for i in range(0, len(positions), size)]
 
 
-def run_model(ray, actors, cells, where, bar: Progress, on_result=None) -> Outcome:
+def run_model(ray, actors, cells, where, bar: Progress, on_result=None, *, spec: RunSpec) -> Outcome:
     r"""Predict the cells of one model on its actors; the driver stores each answer as it comes."""
     outcome = Outcome()
     try:
@@ -264,10 +268,12 @@ def run_model(ray, actors, cells, where, bar: Progress, on_result=None) -> Outco
             outcome.add(cell, 0, 0.0, f"model could not be loaded on a worker: {_first_line(ex)}")
             bar.cell(cell.n_files)
         return outcome
+    outcome.loaded(info["artifact_hash"], info["sampling_rate"], info["batch_size"])
     queue, left, todo = [], {}, {}
     for cell in cells:
         evalset, _, files = where[cell]
-        cache = cache_of(cell.model, info["artifact_hash"], evalset, cell.condition_dict, info["batch_size"])
+        condition = cache_condition(cell.condition_dict, spec)
+        cache = cache_of(cell.model, info["artifact_hash"], evalset, condition, info["batch_size"])
         positions = todo_positions(cache, files)
         parts = shards(positions, len(actors)) if positions else []
         queue += [(cell, cache, files, part) for part in parts]

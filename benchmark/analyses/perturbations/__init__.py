@@ -1,13 +1,14 @@
-"""Perturbation conditions and the perturbed copies of an evaluation split.
+"""Perturbation conditions and the perturbed signals of an evaluation split.
 
 ``conditions.yaml`` → validated condition dicts (:func:`load_conditions`)
 → per-file parameters drawn with a per-file seed (:func:`draw_parameters`)
-→ a transform (:func:`build_transform`) → perturbed WAV files in
-the cache, reused by every model (:func:`materialize`).
+→ a transform (:func:`build_transform`) → the perturbed signal, made in
+memory where the model reads it (:class:`~.memory.Perturber`); or written
+as perturbed WAV copies (:func:`materialize`), which hold the same samples.
 
 Every file is read, mixed down to mono and resampled to 16 kHz (the rate
-all registered models use) before it is perturbed, and written as 32-bit
-float WAV: no clipping or quantisation is added beyond the perturbation.
+all registered models use) before it is perturbed, and kept as 32-bit
+float: no clipping or quantisation is added beyond the perturbation.
 Definitions of all types and their SNRs are in ``docs/analyses.md``.
 
 Modules, one concern each:
@@ -20,6 +21,8 @@ Modules, one concern each:
 * :mod:`~benchmark.analyses.perturbations.audio`: reading and writing audio
 * :mod:`~benchmark.analyses.perturbations.cache`: materializing perturbed
   copies in the cache
+* :mod:`~benchmark.analyses.perturbations.memory`: perturbed signals in
+  memory, and the bounded store several models share
 """
 
 from benchmark.analyses.perturbations.audio import read_mono, write_wav
