@@ -23,7 +23,7 @@ import typing
 
 import pandas as pd
 
-from benchmark import runner
+from benchmark import prediction_cache
 
 
 class CellFailed(RuntimeError):
@@ -64,7 +64,7 @@ class Cell:
     @property
     def key(self) -> tuple[str, str, str]:
         r"""``(dataset, split, condition key)``: the cell of a model, as the suite asks for it."""
-        return self.dataset, self.split, runner.condition_key(self.condition_dict)
+        return self.dataset, self.split, prediction_cache.condition_key(self.condition_dict)
 
     def __str__(self) -> str:
         return f"{self.model} · {self.dataset}/{self.split} · {self.key[2]}"
@@ -293,7 +293,7 @@ def plan(
                             originals, files = cell_inputs(condition, evalset, spec)
                         except Exception as ex:
                             log(
-                                f"plan: no cell for {name}/{split} · {runner.condition_key(condition)} "
+                                f"plan: no cell for {name}/{split} · {prediction_cache.condition_key(condition)} "
                                 f"({type(ex).__name__}: {ex})"
                             )
                             inputs[(name, split, text)] = None

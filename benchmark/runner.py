@@ -16,7 +16,6 @@ next run instead of staying skipped.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import threading
@@ -27,9 +26,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark import DIMENSIONS, sources
-from benchmark.hashing import file_state, sha256_text
-from benchmark.paths import cache_dir, check_name
-from benchmark.results import atomic_write_text
+from benchmark.prediction_cache import PredictionCache, condition_key, empty_frames
 
 MIN_DURATION = 0.25
 """Shortest signal (seconds) a model is asked to score."""
@@ -119,21 +116,6 @@ def segmented_files(files: typing.Iterable[str], sampling_rate: int = 16000) -> 
     return pd.DataFrame(rows, columns=["file", "duration_s", "window_s", "segments", "pooling"])
 
 
-def condition_key(condition: dict | None) -> str:
-    r"""Stable cache key of a perturbation condition (``'clean'`` for none).
-
-    Examples:
-        >>> condition_key(None)
-        'clean'
-        >>> condition_key({"name": "gain+1", "type": "gain", "db": 1})[:7]
-        'gain+1-'
-
-    """
-    if not condition:
-        return "clean"
-    return f"{condition['name']}-{sha256_text(json.dumps(condition, sort_keys=True))[:10]}"
-
-
 def wav_truncation(path: str) -> str:
     r"""Why a WAV file is truncated (``''`` if it is complete or not a RIFF WAV).
 
@@ -165,64 +147,6 @@ def wav_truncation(path: str) -> str:
                 fp.seek(length + (length & 1), os.SEEK_CUR)  # chunks are padded to even sizes
     except OSError:
         return ""  # unreadable: the reader reports it
-
-
-class PredictionCache:
-    r"""On-disk predictions of one model × split × condition.
-
-    Two CSV files in one folder: ``predictions.csv`` (file + A/D/V) and
-    ``skips.csv`` (file + reason + the file's state when it was skipped),
-    both rewritten atomically. A skip whose file is not in that state any
-    more (it came back, or its bytes changed) is stale: :meth:`load` leaves
-    it out, so the file is predicted again, and lists it in :attr:`stale`.
-    """
-
-    def __init__(self, model, evalset, condition: dict | None = None, batch_size: int = 1):
-        r"""``batch_size``: files per ``predict_batch`` call of a model that batches (else 1)."""
-        for name, what in (
-            (model.name, "model"),
-            (evalset.audb_name, "dataset"),
-            (evalset.version, "dataset version"),
-            (evalset.split, "split"),
-            (condition_key(condition), "condition"),
-        ):
-            check_name(name, what)  # each becomes a folder: none may reach outside the cache
-        # Padded batches move predictions in the last digits: a batched run keeps its own cache.
-        batched = f"-batch{batch_size}" if batch_size > 1 else ""
-        self.folder = cache_dir(
-            "predictions",
-            model.name,
-            model.artifact_hash[:16],
-            f"{evalset.audb_name}-{evalset.version}-{evalset.split}-{evalset.fingerprint[:12]}",
-            condition_key(condition) + batched,
-        )
-        self.pred_path = self.folder / "predictions.csv"
-        self.skip_path = self.folder / "skips.csv"
-        self.stale: list[str] = []
-
-    def load(self) -> tuple[pd.DataFrame, pd.DataFrame]:
-        r"""Cached predictions and the skips that still hold (stale ones go to :attr:`stale`)."""
-        pred, skips = _empty_frames()
-        if self.pred_path.exists():
-            pred = pd.read_csv(self.pred_path, index_col="file", dtype={"file": "string"})
-            pred = pred.astype("float64")
-        if self.skip_path.exists():
-            skips = pd.read_csv(
-                self.skip_path, index_col="file", dtype={"file": "string", "reason": "string", "state": "string"}
-            )
-            # a skip written before states were recorded has none: its file is tried once more
-            recorded = skips["state"] if "state" in skips else pd.Series(pd.NA, index=skips.index, dtype="string")
-            holds = [pd.notna(was) and was == file_state(file) for file, was in recorded.items()]
-            self.stale = [f for f, ok in zip(skips.index, holds) if not ok]
-            skips = skips[holds].reindex(columns=["reason", "state"])
-        return pred, skips
-
-    def save(self, pred: pd.DataFrame, skips: pd.DataFrame) -> None:
-        r"""Write ``pred`` and ``skips``; a skip without a state gets its file's state now."""
-        skips = skips.reindex(columns=["reason", "state"]).astype("string")
-        skips["state"] = [was if pd.notna(was) and was else file_state(file) for file, was in skips["state"].items()]
-        atomic_write_text(self.pred_path, pred.to_csv(float_format="%.9g", lineterminator="\n"))
-        atomic_write_text(self.skip_path, skips.to_csv(lineterminator="\n"))
 
 
 class _Scorer:
@@ -323,7 +247,7 @@ def predict(
     files = pd.Index(files, name="file").astype("string")
     batch_size = batch_size if batches(model) else 1
     cache = PredictionCache(model, evalset, condition, batch_size)
-    pred, skips = _empty_frames() if recompute else cache.load()
+    pred, skips = empty_frames() if recompute else cache.load()
     retried = list(cache.stale)  # skipped before, but the file changed since: predicted again now
     done = pred.index.union(skips.index)
     todo = files[~files.isin(done)]
@@ -484,16 +408,9 @@ def _predict_signals(scorer: _Scorer, signals: dict[str, np.ndarray], batch_size
         out = np.asarray(scorer.model.predict_batch([valid[f] for f in batch]), dtype=np.float64)
         for file, row in zip(batch, out, strict=True):
             rows[file] = scorer.output(row, file)
-    df = pd.DataFrame.from_dict(rows, orient="index", columns=list(DIMENSIONS)) if rows else _empty_frames()[0]
+    df = pd.DataFrame.from_dict(rows, orient="index", columns=list(DIMENSIONS)) if rows else empty_frames()[0]
     df.index = pd.Index(df.index, name="file", dtype="string")
     return df.astype("float64")
-
-
-def _empty_frames() -> tuple[pd.DataFrame, pd.DataFrame]:
-    idx = pd.Index([], name="file", dtype="string")
-    return pd.DataFrame(columns=list(DIMENSIONS), index=idx, dtype="float64"), pd.DataFrame(
-        columns=["reason", "state"], index=idx.copy(), dtype="string"
-    )
 
 
 def _process_chunk(feature: audinterface.Feature, scorer: _Scorer, chunk: pd.Index) -> pd.DataFrame:
@@ -515,7 +432,7 @@ def _process_chunk(feature: audinterface.Feature, scorer: _Scorer, chunk: pd.Ind
 
 def _rows_frame(rows: dict) -> pd.DataFrame:
     r"""File → A/D/V row, as the chunk's predictions."""
-    df = pd.DataFrame.from_dict(rows, orient="index", columns=list(DIMENSIONS)) if rows else _empty_frames()[0]
+    df = pd.DataFrame.from_dict(rows, orient="index", columns=list(DIMENSIONS)) if rows else empty_frames()[0]
     df.index = pd.Index(df.index, name="file", dtype="string")
     return df.astype("float64")
 

@@ -18,7 +18,7 @@ import typing
 
 import pandas as pd
 
-from benchmark import analyses, results, runner
+from benchmark import analyses, prediction_cache, results, runner
 from benchmark.data import datasets as dsets
 from benchmark.plan import CellFailed, Outcome, RunSpec, cache_condition, load_evalset, plan
 from benchmark.registry import Registry
@@ -324,7 +324,7 @@ def _score_split(model, entry, evalset, tests, spec: RunSpec, options, report, l
     }
 
     def predict(files=None, condition=None):
-        key = runner.condition_key(condition)
+        key = prediction_cache.condition_key(condition)
         failed = outcome.failed.get((evalset.dataset, evalset.split, key))
         if failed:
             raise CellFailed(f"cell {key} failed: {failed}")
@@ -411,7 +411,7 @@ def stored_predictions(model, evalset, files=None, condition: dict | None = None
     missing = files[~files.isin(pred.index.union(skips.index))]
     if len(missing):
         raise CellFailed(
-            f"cell {runner.condition_key(condition)} holds no prediction for {len(missing)} of its "
+            f"cell {prediction_cache.condition_key(condition)} holds no prediction for {len(missing)} of its "
             f"{len(files)} files (e.g. {missing[0]}): the plan did not list them"
         )
     return pred.reindex(files[files.isin(pred.index)]), skips.reindex(files[files.isin(skips.index)])
@@ -425,7 +425,7 @@ def _record_skips(report, model, entry, evalset, condition, skips: pd.DataFrame)
             "model": entry.name,
             "model_sha256": model.artifact_hash,
             **evalset.provenance(),
-            "condition": runner.condition_key(condition),
+            "condition": prediction_cache.condition_key(condition),
             "file": [_relative(f, evalset.root) for f in skips.index],
             "reason": skips["reason"].astype(str).values,
         }
@@ -445,7 +445,7 @@ def _forget_skips(model, evalset, condition, pred: pd.DataFrame) -> None:
         & (old["dataset_version"].astype(str) == str(evalset.version))
         & (old["data_fingerprint"].astype(str) == evalset.fingerprint[:12])
         & (old["split"] == evalset.split)
-        & (old["condition"] == runner.condition_key(condition))
+        & (old["condition"] == prediction_cache.condition_key(condition))
     ]
     done = mine[mine["file"].isin({_relative(f, evalset.root) for f in pred.index})]
     if len(done):
@@ -458,7 +458,7 @@ def _check_range(report: SuiteReport, entry, evalset, condition, pred: pd.DataFr
     count = int(far.to_numpy().sum())
     if not count:
         return
-    key = runner.condition_key(condition)
+    key = prediction_cache.condition_key(condition)
     report.out_of_range[(evalset.audb_name, evalset.split, key)] = count
     file, dim = far.stack().loc[lambda hits: hits].index[0]
     low, high = runner.PLAUSIBLE

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from test_teachers import _tiny_w2v2
 
-from benchmark import runner
+from benchmark import prediction_cache, runner
 from benchmark.data import datasets as dsets
 from benchmark.registry import Registry, load_model
 
@@ -56,7 +56,10 @@ def test_batched_predictions_match_per_file(tmp_path, evalset, norm):
     np.testing.assert_allclose(batched.to_numpy(), single.to_numpy(), atol=1e-4, rtol=0)
     pd.testing.assert_frame_equal(batched_skips, single_skips)
     assert set(single_skips["reason"].str.split(" ").str[0]) == {"silent", "too"}
-    assert runner.PredictionCache(model, evalset, None, 4).folder != runner.PredictionCache(model, evalset).folder
+    assert (
+        prediction_cache.PredictionCache(model, evalset, None, 4).folder
+        != prediction_cache.PredictionCache(model, evalset).folder
+    )
 
 
 def test_models_without_predict_batch_ignore_batch_size(tmp_path, evalset):

@@ -26,7 +26,7 @@ import pytest
 import yaml
 from conftest import BASELINES_YAML, tone
 
-from benchmark import analyses, paths, results, runner
+from benchmark import analyses, paths, prediction_cache, results, runner
 from benchmark.analyses import fairness, perturbations, robustness
 from benchmark.analyses.perturbations.memory import Perturber
 from benchmark.cli import build_parser, main
@@ -287,7 +287,7 @@ def _context(evalset, skips: list):
         # a condition's files are perturbed in memory as the executors' workers do it
         source = None if condition is None else Perturber(condition, root_key="tiny-1.0.0", seed=0, root=evalset.root)
         pred, skipped = runner.predict(model, evalset, files, condition=condition, progress=False, source=source)
-        skips.append((runner.condition_key(condition), skipped))
+        skips.append((prediction_cache.condition_key(condition), skipped))
         return pred
 
     return analyses.Context(
@@ -298,7 +298,7 @@ def _context(evalset, skips: list):
         predict(),
         seed=0,
         options={"babble_files": [], "max_files": None},
-        record_skips=lambda frame, condition: skips.append((runner.condition_key(condition), frame)),
+        record_skips=lambda frame, condition: skips.append((prediction_cache.condition_key(condition), frame)),
     )
 
 
@@ -394,7 +394,7 @@ def test_condition_and_path_names_are_validated(tmp_path):
     model = types_entry()
     model.artifact_hash = "0" * 64
     with pytest.raises(paths.InvalidNameError, match="split"):
-        runner.PredictionCache(model, evalset)
+        prediction_cache.PredictionCache(model, evalset)
     assert not list(tmp_path.parent.glob("x"))
 
 

@@ -19,7 +19,7 @@ import typing
 import numpy as np
 import pandas as pd
 
-from benchmark import DIMENSIONS, runner
+from benchmark import DIMENSIONS, prediction_cache, runner
 from benchmark.plan import Cell, Outcome, RunSpec, cache_condition, plan, signal_cache, signal_source
 
 EXECUTORS = ("local", "ray")
@@ -230,23 +230,23 @@ def run_local(cells: typing.Sequence[Cell], where: dict, spec: RunSpec, bar: Pro
 
 def cache_of(
     model_name: str, artifact_hash: str, evalset, condition: dict | None, batch_size: int = 1
-) -> runner.PredictionCache:
+) -> prediction_cache.PredictionCache:
     r"""The prediction cache of a cell, for a driver that does not hold the model.
 
     ``batch_size``: files per ``predict_batch`` call, 1 for a model that does not batch.
     """
     stub = types.SimpleNamespace(name=model_name, artifact_hash=artifact_hash)
-    return runner.PredictionCache(stub, evalset, condition, batch_size)
+    return prediction_cache.PredictionCache(stub, evalset, condition, batch_size)
 
 
-def todo_positions(cache: runner.PredictionCache, files: pd.Index) -> list[int]:
+def todo_positions(cache: prediction_cache.PredictionCache, files: pd.Index) -> list[int]:
     r"""Positions in ``files`` that the cache holds neither a prediction nor a skip for."""
     pred, skips = cache.load()
     done = pred.index.union(skips.index)
     return np.flatnonzero(~pd.Index(files).astype("string").isin(done)).tolist()
 
 
-def store(cache: runner.PredictionCache, files: pd.Index, values: np.ndarray, skips: dict[int, str]) -> None:
+def store(cache: prediction_cache.PredictionCache, files: pd.Index, values: np.ndarray, skips: dict[int, str]) -> None:
     r"""Add a worker's answer for ``files`` to the cache (the driver is its only writer).
 
     Args:
