@@ -6,7 +6,7 @@ student from a teacher), ``report`` (pass/fail against thresholds),
 ``docs`` (regenerate the leaderboard), ``score`` (re-score the stored
 predictions, no model run), ``demo`` (build the embedded demo
 corpora), ``import-dataset`` (a folder of audio and a CSV as an audb dataset),
-``migrate-hashes`` (re-key committed results to artefact hashes, once).
+``import-corpus`` (an official release folder as an audb dataset).
 """
 
 from __future__ import annotations
@@ -251,11 +251,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="train a student from a teacher's outputs (see: python -m benchmark distill --help)",
         add_help=False,
     )
-    sub.add_parser(
-        "migrate-hashes",
-        add_help=False,
-        help="re-key committed results from whole-folder hashes to artefact hashes (idempotent)",
-    )
     return parser
 
 
@@ -289,10 +284,6 @@ def _main(argv: typing.Sequence[str] | None) -> int:
         from benchmark.distill.cli import main as distill_main
 
         return distill_main(argv[1:])
-    if argv[:1] == ["migrate-hashes"]:
-        from benchmark.migrations import main as migrate_main
-
-        return migrate_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return _dispatch(args)

@@ -340,7 +340,9 @@ def _validate_source(
                     problems.append(
                         f"field 'source.sha256': {source['sha256'][:12]} is the hash of the whole folder {p}, "
                         f"records included; its artefact hash (the files that predict) is {actual}. "
-                        "Run `python -m benchmark migrate-hashes` once to re-key models.yaml and results/"
+                        "Pin that artefact hash in models.yaml (results recorded under the folder hash are "
+                        "re-keyed by `python -m benchmark migrate-hashes` of benchmark 0.13.0, the last release "
+                        "that carried it)"
                     )
                 elif actual != source["sha256"]:
                     problems.append(

@@ -278,56 +278,6 @@ def read_predictions(
     return None
 
 
-def migrate_predictions(root: Path | None = None) -> list[tuple[Path, Path]]:
-    r"""Rename stored predictions from ``DATASET__VERSION__SPLIT.csv`` to :func:`predictions_path`.
-
-    Names written before the data fingerprint was part of the name get the
-    fingerprint of the artefact's ``correctness`` rows for that split. A
-    file whose fingerprint is not unique there is left as it is and
-    reported. Run again after merging results: already migrated files are
-    skipped. Command: ``python scripts/migrate_predictions.py [RESULTS_DIR]``.
-
-    Returns:
-        (old path, new path) of every file renamed
-
-    Raises:
-        ValueError: a file cannot be given a unique fingerprint (nothing is renamed)
-
-    """
-    root = root or results_root()
-    correctness = read_table("correctness", root)
-    plan, problems = [], []
-    for path in sorted((root / "predictions").glob("*/*.csv")):
-        model, _, sha = path.parent.name.rpartition("__")
-        parts = path.stem.split("__")
-        if len(parts) != 3:
-            continue  # already named with its fingerprint
-        dataset, version, split = parts
-        rows = (
-            correctness[
-                correctness["model"].eq(model)
-                & correctness["model_sha256"].str[:12].eq(sha)
-                & correctness["dataset"].eq(dataset)
-                & correctness["dataset_version"].eq(version)
-                & correctness["split"].eq(split)
-            ]
-            if len(correctness)
-            else correctness
-        )
-        fingerprints = sorted(set(rows["data_fingerprint"])) if len(rows) else []
-        if len(fingerprints) != 1:
-            problems.append(
-                f"{path}: {len(fingerprints)} data fingerprints in correctness.csv ({', '.join(fingerprints)})"
-            )
-            continue
-        plan.append((path, predictions_path(model, sha, dataset, version, split, fingerprints[0], root)))
-    if problems:
-        raise ValueError("Cannot name these predictions by their data fingerprint:\n  - " + "\n  - ".join(problems))
-    for old, new in plan:
-        os.replace(old, new)
-    return plan
-
-
 def write_predictions(
     model: str, model_sha256: str, evalset, predictions: pd.DataFrame, root: Path | None = None
 ) -> Path:

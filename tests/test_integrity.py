@@ -171,31 +171,6 @@ def test_predictions_of_other_data_get_a_file_of_their_own(tmp_path):
     assert found["truth_arousal"].tolist() == [0.9, 0.2]
 
 
-def test_migrate_predictions_names_old_files_by_fingerprint(tmp_path):
-    folder = tmp_path / "predictions" / f"m__{'0' * 12}"
-    folder.mkdir(parents=True)
-    (folder / "d__1.0.0__test.csv").write_text("file,pred_arousal\na.wav,0.5\n")
-    rows = pd.DataFrame(
-        [
-            {
-                "model": "m",
-                "model_sha256": "0" * 64,
-                "dataset": "d",
-                "dataset_version": "1.0.0",
-                "data_fingerprint": "c" * 12,
-                "split": "test",
-                "dimension": "arousal",
-                "ccc": 0.1,
-            }
-        ]
-    )
-    results.write_rows("correctness", rows, root=tmp_path)
-    renamed = results.migrate_predictions(tmp_path)
-    assert [new.name for _, new in renamed] == [f"d__1.0.0__test__{'c' * 12}.csv"]
-    assert renamed[0][1].read_text() == "file,pred_arousal\na.wav,0.5\n" and not renamed[0][0].exists()
-    assert results.migrate_predictions(tmp_path) == []  # a second run finds nothing to do
-
-
 def test_committed_predictions_are_named_by_their_data():
     root = PROJECT_ROOT / "results"
     columns = ["model", "model_sha256", "dataset", "dataset_version", "split", "data_fingerprint"]
