@@ -106,6 +106,29 @@ def _sides(places: dict, dim: str) -> tuple[list[str], list[str]]:
     return high, low
 
 
+def category_rows(
+    values: pd.Series, category: pd.Series, places: dict, dim: str, base: dict, n_boot: int, seed: int
+) -> list[dict]:
+    r"""Rows of ``consistency_categories`` for one dimension: each category's mean prediction and its interval."""
+    rows = []
+    for name in sorted(category.dropna().unique()):
+        v = values[(category == name) & values.notna()].to_numpy()
+        lo, hi = mean_ci(v, n_boot, seed)
+        rows.append(
+            {
+                **base,
+                "category": name,
+                "dimension": dim,
+                "side": places.get(name, {}).get(dim, ""),
+                "n": len(v),
+                "mean": float(v.mean()) if len(v) else np.nan,
+                "ci_low": lo,
+                "ci_high": hi,
+            }
+        )
+    return rows
+
+
 def run(context) -> dict[str, pd.DataFrame]:
     r"""Rows for tables ``consistency`` and ``consistency_categories``; ``.attrs['reason']`` says what was left out."""
     evalset, pred = context.evalset, context.clean
@@ -122,22 +145,7 @@ def run(context) -> dict[str, pd.DataFrame]:
     for dim in dims:
         values = pred[dim].astype("float64")
         high, low = _sides(evalset.places, dim)
-        for name in sorted(category.dropna().unique()):
-            v = values[(category == name) & values.notna()].to_numpy()
-            side = evalset.places.get(name, {}).get(dim, "")
-            lo, hi = mean_ci(v, n_boot, context.seed)
-            cat_rows.append(
-                {
-                    **base,
-                    "category": name,
-                    "dimension": dim,
-                    "side": side,
-                    "n": len(v),
-                    "mean": float(v.mean()) if len(v) else np.nan,
-                    "ci_low": lo,
-                    "ci_high": hi,
-                }
-            )
+        cat_rows += category_rows(values, category, evalset.places, dim, base, n_boot, context.seed)
         groups = [("all", pd.Series(True, index=pred.index))]
         if sex is not None:
             groups += [(g, sex == g) for g in GROUPS if (sex == g).any()]
