@@ -248,11 +248,25 @@ def test_scratch_run_keeps_the_registered_records(tmp_path, pool, models_yaml):
     assert artifact_sha256(registered.out) == sha and f"sha256: {sha}" in models_yaml.read_text()
 
 
+def _identity_onnx(path):
+    r"""A complete, valid ONNX file (``signal`` → ``arousal``): the registry reads every model file it validates."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["signal"], ["arousal"])],
+        "identity",
+        [helper.make_tensor_value_info("signal", TensorProto.FLOAT, [1, None])],
+        [helper.make_tensor_value_info("arousal", TensorProto.FLOAT, [1, None])],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+
+
 def test_update_registry_unit(tmp_path):
     path = tmp_path / "models.yaml"
     path.write_text(MODELS_YAML)
     (tmp_path / "weights" / "x").mkdir(parents=True)
-    (tmp_path / "weights" / "x" / "model.onnx").write_bytes(b"onnx")
+    _identity_onnx(tmp_path / "weights" / "x" / "model.onnx")
     digest = artifact_sha256(tmp_path / "weights" / "x")
     entry = {
         "name": "tiny",
