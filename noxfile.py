@@ -132,10 +132,11 @@ def efficiency(session: nox.Session) -> None:
 
 @nox.session(name="lint")
 def lint(session: nox.Session) -> None:
-    """Lint and check formatting with ruff (no changes made): nox -s lint."""
+    """Lint, check formatting (no changes made) and the layering rules: nox -s lint."""
     session.install("ruff==0.17.6")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    session.run("python", "scripts/check_architecture.py")  # no import cycles, private imports, oversized code
 
 
 @nox.session(name="perf")
