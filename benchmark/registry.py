@@ -30,6 +30,7 @@ from pathlib import Path
 import yaml
 
 from benchmark import DIMENSIONS
+from benchmark.hashing import artifact_sha256, sha256_tree
 from benchmark.paths import PROJECT_ROOT, name_problem
 
 KINDS = {
@@ -330,8 +331,6 @@ def _validate_source(
                     + (" with `nox -s distill`" if "weights" in p.parts else "")
                 )
             elif "sha256" in source and _SHA256.match(str(source["sha256"])):
-                from benchmark.hashing import artifact_sha256, sha256_tree
-
                 try:
                     actual = artifact_sha256(p, kind)
                 except FileNotFoundError as ex:

@@ -41,8 +41,9 @@ import os
 import typing
 from pathlib import Path
 
+from benchmark.hashing import checkpoint_hash
 from benchmark.models.base import Predictor
-from benchmark.models.w2v2 import TorchPredictor, checkpoint_hash, resolve_checkpoint, torch_device
+from benchmark.models.w2v2 import TorchPredictor, resolve_checkpoint, torch_device
 
 ARCHITECTURE = {"half_mel": 13, "n_fft": 64, "n_time": 64, "hop": 32, "hidden": 338}
 """The card's fixed settings (its ``Wav2SmallConfig``); its modules ignore other values, so they are refused."""
