@@ -15,7 +15,7 @@ from benchmark.analyses.perturbations.conditions import (
     SAMPLING_RATE,
     ConditionError,
     PerturbationError,
-    _babble_pool,
+    babble_pool,
     check_condition,
     condition_hash,
     file_seed,
@@ -93,7 +93,7 @@ def materialize(
 
     """
     condition = check_condition(condition)
-    pool = _babble_pool(babble_files)
+    pool = babble_pool(babble_files)
     if condition["type"] == "babble" and not pool:
         raise ConditionError(f"Condition '{condition['name']}' (babble) needs babble_files; none given.")
     digest = condition_hash(condition, seed=seed, sampling_rate=sampling_rate, babble_files=pool)

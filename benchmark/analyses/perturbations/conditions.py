@@ -271,7 +271,7 @@ def condition_hash(condition: dict, *, seed: int, sampling_rate: int = SAMPLING_
         "sampling_rate": int(sampling_rate),
     }
     if condition["type"] == "babble":
-        spec["babble"] = [os.path.basename(f) for f in _babble_pool(babble_files)]
+        spec["babble"] = [os.path.basename(f) for f in babble_pool(babble_files)]
     return sha256_text(json.dumps(spec, sort_keys=True))
 
 
@@ -308,10 +308,21 @@ def draw_parameters(condition: dict, rng: np.random.Generator) -> dict:
         # room shapes are drawn once per condition (impulse response bank),
         # a file only draws which room it is played in
         return {"room": int(rng.integers(int(condition["parameters"]["rooms"])))}
-    return {key: _draw(value, rng) for key, value in sorted(condition["parameters"].items())}
+    return {key: draw_value(value, rng) for key, value in sorted(condition["parameters"].items())}
 
 
-def _draw(value, rng: np.random.Generator):
+def draw_value(value, rng: np.random.Generator):
+    r"""One value of a condition parameter: a list gives one of its items, ``{low, high}`` a uniform draw.
+
+    Integer bounds draw an integer (both ends included); anything else is
+    its own value.
+
+    Examples:
+        >>> rng = np.random.default_rng(0)
+        >>> draw_value([3, 3], rng), draw_value({"low": 2, "high": 2}, rng), draw_value(0.5, rng)
+        (3, 2, 0.5)
+
+    """
     if isinstance(value, list):
         return value[int(rng.integers(len(value)))]
     if isinstance(value, dict):
@@ -322,8 +333,11 @@ def _draw(value, rng: np.random.Generator):
     return value
 
 
-def _babble_pool(babble_files) -> list[str]:
-    # sorted by name so the draws do not depend on where the pool lives
+def babble_pool(babble_files) -> list[str]:
+    r"""The babble recordings as the draws see them: sorted by file name, then path (``None``: none).
+
+    Sorted by name so the draws do not depend on where the pool lives.
+    """
     if babble_files is None:
         return []
     return sorted((str(f) for f in babble_files), key=lambda f: (os.path.basename(f), f))
