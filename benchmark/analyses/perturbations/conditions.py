@@ -13,8 +13,8 @@ import re
 from pathlib import Path
 
 import numpy as np
-import yaml
 
+from benchmark import yaml_lists
 from benchmark.hashing import sha256_text
 from benchmark.paths import PROJECT_ROOT, name_problem
 
@@ -130,27 +130,13 @@ def load_conditions(path: str | os.PathLike | None = None) -> list[dict]:
     path = Path(path) if path else PROJECT_ROOT / "conditions.yaml"
     if not path.exists():
         raise ConditionError(f"Condition file {path} not found.")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as ex:  # its text names the line and column
-        raise ConditionError(f"{path}: not valid YAML: {ex}") from None
-    raw = data.get("conditions") if isinstance(data, dict) else None
+    raw = yaml_lists.listed(yaml_lists.load_yaml(path.read_text(), path, ConditionError), "conditions")
     if not isinstance(raw, list) or not raw:
         raise ConditionError(f"{path}: list the conditions under 'conditions:'.")
-    errors, conditions, names = [], [], set()
-    for i, entry in enumerate(raw):
-        label = f"entry '{entry.get('name')}'" if isinstance(entry, dict) and entry.get("name") else f"entry #{i + 1}"
-        problems = validate_condition(entry)
-        if isinstance(entry, dict) and isinstance(entry.get("name"), str):
-            if entry["name"] in names:
-                problems.append("duplicate name")
-            names.add(entry["name"])
-        errors += [f"{path}: {label}: {p}" for p in problems]
-        if not problems:
-            conditions.append(with_defaults(entry))
+    valid, errors = yaml_lists.check_entries(raw, path, validate_condition)
     if errors:
-        raise ConditionError("Invalid conditions:\n  - " + "\n  - ".join(errors))
-    return conditions
+        raise ConditionError(yaml_lists.problem_list("Invalid conditions", errors))
+    return [with_defaults(entry) for entry in valid]
 
 
 def validate_condition(condition) -> list[str]:
