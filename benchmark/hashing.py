@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import os
 import stat
 import typing
@@ -172,6 +173,46 @@ def predictive_files(folder: str | os.PathLike) -> list[Path]:
     return files
 
 
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+"""Weight files in the order transformers prefers them."""
+
+
+def checkpoint_files(folder: str | os.PathLike) -> list[Path]:
+    r"""The files of a checkpoint folder that define the model.
+
+    ``config.json``, ``preprocessor_config.json`` (if present) and the
+    weights transformers loads (``model.safetensors`` before
+    ``pytorch_model.bin``; shards listed in an index). Other files
+    (README, ONNX exports, a ``.git`` folder) do not change the model.
+    """
+    folder = Path(folder)
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"{folder} is not a transformers checkpoint: config.json is missing.")
+    files = [folder / "config.json"]
+    if (folder / "preprocessor_config.json").is_file():
+        files.append(folder / "preprocessor_config.json")
+    for name in WEIGHT_FILES:
+        index = folder / f"{name}.index.json"
+        if index.is_file():
+            shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+            return files + [index] + [folder / s for s in shards]
+        if (folder / name).is_file():
+            return files + [folder / name]
+    raise FileNotFoundError(f"{folder}: no weights ({' or '.join(WEIGHT_FILES)}) found.")
+
+
+def checkpoint_hash(folder: str | os.PathLike) -> str:
+    r"""SHA-256 over names and contents of :func:`checkpoint_files`.
+
+    Same construction as :func:`sha256_tree`, but restricted to the
+    files that define the model, so a hub snapshot hashes the same
+    whatever else was downloaded next to it.
+    """
+    folder = Path(folder)
+    lines = [f"{p.relative_to(folder).as_posix()}\0{sha256_file(p)}" for p in checkpoint_files(folder)]
+    return sha256_text("\n".join(lines))
+
+
 def artifact_sha256(path: str | os.PathLike, kind: str = "audonnx") -> str:
     r"""The artefact hash of a local model: SHA-256 of the bytes that predict.
 
@@ -184,7 +225,7 @@ def artifact_sha256(path: str | os.PathLike, kind: str = "audonnx") -> str:
     - ``audonnx``: a ``model.yaml`` or ``model.onnx`` names its folder;
       a folder is hashed over :func:`predictive_files`
     - ``w2v2-hf``, ``wavlm-hf``: the checkpoint's config and weight files
-      (:func:`benchmark.models.w2v2.checkpoint_hash`)
+      (:func:`checkpoint_hash`)
 
     Examples:
         >>> import tempfile
@@ -198,8 +239,6 @@ def artifact_sha256(path: str | os.PathLike, kind: str = "audonnx") -> str:
     """
     path = Path(path)
     if kind in ("w2v2-hf", "wavlm-hf"):
-        from benchmark.models.w2v2 import checkpoint_hash
-
         return checkpoint_hash(path)
     if path.is_file() and (kind != "audonnx" or path.suffix == ".zip"):
         return sha256_file(path)

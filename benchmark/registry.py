@@ -27,9 +27,8 @@ import re
 import typing
 from pathlib import Path
 
-import yaml
-
-from benchmark import DIMENSIONS
+from benchmark import DIMENSIONS, yaml_lists
+from benchmark.hashing import artifact_sha256, sha256_tree
 from benchmark.paths import PROJECT_ROOT, name_problem
 
 KINDS = {
@@ -164,32 +163,25 @@ class Registry(typing.Mapping[str, ModelEntry]):
                 the docs, which need no weights)
 
         """
+        raw_entries = parse_entries(text, path or "models.yaml")
+        return cls.from_entries(raw_entries, root, path, check_files=check_files)
+
+    @classmethod
+    def from_entries(
+        cls, raw_entries: list, root: Path = PROJECT_ROOT, path: Path | None = None, *, check_files: bool = True
+    ) -> Registry:
+        r"""Validate the entries of a registry as parsed (:func:`read_entries`); arguments as :meth:`from_yaml_text`."""
         where = str(path or "models.yaml")
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as ex:
-            raise RegistryError(f"{where}: not valid YAML: {ex}") from None
-        if not isinstance(data, dict) or not isinstance(data.get("models"), list):
-            raise RegistryError(f"{where}: expected a top-level key 'models' holding a list of entries.")
-        errors: list[str] = []
-        entries: list[ModelEntry] = []
-        seen: dict[str, int] = {}
-        for i, raw in enumerate(data["models"]):
-            label = f"entry #{i + 1}"
-            if isinstance(raw, dict) and isinstance(raw.get("name"), str):
-                label = f"entry '{raw['name']}'"
-            problems = _validate_entry(raw, root, check_files)
-            if isinstance(raw, dict) and isinstance(raw.get("name"), str):
-                name = raw["name"]
-                if name in seen:
-                    problems.append(
-                        f"field 'name': duplicate name (also entry #{seen[name] + 1}); give each model a unique name"
-                    )
-                seen.setdefault(name, i)
-            errors += [f"{where}: {label}: {p}" for p in problems]
-            if not problems:
-                entries.append(_make_entry(raw, root))
-        names = {e.name for e in entries} | set(seen)
+        valid, errors = yaml_lists.check_entries(
+            raw_entries,
+            where,
+            lambda raw: _validate_entry(raw, root, check_files),
+            duplicate=lambda first: (
+                f"field 'name': duplicate name (also entry #{first + 1}); give each model a unique name"
+            ),
+        )
+        entries = [_make_entry(raw, root) for raw in valid]
+        names = {yaml_lists.entry_name(raw) for raw in raw_entries} - {None}
         for e in entries:
             if e.kind == "ensemble":
                 for m in e.source["members"]:
@@ -201,7 +193,7 @@ class Registry(typing.Mapping[str, ModelEntry]):
                     elif m == e.name:
                         errors.append(f"{where}: entry '{e.name}': an ensemble cannot contain itself")
         if errors:
-            raise RegistryError("Invalid model registry:\n  - " + "\n  - ".join(errors))
+            raise RegistryError(yaml_lists.problem_list("Invalid model registry", errors))
         return cls(entries, path)
 
     @classmethod
@@ -211,9 +203,41 @@ class Registry(typing.Mapping[str, ModelEntry]):
         ``check_files``: see :meth:`from_yaml_text`.
         """
         path = Path(path) if path else PROJECT_ROOT / "models.yaml"
-        if not path.exists():
-            raise RegistryError(f"Model registry {path} not found: pass --models PATH or create it.")
-        return cls.from_yaml_text(path.read_text(), root=path.resolve().parent, path=path, check_files=check_files)
+        return cls.from_entries(read_entries(path), root=path.resolve().parent, path=path, check_files=check_files)
+
+
+def read_entries(path: str | os.PathLike) -> list:
+    r"""The entries of a ``models.yaml`` as written, not validated: its top-level ``models`` list.
+
+    The one reader of the file; :class:`Registry` validates what it returns.
+
+    Raises:
+        RegistryError: the file is missing, is not valid YAML (the message
+            names the file, line and column) or has no ``models`` list
+
+    """
+    path = Path(path)
+    if not path.exists():
+        raise RegistryError(f"Model registry {path} not found: pass --models PATH or create it.")
+    return parse_entries(path.read_text(), path)
+
+
+def parse_entries(text: str, where: str | os.PathLike = "models.yaml") -> list:
+    r"""The top-level ``models`` list of registry text (``where``: its file, for messages).
+
+    Examples:
+        >>> parse_entries("models: [{name: a}]")
+        [{'name': 'a'}]
+        >>> parse_entries("entries: []", "my.yaml")
+        Traceback (most recent call last):
+        ...
+        benchmark.registry.RegistryError: my.yaml: expected a top-level key 'models' holding a list of entries.
+
+    """
+    entries = yaml_lists.listed(yaml_lists.load_yaml(text, where, RegistryError), "models")
+    if not isinstance(entries, list):
+        raise RegistryError(f"{where}: expected a top-level key 'models' holding a list of entries.")
+    return entries
 
 
 def _validate_entry(raw: typing.Any, root: Path, check_files: bool = True) -> list[str]:
@@ -288,17 +312,7 @@ def _validate_source(
     if "md5" in source and not (isinstance(source["md5"], str) and _MD5.match(source["md5"]) and "url" in source):
         problems.append("field 'source.md5': the publisher's md5 of the 'url' file, 32 lowercase hex digits")
     if "hub" in allowed:
-        if ("path" in source) == ("hub" in source):
-            problems.append("field 'source': give exactly one of 'path' (local checkpoint) or 'hub' (+ 'revision')")
-        if "hub" in source and "revision" not in source:
-            problems.append("field 'source.revision': required with 'hub'; pin a commit for reproducibility")
-        elif "hub" in source and not (_COMMIT.match(str(source["revision"])) or source["revision"] == "unpinned"):
-            problems.append(
-                f"field 'source.revision': '{source['revision']}' is not a full commit id; a branch, tag or "
-                "short id can point to other weights tomorrow. Pin the 40-hex commit (the model's 'History' "
-                "on the hub, or the snapshot folder `hf download REPO` prints), quoted if all digits, or write "
-                "'unpinned' to follow the default branch (each load then warns with the commit it used)"
-            )
+        problems += _hub_problems(source)
     if kind == "egemaps":
         if {"dataset", "split"} & set(source):
             problems.append(
@@ -316,42 +330,64 @@ def _validate_source(
         if not isinstance(members, list) or len(members) < 2:
             problems.append("field 'source.members': list at least two registered model names")
     if "path" in source:
-        if not isinstance(source["path"], str):
-            problems.append("field 'source.path': must be a string")
-        elif check_files:
-            p = Path(os.path.expanduser(source["path"]))
-            p = p if p.is_absolute() else root / p
-            if not p.exists() and distilled:
-                pass  # produced by `nox -s distill`; load_model says how when it is missing
-            elif not p.exists():
-                problems.append(
-                    f"field 'source.path': missing file {p}; check the path "
-                    "(relative paths are relative to models.yaml) or create the artefact"
-                    + (" with `nox -s distill`" if "weights" in p.parts else "")
-                )
-            elif "sha256" in source and _SHA256.match(str(source["sha256"])):
-                from benchmark.hashing import artifact_sha256, sha256_tree
+        problems += _path_problems(kind, source, root, distilled=distilled, check_files=check_files)
+    return problems
 
-                try:
-                    actual = artifact_sha256(p, kind)
-                except FileNotFoundError as ex:
-                    actual = f"nothing ({ex})"
-                if actual != source["sha256"] and p.is_dir() and sha256_tree(p) == source["sha256"]:
-                    problems.append(
-                        f"field 'source.sha256': {source['sha256'][:12]} is the hash of the whole folder {p}, "
-                        f"records included; its artefact hash (the files that predict) is {actual}. "
-                        "Pin that artefact hash in models.yaml (results recorded under the folder hash are "
-                        "re-keyed by `python -m benchmark migrate-hashes` of benchmark 0.13.0, the last release "
-                        "that carried it)"
-                    )
-                elif actual != source["sha256"]:
-                    problems.append(
-                        f"field 'source.sha256': checksum mismatch for {p}: expected "
-                        f"{source['sha256']}, got {actual}; the artefact changed — restore it "
-                        "or update sha256 (a changed model is a new result)"
-                    )
-            if kind == "audonnx" and p.exists():
-                problems += [f"field 'source.path': {problem}" for problem in _model_file_problems(p)]
+
+def _hub_problems(source: dict) -> list[str]:
+    r"""Problems of a ``{path}`` or ``{hub, revision}`` source (the torch checkpoints)."""
+    problems = []
+    if ("path" in source) == ("hub" in source):
+        problems.append("field 'source': give exactly one of 'path' (local checkpoint) or 'hub' (+ 'revision')")
+    if "hub" in source and "revision" not in source:
+        problems.append("field 'source.revision': required with 'hub'; pin a commit for reproducibility")
+    elif "hub" in source and not (_COMMIT.match(str(source["revision"])) or source["revision"] == "unpinned"):
+        problems.append(
+            f"field 'source.revision': '{source['revision']}' is not a full commit id; a branch, tag or "
+            "short id can point to other weights tomorrow. Pin the 40-hex commit (the model's 'History' "
+            "on the hub, or the snapshot folder `hf download REPO` prints), quoted if all digits, or write "
+            "'unpinned' to follow the default branch (each load then warns with the commit it used)"
+        )
+    return problems
+
+
+def _path_problems(kind: str, source: dict, root: Path, distilled: bool, check_files: bool) -> list[str]:
+    r"""Problems of a ``source.path``: its type, and with ``check_files`` its file, its hash and its model files."""
+    problems = []
+    if not isinstance(source["path"], str):
+        problems.append("field 'source.path': must be a string")
+    elif check_files:
+        p = Path(os.path.expanduser(source["path"]))
+        p = p if p.is_absolute() else root / p
+        if not p.exists() and distilled:
+            pass  # produced by `nox -s distill`; load_model says how when it is missing
+        elif not p.exists():
+            problems.append(
+                f"field 'source.path': missing file {p}; check the path "
+                "(relative paths are relative to models.yaml) or create the artefact"
+                + (" with `nox -s distill`" if "weights" in p.parts else "")
+            )
+        elif "sha256" in source and _SHA256.match(str(source["sha256"])):
+            try:
+                actual = artifact_sha256(p, kind)
+            except FileNotFoundError as ex:
+                actual = f"nothing ({ex})"
+            if actual != source["sha256"] and p.is_dir() and sha256_tree(p) == source["sha256"]:
+                problems.append(
+                    f"field 'source.sha256': {source['sha256'][:12]} is the hash of the whole folder {p}, "
+                    f"records included; its artefact hash (the files that predict) is {actual}. "
+                    "Pin that artefact hash in models.yaml (results recorded under the folder hash are "
+                    "re-keyed by `python -m benchmark migrate-hashes` of benchmark 0.13.0, the last release "
+                    "that carried it)"
+                )
+            elif actual != source["sha256"]:
+                problems.append(
+                    f"field 'source.sha256': checksum mismatch for {p}: expected "
+                    f"{source['sha256']}, got {actual}; the artefact changed — restore it "
+                    "or update sha256 (a changed model is a new result)"
+                )
+        if kind == "audonnx" and p.exists():
+            problems += [f"field 'source.path': {problem}" for problem in _model_file_problems(p)]
     return problems
 
 

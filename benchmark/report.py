@@ -36,8 +36,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
+from benchmark import yaml_lists
 from benchmark.paths import PROJECT_ROOT
 
 OUTCOMES = ("passed", "failed", "undecided", "not scored")
@@ -159,30 +159,19 @@ def load_thresholds(path: str | os.PathLike | None = None) -> list[Threshold]:
     path = Path(path) if path else PROJECT_ROOT / "thresholds.yaml"
     if not path.exists():
         raise ThresholdsError(f"Threshold file {path} not found.")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as ex:
-        raise ThresholdsError(f"{path}: not valid YAML: {ex}") from None
-    raw = data.get("tests") if isinstance(data, dict) else None
+    raw = yaml_lists.listed(yaml_lists.load_yaml(path.read_text(), path, ThresholdsError), "tests")
     if not isinstance(raw, list) or not raw:
         raise ThresholdsError(f"{path}: list the tests under 'tests:'.")
-    errors, tests, names = [], [], set()
-    for i, entry in enumerate(raw):
-        label = (
-            f"test '{entry['name']}'"
-            if isinstance(entry, dict) and isinstance(entry.get("name"), str)
-            else f"entry #{i + 1}"
-        )
-        problems = _validate(entry)
-        if not problems and entry["name"] in names:
-            problems.append("field 'name': duplicate name; give each test a unique name")
-        errors += [f"{path}: {label}: {p}" for p in problems]
-        if not problems:
-            names.add(entry["name"])
-            tests.append(_make(entry))
+    valid, errors = yaml_lists.check_entries(
+        raw,
+        path,
+        _validate,
+        noun="test",
+        duplicate=lambda first: "field 'name': duplicate name; give each test a unique name",
+    )
     if errors:
-        raise ThresholdsError("Invalid thresholds:\n  - " + "\n  - ".join(errors))
-    return tests
+        raise ThresholdsError(yaml_lists.problem_list("Invalid thresholds", errors))
+    return [_make(entry) for entry in valid]
 
 
 def _is_number(value) -> bool:

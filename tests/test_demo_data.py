@@ -9,6 +9,7 @@ the same audb path as the real data.
 from __future__ import annotations
 
 import wave
+from pathlib import Path
 
 import audmetric
 import numpy as np
@@ -16,7 +17,7 @@ import pandas as pd
 import pytest
 from conftest import DEMO_SCALE as SCALE  # ~10% of the full size: a few hundred utterances in all
 
-from benchmark.data import demo
+from benchmark.data import demo, demo_build
 from benchmark.data.datasets import load_registry, load_split
 
 
@@ -37,19 +38,19 @@ def _tree(root):
 
 def test_same_seed_gives_identical_bytes(tmp_path):
     for name in ("demo-mosi", "demo-iemocap"):
-        demo.build(name, tmp_path / name / "a", scale=0.02)
-        demo.build(name, tmp_path / name / "b", scale=0.02, num_workers=1)
+        demo_build.build(name, tmp_path / name / "a", scale=0.02)
+        demo_build.build(name, tmp_path / name / "b", scale=0.02, num_workers=1)
         a, b = _tree(tmp_path / name / "a"), _tree(tmp_path / name / "b")
         assert len(a) > 4 and a.keys() == b.keys()
         assert [f for f in a if a[f] != b[f]] == []
-    demo.build("demo-mosi", tmp_path / "c", scale=0.02, seed=1)
+    demo_build.build("demo-mosi", tmp_path / "c", scale=0.02, seed=1)
     other = _tree(tmp_path / "c")
     assert other["audio/mosi-001_000.wav"] != _tree(tmp_path / "demo-mosi" / "a")["audio/mosi-001_000.wav"]
 
 
 def test_scaled_build_is_a_subset(tmp_path):
-    demo.build("demo-mosi", tmp_path / "s", scale=0.02)
-    demo.build("demo-mosi", tmp_path / "l", scale=0.1)
+    demo_build.build("demo-mosi", tmp_path / "s", scale=0.02)
+    demo_build.build("demo-mosi", tmp_path / "l", scale=0.1)
     small, large = _tree(tmp_path / "s"), _tree(tmp_path / "l")
     audio = [f for f in small if f.startswith("audio/")]
     assert audio and all(small[f] == large[f] for f in audio)
@@ -68,7 +69,7 @@ def test_split_loads_like_real_data(use_demo, dataset, split):
     lo, hi = entry.label_range
     raw = data.truth * (hi - lo) + lo
     assert raw.min().min() >= lo and raw.max().max() <= hi
-    raters = demo._CORPORA[entry.demo["name"]].raters
+    raters = demo_build._CORPORA[entry.demo["name"]].raters
     assert np.allclose(raw * raters, np.round(raw * raters), atol=1e-6)
     assert raw.std().min() > 0.3  # labels spread, not all neutral
     # speaker and sex for every file; both sexes, at least 2 speakers each
@@ -93,8 +94,8 @@ def test_iemocap_has_sessions(use_demo):
 
 def test_full_size_matches_the_brief():
     def count(name):
-        corpus = demo._CORPORA[name]
-        return {s.table: (len(demo._speakers(corpus, s, 1.0)), s.utterances) for s in corpus.splits}
+        corpus = demo_build._CORPORA[name]
+        return {s.table: (len(demo_build._speakers(corpus, s, 1.0)), s.utterances) for s in corpus.splits}
 
     msp = count("demo-msppodcast")
     assert msp["emotion.dimensions.test-1.gold_standard"] == (60, 10)
@@ -109,9 +110,9 @@ def test_full_size_matches_the_brief():
 
 def test_speakers_disjoint_at_full_size():
     seen = {}
-    for name, corpus in demo._CORPORA.items():
+    for name, corpus in demo_build._CORPORA.items():
         for split in corpus.splits:
-            for speaker, _, _ in demo._speakers(corpus, split, 1.0):
+            for speaker, _, _ in demo_build._speakers(corpus, split, 1.0):
                 assert speaker not in seen, f"{speaker} in {seen.get(speaker)} and {name}/{split.table}"
                 seen[speaker] = (name, split.table)
 
@@ -178,13 +179,18 @@ def test_generator_digest_ignores_docstrings_not_code(tmp_path, monkeypatch):
     source = tmp_path / "gen.py"
     source.write_text('"""Doc."""\nX = 1  # comment\n\n\ndef f():\n    """Doc."""\n    return X\n')
     module = types.SimpleNamespace(__file__=str(source))
-    before = demo._code_dump(module)
+    before = demo_build._code_dump(module)
     source.write_text('"""Other doc."""\nX = 1\n\n\ndef f():\n    r"""Other."""\n    return X\n')
-    assert demo._code_dump(module) == before
+    assert demo_build._code_dump(module) == before
     source.write_text('"""Doc."""\nX = 2\n\n\ndef f():\n    return X\n')
-    assert demo._code_dump(module) != before
-    source.write_text('"""Doc."""\nX = 1\n\n\ndef f():\n    return X\n\n\ndef repository():\n    return 0\n')
-    assert demo._code_dump(module) == before  # publishing code is not generating code
+    assert demo_build._code_dump(module) != before
+    source.write_text('"""Doc."""\nX = 1\n\n\ndef f():\n    return X\n\n\ndef generator_digest():\n    return 0\n')
+    assert demo_build._code_dump(module) == before  # the digest's own code is not generating code
+    digest = demo.generator_digest()
+    publishing = tmp_path / "demo.py"
+    publishing.write_text(Path(demo.__file__).read_text() + "\n\ndef repository():\n    return 0\n")
+    monkeypatch.setattr(demo, "__file__", str(publishing))
+    assert demo.generator_digest() == digest  # publishing code is not generating code
 
 
 # ---------------------------------------------------------------- learnability

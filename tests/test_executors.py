@@ -27,7 +27,8 @@ import pytest
 
 from benchmark import cli
 from benchmark.data import datasets as dsets
-from benchmark.executors import predict_cells, todo_positions
+from benchmark.executors import predict_cells
+from benchmark.executors.driver import todo_positions
 from benchmark.plan import RunSpec, plan
 from benchmark.registry import Registry
 
@@ -146,8 +147,8 @@ def test_killed_worker_cells_are_retried(own_demo, ray_cluster):
 
 
 def test_failing_cell_is_reported_and_others_finish(own_demo, ray_cluster, tmp_path, monkeypatch):
-    from benchmark.executors import Progress, cache_of
     from benchmark.executors import ray as ray_executor
+    from benchmark.executors.driver import Progress, cache_of
     from benchmark.suite import run_suite
 
     spec = _spec()

@@ -1,4 +1,4 @@
-"""Results integrity and input hardening (issue 30): one section per numbered defect.
+"""Results integrity and input hardening: one section per defect a user could once run into.
 
 1. a run with other settings never replaces published rows; predictions are named by their data
 2. unpinned downloads are keyed by URL and verified against their recorded digest

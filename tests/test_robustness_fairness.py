@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark.analyses import Context, fairness, robustness
+from benchmark.analyses import Context, balance, fairness, robustness
 from benchmark.data.datasets import EvalSet
 from benchmark.results import KEYS
 
@@ -291,15 +291,15 @@ def test_balance_matches_truth_histograms():
     index = pd.Index([f"f{i}" for i in range(600)])
     sex = pd.Series(["female"] * 400 + ["male"] * 200, index=index)
     truth = pd.Series(np.r_[rng.beta(5, 2, 400), rng.beta(2, 5, 200)], index=index)  # different distributions
-    chosen = fairness.balance_by_truth(truth, sex, bins=10, seed=1)
+    chosen = balance.balance_by_truth(truth, sex, bins=10, seed=1)
     bins = np.clip(np.floor(truth[chosen] * 10), 0, 9)
     counts = pd.crosstab(bins, sex[chosen])
     assert (counts["female"] == counts["male"]).all() and len(chosen) > 50
-    assert list(chosen) == list(fairness.balance_by_truth(truth, sex, bins=10, seed=1))
-    assert list(chosen) != list(fairness.balance_by_truth(truth, sex, bins=10, seed=2))
+    assert list(chosen) == list(balance.balance_by_truth(truth, sex, bins=10, seed=1))
+    assert list(chosen) != list(balance.balance_by_truth(truth, sex, bins=10, seed=2))
     # the index order does not change the draw
     shuffled = truth.sample(frac=1, random_state=0)
-    assert sorted(fairness.balance_by_truth(shuffled, sex, bins=10, seed=1)) == sorted(chosen)
+    assert sorted(balance.balance_by_truth(shuffled, sex, bins=10, seed=1)) == sorted(chosen)
 
 
 def test_sex_rows_perfect_and_biased():
@@ -317,7 +317,7 @@ def test_sex_rows_perfect_and_biased():
     # noisy for men only
     prediction = truth + np.where(sex == "male", rng.normal(0, 0.3, n), 0.0)
     rows = {r["group"]: r for r in fairness.sex_rows(truth, prediction, sex, "arousal", n_boot=300, seed=3)}
-    chosen = fairness.balance_by_truth(truth, sex, bins=fairness.BINS, seed=3)
+    chosen = balance.balance_by_truth(truth, sex, bins=balance.BINS, seed=3)
     male = chosen[sex[chosen] == "male"]
     assert rows["male"]["n"] == len(male) == rows["female"]["n"]
     assert rows["male"]["ccc_group"] == pytest.approx(audmetric.concordance_cc(truth[male], prediction[male]))

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from benchmark.data.datasets import EvalSet
-from benchmark.hashing import sha256_file, sha256_tree
+from benchmark.hashing import checkpoint_files, checkpoint_hash, sha256_file, sha256_tree
 from benchmark.models import download
 from benchmark.registry import Registry, RegistryError, load_model
 
@@ -208,7 +208,7 @@ def test_w2v2_path_single_and_batch(tmp_path):
     net = _tiny_w2v2(tmp_path / "ckpt")
     reg = registry(f"w2v2|w2v2-hf|{{path: '{tmp_path / 'ckpt'}'}}|{ADV}|{{batch_size: 2}}")
     model = load_model("w2v2", reg)
-    assert model.artifact_hash == w2v2.checkpoint_hash(tmp_path / "ckpt")
+    assert model.artifact_hash == checkpoint_hash(tmp_path / "ckpt")
     xs = signals(8000, 16000, 12000)
     single = np.stack([model(x, 16000) for x in xs])
     assert single.shape == (3, 3) and np.isfinite(single).all()
@@ -296,8 +296,6 @@ def _tiny_wavlm(folder, **ser):
 def test_wavlm_path_single_batch_and_scale(tmp_path):
     import torch
 
-    from benchmark.models import w2v2
-
     net = _tiny_wavlm(tmp_path / "ckpt")
     path = tmp_path / "ckpt"
     reg = registry(
@@ -305,7 +303,7 @@ def test_wavlm_path_single_batch_and_scale(tmp_path):
         f"raw17|wavlm-hf|{{path: '{path}'}}|{ADV}|{{output_range: [1, 7]}}",
     )
     model = load_model("odyssey", reg)
-    assert model.artifact_hash == w2v2.checkpoint_hash(path)
+    assert model.artifact_hash == checkpoint_hash(path)
     xs = signals(8000, 16000, 12000)
     single = np.stack([model(x, 16000) for x in xs])
     assert single.shape == (3, 3) and np.isfinite(single).all()
@@ -513,10 +511,9 @@ def test_egemaps_ignores_recording_gain(tmp_path):
 
 
 def test_checkpoint_hash_matches_files(tmp_path):
-    from benchmark.models import w2v2
 
     _tiny_w2v2(tmp_path / "ckpt")
-    files = w2v2.checkpoint_files(tmp_path / "ckpt")
+    files = checkpoint_files(tmp_path / "ckpt")
     assert [f.name for f in files] == ["config.json", "model.safetensors"]
     lines = "\n".join(f"{f.name}\0{hashlib.sha256(f.read_bytes()).hexdigest()}" for f in files)
-    assert w2v2.checkpoint_hash(tmp_path / "ckpt") == hashlib.sha256(lines.encode()).hexdigest()
+    assert checkpoint_hash(tmp_path / "ckpt") == hashlib.sha256(lines.encode()).hexdigest()

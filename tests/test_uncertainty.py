@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from benchmark import metrics
-from benchmark.analyses import fairness
+from benchmark.analyses import balance
 from benchmark.docs import ranks
 
 
@@ -94,8 +94,8 @@ def test_fairness_delta_records_its_unit_and_widens_with_speakers():
     truth, prediction, speaker = speaker_corpus(rng, 20, 15)
     t, p = truth.to_numpy(), prediction.to_numpy()
     members = {"female": np.arange(0, 150), "male": np.arange(150, 300)}
-    by_file = fairness.group_deltas(t, p, members, n_boot=300, seed=0)
-    by_speaker = fairness.group_deltas(t, p, members, n_boot=300, seed=0, clusters=speaker.to_numpy(object))
+    by_file = balance.group_deltas(t, p, members, n_boot=300, seed=0)
+    by_speaker = balance.group_deltas(t, p, members, n_boot=300, seed=0, clusters=speaker.to_numpy(object))
     assert {r["ci_unit"] for r in by_file} == {"file"}
     assert {r["ci_unit"] for r in by_speaker} == {"speaker"}
     for f, s in zip(by_file, by_speaker):

@@ -22,8 +22,8 @@ import yaml
 from conftest import BASELINES_YAML
 from safetensors.torch import save_file
 
+from benchmark.hashing import checkpoint_hash
 from benchmark.models import download
-from benchmark.models.w2v2 import checkpoint_hash
 from benchmark.registry import Registry, load_model
 
 ADV = "{arousal: arousal, dominance: dominance, valence: valence}"

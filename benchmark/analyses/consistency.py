@@ -30,7 +30,7 @@ import pandas as pd
 import scipy.stats
 
 from benchmark.analyses import consistency_groups
-from benchmark.analyses.fairness import GROUPS, normalize_sex
+from benchmark.analyses.balance import SEXES, normalize_sex
 
 THRESHOLD = 0.6
 r"""Smallest AUC of high vs low categories that passes.
@@ -148,7 +148,7 @@ def run(context) -> dict[str, pd.DataFrame]:
         cat_rows += category_rows(values, category, evalset.places, dim, base, n_boot, context.seed)
         groups = [("all", pd.Series(True, index=pred.index))]
         if sex is not None:
-            groups += [(g, sex == g) for g in GROUPS if (sex == g).any()]
+            groups += [(g, sex == g) for g in SEXES if (sex == g).any()]
         if speaker is not None:
             prefix = consistency_groups.SPEAKER_PREFIX
             groups += [(prefix + s, (speaker == s).fillna(False)) for s in sorted(speaker.dropna().unique())]
@@ -164,7 +164,7 @@ def run(context) -> dict[str, pd.DataFrame]:
             value = float(auc(h, l_))
             lo, hi = auc_ci(h, l_, n_boot, context.seed)
             overall = value if group == "all" else overall
-            if group in GROUPS:
+            if group in SEXES:
                 ok_h, ok_l = category.isin(high) & values.notna(), category.isin(low) & values.notna()
                 d_ci = consistency_groups.delta_ci(
                     values[ok_h].to_numpy(), values[ok_l].to_numpy(), mask[ok_h].to_numpy(bool),
@@ -183,8 +183,8 @@ def run(context) -> dict[str, pd.DataFrame]:
                     "ci_low": lo,
                     "ci_high": hi,
                     "delta_auc": np.nan if group == "all" else value - overall,
-                    "delta_ci_low": d_ci[0] if group in GROUPS else np.nan,
-                    "delta_ci_high": d_ci[1] if group in GROUPS else np.nan,
+                    "delta_ci_low": d_ci[0] if group in SEXES else np.nan,
+                    "delta_ci_high": d_ci[1] if group in SEXES else np.nan,
                     "threshold": threshold,
                     "passed": value >= threshold if group == "all" else np.nan,
                 }

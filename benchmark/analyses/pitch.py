@@ -3,7 +3,7 @@
 Each file's pitch is the median fundamental frequency of its voiced
 frames, tracked with YIN (:func:`median_f0`; a few milliseconds a file). Within each sex the files are cut into three
 groups at the sex's pitch tertiles. Each sex is then balanced by truth
-as for the sex test (:func:`benchmark.analyses.fairness.balance_by_truth`),
+as for the sex test (:func:`benchmark.analyses.balance.balance_by_truth`),
 and per dimension ``delta_ccc = CCC(pitch group) − CCC(the sex's balanced
 files)``, with a bootstrap 95 % interval, judged against the sex test's
 threshold (0.075).
@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark import metrics
-from benchmark.analyses import fairness
+from benchmark.analyses import balance
 from benchmark.paths import cache_dir
 
 GROUPS = ("low", "medium", "high")
@@ -143,7 +143,7 @@ def pitch_groups(f0: pd.Series, sex: pd.Series) -> pd.Series:
         ['low', 'medium', 'high', 'low', 'medium', 'high']
 
     """
-    sex = fairness.normalize_sex(sex.reindex(f0.index))
+    sex = balance.normalize_sex(sex.reindex(f0.index))
     out = pd.Series(pd.NA, index=f0.index, dtype="string")
     for s in ("female", "male"):
         members = f0[(sex == s).fillna(False).to_numpy(bool) & f0.notna().to_numpy()]
@@ -162,9 +162,9 @@ def pitch_rows(
     f0: pd.Series,
     dimension: str,
     *,
-    bins: int = fairness.BINS,
-    threshold: float = fairness.THRESHOLD,
-    n_boot: int = fairness.BOOTSTRAP,
+    bins: int = balance.BINS,
+    threshold: float = balance.THRESHOLD,
+    n_boot: int = balance.BOOTSTRAP,
     seed: int = 0,
     min_files: int = 0,
     notes: list[str] | None = None,
@@ -177,13 +177,13 @@ def pitch_rows(
     With ``speaker`` the interval resamples whole speakers of the sex
     (files where the sex has fewer than :data:`benchmark.metrics.MIN_CLUSTERS`).
     """
-    sex = fairness.normalize_sex(sex.reindex(truth.index))
+    sex = balance.normalize_sex(sex.reindex(truth.index))
     groups = pitch_groups(f0.reindex(truth.index), sex)
     valid = truth.notna() & prediction.reindex(truth.index).notna() & groups.notna()
     rows = []
     for s in ("female", "male"):
         in_sex = valid & (sex == s).fillna(False)
-        index = fairness.balance_by_truth(truth[in_sex], groups[in_sex], bins=bins, seed=seed)
+        index = balance.balance_by_truth(truth[in_sex], groups[in_sex], bins=bins, seed=seed)
         if not len(index):
             continue
         t, p = truth.reindex(index).to_numpy(float), prediction.reindex(index).to_numpy(float)
@@ -198,7 +198,7 @@ def pitch_rows(
             continue
         clusters = metrics.speaker_clusters(speaker, index) if speaker is not None else None
         clusters = None if clusters is None else clusters.to_numpy(object)
-        for row in fairness.group_deltas(t, p, members, n_boot=n_boot, seed=seed, clusters=clusters):
+        for row in balance.group_deltas(t, p, members, n_boot=n_boot, seed=seed, clusters=clusters):
             pos = members[row["group"]]
             rows.append(
                 {

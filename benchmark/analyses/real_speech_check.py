@@ -12,7 +12,7 @@ for reported numbers only and are never read here) two checks:
   :data:`AUC_TOLERANCE` of its teacher's;
 - sex gap: the student's arousal AUC among female speakers minus that
   among male speakers is at most ser-tests' fairness threshold
-  (:data:`benchmark.analyses.fairness.THRESHOLD`, 0.075) in size.
+  (:data:`benchmark.analyses.balance.THRESHOLD`, 0.075) in size.
 
 The AUC is :func:`benchmark.analyses.consistency.auc` (ties count one half).
 """
@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from benchmark.analyses.balance import THRESHOLD as SEX_GAP_THRESHOLD
 from benchmark.analyses.consistency import auc
-from benchmark.analyses.fairness import THRESHOLD as SEX_GAP_THRESHOLD
 from benchmark.data.categories import placement
 from benchmark.data.errors import DatasetConfigError
 

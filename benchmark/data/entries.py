@@ -14,9 +14,8 @@ import os
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
-from benchmark import DIMENSIONS
+from benchmark import DIMENSIONS, yaml_lists
 from benchmark.data.errors import DatasetConfigError
 from benchmark.paths import PROJECT_ROOT, name_problem
 
@@ -233,41 +232,30 @@ def load_registry(path: str | os.PathLike | None = None) -> dict[str, DatasetEnt
     path = Path(path) if path else default_registry()
     if not path.exists():
         raise DatasetConfigError(f"Dataset registry {path} not found: pass --datasets PATH.")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as ex:
-        raise DatasetConfigError(f"{path}: not valid YAML: {ex}") from None
-    raw_entries = data.get("datasets") if isinstance(data, dict) else None
+    raw_entries = yaml_lists.listed(yaml_lists.load_yaml(path.read_text(), path, DatasetConfigError), "datasets")
     if raw_entries is not None and not isinstance(raw_entries, list):
         raise DatasetConfigError(f"{path}: 'datasets:' must hold a list of entries.")
-    errors, entries = [], {}
-    for i, raw in enumerate(raw_entries or []):
-        label = (
-            f"entry '{raw.get('name')}'"
-            if isinstance(raw, dict) and isinstance(raw.get("name"), str)
-            else f"entry #{i + 1}"
-        )
-        problems = entry_problems(raw)
-        if not problems and raw["name"] in entries:
-            problems.append("duplicate name")
-        errors += [f"{path}: {label}: {p}" for p in problems]
-        if problems or errors:
-            continue
-        kw = {k: raw[k] for k in _REQUIRED}
-        kw["version"] = str(kw["version"])
-        entries[raw["name"]] = DatasetEntry(
-            labels=raw.get("labels") or {},
-            label_range=tuple(raw.get("label_range") or (0, 1)),
-            speaker=raw.get("speaker") or {},
-            sex=raw.get("sex") or {},
-            demo=raw.get("demo") or None,
-            citation=raw.get("citation", ""),
-            categories=raw.get("categories"),
-            split_files=raw.get("split_files"),
-            **kw,
-        )
+    valid, errors = yaml_lists.check_entries(raw_entries or [], path, entry_problems)
+    entries = {raw["name"]: make_entry(raw) for raw in valid}
     if not entries and not errors:
         errors.append(f"{path}: no datasets listed under 'datasets:'")
     if errors:
-        raise DatasetConfigError("Invalid dataset registry:\n  - " + "\n  - ".join(errors))
+        raise DatasetConfigError(yaml_lists.problem_list("Invalid dataset registry", errors))
     return entries
+
+
+def make_entry(raw: dict) -> DatasetEntry:
+    r"""The :class:`DatasetEntry` of a valid ``datasets.yaml`` entry (:func:`entry_problems` found none)."""
+    kw = {k: raw[k] for k in _REQUIRED}
+    kw["version"] = str(kw["version"])
+    return DatasetEntry(
+        labels=raw.get("labels") or {},
+        label_range=tuple(raw.get("label_range") or (0, 1)),
+        speaker=raw.get("speaker") or {},
+        sex=raw.get("sex") or {},
+        demo=raw.get("demo") or None,
+        citation=raw.get("citation", ""),
+        categories=raw.get("categories"),
+        split_files=raw.get("split_files"),
+        **kw,
+    )

@@ -23,7 +23,7 @@ import urllib.parse
 
 import numpy as np
 
-from benchmark.executors import ClusterUnreachableError, Progress, cache_of, store, todo_positions, worker_env
+from benchmark.executors.driver import ClusterUnreachableError, Progress, cache_of, store, todo_positions, worker_env
 from benchmark.plan import Cell, Outcome, RunSpec, cache_condition, signal_cache
 
 TASK_RETRIES = 3

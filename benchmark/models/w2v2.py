@@ -25,54 +25,16 @@ from pathlib import Path
 import numpy as np
 
 from benchmark import DIMENSIONS
-from benchmark.hashing import sha256_file, sha256_text
+from benchmark.hashing import WEIGHT_FILES, checkpoint_files, checkpoint_hash, sha256_text
 from benchmark.models import download
 from benchmark.models.base import Predictor, outputs_to_adv
-
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
-"""Weight files in the order transformers prefers them."""
+from benchmark.registry import OutputsError
 
 HUB_PATTERNS = (["*.json", "*.safetensors"], ["*.json", "*.bin"])
 """Files fetched from the hub, in turn until weights came: configs and one weight format only."""
 
 
 # --- shared by the torch teachers -------------------------------------------------------
-
-
-def checkpoint_files(folder: str | os.PathLike) -> list[Path]:
-    r"""The files of a checkpoint folder that define the model.
-
-    ``config.json``, ``preprocessor_config.json`` (if present) and the
-    weights transformers loads (``model.safetensors`` before
-    ``pytorch_model.bin``; shards listed in an index). Other files
-    (README, ONNX exports, a ``.git`` folder) do not change the model.
-    """
-    folder = Path(folder)
-    if not (folder / "config.json").is_file():
-        raise FileNotFoundError(f"{folder} is not a transformers checkpoint: config.json is missing.")
-    files = [folder / "config.json"]
-    if (folder / "preprocessor_config.json").is_file():
-        files.append(folder / "preprocessor_config.json")
-    for name in WEIGHT_FILES:
-        index = folder / f"{name}.index.json"
-        if index.is_file():
-            shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-            return files + [index] + [folder / s for s in shards]
-        if (folder / name).is_file():
-            return files + [folder / name]
-    raise FileNotFoundError(f"{folder}: no weights ({' or '.join(WEIGHT_FILES)}) found.")
-
-
-def checkpoint_hash(folder: str | os.PathLike) -> str:
-    r"""SHA-256 over names and contents of :func:`checkpoint_files`.
-
-    Same construction as :func:`benchmark.hashing.sha256_tree`, but
-    restricted to the files that define the model, so a hub snapshot
-    hashes the same whatever else was downloaded next to it.
-    """
-    folder = Path(folder)
-    lines = [f"{p.relative_to(folder).as_posix()}\0{sha256_file(p)}" for p in checkpoint_files(folder)]
-    return sha256_text("\n".join(lines))
 
 
 def hub_offline() -> bool:
@@ -218,8 +180,6 @@ class TorchPredictor(Predictor):
         self.labels = list(labels)
         missing = [o for o in outputs.values() if o not in self.labels]
         if missing:
-            from benchmark.registry import OutputsError
-
             raise OutputsError(
                 f"Model '{name}': outputs {missing} are not among the model's outputs {self.labels}; "
                 "fix 'outputs' in models.yaml."

@@ -41,16 +41,10 @@ import os
 import typing
 from pathlib import Path
 
+from benchmark.hashing import checkpoint_hash
 from benchmark.models.base import Predictor
-from benchmark.models.w2v2 import TorchPredictor, checkpoint_hash, resolve_checkpoint, torch_device
-
-ARCHITECTURE = {"half_mel": 13, "n_fft": 64, "n_time": 64, "hop": 32, "hidden": 338}
-"""The card's fixed settings (its ``Wav2SmallConfig``); its modules ignore other values, so they are refused."""
-
-CHANNELS = 13
-N_MELS = 26
-LABELS = ("arousal", "dominance", "valence")
-"""Order of the ``adv`` outputs, as the model card reads them."""
+from benchmark.models.w2v2 import TorchPredictor, resolve_checkpoint, torch_device
+from benchmark.students.published import ARCHITECTURE, CHANNELS, LABELS, N_MELS, PublishedWav2Small
 
 FRONT_END_KEYS = (
     "vgg7.spectrogram_extractor.conv_real.weight",
@@ -95,8 +89,6 @@ def optional_keys() -> set[str]:
 
 def build():
     r"""The published architecture with its fixed front end and untrained layers (``torch.nn.Module``)."""
-    from benchmark.students.published import PublishedWav2Small
-
     return PublishedWav2Small()
 
 

@@ -29,15 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmark.hashing import checkpoint_files, checkpoint_hash
 from benchmark.models.base import Predictor
-from benchmark.models.w2v2 import (
-    TorchPredictor,
-    checkpoint_files,
-    checkpoint_hash,
-    output_labels,
-    resolve_checkpoint,
-    torch_device,
-)
+from benchmark.models.w2v2 import TorchPredictor, output_labels, resolve_checkpoint, torch_device
 
 WAVLM_LARGE = {
     # microsoft/wavlm-large's architecture, so the published checkpoint (whose config names

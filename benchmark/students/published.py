@@ -1,7 +1,7 @@
 """The network of audEERING's published Wav2Small (Hugging Face ``audeering/wav2small``), in plain torch.
 
 Rebuilt from the model card's description (module names as its checkpoint's
-keys); the loader, the checkpoint checks and the fixed settings are
+keys) with its fixed settings; the loader and the checkpoint checks are
 :mod:`benchmark.models.wav2small_hf`.
 """
 
@@ -10,8 +10,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from benchmark.models.wav2small_hf import ARCHITECTURE, CHANNELS, LABELS, N_MELS
 from benchmark.students.frontend import dft_matrix, mel_filterbank
+
+ARCHITECTURE = {"half_mel": 13, "n_fft": 64, "n_time": 64, "hop": 32, "hidden": 338}
+"""The card's fixed settings (its ``Wav2SmallConfig``); its modules ignore other values, so they are refused."""
+
+CHANNELS = 13
+N_MELS = 26
+LABELS = ("arousal", "dominance", "valence")
+"""Order of the ``adv`` outputs, as the model card reads them."""
 
 
 class SpectrogramExtractor(nn.Module):

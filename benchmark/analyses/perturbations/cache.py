@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import logging
 import os
+import typing
 from pathlib import Path
 
 import pandas as pd
@@ -15,7 +17,7 @@ from benchmark.analyses.perturbations.conditions import (
     SAMPLING_RATE,
     ConditionError,
     PerturbationError,
-    _babble_pool,
+    babble_pool,
     check_condition,
     condition_hash,
     file_seed,
@@ -93,7 +95,7 @@ def materialize(
 
     """
     condition = check_condition(condition)
-    pool = _babble_pool(babble_files)
+    pool = babble_pool(babble_files)
     if condition["type"] == "babble" and not pool:
         raise ConditionError(f"Condition '{condition['name']}' (babble) needs babble_files; none given.")
     digest = condition_hash(condition, seed=seed, sampling_rate=sampling_rate, babble_files=pool)
@@ -105,42 +107,18 @@ def materialize(
     files = list(evalset_files)
     keys = {f: file_key(f, root) for f in files}
     outputs = {f: folder / (k if k.lower().endswith(".wav") else k + ".wav") for f, k in keys.items()}
+    write = functools.partial(
+        perturb_file, condition=condition, sampling_rate=sampling_rate, babble_files=pool, rir_files=rirs
+    )
     skipped: dict[str, str] = {}
-
-    def one(file: str) -> None:
-        try:
-            signal = read_mono(file, sampling_rate)
-        except Exception as error:  # unreadable or corrupt audio: a skip for this file, never the whole split
-            skipped[file] = (
-                f"unreadable audio: {type(error).__name__}: {str(error).splitlines()[0][:160] if str(error) else ''}"
-            )
-            return
-        try:
-            out = perturb(
-                signal,
-                sampling_rate,
-                condition,
-                seed=file_seed(digest, keys[file]),
-                babble_files=pool,
-                rir_files=rirs,
-            )
-        except PerturbationError as error:
-            skipped[file] = str(error)
-            return
-        except ConditionError:
-            raise  # the condition is wrong for every file, not this one
-        except Exception as error:
-            skipped[file] = (
-                f"cannot perturb: {type(error).__name__}: {str(error).splitlines()[0][:160] if str(error) else ''}"
-            )
-            return
-        write_wav(outputs[file], out, sampling_rate)
-
     todo = [f for f in files if not outputs[f].exists()]
     if todo:
         with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers)) as executor:
-            for future in [executor.submit(one, f) for f in todo]:
-                future.result()  # re-raise the first unexpected error
+            futures = {f: executor.submit(write, f, outputs[f], seed=file_seed(digest, keys[f])) for f in todo}
+            for file, future in futures.items():
+                reason = future.result()  # re-raises the first unexpected error
+                if reason is not None:
+                    skipped[file] = reason
     for file, reason in skipped.items():
         logger.warning("Condition '%s': skipped %s: %s", condition["name"], file, reason)
     kept = [f for f in files if f not in skipped]
@@ -152,3 +130,48 @@ def materialize(
     )
     result.attrs["skipped"] = skipped
     return result
+
+
+def perturb_file(
+    file: str,
+    output: Path,
+    condition: dict,
+    *,
+    seed: int,
+    sampling_rate: int = SAMPLING_RATE,
+    babble_files: typing.Sequence[str] = (),
+    rir_files: typing.Sequence[str] | None = None,
+) -> str | None:
+    r"""Write the perturbed copy of one audio file to ``output``; the reason it cannot be made, else ``None``.
+
+    Unreadable audio, a file the condition cannot apply to (too short to
+    crop) and any other failure on this file's signal are reasons to skip
+    it; a :class:`ConditionError` is raised, as it is wrong for every file.
+    """
+    try:
+        signal = read_mono(file, sampling_rate)
+    except Exception as error:  # unreadable or corrupt audio: a skip for this file, never the whole split
+        return f"unreadable audio: {first_line(error)}"
+    try:
+        out = perturb(signal, sampling_rate, condition, seed=seed, babble_files=babble_files, rir_files=rir_files)
+    except PerturbationError as error:
+        return str(error)
+    except ConditionError:
+        raise  # the condition is wrong for every file, not this one
+    except Exception as error:
+        return f"cannot perturb: {first_line(error)}"
+    write_wav(output, out, sampling_rate)
+    return None
+
+
+def first_line(error: Exception) -> str:
+    r"""``TYPE: first line of the message`` (at most 160 characters of it), for a skip reason.
+
+    Examples:
+        >>> first_line(ValueError("bad header\nat byte 12"))
+        'ValueError: bad header'
+        >>> first_line(OSError())
+        'OSError: '
+
+    """
+    return f"{type(error).__name__}: {str(error).splitlines()[0][:160] if str(error) else ''}"

@@ -13,8 +13,8 @@ import re
 from pathlib import Path
 
 import numpy as np
-import yaml
 
+from benchmark import yaml_lists
 from benchmark.hashing import sha256_text
 from benchmark.paths import PROJECT_ROOT, name_problem
 
@@ -130,27 +130,13 @@ def load_conditions(path: str | os.PathLike | None = None) -> list[dict]:
     path = Path(path) if path else PROJECT_ROOT / "conditions.yaml"
     if not path.exists():
         raise ConditionError(f"Condition file {path} not found.")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as ex:  # its text names the line and column
-        raise ConditionError(f"{path}: not valid YAML: {ex}") from None
-    raw = data.get("conditions") if isinstance(data, dict) else None
+    raw = yaml_lists.listed(yaml_lists.load_yaml(path.read_text(), path, ConditionError), "conditions")
     if not isinstance(raw, list) or not raw:
         raise ConditionError(f"{path}: list the conditions under 'conditions:'.")
-    errors, conditions, names = [], [], set()
-    for i, entry in enumerate(raw):
-        label = f"entry '{entry.get('name')}'" if isinstance(entry, dict) and entry.get("name") else f"entry #{i + 1}"
-        problems = validate_condition(entry)
-        if isinstance(entry, dict) and isinstance(entry.get("name"), str):
-            if entry["name"] in names:
-                problems.append("duplicate name")
-            names.add(entry["name"])
-        errors += [f"{path}: {label}: {p}" for p in problems]
-        if not problems:
-            conditions.append(with_defaults(entry))
+    valid, errors = yaml_lists.check_entries(raw, path, validate_condition)
     if errors:
-        raise ConditionError("Invalid conditions:\n  - " + "\n  - ".join(errors))
-    return conditions
+        raise ConditionError(yaml_lists.problem_list("Invalid conditions", errors))
+    return [with_defaults(entry) for entry in valid]
 
 
 def validate_condition(condition) -> list[str]:
@@ -271,7 +257,7 @@ def condition_hash(condition: dict, *, seed: int, sampling_rate: int = SAMPLING_
         "sampling_rate": int(sampling_rate),
     }
     if condition["type"] == "babble":
-        spec["babble"] = [os.path.basename(f) for f in _babble_pool(babble_files)]
+        spec["babble"] = [os.path.basename(f) for f in babble_pool(babble_files)]
     return sha256_text(json.dumps(spec, sort_keys=True))
 
 
@@ -308,10 +294,21 @@ def draw_parameters(condition: dict, rng: np.random.Generator) -> dict:
         # room shapes are drawn once per condition (impulse response bank),
         # a file only draws which room it is played in
         return {"room": int(rng.integers(int(condition["parameters"]["rooms"])))}
-    return {key: _draw(value, rng) for key, value in sorted(condition["parameters"].items())}
+    return {key: draw_value(value, rng) for key, value in sorted(condition["parameters"].items())}
 
 
-def _draw(value, rng: np.random.Generator):
+def draw_value(value, rng: np.random.Generator):
+    r"""One value of a condition parameter: a list gives one of its items, ``{low, high}`` a uniform draw.
+
+    Integer bounds draw an integer (both ends included); anything else is
+    its own value.
+
+    Examples:
+        >>> rng = np.random.default_rng(0)
+        >>> draw_value([3, 3], rng), draw_value({"low": 2, "high": 2}, rng), draw_value(0.5, rng)
+        (3, 2, 0.5)
+
+    """
     if isinstance(value, list):
         return value[int(rng.integers(len(value)))]
     if isinstance(value, dict):
@@ -322,8 +319,11 @@ def _draw(value, rng: np.random.Generator):
     return value
 
 
-def _babble_pool(babble_files) -> list[str]:
-    # sorted by name so the draws do not depend on where the pool lives
+def babble_pool(babble_files) -> list[str]:
+    r"""The babble recordings as the draws see them: sorted by file name, then path (``None``: none).
+
+    Sorted by name so the draws do not depend on where the pool lives.
+    """
     if babble_files is None:
         return []
     return sorted((str(f) for f in babble_files), key=lambda f: (os.path.basename(f), f))

@@ -11,9 +11,9 @@ import numpy as np
 from benchmark.analyses.perturbations.audio import write_wav
 from benchmark.analyses.perturbations.conditions import (
     SAMPLING_RATE,
-    _draw,
     check_condition,
     condition_hash,
+    draw_value,
     file_seed,
 )
 from benchmark.hashing import sha256_text
@@ -64,9 +64,9 @@ def rir_bank(folder: str | os.PathLike, condition: dict, *, seed: int, sampling_
 def _room_impulse_response(params: dict, rng: np.random.Generator, sampling_rate: int) -> np.ndarray:
     import pyroomacoustics as pra
 
-    dims = np.array([_draw(params[k], rng) for k in ("length_m", "width_m", "height_m")], dtype=float)
-    rt60 = float(_draw(params["rt60_s"], rng))
-    distance = float(_draw(params["distance_m"], rng))
+    dims = np.array([draw_value(params[k], rng) for k in ("length_m", "width_m", "height_m")], dtype=float)
+    rt60 = float(draw_value(params["rt60_s"], rng))
+    distance = float(draw_value(params["distance_m"], rng))
     margin = 0.5
     low, high = np.full(3, margin), dims - margin
     high[2] = min(high[2], 2.0)  # talker and microphone at 0.5–2 m height
@@ -94,9 +94,9 @@ def _mic_position_impulse_response(params: dict, rng: np.random.Generator, sampl
     """
     import pyroomacoustics as pra
 
-    dims = np.array([_draw(params[k], rng) for k in ("length_m", "width_m", "height_m")], dtype=float)
-    rt60 = float(_draw(params["rt60_s"], rng))
-    distance = float(_draw(params["distance_m"], rng))
+    dims = np.array([draw_value(params[k], rng) for k in ("length_m", "width_m", "height_m")], dtype=float)
+    rt60 = float(draw_value(params["rt60_s"], rng))
+    distance = float(draw_value(params["distance_m"], rng))
     margin = 0.3
     low, high = np.full(3, margin), dims - margin
     talker = np.array(

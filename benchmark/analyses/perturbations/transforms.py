@@ -17,7 +17,7 @@ from benchmark.analyses.perturbations.conditions import (
     TYPES,
     ConditionError,
     PerturbationError,
-    _babble_pool,
+    babble_pool,
     check_condition,
     draw_parameters,
 )
@@ -260,7 +260,7 @@ def perturb(
         signal,
         sampling_rate,
         rng=rng,
-        babble_files=_babble_pool(babble_files),
+        babble_files=babble_pool(babble_files),
         rir_files=rir_files,
     )
     with _seeded(seed):
