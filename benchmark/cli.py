@@ -189,16 +189,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--timing", action="store_true", help="print what was written, drawn and reused, and the time, to stderr"
     )
 
-    perf = sub.add_parser("perf", help="files/s of the executors against raw onnxruntime (docs/scaling.md)")
-    perf.add_argument("--model", default="wav2small", help="an audonnx model (default: wav2small)")
-    perf.add_argument("--dataset", default="msppodcast", help="dataset (default: msppodcast, the demo replica)")
-    perf.add_argument("--split", default="test-1", help="split (default: test-1)")
-    perf.add_argument("--threads", type=positive_int, nargs="+", default=[1, 2], help="thread counts (default: 1 2)")
-    perf.add_argument("--replicas", type=positive_int, nargs="+", default=[1, 2], help="Ray replicas (default: 1 2)")
-    perf.add_argument(
-        "--repeats", type=positive_int, default=3, help="runs of each measurement; the median is shown (default: 3)"
-    )
-
     sub.add_parser("demo", help="build and publish the embedded demo corpora (done automatically on first use)")
 
     imp = sub.add_parser(
@@ -308,13 +298,6 @@ def _dispatch(args) -> int:
         from benchmark.score import cli as score_cli
 
         return score_cli(args)
-    if args.command == "perf":
-        from benchmark import perf
-
-        perf.run(
-            args.model, args.dataset, args.split, threads=args.threads, replicas=args.replicas, repeats=args.repeats
-        )
-        return EXIT_OK
     if args.command == "docs":
         from benchmark.docs.generate import regenerate
 

@@ -6,7 +6,9 @@ written tables), not taken from the code that produces the output.
 
 from __future__ import annotations
 
+import doctest
 import hashlib
+import importlib.util
 import json
 import math
 import os
@@ -364,6 +366,25 @@ def test_efficiency_measures_registered_models(models_yaml, tmp_path, monkeypatc
     assert "wav2small" in capsys.readouterr().out
 
 
+def perf_script():
+    r"""``scripts/perf.py`` (a developer benchmark, not a package module), loaded as ``python scripts/perf.py`` runs it."""
+    spec = importlib.util.spec_from_file_location("perf_script", PROJECT_ROOT / "scripts" / "perf.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_perf_script_examples_hold():
+    outcome = doctest.testmod(perf_script(), optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS)
+    assert outcome.attempted >= 2 and outcome.failed == 0
+
+
+def test_perf_is_a_script_not_a_command(capsys):
+    with pytest.raises(SystemExit) as ex:
+        cli.main(["perf"])
+    assert ex.value.code == cli.EXIT_USAGE and "invalid choice: 'perf'" in capsys.readouterr().err
+
+
 def test_perf_compares_the_executors_on_a_scratch_cache(own_demo, monkeypatch, capsys):
     pytest.importorskip("ray", reason="perf times the Ray executor: pip install -e '.[test,ray]'")
     private = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # short: Ray's socket paths must stay under 107 bytes
@@ -371,14 +392,14 @@ def test_perf_compares_the_executors_on_a_scratch_cache(own_demo, monkeypatch, c
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     assert not (own_demo / "predictions").exists()
     try:
-        code = run_cli(
-            "perf", "--model", "wav2small", "--dataset", "mosi", "--split", "test", "--threads", "1",
-            "--replicas", "1", "--repeats", "1",
+        code = perf_script().main(
+            ["--model", "wav2small", "--dataset", "mosi", "--split", "test", "--threads", "1",
+             "--replicas", "1", "--repeats", "1"]
         )  # fmt: skip
     finally:
         shutil.rmtree(private, ignore_errors=True)
     out = capsys.readouterr().out
-    assert code == cli.EXIT_OK, out
+    assert code == 0, out
     n = len(dsets.load_split("mosi", "test", data="demo").files)
     assert f"perf: wav2small on demo-mosi/test, {n} files" in out
     for what in ("raw onnxruntime", "local executor", "ray executor, 1 replica(s)"):
