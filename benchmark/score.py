@@ -106,8 +106,11 @@ def score_stored(
     seed: int = 0,
     options: dict | None = None,
     log: typing.Callable[[str], None] = print,
+    results_dir: Path | None = None,
 ) -> dict[str, int]:
     r"""Re-score every stored predictions file and upsert the rows of ``tests`` into the results folder.
+
+    ``results_dir`` is that folder (default :func:`benchmark.paths.results_root`).
 
     Returns:
         rows written per table
@@ -122,10 +125,10 @@ def score_stored(
     options = {"data": data, **(options or {})}
     registry = registry if registry is not None else Registry.from_file()
     dataset_registry = dataset_registry if dataset_registry is not None else dsets.load_registry()
-    results.claim_settings(results.run_settings(seed, options, tests))
-    correctness = results.read_table("correctness")
+    results.claim_settings(results.run_settings(seed, options, tests), results_dir)
+    correctness = results.read_table("correctness", results_dir)
     written: dict[str, int] = {}
-    for stored in stored_files():
+    for stored in stored_files(results_dir):
         problem, context = _context(stored, correctness, registry, dataset_registry, data, repositories, seed, options)
         if problem:
             log(f"skip {stored.path.name} of {stored.model}: {problem}")
@@ -137,20 +140,22 @@ def score_stored(
             for table, rows in tables.items():
                 if rows is None or not len(rows) or not INTERVALS.get(table):
                     continue
-                rows, moved = merge_stored(table, rows)
+                rows, moved = merge_stored(table, rows, results_dir)
                 for column, count in moved.items():
                     log(
                         f"{table} {stored.model} {stored.dataset}/{stored.split}: {count} '{column}' value(s) differ "
                         "beyond the precision of the stored predictions; the stored values are kept"
                     )
                 if len(rows):
-                    results.write_rows(table, rows)
+                    results.write_rows(table, rows, results_dir)
                     written[table] = written.get(table, 0) + len(rows)
         log(f"scored {stored.model} {stored.sha12} on {stored.dataset}/{stored.split}")
     return written
 
 
-def merge_stored(table: str, rows: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
+def merge_stored(
+    table: str, rows: pd.DataFrame, results_dir: Path | None = None
+) -> tuple[pd.DataFrame, dict[str, int]]:
     r"""``rows`` of the keys ``table`` holds, with its stored point values and the new intervals.
 
     The point values (every column but :data:`INTERVALS`) of a table were
@@ -165,7 +170,7 @@ def merge_stored(table: str, rows: pd.DataFrame) -> tuple[pd.DataFrame, dict[str
 
     """
     keys = list(results.KEYS[table])
-    old = results.format_table(results.read_table(table))
+    old = results.format_table(results.read_table(table, results_dir))
     new = results.format_table(rows)
     if not len(old):
         return new.iloc[:0], {}

@@ -166,6 +166,19 @@ def test_max_files_0_means_every_file(setup):
     assert set(table["n"]) == {12} and set(table["condition"]) == {"gain"}
 
 
+def test_results_option_writes_there_and_leaves_the_environment_alone(setup, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    environ = dict(os.environ)
+    assert cli.main(run_args(setup, "constant", extra=("--split", "test-1", "--results", str(elsewhere)))) == 0
+    assert dict(os.environ) == environ  # --results reaches the library as an argument
+    table = results.read_table("correctness", elsewhere)
+    assert set(table["model"]) == {"constant"} and set(table["split"]) == {"test-1"}
+    for name in ("runs.csv", "summary.csv", results.SETTINGS_FILE):
+        assert (elsewhere / name).is_file(), name
+    assert any((elsewhere / "predictions").rglob("*.csv"))
+    assert not results_dir().exists()  # the default folder is left alone
+
+
 def test_list_names_models_and_datasets(setup, capsys):
     assert cli.main(["list", "--models", setup["models"]]) == cli.EXIT_OK
     out = capsys.readouterr().out

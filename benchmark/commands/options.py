@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def add_ci_unit(parser: argparse.ArgumentParser) -> None:
@@ -14,3 +15,10 @@ def add_ci_unit(parser: argparse.ArgumentParser) -> None:
         help="what the bootstraps resample: whole speakers where a split has them (default), or single files "
         "everywhere, as most published intervals do (narrower where files cluster by speaker)",
     )
+
+
+def results_folder(option: str | None) -> Path:
+    r"""The results folder of a ``--results`` option: ``DIR`` as given, else :func:`benchmark.paths.results_root`."""
+    from benchmark.paths import results_root
+
+    return Path(option).expanduser().resolve() if option else results_root()

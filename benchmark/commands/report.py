@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from benchmark.commands.options import results_folder
 from benchmark.run_checks import EXIT_OK
 
 
@@ -18,9 +19,8 @@ def run(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
     from benchmark import report
-    from benchmark.paths import results_root
 
-    root = results_root()
+    root = results_folder(None)
     thresholds = report.load_thresholds(args.thresholds)
     path = report.write_summary(root, thresholds=thresholds)
     summary = report.summarize(report.evaluate(report.read_tables(root), thresholds))

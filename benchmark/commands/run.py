@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from pathlib import Path
 
 from benchmark import analyses, run_checks
-from benchmark.commands.options import add_ci_unit
+from benchmark.commands.options import add_ci_unit, results_folder
 from benchmark.run_checks import (
     EXIT_FAILURES,
     EXIT_OK,
@@ -185,14 +183,14 @@ def run(args) -> int:
     from benchmark.data.datasets import default_registry, load_registry, parse_repository
     from benchmark.registry import Registry
 
-    if args.results:
-        # every reader and writer of result tables resolves the folder through paths.results_root()
-        os.environ["SER_BENCHMARK_RESULTS"] = str(Path(args.results).expanduser().resolve())
+    results_dir = results_folder(args.results)
     registry = Registry.from_file(args.models)
     dataset_registry = load_registry(args.datasets or default_registry(args.data))
     repositories = [parse_repository(r) for r in args.repository] or None
     models = available_models(registry) if args.model == ["all"] else args.model
-    run_checks.check_run(args, models, registry, dataset_registry)  # before any work: nothing is written on a mistake
+    run_checks.check_run(
+        args, models, registry, dataset_registry, results_dir
+    )  # before any work: nothing is written on a mistake
     options = run_checks.run_options(args)
     timeout = (args.ray_timeout or run_checks.ray_timeout_default()) if args.executor == "ray" else None
     from benchmark.plan import RunSpec
@@ -223,6 +221,7 @@ def run(args) -> int:
             scale={**scale, "address_timeout": timeout or run_checks.RAY_TIMEOUT},
             progress=not args.no_progress,
             timing=timing,
+            results_dir=results_dir,
         )
     except ImportError as ex:
         if args.executor != "ray":
@@ -235,7 +234,7 @@ def run(args) -> int:
     from benchmark.report import write_summary
 
     with timing.phase("report"):
-        print(f"pass/fail summary: {write_summary()}")
+        print(f"pass/fail summary: {write_summary(results_dir)}")
     if args.results and not args.no_docs:
         print(f"docs/ not regenerated: the results are in {args.results}, docs/ shows the project's results/")
     elif not args.no_docs:
@@ -243,7 +242,7 @@ def run(args) -> int:
             from benchmark import docs
 
             with timing.phase("docs"):
-                docs.build()
+                docs.build(results_dir)
             print("docs regenerated: docs/leaderboard.md")
         except ImportError:
             pass

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import os
-from pathlib import Path
 
-from benchmark.commands.options import add_ci_unit
+from benchmark.commands.options import add_ci_unit, results_folder
 from benchmark.run_checks import EXIT_OK
 
 
@@ -48,9 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from benchmark.registry import Registry
     from benchmark.score import score_stored
 
-    if args.results:
-        # every reader and writer of result tables resolves the folder through paths.results_root()
-        os.environ["SER_BENCHMARK_RESULTS"] = str(Path(args.results).expanduser().resolve())
+    results_dir = results_folder(args.results)
     written = score_stored(
         tests=args.tests,
         data=args.data,
@@ -59,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
         dataset_registry=dsets.load_registry(args.datasets),
         seed=args.seed,
         options={"bootstrap": args.bootstrap, "ci_unit": args.ci_unit},
+        results_dir=results_dir,
     )
     print("rows scored: " + (", ".join(f"{t} {n}" for t, n in sorted(written.items())) or "none"))
-    print(f"pass/fail summary: {report.write_summary()}")
+    print(f"pass/fail summary: {report.write_summary(results_dir)}")
     return EXIT_OK
