@@ -201,6 +201,18 @@ def test_docs_regenerates_the_leaderboard_from_results(setup, capsys):
     assert "constant" in (docs / "leaderboard.md").read_text()
 
 
+def test_docs_of_another_results_folder_go_to_the_folder_named(setup, tmp_path, capsys):
+    elsewhere, pages = tmp_path / "elsewhere", tmp_path / "pages"
+    assert cli.main(run_args(setup, "constant", extra=("--split", "test-1", "--results", str(elsewhere)))) == 0
+    capsys.readouterr()
+    argv = ["docs", "--results", str(elsewhere), "--docs", str(pages), "--models", setup["models"], "--timing"]
+    assert cli.main(argv) == cli.EXIT_OK
+    captured = capsys.readouterr()
+    assert str(pages / "leaderboard.md") in captured.out.split() and "docs: " in captured.err
+    assert "constant" in (pages / "leaderboard.md").read_text()
+    assert not (Path(os.environ["SER_BENCHMARK_DOCS"]) / "leaderboard.md").exists()  # the default folder is left alone
+
+
 def test_demo_reports_the_published_repository(use_demo, capsys):
     assert cli.main(["demo"]) == cli.EXIT_OK
     captured = capsys.readouterr()

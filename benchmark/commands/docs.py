@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from benchmark.commands.options import results_folder
 from benchmark.run_checks import EXIT_OK
 
 
@@ -15,13 +16,16 @@ def add_parser(sub) -> None:
     docs.add_argument(
         "--timing", action="store_true", help="print what was written, drawn and reused, and the time, to stderr"
     )
+    docs.add_argument("--results", metavar="DIR", help="result tables to read (default: results/)")
+    docs.add_argument("--docs", metavar="DIR", help="folder to write the pages into (default: docs/)")
+    docs.add_argument("--models", metavar="PATH", help="model registry file (default: models.yaml)")
 
 
 def run(args: argparse.Namespace) -> int:
     r"""Regenerate the docs; print every generated file (and, with ``--timing``, what it took)."""
     from benchmark.docs.generate import regenerate
 
-    summary = regenerate(reuse=not args.full)
+    summary = regenerate(results_folder(args.results), args.docs, args.models, reuse=not args.full)
     for path in summary.files:
         print(path)
     if args.timing:
