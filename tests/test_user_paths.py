@@ -12,6 +12,7 @@ import importlib.util
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -410,6 +411,44 @@ def test_perf_compares_the_executors_on_a_scratch_cache(own_demo, monkeypatch, c
 
 
 # ---------------------------------------------------------------- python -m benchmark distill, as users start it
+
+
+def console_script():
+    r"""The function ``[project.scripts]`` of pyproject.toml names for ``ser-benchmark``."""
+    text = (PROJECT_ROOT / "pyproject.toml").read_text()
+    scripts = text.split("[project.scripts]", 1)[1].split("\n[", 1)[0]
+    (target,) = re.findall(r'^ser-benchmark\s*=\s*"([^"]+)"', scripts, flags=re.MULTILINE)
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def test_the_console_script_runs_the_commands(capsys):
+    assert console_script()(["list"]) == cli.EXIT_OK
+    assert "wav2small" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as ex:
+        console_script()(["frobnicate"])
+    assert ex.value.code == cli.EXIT_USAGE
+
+
+@pytest.mark.skipif(numerics.supported() is not None, reason=f"no portable numerics here: {numerics.supported()}")
+def test_the_console_script_restarts_distill_as_python_m_benchmark_does(monkeypatch):
+    for name in [*numerics.PORTABLE_ENV, "SER_BENCHMARK_NUMERICS"]:
+        monkeypatch.delenv(name, raising=False)
+    started = []
+
+    class Restarted(Exception):
+        pass
+
+    def execve(path, args, env):
+        started.append((path, args, env))
+        raise Restarted  # the real one never returns
+
+    monkeypatch.setattr(os, "execve", execve)
+    with pytest.raises(Restarted):
+        console_script()(["distill", "--epochs", "1"])
+    ((path, args, env),) = started
+    assert path == sys.executable and args == [sys.executable, "-m", "benchmark", "distill", "--epochs", "1"]
+    assert all(env[k] == v for k, v in numerics.PORTABLE_ENV.items()) and env["SER_BENCHMARK_NUMERICS"] == "portable"
 
 
 @pytest.mark.skipif(numerics.supported() is not None, reason=f"no portable numerics here: {numerics.supported()}")
