@@ -143,4 +143,4 @@ def lint(session: nox.Session) -> None:
 def perf(session: nox.Session) -> None:
     """Files/s of the local and Ray executors against raw onnxruntime: nox -s perf [-- --threads 1 2]."""
     _install(session)
-    session.run("python", "-m", "benchmark", "perf", *session.posargs, env={"OMP_NUM_THREADS": "1"})
+    session.run("python", "scripts/perf.py", *session.posargs, env={"OMP_NUM_THREADS": "1"})

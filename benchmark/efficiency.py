@@ -26,7 +26,6 @@ calling machine: compare rows only within the same ``cpu``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -326,29 +325,3 @@ def architecture(entry):
     from benchmark.models import w2v2
 
     return w2v2.from_config(entry)
-
-
-def main(argv: typing.Sequence[str] | None = None) -> int:
-    r"""Command line: ``python -m benchmark.efficiency --model NAME [--model NAME ...]``."""
-    parser = argparse.ArgumentParser(prog="benchmark efficiency", description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--model",
-        action="append",
-        required=True,
-        help="registry name (repeatable); 'all' for every registered model",
-    )
-    parser.add_argument("--models", default=None, help="models.yaml to use (default: the project's)")
-    parser.add_argument("--repeats", type=int, default=20, help="timed runs per model")
-    parser.add_argument("--seconds", type=float, default=5.0, help="clip length in seconds")
-    args = parser.parse_args(argv)
-    from benchmark.registry import Registry
-
-    registry = Registry.from_file(args.models)
-    names = list(registry) if "all" in args.model else args.model
-    df = run(names, registry, repeats=args.repeats, seconds=args.seconds)
-    print(df.to_string(index=False))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

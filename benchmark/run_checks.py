@@ -14,6 +14,7 @@ import argparse
 import math
 import os
 import typing
+from pathlib import Path
 
 RAY_TIMEOUT_ENV = "SER_BENCHMARK_RAY_TIMEOUT"
 """Environment variable with the default of ``--ray-timeout`` (seconds)."""
@@ -124,7 +125,9 @@ def ray_timeout_default() -> float:
         raise UsageError(f"{RAY_TIMEOUT_ENV}={text!r}: {ex} (seconds to wait for a Ray cluster)") from None
 
 
-def check_run(args: argparse.Namespace, models: typing.Sequence[str], registry, dataset_registry) -> None:
+def check_run(
+    args: argparse.Namespace, models: typing.Sequence[str], registry, dataset_registry, results_dir: Path | None = None
+) -> None:
     r"""Check what a ``run`` asks for before any work; raise the first problem found.
 
     Args:
@@ -132,6 +135,7 @@ def check_run(args: argparse.Namespace, models: typing.Sequence[str], registry, 
         models: the model names the run uses (known to ``registry``)
         registry: the model registry
         dataset_registry: the dataset registry
+        results_dir: the results folder (default :func:`benchmark.paths.results_root`)
 
     Raises:
         UsageError: an option that cannot work with the registries
@@ -161,8 +165,8 @@ def check_run(args: argparse.Namespace, models: typing.Sequence[str], registry, 
         raise UsageError(f"--split: {ex}") from None
     check_conditions(args.conditions)
     settings = results.run_settings(args.seed, run_options(args), args.tests)
-    results.check_settings(settings)
-    report.check_summary()
+    results.check_settings(settings, results_dir)
+    report.check_summary(results_dir)
 
 
 def check_conditions(selection: typing.Sequence[str] | None) -> None:

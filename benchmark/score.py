@@ -106,8 +106,11 @@ def score_stored(
     seed: int = 0,
     options: dict | None = None,
     log: typing.Callable[[str], None] = print,
+    results_dir: Path | None = None,
 ) -> dict[str, int]:
     r"""Re-score every stored predictions file and upsert the rows of ``tests`` into the results folder.
+
+    ``results_dir`` is that folder (default :func:`benchmark.paths.results_root`).
 
     Returns:
         rows written per table
@@ -122,10 +125,10 @@ def score_stored(
     options = {"data": data, **(options or {})}
     registry = registry if registry is not None else Registry.from_file()
     dataset_registry = dataset_registry if dataset_registry is not None else dsets.load_registry()
-    results.claim_settings(results.run_settings(seed, options, tests))
-    correctness = results.read_table("correctness")
+    results.claim_settings(results.run_settings(seed, options, tests), results_dir)
+    correctness = results.read_table("correctness", results_dir)
     written: dict[str, int] = {}
-    for stored in stored_files():
+    for stored in stored_files(results_dir):
         problem, context = _context(stored, correctness, registry, dataset_registry, data, repositories, seed, options)
         if problem:
             log(f"skip {stored.path.name} of {stored.model}: {problem}")
@@ -137,20 +140,22 @@ def score_stored(
             for table, rows in tables.items():
                 if rows is None or not len(rows) or not INTERVALS.get(table):
                     continue
-                rows, moved = merge_stored(table, rows)
+                rows, moved = merge_stored(table, rows, results_dir)
                 for column, count in moved.items():
                     log(
                         f"{table} {stored.model} {stored.dataset}/{stored.split}: {count} '{column}' value(s) differ "
                         "beyond the precision of the stored predictions; the stored values are kept"
                     )
                 if len(rows):
-                    results.write_rows(table, rows)
+                    results.write_rows(table, rows, results_dir)
                     written[table] = written.get(table, 0) + len(rows)
         log(f"scored {stored.model} {stored.sha12} on {stored.dataset}/{stored.split}")
     return written
 
 
-def merge_stored(table: str, rows: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
+def merge_stored(
+    table: str, rows: pd.DataFrame, results_dir: Path | None = None
+) -> tuple[pd.DataFrame, dict[str, int]]:
     r"""``rows`` of the keys ``table`` holds, with its stored point values and the new intervals.
 
     The point values (every column but :data:`INTERVALS`) of a table were
@@ -165,7 +170,7 @@ def merge_stored(table: str, rows: pd.DataFrame) -> tuple[pd.DataFrame, dict[str
 
     """
     keys = list(results.KEYS[table])
-    old = results.format_table(results.read_table(table))
+    old = results.format_table(results.read_table(table, results_dir))
     new = results.format_table(rows)
     if not len(old):
         return new.iloc[:0], {}
@@ -231,53 +236,3 @@ def _no_model(files=None, condition=None) -> pd.DataFrame:
         "scoring stored predictions loads no model: this analysis needs new predictions "
         "(run it with `python -m benchmark run`)"
     )
-
-
-def add_parser(sub) -> typing.Any:
-    r"""The ``score`` command's parser (``--ci-unit`` is added by the CLI, shared with ``run``)."""
-    score = sub.add_parser(
-        "score",
-        help="score the stored predictions in results/predictions again (no model run)",
-        description="Recompute the intervals of correctness, fairness and consistency from the per-file "
-        "predictions stored in results/predictions/ and the gold labels of their splits; point values are kept "
-        "as stored, robustness rows are left as they are.",
-    )
-    score.add_argument(
-        "--tests",
-        nargs="+",
-        default=["correctness", "fairness"],
-        choices=FAMILIES,
-        metavar="FAMILY",
-        help="families to score: correctness, fairness, consistency (default: correctness fairness)",
-    )
-    score.add_argument("--data", choices=("demo", "real"), default="demo", help="where the splits come from")
-    score.add_argument(
-        "--repository", action="append", default=[], metavar="NAME=HOST[:BACKEND]", help="audb repository (--data real)"
-    )
-    score.add_argument("--bootstrap", type=int, default=1000, metavar="N", help="bootstrap resamples (default: 1000)")
-    score.add_argument("--seed", type=int, default=0, help="seed of the bootstraps (default: 0)")
-    score.add_argument("--results", metavar="DIR", help="results folder to score (default: results/)")
-    score.add_argument("--models", metavar="PATH", help="model registry file (default: models.yaml)")
-    score.add_argument("--datasets", metavar="PATH", help="dataset registry file (default: datasets.yaml)")
-    return score
-
-
-def cli(args) -> int:
-    r"""Run ``python -m benchmark score`` with parsed ``args``; writes the pass/fail summary too."""
-    from benchmark import report
-
-    if args.results:
-        # every reader and writer of result tables resolves the folder through paths.results_root()
-        os.environ["SER_BENCHMARK_RESULTS"] = str(Path(args.results).expanduser().resolve())
-    written = score_stored(
-        tests=args.tests,
-        data=args.data,
-        repositories=[dsets.parse_repository(r) for r in args.repository] or None,
-        registry=Registry.from_file(args.models),
-        dataset_registry=dsets.load_registry(args.datasets),
-        seed=args.seed,
-        options={"bootstrap": args.bootstrap, "ci_unit": args.ci_unit},
-    )
-    print("rows scored: " + (", ".join(f"{t} {n}" for t, n in sorted(written.items())) or "none"))
-    print(f"pass/fail summary: {report.write_summary()}")
-    return 0

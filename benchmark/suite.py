@@ -15,6 +15,7 @@ import importlib
 import time
 import traceback
 import typing
+from pathlib import Path
 
 import pandas as pd
 
@@ -37,6 +38,7 @@ class SuiteReport:
     failures: list = dataclasses.field(default_factory=list)
     wall_seconds: float = 0.0
     out_of_range: dict = dataclasses.field(default_factory=dict)  # (dataset, split, condition) → predictions
+    results_dir: Path | None = None  # where its tables are written (None: benchmark.paths.results_root())
 
     @property
     def ok(self) -> bool:
@@ -124,6 +126,7 @@ def run_models(
     log: typing.Callable[[str], None] = print,
     timing: Timing | None = None,
     predicted: dict | None = None,
+    results_dir: Path | None = None,
 ) -> dict[str, SuiteReport]:
     r"""One pass over the grid: check the settings, plan, predict once, score from the stored predictions.
 
@@ -144,6 +147,7 @@ def run_models(
         timing: adds the ``data``, ``predict`` and ``score`` phases
         predicted: model → :class:`benchmark.plan.Outcome` of a predict
             phase run elsewhere (the ``predict`` phase is then skipped)
+        results_dir: the results folder (default :func:`benchmark.paths.results_root`)
 
     Returns:
         model name → what its scoring wrote
@@ -170,7 +174,7 @@ def run_models(
     timeout = scale.pop("address_timeout", None)
     check_executor(executor, int(scale.get("replicas", 1)), scale.get("address"), timeout or 30.0)
     options = {"data": spec.data, **(spec.options or {})}  # the analyses pick sources by it (babble talkers)
-    results.claim_settings(results.run_settings(spec.seed, options, tests))
+    results.claim_settings(results.run_settings(spec.seed, options, tests), results_dir)
     timing = timing if timing is not None else Timing()
     with timing.phase("data"):
         cells, where = plan(models, spec, datasets=names, splits=splits, tests=tests, log=log)
@@ -180,7 +184,9 @@ def run_models(
     grid = Grid(names, selected, cells, where)
     with timing.phase("score"):
         return {
-            model: score_model(model, grid, predicted.get(model) or Outcome(), spec, tests, options, log)
+            model: score_model(
+                model, grid, predicted.get(model) or Outcome(), spec, tests, options, log, results_dir=results_dir
+            )
             for model in models
         }
 
@@ -217,12 +223,14 @@ def score_model(
     tests: typing.Sequence[str],
     options: dict,
     log: typing.Callable[[str], None] = print,
+    *,
+    results_dir: Path | None = None,
 ) -> SuiteReport:
-    r"""Score one model's stored predictions on every split of ``grid`` and write its tables."""
+    r"""Score one model's stored predictions on every split of ``grid`` and write its tables into ``results_dir``."""
     started = time.perf_counter()
     entry = spec.registry[model_name]
     model = StoredModel(entry.name, outcome.artifact_hash, outcome.sampling_rate, outcome.batch_size)
-    report = SuiteReport(model=entry.name, model_sha256=model.artifact_hash)
+    report = SuiteReport(model=entry.name, model_sha256=model.artifact_hash, results_dir=results_dir)
     evalsets = grid.evalsets(model_name)
     for name in grid.names:
         dentry = spec.dataset_registry[name]
@@ -331,7 +339,7 @@ def _score_split(model, entry, evalset, tests, spec: RunSpec, options, report, l
         pred, skips = stored_predictions(model, evalset, files, cache_condition(condition, spec))
         counts["predictions"] += len(pred) + len(skips)
         _record_skips(report, model, entry, evalset, condition, skips)
-        _forget_skips(model, evalset, condition, pred)
+        _forget_skips(model, evalset, condition, pred, report.results_dir)
         _check_range(report, entry, evalset, condition, pred, log)
         return pred
 
@@ -345,7 +353,7 @@ def _score_split(model, entry, evalset, tests, spec: RunSpec, options, report, l
         report.failures.append((evalset.audb_name, evalset.split, "all", "no file could be scored (see skips.csv)"))
         log(f"{evalset.audb_name}/{evalset.split}: no file could be scored")
         return counts
-    results.write_predictions(entry.name, model.artifact_hash, evalset, clean)
+    results.write_predictions(entry.name, model.artifact_hash, evalset, clean, report.results_dir)
     long = runner.segmented_files(clean.index, model.sampling_rate)
     if len(long):  # what was done to files longer than the model sees at once, in the results
         long["file"] = [_relative(f, evalset.root) for f in long["file"]]
@@ -434,9 +442,9 @@ def _record_skips(report, model, entry, evalset, condition, skips: pd.DataFrame)
     _write(report, "skips", rows)
 
 
-def _forget_skips(model, evalset, condition, pred: pd.DataFrame) -> None:
+def _forget_skips(model, evalset, condition, pred: pd.DataFrame, results_dir: Path | None) -> None:
     r"""Drop the ``skips`` rows of files that are predicted now (a file that came back, or was repaired)."""
-    old = results.read_table("skips")
+    old = results.read_table("skips", results_dir)
     if not len(old) or not len(pred):
         return
     mine = old[
@@ -449,7 +457,7 @@ def _forget_skips(model, evalset, condition, pred: pd.DataFrame) -> None:
     ]
     done = mine[mine["file"].isin({_relative(f, evalset.root) for f in pred.index})]
     if len(done):
-        results.drop_rows("skips", done)
+        results.drop_rows("skips", done, results_dir)
 
 
 def _check_range(report: SuiteReport, entry, evalset, condition, pred: pd.DataFrame, log) -> None:
@@ -482,7 +490,7 @@ def _relative(path: str, root: str) -> str:
 
 def _write(report: SuiteReport, table: str, rows: pd.DataFrame, keep_existing: bool = False) -> None:
     if keep_existing:
-        old = results.read_table(table)
+        old = results.read_table(table, report.results_dir)
         if len(old):
             keys = list(results.KEYS[table])
             old_keys = old[keys].astype(str).apply(tuple, axis=1)
@@ -490,5 +498,5 @@ def _write(report: SuiteReport, table: str, rows: pd.DataFrame, keep_existing: b
             rows = rows[~new_keys.isin(set(old_keys))]
             if not len(rows):
                 return
-    results.write_rows(table, rows)
+    results.write_rows(table, rows, report.results_dir)
     report.tables.setdefault(table, []).append(rows)

@@ -81,7 +81,7 @@ def one_model_changed(model: str) -> None:
             sys.exit(f"no correctness rows of model {model!r} in results/correctness.csv")
         table.loc[rows[0], "ccc"] = f"{float(table.loc[rows[0], 'ccc']) + 0.001:.6g}"
         table.to_csv(results / "correctness.csv", index=False, lineterminator="\n")
-        wall, cpu, counts = run_once(("benchmark.docs", "--results", str(results), "--docs", str(docs)))
+        wall, cpu, counts = run_once(("benchmark", "docs", "--timing", "--results", str(results), "--docs", str(docs)))
         where = " · ".join(table.loc[rows[0], ["dataset", "split", "dimension"]])
         print(
             f"one result of {model} changed ({where}): {wall:.2f} s wall, {cpu:.2f} s CPU; "

@@ -166,6 +166,19 @@ def test_max_files_0_means_every_file(setup):
     assert set(table["n"]) == {12} and set(table["condition"]) == {"gain"}
 
 
+def test_results_option_writes_there_and_leaves_the_environment_alone(setup, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    environ = dict(os.environ)
+    assert cli.main(run_args(setup, "constant", extra=("--split", "test-1", "--results", str(elsewhere)))) == 0
+    assert dict(os.environ) == environ  # --results reaches the library as an argument
+    table = results.read_table("correctness", elsewhere)
+    assert set(table["model"]) == {"constant"} and set(table["split"]) == {"test-1"}
+    for name in ("runs.csv", "summary.csv", results.SETTINGS_FILE):
+        assert (elsewhere / name).is_file(), name
+    assert any((elsewhere / "predictions").rglob("*.csv"))
+    assert not results_dir().exists()  # the default folder is left alone
+
+
 def test_list_names_models_and_datasets(setup, capsys):
     assert cli.main(["list", "--models", setup["models"]]) == cli.EXIT_OK
     out = capsys.readouterr().out
@@ -186,6 +199,18 @@ def test_docs_regenerates_the_leaderboard_from_results(setup, capsys):
     printed = capsys.readouterr().out.split()
     assert str(docs / "leaderboard.md") in printed and all(Path(p).exists() for p in printed)
     assert "constant" in (docs / "leaderboard.md").read_text()
+
+
+def test_docs_of_another_results_folder_go_to_the_folder_named(setup, tmp_path, capsys):
+    elsewhere, pages = tmp_path / "elsewhere", tmp_path / "pages"
+    assert cli.main(run_args(setup, "constant", extra=("--split", "test-1", "--results", str(elsewhere)))) == 0
+    capsys.readouterr()
+    argv = ["docs", "--results", str(elsewhere), "--docs", str(pages), "--models", setup["models"], "--timing"]
+    assert cli.main(argv) == cli.EXIT_OK
+    captured = capsys.readouterr()
+    assert str(pages / "leaderboard.md") in captured.out.split() and "docs: " in captured.err
+    assert "constant" in (pages / "leaderboard.md").read_text()
+    assert not (Path(os.environ["SER_BENCHMARK_DOCS"]) / "leaderboard.md").exists()  # the default folder is left alone
 
 
 def test_demo_reports_the_published_repository(use_demo, capsys):

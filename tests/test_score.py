@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -60,7 +62,11 @@ def test_file_level_intervals_need_a_folder_of_their_own(args, tmp_path, capsys)
         target.write_bytes(path.read_bytes())
     (other / "correctness.csv").write_bytes(before)
     (other / results.SETTINGS_FILE).write_text("seed: 0\nbootstrap: 1000\nci_unit: file\n")
+    environ = dict(os.environ)
     assert main([*score, "--ci-unit", "file", "--results", str(other)]) == 0
+    assert dict(os.environ) == environ  # --results reaches the library as an argument
+    assert results.table_path("correctness").read_bytes() == before  # the default folder is left alone
+    assert (other / "summary.csv").is_file()
     speaker = pd.read_csv(results.table_path("correctness")).sort_values(["split", "dimension"])
     filewise = pd.read_csv(other / "correctness.csv").sort_values(["split", "dimension"])
     assert set(filewise["ci_unit"]) == {"file"}

@@ -6,10 +6,13 @@ written tables), not taken from the code that produces the output.
 
 from __future__ import annotations
 
+import doctest
 import hashlib
+import importlib.util
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -364,6 +367,25 @@ def test_efficiency_measures_registered_models(models_yaml, tmp_path, monkeypatc
     assert "wav2small" in capsys.readouterr().out
 
 
+def perf_script():
+    r"""``scripts/perf.py`` (a developer benchmark, not a package module), loaded as ``python scripts/perf.py`` runs it."""
+    spec = importlib.util.spec_from_file_location("perf_script", PROJECT_ROOT / "scripts" / "perf.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_perf_script_examples_hold():
+    outcome = doctest.testmod(perf_script(), optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS)
+    assert outcome.attempted >= 2 and outcome.failed == 0
+
+
+def test_perf_is_a_script_not_a_command(capsys):
+    with pytest.raises(SystemExit) as ex:
+        cli.main(["perf"])
+    assert ex.value.code == cli.EXIT_USAGE and "invalid choice: 'perf'" in capsys.readouterr().err
+
+
 def test_perf_compares_the_executors_on_a_scratch_cache(own_demo, monkeypatch, capsys):
     pytest.importorskip("ray", reason="perf times the Ray executor: pip install -e '.[test,ray]'")
     private = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # short: Ray's socket paths must stay under 107 bytes
@@ -371,14 +393,14 @@ def test_perf_compares_the_executors_on_a_scratch_cache(own_demo, monkeypatch, c
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     assert not (own_demo / "predictions").exists()
     try:
-        code = run_cli(
-            "perf", "--model", "wav2small", "--dataset", "mosi", "--split", "test", "--threads", "1",
-            "--replicas", "1", "--repeats", "1",
+        code = perf_script().main(
+            ["--model", "wav2small", "--dataset", "mosi", "--split", "test", "--threads", "1",
+             "--replicas", "1", "--repeats", "1"]
         )  # fmt: skip
     finally:
         shutil.rmtree(private, ignore_errors=True)
     out = capsys.readouterr().out
-    assert code == cli.EXIT_OK, out
+    assert code == 0, out
     n = len(dsets.load_split("mosi", "test", data="demo").files)
     assert f"perf: wav2small on demo-mosi/test, {n} files" in out
     for what in ("raw onnxruntime", "local executor", "ray executor, 1 replica(s)"):
@@ -389,6 +411,44 @@ def test_perf_compares_the_executors_on_a_scratch_cache(own_demo, monkeypatch, c
 
 
 # ---------------------------------------------------------------- python -m benchmark distill, as users start it
+
+
+def console_script():
+    r"""The function ``[project.scripts]`` of pyproject.toml names for ``ser-benchmark``."""
+    text = (PROJECT_ROOT / "pyproject.toml").read_text()
+    scripts = text.split("[project.scripts]", 1)[1].split("\n[", 1)[0]
+    (target,) = re.findall(r'^ser-benchmark\s*=\s*"([^"]+)"', scripts, flags=re.MULTILINE)
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def test_the_console_script_runs_the_commands(capsys):
+    assert console_script()(["list"]) == cli.EXIT_OK
+    assert "wav2small" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as ex:
+        console_script()(["frobnicate"])
+    assert ex.value.code == cli.EXIT_USAGE
+
+
+@pytest.mark.skipif(numerics.supported() is not None, reason=f"no portable numerics here: {numerics.supported()}")
+def test_the_console_script_restarts_distill_as_python_m_benchmark_does(monkeypatch):
+    for name in [*numerics.PORTABLE_ENV, "SER_BENCHMARK_NUMERICS"]:
+        monkeypatch.delenv(name, raising=False)
+    started = []
+
+    class Restarted(Exception):
+        pass
+
+    def execve(path, args, env):
+        started.append((path, args, env))
+        raise Restarted  # the real one never returns
+
+    monkeypatch.setattr(os, "execve", execve)
+    with pytest.raises(Restarted):
+        console_script()(["distill", "--epochs", "1"])
+    ((path, args, env),) = started
+    assert path == sys.executable and args == [sys.executable, "-m", "benchmark", "distill", "--epochs", "1"]
+    assert all(env[k] == v for k, v in numerics.PORTABLE_ENV.items()) and env["SER_BENCHMARK_NUMERICS"] == "portable"
 
 
 @pytest.mark.skipif(numerics.supported() is not None, reason=f"no portable numerics here: {numerics.supported()}")

@@ -37,6 +37,6 @@ them.
 """
 
 from benchmark.docs.formatting import DEMO_NOTE, MARKER
-from benchmark.docs.generate import build, main
+from benchmark.docs.generate import build
 
-__all__ = ["DEMO_NOTE", "MARKER", "build", "main"]
+__all__ = ["DEMO_NOTE", "MARKER", "build"]

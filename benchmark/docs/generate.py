@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
 import time
@@ -114,19 +113,3 @@ def build(
 
     """
     return regenerate(results_dir, docs_dir, registry, reported=reported, resamples=resamples, seed=seed, top=top).files
-
-
-def main(argv: typing.Sequence[str] | None = None) -> int:
-    r"""``python -m benchmark.docs [--results DIR] [--docs DIR] [--models FILE] [--full]``."""
-    parser = argparse.ArgumentParser(description="Regenerate docs/ from results/ (no model runs).")
-    parser.add_argument("--results", default=None, help="results folder (default: results/)")
-    parser.add_argument("--docs", default=None, help="output folder (default: docs/)")
-    parser.add_argument("--models", default=None, help="models.yaml (default: the project's)")
-    parser.add_argument("--full", action="store_true", help="draw every figure (default: those whose data changed)")
-    args = parser.parse_args(argv)
-    print(regenerate(args.results, args.docs, args.models, reuse=not args.full).line())
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,8 +1,10 @@
-"""The ``import-corpus`` command: an official release folder as a versioned audb dataset."""
+"""``python -m benchmark import-corpus``: an official release folder as a versioned audb dataset."""
 
 from __future__ import annotations
 
 import argparse
+
+from benchmark.run_checks import EXIT_OK
 
 
 def add_parser(sub) -> None:
@@ -67,4 +69,4 @@ def run(args: argparse.Namespace) -> int:
         f"run it: python -m benchmark run --model NAME --data real --datasets {report.registry} "
         f"--dataset {report.entry['name']} --repository {repo.name}={repo.host}"
     )
-    return 0
+    return EXIT_OK

@@ -1,7 +1,7 @@
-"""Throughput of the executors on one split: ``python -m benchmark perf`` (``nox -s perf``).
+"""Throughput of the executors on one split: ``python scripts/perf.py`` (``nox -s perf``).
 
-A benchmark, not a test: in one run, on the same files and cores, it
-prints files/s of
+A developer benchmark, not a test and not a user command: in one run, on
+the same files and cores, it prints files/s of
 
 * raw onnxruntime (read, mix down, resample, ``InferenceSession.run``,
   the same threads) against the local executor (the runner, cache writes
@@ -12,22 +12,34 @@ prints files/s of
 Ray's figures are steady state: the actors are started and have loaded
 the model before the clock starts (their start-up is printed apart).
 Predictions go to a scratch cache, never to the user's.
+
+Usage (from the repository root)::
+
+    OMP_NUM_THREADS=1 python scripts/perf.py [--model wav2small] [--threads 1 2] [--replicas 1 2] [--repeats 3]
 """
 
 from __future__ import annotations
 
+import argparse
 import concurrent.futures
+import contextlib
 import os
 import platform
+import sys
 import tempfile
 import time
 import typing
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
 GOALS = {"local / raw onnxruntime": 0.9, "ray 1 replica / local": 0.9, "ray 2 replicas / ray 1": 1.7}
-"""Goals of issue 27 (ratios of files/s)."""
+"""The executors' goals, as ratios of files/s: the local executor within 10 % of raw onnxruntime at equal
+threads, the Ray executor within 10 % of the local one at equal cores, and two Ray replicas 1.7 times one."""
 
 
 def raw_onnxruntime(onnx_path: str, files: typing.Sequence[str], threads: int, sampling_rate: int = 16000) -> float:
@@ -111,7 +123,6 @@ def run(
         raise ValueError(f"--repeats {repeats}: use 1 or more.")
     from benchmark.data import datasets as dsets
     from benchmark.executors import worker_env
-    from benchmark.executors.ray import import_ray
     from benchmark.models.onnx import resolve
     from benchmark.plan import RunSpec, plan
     from benchmark.registry import Registry, load_model
@@ -145,36 +156,12 @@ def run(
 
     log(f"perf: {model_name} on {evalset.audb_name}/{split}, {len(files)} files; {machine()}")
     raw_onnxruntime(onnx_path, files, max(threads))  # warm the page cache: every run reads from memory
-    scratch = tempfile.TemporaryDirectory(prefix="ser-benchmark-perf-")
-    saved = os.environ.get("SER_BENCHMARK_CACHE")
-    os.environ["SER_BENCHMARK_CACHE"] = scratch.name  # predictions of the timed runs go here
-    ray = None
-    try:
+    with scratch_cache():  # predictions of the timed runs go here
         for repeat in range(1, repeats + 1):
             for n in threads:
                 record("raw onnxruntime", n, raw_onnxruntime(onnx_path, files, n), repeat)
                 record("local executor", n, local(model, evalset, n), repeat)
-        ray = import_ray()
-        ray.init(
-            address="local",
-            _node_ip_address="127.0.0.1",
-            num_cpus=max(replicas),
-            include_dashboard=False,
-            log_to_driver=False,
-            configure_logging=False,
-        )
-        for repeat in range(1, repeats + 1):
-            for n in replicas:
-                startup, seconds = ray_seconds(ray, spec, cells, where, n)
-                record(f"ray executor, {n} replica(s)", n, seconds, repeat, startup_s=round(startup, 1))
-    finally:
-        if ray is not None and ray.is_initialized():
-            ray.shutdown()
-        if saved is None:
-            os.environ.pop("SER_BENCHMARK_CACHE", None)
-        else:
-            os.environ["SER_BENCHMARK_CACHE"] = saved
-        scratch.cleanup()
+        ray_runs(spec, cells, where, replicas, repeats, record)
     df = pd.DataFrame(rows)
     summary = medians(df)
     log(f"median of {repeats} run(s):")
@@ -182,6 +169,49 @@ def run(
     log(ratios(summary).to_string(index=False))
     log(f"after: {machine()}")
     return df
+
+
+@contextlib.contextmanager
+def scratch_cache() -> typing.Iterator[str]:
+    r"""This process's prediction cache in a scratch folder while the block runs; the user's is restored after.
+
+    Only this script's process sees the change; the split was loaded and the
+    workers' environment (:func:`benchmark.executors.worker_env`) taken before.
+    """
+    scratch = tempfile.TemporaryDirectory(prefix="ser-benchmark-perf-")
+    saved = os.environ.get("SER_BENCHMARK_CACHE")
+    os.environ["SER_BENCHMARK_CACHE"] = scratch.name
+    try:
+        yield scratch.name
+    finally:
+        if saved is None:
+            os.environ.pop("SER_BENCHMARK_CACHE", None)
+        else:
+            os.environ["SER_BENCHMARK_CACHE"] = saved
+        scratch.cleanup()
+
+
+def ray_runs(spec, cells, where, replicas: typing.Sequence[int], repeats: int, record: typing.Callable) -> None:
+    r"""Time the Ray executor ``repeats`` times at each count of ``replicas`` on a local cluster of one-CPU actors."""
+    from benchmark.executors.ray import import_ray
+
+    ray = import_ray()
+    ray.init(
+        address="local",
+        _node_ip_address="127.0.0.1",
+        num_cpus=max(replicas),
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+    )
+    try:
+        for repeat in range(1, repeats + 1):
+            for n in replicas:
+                startup, seconds = ray_seconds(ray, spec, cells, where, n)
+                record(f"ray executor, {n} replica(s)", n, seconds, repeat, startup_s=round(startup, 1))
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
 
 
 def medians(df: pd.DataFrame) -> pd.DataFrame:
@@ -199,7 +229,7 @@ def medians(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def ratios(df: pd.DataFrame) -> pd.DataFrame:
-    r"""The issue's ratios of files/s, each with its goal.
+    r"""The ratios of files/s that :data:`GOALS` sets, each with its goal.
 
     Examples:
         >>> df = pd.DataFrame({"what": ["raw onnxruntime", "local executor", "ray executor, 1 replica(s)"],
@@ -241,3 +271,31 @@ def machine() -> str:
         pass
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
     return f"{model}, {os.cpu_count()} cores, load average {load}"
+
+
+def positive_int(text: str) -> int:
+    r"""An argparse type: an integer of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"give 1 or more, not {value}")
+    return value
+
+
+def main(argv: typing.Sequence[str] | None = None) -> int:
+    r"""``python scripts/perf.py [--model NAME] [--dataset NAME] [--split SPLIT] [--threads N ...] ...``."""
+    parser = argparse.ArgumentParser(description="files/s of the executors against raw onnxruntime (docs/scaling.md)")
+    parser.add_argument("--model", default="wav2small", help="an audonnx model (default: wav2small)")
+    parser.add_argument("--dataset", default="msppodcast", help="dataset (default: msppodcast, the demo replica)")
+    parser.add_argument("--split", default="test-1", help="split (default: test-1)")
+    parser.add_argument("--threads", type=positive_int, nargs="+", default=[1, 2], help="thread counts (default: 1 2)")
+    parser.add_argument("--replicas", type=positive_int, nargs="+", default=[1, 2], help="Ray replicas (default: 1 2)")
+    parser.add_argument(
+        "--repeats", type=positive_int, default=3, help="runs of each measurement; the median is shown (default: 3)"
+    )
+    args = parser.parse_args(argv)
+    run(args.model, args.dataset, args.split, threads=args.threads, replicas=args.replicas, repeats=args.repeats)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
