@@ -28,12 +28,10 @@ r"""Arithmetic of the distillation training step (``--precision``)."""
 TARGET_RANGE = (-0.5, 1.5)
 r"""Plausible teacher outputs on the 0..1 scale, with a margin of half the scale.
 
-A regression teacher can fail without returning NaN: one near-zero
-denominator in a feature (e.g. a coefficient of variation) sends its
-output to -150. Such targets would dominate the CCC of any batch they
-are in, so crops whose target leaves this range are not trained on
-(and held-out files with such targets are not scored); they are
-counted in the provenance record.
+A regression teacher can fail without returning NaN: one near-zero denominator in a feature
+(e.g. a coefficient of variation) sends its output to -150. Such targets would dominate the CCC
+of any batch: crops with them are not trained on, held-out files with them not scored (counted
+in the provenance record).
 """
 
 
@@ -326,13 +324,8 @@ class DistillConfig(Runtime, Validation, Finishing, Crops, Hyper, Task):
         epochs, batch_size, lr, weight_decay, warmup, schedule, final_lr, mse_weight, loss_weights,
         grad_clip, bn_calibration, bn_freeze_epochs, ema, seed, precision:
             see :class:`Hyper`
-        crop_seconds: longest training crop; shorter files are used whole
-        bucket_seconds: crop lengths are multiples of it (crops of one length form a batch)
-        variants: augmented crops per file (each epoch uses one of them, cycling)
-        augment: apply noise/babble/gain/filter augmentation to variants 1..
-        aug_pitch, aug_formant, aug_speed, aug_tilt, aug_channel: probability of each voice
-            transform on variants 1.. (:class:`~benchmark.distill.crops.Augmentation`;
-            0, the default: off); independent of ``augment``
+        crop_seconds, bucket_seconds, variants, augment, aug_pitch, aug_formant, aug_speed, aug_tilt,
+        aug_channel: how training crops are cut and augmented, see :class:`Crops`
         max_files: use at most this many pool files (content-hash order; 0: all)
         val_fraction: pool files held out to validate against the teacher
         head_refit: after training, replace the student's output layer by its
