@@ -24,8 +24,7 @@ import sys
 import torch
 from torch import nn
 
-from benchmark import students
-from benchmark.students.wav2small import WAV2SMALL, Wav2Small, Wav2SmallConfig
+from benchmark import WAV2SMALL, Wav2Small, Wav2SmallConfig, students
 
 
 class StatsWav2Small(Wav2Small):

@@ -28,8 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.efficiency import noise_clip
-from benchmark.students.export import FRONTEND_SCOPE, onnx_file
+from benchmark import FRONTEND_SCOPE, noise_clip, onnx_file
 
 SAMPLING_RATE = 16000
 

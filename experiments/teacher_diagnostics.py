@@ -54,7 +54,7 @@ DIMS = ("arousal", "dominance", "valence")
 
 
 def cccs(a: np.ndarray, b: np.ndarray) -> str:
-    from benchmark.metrics import ccc_numpy
+    from benchmark import ccc_numpy
 
     return " / ".join(f"{ccc_numpy(a[:, d], b[:, d]):.3f}" for d in range(a.shape[1]))
 
@@ -93,11 +93,11 @@ def fit_gap(names, train_t, train_s, held_t, held_s, n_train) -> None:
 
 def valence_parts(teacher, names, features, train_t, train_s) -> None:
     r"""2. The teacher's valence: its two largest ridge weights against the rest."""
-    from benchmark.models.egemaps import standardise
+    from benchmark import egemaps
 
     print(f"\n2. {names[0]}'s valence on the {len(features)} training files")
     a = teacher.arrays
-    z = standardise(features, a["mean"], a["scale"], float(a["clip"][0]))
+    z = egemaps.standardise(features, a["mean"], a["scale"], float(a["clip"][0]))
     feature = teacher.meta.get("feature_names") or [f"feature {i}" for i in range(z.shape[1])]
     coef = a["coef"][DIMS.index("valence")]
     i, j = np.argsort(-np.abs(coef))[:2]
@@ -136,11 +136,11 @@ def valence_parts(teacher, names, features, train_t, train_s) -> None:
 
 def test_retest(models: dict) -> None:
     r"""3. Each model against itself on test-1 without the first k samples."""
-    from benchmark.data.datasets import load_split
-    from benchmark.distill import annotate
+    from benchmark import load_split
+    from benchmark.distill import audio
 
     evalset = load_split("msppodcast", "test-1", data="demo")
-    signals = [annotate.read_audio(str(f)) for f in evalset.files]
+    signals = [audio.read_audio(str(f)) for f in evalset.files]
     print(
         f"\n3. Test-retest on msppodcast test-1 ({len(signals)} files): "
         "CCC(outputs, outputs without the first k samples), A / D / V"
@@ -153,24 +153,24 @@ def test_retest(models: dict) -> None:
 
 def augmentations(models: dict, clean: list[np.ndarray], seed: int) -> None:
     r"""4. Each model on clean training crops against the same crops under one transform."""
-    from benchmark.distill import annotate
+    from benchmark.distill import audio, crops
 
     print(
         f"\n4. The training augmentations, {len(clean)} clean training crops: "
         "CCC(outputs on the clean crop, on the same crop transformed), A / D / V"
     )
     only = {
-        "noise": annotate.Augmentation(noise_prob=1.0, babble_prob=0.0, filter_prob=0.0),
-        "babble": annotate.Augmentation(noise_prob=0.0, babble_prob=1.0, filter_prob=0.0),
-        "filter": annotate.Augmentation(noise_prob=0.0, babble_prob=0.0, filter_prob=1.0),
+        "noise": crops.Augmentation(noise_prob=1.0, babble_prob=0.0, filter_prob=0.0),
+        "babble": crops.Augmentation(noise_prob=0.0, babble_prob=1.0, filter_prob=0.0),
+        "filter": crops.Augmentation(noise_prob=0.0, babble_prob=0.0, filter_prob=1.0),
     }
     kinds, augmented = [], []
     for k, aug in enumerate(only.values()):
         for i, crop in enumerate(clean):
             babble = [clean[(i + 1 + b) % len(clean)] for b in range(6)]  # other speakers' crops
-            out, applied = annotate.augment(crop, np.random.default_rng([seed, k, i]), aug, babble)
+            out, applied = crops.augment(crop, np.random.default_rng([seed, k, i]), aug, babble)
             kinds.append(applied[0].split()[0])  # white-noise, pink-noise, babble, lowpass, highpass
-            augmented.append(annotate.as_stored(out))
+            augmented.append(audio.as_stored(out))
     kinds = np.array(kinds)
     for label, model in models.items():
         reference = np.tile(model.predict_batch(clean), (len(only), 1))
@@ -185,8 +185,8 @@ def agreement(teacher, student, signals: list[np.ndarray]) -> str:
 
     Off-scale teacher outputs are left out, as in training.
     """
+    from benchmark import bootstrap_ccc_columns, ccc_numpy
     from benchmark.distill import annotate
-    from benchmark.metrics import bootstrap_ccc_columns, ccc_numpy
 
     t, s = teacher.predict_batch(signals), student.predict_batch(signals)
     keep = annotate.in_range(t)  # as in training: off-scale teacher outputs are teacher failures
@@ -215,8 +215,8 @@ SPLITS = (
 
 def splits(models: dict, held_files: list[str]) -> None:
     r"""5. CCC(student, teacher) with 95 % bootstrap intervals on every demo split."""
-    from benchmark.data.datasets import load_split
-    from benchmark.distill import annotate
+    from benchmark import load_split
+    from benchmark.distill import audio
 
     (teacher_name, teacher), (student_name, student) = models.items()
     print(
@@ -228,7 +228,7 @@ def splits(models: dict, held_files: list[str]) -> None:
     }
     sets["pool, held-out files"] = held_files
     for label, files in sets.items():
-        print(f"   {label:22s} " + agreement(teacher, student, [annotate.read_audio(f) for f in files]))
+        print(f"   {label:22s} " + agreement(teacher, student, [audio.read_audio(f) for f in files]))
 
 
 DURATIONS = ((0.0, 2.0), (2.0, 3.0), (3.0, 4.0), (4.0, float("inf")))
@@ -237,12 +237,12 @@ DURATIONS = ((0.0, 2.0), (2.0, 3.0), (3.0, 4.0), (4.0, float("inf")))
 
 def durations(models: dict) -> None:
     r"""6. CCC(student, teacher) on test-1, by file duration."""
-    from benchmark.data.datasets import load_split
-    from benchmark.distill import annotate
+    from benchmark import load_split
+    from benchmark.distill import audio
 
     (teacher_name, teacher), (student_name, student) = models.items()
-    signals = [annotate.read_audio(str(f)) for f in load_split("msppodcast", "test-1", data="demo").files]
-    seconds = np.array([len(x) / annotate.SAMPLING_RATE for x in signals])
+    signals = [audio.read_audio(str(f)) for f in load_split("msppodcast", "test-1", data="demo").files]
+    seconds = np.array([len(x) / audio.SAMPLING_RATE for x in signals])
     print(
         f"\n6. CCC({student_name}, {teacher_name}) on msppodcast test-1 by file duration, whole clean "
         "files, A / D / V / mean [95 % bootstrap interval]"
@@ -269,19 +269,18 @@ def main(argv=None) -> int:
     )
     args = parser.parse_args(argv)
 
-    from benchmark.data.demo import pool_files
-    from benchmark.distill import annotate
-    from benchmark.distill.pipeline import load_teacher
-    from benchmark.registry import load_model
+    from benchmark import load_model, pool_files
+    from benchmark.distill import audio, crops
+    from benchmark.distill.teacher import load_teacher
 
     teacher, _ = load_teacher(args.teacher, ROOT / "models.yaml")
     teacher.num_workers = os.cpu_count() or 1  # threads for predict_batch; outputs do not depend on them
     student = load_model(args.student)
     models = {args.teacher: teacher, args.student: student}
-    train, held = annotate.scan_pool(sorted(str(f) for f in pool_files())).split(0.1)
+    train, held = audio.scan_pool(sorted(str(f) for f in pool_files())).split(0.1)
     rng = np.random.default_rng(args.seed)
     sample = list(rng.choice(train.files, min(args.files, len(train.files)), replace=False))
-    train_signals = [annotate.read_audio(f) for f in sample]
+    train_signals = [audio.read_audio(f) for f in sample]
 
     if {1, 2} & set(args.measure):
         # the training files' features serve both the teacher's outputs (1.) and its decomposition (2.)
@@ -289,7 +288,7 @@ def main(argv=None) -> int:
             features = np.stack(list(pool.map(teacher.features, train_signals)))
         train_t, train_s = teacher.regress(features), student.predict_batch(train_signals)
     if 1 in args.measure:
-        held_signals = [annotate.read_audio(f) for f in held.files]
+        held_signals = [audio.read_audio(f) for f in held.files]
         fit_gap(
             (args.teacher, args.student),
             train_t,
@@ -303,9 +302,9 @@ def main(argv=None) -> int:
     if 3 in args.measure:
         test_retest(models)
     if 4 in args.measure:
-        recipe = annotate.Recipe()
+        recipe = crops.Recipe()
         file_hash = dict(zip(train.files, train.hashes))
-        clean = [annotate.make_crop(x, file_hash[f], 0, recipe)[0] for x, f in zip(train_signals, sample)]
+        clean = [crops.make_crop(x, file_hash[f], 0, recipe)[0] for x, f in zip(train_signals, sample)]
         augmentations(models, clean, args.seed)
     if 5 in args.measure:
         splits(models, held.files)

@@ -29,8 +29,7 @@ import typing
 
 import numpy as np
 
-from benchmark.efficiency import noise_clip
-from benchmark.students.export import onnx_file
+from benchmark import noise_clip, onnx_file
 
 
 def time_models(models: typing.Sequence[str], rounds: int, seconds: float) -> dict[str, dict[str, list[float]]]:

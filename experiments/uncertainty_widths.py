@@ -33,8 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmark import metrics
-from benchmark.paths import PROJECT_ROOT
+from benchmark import PROJECT_ROOT, metrics
 
 EMODB_TEST = ("12", "14", "15", "16")
 EMODB_AROUSAL = {"W": 1.0, "F": 1.0, "A": 1.0, "N": 0.5, "E": 0.5, "T": 0.0, "L": 0.0}
@@ -121,8 +120,7 @@ def emodb_files(root: Path) -> pd.DataFrame:
 
 def emodb_audio(root: Path, n: int) -> pd.DataFrame:
     r"""Part 3: interval widths of the naive acoustic arousal score on EmoDB, all speakers and the test speakers."""
-    from benchmark.analyses.perturbations import read_mono
-    from benchmark.analyses.pitch import median_f0
+    from benchmark import median_f0, read_mono
 
     files = emodb_files(root)
     crest, f0 = [], []

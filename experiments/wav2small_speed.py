@@ -28,8 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.students.export import ONNX_FILE, onnx_file
-from benchmark.students.wav2small import Wav2SmallConfig
+from benchmark import ONNX_FILE, Wav2SmallConfig, onnx_file
 
 LAYOUTS = {
     "c24x14-pool3-hop32 (wav2small)": Wav2SmallConfig(24, 14),
@@ -94,8 +93,7 @@ def layouts(out: Path) -> dict[str, Path]:
     r"""Export every layout of :data:`LAYOUTS` with seeded random weights."""
     import torch
 
-    from benchmark.students.export import export_onnx
-    from benchmark.students.wav2small import Wav2Small
+    from benchmark import Wav2Small, export_onnx
 
     folders = {}
     for name, config in LAYOUTS.items():

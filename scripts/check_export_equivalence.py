@@ -24,8 +24,7 @@ import typing
 
 import numpy as np
 
-from benchmark.data.audio_files import DataError, resolve_files
-from benchmark.students.export import onnx_max_abs_difference
+from benchmark import DataError, onnx_max_abs_difference, resolve_files
 
 SAMPLING_RATE = 16000
 

@@ -53,7 +53,7 @@ r"""Figures where the worst seed is the maximum; for the others it is the minimu
 
 def finished(folder: Path, seed: int) -> bool:
     r"""Whether ``folder`` holds an exported model of a run with ``seed`` (and its int8 twin)."""
-    from benchmark.distill.pipeline import int8_folder
+    from benchmark.distill.config import int8_folder
 
     provenance = folder / "provenance.json"
     int8 = int8_folder(folder) / "model.onnx"
@@ -73,7 +73,7 @@ def distill(student: str, seed: int, folder: Path, extra: list[str]) -> float:
 def figures(student: str, folder: Path, teacher, voice_shifts: tuple[str, ...] = ()) -> dict:
     r"""Held-out pool CCCs of the exported fp32 model (from its records) and its test-1 figures vs the teacher."""
     from benchmark.distill import targets
-    from benchmark.distill.pipeline import records_folder
+    from benchmark.distill.config import records_folder
 
     records = json.loads((records_folder(student, folder, register=False) / "provenance.json").read_text())
     held = records["validation"]["onnx"]["fp32"]
@@ -164,10 +164,8 @@ def main(argv=None) -> int:
     parser.add_argument("distill_args", nargs="*", help="after '--': extra arguments for distill")
     args = parser.parse_args(argv)
 
-    from benchmark import numerics
-    from benchmark.analyses.perturbations.voice import VOICE_SHIFTS
-    from benchmark.distill.pipeline import load_teacher
-    from benchmark.results import atomic_write_text
+    from benchmark import VOICE_SHIFTS, atomic_write_text, numerics
+    from benchmark.distill.teacher import load_teacher
 
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""Measure the distillation targets (issue 5) on this machine.
+"""Measure the distillation targets (:data:`benchmark.distill.targets.TARGETS`) on this machine.
 
 1. Wall time of the default ``python -m benchmark distill`` (target: at
    most 15 min on a 2-core CPU), run as a user would, in a fresh process;
@@ -10,7 +10,7 @@
    over arousal, dominance, valence.
 3. The int8 model loses at most 0.01 CCC (vs the teacher) per dimension
    compared with fp32.
-4. Voice shifts (issue 34): CCC(student, teacher) on test-1 audio shifted
+4. Voice shifts: CCC(student, teacher) on test-1 audio shifted
    in pitch (±2, ±4 semitones) and formants (±10 %), all shifts pooled,
    at least 0.85 for arousal. Reported with it, without a target: the
    agreement within each sex on the demo test splits and its gap.
@@ -83,8 +83,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def run_distill(args, out: Path) -> dict:
     r"""Run the distillation in a fresh process and time it."""
-    from benchmark.efficiency import cpu_name
-    from benchmark.paths import cache_root, project_relative
+    from benchmark import cache_root, cpu_name, project_relative
 
     env = dict(os.environ)
     fresh = None
@@ -131,14 +130,14 @@ def run_distill(args, out: Path) -> dict:
 
 def score(args, out: Path) -> dict:
     r"""CCC of the fp32 and int8 students against the teacher (and the gold labels) on test-1."""
+    from benchmark import PROJECT_ROOT
     from benchmark.distill import targets
-    from benchmark.distill.pipeline import load_teacher
-    from benchmark.paths import PROJECT_ROOT
+    from benchmark.distill.teacher import load_teacher
 
     teacher, _ = load_teacher(
         args.teacher, Path(args.models).resolve() if args.models else PROJECT_ROOT / "models.yaml"
     )
-    from benchmark.analyses.perturbations.voice import VOICE_SHIFTS
+    from benchmark import VOICE_SHIFTS
 
     return targets.score(out, teacher, voice_shifts=tuple(VOICE_SHIFTS), sex_splits=targets.SEX_SPLITS)
 
@@ -148,7 +147,7 @@ def relative_paths(report: dict, root: Path = ROOT) -> dict:
 
     ``root`` is the project the report was made in; folders outside it stay absolute.
     """
-    from benchmark.paths import project_relative
+    from benchmark import project_relative
 
     for model in report["models"].values():
         model["path"] = project_relative(model["path"], root)
@@ -167,7 +166,7 @@ def migrate(path: Path) -> None:
 
     The project it was made in is the folder above ``weights/`` in its fp32 path.
     """
-    from benchmark.results import atomic_write_text
+    from benchmark import atomic_write_text
 
     report = json.loads(Path(path).read_text())
     fp32 = Path(report["models"]["fp32"]["path"])
@@ -178,9 +177,9 @@ def migrate(path: Path) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    from benchmark import atomic_write_text
     from benchmark.distill import targets
-    from benchmark.distill.pipeline import default_out, records_folder
-    from benchmark.results import atomic_write_text
+    from benchmark.distill.config import default_out, records_folder
 
     out = Path(args.out).resolve() if args.out else default_out(args.student)
     if args.repeat < 1:

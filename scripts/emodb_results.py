@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (folder / "wav").is_dir() or not (folder / "erkennung.txt").is_file():
         parser.error(f"{folder}: not an EmoDB release folder (wav/ and erkennung.txt expected)")
     sys.path.insert(0, str(ROOT))
-    from benchmark.paths import cache_dir
+    from benchmark import cache_dir
 
     host = cache_dir("emodb-release")
     repository = f"local={host}"

@@ -35,7 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmark.timing import PHASES, parse  # noqa: E402  (the checkout's own module, not an installed one)
+from benchmark import PHASES, parse_timing  # noqa: E402  (the checkout's own module, not an installed one)
 
 
 def folder_bytes(path: Path) -> int:
@@ -66,7 +66,7 @@ def run_once(work: Path, model: str, no_pip_cache: bool) -> dict[str, float]:
     subprocess.run([sys.executable, "-m", "venv", str(work / "venv")], check=True)
     pip_s, _ = timed(["pip", "install", "--quiet", "nox"], clone, env, work / "pip.log")
     nox_s, out = timed(["nox", "-s", "benchmark", "--", "--model", model], clone, env, work / "nox.log")
-    phases = parse(out)
+    phases = parse_timing(out)
     if not phases:
         sys.exit(f"no timing line in the output of nox -s benchmark (see {work / 'nox.log'})")
     figures = dict(phases)

@@ -50,13 +50,11 @@ def main(argv=None) -> int:
                 f"--real-speech: give emodb=PATH, PATH an EmoDB release folder with wav/; got {args.real_speech!r}"
             )
 
-    from benchmark.data.datasets import load_split
-    from benchmark.hashing import sha256_file
-    from benchmark.models import egemaps
+    from benchmark import egemaps, load_split, sha256_file
 
     evalset = load_split(args.dataset, args.split, data=args.data)
     if real:
-        from benchmark.models import egemaps_real
+        from benchmark import egemaps_real
 
         model = egemaps_real.fit_with_real(evalset, real, num_workers=args.workers, name=args.name)
     else:

@@ -36,10 +36,8 @@ def main(argv=None) -> int:
 
     import pandas as pd
 
-    from benchmark.analyses import real_speech_check as check
-    from benchmark.atomic import atomic_write
-    from benchmark.data.errors import DatasetConfigError
-    from benchmark.registry import Registry, load_model
+    from benchmark import DatasetConfigError, Registry, atomic_write, load_model
+    from benchmark import real_speech_check as check
 
     registry = Registry.from_file(args.models)
     try:

@@ -18,11 +18,14 @@ import pytest
 import torch
 from torch import nn
 
-from benchmark.distill import annotate
+from benchmark.data.audio_files import DataError
+from benchmark.distill import annotate, audio, crops
 from benchmark.distill.annotate import TeacherError
-from benchmark.distill.pipeline import DistillConfig, DistillError, distill
+from benchmark.distill.checkpoint import CheckpointMismatch
+from benchmark.distill.config import DistillConfig, DistillError
+from benchmark.distill.pipeline import distill
 from benchmark.distill.registry_update import update_registry
-from benchmark.distill.train import CheckpointMismatch, Interrupted, ccc_loss
+from benchmark.distill.train import Interrupted, ccc_loss
 from benchmark.hashing import artifact_sha256, sha256_file, sha256_text, sha256_tree
 from benchmark.metrics import ccc_finite
 from benchmark.models.base import Predictor
@@ -101,7 +104,7 @@ def teacher_set(name: str, signals: list[np.ndarray]):
     r"""A ``ValidationSet`` of ``signals`` with :class:`FeatureTeacher`'s outputs for them."""
     import pandas as pd
 
-    from benchmark.distill.train import ValidationSet
+    from benchmark.distill.validation import ValidationSet
 
     outputs = [FeatureTeacher().predict(s) for s in signals]
     return ValidationSet(name, signals, pd.DataFrame(outputs, columns=["arousal", "dominance", "valence"]))
@@ -368,7 +371,7 @@ def test_bf16_training_is_deterministic_and_resumable(tmp_path, pool, models_yam
 
 def test_precision_is_checked(tmp_path, pool, models_yaml):
     from benchmark.distill.cli import main
-    from benchmark.distill.pipeline import check_precision
+    from benchmark.distill.runtime import check_precision
 
     with pytest.raises(DistillError, match="--precision half: use one of fp32, bf16"):
         check_precision("half", "cpu")
@@ -409,7 +412,7 @@ def test_bn_freeze_epochs_train_with_fixed_statistics(tmp_path, pool, models_yam
 
 def test_frozen_statistics_are_validated_as_trained():
     # in the frozen phase the validated copy takes the averaged weights but the statistics the student trains with
-    from benchmark.distill.train import batchnorm_statistics, export_candidate
+    from benchmark.distill.candidate import batchnorm_statistics, export_candidate
 
     class Shards:
         def batch(self, idx):
@@ -473,35 +476,35 @@ def test_gold_split_test1_refused(tmp_path, pool, models_yaml):
 
 
 def test_gold_split_the_teacher_was_fitted_on_refused():
-    from benchmark.distill.pipeline import _check_gold
+    from benchmark.distill.teacher import check_gold
 
     pinned = FeatureTeacher()
     pinned.meta = {"data": {"dataset": "demo-msppodcast", "split": "train"}}  # a pinned teacher's model.json
     with pytest.raises(DistillError, match="'feature-teacher' was fitted on this split"):
-        _check_gold("msppodcast:train:demo", pinned, {"path": "model.npz", "sha256": "0" * 64})
+        check_gold("msppodcast:train:demo", pinned, {"path": "model.npz", "sha256": "0" * 64})
     with pytest.raises(DistillError, match="fitted on this split"):
-        _check_gold("iemocap:test:demo", FeatureTeacher(), {"dataset": "iemocap", "split": "test"})
-    _check_gold("msppodcast:test-2:demo", pinned, {"path": "model.npz", "sha256": "0" * 64})
+        check_gold("iemocap:test:demo", FeatureTeacher(), {"dataset": "iemocap", "split": "test"})
+    check_gold("msppodcast:test-2:demo", pinned, {"path": "model.npz", "sha256": "0" * 64})
 
 
 def test_crops_are_deterministic_and_match_storage(pool):
-    signal = annotate.read_audio(str(pool / "f7.wav"))
-    recipe = annotate.Recipe(crop_seconds=0.5, variants=3, seed=0)
+    signal = audio.read_audio(str(pool / "f7.wav"))
+    recipe = crops.Recipe(crop_seconds=0.5, variants=3, seed=0)
     digest = sha256_file(pool / "f7.wav")
-    others = [annotate.read_audio(str(pool / f"f{i}.wav")) for i in range(3)]
-    a, info = annotate.make_crop(signal, digest, 2, recipe, babble=others)
-    b, _ = annotate.make_crop(signal, digest, 2, recipe, babble=others)
+    others = [audio.read_audio(str(pool / f"f{i}.wav")) for i in range(3)]
+    a, info = crops.make_crop(signal, digest, 2, recipe, babble=others)
+    b, _ = crops.make_crop(signal, digest, 2, recipe, babble=others)
     assert np.array_equal(a, b) and len(a) == SR // 2
     assert np.array_equal(a, a.astype(np.float16).astype(np.float32))  # what is stored is what the teacher heard
-    clean, info0 = annotate.make_crop(signal, digest, 0, recipe)
+    clean, info0 = crops.make_crop(signal, digest, 0, recipe)
     assert info0["transforms"] == []
 
 
 def test_voice_augmentation_switched_off_leaves_the_recipe_as_it_was(pool):
-    signal = annotate.read_audio(str(pool / "f7.wav"))
+    signal = audio.read_audio(str(pool / "f7.wav"))
     digest = sha256_file(pool / "f7.wav")
-    others = [annotate.read_audio(str(pool / f"f{i}.wav")) for i in range(3)]
-    recipe = annotate.Recipe(crop_seconds=0.5, variants=3, seed=0)
+    others = [audio.read_audio(str(pool / f"f{i}.wav")) for i in range(3)]
+    recipe = crops.Recipe(crop_seconds=0.5, variants=3, seed=0)
     # off, the voice fields are no part of the cache key or the provenance: caches and records stay valid
     assert recipe.record() == {
         **dataclasses.asdict(recipe),
@@ -514,14 +517,14 @@ def test_voice_augmentation_switched_off_leaves_the_recipe_as_it_was(pool):
     voiced = dataclasses.replace(recipe, augmentation=dataclasses.replace(recipe.augmentation, pitch_prob=1.0))
     assert voiced.record()["augmentation"]["pitch_prob"] == 1.0
     for variant in (1, 2):
-        plain, info = annotate.make_crop(signal, digest, variant, recipe, babble=others)
-        shifted, voiced_info = annotate.make_crop(signal, digest, variant, voiced, babble=others)
+        plain, info = crops.make_crop(signal, digest, variant, recipe, babble=others)
+        shifted, voiced_info = crops.make_crop(signal, digest, variant, voiced, babble=others)
         # the voice transforms draw from their own generator: offset and the other transforms are the same
         assert voiced_info["offset"] == info["offset"]
         assert voiced_info["transforms"][0].startswith("pitch ") and voiced_info["transforms"][1:] == info["transforms"]
         assert len(shifted) == len(plain) and not np.array_equal(shifted, plain)
-    clean, info0 = annotate.make_crop(signal, digest, 0, voiced)
-    assert info0["transforms"] == [] and np.array_equal(clean, annotate.make_crop(signal, digest, 0, recipe)[0])
+    clean, info0 = crops.make_crop(signal, digest, 0, voiced)
+    assert info0["transforms"] == [] and np.array_equal(clean, crops.make_crop(signal, digest, 0, recipe)[0])
     config = DistillConfig(aug_pitch=0.5, aug_channel=0.25, aug_formant=0.0, augment=False)
     aug = config.recipe().augmentation
     assert (aug.pitch_prob, aug.channel_prob, aug.formant_prob, aug.noise_prob) == (0.5, 0.25, 0.0, 0.0)
@@ -533,15 +536,15 @@ def test_voice_augmentation_switched_off_leaves_the_recipe_as_it_was(pool):
 
 
 def test_teacher_labels_the_voice_augmented_crop(tmp_path, pool):
-    files = annotate.scan_pool(sorted(str(p) for p in pool.glob("*.wav")))
+    files = audio.scan_pool(sorted(str(p) for p in pool.glob("*.wav")))
     augmentation = dataclasses.replace(
-        annotate.Augmentation.off(), pitch_prob=1.0, formant_prob=1.0, speed_prob=1.0, tilt_prob=1.0, channel_prob=1.0
+        crops.Augmentation.off(), pitch_prob=1.0, formant_prob=1.0, speed_prob=1.0, tilt_prob=1.0, channel_prob=1.0
     )
-    recipe = annotate.Recipe(crop_seconds=1.0, bucket_seconds=0.25, variants=2, augmentation=augmentation)
+    recipe = crops.Recipe(crop_seconds=1.0, bucket_seconds=0.25, variants=2, augmentation=augmentation)
     teacher = FeatureTeacher()
     shards = annotate.annotate_pool(teacher, files, recipe, progress=False)
     plain = annotate.annotate_pool(
-        teacher, files, dataclasses.replace(recipe, augmentation=annotate.Augmentation.off()), progress=False
+        teacher, files, dataclasses.replace(recipe, augmentation=crops.Augmentation.off()), progress=False
     )
     augmented = [r for r in range(len(shards)) if shards.variant[r] == 1]
     assert len(augmented) == len(files.files)
@@ -550,7 +553,7 @@ def test_teacher_labels_the_voice_augmented_crop(tmp_path, pool):
         crop = shards.batch([r])[0]
         j = int(shards.file_index[r])
         path = shards.files[j]
-        expected, info = annotate.make_crop(annotate.read_audio(path), files.hashes[files.files.index(path)], 1, recipe)
+        expected, info = crops.make_crop(audio.read_audio(path), files.hashes[files.files.index(path)], 1, recipe)
         assert [t.split(" ")[0] for t in info["transforms"]] == ["speed", "pitch", "formant", "tilt", "channel"]
         # the student trains on the augmented crop, and its target is the teacher's output for that very crop
         assert np.array_equal(crop, expected)
@@ -561,8 +564,14 @@ def test_teacher_labels_the_voice_augmented_crop(tmp_path, pool):
 
 
 def test_wide_voice_pool_and_voice_augmentation_in_a_tiny_distillation(tmp_path, pool, models_yaml):
+    import importlib.util
+
     from benchmark.data import demo
-    from benchmark.distill import widepool
+
+    path = Path(__file__).resolve().parents[1] / "experiments" / "wide_pool.py"
+    spec = importlib.util.spec_from_file_location("wide_pool", path)
+    widepool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(widepool)
 
     speakers = [widepool.wide_speaker(f"w{i}", np.random.default_rng([0, i])) for i in range(200)]
     for sex in ("female", "male"):
@@ -574,13 +583,14 @@ def test_wide_voice_pool_and_voice_augmentation_in_a_tiny_distillation(tmp_path,
     assert len(files) == 8 and info["speakers"] == 2 and sum(info["speakers_per_sex"].values()) == 2
     again, _ = widepool.wide_pool(8, seed=0)
     assert again == files and all(audiofile.read(f)[0].size for f in files)
-    with pytest.raises(DistillError, match="--wide-files=0"):
-        config(tmp_path, pool, models_yaml, pool_voices="wide", wide_files=0)
+    with pytest.raises(ValueError, match="at least 1 utterance"):
+        widepool.wide_pool(0)
     digest = demo.generator_digest()
-    outcome = run(config(tmp_path, pool, models_yaml, pool_voices="wide", wide_files=8, aug_pitch=0.5, aug_tilt=0.5))
+    listing = widepool.write_list(str(pool), 8, 0, tmp_path / "wide.txt")
+    outcome = run(config(tmp_path, pool, models_yaml, data=str(listing), aug_pitch=0.5, aug_tilt=0.5))
     record = json.loads((outcome.out / "provenance.json").read_text())
     assert record["data"]["train_files"] + record["data"]["heldout_files"] == 16
-    assert "+ wide voices v1 (8 files, 2 speakers" in record["data"]["source"]
+    assert record["data"]["source"] == f"list {listing}"
     assert (
         record["recipe"]["augmentation"]["pitch_prob"] == 0.5 and record["recipe"]["augmentation"]["tilt_prob"] == 0.5
     )
@@ -591,7 +601,7 @@ def test_ccc_loss_matches_definition():
     rng = np.random.default_rng(0)
     t = rng.normal(size=(64, 3))
     p = t + rng.normal(scale=0.5, size=(64, 3))
-    from benchmark.distill.train import ccc
+    from benchmark.metrics import ccc_finite as ccc
 
     expected = 1 - np.mean([ccc(t[:, i], p[:, i]) for i in range(3)])
     got = float(ccc_loss(torch.tensor(p), torch.tensor(t), [0, 1, 2]))
@@ -642,8 +652,6 @@ def test_loss_weights_steer_training_and_are_recorded(tmp_path, pool, models_yam
 
 
 def test_cli_with_real_student(tmp_path, pool, models_yaml, capsys):
-    import re
-
     from benchmark.distill.cli import main
 
     argv = [
@@ -668,15 +676,12 @@ def test_cli_with_real_student(tmp_path, pool, models_yaml, capsys):
         "--threads",
         "1",
         "--no-progress",
-        "--whole-file-epochs",
-        "1",
         "--no-register",
         "--gold",
         "none",
     ]
     assert main(argv) == 0
     assert (tmp_path / "weights" / "w2s2-int8" / "model.onnx").exists()
-    assert re.search(r"whole-file tuning: 1 epoch\(s\) on \d+ training files \(\d+ s", capsys.readouterr().out)
     assert main(argv[:-2] + ["--gold", "msppodcast:test-1"]) == 2
 
 
@@ -690,7 +695,7 @@ def test_cli_help_shows_the_defaults_that_hold():
 
 
 def test_batchnorm_calibration_uses_current_weights():
-    from benchmark.distill.train import calibrate_batchnorm
+    from benchmark.distill.candidate import calibrate_batchnorm
 
     data = np.random.default_rng(0).normal(size=(8, 1600)).astype(np.float32)
 
@@ -710,10 +715,11 @@ def test_batchnorm_calibration_uses_current_weights():
 
 
 def test_epoch_batches_group_crops_of_one_length(tmp_path, pool):
-    from benchmark.distill.train import Hyper, epoch_batches
+    from benchmark.distill.config import Hyper
+    from benchmark.distill.train import epoch_batches
 
-    files = annotate.scan_pool(sorted(str(p) for p in pool.glob("*.wav")))
-    recipe = annotate.Recipe(crop_seconds=1.0, bucket_seconds=0.25, variants=2)
+    files = audio.scan_pool(sorted(str(p) for p in pool.glob("*.wav")))
+    recipe = crops.Recipe(crop_seconds=1.0, bucket_seconds=0.25, variants=2)
     shards = annotate.annotate_pool(FeatureTeacher(), files, recipe, progress=False)
     assert set(shards.length.tolist()) == {4000 * k for k in (1, 2, 3, 4)}  # 0.4..1.1 s files, up to 1 s
     usable = np.ones(len(shards), dtype=bool)
@@ -736,7 +742,7 @@ def test_epoch_batches_group_crops_of_one_length(tmp_path, pool):
 def test_keep_freed_memory_takes_effect_on_glibc():
     import platform
 
-    from benchmark.distill.pipeline import keep_freed_memory
+    from benchmark.distill.runtime import keep_freed_memory
 
     if platform.libc_ver()[0] != "glibc":
         pytest.skip("mallopt is glibc's")
@@ -934,10 +940,10 @@ def test_head_refit_recovers_a_linear_map_of_the_head_inputs(pool):
     import pandas as pd
 
     from benchmark.distill import refit
-    from benchmark.distill.train import ValidationSet
+    from benchmark.distill.validation import ValidationSet
 
-    files = annotate.scan_pool(sorted(str(p) for p in pool.glob("*.wav")))
-    signals = [annotate.read_audio(f) for f in files.files]
+    files = audio.scan_pool(sorted(str(p) for p in pool.glob("*.wav")))
+    signals = [audio.read_audio(f) for f in files.files]
     # each file also in halves and in thirds: more samples than a tiny pool has files
     signals += [part for x in signals for k in (2, 3) for part in np.array_split(x, k)]
     torch.manual_seed(0)
@@ -998,103 +1004,6 @@ def test_head_refit_changes_only_the_head_and_is_recorded(tmp_path, pool, models
     assert set(record["mean_ccc_by_alpha"]) == {"0.0001", "0.001", "0.01", "0.1"}
 
 
-def test_whole_file_tuning_trains_with_frozen_statistics_and_is_deterministic(pool):
-    from benchmark.distill import tune
-    from benchmark.distill.train import ValidationSet
-
-    paths = sorted(str(p) for p in pool.glob("*.wav"))
-    signals = [annotate.read_audio(f) for f in paths]  # 0.4 s, 0.5 s, ... 1.1 s
-    files = teacher_set("train", signals)
-
-    def tuned(seed):
-        torch.manual_seed(0)
-        student = TinyStudent().eval()
-        before = {k: v.clone() for k, v in student.state_dict().items()}
-        report = tune.tune(student, files, [0, 1, 2], tune.TuneSettings(batch_size=3, lr=1e-2), seed=seed)
-        return before, student, report
-
-    before, student, report = tuned(0)
-    after = student.state_dict()
-    statistics = [k for k in after if k.endswith(("running_mean", "running_var", "num_batches_tracked"))]
-    assert statistics and all(torch.equal(before[k], after[k]) for k in statistics)  # frozen
-    assert any(not torch.equal(before[k], after[k]) for k in after if k not in statistics)
-    assert not student.training and after["head.weight"].is_contiguous()
-    # lengths sorted into batches [0.4, 0.5, 0.6], [0.7, 0.8, 0.9], [1.0, 1.1]: each cut to its shortest
-    assert report["files"] == 8 and report["steps"] == 3 and report["longest_cut_seconds"] == pytest.approx(0.2)
-    assert len(report["loss_by_epoch"]) == 1 and report["lr"] == 1e-2
-    _, again, _ = tuned(0)
-    assert all(torch.equal(v, again.state_dict()[k]) for k, v in after.items())
-    with pytest.raises(ValueError, match="at least 2 files"):
-        tune.tune(TinyStudent(), ValidationSet("train", signals[:1], files.reference.iloc[:1]), [0, 1, 2])
-
-
-def test_whole_file_tuning_is_kept_only_if_the_heldout_ccc_holds(pool):
-    import pandas as pd
-
-    from benchmark.distill import pipeline
-    from benchmark.distill.train import TrainResult
-
-    paths = sorted(str(p) for p in pool.glob("*.wav"))
-    signals = [annotate.read_audio(f) for f in paths]
-    names = ["arousal", "dominance", "valence"]
-    train_files, held = teacher_set("train", signals[:6]), teacher_set("teacher", signals[6:])
-
-    def tune_after(best_mean):
-        torch.manual_seed(0)
-        student = TinyStudent().eval()
-        before = {k: v.clone() for k, v in student.state_dict().items()}
-        history = pd.DataFrame([{"epoch": 1, **{f"teacher_{d}": best_mean for d in names + ["mean"]}}])
-        result = TrainResult(best_state={}, best_epoch=1, history=history, steps=1, resumed_from=None)
-        config = DistillConfig(batch_size=3, whole_file_epochs=1, whole_file_lr=1e-2)
-        report, baseline = pipeline._tune_on_whole_files(config, student, train_files, [0, 1, 2], [held], result, "cpu")
-        unchanged = all(torch.equal(v, before[k]) for k, v in student.state_dict().items())
-        return report, baseline, unchanged
-
-    # a best epoch no tuning can beat (held-out CCC 1): undone, the weights as they were
-    report, baseline, unchanged = tune_after(1.0)
-    assert not report["applied"] and report["reason"] == "lowered teacher_mean on the held-out files"
-    assert unchanged and baseline["teacher_mean"] == 1.0 and report["steps"] == 2
-    # one any tuning beats (CCC -1): kept; the refit is then compared with the tuned network
-    report, baseline, unchanged = tune_after(-1.0)
-    assert report["applied"] and not unchanged
-    assert baseline["teacher_mean"] == pytest.approx(report["validation"]["teacher_mean"]["after"], abs=1e-6)
-    # switched off (the default)
-    config = DistillConfig()
-    result = TrainResult(
-        best_state={},
-        best_epoch=1,
-        history=pd.DataFrame([{"epoch": 1, "teacher_mean": 0.5}]),
-        steps=1,
-        resumed_from=None,
-    )
-    assert pipeline._tune_on_whole_files(config, TinyStudent(), train_files, [0, 1, 2], [held], result, "cpu")[0] == {
-        "applied": False,
-        "reason": "switched off (--whole-file-epochs 0)",
-    }
-
-
-def test_whole_file_tuning_is_recorded(tmp_path, pool, models_yaml):
-    tuned = run(config(tmp_path, pool, models_yaml, out="tuned", register=False, head_refit=False, whole_file_epochs=1))
-    plain = run(config(tmp_path, pool, models_yaml, out="plain", register=False, head_refit=False))
-    timeless = ["train_seconds"]  # a post-training step: the same training, epoch by epoch
-    assert tuned.history.drop(columns=timeless).equals(plain.history.drop(columns=timeless))
-    record = json.loads((tuned.out / "provenance.json").read_text())["whole_file_tuning"]
-    assert json.loads((plain.out / "provenance.json").read_text())["whole_file_tuning"] == {
-        "applied": False,
-        "reason": "switched off (--whole-file-epochs 0)",
-    }
-    assert record["files"] == 6 and record["epochs"] == 1 and record["steps"] == 2 and record["batch_size"] == 4
-    before = record["validation"]["teacher_mean"]["before"]
-    best = plain.history.loc[plain.history["epoch"] == plain.provenance["training"]["best_epoch"], "teacher_mean"]
-    assert before == pytest.approx(best.item(), abs=1e-4)
-    exported = tuned.provenance["validation"]["onnx"]["fp32"]["teacher_mean"]
-    # kept exactly where it does not lower the held-out CCC; undone, the export is as without it
-    kept = record["validation"]["teacher_mean"]["after"] >= before
-    assert record["applied"] is kept and (onnx_bytes(tuned) != onnx_bytes(plain)) is kept
-    assert kept or record["reason"] == "lowered teacher_mean on the held-out files"
-    assert exported == pytest.approx(record["validation"]["teacher_mean"]["after"] if kept else before, abs=2e-3)
-
-
 def test_offscale_whole_training_files_are_left_out_and_named(tmp_path, pool, models_yaml):
     class OffScaleOnOneFile(FeatureTeacher):
         # off the scale for signals of one whole training file's length (every crop is shorter)
@@ -1105,12 +1014,12 @@ def test_offscale_whole_training_files_are_left_out_and_named(tmp_path, pool, mo
         def predict(self, signal):
             return np.full(3, 5.0) if len(signal) == self.length else super().predict(signal)
 
-    files = annotate.scan_pool(sorted(str(p) for p in pool.glob("*.wav")))
+    files = audio.scan_pool(sorted(str(p) for p in pool.glob("*.wav")))
     train, _ = files.split(0.25)
-    longest = max(train.files, key=lambda f: len(annotate.read_audio(f)))  # over 0.5 s: cropped in training
+    longest = max(train.files, key=lambda f: len(audio.read_audio(f)))  # over 0.5 s: cropped in training
     outcome = run(
         config(tmp_path, pool, models_yaml, register=False),
-        teacher=OffScaleOnOneFile(len(annotate.read_audio(longest))),
+        teacher=OffScaleOnOneFile(len(audio.read_audio(longest))),
     )
     record = json.loads((outcome.out / "provenance.json").read_text())
     offscale = record["data"]["offscale_targets"]
@@ -1141,7 +1050,7 @@ def refit_folder(tmp_path, pool) -> Path:
         level=lambda i: 0.03 * (i + 1),
         noise=lambda i: 0.01,
     )
-    train, held = annotate.scan_pool(sorted(str(p) for p in pool.glob("*.wav"))).split(0.25)
+    train, held = audio.scan_pool(sorted(str(p) for p in pool.glob("*.wav"))).split(0.25)
     (folder / "copy-of-held.wav").write_bytes(Path(held.files[0]).read_bytes())
     (folder / "copy-of-train.wav").write_bytes(Path(train.files[0]).read_bytes())
     (folder / "broken.wav").write_bytes(b"RIFF not really a wav file")
@@ -1187,7 +1096,7 @@ def test_refit_data_beyond_refit_max_files_is_left_out(tmp_path, pool, models_ya
 
 def test_refit_data_without_audio_is_refused_before_the_teacher_runs(tmp_path, pool, models_yaml):
     teacher = FeatureTeacher()
-    with pytest.raises(annotate.DataError, match="--refit-data"):
+    with pytest.raises(DataError, match="--refit-data"):
         run(
             config(tmp_path, pool, models_yaml, register=False, refit_data=str(tmp_path / "nothing" / "*.wav")), teacher
         )
@@ -1197,17 +1106,17 @@ def test_refit_data_without_audio_is_refused_before_the_teacher_runs(tmp_path, p
 def test_head_refit_is_undone_when_the_heldout_ccc_drops(pool):
     import pandas as pd
 
-    from benchmark.distill import pipeline
+    from benchmark.distill import finish
 
-    files = annotate.scan_pool(sorted(str(p) for p in pool.glob("*.wav")))
-    signals = [annotate.read_audio(f) for f in files.files]
+    files = audio.scan_pool(sorted(str(p) for p in pool.glob("*.wav")))
+    signals = [audio.read_audio(f) for f in files.files]
     names = ["arousal", "dominance", "valence"]
     held = teacher_set("teacher", signals)
     student = TinyStudent().eval()
     before = {k: v.clone() for k, v in student.head.state_dict().items()}
     # a best epoch that no refit can beat: held-out CCC 1 on every dimension
     perfect = pd.DataFrame([{"epoch": 1, **{f"teacher_{d}": 1.0 for d in names + ["mean"]}}])
-    report, _ = pipeline._refit_head(
+    report, _ = finish.refit_head(
         DistillConfig(), student, held, None, [0, 1, 2], [held], perfect.iloc[0].to_dict(), "cpu"
     )
     assert not report["applied"] and report["reason"] == "lowered teacher_mean on the held-out files"
@@ -1239,7 +1148,7 @@ def test_int8_guard_raises_the_penalty_until_the_int8_model_holds_the_limit(tmp_
 
 def test_per_file_passes_run_a_thread_each_and_match_one_thread_in_order():
     from benchmark.distill import refit
-    from benchmark.distill.train import per_file, predict
+    from benchmark.distill.validation import per_file, predict
 
     rng = np.random.default_rng(0)
     signals = [rng.normal(scale=0.1, size=int(SR * s)).astype(np.float32) for s in rng.uniform(0.3, 1.5, 9)]
@@ -1290,8 +1199,8 @@ def test_whole_files_are_read_where_they_are_used_not_held(tmp_path):
     )
     files = sorted(str(f) for f in folder.glob("*.wav"))
     targets, signals, skipped, calls = annotate.annotate_files(FeatureTeacher(), files, label="long")
-    assert isinstance(signals, annotate.AudioFiles) and signals.files == list(targets.index) and calls
-    held = [annotate.read_audio(f) for f in files]
+    assert isinstance(signals, audio.AudioFiles) and signals.files == list(targets.index) and calls
+    held = [audio.read_audio(f) for f in files]
     total = sum(x.nbytes for x in held)  # 40 files of 6 s: 15.4 MB
     torch.manual_seed(0)
     student = TinyStudent()
@@ -1309,26 +1218,27 @@ def test_whole_files_are_read_where_they_are_used_not_held(tmp_path):
     assert np.array_equal(features, expected)
     assert peak < total / 4, f"{peak} bytes at the peak for {total} bytes of audio"  # measured: 1.9 MB
     (folder / "l3.wav").unlink()
-    with pytest.raises(annotate.DataError, match=r"l3\.wav: .*changed or removed since"):
+    with pytest.raises(DataError, match=r"l3\.wav: .*changed or removed since"):
         refit.head_inputs(student, signals)
 
 
 def test_exports_are_scored_once_and_as_the_benchmark_scores_them(tmp_path, pool, models_yaml, monkeypatch):
     from benchmark import DIMENSIONS, registry
-    from benchmark.distill import pipeline
+    from benchmark.distill import export
+    from benchmark.distill.validation import json_number
 
     outcome = run(config(tmp_path, pool, models_yaml, out="scored", register=False, threads=2))
-    signals = [annotate.read_audio(str(f)) for f in sorted(pool.glob("*.wav"))]
+    signals = [audio.read_audio(str(f)) for f in sorted(pool.glob("*.wav"))]
     sets = [teacher_set("teacher", signals[:5]), teacher_set("gold", signals[3:])]
     real, loads = registry.load_model, []
     monkeypatch.setattr(registry, "load_model", lambda *a, **k: loads.append(a[0].name) or real(*a, **k))
     scored: dict = {}
-    first = pipeline._score_onnx(outcome.out, sets, "fp32", scored)
-    assert pipeline._score_onnx(outcome.out, sets[:1], "fp32", scored) == {
+    first = export.score_export(outcome.out, sets, "fp32", scored)
+    assert export.score_export(outcome.out, sets[:1], "fp32", scored) == {
         k: v for k, v in first.items() if k.startswith("teacher_")
     }
-    assert pipeline._score_onnx(outcome.out, sets, "fp32", scored) == first and loads == ["distilled-fp32"]
-    pipeline._score_onnx(outcome.out_int8, sets, "int8", scored)  # other bytes: scored anew
+    assert export.score_export(outcome.out, sets, "fp32", scored) == first and loads == ["distilled-fp32"]
+    export.score_export(outcome.out_int8, sets, "int8", scored)  # other bytes: scored anew
     assert loads == ["distilled-fp32", "distilled-int8"]
     model = real(
         registry.ModelEntry(
@@ -1346,7 +1256,7 @@ def test_exports_are_scored_once_and_as_the_benchmark_scores_them(tmp_path, pool
     for vs in sets:  # file by file through the benchmark's loader, as `benchmark run` scores
         pred = np.stack([model(x, SR) for x in vs.signals])
         for d in vs.reference.columns:
-            expected = pipeline._num(ccc_finite(vs.reference[d].to_numpy(), pred[:, DIMENSIONS.index(d)]))
+            expected = json_number(ccc_finite(vs.reference[d].to_numpy(), pred[:, DIMENSIONS.index(d)]))
             assert first[f"{vs.name}_{d}"] == expected
     record = json.loads((outcome.out / "provenance.json").read_text())["validation"]["onnx"]
     assert set(record) == {"fp32", "int8"} and record["fp32"]["teacher_mean"] is not None

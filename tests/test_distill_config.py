@@ -34,16 +34,12 @@ OPTIONS = {  # every option of the hand-written parser this one replaced, and la
     "--bucket-seconds": ("bucket_seconds", 0.5),
     "--variants": ("variants", 3),
     "--no-augment": ("augment", True),
-    # issue 34: voice augmentation (pitch and formant on by default since 0.13.0) and the opt-in wide voice pool
+    # voice augmentation: pitch and formant on by default since 0.13.0
     "--aug-pitch": ("aug_pitch", 0.5),
     "--aug-formant": ("aug_formant", 0.5),
     "--aug-speed": ("aug_speed", 0.0),
     "--aug-tilt": ("aug_tilt", 0.0),
     "--aug-channel": ("aug_channel", 0.0),
-    "--pool-voices": ("pool_voices", "none"),
-    "--wide-files": ("wide_files", 1000),
-    "--whole-file-epochs": ("whole_file_epochs", 0),
-    "--whole-file-lr": ("whole_file_lr", 0.0005),
     "--no-head-refit": ("head_refit", True),
     "--val-fraction": ("val_fraction", 0.1),
     "--target-range": ("target_range", (-0.5, 1.5)),
@@ -129,12 +125,10 @@ def test_recipe_keys_are_the_fields_marked_as_recipe_settings():
         "variants",
         "val_fraction",
         "precision",
-        "whole_file_epochs",
-        "whole_file_lr",
         "head_refit",
         "aug_pitch",
         "aug_formant",
         "aug_speed",
         "aug_tilt",
-        "aug_channel",  # issue 34
+        "aug_channel",
     }

@@ -161,7 +161,7 @@ def test_the_comparison_scores_both_models_against_the_teacher(tmp_path, use_dem
     import torch
 
     from benchmark.distill.compare import SPLITS, ccc_table, compare, predict, split_signals
-    from benchmark.distill.pipeline import load_teacher
+    from benchmark.distill.teacher import load_teacher
     from benchmark.students.export import export_onnx, quantize_int8
     from benchmark.students.wav2small import Wav2Small, Wav2SmallConfig
 

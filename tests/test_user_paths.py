@@ -467,7 +467,7 @@ def test_python_m_benchmark_distill_restarts_into_the_portable_numerics(tmp_path
     env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(PROJECT_ROOT), env.get("PYTHONPATH"))))
     argv = ["--student", "wav2small-17k", "--teacher", "random-gaussian", "--data", pool, "--out", out]
     argv += ["--models", models, "--epochs", "1", "--batch-size", "4", "--crop-seconds", "0.5", "--variants", "1"]
-    argv += ["--gold", "none", "--no-register", "--no-progress", "--whole-file-epochs", "0"]
+    argv += ["--gold", "none", "--no-register", "--no-progress"]
     done = subprocess.run(
         [sys.executable, "-m", "benchmark", "distill", *map(str, argv)],
         cwd=tmp_path,

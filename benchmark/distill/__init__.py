@@ -14,9 +14,9 @@ Stages, one module each, run in this order by :func:`~benchmark.distill.pipeline
   (step, validate, checkpoint), with :mod:`~benchmark.distill.validation`,
   :mod:`~benchmark.distill.candidate`, :mod:`~benchmark.distill.checkpoint`
   and :mod:`~benchmark.distill.history`
-* :mod:`benchmark.distill.finish`: whole-file tuning (:mod:`~benchmark.distill.tune`),
-  output-layer refit (:mod:`~benchmark.distill.refit`), export and the int8 guard
 * :mod:`benchmark.distill.export`: ONNX export and scoring through the benchmark's loader
+* :mod:`benchmark.distill.finish`: output-layer refit
+  (:mod:`~benchmark.distill.refit`), export and the int8 guard
 * :mod:`benchmark.distill.records`: provenance records; :mod:`benchmark.distill.registry_update`
   records the result in ``models.yaml``
 * :mod:`benchmark.distill.targets`: a distilled student against its teacher
@@ -25,23 +25,11 @@ Stages, one module each, run in this order by :func:`~benchmark.distill.pipeline
   goes to a candidate folder and is judged against it by behaviour; the
   command line says which one it keeps
 
+A module imports only modules listed before it (the configuration reads
+the crop recipe's defaults from :mod:`~benchmark.distill.crops`, a module
+without imports from the stage but :mod:`~benchmark.distill.audio`), so
+the stage has no import cycle. It has no package-level names: import from the module that defines a name, e.g.
+``from benchmark.distill.pipeline import distill``.
+
 See ``docs/distillation.md``.
 """
-
-from __future__ import annotations
-
-import typing
-
-__all__ = ["DistillConfig", "DistillOutcome", "distill"]
-
-if typing.TYPE_CHECKING:  # pragma: no cover
-    from benchmark.distill.pipeline import DistillConfig, DistillOutcome, distill
-
-
-def __getattr__(name: str):
-    # torch is imported only when the stage is actually used
-    if name in __all__:
-        from benchmark.distill import pipeline
-
-        return getattr(pipeline, name)
-    raise AttributeError(f"module 'benchmark.distill' has no attribute '{name}'")

@@ -36,67 +36,19 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from benchmark import DIMENSIONS, numerics
-from benchmark.atomic import atomic_path
+from benchmark import DIMENSIONS, atomic_path, cache_dir, numerics, sha256_file, sha256_text
 from benchmark.distill.audio import (
-    AUDIO_EXTENSIONS,
-    LIST_EXTENSIONS,
     SAMPLING_RATE,
     AudioFiles,
     DataError,
     Pool,
-    as_stored,
     read_audio,
-    resolve_files,
-    scan_pool,
 )
-from benchmark.distill.crops import Augmentation, Recipe, augment, make_crop
-from benchmark.hashing import sha256_file, sha256_text
-from benchmark.paths import cache_dir
-
-__all__ = [  # the data and crop helpers' names, where callers found them before they had modules of their own
-    "AUDIO_EXTENSIONS",
-    "FORMAT_VERSION",
-    "LIST_EXTENSIONS",
-    "SAMPLING_RATE",
-    "TARGET_RANGE",
-    "AudioFiles",
-    "Augmentation",
-    "DataError",
-    "Pool",
-    "Recipe",
-    "Shards",
-    "TeacherError",
-    "annotate_files",
-    "annotate_pool",
-    "as_stored",
-    "augment",
-    "in_range",
-    "make_crop",
-    "read_audio",
-    "resolve_files",
-    "run_teacher",
-    "scan_pool",
-    "shard_key",
-    "teacher_dimensions",
-    "teacher_folder",
-]
-
+from benchmark.distill.config import TARGET_RANGE
+from benchmark.distill.crops import Recipe, make_crop
 
 FORMAT_VERSION = 3
 r"""Version of the crop/augmentation recipe; bump it to invalidate cached shards."""
-
-
-TARGET_RANGE = (-0.5, 1.5)
-r"""Plausible teacher outputs on the 0..1 scale, with a margin of half the scale.
-
-A regression teacher can fail without returning NaN: one near-zero
-denominator in a feature (e.g. a coefficient of variation) sends its
-output to -150. Such targets would dominate the CCC of any batch they
-are in, so crops whose target leaves this range are not trained on
-(and held-out files with such targets are not scored); they are
-counted in the provenance record.
-"""
 
 
 def in_range(targets: np.ndarray, target_range: tuple[float, float] = TARGET_RANGE) -> np.ndarray:

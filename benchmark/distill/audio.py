@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import typing
 
 import audiofile
 import audresample
 import numpy as np
 
-from benchmark.data.audio_files import AUDIO_EXTENSIONS, LIST_EXTENSIONS, DataError, resolve_files  # noqa: F401
-from benchmark.hashing import sha256_file, sha256_text
+from benchmark import DataError, sha256_file, sha256_text
 
 SAMPLING_RATE = 16000
 
@@ -154,3 +154,12 @@ def as_stored(signal: np.ndarray) -> np.ndarray:
 
     """
     return np.clip(signal, -65504.0, 65504.0).astype(np.float16).astype(np.float32)
+
+
+def relative_skips(skips: typing.Sequence[tuple[str, str]], files: typing.Sequence[str]) -> list[dict]:
+    r"""Skipped files relative to the pool's common folder (no machine-specific prefix)."""
+    try:
+        base = os.path.commonpath([os.path.dirname(f) for f in files]) if files else ""
+    except ValueError:
+        base = ""
+    return [{"file": os.path.relpath(f, base) if base else f, "reason": r} for f, r in skips]

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmark.atomic import atomic_path
+from benchmark import atomic_path
 
 CHECKPOINT_FORMAT = 2
 r"""Version of the checkpoint layout (2: numpy's generator state as plain values, readable with ``weights_only``)."""

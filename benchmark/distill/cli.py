@@ -136,11 +136,12 @@ def main(argv: typing.Sequence[str] | None = None) -> int:
     r"""Run the distillation; returns the exit status (0 ok, 1 failed, 2 usage/configuration error)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     build_parser().parse_args(argv)  # usage errors exit here, before anything is imported
-    from benchmark.distill.annotate import DataError, TeacherError
-    from benchmark.distill.pipeline import DistillError, distill
+    from benchmark import DataError, RegistryError
+    from benchmark.distill.annotate import TeacherError
+    from benchmark.distill.checkpoint import CheckpointMismatch
+    from benchmark.distill.pipeline import distill
     from benchmark.distill.registry_update import RegistryUpdateError
-    from benchmark.distill.train import CheckpointMismatch, Interrupted, NoTrainingData
-    from benchmark.registry import RegistryError
+    from benchmark.distill.train import Interrupted, NoTrainingData
 
     try:
         config, committed = compare.plan(config_from_argv(argv))
@@ -179,15 +180,6 @@ def _report(outcome) -> None:
     for label in ("fp32", "int8"):
         scores = ", ".join(f"{k} {v:.3f}" for k, v in onnx[label].items() if v is not None)
         print(f"CCC {label}: {scores}")
-    tuning = p.get("whole_file_tuning") or {}
-    if "files" in tuning:  # it ran (and was kept or undone)
-        kept = "" if tuning.get("applied") else f"; undone: {tuning.get('reason')}"
-        print(
-            f"whole-file tuning: {tuning['epochs']} epoch(s) on {tuning['files']} training files "
-            f"({p.get('whole_file_tuning_seconds', 0):.0f} s{_heldout_shift(tuning)}){kept}"
-        )
-    elif tuning:
-        print(f"no whole-file tuning: {tuning.get('reason')}")
     refit = p.get("head_refit") or {}
     if refit.get("applied"):
         print(f"output layer refitted (ridge, alpha {refit['alpha']:g}, {refit['fitted_on']}{_heldout_shift(refit)})")

@@ -25,12 +25,11 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from benchmark import DIMENSIONS
+from benchmark import DIMENSIONS, cache_dir
 from benchmark.distill.config import DistillConfig, default_out, int8_folder
-from benchmark.paths import cache_dir
 
 if typing.TYPE_CHECKING:  # pragma: no cover
-    from benchmark.models.base import Predictor
+    from benchmark import Predictor
 
 TOLERANCE = 0.04
 r"""Largest difference in CCC against the teacher, per dimension and split, of two models that behave the same.
@@ -54,7 +53,7 @@ def committed_model(config: DistillConfig) -> Path | None:
     an entry without ``source.path`` or with weights of another hash is no
     committed model to protect.
     """
-    from benchmark.hashing import artifact_sha256
+    from benchmark import artifact_sha256
 
     path = config.models_path
     if not path.exists():
@@ -131,7 +130,7 @@ def ccc_table(teacher_outputs: np.ndarray, predictions: np.ndarray) -> dict[str,
         {'arousal': 1.0, 'dominance': 1.0, 'valence': 1.0, 'mean': 1.0}
 
     """
-    from benchmark.distill.train import ccc
+    from benchmark import ccc_finite as ccc
 
     table = {d: round(float(ccc(teacher_outputs[:, i], predictions[:, i])), 6) for i, d in enumerate(DIMENSIONS)}
     table["mean"] = round(float(np.mean(list(table.values()))), 6)
@@ -140,7 +139,7 @@ def ccc_table(teacher_outputs: np.ndarray, predictions: np.ndarray) -> dict[str,
 
 def split_signals(teacher: Predictor, split: str, max_files: int = 0) -> tuple[np.ndarray, list[np.ndarray]]:
     r"""The teacher's outputs on a demo msppodcast split (cached) and its signals; at most ``max_files`` (0: all)."""
-    from benchmark.data.datasets import load_split
+    from benchmark import load_split
     from benchmark.distill import annotate
 
     files = [str(f) for f in load_split("msppodcast", split, data="demo").files]
@@ -229,9 +228,8 @@ def judge(config: DistillConfig, new: Path, committed: Path) -> str:
     """
     import json
 
+    from benchmark import artifact_sha256, atomic_write_text
     from benchmark.distill.teacher import load_teacher
-    from benchmark.hashing import artifact_sha256
-    from benchmark.results import atomic_write_text
 
     teacher, _ = load_teacher(config.teacher, config.models_path)
     comparison = compare(new, committed, teacher, config.compare_files)

@@ -13,11 +13,8 @@ from pathlib import Path
 
 import yaml
 
-from benchmark.distill.annotate import TARGET_RANGE
+from benchmark import PROJECT_ROOT, cache_dir, results_root, sha256_text
 from benchmark.distill.crops import Augmentation, Recipe
-from benchmark.distill.tune import TuneSettings
-from benchmark.hashing import sha256_text
-from benchmark.paths import PROJECT_ROOT, cache_dir, results_root
 
 
 class DistillError(ValueError):
@@ -26,6 +23,16 @@ class DistillError(ValueError):
 
 PRECISIONS = ("fp32", "bf16")
 r"""Arithmetic of the distillation training step (``--precision``)."""
+
+
+TARGET_RANGE = (-0.5, 1.5)
+r"""Plausible teacher outputs on the 0..1 scale, with a margin of half the scale.
+
+A regression teacher can fail without returning NaN: one near-zero denominator in a feature
+(e.g. a coefficient of variation) sends its output to -150. Such targets would dominate the CCC
+of any batch: crops with them are not trained on, held-out files with them not scored (counted
+in the provenance record).
+"""
 
 
 def option(
@@ -83,14 +90,6 @@ class Task:
         "or 'auto' ('demo' with --data demo, else none); pool files in it are dropped",
         metavar="SPEC",
     )
-    pool_voices: str = option(
-        "none",
-        "'wide': add a synthetic pool whose voices are drawn far beyond the demo's (f0 overlapping across "
-        "sexes, vocal-tract length, breathiness, tilt, jitter/shimmer, channel; benchmark/distill/widepool.py); "
-        "the teacher labels it like the rest",
-        choices=("none", "wide"),
-    )
-    wide_files: int = option(1000, "utterances of the --pool-voices wide pool (generated once, cached)", metavar="N")
     max_files: int = option(0, "use at most N files of the pool (0: all)", metavar="N")
     out: str | None = option(
         None, "model folder (default: weights/<student>); the int8 model goes to DIR-int8", metavar="DIR"
@@ -241,21 +240,10 @@ class Crops:
 
 @dataclasses.dataclass(frozen=True)
 class Finishing:
-    r"""What happens after training: whole-file tuning (:mod:`~benchmark.distill.tune`), head refit."""
+    r"""What happens after training: the output-layer refit (:mod:`~benchmark.distill.refit`)."""
 
     GROUP: typing.ClassVar[str] = "training"
 
-    # off: on the demo pool it costs more wall time than it gains (docs/distillation.md)
-    whole_file_epochs: int = option(
-        0,
-        "after training, train N epochs more on the whole, clean training files with BatchNorm statistics "
-        "frozen, kept unless the held-out CCC drops (0: off; 1 is the tested setting)",
-        metavar="N",
-        recipe=True,
-    )
-    whole_file_lr: float = option(
-        TuneSettings.lr, "learning rate of the whole-file tuning at its first step (decays to zero)", recipe=True
-    )
     head_refit: bool = option(
         True,
         "keep the trained output layer instead of refitting it in closed form (ridge) "
@@ -336,24 +324,11 @@ class DistillConfig(Runtime, Validation, Finishing, Crops, Hyper, Task):
         epochs, batch_size, lr, weight_decay, warmup, schedule, final_lr, mse_weight, loss_weights,
         grad_clip, bn_calibration, bn_freeze_epochs, ema, seed, precision:
             see :class:`Hyper`
-        crop_seconds: longest training crop; shorter files are used whole
-        bucket_seconds: crop lengths are multiples of it (crops of one length form a batch)
-        variants: augmented crops per file (each epoch uses one of them, cycling)
-        augment: apply noise/babble/gain/filter augmentation to variants 1..
-        aug_pitch, aug_formant, aug_speed, aug_tilt, aug_channel: probability of each voice
-            transform on variants 1.. (:class:`~benchmark.distill.crops.Augmentation`;
-            0, the default: off); independent of ``augment``
-        pool_voices: ``'none'``, or ``'wide'``: add :func:`benchmark.distill.widepool.wide_pool`
-            (``wide_files`` utterances, seeded by ``seed``) to the pool
-        wide_files: utterances of the wide pool
+        crop_seconds, bucket_seconds, variants, augment, aug_pitch, aug_formant, aug_speed, aug_tilt,
+        aug_channel: how training crops are cut and augmented, see :class:`Crops`
         max_files: use at most this many pool files (content-hash order; 0: all)
         val_fraction: pool files held out to validate against the teacher
-        whole_file_epochs: after training, train the best epoch's network this
-            many epochs more on the whole, clean training files, BatchNorm
-            statistics frozen (:mod:`benchmark.distill.tune`), unless that
-            lowers the held-out mean CCC vs the teacher (0, the default: off)
-        whole_file_lr: learning rate of that tuning at its first step (decays to zero)
-        head_refit: after training (and tuning), replace the student's output layer by its
+        head_refit: after training, replace the student's output layer by its
             closed-form ridge fit on the whole, clean training files and the refit files
             (:mod:`benchmark.distill.refit`), unless that lowers the held-out
             mean CCC vs the teacher
@@ -394,7 +369,6 @@ class DistillConfig(Runtime, Validation, Finishing, Crops, Hyper, Task):
             "epochs": self.epochs,
             "batch_size": self.batch_size,
             "variants": self.variants,
-            "wide_files": self.wide_files,
         }
         sizes = {"lr": self.lr, "crop_seconds": self.crop_seconds, "bucket_seconds": self.bucket_seconds}
         wrong = [f"{k}={v} (must be at least 1)" for k, v in counts.items() if v < 1]
@@ -494,8 +468,12 @@ def records_folder(student: str, out: Path, register: bool) -> Path:
     return out.with_name(out.name + "-records")
 
 
-def _raw_entries(models_path: Path) -> list[dict]:
-    r"""The entries of a ``models.yaml`` as plain mappings, unvalidated."""
+def read_model_entries(models_path: Path) -> list[dict]:
+    r"""The entries of a ``models.yaml`` as plain mappings, unvalidated.
+
+    The distillation reads single entries before the student's weights
+    exist, where the strict registry would refuse the whole file.
+    """
     raw = yaml.safe_load(models_path.read_text()) or {}
     return [e for e in raw.get("models") or [] if isinstance(e, dict)]
 
@@ -508,7 +486,7 @@ def student_recipe(student: str, models_path: str | Path) -> dict:
     path = Path(models_path)
     if not path.exists():
         return {}
-    for entry in _raw_entries(path):
+    for entry in read_model_entries(path):
         if entry.get("name") == student:
             recipe = (entry.get("distilled") or {}).get("recipe") or {}
             if not isinstance(recipe, dict):

@@ -26,7 +26,7 @@ class Augmentation:
     (eGeMAPS) changes its output. Gain augmentation would only add
     targets the student cannot learn.
 
-    The *voice* transforms (issue 34; :mod:`benchmark.analyses.perturbations.voice`)
+    The *voice* transforms (:mod:`benchmark.analyses.perturbations.voice`)
     change the speaker rather than the scene: pitch (formants kept),
     formants / vocal-tract length (pitch kept), speed (tape-like), a
     spectral tilt and a recording channel (band-pass and soft clipping).
@@ -192,9 +192,8 @@ def augment_voice(
         ((8000,), ['pitch +3.3st'])
 
     """
-    from benchmark.analyses.perturbations import voice
+    from benchmark import voice
 
-    # every draw up front, whatever applies: one transform's parameters do not depend on another's
     u = rng.random(len(VOICE_TRANSFORMS))
     semitones = rng.uniform(*aug.pitch_semitones)
     ratio = rng.uniform(*aug.formant_ratio)

@@ -9,17 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark import DIMENSIONS, registry
-from benchmark.distill.config import DistillConfig, DistillError, _raw_entries
-from benchmark.distill.validation import ValidationSet, ccc, per_file
-from benchmark.hashing import sha256_file
-from benchmark.students.export import export_onnx, quantize_int8
+from benchmark import DIMENSIONS, ccc_finite, registry, sha256_file
+from benchmark.distill.config import DistillConfig, DistillError, read_model_entries
+from benchmark.distill.validation import ValidationSet, json_number, per_file
 
 OUTPUT_FILES = ("model.onnx", "model.yaml", "provenance.json")
-
-
-def _default_exporter() -> tuple[typing.Callable, typing.Callable]:
-    return export_onnx, quantize_int8
 
 
 def load_export(folder: Path, name: str):
@@ -43,7 +37,7 @@ def load_export(folder: Path, name: str):
     return registry.load_model(entry, registry={})
 
 
-def _score_onnx(
+def score_export(
     folder: Path, validation: typing.Sequence[ValidationSet], label: str, scored: dict | None = None
 ) -> dict[str, float]:
     r"""CCC of an exported model folder on the validation sets, through the benchmark's own loader.
@@ -54,7 +48,7 @@ def _score_onnx(
     the same export once.
     """
     scored = {} if scored is None else scored
-    onnx_sha = _file_sha(folder / "model.onnx")
+    onnx_sha = sha256_file(folder / "model.onnx")
     model = None
     metrics = {}
     for vs in validation:
@@ -66,28 +60,17 @@ def _score_onnx(
             pred = np.stack(per_file(lambda s, m=model: m(s, 16000), vs.signals))
             figures, values = {}, []
             for d in vs.reference.columns:
-                figures[f"{vs.name}_{d}"] = _num(ccc(vs.reference[d].to_numpy(), pred[:, DIMENSIONS.index(d)]))
+                figures[f"{vs.name}_{d}"] = json_number(
+                    ccc_finite(vs.reference[d].to_numpy(), pred[:, DIMENSIONS.index(d)])
+                )
                 values.append(figures[f"{vs.name}_{d}"])
-            figures[f"{vs.name}_mean"] = _num(float(np.mean(values)))
+            figures[f"{vs.name}_mean"] = json_number(float(np.mean(values)))
             scored[key] = figures
         metrics.update(scored[key])
     return metrics
 
 
-def _num(value) -> float | None:
-    r"""JSON-friendly float: rounded, ``None`` for NaN."""
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return value
-    return None if not np.isfinite(value) else round(value, 6)
-
-
-def _file_sha(path: Path) -> str:
-    return sha256_file(path)
-
-
-def _check_out(folder: Path) -> None:
+def check_out_folder(folder: Path) -> None:
     if folder.exists() and (not folder.is_dir() or any(p.name not in OUTPUT_FILES for p in folder.iterdir())):
         raise DistillError(
             f"Output folder {folder} exists and holds other files than {', '.join(OUTPUT_FILES)}; "
@@ -95,7 +78,7 @@ def _check_out(folder: Path) -> None:
         )
 
 
-def _check_unregistered_out(config: DistillConfig) -> None:
+def check_unregistered_out(config: DistillConfig) -> None:
     r"""Refuse a ``--no-register`` run into a folder that ``models.yaml`` registers.
 
     It would replace the registered weights without updating the entry's
@@ -104,7 +87,7 @@ def _check_unregistered_out(config: DistillConfig) -> None:
     out = config.out_path
     if not out.exists() or not config.models_path.exists():
         return
-    for entry in _raw_entries(config.models_path):
+    for entry in read_model_entries(config.models_path):
         path = (entry.get("source") or {}).get("path") if isinstance(entry.get("source"), dict) else None
         if path and (config.models_path.parent / path).resolve() in (out, config.int8_path):
             raise DistillError(
@@ -114,7 +97,7 @@ def _check_unregistered_out(config: DistillConfig) -> None:
             )
 
 
-def _replace_folder(folder: Path, write: typing.Callable[[Path], typing.Any]) -> None:
+def replace_folder(folder: Path, write: typing.Callable[[Path], typing.Any]) -> None:
     r"""Write a folder next to ``folder`` and swap it in: a crash never leaves half a model."""
     tmp = folder.with_name(f".{folder.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)

@@ -1,70 +1,25 @@
-"""After training: whole-file tuning, the output-layer refit and its int8 guard.
+"""After training: the output-layer refit and its int8 guard.
 
-Each step is kept only if it does not lower the held-out mean CCC vs
+The refit is kept only if it does not lower the held-out mean CCC vs
 the teacher; what happened is reported for the provenance record.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import time
 import typing
 
 import pandas as pd
 
-from benchmark.distill import refit, tune
+import benchmark
+from benchmark.distill import refit
 from benchmark.distill.config import DistillConfig
-from benchmark.distill.export import _default_exporter, _num, _replace_folder, _score_onnx
-from benchmark.distill.teacher import Data, _refit_files, _training_files
-from benchmark.distill.validation import ValidationSet, evaluate, selection_key
+from benchmark.distill.export import replace_folder, score_export
+from benchmark.distill.teacher import Data, whole_refit_files, whole_training_files
+from benchmark.distill.validation import ValidationSet, evaluate, json_number, selection_key
 
 
-def _tune_on_whole_files(
-    config: DistillConfig,
-    student,
-    train_files: ValidationSet | None,
-    dims: list[int],
-    validation: typing.Sequence[ValidationSet],
-    result,
-    device: str,
-) -> tuple[dict, dict]:
-    r"""Tune the best epoch's network on the whole training files; keep it unless held-out CCC drops.
-
-    :func:`benchmark.distill.tune.tune` on ``train_files``
-    (:func:`_training_files`). The best epoch's held-out figures (computed
-    for exactly those weights) are the comparison; tuning that lowers the
-    mean CCC vs the teacher on the held-out files is undone.
-
-    Returns:
-        the report for the provenance record, and the held-out figures of
-        the network it leaves (the comparison for :func:`_refit_head`)
-    """
-    best = result.history.loc[result.history["epoch"] == result.best_epoch].iloc[0].to_dict()
-    if not config.whole_file_epochs:
-        return {"applied": False, "reason": "switched off (--whole-file-epochs 0)"}, best
-    if train_files is None or len(train_files) < 2:
-        return {"applied": False, "reason": "fewer than 2 training files with an in-range teacher output"}, best
-    original = {k: v.clone() for k, v in student.state_dict().items()}
-    settings = tune.TuneSettings(
-        epochs=config.whole_file_epochs,
-        lr=config.whole_file_lr,
-        batch_size=config.batch_size,
-        weight_decay=config.weight_decay,
-        mse_weight=config.mse_weight,
-    )
-    report = tune.tune(
-        student, train_files, dims, settings, seed=config.seed, loss_weights=config.loss_weights, device=device
-    )
-    if selection_key(validation) == "none":
-        return {"applied": True, **report, "checked": "no held-out files"}, {}
-    figures, dropped, after = _against(student, validation, best, device)
-    if dropped:
-        student.load_state_dict(original)
-        return {"applied": False, "reason": f"{dropped} on the held-out files", **report, "validation": figures}, best
-    return {"applied": True, **report, "validation": figures}, after
-
-
-def _refit_head(
+def refit_head(
     config: DistillConfig,
     student,
     train_files: ValidationSet | None,
@@ -77,11 +32,10 @@ def _refit_head(
     r"""Refit the student's output layer in closed form; keep it unless held-out CCC drops.
 
     ``train_files`` holds the whole training files with the teacher's outputs
-    (:func:`_training_files`), ``refit_files`` the extra files of
-    ``config.refit_data`` (:func:`_refit_files`); the head is fitted on
+    (:func:`~benchmark.distill.teacher.whole_training_files`), ``refit_files`` the extra files of
+    ``config.refit_data`` (:func:`~benchmark.distill.teacher.whole_refit_files`); the head is fitted on
     both. ``baseline`` holds the held-out figures of
-    the student as it is (the best epoch's, or the tuned network's:
-    :func:`_tune_on_whole_files`); a refit that lowers the mean CCC vs the
+    the student as it is (the best epoch's); a refit that lowers the mean CCC vs the
     teacher on the held-out files below them is undone.
 
     Returns:
@@ -129,12 +83,12 @@ def _against(
     """
     key = selection_key(validation)
     after = evaluate(student, validation, device)
-    figures = {k: {"before": _num(before.get(k)), "after": _num(after[k])} for k in after}
+    figures = {k: {"before": json_number(before.get(k)), "after": json_number(after[k])} for k in after}
     return figures, f"lowered {key}" if after[key] < before[key] else "", after
 
 
 INT8_LOSS_LIMIT = 0.01
-r"""Held-out CCC the int8 twin of a refitted head may lose on any dimension (the issue's int8 target)."""
+r"""Held-out CCC the int8 twin of a refitted head may lose on any dimension (the int8 target of :data:`benchmark.distill.targets.TARGETS`)."""
 
 
 def _int8_guard(
@@ -158,15 +112,15 @@ def _int8_guard(
     does not change). If the head that holds the limit scores below
     ``baseline`` (the held-out figures of ``before_refit``, the student's
     weights before the refit) on the held-out files, ``before_refit`` is
-    exported instead, as :func:`_refit_head` promises.
+    exported instead, as :func:`refit_head` promises.
     """
     heldout = [v for v in validation if v.name == "teacher" and len(v)]
     alpha, losses = report["alpha"], {}
     while True:
-        fp32 = _score_onnx(config.out_path, heldout, "fp32", scored)
-        int8 = _score_onnx(config.int8_path, heldout, "int8", scored)
+        fp32 = score_export(config.out_path, heldout, "fp32", scored)
+        int8 = score_export(config.int8_path, heldout, "int8", scored)
         loss = max(fp32[k] - int8[k] for k in fp32 if k != "teacher_mean" and None not in (fp32[k], int8[k]))
-        losses[str(alpha)] = _num(loss)
+        losses[str(alpha)] = json_number(loss)
         larger = [a for a in refit.ALPHAS if a > alpha]
         if loss <= INT8_LOSS_LIMIT or not larger:
             break
@@ -190,18 +144,14 @@ class Finished:
     r"""What :func:`finish` did, for the provenance record.
 
     Attributes:
-        tuning: report of the whole-file tuning (:func:`_tune_on_whole_files`)
-        tuning_seconds: its wall time
-        head_refit: report of the output-layer refit (:func:`_refit_head`, :func:`_int8_guard`)
+        head_refit: report of the output-layer refit (:func:`refit_head`, :func:`_int8_guard`)
         train_offscale: whole training files left out as off-scale
         refit_info: the provenance record's account of the refit files
-        scored: ONNX figures by model file (:func:`~benchmark.distill.export._score_onnx`)
+        scored: ONNX figures by model file (:func:`~benchmark.distill.export.score_export`)
         teacher_calls: teacher calls made on whole files (0 on cache hits)
 
     """
 
-    tuning: dict
-    tuning_seconds: float
     head_refit: dict
     train_offscale: list[str]
     refit_info: dict
@@ -218,7 +168,7 @@ def finish(
     device: str,
     exporter: tuple[typing.Callable, typing.Callable] | None = None,
 ) -> Finished:
-    r"""From the best epoch to the exported fp32 and int8 folders: tuning, refit, export, int8 guard.
+    r"""From the best epoch to the exported fp32 and int8 folders: refit, export, int8 guard.
 
     Args:
         config: the run's settings
@@ -226,24 +176,22 @@ def finish(
         teacher: the teacher, for the whole files' targets
         data: the run's data (:func:`~benchmark.distill.teacher.prepare_data`)
         result: :class:`~benchmark.distill.train.TrainResult`
-        device: torch device of the tuning and the refit
+        device: torch device of the refit
         exporter: the pair ``(export_onnx, quantize_int8)`` (default: :mod:`benchmark.students.export`)
 
     """
     out, out_int8, dims, validation = config.out_path, config.int8_path, data.dims, data.validation
     student.load_state_dict(result.best_state)
     train_files, train_offscale, refit_files, refit_info, calls = _whole_files(config, student, teacher, data)
-    tuning_started = time.perf_counter()
-    tuning, baseline = _tune_on_whole_files(config, student, train_files, dims, validation, result, device)
-    tuning_seconds = time.perf_counter() - tuning_started
+    baseline = result.history.loc[result.history["epoch"] == result.best_epoch].iloc[0].to_dict()
     before_refit = {k: v.clone() for k, v in student.state_dict().items()}
-    head_refit, head_data = _refit_head(config, student, train_files, refit_files, dims, validation, baseline, device)
+    head_refit, head_data = refit_head(config, student, train_files, refit_files, dims, validation, baseline, device)
     student.to("cpu").eval()
-    export_onnx, quantize_int8 = exporter or _default_exporter()
+    export_onnx, quantize_int8 = exporter or (benchmark.export_onnx, benchmark.quantize_int8)
 
     def export() -> None:
-        _replace_folder(out, lambda tmp: export_onnx(student, tmp))
-        _replace_folder(out_int8, lambda tmp: quantize_int8(out, tmp))
+        replace_folder(out, lambda tmp: export_onnx(student, tmp))
+        replace_folder(out_int8, lambda tmp: quantize_int8(out, tmp))
 
     export()
     scored: dict = {}  # ONNX figures by model file: each export is scored once
@@ -251,11 +199,11 @@ def finish(
         head_refit = _int8_guard(
             config, student, head_data, validation, baseline, before_refit, head_refit, export, scored
         )
-    return Finished(tuning, tuning_seconds, head_refit, train_offscale, refit_info, scored, calls)
+    return Finished(head_refit, train_offscale, refit_info, scored, calls)
 
 
 def _whole_files(config: DistillConfig, student, teacher, data: Data):
-    r"""The whole training and refit files with the teacher's outputs, where tuning or a refit needs them.
+    r"""The whole training and refit files with the teacher's outputs, where the refit needs them.
 
     Returns:
         the training files (``None`` if not needed), those left out as
@@ -264,12 +212,11 @@ def _whole_files(config: DistillConfig, student, teacher, data: Data):
     """
     train_files, train_offscale, refit_files, refit_info, calls = None, [], None, {"source": "none"}, 0
     refitting = config.head_refit and refit.has_linear_head(student)
-    if config.whole_file_epochs or refitting:
-        train_files, train_offscale, calls = _training_files(
+    if refitting:
+        train_files, train_offscale, calls = whole_training_files(
             teacher, data.train_pool, data.dims, config, data.target_range
         )
-    if refitting:
-        refit_files, refit_info, more = _refit_files(
+        refit_files, refit_info, more = whole_refit_files(
             teacher, data.refit_pool, data.refit_source, data.dims, config, data.target_range
         )
         calls += more

@@ -6,9 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmark import DIMENSIONS
-from benchmark.atomic import atomic_path
-from benchmark.results import atomic_write_text
+from benchmark import DIMENSIONS, atomic_path, atomic_write_text
 
 
 def epoch_summary(row: dict, epochs: int, best_epoch: int | None = None) -> str:

@@ -17,78 +17,17 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+import benchmark
+from benchmark import sha256_text
 from benchmark.distill import runtime
-from benchmark.distill.config import (
-    PRECISIONS,
-    DistillConfig,
-    DistillError,
-    checkpoint_path,
-    default_out,
-    int8_folder,
-    records_folder,
-    student_recipe,
-)
-from benchmark.distill.export import (
-    OUTPUT_FILES,
-    _check_out,
-    _check_unregistered_out,
-    _num,
-    _score_onnx,
-    load_export,
-)
-from benchmark.distill.finish import INT8_LOSS_LIMIT, _refit_head, _tune_on_whole_files, finish
+from benchmark.distill.config import DistillConfig, DistillError, checkpoint_path
+from benchmark.distill.export import check_out_folder, check_unregistered_out
+from benchmark.distill.finish import finish
 from benchmark.distill.history import write_history
 from benchmark.distill.provenance_runs import read_records
-from benchmark.distill.records import provenance_record, registry_entries, write_records
-from benchmark.distill.runtime import check_precision, keep_freed_memory, native_bf16
-from benchmark.distill.teacher import (
-    DEFAULT_GOLD,
-    FORBIDDEN_SPLITS,
-    REFIT_MAX_FILES,
-    Data,
-    _check_gold,
-    _share_threads,
-    fitted_on,
-    load_teacher,
-    prepare_data,
-    teacher_for,
-)
+from benchmark.distill.records import write_records
+from benchmark.distill.teacher import Data, prepare_data, share_threads, teacher_for
 from benchmark.distill.train import train
-from benchmark.hashing import sha256_text
-from benchmark.students import build
-
-__all__ = [  # the stages' names, where callers found them before the stages had modules of their own
-    "DEFAULT_GOLD",
-    "FORBIDDEN_SPLITS",
-    "INT8_LOSS_LIMIT",
-    "OUTPUT_FILES",
-    "PRECISIONS",
-    "REFIT_MAX_FILES",
-    "DistillConfig",
-    "DistillError",
-    "DistillOutcome",
-    "check_precision",
-    "checkpoint_path",
-    "default_out",
-    "distill",
-    "fingerprint",
-    "fitted_on",
-    "int8_folder",
-    "keep_freed_memory",
-    "load_export",
-    "load_teacher",
-    "native_bf16",
-    "provenance_record",
-    "records_folder",
-    "registry_entries",
-    "student_recipe",
-    # tested directly
-    "_check_gold",
-    "_num",
-    "_refit_head",
-    "_score_onnx",
-    "_tune_on_whole_files",
-]
 
 
 @dataclasses.dataclass
@@ -121,18 +60,18 @@ def distill(
     Raises:
         DistillError: on a configuration that cannot work
         benchmark.distill.annotate.TeacherError: if the teacher returns NaN
-        benchmark.distill.train.CheckpointMismatch: if the checkpoint is another run's
+        benchmark.distill.checkpoint.CheckpointMismatch: if the checkpoint is another run's
 
     """
     started = time.perf_counter()
     env = runtime.start(config)
     if env.rank == 0:
-        _check_out(config.out_path)
-        _check_out(config.int8_path)
+        check_out_folder(config.out_path)
+        check_out_folder(config.int8_path)
         if not config.register:
-            _check_unregistered_out(config)
+            check_unregistered_out(config)
     teacher, teacher_source = teacher_for(config, teacher)
-    _share_threads(teacher, config.teacher_workers or env.threads)
+    share_threads(teacher, config.teacher_workers or env.threads)
     data = prepare_data(config, teacher, teacher_source, gold_set, env)
     student = _build_student(config, build_student)
     result = train(
@@ -170,7 +109,7 @@ def _build_student(config: DistillConfig, build_student: typing.Callable[[str], 
     r"""The student network, initialised from the seed."""
     torch.manual_seed(config.seed)  # the student's initial weights follow from the seed
     try:
-        return (build_student or build)(config.student)
+        return (build_student or benchmark.build_student)(config.student)
     except ValueError as ex:  # unknown architecture
         raise DistillError(str(ex)) from None
 

@@ -45,8 +45,8 @@ import typing
 import numpy as np
 import torch
 
-from benchmark import DIMENSIONS
-from benchmark.distill.validation import ccc, forward_each
+from benchmark import DIMENSIONS, ccc_finite
+from benchmark.distill.validation import forward_each
 
 ALPHAS = (1e-4, 1e-3, 1e-2, 1e-1)
 r"""Ridge penalties tried, relative to the mean square of the centred features."""
@@ -136,7 +136,7 @@ def fit(features: np.ndarray, targets: np.ndarray, alpha: float) -> tuple[np.nda
 
 def mean_ccc(targets: np.ndarray, prediction: np.ndarray) -> float:
     r"""CCC averaged over the columns."""
-    return float(np.mean([ccc(targets[:, j], prediction[:, j]) for j in range(targets.shape[1])]))
+    return float(np.mean([ccc_finite(targets[:, j], prediction[:, j]) for j in range(targets.shape[1])]))
 
 
 def choose(scores: dict[float, float], tolerance: float = TOLERANCE) -> float:
@@ -222,7 +222,7 @@ def head_inputs(module: torch.nn.Module, signals: typing.Sequence[np.ndarray], d
     r"""What ``module.head`` receives for each whole signal (a row each), in eval mode.
 
     Signals run a torch thread each (:func:`benchmark.distill.train.forward_each`);
-    a lazy sequence (:class:`~benchmark.distill.annotate.AudioFiles`) is
+    a lazy sequence (:class:`~benchmark.distill.audio.AudioFiles`) is
     read one file at a time.
     """
     seen = threading.local()  # the hook runs in the thread of its forward pass

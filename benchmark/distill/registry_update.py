@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from benchmark.results import atomic_write_text
+from benchmark import atomic_write_text
 
 
 class RegistryUpdateError(ValueError):
@@ -183,7 +183,7 @@ def update_registry(path: str | os.PathLike, entries: typing.Sequence[dict]) -> 
         RegistryUpdateError: if the file cannot be edited safely
 
     """
-    from benchmark.registry import Registry, RegistryError
+    from benchmark import Registry, RegistryError
 
     path = Path(path)
     old = path.read_text() if path.exists() else "models:\n"

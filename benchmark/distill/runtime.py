@@ -53,7 +53,7 @@ def start(config: DistillConfig) -> Environment:
 
 def stop(env: Environment) -> None:
     r"""Wait for every process, then leave the process group (no-op without torchrun)."""
-    _barrier(env.world_size)
+    barrier(env.world_size)
     _shutdown_distributed(env.world_size)
 
 
@@ -159,7 +159,8 @@ def _init_distributed() -> tuple[int, int, int]:
     return dist.get_rank(), world_size, local_rank
 
 
-def _barrier(world_size: int) -> None:
+def barrier(world_size: int) -> None:
+    r"""Wait for every process under torchrun (no-op without)."""
     if world_size > 1:
         dist.barrier()
 

@@ -23,14 +23,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmark import DIMENSIONS
+from benchmark import DIMENSIONS, ccc_finite
 
 if typing.TYPE_CHECKING:  # pragma: no cover
-    from benchmark.models.base import Predictor
+    from benchmark import Predictor
 
 TARGETS = {"wall_minutes": 15.0, "ccc_arousal": 0.90, "ccc_mean": 0.80, "int8_loss": 0.01, "voice_shift_arousal": 0.85}
-"""Issue 5: default run on a 2-core CPU, arousal and mean CCC against the teacher, int8 loss per dimension;
-issue 34: arousal CCC against the teacher on voice-shifted test-1 audio (all shifts pooled)."""
+"""The distillation targets: the default run's wall time on a 2-core CPU, arousal and mean CCC against the
+teacher, the int8 loss per dimension, and arousal CCC against the teacher on voice-shifted test-1 audio
+(all shifts pooled)."""
 
 SEX_SPLITS = ("test-1", "test-2")
 """The demo msppodcast splits the per-sex agreement is measured on."""
@@ -74,12 +75,10 @@ def score(
         against gold, the split's provenance
 
     """
-    from benchmark.data.datasets import load_split
+    from benchmark import load_split
     from benchmark.distill import annotate
-    from benchmark.distill.pipeline import int8_folder, load_export
-    from benchmark.distill.train import ccc
-    from benchmark.hashing import artifact_sha256
-    from benchmark.metrics import bootstrap_ccc_columns, paired_bootstrap
+    from benchmark.distill.config import int8_folder
+    from benchmark.distill.export import load_export
 
     student = Path(student)
     evalset = load_split(dataset, split, data=data)
@@ -93,44 +92,13 @@ def score(
     predictions = {}
     for label, folder in (("fp32", student), ("int8", int8_folder(student))):
         model = load_export(folder, f"{student.name}-{label}")
-        start = time.perf_counter()
-        pred = np.stack([model(signal, 16000) for signal in signals])
-        seconds = (time.perf_counter() - start) / len(pred)
-        predictions[label] = pred
-        vs_teacher = {d: ccc(teacher_pred[d].to_numpy(), pred[:, i]) for i, d in enumerate(DIMENSIONS)}
-        vs_teacher["mean"] = float(np.mean(list(vs_teacher.values())))
-        intervals = bootstrap_ccc_columns(teacher_pred[list(DIMENSIONS)].to_numpy(), pred, DIMENSIONS, n=resamples)
-        # for reference only: without files where the teacher itself fails (off-scale outputs)
-        sane = annotate.in_range(teacher_pred.to_numpy())
-        vs_sane = {d: ccc(teacher_pred[d].to_numpy()[sane], pred[sane, i]) for i, d in enumerate(DIMENSIONS)}
-        vs_sane["mean"] = float(np.mean(list(vs_sane.values())))
-        vs_gold = {d: ccc(truth[d].to_numpy(), pred[:, i]) for i, d in enumerate(DIMENSIONS) if d in truth}
-        report["models"][label] = {
-            "path": str(folder),
-            "sha256": artifact_sha256(folder, "audonnx"),
-            "ccc_vs_teacher": vs_teacher,
-            "ccc_vs_teacher_ci95": {d: list(v) for d, v in intervals.items()},
-            "ccc_vs_teacher_in_range": vs_sane,
-            "teacher_off_scale_files": int((~sane).sum()),
-            "ccc_vs_gold": vs_gold,
-            "seconds_per_file": seconds,
-        }
-    report["teacher_ccc_vs_gold"] = {
-        d: ccc(truth[d].to_numpy(), teacher_pred[d].to_numpy()) for d in DIMENSIONS if d in truth
-    }
-    fp32, int8 = (report["models"][k]["ccc_vs_teacher"] for k in ("fp32", "int8"))
-    report["int8_loss"] = {d: fp32[d] - int8[d] for d in fp32}
-    index = teacher_pred.index
-    paired = {
-        d: paired_bootstrap(
-            teacher_pred[d],
-            pd.Series(predictions["fp32"][:, i], index),
-            pd.Series(predictions["int8"][:, i], index),
-            n=resamples,
+        report["models"][label], predictions[label] = _model_figures(
+            model, folder, signals, teacher_pred, truth, resamples
         )
-        for i, d in enumerate(DIMENSIONS)
+    report["teacher_ccc_vs_gold"] = {
+        d: ccc_finite(truth[d].to_numpy(), teacher_pred[d].to_numpy()) for d in DIMENSIONS if d in truth
     }
-    report["int8_loss_ci95"] = {d: [v["ci_low"], v["ci_high"]] for d, v in paired.items()}
+    report.update(_int8_loss(report, teacher_pred, predictions, resamples))
     report["bootstrap"] = {"resamples": resamples, "level": 0.95, "seed": 0}
     if voice_shifts or sex_splits:
         fp32_model = load_export(student, f"{student.name}-fp32")
@@ -147,11 +115,62 @@ def score(
     return report
 
 
+def _model_figures(
+    model, folder: Path, signals: list[np.ndarray], teacher_pred: pd.DataFrame, truth: pd.DataFrame, resamples: int
+) -> tuple[dict, np.ndarray]:
+    r"""One exported model's part of the :func:`score` report, and its outputs on ``signals``."""
+    from benchmark import artifact_sha256, bootstrap_ccc_columns
+    from benchmark.distill import annotate
+
+    start = time.perf_counter()
+    pred = np.stack([model(signal, 16000) for signal in signals])
+    seconds = (time.perf_counter() - start) / len(pred)
+    vs_teacher = {d: ccc_finite(teacher_pred[d].to_numpy(), pred[:, i]) for i, d in enumerate(DIMENSIONS)}
+    vs_teacher["mean"] = float(np.mean(list(vs_teacher.values())))
+    intervals = bootstrap_ccc_columns(teacher_pred[list(DIMENSIONS)].to_numpy(), pred, DIMENSIONS, n=resamples)
+    # for reference only: without files where the teacher itself fails (off-scale outputs)
+    sane = annotate.in_range(teacher_pred.to_numpy())
+    vs_sane = {d: ccc_finite(teacher_pred[d].to_numpy()[sane], pred[sane, i]) for i, d in enumerate(DIMENSIONS)}
+    vs_sane["mean"] = float(np.mean(list(vs_sane.values())))
+    vs_gold = {d: ccc_finite(truth[d].to_numpy(), pred[:, i]) for i, d in enumerate(DIMENSIONS) if d in truth}
+    figures = {
+        "path": str(folder),
+        "sha256": artifact_sha256(folder, "audonnx"),
+        "ccc_vs_teacher": vs_teacher,
+        "ccc_vs_teacher_ci95": {d: list(v) for d, v in intervals.items()},
+        "ccc_vs_teacher_in_range": vs_sane,
+        "teacher_off_scale_files": int((~sane).sum()),
+        "ccc_vs_gold": vs_gold,
+        "seconds_per_file": seconds,
+    }
+    return figures, pred
+
+
+def _int8_loss(report: dict, teacher_pred: pd.DataFrame, predictions: dict[str, np.ndarray], resamples: int) -> dict:
+    r"""``CCC(fp32) − CCC(int8)`` against the teacher per dimension, with paired bootstrap intervals."""
+    from benchmark import paired_bootstrap
+
+    fp32, int8 = (report["models"][k]["ccc_vs_teacher"] for k in ("fp32", "int8"))
+    index = teacher_pred.index
+    paired = {
+        d: paired_bootstrap(
+            teacher_pred[d],
+            pd.Series(predictions["fp32"][:, i], index),
+            pd.Series(predictions["int8"][:, i], index),
+            n=resamples,
+        )
+        for i, d in enumerate(DIMENSIONS)
+    }
+    return {
+        "int8_loss": {d: fp32[d] - int8[d] for d in fp32},
+        "int8_loss_ci95": {d: [v["ci_low"], v["ci_high"]] for d, v in paired.items()},
+    }
+
+
 def _ccc_columns(teacher: np.ndarray, student: np.ndarray) -> dict[str, float]:
     r"""CCC per dimension and their mean (columns in :data:`benchmark.DIMENSIONS` order)."""
-    from benchmark.distill.train import ccc
 
-    out = {d: float(ccc(teacher[:, i], student[:, i])) for i, d in enumerate(DIMENSIONS)}
+    out = {d: float(ccc_finite(teacher[:, i], student[:, i])) for i, d in enumerate(DIMENSIONS)}
     out["mean"] = float(np.mean(list(out.values())))
     return out
 
@@ -164,7 +183,7 @@ def voice_shift_agreement(
     *,
     batch_size: int = 64,
 ) -> dict:
-    r"""How well a student tracks its teacher when the voice is shifted (issue 34).
+    r"""How well a student tracks its teacher when the voice is shifted (pitch or formants).
 
     Every signal is shifted by every condition
     (:func:`benchmark.analyses.perturbations.voice.voice_shift`: pitch by semitones with
@@ -189,7 +208,7 @@ def voice_shift_agreement(
         ``files``: files per condition
 
     """
-    from benchmark.analyses.perturbations import voice
+    from benchmark import voice
     from benchmark.distill import annotate
 
     per_condition, teacher_all, student_all = {}, [], []

@@ -17,17 +17,13 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from benchmark import DIMENSIONS
-from benchmark.data.datasets import load_split
+from benchmark import DIMENSIONS, Registry, ccc_finite, load_model, load_split, resolve_files
 from benchmark.distill import annotate
-from benchmark.distill.annotate import Pool, Shards
-from benchmark.distill.config import DistillConfig, DistillError, _raw_entries
-from benchmark.distill.export import _num
-from benchmark.distill.records import _relative_skips
-from benchmark.distill.runtime import Environment, _barrier, check_precision
-from benchmark.distill.validation import ValidationSet
-from benchmark.metrics import ccc_finite
-from benchmark.registry import Registry, load_model
+from benchmark.distill.annotate import Shards
+from benchmark.distill.audio import AudioFiles, Pool, relative_skips, scan_pool
+from benchmark.distill.config import DistillConfig, DistillError, read_model_entries
+from benchmark.distill.runtime import Environment, barrier, check_precision
+from benchmark.distill.validation import ValidationSet, json_number
 
 DEFAULT_GOLD = "msppodcast:test-2"
 
@@ -47,7 +43,7 @@ def load_teacher(name: str, models_path: Path) -> tuple[typing.Any, dict]:
     """
     if not models_path.exists():
         raise DistillError(f"Model registry {models_path} not found: pass --models PATH.")
-    entries = _raw_entries(models_path)
+    entries = read_model_entries(models_path)
     by_name = {e.get("name"): e for e in entries}
     if name not in by_name:
         teachers = [e["name"] for e in entries if e.get("role") == "teacher"]
@@ -60,7 +56,7 @@ def load_teacher(name: str, models_path: Path) -> tuple[typing.Any, dict]:
     return load_model(name, registry), dict(by_name[name].get("source") or {})
 
 
-def _share_threads(teacher, workers: int) -> None:
+def share_threads(teacher, workers: int) -> None:
     r"""Let a thread-parallel teacher use the cores: annotation never overlaps training.
 
     Duck-typed on ``num_workers`` (the eGeMAPS teacher's thread count for
@@ -103,7 +99,8 @@ def fitted_on(teacher, source: dict) -> tuple[str, str] | None:
     return str(data["dataset"]).removeprefix("demo-"), str(data["split"])
 
 
-def _check_gold(spec: str | None, teacher_model, source: dict) -> None:
+def check_gold(spec: str | None, teacher_model, source: dict) -> None:
+    r"""Refuse a gold split that would leak the test set or that the teacher was fitted on."""
     if spec is None:
         return
     dataset, split, _ = spec.split(":")
@@ -120,10 +117,10 @@ def _check_gold(spec: str | None, teacher_model, source: dict) -> None:
 
 
 REFIT_MAX_FILES = 4000
-r"""Whole files the output-layer refit (training and refit files together) and the whole-file tuning read at most.
+r"""Whole files the output-layer refit reads at most (training and refit files together).
 
 A bound on time, not memory: each file costs a teacher call and a student
-pass, and is read where it is used (:class:`~benchmark.distill.annotate.AudioFiles`),
+pass, and is read where it is used (:class:`~benchmark.distill.AudioFiles`),
 so only the head's inputs (a row of floats per file) are held. Training
 files come first; both are sorted by content hash, so the first ones are a
 content-defined pseudo-random subset. The demo's 900 training and 1,000
@@ -131,7 +128,7 @@ refit files are all used.
 """
 
 
-def _training_files(
+def whole_training_files(
     teacher, train_pool: Pool, dims: list[int], config: DistillConfig, target_range: tuple[float, float]
 ) -> tuple[ValidationSet, list[str], int]:
     r"""The whole files the tuning trains on and the refit is fitted on.
@@ -164,8 +161,8 @@ def _refit_pool(config: DistillConfig, pool: Pool, train_pool: Pool) -> tuple[Po
         spec = "demo" if config.data == "demo" else "none"
     if spec == "none" or not config.head_refit:
         return None, {"source": "none"}
-    files, source = annotate.resolve_files(spec, "demo-refit", "--refit-data")
-    scanned = annotate.scan_pool(files)
+    files, source = resolve_files(spec, "demo-refit", "--refit-data")
+    scanned = scan_pool(files)
     known = set(pool.hashes)
     fresh = [i for i, h in enumerate(scanned.hashes) if h not in known]
     chosen = fresh[: max(0, REFIT_MAX_FILES - len(train_pool.files))]
@@ -179,7 +176,7 @@ def _refit_pool(config: DistillConfig, pool: Pool, train_pool: Pool) -> tuple[Po
     return Pool([scanned.files[i] for i in chosen], [scanned.hashes[i] for i in chosen], scanned.missing), info
 
 
-def _refit_files(
+def whole_refit_files(
     teacher,
     refit_pool: Pool | None,
     info: dict,
@@ -205,7 +202,7 @@ def _refit_files(
         "files": len(refit_files),
         "files_sha256": Pool(kept, [hash_of[f] for f in kept]).sha256,
         "skipped_count": len(refit_pool.missing) + len(skipped),
-        "skipped": _relative_skips(refit_pool.missing + skipped, refit_pool.files),
+        "skipped": relative_skips(refit_pool.missing + skipped, refit_pool.files),
         "offscale_left_out": len(offscale),
         "offscale_examples": [os.path.basename(f) for f in offscale][:20],
     }
@@ -235,7 +232,7 @@ def _teacher_files(
     ok = annotate.in_range(targets.to_numpy(), target_range)
     kept = targets[ok]
     names = [DIMENSIONS[d] for d in dims]
-    return ValidationSet(name, annotate.AudioFiles(kept.index), kept[names]), skipped, list(targets.index[~ok]), calls
+    return ValidationSet(name, AudioFiles(kept.index), kept[names]), skipped, list(targets.index[~ok]), calls
 
 
 def _validation_sets(
@@ -264,10 +261,11 @@ def _validation_sets(
         truth = gold_set.truth.copy()
         truth.index = truth.index.astype(str)
         truth = truth.loc[teacher_gold.index, [d for d in names if d in truth.columns]]
-        sets.append(ValidationSet("gold", annotate.AudioFiles(truth.index), truth))
+        sets.append(ValidationSet("gold", AudioFiles(truth.index), truth))
         info["gold"] = {**gold_set.provenance(), "files": len(truth)}
         info["teacher_vs_gold"] = {
-            d: _num(ccc_finite(truth[d].to_numpy(), teacher_gold.loc[truth.index, d].to_numpy())) for d in truth.columns
+            d: json_number(ccc_finite(truth[d].to_numpy(), teacher_gold.loc[truth.index, d].to_numpy()))
+            for d in truth.columns
         }
     return sets, info, calls
 
@@ -330,20 +328,10 @@ def prepare_data(config: DistillConfig, teacher, teacher_source: dict, gold_set,
     """
     dims = [DIMENSIONS.index(d) for d in annotate.teacher_dimensions(teacher)]
     gold_spec = _gold_spec(config)
-    _check_gold(gold_spec, teacher, teacher_source)
+    check_gold(gold_spec, teacher, teacher_source)
 
-    files, source = annotate.resolve_files(config.data)
-    if config.pool_voices == "wide":
-        from benchmark.distill.widepool import wide_pool
-
-        wide, info = wide_pool(config.wide_files, config.seed)
-        files = files + wide
-        source += (
-            f" + wide voices v{info['version']} ({info['files']} files, {info['speakers']} speakers: "
-            f"{info['speakers_per_sex']['female']} female, {info['speakers_per_sex']['male']} male; "
-            f"f0 5/50/95 % {'/'.join(str(q) for q in info['f0_quantiles_5_50_95'])} Hz; seed {info['seed']})"
-        )
-    pool = annotate.scan_pool(files)
+    files, source = resolve_files(config.data)
+    pool = scan_pool(files)
     if config.max_files and len(pool.files) > config.max_files:
         pool = Pool(pool.files[: config.max_files], pool.hashes[: config.max_files], pool.missing, pool.duplicates)
     if len(pool.files) < 2:
@@ -358,7 +346,7 @@ def prepare_data(config: DistillConfig, teacher, teacher_source: dict, gold_set,
         if env.rank == 0
         else None
     )
-    _barrier(env.world_size)
+    barrier(env.world_size)
     if shards is None:
         shards = annotate.annotate_pool(teacher, train_pool, recipe, batch_size=config.teacher_batch, progress=False)
     target_range = tuple(float(x) for x in config.target_range)

@@ -29,8 +29,6 @@ from torch.utils.data import DistributedSampler
 from tqdm import tqdm
 
 from benchmark.distill.candidate import (
-    batchnorm_layers,
-    batchnorm_statistics,
     calibrate_batchnorm,
     calibration_batches,
     export_candidate,
@@ -39,57 +37,14 @@ from benchmark.distill.candidate import (
 )
 from benchmark.distill.checkpoint import (
     CHECKPOINT_FORMAT,
-    CheckpointMismatch,
     get_rng_state,
     load_checkpoint,
     save_checkpoint,
     set_rng_state,
 )
 from benchmark.distill.config import Hyper
-from benchmark.distill.history import epoch_summary, plot_history, write_history
-from benchmark.distill.validation import (
-    ValidationSet,
-    ccc,
-    evaluate,
-    forward_each,
-    per_file,
-    predict,
-    selection_key,
-)
-
-__all__ = [  # the training helpers' names, where callers found them before they had modules of their own
-    "CHECKPOINT_FORMAT",
-    "CheckpointMismatch",
-    "Hyper",
-    "Interrupted",
-    "NoTrainingData",
-    "TrainResult",
-    "ValidationSet",
-    "batchnorm_layers",
-    "batchnorm_statistics",
-    "calibrate_batchnorm",
-    "calibration_batches",
-    "ccc",
-    "ccc_loss",
-    "epoch_batches",
-    "epoch_summary",
-    "evaluate",
-    "export_candidate",
-    "forward_each",
-    "get_rng_state",
-    "load_checkpoint",
-    "lr_factor",
-    "per_file",
-    "plot_history",
-    "predict",
-    "save_checkpoint",
-    "selection_key",
-    "set_batchnorm_training",
-    "set_rng_state",
-    "train",
-    "update_ema",
-    "write_history",
-]
+from benchmark.distill.history import epoch_summary
+from benchmark.distill.validation import ValidationSet, evaluate, selection_key
 
 
 class NoTrainingData(ValueError):

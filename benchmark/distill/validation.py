@@ -10,8 +10,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from benchmark import DIMENSIONS
-from benchmark.metrics import ccc_finite as ccc  # the distillation scores pairs where both values are finite
+from benchmark import DIMENSIONS, ccc_finite
 
 T = typing.TypeVar("T")
 
@@ -23,7 +22,7 @@ class ValidationSet:
     Attributes:
         name: ``'teacher'`` (held-out pool files, teacher outputs) or ``'gold'`` (human labels)
         signals: mono 16 kHz float32 signals, in :attr:`reference` order
-            (whole files: :class:`~benchmark.distill.annotate.AudioFiles`, read as they are used)
+            (whole files: :class:`~benchmark.distill.audio.AudioFiles`, read as they are used)
         reference: index: files; columns: the dimensions to score
 
     """
@@ -113,7 +112,7 @@ def evaluate(module: torch.nn.Module, sets: typing.Sequence[ValidationSet], devi
         pred = predict(module, vs.signals, device)
         values = []
         for dim in vs.reference.columns:
-            value = ccc(vs.reference[dim].to_numpy(), pred[:, DIMENSIONS.index(dim)])
+            value = ccc_finite(vs.reference[dim].to_numpy(), pred[:, DIMENSIONS.index(dim)])
             metrics[f"{vs.name}_{dim}"] = value
             values.append(value)
         metrics[f"{vs.name}_mean"] = float(np.mean(values)) if values else float("nan")
@@ -124,3 +123,18 @@ def selection_key(validation: typing.Sequence[ValidationSet]) -> str:
     r"""Column of the history that selects the best epoch: the first non-empty set's mean (``'none'``: no set)."""
     names = [v.name for v in validation if len(v)]
     return f"{names[0]}_mean" if names else "none"
+
+
+def json_number(value) -> float | None:
+    r"""A figure for a JSON record: rounded to 6 decimals, ``None`` for NaN; a non-number as it is.
+
+    Examples:
+        >>> json_number(0.12345678), json_number(float("nan")), json_number("n/a")
+        (0.123457, None, 'n/a')
+
+    """
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return value
+    return None if not np.isfinite(value) else round(value, 6)

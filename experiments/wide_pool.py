@@ -1,4 +1,11 @@
-"""An opt-in synthetic pool with a far wider voice space (``--pool-voices wide``, issue 34).
+"""A synthetic pool with a far wider voice space than the demo's, to distil on.
+
+    python experiments/wide_pool.py [--data demo] [--files 1000] [--seed 0] [--list wide.txt]
+    python -m benchmark distill --data wide.txt ...
+
+writes a list file of the ``--data`` files and the wide pool's, which
+``python -m benchmark distill --data`` takes. No committed student was
+distilled on it (it was the ``--pool-voices wide`` option of 0.13.0).
 
 The demo pool's speakers vary little beyond their sex: female voices have
 f0 around 210 Hz and formants 15 % up, male ones 120 Hz, and breathiness,
@@ -17,14 +24,16 @@ then ordinary pool files: the teacher labels them like any other.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
 
-from benchmark.paths import cache_dir
+from benchmark import cache_dir, resolve_files
 
 VERSION = 1
 r"""Version of the generator below; part of the cache folder name."""
@@ -57,7 +66,7 @@ def wide_speaker(speaker_id: str, rng: np.random.Generator):
         (True, True, True)
 
     """
-    from benchmark.data import synth
+    from benchmark import synth
 
     traits = {}
     for name, (low, high) in RANGES.items():
@@ -86,10 +95,10 @@ def wide_pool(files: int, seed: int = 0) -> tuple[list[str], dict]:
     """
     import audiofile
 
-    from benchmark.data import synth
+    from benchmark import synth
 
     if files < 1:
-        raise ValueError(f"--wide-files {files}: give at least 1 utterance.")
+        raise ValueError(f"--files {files}: give at least 1 utterance.")
     folder = cache_dir("distill", "wide-pool") / f"v{VERSION}-seed{seed}-n{files}"
     manifest = folder / "pool.json"
     if not manifest.exists():
@@ -128,3 +137,29 @@ def wide_pool(files: int, seed: int = 0) -> tuple[list[str], dict]:
             os.replace(tmp, folder)
     info = json.loads(manifest.read_text())
     return sorted(str(p) for p in Path(folder).glob("wide-*.wav")), info
+
+
+def write_list(data: str, files: int, seed: int, path: Path) -> Path:
+    r"""A list file of the audio ``data`` names (as ``--data``) and a wide pool of ``files`` utterances."""
+    listed, _ = resolve_files(data)
+    wide, _ = wide_pool(files, seed)
+    path = Path(path)
+    path.write_text("".join(f"{f}\n" for f in [*listed, *wide]))
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    r"""Write the list file; print how to distil on it."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", default="demo", help="the audio to add the wide pool to (as distill --data)")
+    parser.add_argument("--files", type=int, default=1000, help="utterances of the wide pool")
+    parser.add_argument("--seed", type=int, default=0, help="seeds speakers, emotions and synthesis")
+    parser.add_argument("--list", default="wide-pool.txt", help="the list file to write")
+    args = parser.parse_args(argv)
+    path = write_list(args.data, args.files, args.seed, Path(args.list))
+    print(f"wrote {path}; distil with: python -m benchmark distill --data {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
