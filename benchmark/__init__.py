@@ -20,6 +20,7 @@ Metrics:
     :func:`ccc_finite`, :func:`ccc_numpy`, :func:`bootstrap_ccc_columns`, :func:`paired_bootstrap`
 Registry and models:
     :class:`Registry`, :class:`ModelEntry`, :class:`RegistryError`, :func:`load_model`,
+    :func:`read_model_entries`, :func:`parse_model_entries` (``models.yaml`` as written, unvalidated),
     :class:`Predictor`, the modules :data:`egemaps` and :data:`egemaps_real`
 Data:
     :func:`load_split`, :func:`resolve_files`, :class:`DataError`, :class:`DatasetConfigError`,
@@ -68,6 +69,8 @@ _HOMES: dict[str, tuple[str, str | None]] = {
     "ModelEntry": ("benchmark.registry", "ModelEntry"),
     "RegistryError": ("benchmark.registry", "RegistryError"),
     "load_model": ("benchmark.registry", "load_model"),
+    "read_model_entries": ("benchmark.registry", "read_entries"),
+    "parse_model_entries": ("benchmark.registry", "parse_entries"),
     "Predictor": ("benchmark.models.base", "Predictor"),
     "egemaps": ("benchmark.models.egemaps", None),
     "egemaps_real": ("benchmark.models.egemaps_real", None),

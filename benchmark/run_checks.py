@@ -144,7 +144,7 @@ def check_run(
 
     """
     from benchmark import report, results
-    from benchmark.suite import check_splits
+    from benchmark.data.datasets import check_splits
 
     if args.address and args.executor != "ray":
         raise UsageError(
@@ -203,7 +203,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from benchmark.analyses.perturbations import ConditionError
     from benchmark.data.audio_files import DataError
     from benchmark.data.datasets import DatasetConfigError
-    from benchmark.executors import ClusterUnreachableError
+    from benchmark.executors.driver import ClusterUnreachableError
     from benchmark.paths import InvalidNameError
     from benchmark.registry import RegistryError, UnknownModelError
     from benchmark.report import SummaryFileError, ThresholdsError

@@ -167,7 +167,7 @@ def run_models(
             raise dsets.DatasetConfigError(
                 f"Unknown dataset '{name}'. Registered: {', '.join(spec.dataset_registry)}. Add it to datasets.yaml."
             )
-    selected = check_splits(splits, [spec.dataset_registry[n] for n in names])
+    selected = dsets.check_splits(splits, [spec.dataset_registry[n] for n in names])
     for model in models:
         spec.registry[model]  # an unknown name fails before any work starts
     scale = dict(scale or {})
@@ -305,24 +305,6 @@ def run_label(tests: typing.Sequence[str], options: dict) -> str:
     return " ".join(f"{t}[{names}]" if t == "robustness" and names else t for t in tests)
 
 
-def check_splits(splits: typing.Sequence[str] | None, entries: typing.Sequence) -> dict[str, list[str]]:
-    r"""Splits to run per dataset; every requested split must exist in at least one of them.
-
-    A split that only some datasets have runs on those (``--split test-1``
-    picks MSP-Podcast's first test set); a split none has is an error.
-
-    Raises:
-        benchmark.data.datasets.DatasetConfigError: listing the valid splits
-
-    """
-    chosen = {e.name: [s for s in (splits or e.splits) if s in e.splits] for e in entries}
-    unknown = [s for s in (splits or []) if not any(s in e.splits for e in entries)]
-    if unknown:
-        valid = "; ".join(f"{e.name}: {', '.join(e.splits)}" for e in entries)
-        raise dsets.DatasetConfigError(f"Unknown split(s) {', '.join(map(repr, unknown))}. Splits: {valid}.")
-    return chosen
-
-
 def _score_split(model, entry, evalset, tests, spec: RunSpec, options, report, log, outcome: Outcome) -> dict:
     r"""Score ``model``'s stored predictions on ``evalset`` with the families ``tests``."""
     counts = {
@@ -412,7 +394,7 @@ def stored_predictions(model, evalset, files=None, condition: dict | None = None
         CellFailed: the cache lacks some of the files (the plan did not list them)
 
     """
-    from benchmark.executors import cache_of
+    from benchmark.executors.driver import cache_of
 
     files = pd.Index(evalset.files if files is None else files, name="file").astype("string")
     pred, skips = cache_of(model.name, model.artifact_hash, evalset, condition, model.batch_size).load()

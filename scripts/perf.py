@@ -77,8 +77,8 @@ def local(model, evalset, threads: int) -> float:
 
 def ray_seconds(ray, spec, cells, where, replicas: int) -> tuple[float, float]:
     r"""Start-up and steady-state seconds of the Ray executor with ``replicas`` one-CPU actors."""
-    from benchmark.executors import Progress
     from benchmark.executors import ray as ray_executor
+    from benchmark.executors.driver import Progress
 
     started = time.perf_counter()
     actors = ray_executor.start_actors(ray, spec, cells[0].model, replicas, 0.0)
@@ -122,7 +122,7 @@ def run(
     if repeats < 1:
         raise ValueError(f"--repeats {repeats}: use 1 or more.")
     from benchmark.data import datasets as dsets
-    from benchmark.executors import worker_env
+    from benchmark.executors.driver import worker_env
     from benchmark.models.onnx import resolve
     from benchmark.plan import RunSpec, plan
     from benchmark.registry import Registry, load_model
@@ -176,7 +176,7 @@ def scratch_cache() -> typing.Iterator[str]:
     r"""This process's prediction cache in a scratch folder while the block runs; the user's is restored after.
 
     Only this script's process sees the change; the split was loaded and the
-    workers' environment (:func:`benchmark.executors.worker_env`) taken before.
+    workers' environment (:func:`benchmark.executors.driver.worker_env`) taken before.
     """
     scratch = tempfile.TemporaryDirectory(prefix="ser-benchmark-perf-")
     saved = os.environ.get("SER_BENCHMARK_CACHE")

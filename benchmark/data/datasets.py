@@ -464,3 +464,21 @@ def _categories(db, entry: DatasetEntry, name: str, table: str, split: str, file
             + "."
         )
     return values, places
+
+
+def check_splits(splits: typing.Sequence[str] | None, entries: typing.Sequence) -> dict[str, list[str]]:
+    r"""Splits to run per dataset; every requested split must exist in at least one of them.
+
+    A split that only some datasets have runs on those (``--split test-1``
+    picks MSP-Podcast's first test set); a split none has is an error.
+
+    Raises:
+        DatasetConfigError: listing the valid splits
+
+    """
+    chosen = {e.name: [s for s in (splits or e.splits) if s in e.splits] for e in entries}
+    unknown = [s for s in (splits or []) if not any(s in e.splits for e in entries)]
+    if unknown:
+        valid = "; ".join(f"{e.name}: {', '.join(e.splits)}" for e in entries)
+        raise DatasetConfigError(f"Unknown split(s) {', '.join(map(repr, unknown))}. Splits: {valid}.")
+    return chosen

@@ -5,6 +5,8 @@ Stages, one module each, run in this order by :func:`~benchmark.distill.pipeline
 * :mod:`benchmark.distill.config`: :class:`DistillConfig`, made of parts
   (task, hyper-parameters, crops, finishing, validation, runtime); the
   command line (:mod:`benchmark.distill.cli`) is generated from its fields
+* :mod:`benchmark.distill.registry_update`: the student's entry in
+  ``models.yaml``, read for its recipe and rewritten when a run is recorded
 * :mod:`benchmark.distill.runtime`: device, threads, processes (torchrun)
 * :mod:`benchmark.distill.teacher` and :mod:`benchmark.distill.annotate`:
   training audio (:mod:`~benchmark.distill.audio`) → seeded, augmented crops
@@ -17,8 +19,7 @@ Stages, one module each, run in this order by :func:`~benchmark.distill.pipeline
 * :mod:`benchmark.distill.export`: ONNX export and scoring through the benchmark's loader
 * :mod:`benchmark.distill.finish`: output-layer refit
   (:mod:`~benchmark.distill.refit`), export and the int8 guard
-* :mod:`benchmark.distill.records`: provenance records; :mod:`benchmark.distill.registry_update`
-  records the result in ``models.yaml``
+* :mod:`benchmark.distill.records`: provenance records, and the registry update
 * :mod:`benchmark.distill.targets`: a distilled student against its teacher
   on the held-out test split, with bootstrap intervals, and the targets it meets
 * :mod:`benchmark.distill.compare`: a re-distillation over a committed model

@@ -14,7 +14,8 @@ import sys
 import typing
 
 from benchmark.distill import compare
-from benchmark.distill.config import DistillConfig, DistillError, student_recipe
+from benchmark.distill.config import DistillConfig, DistillError
+from benchmark.distill.registry_update import student_recipe
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 

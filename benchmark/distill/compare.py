@@ -23,10 +23,10 @@ import typing
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from benchmark import DIMENSIONS, cache_dir
 from benchmark.distill.config import DistillConfig, default_out, int8_folder
+from benchmark.distill.registry_update import read_model_entries
 
 if typing.TYPE_CHECKING:  # pragma: no cover
     from benchmark import Predictor
@@ -58,9 +58,8 @@ def committed_model(config: DistillConfig) -> Path | None:
     path = config.models_path
     if not path.exists():
         return None
-    raw = yaml.safe_load(path.read_text()) or {}
-    for entry in raw.get("models") or []:
-        if not isinstance(entry, dict) or entry.get("name") != config.student:
+    for entry in read_model_entries(path):
+        if entry.get("name") != config.student:
             continue
         source = entry.get("source") or {}
         if not source.get("path") or not source.get("sha256"):

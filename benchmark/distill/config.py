@@ -2,7 +2,7 @@
 
 :class:`DistillConfig` is what ``python -m benchmark distill`` builds from
 its options; a student's ``distilled.recipe`` in ``models.yaml``
-(:func:`student_recipe`) supplies defaults of its own.
+(:func:`benchmark.distill.registry_update.student_recipe`) supplies defaults of its own.
 """
 
 from __future__ import annotations
@@ -10,8 +10,6 @@ from __future__ import annotations
 import dataclasses
 import typing
 from pathlib import Path
-
-import yaml
 
 from benchmark import PROJECT_ROOT, cache_dir, results_root, sha256_text
 from benchmark.distill.crops import Augmentation, Recipe
@@ -466,33 +464,6 @@ def records_folder(student: str, out: Path, register: bool) -> Path:
     if register or out == default_out(student):
         return results_root() / "distill" / student
     return out.with_name(out.name + "-records")
-
-
-def read_model_entries(models_path: Path) -> list[dict]:
-    r"""The entries of a ``models.yaml`` as plain mappings, unvalidated.
-
-    The distillation reads single entries before the student's weights
-    exist, where the strict registry would refuse the whole file.
-    """
-    raw = yaml.safe_load(models_path.read_text()) or {}
-    return [e for e in raw.get("models") or [] if isinstance(e, dict)]
-
-
-def student_recipe(student: str, models_path: str | Path) -> dict:
-    r"""``distilled.recipe`` of the student's ``models.yaml`` entry (empty if none).
-
-    Read from the YAML alone: the student's weights need not exist yet.
-    """
-    path = Path(models_path)
-    if not path.exists():
-        return {}
-    for entry in read_model_entries(path):
-        if entry.get("name") == student:
-            recipe = (entry.get("distilled") or {}).get("recipe") or {}
-            if not isinstance(recipe, dict):
-                raise DistillError(f"{path}: distilled.recipe of '{student}' must be a mapping, not {recipe!r}.")
-            return dict(recipe)
-    return {}
 
 
 def checkpoint_path(out: Path) -> Path:

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from benchmark import DIMENSIONS, ccc_finite, registry, sha256_file
-from benchmark.distill.config import DistillConfig, DistillError, read_model_entries
+from benchmark.distill.config import DistillConfig, DistillError
+from benchmark.distill.registry_update import read_model_entries
 from benchmark.distill.validation import ValidationSet, json_number, per_file
 
 OUTPUT_FILES = ("model.onnx", "model.yaml", "provenance.json")

@@ -19,11 +19,11 @@ from benchmark import (
     sha256_file,
 )
 from benchmark.distill.audio import relative_skips
-from benchmark.distill.config import DistillConfig, checkpoint_path, student_recipe
+from benchmark.distill.config import DistillConfig, checkpoint_path
 from benchmark.distill.export import score_export
 from benchmark.distill.history import write_history
 from benchmark.distill.provenance_runs import with_runs
-from benchmark.distill.registry_update import update_registry
+from benchmark.distill.registry_update import student_recipe, update_registry
 from benchmark.distill.validation import json_number
 
 if typing.TYPE_CHECKING:  # pragma: no cover

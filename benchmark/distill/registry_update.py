@@ -1,4 +1,4 @@
-"""Record a distilled student in ``models.yaml`` by a targeted text edit.
+"""Read a student's entry from ``models.yaml``, and record a distilled student there by a targeted text edit.
 
 ``models.yaml`` is written by people: comments, order, blank lines and
 quoting are theirs. Loading and dumping the YAML would rewrite all of
@@ -17,7 +17,9 @@ from pathlib import Path
 
 import yaml
 
-from benchmark import atomic_write_text
+from benchmark import RegistryError, atomic_write_text, parse_model_entries
+from benchmark import read_model_entries as registry_entries
+from benchmark.distill.config import DistillError
 
 
 class RegistryUpdateError(ValueError):
@@ -160,14 +162,44 @@ def update_text(text: str, entry: dict, fields: typing.Sequence[str] = ("source"
     return newline.join(lines)
 
 
+def read_model_entries(models_path: Path) -> list[dict]:
+    r"""The entries of a ``models.yaml`` as plain mappings, unvalidated.
+
+    The distillation reads single entries before the student's weights
+    exist, where the strict registry would refuse the whole file.
+
+    Raises:
+        DistillError: the file is missing, is not valid YAML or has no ``models`` list
+
+    """
+    try:
+        return [e for e in registry_entries(models_path) if isinstance(e, dict)]
+    except RegistryError as ex:
+        raise DistillError(str(ex)) from None
+
+
+def student_recipe(student: str, models_path: str | Path) -> dict:
+    r"""``distilled.recipe`` of the student's ``models.yaml`` entry (empty if none).
+
+    Read from the YAML alone: the student's weights need not exist yet.
+    """
+    path = Path(models_path)
+    if not path.exists():
+        return {}
+    for entry in read_model_entries(path):
+        if entry.get("name") == student:
+            recipe = (entry.get("distilled") or {}).get("recipe") or {}
+            if not isinstance(recipe, dict):
+                raise DistillError(f"{path}: distilled.recipe of '{student}' must be a mapping, not {recipe!r}.")
+            return dict(recipe)
+    return {}
+
+
 def _entries(text: str, where: str) -> list:
     try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as ex:
-        raise RegistryUpdateError(f"{where} is not valid YAML ({ex}); fix it before distilling.") from None
-    if not isinstance(data, dict) or not isinstance(data.get("models"), list):
-        raise RegistryUpdateError(f"{where}: expected a top-level key 'models' holding a list.")
-    return data["models"]
+        return parse_model_entries(text, where)
+    except RegistryError as ex:
+        raise RegistryUpdateError(f"{ex} Fix it before distilling.") from None
 
 
 def update_registry(path: str | os.PathLike, entries: typing.Sequence[dict]) -> Path:
@@ -183,7 +215,7 @@ def update_registry(path: str | os.PathLike, entries: typing.Sequence[dict]) -> 
         RegistryUpdateError: if the file cannot be edited safely
 
     """
-    from benchmark import Registry, RegistryError
+    from benchmark import Registry
 
     path = Path(path)
     old = path.read_text() if path.exists() else "models:\n"

@@ -21,7 +21,8 @@ from benchmark import DIMENSIONS, Registry, ccc_finite, load_model, load_split, 
 from benchmark.distill import annotate
 from benchmark.distill.annotate import Shards
 from benchmark.distill.audio import AudioFiles, Pool, relative_skips, scan_pool
-from benchmark.distill.config import DistillConfig, DistillError, read_model_entries
+from benchmark.distill.config import DistillConfig, DistillError
+from benchmark.distill.registry_update import read_model_entries
 from benchmark.distill.runtime import Environment, barrier, check_precision
 from benchmark.distill.validation import ValidationSet, json_number
 

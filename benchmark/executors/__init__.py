@@ -15,32 +15,12 @@ import time
 import typing
 
 from benchmark import runner
-from benchmark.executors.driver import (
-    ClusterUnreachableError,
-    Progress,
-    cache_of,
-    store,
-    todo_positions,
-    worker_env,
-)
+from benchmark.executors.driver import Progress
 from benchmark.plan import Cell, Outcome, RunSpec, cache_condition, plan, signal_cache, signal_source
 
 EXECUTORS = ("local", "ray")
 
-__all__ = [
-    "EXECUTORS",
-    "ClusterUnreachableError",
-    "Progress",
-    "cache_of",
-    "check_executor",
-    "execute",
-    "predict_cells",
-    "run_local",
-    "shared_conditions",
-    "store",
-    "todo_positions",
-    "worker_env",
-]
+__all__ = ["EXECUTORS", "check_executor", "execute", "predict_cells", "run_local", "shared_conditions"]
 
 
 def predict_cells(
@@ -71,7 +51,7 @@ def predict_cells(
         address: Ray cluster (``None``: start one on this machine;
             ``'auto'``, ``'HOST:PORT'`` or ``'ray://HOST:PORT'``: join one)
         address_timeout: seconds to wait for the cluster at ``address``
-            (:class:`ClusterUnreachableError` after that)
+            (:class:`~benchmark.executors.driver.ClusterUnreachableError` after that)
         replicas: model replicas (Ray actors) per model
         gpus_per_replica: GPUs per replica, fractional allowed
             (default: 1 for entries with ``params.device`` on CUDA, else 0)
