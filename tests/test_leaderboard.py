@@ -560,9 +560,9 @@ def test_teacher_named_with_its_hash(tmp_path):
         "base": {},
     }
     inputs = docs_inputs.Inputs(tmp_path, {}, models, [], {})
-    assert docs_inputs._teacher(inputs, "s") == docs_inputs._teacher(inputs, "s-int8") == "t `abababab`"
-    assert docs_inputs._teacher(inputs, "old") == "t"
-    assert docs_inputs._teacher(inputs, "base") == ""
+    assert docs_inputs.teacher_label(inputs, "s") == docs_inputs.teacher_label(inputs, "s-int8") == "t `abababab`"
+    assert docs_inputs.teacher_label(inputs, "old") == "t"
+    assert docs_inputs.teacher_label(inputs, "base") == ""
 
 
 def test_model_pages(fixture):
