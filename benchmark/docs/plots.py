@@ -44,6 +44,17 @@ r"""PNG metadata: drop the matplotlib version stamp (no time is written for PNG)
 
 DIMENSION_COLORS = {"arousal": "#d62728", "dominance": "#2ca02c", "valence": "#1f77b4"}
 
+COST_POINT_KINDS = {
+    "measured": "CCC measured here",
+    "architecture": "CCC measured here; time of its architecture (random weights)",
+    "published": "published CCC, not measured here; time of its architecture (random weights)",
+    "cost only": "timed as its architecture (random weights); no CCC here or published",
+}
+r"""What a point of the accuracy-against-cost figure is, by ``kind``; the legend says the same.
+
+:func:`benchmark.docs.summary.cost_points` gives each point its kind.
+"""
+
 
 @contextlib.contextmanager
 def style() -> typing.Iterator[None]:
@@ -313,8 +324,6 @@ def accuracy_vs_cost(points: pd.DataFrame, title: str, metric: str = "CCC") -> b
     """
     from matplotlib.lines import Line2D
 
-    from benchmark.docs.summary import KINDS
-
     colors = model_colors(points["model"])
     marker = {"measured": "o", "architecture": "D", "published": "o"}
     with style():
@@ -367,10 +376,20 @@ def accuracy_vs_cost(points: pd.DataFrame, title: str, metric: str = "CCC") -> b
             ax.set_xlabel(label)
             ax.set_ylabel(f"mean {metric} over dimensions")
         handles = [
-            Line2D([], [], marker="o", ls="none", color="black", label=KINDS["measured"].replace("CCC", metric)),
-            Line2D([], [], marker="D", ls="none", color="black", label=KINDS["architecture"]),
-            Line2D([], [], marker="o", ls="none", color="black", markerfacecolor="none", label=KINDS["published"]),
-            Line2D([], [], ls="--", color="black", label=KINDS["cost only"]),
+            Line2D(
+                [], [], marker="o", ls="none", color="black", label=COST_POINT_KINDS["measured"].replace("CCC", metric)
+            ),
+            Line2D([], [], marker="D", ls="none", color="black", label=COST_POINT_KINDS["architecture"]),
+            Line2D(
+                [],
+                [],
+                marker="o",
+                ls="none",
+                color="black",
+                markerfacecolor="none",
+                label=COST_POINT_KINDS["published"],
+            ),
+            Line2D([], [], ls="--", color="black", label=COST_POINT_KINDS["cost only"]),
         ]
         present = set(points["kind"])
         kinds = ["measured", "architecture", "published", "cost only"]

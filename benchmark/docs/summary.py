@@ -30,14 +30,6 @@ from benchmark.docs.ranks import share_interval
 
 COUNTS = ("passed", "undecided", "failed", "not_scored")
 
-KINDS = {
-    "measured": "CCC measured here",
-    "architecture": "CCC measured here; time of its architecture (random weights)",
-    "published": "published CCC, not measured here; time of its architecture (random weights)",
-    "cost only": "timed as its architecture (random weights); no CCC here or published",
-}
-r"""What a point of the accuracy-against-cost figure is, by ``kind`` (the legend says the same)."""
-
 
 def outcomes(inputs: Inputs) -> pd.DataFrame:
     r"""Every test instance judged against ``thresholds.yaml`` (:func:`benchmark.report.evaluate`), computed once."""
@@ -235,7 +227,7 @@ def cost_points(inputs: Inputs, section: tuple[str, str, str]) -> tuple[pd.DataF
     r"""One point per model for the accuracy-against-cost figure, and the baselines left out.
 
     Returns:
-        columns ``model``, ``kind`` (a key of :data:`KINDS`),
+        columns ``model``, ``kind`` (a key of :data:`benchmark.docs.plots.COST_POINT_KINDS`),
         ``ms_per_5s``, ``parameters``, ``ccc`` (NaN for ``cost only``)
         and ``note`` (where a published CCC is from), sorted by model
 
