@@ -11,13 +11,14 @@ import pandas as pd
 from benchmark import DIMENSIONS
 from benchmark.docs.formatting import DASH, fmt3, fmt_ccc, is_true, md_table, section_title, sha8
 from benchmark.docs.inputs import Inputs, in_section, ordered_sections
+from benchmark.docs.output import GUIDES
 
 INTRO = (
     "Predictions against categorical labels (ser-tests' consistency): per dimension, the AUC of the files "
     "of the categories placed high (e.g. anger, happiness on arousal) against those placed low (sadness, "
     "boredom), with a 95 % bootstrap interval; 0.5 is no separation, a test passes at AUC ≥ its threshold "
     "(`thresholds.yaml`, `consistency-auc`). Categories and their places: `datasets.yaml` (`categories`), "
-    "see [adding a dataset](adding-a-dataset.md)."
+    f"see [adding a dataset]({GUIDES}/adding-a-dataset.md)."
 )
 
 
@@ -66,7 +67,7 @@ def model_block(inputs: Inputs, model: str) -> str:
     if not (len(auc) or len(means)):
         return ""
     # a model page lies one folder down: its links to the other pages climb out of models/
-    parts = ["## Consistency", INTRO.replace("](adding-a-dataset.md)", "](../adding-a-dataset.md)")]
+    parts = ["## Consistency", INTRO.replace(f"]({GUIDES}/", f"](../{GUIDES}/")]
     for section in sorted(set(ordered_sections(auc)) | set(ordered_sections(means))):
         parts.append(f"### {section_title(section)}")
         a = in_section(auc, section)

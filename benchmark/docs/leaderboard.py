@@ -1,4 +1,4 @@
-"""The leaderboard page, ``docs/leaderboard.md``."""
+"""The leaderboard page, ``docs/results/leaderboard.md``."""
 
 from __future__ import annotations
 
@@ -37,12 +37,12 @@ from benchmark.docs.inputs import (
     section_key,
     teacher_label,
 )
-from benchmark.docs.output import FIGURES, Output
+from benchmark.docs.output import FIGURES, GUIDES, Output
 from benchmark.docs.summary import glance_section
 
 
 def leaderboard_page(inputs: Inputs, out: Output, *, resamples: int, seed: int, top: int) -> str:
-    r"""Markdown of ``docs/leaderboard.md``; figures are added to ``out``."""
+    r"""Markdown of ``docs/results/leaderboard.md``; figures are added to ``out``."""
     parts = [
         NOTE_MD,
         "# Leaderboard: dimensional speech emotion recognition",
@@ -50,7 +50,7 @@ def leaderboard_page(inputs: Inputs, out: Output, *, resamples: int, seed: int, 
         "the **synthetic replicas** (generated voices with arousal, dominance and valence gold, scored with "
         "the concordance correlation coefficient, CCC). Each model is shown with its current artefact "
         "(the `sha256` pinned in `models.yaml`, else the most recent one); earlier artefacts are listed on "
-        "the model pages. See [adding a model](adding-a-model.md).",
+        f"the model pages. See [adding a model]({GUIDES}/adding-a-model.md).",
         real_speech.leaderboard_section(inputs, out),
         "## Synthetic replicas",
         f"Every section from here on is computed on embedded synthetic replicas (`demo-*` corpora, unless a "

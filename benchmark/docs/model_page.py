@@ -1,4 +1,4 @@
-"""The model pages, ``docs/models/<model>.md``."""
+"""The model pages, ``docs/results/models/<model>.md``."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ from benchmark.docs.published import reported_table
 
 
 def model_page(inputs: Inputs, model: str, out: Output) -> str:
-    r"""Markdown of ``docs/models/<model>.md``; figures are added to ``out``."""
+    r"""Markdown of ``docs/results/models/<model>.md``; figures are added to ``out``."""
     meta = inputs.models.get(model, {})
     current = inputs.current.get(model, "")
     fig_dir = f"{FIGURES}/models/{slug(model)}"
