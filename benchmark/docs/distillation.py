@@ -109,7 +109,7 @@ def _targets_text(report: dict) -> str:
 
 
 def _voice_and_sex_text(report: dict) -> list[str]:
-    r"""The voice-shift and per-sex agreement of the fp32 student (issue 34), where the report has them."""
+    r"""How well the fp32 student follows its teacher on shifted voices and within each sex, where the report says."""
     text = []
     shift = report.get("voice_shift")
     if shift:
