@@ -197,8 +197,8 @@ def test_docs_regenerates_the_leaderboard_from_results(setup, capsys):
     docs = Path(os.environ["SER_BENCHMARK_DOCS"])
     assert cli.main(["docs"]) == cli.EXIT_OK
     printed = capsys.readouterr().out.split()
-    assert str(docs / "leaderboard.md") in printed and all(Path(p).exists() for p in printed)
-    assert "constant" in (docs / "leaderboard.md").read_text()
+    assert str(docs / "results" / "leaderboard.md") in printed and all(Path(p).exists() for p in printed)
+    assert "constant" in (docs / "results" / "leaderboard.md").read_text()
 
 
 def test_docs_of_another_results_folder_go_to_the_folder_named(setup, tmp_path, capsys):

@@ -20,7 +20,7 @@ from benchmark import results
 from benchmark.docs import build as build_docs
 from benchmark.paths import PROJECT_ROOT
 
-GENERATED = ("leaderboard.md", "models", "figures")
+GENERATED = ("results/leaderboard.md", "results/models", "results/figures")
 
 
 def _generated_files(root: Path) -> dict[str, Path]:
@@ -71,7 +71,7 @@ def correctness_cells(text: str) -> dict[tuple[str, str, str, str, str], str]:
 def test_every_leaderboard_ccc_cell_traces_to_its_results_row():
     table = results.read_table("correctness", PROJECT_ROOT / "results")
     assert len(table), "results/correctness.csv holds no rows: the committed results are missing"
-    cells = correctness_cells((PROJECT_ROOT / "docs" / "leaderboard.md").read_text())
+    cells = correctness_cells((PROJECT_ROOT / "docs" / "results" / "leaderboard.md").read_text())
     assert len(cells) >= 50, len(cells)  # every corpus, every dimension, every model
     rows = {}
     for _, r in table.iterrows():
@@ -104,16 +104,17 @@ def test_site_is_built_from_every_page(site):
         p.relative_to(PROJECT_ROOT / "docs").with_suffix(".html").as_posix()
         for p in (PROJECT_ROOT / "docs").rglob("*.md")
     )
-    assert "leaderboard.html" in pages and "models/wav2small.html" in pages and "adding-a-model.html" in pages
+    assert "results/leaderboard.html" in pages and "results/models/wav2small.html" in pages
+    assert "adding-a-model.html" in pages
     missing = [page for page in pages if not (site / page).is_file()]
     assert not missing, missing
-    leaderboard = (site / "leaderboard.html").read_text()
-    markdown = (PROJECT_ROOT / "docs" / "leaderboard.md").read_text()
+    leaderboard = (site / "results" / "leaderboard.html").read_text()
+    markdown = (PROJECT_ROOT / "docs" / "results" / "leaderboard.md").read_text()
     # every table of the Markdown is a table of the site, with the same numbers
     assert leaderboard.count("<table") == len(re.findall(r"^\|[-:| ]+\|$", markdown, flags=re.M)) > 5
     best = re.search(r"\*\*(\d\.\d{3})\*\* (\[[-\d.]+, [-\d.]+\])", markdown)
     assert f"<strong>{best[1]}</strong> {best[2]}" in leaderboard
-    for page in ("leaderboard.html", "models/wav2small.html"):
+    for page in ("results/leaderboard.html", "results/models/wav2small.html"):
         links, images = _pages((site / page).read_text())
         assert images and all(src.endswith(".png") for src in images)
         for ref in links + images:
@@ -182,9 +183,9 @@ def test_site_renders_in_headless_chromium(site, tmp_path):
 
     shot = tmp_path / "leaderboard.png"
     with _serve(site) as (url, requests):
-        proc = _headless(tmp_path, "--window-size=1280,2000", f"--screenshot={shot}", f"{url}/leaderboard.html")
+        proc = _headless(tmp_path, "--window-size=1280,2000", f"--screenshot={shot}", f"{url}/results/leaderboard.html")
         assert proc.returncode == 0, proc.stderr[-2000:]
-        dom = _headless(tmp_path, "--dump-dom", f"{url}/leaderboard.html")
+        dom = _headless(tmp_path, "--dump-dom", f"{url}/results/leaderboard.html")
         assert dom.returncode == 0, dom.stderr[-2000:]
     # drawn, not blank: many colours, and ink on a good part of the page
     image = Image.open(shot).convert("RGB")
@@ -194,13 +195,13 @@ def test_site_renders_in_headless_chromium(site, tmp_path):
     assert ink > 0.01 * 1280 * 2000
     # the theme laid out the page: title, navigation, the leaderboard's tables
     assert "md-nav" in dom.stdout and "Leaderboard: dimensional speech emotion recognition" in dom.stdout
-    markdown = (PROJECT_ROOT / "docs" / "leaderboard.md").read_text()
+    markdown = (PROJECT_ROOT / "docs" / "results" / "leaderboard.md").read_text()
     assert dom.stdout.count("<table") == len(re.findall(r"^\|[-:| ]+\|$", markdown, flags=re.M))
     # everything the page asked for was served: its figures, the theme's scripts and styles
     assert not [r for r in requests if r[0] >= 400], requests
     served = {path for status, path in requests if status == 200}
     figures = re.findall(r"\]\((figures/[^)]+\.png)\)", markdown)
-    assert figures and all(f"/{f}" in served for f in figures), sorted(served)
+    assert figures and all(f"/results/{f}" in served for f in figures), sorted(served)
     assert any(p.endswith(".js") for p in served) and any(p.endswith(".css") for p in served)
     errors = [
         line
@@ -265,8 +266,8 @@ def test_adding_a_model_is_one_entry(tmp_path, use_demo, monkeypatch):
     assert report.ok
     docs = tmp_path / "docs"
     build_docs(docs_dir=docs, registry=registry_file)
-    text = (docs / "leaderboard.md").read_text()
+    text = (docs / "results" / "leaderboard.md").read_text()
     assert "my-loudness-model" in text
     row = results.read_table("correctness").query("model == 'my-loudness-model' and dimension == 'arousal'")
     assert f"{float(row['ccc'].iloc[0]):.3f}" in text
-    assert (docs / "models" / "my-loudness-model.md").exists()
+    assert (docs / "results" / "models" / "my-loudness-model.md").exists()

@@ -22,7 +22,7 @@ from benchmark.paths import PROJECT_ROOT
 SHA_TUTOR = "7" * 64
 SHA_MUTE = "8" * 64
 SHA_ALPHA_ARCH = "9" * 64
-COST = f"figures/leaderboard/cost__{slug(*MSP)}.png"
+COST = f"figures/leaderboard/cost__{slug(*MSP)}.png"  # from the leaderboard page
 
 # A teacher with published numbers for every dimension, timed as its architecture only.
 TUTOR_REPORTED = """
@@ -150,7 +150,7 @@ def expected_summary(results: Path, current: dict[str, str]) -> pd.DataFrame:
 
 def test_glance_ranks_by_share_passed(built):
     (results, docs, registry, _), _, _ = built
-    text = (docs / "leaderboard.md").read_text()
+    text = (docs / "results" / "leaderboard.md").read_text()
     assert text.index("## At a glance") < text.index("## Correctness")  # the page opens with it
     rows = [r for r in glance_rows(text) if r[0] != "—"]
     current = docs_inputs.load_inputs(results, registry).current
@@ -181,7 +181,7 @@ def test_glance_reads_summary_csv(tmp_path):
     results, docs = fixture[0], fixture[1]
     report.write_summary(results)
     run(fixture)
-    glance = section((docs / "leaderboard.md").read_text(), "At a glance")
+    glance = section((docs / "results" / "leaderboard.md").read_text(), "At a glance")
     assert "Source: `results/summary.csv`" in glance and "Warning" not in glance
     # A summary.csv that no longer matches the tables is shown, with a warning that says how to update it.
     summary = pd.read_csv(results / "summary.csv", dtype=str)
@@ -189,7 +189,7 @@ def test_glance_reads_summary_csv(tmp_path):
     summary.loc[beta, ["passed", "failed", "share_passed"]] = ["0", summary.loc[beta, "tests"].iloc[0], "0"]
     summary.to_csv(results / "summary.csv", index=False)
     run(fixture)
-    glance = section((docs / "leaderboard.md").read_text(), "At a glance")
+    glance = section((docs / "results" / "leaderboard.md").read_text(), "At a glance")
     assert "does not match the result tables" in glance and "python -m benchmark report" in glance
     beta_row = next(r for r in glance_rows(glance) if r[1].startswith("[beta]"))
     assert beta_row[2].startswith("0 % [0–0] (0 of ")  # no test passed: every resample passes none
@@ -197,16 +197,16 @@ def test_glance_reads_summary_csv(tmp_path):
 
 def test_cost_plot_drawn_and_reused(built):
     (_, docs, _, _), first, again = built
-    assert COST in first.drawn
+    assert f"results/{COST}" in first.drawn
     assert again.drawn == [] and again.written == []  # unchanged rebuild: reused
-    with Image.open(docs / COST) as image:
+    with Image.open(docs / "results" / COST) as image:
         assert image.size[0] > 600 and image.size[1] > 300
-    assert f"]({COST})" in section((docs / "leaderboard.md").read_text(), "At a glance")
+    assert f"]({COST})" in section((docs / "results" / "leaderboard.md").read_text(), "At a glance")
 
 
 def test_architecture_timed_teacher_labelled(built):
     (results, docs, registry, reported), _, _ = built
-    text = (docs / "leaderboard.md").read_text()
+    text = (docs / "results" / "leaderboard.md").read_text()
     glance = section(text, "At a glance")
     assert "- **tutor**: mean CCC 0.600 *published, not measured here* (MSP-Podcast v1.7 test-1, " in glance
     assert "unverified" in glance.split("- **tutor**")[1].splitlines()[0]
@@ -226,7 +226,7 @@ def test_architecture_timed_teacher_labelled(built):
 
 def test_model_report_shows_undecided(built):
     (results, docs, registry, _), _, _ = built
-    page = (docs / "models" / "beta.md").read_text()
+    page = (docs / "results" / "models" / "beta.md").read_text()
     tests = section(page, "Tests")
     outcomes = report.evaluate(report.read_tables(results), report.load_thresholds())
     mine = outcomes[(outcomes["model"] == "beta") & (outcomes["model_sha256"] == SHA_BETA)]

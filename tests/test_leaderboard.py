@@ -448,13 +448,14 @@ CCC_CELL = re.compile(r"(\*\*)?(-?\d+\.\d{3})(\*\*)? \[(-?\d+\.\d{3}), (-?\d+\.\
 
 
 def read(fixture, rel: str) -> str:
-    return (fixture[1] / rel).read_text()
+    r"""A generated page, by its path in the generated folder (``docs/results/``)."""
+    return (fixture[1] / "results" / rel).read_text()
 
 
 def test_pages_written(built):
     fixture, paths = built
     docs = fixture[1]
-    rel = {p.relative_to(docs).as_posix() for p in paths}
+    rel = {p.relative_to(docs / "results").as_posix() for p in paths}
     for expected in (
         "leaderboard.md",
         "models/alpha.md",
@@ -560,9 +561,9 @@ def test_teacher_named_with_its_hash(tmp_path):
         "base": {},
     }
     inputs = docs_inputs.Inputs(tmp_path, {}, models, [], {})
-    assert docs_inputs._teacher(inputs, "s") == docs_inputs._teacher(inputs, "s-int8") == "t `abababab`"
-    assert docs_inputs._teacher(inputs, "old") == "t"
-    assert docs_inputs._teacher(inputs, "base") == ""
+    assert docs_inputs.teacher_label(inputs, "s") == docs_inputs.teacher_label(inputs, "s-int8") == "t `abababab`"
+    assert docs_inputs.teacher_label(inputs, "old") == "t"
+    assert docs_inputs.teacher_label(inputs, "base") == ""
 
 
 def test_model_pages(fixture):
@@ -600,7 +601,7 @@ def test_model_pages(fixture):
     names = {Path(f).name.split("__")[0] for f in figures}
     assert {"scatter", "robustness", "snr", "sex", "speakers", "distillation.png"} <= names
     for f in figures:
-        assert (docs / "models" / f).resolve().exists()
+        assert (docs / "results" / "models" / f).resolve().exists()
     assert "not in models.yaml" in read(fixture, "models/ghost.md")
     alpha = read(fixture, "models/alpha.md")
     assert "## Runs" in alpha and "12.5" in alpha
@@ -629,7 +630,7 @@ def test_missing_optional_tables(small):
     assert "No fairness results yet" in text
     assert "predictions not stored" in text
     assert "No published numbers" in text
-    assert docs / "leaderboard.md" in paths
+    assert docs / "results" / "leaderboard.md" in paths
     assert "not in models.yaml" in read(small, "models/alpha.md")
 
 
@@ -650,7 +651,7 @@ def test_rows_from_several_data_builds_are_flagged(small):
 def test_no_results_at_all(tmp_path):
     docs = tmp_path / "docs"
     build_docs(tmp_path / "results", docs, tmp_path / "absent.yaml", resamples=50)
-    assert "No results yet" in (docs / "leaderboard.md").read_text()
+    assert "No results yet" in (docs / "results" / "leaderboard.md").read_text()
 
 
 def test_reported_separate(fixture):
@@ -682,15 +683,22 @@ def test_reported_vs_reproduced_on_real_data(small):
 def test_stale_pages_removed(small):
     build(small)
     docs = small[1]
-    assert (docs / "models" / "ghost.md").exists()
+    assert (docs / "results" / "models" / "ghost.md").exists()
     (docs / "notes.md").write_text("hand-written")
     # pages of the HTML converter of earlier versions (the site is built by MkDocs now)
     (docs / "html" / "models").mkdir(parents=True)
     (docs / "html" / "models" / "ghost.html").write_text(f"<!DOCTYPE html>\n<!-- {MARKER} -->\n")
+    # generated pages where earlier versions wrote them, beside the guides; hand-written ones there stay
+    (docs / "models").mkdir()
+    (docs / "models" / "ghost.md").write_text(f"<!-- {MARKER} -->\n")
+    (docs / "models" / "mine.md").write_text("hand-written")
+    (docs / "leaderboard.md").write_text(f"<!-- {MARKER} -->\n")
     write_correctness(small[0], skip_models=("ghost",))
     build(small)
-    assert not (docs / "models" / "ghost.md").exists()
+    assert not (docs / "results" / "models" / "ghost.md").exists()
     assert not (docs / "html").exists()
+    assert not (docs / "models" / "ghost.md").exists() and not (docs / "leaderboard.md").exists()
+    assert (docs / "models" / "mine.md").exists()
     assert (docs / "adding-a-model.md").exists() and (docs / "notes.md").exists()
 
 
@@ -723,10 +731,10 @@ def test_site_of_the_generated_pages(built, tmp_path):
     site = tmp_path / "site"
     build_site(config, site)
     for page in (
-        "leaderboard.html",
-        "models/alpha.html",
-        "models/beta.html",
-        "models/ghost.html",
+        "results/leaderboard.html",
+        "results/models/alpha.html",
+        "results/models/beta.html",
+        "results/models/ghost.html",
         "adding-a-model.html",
     ):
         refs = _Refs()
@@ -736,12 +744,12 @@ def test_site_of_the_generated_pages(built, tmp_path):
         for ref in refs.loads + [h for h in refs.links if not re.match(r"^[a-z]+:", h)]:
             target = ref.split("#")[0].split("?")[0]
             assert not target or ((site / page).parent / target).resolve().exists(), (page, ref)
-    index = (site / "leaderboard.html").read_text()
+    index = (site / "results" / "leaderboard.html").read_text()
     assert 'href="models/alpha.html"' in index and 'src="figures/' in index
-    assert 'href="adding-a-model.html"' in index
+    assert 'href="../adding-a-model.html"' in index
     assert "<strong>0.705</strong> [0.655, 0.745]" in index  # same numbers as the Markdown
     assert index.count("<table") == len(re.findall(r"^\|[-:| ]+\|$", read(fixture, "leaderboard.md"), flags=re.M)) > 3
-    alpha = (site / "models" / "alpha.html").read_text()
+    alpha = (site / "results" / "models" / "alpha.html").read_text()
     assert 'href="../leaderboard.html"' in alpha and 'src="../figures/' in alpha
 
 
@@ -837,11 +845,11 @@ def test_incremental_rebuild_redraws_only_what_changed(tmp_path):
     rob.loc[row, "delta_ccc"] = "-0.25"
     rob.to_csv(results / "robustness.csv", index=False, lineterminator="\n")
     changed = again()
-    figure = f"figures/models/beta/robustness__{slug(*MSP)}.png"
+    figure = f"results/figures/models/beta/robustness__{slug(*MSP)}.png"
     assert changed.drawn == [figure]
-    assert set(changed.written) == {"leaderboard.md", "models/beta.md", figure}
+    assert set(changed.written) == {"results/leaderboard.md", "results/models/beta.md", figure}
     # A figure changed on disk (edited, or checked out from another commit) is drawn again.
-    scatter = docs / f"figures/models/alpha/scatter__{slug(*MSP)}.png"
+    scatter = docs / f"results/figures/models/alpha/scatter__{slug(*MSP)}.png"
     scatter.write_bytes(b"not the figure")
     assert again().drawn == [scatter.relative_to(docs).as_posix()]
     # Everything is what a build from scratch gives.

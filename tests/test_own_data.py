@@ -185,8 +185,8 @@ def test_import_dataset_then_run_consistency_and_skips(corpus, tmp_path, capsys)
     judged = 3 + table["group"].isin(["female", "male", "worst-speaker"]).sum()
     assert summary["tests"].iloc[0] == judged
     docs = Path(__import__("os").environ["SER_BENCHMARK_DOCS"])
-    assert "Consistency" in (docs / "leaderboard.md").read_text()
-    assert "Consistency" in (docs / "models" / "wav2small.md").read_text()
+    assert "Consistency" in (docs / "results" / "leaderboard.md").read_text()
+    assert "Consistency" in (docs / "results" / "models" / "wav2small.md").read_text()
 
 
 def consistency_of(predict_arousal) -> pd.DataFrame:

@@ -51,7 +51,7 @@ def write_emodb(results) -> None:
 def build(fixture):
     results, docs, registry, reported = fixture
     build_docs(results, docs, registry, reported=reported, resamples=50)
-    return (docs / "leaderboard.md").read_text(), (docs / "models" / "alpha.md").read_text()
+    return (docs / "results" / "leaderboard.md").read_text(), (docs / "results" / "models" / "alpha.md").read_text()
 
 
 def test_leaderboard_opens_with_real_speech(tmp_path):

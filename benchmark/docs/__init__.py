@@ -2,16 +2,18 @@
 
 :func:`build` turns ``results/`` (plus ``models.yaml`` for metadata and
 ``benchmark/reported.yaml`` for published numbers) into Markdown pages
-that read well on a code host; MkDocs (``mkdocs.yml``, ``nox -s docs``)
+that read well on a code host, all in ``docs/results/`` (the rest of
+``docs/`` is hand-written); MkDocs (``mkdocs.yml``, ``nox -s docs``)
 builds the HTML site from them and from the hand-written pages:
 
-* ``docs/leaderboard.md``: CCC with 95% CI per dataset and dimension,
-  paired-bootstrap significance between the top models, robustness,
-  fairness and efficiency summaries, published numbers (separately);
-* ``docs/models/<model>.md``: provenance, artefact history and the
-  per-model plots;
-* ``docs/figures/``: the PNG plots (owned by this package: PNGs there
-  that a build does not produce are deleted).
+* ``docs/results/leaderboard.md``: CCC with 95% CI per dataset and
+  dimension, paired-bootstrap significance between the top models,
+  robustness, fairness and efficiency summaries, published numbers
+  (separately);
+* ``docs/results/models/<model>.md``: provenance, artefact history and
+  the per-model plots;
+* ``docs/results/figures/``: the PNG plots (owned by this package: PNGs
+  there that a build does not produce are deleted).
 
 Generated text files carry :data:`MARKER`; a build deletes generated
 files it no longer produces (e.g. the page of a model whose results
@@ -31,9 +33,11 @@ A build draws only the figures whose data changed (:mod:`.cache`).
 Modules, in the order of a build: :mod:`.inputs` (tables through
 :mod:`benchmark.results`, metadata through :mod:`benchmark.registry`),
 :mod:`.leaderboard` and :mod:`.model_page` (one per page kind, with
-:mod:`.distillation` for a student's section), :mod:`.formatting`,
-:mod:`.plots`, :mod:`.cache` and :mod:`.output`; :mod:`.generate` runs
-them.
+:mod:`.summary`, :mod:`.real_speech`, :mod:`.consistency`,
+:mod:`.published` and :mod:`.ranks` for sections of the leaderboard and
+:mod:`.distillation` and :mod:`.model_report` for sections of a model
+page), :mod:`.formatting`, :mod:`.plots`, :mod:`.cache` and
+:mod:`.output`; :mod:`.generate` runs them.
 """
 
 from benchmark.docs.formatting import DEMO_NOTE, MARKER

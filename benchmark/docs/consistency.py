@@ -9,15 +9,16 @@ from __future__ import annotations
 import pandas as pd
 
 from benchmark import DIMENSIONS
-from benchmark.docs.formatting import DASH, _truthy, fmt3, fmt_ccc, md_table, section_title, sha8
-from benchmark.docs.inputs import Inputs, _in_section, _sections
+from benchmark.docs.formatting import DASH, fmt3, fmt_ccc, is_true, md_table, section_title, sha8
+from benchmark.docs.inputs import Inputs, in_section, ordered_sections
+from benchmark.docs.output import GUIDES
 
 INTRO = (
     "Predictions against categorical labels (ser-tests' consistency): per dimension, the AUC of the files "
     "of the categories placed high (e.g. anger, happiness on arousal) against those placed low (sadness, "
     "boredom), with a 95 % bootstrap interval; 0.5 is no separation, a test passes at AUC ≥ its threshold "
     "(`thresholds.yaml`, `consistency-auc`). Categories and their places: `datasets.yaml` (`categories`), "
-    "see [adding a dataset](adding-a-dataset.md)."
+    f"see [adding a dataset]({GUIDES}/adding-a-dataset.md)."
 )
 
 
@@ -38,12 +39,12 @@ def leaderboard_section(inputs: Inputs) -> str:
         return ""
     df = df[df["group"].astype(str) == "all"]
     parts = ["## Consistency", INTRO]
-    for section in _sections(df):
-        rows = _in_section(df, section)
+    for section in ordered_sections(df):
+        rows = in_section(df, section)
         table = []
         for (model, sha), group in rows.groupby(["model", "model_sha256"], sort=True):
             by_dim = {r["dimension"]: r for _, r in group.iterrows()}
-            passed = sum(_truthy(r["passed"]) for r in by_dim.values())
+            passed = sum(is_true(r["passed"]) for r in by_dim.values())
             table.append(
                 [
                     f"[{model}](models/{model}.md)",
@@ -66,10 +67,10 @@ def model_block(inputs: Inputs, model: str) -> str:
     if not (len(auc) or len(means)):
         return ""
     # a model page lies one folder down: its links to the other pages climb out of models/
-    parts = ["## Consistency", INTRO.replace("](adding-a-dataset.md)", "](../adding-a-dataset.md)")]
-    for section in sorted(set(_sections(auc)) | set(_sections(means))):
+    parts = ["## Consistency", INTRO.replace(f"]({GUIDES}/", f"](../{GUIDES}/")]
+    for section in sorted(set(ordered_sections(auc)) | set(ordered_sections(means))):
         parts.append(f"### {section_title(section)}")
-        a = _in_section(auc, section)
+        a = in_section(auc, section)
         if len(a):
             table = [
                 [
@@ -80,7 +81,7 @@ def model_block(inputs: Inputs, model: str) -> str:
                     r["low"],
                     _auc_cell(r),
                     fmt3(r.get("delta_auc")),
-                    ("passed" if _truthy(r["passed"]) else "failed") if str(r["group"]) == "all" else DASH,
+                    ("passed" if is_true(r["passed"]) else "failed") if str(r["group"]) == "all" else DASH,
                 ]
                 for _, r in a.iterrows()
             ]
@@ -91,7 +92,7 @@ def model_block(inputs: Inputs, model: str) -> str:
                     "llrllrrl",
                 )
             )
-        m = _in_section(means, section)
+        m = in_section(means, section)
         if len(m):
             table = []
             for category, group in m.groupby("category", sort=True):

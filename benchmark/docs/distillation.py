@@ -8,25 +8,25 @@ from pathlib import Path
 import pandas as pd
 
 from benchmark import DIMENSIONS
-from benchmark.docs.formatting import DASH, _flatten, _value, md_table
-from benchmark.docs.inputs import Inputs, _distill_provenance
+from benchmark.docs.formatting import DASH, flatten, fmt_value, md_table
+from benchmark.docs.inputs import Inputs, distill_provenance
 from benchmark.docs.output import Output
 
 
 def distillation_block(inputs: Inputs, model: str, out: Output, fig_dir: str) -> str:
-    provenance = _distill_provenance(inputs, model)
+    provenance = distill_provenance(inputs, model)
     distilled = inputs.models.get(model, {}).get("distilled") or {}
     history_path = inputs.root / "distill" / model / "history.csv"
     if not (provenance or distilled or history_path.exists()):
         return ""
     parts = ["## Distillation"]
     if provenance:
-        parts.append(md_table(["field", "value"], [[k, _value(v)] for k, v in _flatten(provenance)], "ll"))
+        parts.append(md_table(["field", "value"], [[k, fmt_value(v)] for k, v in flatten(provenance)], "ll"))
         parts.append(f"*Source: `results/distill/{model}/provenance.json`.*")
     if distilled:
         parts.append(
             "From `models.yaml` (`distilled`):\n\n"
-            + md_table(["field", "value"], [[k, _value(v)] for k, v in _flatten(distilled)], "ll")
+            + md_table(["field", "value"], [[k, fmt_value(v)] for k, v in flatten(distilled)], "ll")
         )
     if history_path.exists():
         history = pd.read_csv(history_path)
@@ -109,7 +109,7 @@ def _targets_text(report: dict) -> str:
 
 
 def _voice_and_sex_text(report: dict) -> list[str]:
-    r"""The voice-shift and per-sex agreement of the fp32 student (issue 34), where the report has them."""
+    r"""How well the fp32 student follows its teacher on shifted voices and within each sex, where the report says."""
     text = []
     shift = report.get("voice_shift")
     if shift:

@@ -27,7 +27,7 @@ def fmt3(value: typing.Any) -> str:
         ('0.745', '0.000', '—')
 
     """
-    v = _float(value)
+    v = float_or_none(value)
     if v is None:
         return DASH
     text = f"{v:.3f}"
@@ -47,7 +47,7 @@ def fmt_ccc(ccc: typing.Any, low: typing.Any, high: typing.Any, bold: bool = Fal
         return DASH
     if bold:
         point = f"**{point}**"
-    if _float(low) is None or _float(high) is None:
+    if float_or_none(low) is None or float_or_none(high) is None:
         return point
     return f"{point} [{fmt3(low)}, {fmt3(high)}]"
 
@@ -60,7 +60,7 @@ def fmt_count(value: typing.Any) -> str:
         ('72.3 K', '164 M', '950')
 
     """
-    v = _float(value)
+    v = float_or_none(value)
     if v is None:
         return DASH
     for factor, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "K")):
@@ -77,7 +77,7 @@ def fmt_bytes(value: typing.Any) -> str:
         ('120 kB', '657 MB')
 
     """
-    v = _float(value)
+    v = float_or_none(value)
     if v is None:
         return DASH
     for factor, unit in ((1e9, "GB"), (1e6, "MB"), (1e3, "kB")):
@@ -87,7 +87,7 @@ def fmt_bytes(value: typing.Any) -> str:
 
 
 def fmt_float(value: typing.Any, digits: int = 1) -> str:
-    v = _float(value)
+    v = float_or_none(value)
     return DASH if v is None else f"{v:.{digits}f}"
 
 
@@ -99,7 +99,7 @@ def fmt_sig(value: typing.Any) -> str:
         ('1.48', '0.0213', '330', '3,378')
 
     """
-    v = _float(value)
+    v = float_or_none(value)
     if v is None:
         return DASH
     return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
@@ -107,7 +107,7 @@ def fmt_sig(value: typing.Any) -> str:
 
 def fmt_p(value: typing.Any, resamples: int) -> str:
     r"""Bootstrap p-value; zero resamples on the other side reads ``< 1/resamples``."""
-    v = _float(value)
+    v = float_or_none(value)
     if v is None:
         return DASH
     if v == 0:
@@ -172,7 +172,14 @@ def md_table(
     return tabulate.tabulate(rows, headers=headers, tablefmt="pipe", disable_numparse=True, colalign=colalign)
 
 
-def _float(value: typing.Any) -> float | None:
+def float_or_none(value: typing.Any) -> float | None:
+    r"""A number as float, ``None`` where it is missing, not a number or NaN.
+
+    Examples:
+        >>> float_or_none("0.5"), float_or_none(""), float_or_none(float("nan")), float_or_none(None)
+        (0.5, None, None, None)
+
+    """
     try:
         v = float(value)
     except (TypeError, ValueError):
@@ -184,32 +191,60 @@ def _sig3(v: float) -> str:
     return f"{v:.3g}" if abs(v) < 1000 else f"{v:.0f}"
 
 
-def _truthy(value: typing.Any) -> bool:
+def is_true(value: typing.Any) -> bool:
+    r"""Whether a table cell reads as true (result tables store flags as text or numbers).
+
+    Examples:
+        >>> is_true(True), is_true(" TRUE "), is_true(1), is_true("False"), is_true(float("nan"))
+        (True, True, True, False, False)
+
+    """
     return str(value).strip().lower() in ("true", "1", "yes")
 
 
-def _one_line(text: typing.Any) -> str:
+def one_line(text: typing.Any) -> str:
+    r"""Text with its whitespace collapsed to single spaces, so it fits a table cell; dash if empty.
+
+    Examples:
+        >>> one_line("a\n  b"), one_line(None)
+        ('a b', '—')
+
+    """
     return " ".join(str(text or "").split()) or DASH
 
 
-def _flatten(data: dict, prefix: str = "") -> list[tuple[str, typing.Any]]:
+def flatten(data: dict, prefix: str = "") -> list[tuple[str, typing.Any]]:
+    r"""Leaves of a nested mapping with dotted names, in order; an empty mapping is a leaf.
+
+    Examples:
+        >>> flatten({"a": 1, "b": {"c": 2, "d": {}}})
+        [('a', 1), ('b.c', 2), ('b.d', {})]
+
+    """
     items = []
     for key, value in data.items():
         name = f"{prefix}{key}"
         if isinstance(value, dict) and value:
-            items += _flatten(value, f"{name}.")
+            items += flatten(value, f"{name}.")
         else:
             items.append((name, value))
     return items
 
 
-def _value(value: typing.Any) -> str:
+def fmt_value(value: typing.Any) -> str:
+    r"""A field value for a table cell: floats to six digits, lists joined, SHA-256 hashes as code.
+
+    Examples:
+        >>> fmt_value(0.123456789), fmt_value([1, "x"]), fmt_value([]), fmt_value(True)
+        ('0.123457', '1, x', '—', 'True')
+
+    """
     if isinstance(value, bool) or isinstance(value, int):
         return str(value)
     if isinstance(value, float):
         return f"{value:.6g}"
     if isinstance(value, (list, tuple)):
-        return ", ".join(_value(v) for v in value) or DASH
+        return ", ".join(fmt_value(v) for v in value) or DASH
     if isinstance(value, str) and re.fullmatch(r"[0-9a-f]{64}", value):
         return f"`{value}`"
-    return _one_line(value)
+    return one_line(value)

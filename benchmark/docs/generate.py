@@ -67,7 +67,8 @@ def regenerate(
 
     Args:
         results_dir: result tables (default :func:`benchmark.paths.results_root`)
-        docs_dir: output folder (default :func:`benchmark.paths.docs_root`)
+        docs_dir: the docs folder (default :func:`benchmark.paths.docs_root`); the pages
+            go to its ``results/`` folder (:data:`benchmark.docs.output.GENERATED`)
         registry: :class:`benchmark.registry.Registry`, path to a
             ``models.yaml``, or ``None`` for the project's
         reported: published numbers (default ``benchmark/reported.yaml``)

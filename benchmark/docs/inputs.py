@@ -242,31 +242,61 @@ def load_inputs(results_dir: Path, registry: typing.Any = None, reported: Path |
     return inputs
 
 
-def _sections(df: pd.DataFrame) -> list[Section]:
-    r"""Sections in display order: real corpora first, then demo replicas."""
+def ordered_sections(df: pd.DataFrame) -> list[Section]:
+    r"""Sections of a result table in display order (:func:`section_key`).
+
+    Examples:
+        >>> df = pd.DataFrame({"dataset": ["demo-a", "b", "b"], "dataset_version": ["1", "10.0", "9.0"],
+        ...                    "split": ["test"] * 3})
+        >>> ordered_sections(df)
+        [('b', '9.0', 'test'), ('b', '10.0', 'test'), ('demo-a', '1', 'test')]
+
+    """
     if not len(df):
         return []
     keys = {(str(d), str(v), str(s)) for d, v, s in zip(df["dataset"], df["dataset_version"], df["split"])}
-    return sorted(keys, key=lambda k: (is_demo(k[0]), k[0], _version_key(k[1]), k[2]))
+    return sorted(keys, key=section_key)
 
 
-def _version_key(version: str) -> tuple:
+def section_key(section: Section) -> tuple:
+    r"""Sort key of a section: real corpora before demo replicas, then by name, version and split."""
+    dataset, version, split = section
+    return is_demo(dataset), dataset, version_key(version), split
+
+
+def version_key(version: str) -> tuple:
+    r"""Sort key of a version: numeric parts compare as numbers, ahead of text parts.
+
+    Examples:
+        >>> sorted(["1.10.0", "1.9.0", "1.9.0-rc"], key=version_key)
+        ['1.9.0', '1.9.0-rc', '1.10.0']
+
+    """
     return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"[.\-]", version))
 
 
-def _in_section(df: pd.DataFrame, section: Section) -> pd.DataFrame:
+def in_section(df: pd.DataFrame, section: Section) -> pd.DataFrame:
+    r"""Rows of a result table that belong to one section (``(dataset, dataset_version, split)``)."""
     if not len(df):
         return df
     dataset, version, split = section
     return df[(df["dataset"] == dataset) & (df["dataset_version"] == version) & (df["split"] == split)]
 
 
-def _dims(df: pd.DataFrame) -> list[str]:
+def dimensions_in(df: pd.DataFrame) -> list[str]:
+    r"""Emotion dimensions that a table has rows for, in the order of :data:`benchmark.DIMENSIONS`.
+
+    Examples:
+        >>> dimensions_in(pd.DataFrame({"dimension": ["valence", "arousal", "valence"]}))
+        ['arousal', 'valence']
+
+    """
     present = set(df["dimension"]) if len(df) and "dimension" in df else set()
     return [d for d in DIMENSIONS if d in present]
 
 
-def _role_from_results(inputs: Inputs, model: str) -> str:
+def role_from_results(inputs: Inputs, model: str) -> str:
+    r"""Role a model's correctness rows record (the latest), for a model ``models.yaml`` does not describe."""
     df = inputs.table("correctness")
     if len(df) and "role" in df:
         roles = df.loc[df["model"] == model, "role"].dropna()
@@ -274,9 +304,12 @@ def _role_from_results(inputs: Inputs, model: str) -> str:
     return ""
 
 
-def _teacher(inputs: Inputs, model: str) -> str:
-    r"""Teacher a student was distilled from, as ``name `sha8```: its distillation record, else ``models.yaml``."""
-    recorded = _distill_provenance(inputs, model).get("teacher")
+def teacher_label(inputs: Inputs, model: str) -> str:
+    r"""Teacher a student was distilled from, as ``name `sha8```: its distillation record, else ``models.yaml``.
+
+    Empty for a model that was not distilled.
+    """
+    recorded = distill_provenance(inputs, model).get("teacher")
     distilled = inputs.models.get(model, {}).get("distilled") or {}
     if isinstance(recorded, dict):  # results/distill/<student>/provenance.json: {name, sha256}
         name, sha = recorded.get("name"), recorded.get("sha256")
@@ -287,7 +320,8 @@ def _teacher(inputs: Inputs, model: str) -> str:
     return f"{name} {sha8(sha)}" if sha else str(name)
 
 
-def _distill_provenance(inputs: Inputs, model: str) -> dict:
+def distill_provenance(inputs: Inputs, model: str) -> dict:
+    r"""A student's distillation record (``results/distill/<model>/provenance.json``); empty if absent or unreadable."""
     path = inputs.root / "distill" / model / "provenance.json"
     if not path.exists():
         return {}

@@ -1,4 +1,4 @@
-"""The leaderboard page, ``docs/leaderboard.md``."""
+"""The leaderboard page, ``docs/results/leaderboard.md``."""
 
 from __future__ import annotations
 
@@ -8,34 +8,41 @@ import numpy as np
 import pandas as pd
 
 from benchmark import DIMENSIONS
-from benchmark.docs import consistency, ranks, real_speech
+from benchmark.docs import consistency, published, ranks, real_speech
 from benchmark.docs.formatting import (
     DASH,
     DEMO_NOTE,
     NOTE_MD,
-    _float,
-    _one_line,
-    _truthy,
+    float_or_none,
     fmt3,
     fmt_bytes,
     fmt_ccc,
     fmt_count,
     fmt_float,
     fmt_sig,
-    is_demo,
+    is_true,
     md_table,
+    one_line,
     plot_title,
     section_title,
     sha8,
     slug,
 )
-from benchmark.docs.inputs import Inputs, _dims, _in_section, _role_from_results, _sections, _teacher, _version_key
-from benchmark.docs.output import FIGURES, Output
+from benchmark.docs.inputs import (
+    Inputs,
+    dimensions_in,
+    in_section,
+    ordered_sections,
+    role_from_results,
+    section_key,
+    teacher_label,
+)
+from benchmark.docs.output import FIGURES, GUIDES, Output
 from benchmark.docs.summary import glance_section
 
 
 def leaderboard_page(inputs: Inputs, out: Output, *, resamples: int, seed: int, top: int) -> str:
-    r"""Markdown of ``docs/leaderboard.md``; figures are added to ``out``."""
+    r"""Markdown of ``docs/results/leaderboard.md``; figures are added to ``out``."""
     parts = [
         NOTE_MD,
         "# Leaderboard: dimensional speech emotion recognition",
@@ -43,7 +50,7 @@ def leaderboard_page(inputs: Inputs, out: Output, *, resamples: int, seed: int, 
         "the **synthetic replicas** (generated voices with arousal, dominance and valence gold, scored with "
         "the concordance correlation coefficient, CCC). Each model is shown with its current artefact "
         "(the `sha256` pinned in `models.yaml`, else the most recent one); earlier artefacts are listed on "
-        "the model pages. See [adding a model](adding-a-model.md).",
+        f"the model pages. See [adding a model]({GUIDES}/adding-a-model.md).",
         real_speech.leaderboard_section(inputs, out),
         "## Synthetic replicas",
         f"Every section from here on is computed on embedded synthetic replicas (`demo-*` corpora, unless a "
@@ -62,7 +69,7 @@ def leaderboard_page(inputs: Inputs, out: Output, *, resamples: int, seed: int, 
         fairness_section(inputs),
         consistency.leaderboard_section(inputs),
         efficiency_section(inputs, out),
-        reported_section(inputs),
+        published.reported_section(inputs),
         models_section(inputs),
         "## Sources\n\n"
         "Every number above is a cell of a row in `results/` identified by model, artefact "
@@ -84,9 +91,9 @@ def correctness_section(inputs: Inputs, out: Output, *, resamples: int, seed: in
     if not len(df):
         return ""
     parts = ["## Correctness", ranks.RANK_TEXT]
-    for section in _sections(df):
-        rows = _in_section(df, section)
-        dims = _dims(rows)
+    for section in ordered_sections(df):
+        rows = in_section(df, section)
+        dims = dimensions_in(rows)
         parts.append(f"### {section_title(section)}")
         parts.append(data_builds_note(rows))
         order = _ranked_models(rows, dims)
@@ -132,7 +139,7 @@ def _ranked_models(rows: pd.DataFrame, dims: list[str]) -> list[str]:
     r"""Models by mean CCC over ``dims`` (missing counts as worst), then by name."""
     means = {}
     for model, group in rows.groupby("model", sort=True):
-        values = [_float(v) for v in group.set_index("dimension").reindex(dims)["ccc"]]
+        values = [float_or_none(v) for v in group.set_index("dimension").reindex(dims)["ccc"]]
         values = [v for v in values if v is not None]
         means[model] = float(np.mean(values)) if values else -math.inf
     return sorted(means, key=lambda m: (-means[m], m))
@@ -145,7 +152,7 @@ def ccc_table(rows: pd.DataFrame, dims: list[str], groups: dict[str, int] | None
     """
     best = {}
     for dim in dims:
-        values = [_float(v) for v in rows.loc[rows["dimension"] == dim, "ccc"]]
+        values = [float_or_none(v) for v in rows.loc[rows["dimension"] == dim, "ccc"]]
         values = [v for v in values if v is not None]
         best[dim] = max(values) if values else None
     table = []
@@ -158,12 +165,12 @@ def ccc_table(rows: pd.DataFrame, dims: list[str], groups: dict[str, int] | None
                 cells.append(DASH)
                 continue
             r = group.loc[dim]
-            bold = best[dim] is not None and _float(r["ccc"]) == best[dim]
+            bold = best[dim] is not None and float_or_none(r["ccc"]) == best[dim]
             unit = str(r.get("ci_unit", "") or "")
             unit = f" ({unit}s)" if unit and unit != "nan" and unit != "speaker" else ""
             cells.append(fmt_ccc(r["ccc"], r.get("ccc_ci_low"), r.get("ccc_ci_high"), bold=bold) + unit)
-        n = _float(first.get("n"))
-        skipped = _float(first.get("n_skipped"))
+        n = float_or_none(first.get("n"))
+        skipped = float_or_none(first.get("n_skipped"))
         cells.append(DASH if n is None else f"{n:.0f}" + (f" ({skipped:.0f} skipped)" if skipped else ""))
         table.append(cells)
     headers = ["rank", "model", "sha256", *[f"{d} CCC [95% CI]" for d in dims], "n"]
@@ -224,8 +231,8 @@ def robustness_section(inputs: Inputs) -> str:
         "prediction stays unchanged. "
         "Per-condition bars and SNR curves are on the model pages.",
     ]
-    for section in _sections(df):
-        summary = robustness_summary(_in_section(df, section))
+    for section in ordered_sections(df):
+        summary = robustness_summary(in_section(df, section))
         dims = [d for d in DIMENSIONS if d in summary.columns]
         # Most robust first: smallest mean |ΔCCC| (a gain under perturbation is no merit either).
         summary["_mean"] = summary[dims].abs().mean(axis=1) if dims else 0.0
@@ -257,18 +264,16 @@ def fairness_section(inputs: Inputs) -> str:
         "many group × dimension tests pass their threshold. Speakers: median per-speaker CCC and "
         "Spearman ρ from `fairness_speaker.csv`, per dimension (A / D / V).",
     ]
-    sections = sorted(
-        set(_sections(sex)) | set(_sections(spk)), key=lambda k: (is_demo(k[0]), k[0], _version_key(k[1]), k[2])
-    )
+    sections = sorted(set(ordered_sections(sex)) | set(ordered_sections(spk)), key=section_key)
     for section in sections:
-        s, p = _in_section(sex, section), _in_section(spk, section)
+        s, p = in_section(sex, section), in_section(spk, section)
         keys = sorted({(m, h) for df in (s, p) if len(df) for m, h in zip(df["model"], df["model_sha256"])})
         table = []
         for model, sha in keys:
             ms = s[(s["model"] == model) & (s["model_sha256"] == sha)] if len(s) else s
             mp = p[(p["model"] == model) & (p["model_sha256"] == sha)] if len(p) else p
             gaps = pd.to_numeric(ms["delta_ccc"], errors="coerce").abs().dropna() if len(ms) else pd.Series(dtype=float)
-            passed = f"{sum(_truthy(v) for v in ms['passed'])}/{len(ms)}" if len(ms) and "passed" in ms else DASH
+            passed = f"{sum(is_true(v) for v in ms['passed'])}/{len(ms)}" if len(ms) and "passed" in ms else DASH
             by_dim = mp.set_index("dimension") if len(mp) else pd.DataFrame()
             median = " / ".join(fmt3(by_dim.loc[d, "ccc_median"]) if d in by_dim.index else DASH for d in DIMENSIONS)
             rho = " / ".join(fmt3(by_dim.loc[d, "spearman_rho"]) if d in by_dim.index else DASH for d in DIMENSIONS)
@@ -308,7 +313,7 @@ def efficiency_rows(inputs: Inputs) -> list[dict]:
             continue
         int8 = by_model.get(f"{model}-int8")
         rows.append({"model": model, "fp32": r, "int8": int8})
-    rows.sort(key=lambda x: (_float(x["fp32"].get("ms_per_5s")) or math.inf, x["model"]))
+    rows.sort(key=lambda x: (float_or_none(x["fp32"].get("ms_per_5s")) or math.inf, x["model"]))
     return rows
 
 
@@ -320,12 +325,12 @@ def efficiency_section(inputs: Inputs, out: Output) -> str:
     for row in rows:
         r, q = row["fp32"], row["int8"]
         ms = fmt_sig(r.get("ms_per_5s"))
-        if _float(r.get("ms_per_5s_iqr")) is not None:
+        if float_or_none(r.get("ms_per_5s_iqr")) is not None:
             ms += f" (IQR {fmt_sig(r.get('ms_per_5s_iqr'))})"
-        threads = _float(r.get("threads"))
+        threads = float_or_none(r.get("threads"))
         if threads is not None and threads != 1:
             ms += f" ({threads:.0f} threads)"
-        xrt = _float(r.get("xrt"))
+        xrt = float_or_none(r.get("xrt"))
         # speed does not depend on weight values; such a row says it timed no trained model
         timed = " *(architecture, random weights)*" if str(r.get("weights", "")) == "random" else ""
         table.append(
@@ -373,112 +378,6 @@ def _cpus(fp32: dict, int8: dict | None) -> str:
     return " / ".join(dict.fromkeys(names)) or DASH
 
 
-def reported_section(inputs: Inputs) -> str:
-    r"""Published numbers, never mixed into the measured tables."""
-    parts = [
-        "## Published numbers (not measured by this benchmark)",
-        "CCC as reported in the cited publications, on the real corpora, with the authors' "
-        "own pipelines and corpus releases; copied into `benchmark/reported.yaml`. Values "
-        "marked *unverified* could not be checked against the primary source.",
-    ]
-    if not inputs.reported:
-        parts.append("*No published numbers recorded in `benchmark/reported.yaml`.*")
-        return "\n\n".join(parts)
-    parts.append(reported_table(inputs.reported, inputs.sources))
-    parts.append(sources_list(inputs.sources, inputs.reported))
-    parts.append(reproduced_section(inputs))
-    return "\n\n".join(p for p in parts if p)
-
-
-def reported_table(entries: list[dict], sources: dict[str, dict]) -> str:
-    table = []
-    for e in entries:
-        values = e.get("ccc") or {}
-        source = sources.get(e.get("source"), {})
-        cite = source.get("short") or source.get("citation") or str(e.get("source", ""))
-        if source.get("url"):
-            cite = f"[{cite}]({source['url']})"
-        table.append(
-            [
-                e.get("label", ""),
-                ", ".join(e.get("models") or []) or DASH,
-                f"{e.get('corpus', e.get('dataset', ''))} · {e.get('split', '')}",
-                *[fmt3(values.get(d)) for d in DIMENSIONS],
-                cite,
-                "verified" if e.get("verified") else "*unverified*",
-            ]
-        )
-    headers = [
-        "model (as published)",
-        "registry name",
-        "corpus · split",
-        *[f"{d} CCC" for d in DIMENSIONS],
-        "source",
-        "status",
-    ]
-    return md_table(headers, table, "lll" + "rrr" + "ll")
-
-
-def sources_list(sources: dict[str, dict], entries: list[dict]) -> str:
-    r"""Full citations of the sources the published numbers come from."""
-    used = [key for key in dict.fromkeys(e.get("source") for e in entries) if key in sources]
-    items = []
-    for key in used:
-        source = sources[key]
-        label = source.get("short", key)
-        label = f"[{label}]({source['url']})" if source.get("url") else label
-        items.append(f"- {label}: {source.get('citation', key)}")
-    return "Sources:\n\n" + "\n".join(items) if items else ""
-
-
-def reproduced_section(inputs: Inputs) -> str:
-    r"""Published vs measured, only where the real corpus and split were benchmarked."""
-    ccc = inputs.latest("correctness")
-    table = []
-    for e in inputs.reported:
-        for model in e.get("models") or []:
-            sub = (
-                ccc[(ccc["model"] == model) & (ccc["dataset"] == e.get("dataset")) & (ccc["split"] == e.get("split"))]
-                if len(ccc)
-                else ccc
-            )
-            for _, r in sub.sort_values(["dataset_version", "dimension"]).iterrows() if len(sub) else []:
-                published = _float((e.get("ccc") or {}).get(r["dimension"]))
-                if published is None:
-                    continue
-                measured = _float(r["ccc"])
-                diff = DASH if measured is None else fmt3(measured - published)
-                table.append(
-                    [
-                        e.get("label", ""),
-                        f"[{model}](models/{model}.md)",
-                        sha8(r["model_sha256"]),
-                        f"{r['dataset']} {r['dataset_version']} · {r['split']}",
-                        r["dimension"],
-                        fmt3(published),
-                        fmt_ccc(r["ccc"], r.get("ccc_ci_low"), r.get("ccc_ci_high")),
-                        diff,
-                    ]
-                )
-    heading = "### Reported vs reproduced"
-    if not table:
-        return (
-            f"{heading}\n\n*No results on the real corpora for these models yet; "
-            "demo-data results are not comparable and are not compared.*"
-        )
-    headers = [
-        "published model",
-        "model",
-        "sha256",
-        "dataset · split",
-        "dimension",
-        "published",
-        "measured CCC [95% CI]",
-        "measured − published",
-    ]
-    return f"{heading}\n\n" + md_table(headers, table, "lllllrrr") + "\n\n*Measured values: `results/correctness.csv`.*"
-
-
 def models_section(inputs: Inputs) -> str:
     names = sorted(set(inputs.current) | set(inputs.models))
     if not names:
@@ -486,14 +385,14 @@ def models_section(inputs: Inputs) -> str:
     table = []
     for name in names:
         meta = inputs.models.get(name, {})
-        teacher = _teacher(inputs, name)
+        teacher = teacher_label(inputs, name)
         table.append(
             [
                 f"[{name}](models/{name}.md)" if name in inputs.current else name,
-                meta.get("role") or _role_from_results(inputs, name) or DASH,
+                meta.get("role") or role_from_results(inputs, name) or DASH,
                 teacher or DASH,
                 sha8(inputs.current[name]) if name in inputs.current else "no results",
-                _one_line(meta.get("description")) if meta else "*not in models.yaml*",
+                one_line(meta.get("description")) if meta else "*not in models.yaml*",
             ]
         )
     return "## Models\n\n" + md_table(["model", "role", "teacher", "sha256", "description"], table, "lllll")

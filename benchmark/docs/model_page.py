@@ -1,4 +1,4 @@
-"""The model pages, ``docs/models/<model>.md``."""
+"""The model pages, ``docs/results/models/<model>.md``."""
 
 from __future__ import annotations
 
@@ -10,18 +10,17 @@ from benchmark.docs.distillation import distillation_block
 from benchmark.docs.formatting import (
     DASH,
     NOTE_MD,
-    _flatten,
-    _one_line,
-    _truthy,
-    _value,
+    flatten,
     fmt3,
     fmt_bytes,
     fmt_ccc,
     fmt_count,
     fmt_float,
     fmt_sig,
-    is_demo,
+    fmt_value,
+    is_true,
     md_table,
+    one_line,
     plot_title,
     section_title,
     sha8,
@@ -29,22 +28,23 @@ from benchmark.docs.formatting import (
 )
 from benchmark.docs.inputs import (
     Inputs,
-    _dims,
-    _in_section,
-    _role_from_results,
-    _sections,
-    _teacher,
-    _version_key,
     artefact_dates,
+    dimensions_in,
+    in_section,
+    ordered_sections,
     registered_sha,
+    role_from_results,
+    section_key,
+    teacher_label,
 )
-from benchmark.docs.leaderboard import reported_table, split_robustness
+from benchmark.docs.leaderboard import split_robustness
 from benchmark.docs.model_report import model_report_block
 from benchmark.docs.output import FIGURES, Output
+from benchmark.docs.published import reported_table
 
 
 def model_page(inputs: Inputs, model: str, out: Output) -> str:
-    r"""Markdown of ``docs/models/<model>.md``; figures are added to ``out``."""
+    r"""Markdown of ``docs/results/models/<model>.md``; figures are added to ``out``."""
     meta = inputs.models.get(model, {})
     current = inputs.current.get(model, "")
     fig_dir = f"{FIGURES}/models/{slug(model)}"
@@ -68,29 +68,29 @@ def model_page(inputs: Inputs, model: str, out: Output) -> str:
 
 def summary_line(inputs: Inputs, model: str, meta: dict) -> str:
     r"""One line under the title: the model's role and architecture, and the artefact shown (short hash)."""
-    role = meta.get("role") or _role_from_results(inputs, model)
+    role = meta.get("role") or role_from_results(inputs, model)
     words = [w for w in (role, meta.get("architecture")) if w]
     current = inputs.current.get(model, "")
     if current:
         words.append(f"artefact {sha8(current)}")
-    return "*" + _one_line(" · ".join(str(w) for w in words)) + "*" if words else ""
+    return "*" + one_line(" · ".join(str(w) for w in words)) + "*" if words else ""
 
 
 def provenance_block(inputs: Inputs, model: str, meta: dict, current: str) -> str:
     rows = []
     if not meta:
         rows.append(["registry", "*not in models.yaml* (results only)"])
-    role = meta.get("role") or _role_from_results(inputs, model)
+    role = meta.get("role") or role_from_results(inputs, model)
     for label, value in (
         ("role", role),
         ("kind", meta.get("kind")),
         ("description", meta.get("description")),
         ("architecture", meta.get("architecture")),
         ("citation", meta.get("citation")),
-        ("teacher", _teacher(inputs, model)),
+        ("teacher", teacher_label(inputs, model)),
     ):
         if value:
-            rows.append([label, _one_line(value)])
+            rows.append([label, one_line(value)])
     rows.append(["artefact shown", sha8(current) + " (sha256; the full digest is in `results/*.csv`)"])
     pinned = registered_sha(meta) if meta else None
     if pinned and pinned != current:
@@ -164,7 +164,7 @@ def model_correctness_block(inputs: Inputs, model: str, out: Output, fig_dir: st
         ),
         "*Source: `results/correctness.csv`.*",
     ]
-    for section in _sections(df[df["model_sha256"] == current]):
+    for section in ordered_sections(df[df["model_sha256"] == current]):
         predictions = inputs.predictions(model, current, section)
         if predictions is None:
             continue
@@ -183,11 +183,11 @@ def model_robustness_block(inputs: Inputs, model: str, out: Output, fig_dir: str
     if not len(df):
         return ""
     parts = ["## Robustness"]
-    for section in _sections(df):
-        fixed, sweep = split_robustness(_in_section(df, section))
+    for section in ordered_sections(df):
+        fixed, sweep = split_robustness(in_section(df, section))
         parts.append(f"### {section_title(section)}")
         if len(fixed):
-            dims = _dims(fixed)
+            dims = dimensions_in(fixed)
             pivot = fixed.pivot_table(index=["condition"], columns="dimension", values="delta_ccc", aggfunc="first")
             share = fixed.groupby("condition")["unchanged_share"].mean()
             group = (
@@ -231,12 +231,12 @@ def model_fairness_block(inputs: Inputs, model: str, out: Output, fig_dir: str) 
         return ""
     parts = ["## Fairness"]
     sections = sorted(
-        set(_sections(sex)) | set(_sections(spk)) | set(_sections(speakers)),
-        key=lambda k: (is_demo(k[0]), k[0], _version_key(k[1]), k[2]),
+        set(ordered_sections(sex)) | set(ordered_sections(spk)) | set(ordered_sections(speakers)),
+        key=section_key,
     )
     for section in sections:
         parts.append(f"### {section_title(section)}")
-        s = _in_section(sex, section)
+        s = in_section(sex, section)
         if len(s):
             s = s.sort_values(["dimension", "group"])
             table = [
@@ -248,7 +248,7 @@ def model_fairness_block(inputs: Inputs, model: str, out: Output, fig_dir: str) 
                     fmt3(r.get("ccc_all")),
                     f"{fmt3(r.get('delta_ccc'))} [{fmt3(r.get('ci_low'))}, {fmt3(r.get('ci_high'))}]",
                     fmt3(r.get("threshold")),
-                    "pass" if _truthy(r.get("passed")) else "**fail**",
+                    "pass" if is_true(r.get("passed")) else "**fail**",
                 ]
                 for _, r in s.iterrows()
             ]
@@ -263,7 +263,7 @@ def model_fairness_block(inputs: Inputs, model: str, out: Output, fig_dir: str) 
             numeric = s.assign(**{c: pd.to_numeric(s[c], errors="coerce") for c in ("delta_ccc", "ci_low", "ci_high")})
             out.figure(rel, "sex_gap_bars", numeric, plot_title(section, f"{model}, sex groups"))
             parts.append(f"![CCC gap per sex group](../{rel})")
-        p = _in_section(spk, section)
+        p = in_section(spk, section)
         if len(p):
             p = p.sort_values("dimension")
             table = [
@@ -284,7 +284,7 @@ def model_fairness_block(inputs: Inputs, model: str, out: Output, fig_dir: str) 
                     "lrrrrr",
                 )
             )
-        k = _in_section(speakers, section)
+        k = in_section(speakers, section)
         if len(k):
             rel = f"{fig_dir}/speakers__{slug(*section)}.png"
             out.figure(rel, "speaker_boxplot", k, plot_title(section, f"{model}, CCC per speaker"))
@@ -344,7 +344,7 @@ def model_reported_block(inputs: Inputs, model: str, meta: dict) -> str:
     if entries:
         parts.append(reported_table(entries, inputs.sources))
     if registry_reported:
-        rows = [[k, _value(v)] for k, v in _flatten(registry_reported)]
+        rows = [[k, fmt_value(v)] for k, v in flatten(registry_reported)]
         parts.append("From `models.yaml` (`reported`):\n\n" + md_table(["field", "value"], rows, "ll"))
     return "\n\n".join(parts)
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import pandas as pd
 
 from benchmark import DIMENSIONS, report
-from benchmark.docs.formatting import DASH, _float, fmt3, md_table, section_title
-from benchmark.docs.inputs import Inputs, _sections
+from benchmark.docs.formatting import DASH, float_or_none, fmt3, md_table, section_title
+from benchmark.docs.inputs import Inputs, ordered_sections
 from benchmark.docs.summary import COUNTS, fmt_share, outcomes
 
 OUTCOME_CELL = {"passed": "passed", "failed": "**failed**", "undecided": "*undecided*", "not scored": "not scored"}
@@ -48,7 +48,7 @@ def model_report_block(inputs: Inputs, model: str) -> str:
         "value or no skill to judge.",
         per_test_table(rows),
     ]
-    for section in _sections(rows):
+    for section in ordered_sections(rows):
         sub = rows[
             (rows["dataset"] == section[0]) & (rows["dataset_version"] == section[1]) & (rows["split"] == section[2])
         ]
@@ -125,7 +125,7 @@ def value_cell(row: pd.Series) -> str:
         '0.610 [0.480, 0.700]'
 
     """
-    if _float(row.get("ci_low")) is None or _float(row.get("ci_high")) is None:
+    if float_or_none(row.get("ci_low")) is None or float_or_none(row.get("ci_high")) is None:
         return fmt3(row.get("value"))
     return f"{fmt3(row.get('value'))} [{fmt3(row['ci_low'])}, {fmt3(row['ci_high'])}]"
 

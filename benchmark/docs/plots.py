@@ -44,6 +44,17 @@ r"""PNG metadata: drop the matplotlib version stamp (no time is written for PNG)
 
 DIMENSION_COLORS = {"arousal": "#d62728", "dominance": "#2ca02c", "valence": "#1f77b4"}
 
+COST_POINT_KINDS = {
+    "measured": "CCC measured here",
+    "architecture": "CCC measured here; time of its architecture (random weights)",
+    "published": "published CCC, not measured here; time of its architecture (random weights)",
+    "cost only": "timed as its architecture (random weights); no CCC here or published",
+}
+r"""What a point of the accuracy-against-cost figure is, by ``kind``; the legend says the same.
+
+:func:`benchmark.docs.summary.cost_points` gives each point its kind.
+"""
+
 
 @contextlib.contextmanager
 def style() -> typing.Iterator[None]:
@@ -311,71 +322,18 @@ def accuracy_vs_cost(points: pd.DataFrame, title: str, metric: str = "CCC") -> b
         metric: what the ``ccc`` column holds (the real-speech figure draws a mean ``AUC``)
 
     """
-    from matplotlib.lines import Line2D
-
-    from benchmark.docs.summary import KINDS
-
     colors = model_colors(points["model"])
-    marker = {"measured": "o", "architecture": "D", "published": "o"}
     with style():
         fig = new_figure(10.0, 4.6)
         for i, (column, label) in enumerate(
             (("ms_per_5s", "ms per 5 s clip, 1 CPU thread (log)"), ("parameters", "parameters (log)"))
         ):
             ax = fig.add_subplot(1, 2, i + 1)
-            rows = points[pd.to_numeric(points[column], errors="coerce") > 0]
-            labels = []
-            for _, row in rows.iterrows():
-                x, color = float(row[column]), colors[row["model"]]
-                if row["kind"] == "cost only":
-                    ax.axvline(x, color=color, ls="--", lw=1.2)
-                    ax.annotate(
-                        f"{row['model']} (timed as architecture, no CCC)",
-                        (x, 0.02),
-                        xycoords=("data", "axes fraction"),
-                        fontsize=7,
-                        rotation=90,
-                        xytext=(-2, 0),
-                        textcoords="offset points",
-                        ha="left",
-                        va="bottom",
-                        rotation_mode="anchor",
-                        color=color,
-                    )
-                    continue
-                hollow = row["kind"] == "published"
-                ax.scatter(
-                    x,
-                    row["ccc"],
-                    marker=marker[row["kind"]],
-                    s=36,
-                    zorder=3,
-                    linewidths=1.5,
-                    facecolors="none" if hollow else color,
-                    edgecolors=color,
-                )
-                labels.append(
-                    (
-                        x,
-                        float(row["ccc"]),
-                        f"{row['model']}\npublished,\nnot measured here" if hollow else row["model"],
-                    )
-                )
-            ax.set_xscale("log")
-            ax.margins(x=0.25, y=0.15)  # room for the labels of the outermost points
-            _label_points(ax, labels)
+            _draw_cost_axis(ax, points[pd.to_numeric(points[column], errors="coerce") > 0], column, colors)
             ax.set_xlabel(label)
             ax.set_ylabel(f"mean {metric} over dimensions")
-        handles = [
-            Line2D([], [], marker="o", ls="none", color="black", label=KINDS["measured"].replace("CCC", metric)),
-            Line2D([], [], marker="D", ls="none", color="black", label=KINDS["architecture"]),
-            Line2D([], [], marker="o", ls="none", color="black", markerfacecolor="none", label=KINDS["published"]),
-            Line2D([], [], ls="--", color="black", label=KINDS["cost only"]),
-        ]
-        present = set(points["kind"])
-        kinds = ["measured", "architecture", "published", "cost only"]
         fig.legend(
-            handles=[h for h, k in zip(handles, kinds) if k in present],
+            handles=_cost_legend(set(points["kind"]), metric),
             loc="lower center",
             fontsize=7,
             frameon=False,
@@ -384,6 +342,65 @@ def accuracy_vs_cost(points: pd.DataFrame, title: str, metric: str = "CCC") -> b
         fig.suptitle(title)
         fig.tight_layout(rect=(0, 0.08, 1, 1))
         return to_png(fig)
+
+
+def _draw_cost_axis(ax, rows: pd.DataFrame, column: str, colors: dict[str, str]) -> None:
+    r"""One panel of :func:`accuracy_vs_cost`: the points (or lines) of ``rows`` against ``column``, labelled."""
+    marker = {"measured": "o", "architecture": "D", "published": "o"}
+    labels = []
+    for _, row in rows.iterrows():
+        x, color = float(row[column]), colors[row["model"]]
+        if row["kind"] == "cost only":
+            ax.axvline(x, color=color, ls="--", lw=1.2)
+            ax.annotate(
+                f"{row['model']} (timed as architecture, no CCC)",
+                (x, 0.02),
+                xycoords=("data", "axes fraction"),
+                fontsize=7,
+                rotation=90,
+                xytext=(-2, 0),
+                textcoords="offset points",
+                ha="left",
+                va="bottom",
+                rotation_mode="anchor",
+                color=color,
+            )
+            continue
+        hollow = row["kind"] == "published"
+        ax.scatter(
+            x,
+            row["ccc"],
+            marker=marker[row["kind"]],
+            s=36,
+            zorder=3,
+            linewidths=1.5,
+            facecolors="none" if hollow else color,
+            edgecolors=color,
+        )
+        labels.append(
+            (x, float(row["ccc"]), f"{row['model']}\npublished,\nnot measured here" if hollow else row["model"])
+        )
+    ax.set_xscale("log")
+    ax.margins(x=0.25, y=0.15)  # room for the labels of the outermost points
+    _label_points(ax, labels)
+
+
+def _cost_legend(present: set[str], metric: str) -> list:
+    r"""Legend entries of :func:`accuracy_vs_cost` for the kinds of point it shows, in :data:`COST_POINT_KINDS` order."""
+    from matplotlib.lines import Line2D
+
+    styles = {
+        "measured": {"marker": "o", "ls": "none"},
+        "architecture": {"marker": "D", "ls": "none"},
+        "published": {"marker": "o", "ls": "none", "markerfacecolor": "none"},
+        "cost only": {"ls": "--"},
+    }
+    labels = {**COST_POINT_KINDS, "measured": COST_POINT_KINDS["measured"].replace("CCC", metric)}
+    return [
+        Line2D([], [], color="black", label=labels[kind], **styles[kind])
+        for kind in COST_POINT_KINDS
+        if kind in present
+    ]
 
 
 def _label_points(ax, labels: list[tuple[float, float, str]], size: float = 7.0) -> None:

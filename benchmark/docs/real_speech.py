@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from benchmark import DIMENSIONS
-from benchmark.docs.formatting import DASH, _float, fmt3, fmt_ccc, is_demo, md_table, slug
-from benchmark.docs.inputs import Inputs, _in_section, _role_from_results, _sections, random_weights
+from benchmark.docs.formatting import DASH, float_or_none, fmt3, fmt_ccc, is_demo, md_table, slug
+from benchmark.docs.inputs import Inputs, in_section, ordered_sections, random_weights, role_from_results
 from benchmark.docs.output import FIGURES, Output
 from benchmark.docs.summary import outcomes
 
@@ -107,7 +107,7 @@ def _fairness(inputs: Inputs, model: str, sha: str, section: tuple) -> str:
 
 
 def _mean_auc(by: dict) -> float:
-    values = [_float(by[(d, "all")]["auc"]) for d in DIMENSIONS if (d, "all") in by]
+    values = [float_or_none(by[(d, "all")]["auc"]) for d in DIMENSIONS if (d, "all") in by]
     values = [v for v in values if v is not None]
     return float(np.mean(values)) if values else math.nan
 
@@ -152,12 +152,12 @@ def leaderboard_section(inputs: Inputs, out: Output) -> str:
     if not len(rows):
         return "\n\n".join([*parts, NONE])
     parts.append(INTRO)
-    for section in _sections(rows):
+    for section in ordered_sections(rows):
         dataset, version, split = section
         parts.append(f"### {dataset} {version} · {split} (real speech)")
-        prints = ", ".join(f"`{p[:8]}`" for p in sorted(set(_in_section(rows, section)["data_fingerprint"])))
+        prints = ", ".join(f"`{p[:8]}`" for p in sorted(set(in_section(rows, section)["data_fingerprint"])))
         parts.append(f"*{_files(inputs, section)}data fingerprint {prints}. Highest mean AUC first.*")
-        parts.append(section_table(inputs, _in_section(rows, section), section))
+        parts.append(section_table(inputs, in_section(rows, section), section))
         figure = cost_figure(inputs, out, section)
         if figure:
             parts.append(figure)
@@ -171,7 +171,7 @@ def _files(inputs: Inputs, section: tuple) -> str:
     runs = inputs.table("runs")
     if not len(runs) or "n_files" not in runs:
         return ""
-    n = pd.to_numeric(_in_section(runs, section)["n_files"], errors="coerce").dropna()
+    n = pd.to_numeric(in_section(runs, section)["n_files"], errors="coerce").dropna()
     return f"{int(n.max())} files; " if len(n) else ""
 
 
@@ -184,13 +184,13 @@ def cost_points(inputs: Inputs, rows: pd.DataFrame) -> pd.DataFrame:
     eff = eff[~random_weights(eff).to_numpy(bool)]
     points = []
     for model, group in rows.groupby("model", sort=True):
-        role = inputs.models.get(model, {}).get("role") or _role_from_results(inputs, model)
+        role = inputs.models.get(model, {}).get("role") or role_from_results(inputs, model)
         timed = eff[eff["model"] == model]
         value = _mean_auc(_by_group(group))
-        ms = _float(timed.iloc[-1].get("ms_per_5s")) if len(timed) else None
+        ms = float_or_none(timed.iloc[-1].get("ms_per_5s")) if len(timed) else None
         if role == "baseline" or ms is None or ms <= 0 or math.isnan(value):
             continue
-        params = _float(timed.iloc[-1].get("parameters"))
+        params = float_or_none(timed.iloc[-1].get("parameters"))
         points.append(
             {"model": model, "kind": "measured", "ms_per_5s": ms, "parameters": params or math.nan, "ccc": value}
         )
@@ -199,14 +199,12 @@ def cost_points(inputs: Inputs, rows: pd.DataFrame) -> pd.DataFrame:
 
 def cost_figure(inputs: Inputs, out: Output, section: tuple) -> str:
     r"""Mean AUC on a real split against time and size (the real-speech twin of the CCC cost figure)."""
-    rows = _in_section(real_rows(inputs), section)
+    rows = in_section(real_rows(inputs), section)
     points = cost_points(inputs, rows)
     if not len(points):
         return ""
     baselines = {
-        m
-        for m in rows["model"]
-        if (inputs.models.get(m, {}).get("role") or _role_from_results(inputs, m)) == "baseline"
+        m for m in rows["model"] if (inputs.models.get(m, {}).get("role") or role_from_results(inputs, m)) == "baseline"
     }
     untimed = sorted(set(rows["model"]) - set(points["model"]) - baselines)
     rel = f"{FIGURES}/leaderboard/real-cost__{slug(*section)}.png"
@@ -228,8 +226,8 @@ def model_block(inputs: Inputs, model: str) -> str:
         return ""
     parts = ["## Real speech", "AUC of the emotions placed high against those placed low (recorded speech; "
              "0.5: no separation, passes at ≥ 0.6), 95 % interval; details under Consistency below."]  # fmt: skip
-    for section in _sections(rows):
-        by = _by_group(_in_section(rows, section))
+    for section in ordered_sections(rows):
+        by = _by_group(in_section(rows, section))
         table = []
         for d in DIMENSIONS:
             if (d, "all") not in by:

@@ -23,20 +23,12 @@ import numpy as np
 import pandas as pd
 
 from benchmark import DIMENSIONS, report
-from benchmark.docs.formatting import DASH, _float, fmt3, md_table, plot_title, slug
-from benchmark.docs.inputs import Inputs, _in_section, _role_from_results, _sections, random_weights
+from benchmark.docs.formatting import DASH, float_or_none, fmt3, md_table, plot_title, slug
+from benchmark.docs.inputs import Inputs, in_section, ordered_sections, random_weights, role_from_results
 from benchmark.docs.output import FIGURES, Output
 from benchmark.docs.ranks import share_interval
 
 COUNTS = ("passed", "undecided", "failed", "not_scored")
-
-KINDS = {
-    "measured": "CCC measured here",
-    "architecture": "CCC measured here; time of its architecture (random weights)",
-    "published": "published CCC, not measured here; time of its architecture (random weights)",
-    "cost only": "timed as its architecture (random weights); no CCC here or published",
-}
-r"""What a point of the accuracy-against-cost figure is, by ``kind`` (the legend says the same)."""
 
 
 def outcomes(inputs: Inputs) -> pd.DataFrame:
@@ -98,7 +90,7 @@ def fmt_share(value) -> str:
         ('62 %', '—', '100 %')
 
     """
-    v = _float(value)
+    v = float_or_none(value)
     return DASH if v is None else f"{100 * v:.0f} %"
 
 
@@ -118,10 +110,10 @@ def corpus_label(section: tuple[str, str, str], sections: list[tuple[str, str, s
 def corpus_means(inputs: Inputs) -> tuple[list[tuple[str, str, str]], dict[tuple[str, tuple], float]]:
     r"""Splits in display order, and the mean CCC over the scored dimensions per (model, split)."""
     ccc = inputs.latest("correctness")
-    sections = _sections(ccc)
+    sections = ordered_sections(ccc)
     means = {}
     for section in sections:
-        rows = _in_section(ccc, section)
+        rows = in_section(ccc, section)
         for model, group in rows.groupby("model", sort=True):
             values = pd.to_numeric(group["ccc"], errors="coerce").dropna()
             if len(values):
@@ -137,7 +129,7 @@ def share_ci(row) -> str:
         ' [40–60]'
 
     """
-    passed, tests = _float(row.get("passed")), _float(row.get("tests"))
+    passed, tests = float_or_none(row.get("passed")), float_or_none(row.get("tests"))
     if not tests:
         return ""
     low, high = share_interval(int(passed or 0), int(tests))
@@ -158,8 +150,8 @@ def glance_section(inputs: Inputs, out: Output) -> str:
             [
                 str(rank),
                 f"[{r['model']}](models/{r['model']}.md)",
-                f"{fmt_share(r['share_passed'])}{share_ci(r)} ({_float(r.get('passed')) or 0:.0f} of {_float(r['tests']) or 0:.0f})",
-                f"{_float(r.get('undecided')) or 0:.0f}",
+                f"{fmt_share(r['share_passed'])}{share_ci(r)} ({float_or_none(r.get('passed')) or 0:.0f} of {float_or_none(r['tests']) or 0:.0f})",
+                f"{float_or_none(r.get('undecided')) or 0:.0f}",
                 *[fmt3(means.get((r["model"], s))) for s in sections],
             ]
         )
@@ -203,14 +195,14 @@ def glance_section(inputs: Inputs, out: Output) -> str:
 def plot_section(inputs: Inputs) -> tuple[str, str, str] | None:
     r"""The split most models were scored on (earliest in display order on ties): the CCC of the cost figure."""
     ccc = inputs.latest("correctness")
-    sections = _sections(ccc)
+    sections = ordered_sections(ccc)
     if not sections:
         return None
-    return max(sections, key=lambda s: (_in_section(ccc, s)["model"].nunique(), -sections.index(s)))
+    return max(sections, key=lambda s: (in_section(ccc, s)["model"].nunique(), -sections.index(s)))
 
 
 def _baseline(inputs: Inputs, model: str) -> bool:
-    role = inputs.models.get(model, {}).get("role") or _role_from_results(inputs, model)
+    role = inputs.models.get(model, {}).get("role") or role_from_results(inputs, model)
     return role == "baseline"
 
 
@@ -219,7 +211,8 @@ def published_ccc(inputs: Inputs, model: str) -> tuple[float, str] | None:
     entries = [
         e
         for e in inputs.reported
-        if model in (e.get("models") or []) and all(_float((e.get("ccc") or {}).get(d)) is not None for d in DIMENSIONS)
+        if model in (e.get("models") or [])
+        and all(float_or_none((e.get("ccc") or {}).get(d)) is not None for d in DIMENSIONS)
     ]
     if not entries:
         return None
@@ -234,7 +227,7 @@ def cost_points(inputs: Inputs, section: tuple[str, str, str]) -> tuple[pd.DataF
     r"""One point per model for the accuracy-against-cost figure, and the baselines left out.
 
     Returns:
-        columns ``model``, ``kind`` (a key of :data:`KINDS`),
+        columns ``model``, ``kind`` (a key of :data:`benchmark.docs.plots.COST_POINT_KINDS`),
         ``ms_per_5s``, ``parameters``, ``ccc`` (NaN for ``cost only``)
         and ``note`` (where a published CCC is from), sorted by model
 
@@ -242,7 +235,7 @@ def cost_points(inputs: Inputs, section: tuple[str, str, str]) -> tuple[pd.DataF
     eff = inputs.table("efficiency")
     if not len(eff):
         return pd.DataFrame(columns=["model", "kind", "ms_per_5s", "parameters", "ccc", "note"]), []
-    ccc = _in_section(inputs.latest("correctness"), section)
+    ccc = in_section(inputs.latest("correctness"), section)
     timed = random_weights(eff).to_numpy(bool)
     measured, arch = inputs.latest("efficiency"), eff[timed]
     measured = measured[~random_weights(measured).to_numpy(bool)] if len(measured) else measured
@@ -269,10 +262,10 @@ def cost_points(inputs: Inputs, section: tuple[str, str, str]) -> tuple[pd.DataF
         if math.isnan(value):
             published = published_ccc(inputs, model)
             kind, (value, note) = ("published", published) if published else ("cost only", (math.nan, ""))
-        ms = _float(r.get("ms_per_5s"))
+        ms = float_or_none(r.get("ms_per_5s"))
         if ms is None or ms <= 0:
             continue
-        params = _float(r.get("parameters"))
+        params = float_or_none(r.get("parameters"))
         points.append(
             {
                 "model": model,
