@@ -50,7 +50,7 @@ def results_root() -> Path:
 
 
 def docs_root() -> Path:
-    r"""Folder of the generated leaderboard (``$SER_BENCHMARK_DOCS`` or ``docs/``)."""
+    r"""Folder of the docs (``$SER_BENCHMARK_DOCS`` or ``docs/``); the generated pages go to its ``results/``."""
     root = os.environ.get("SER_BENCHMARK_DOCS")
     return Path(root).resolve() if root else PROJECT_ROOT / "docs"
 

@@ -243,7 +243,7 @@ def run(args) -> int:
 
             with timing.phase("docs"):
                 docs.build(results_dir)
-            print("docs regenerated: docs/leaderboard.md")
+            print("docs regenerated: docs/results/leaderboard.md")
         except ImportError:
             pass
     print(timing.line())
