@@ -160,6 +160,6 @@ def test_cli_unknown_model_is_a_user_error_but_an_internal_keyerror_shows_its_tr
     def broken(args):
         return {}["missing key"]  # a bug inside the benchmark, not a user's mistake
 
-    monkeypatch.setattr(cli, "_list", broken)
+    monkeypatch.setattr(cli.COMMANDS["list"], "run", broken)
     with pytest.raises(KeyError, match="missing key"):
         cli.main(["list"])
