@@ -17,7 +17,7 @@ Hashes and files written whole:
     :func:`sha256_file`, :func:`sha256_text`, :func:`sha256_arrays`, :func:`artifact_sha256`,
     :func:`atomic_path`, :func:`atomic_write`, :func:`atomic_write_text`, :func:`provenance`
 Metrics:
-    :func:`ccc_finite`, :func:`ccc_numpy`, :func:`bootstrap_ccc_columns`, :func:`paired_bootstrap`
+    :func:`ccc_finite`, :func:`ccc_numpy`, :func:`ccc_columns`, :func:`bootstrap_ccc_columns`, :func:`paired_bootstrap`
 Registry and models:
     :class:`Registry`, :class:`ModelEntry`, :class:`RegistryError`, :func:`load_model`,
     :func:`read_model_entries`, :func:`parse_model_entries` (``models.yaml`` as written, unvalidated),
@@ -63,6 +63,7 @@ _HOMES: dict[str, tuple[str, str | None]] = {
     "provenance": ("benchmark.results", "provenance"),
     "ccc_finite": ("benchmark.metrics", "ccc_finite"),
     "ccc_numpy": ("benchmark.metrics", "ccc_numpy"),
+    "ccc_columns": ("benchmark.metrics", "ccc_columns"),
     "bootstrap_ccc_columns": ("benchmark.metrics", "bootstrap_ccc_columns"),
     "paired_bootstrap": ("benchmark.metrics", "paired_bootstrap"),
     "Registry": ("benchmark.registry", "Registry"),

@@ -326,6 +326,25 @@ def ccc_finite(truth: np.ndarray, prediction: np.ndarray) -> float:
     return ccc_numpy(t[ok], p[ok])
 
 
+def ccc_columns(
+    truth: np.ndarray, prediction: np.ndarray, names: typing.Sequence[str] | None = None
+) -> dict[str | int, float]:
+    r"""CCC of each column (:func:`ccc_finite`), keyed by ``names`` (default: the column index), and their ``mean``.
+
+    Examples:
+        >>> t = np.array([[0.1, 0.2], [0.5, 0.4], [0.9, 0.1]])
+        >>> ccc_columns(t, t, ["arousal", "valence"])
+        {'arousal': 1.0, 'valence': 1.0, 'mean': 1.0}
+        >>> ccc_columns(t, t[:, ::-1])["mean"] < 0
+        True
+
+    """
+    names = range(truth.shape[1]) if names is None else names
+    out = {name: ccc_finite(truth[:, i], prediction[:, i]) for i, name in enumerate(names)}
+    out["mean"] = float(np.mean(list(out.values())))
+    return out
+
+
 def ccc_rows(truth: np.ndarray, prediction: np.ndarray) -> np.ndarray:
     r"""CCC along the last axis (population variance, as audmetric), vectorised for bootstraps.
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark import DIMENSIONS, cache_dir
+from benchmark import DIMENSIONS, cache_dir, ccc_columns
 from benchmark.distill.config import DistillConfig, default_out, int8_folder
 from benchmark.distill.registry_update import read_model_entries
 
@@ -129,11 +129,7 @@ def ccc_table(teacher_outputs: np.ndarray, predictions: np.ndarray) -> dict[str,
         {'arousal': 1.0, 'dominance': 1.0, 'valence': 1.0, 'mean': 1.0}
 
     """
-    from benchmark import ccc_finite as ccc
-
-    table = {d: round(float(ccc(teacher_outputs[:, i], predictions[:, i])), 6) for i, d in enumerate(DIMENSIONS)}
-    table["mean"] = round(float(np.mean(list(table.values()))), 6)
-    return table
+    return {name: round(value, 6) for name, value in ccc_columns(teacher_outputs, predictions, DIMENSIONS).items()}
 
 
 def split_signals(teacher: Predictor, split: str, max_files: int = 0) -> tuple[np.ndarray, list[np.ndarray]]:

@@ -45,7 +45,7 @@ import typing
 import numpy as np
 import torch
 
-from benchmark import DIMENSIONS, ccc_finite
+from benchmark import DIMENSIONS, ccc_columns
 from benchmark.distill.validation import forward_each
 
 ALPHAS = (1e-4, 1e-3, 1e-2, 1e-1)
@@ -136,7 +136,7 @@ def fit(features: np.ndarray, targets: np.ndarray, alpha: float) -> tuple[np.nda
 
 def mean_ccc(targets: np.ndarray, prediction: np.ndarray) -> float:
     r"""CCC averaged over the columns."""
-    return float(np.mean([ccc_finite(targets[:, j], prediction[:, j]) for j in range(targets.shape[1])]))
+    return ccc_columns(targets, prediction)["mean"]
 
 
 def choose(scores: dict[float, float], tolerance: float = TOLERANCE) -> float:

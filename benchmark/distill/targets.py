@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmark import DIMENSIONS, ccc_finite
+from benchmark import DIMENSIONS, ccc_columns, ccc_finite
 
 if typing.TYPE_CHECKING:  # pragma: no cover
     from benchmark import Predictor
@@ -167,14 +167,6 @@ def _int8_loss(report: dict, teacher_pred: pd.DataFrame, predictions: dict[str, 
     }
 
 
-def _ccc_columns(teacher: np.ndarray, student: np.ndarray) -> dict[str, float]:
-    r"""CCC per dimension and their mean (columns in :data:`benchmark.DIMENSIONS` order)."""
-
-    out = {d: float(ccc_finite(teacher[:, i], student[:, i])) for i, d in enumerate(DIMENSIONS)}
-    out["mean"] = float(np.mean(list(out.values())))
-    return out
-
-
 def voice_shift_agreement(
     model: typing.Callable[[np.ndarray, int], np.ndarray],
     teacher: Predictor,
@@ -216,10 +208,10 @@ def voice_shift_agreement(
         shifted = [voice.voice_shift(s, name) for s in signals]
         t, _ = annotate.run_teacher(teacher, shifted, [f"{name} file {i}" for i in range(len(shifted))], batch_size)
         p = np.stack([model(s, 16000) for s in shifted])
-        per_condition[name] = _ccc_columns(t.astype(np.float64), p)
+        per_condition[name] = ccc_columns(t.astype(np.float64), p, DIMENSIONS)
         teacher_all.append(t)
         student_all.append(p)
-    pooled = _ccc_columns(np.concatenate(teacher_all).astype(np.float64), np.concatenate(student_all))
+    pooled = ccc_columns(np.concatenate(teacher_all).astype(np.float64), np.concatenate(student_all), DIMENSIONS)
     worst = {d: min(c[d] for c in per_condition.values()) for d in pooled}
     return {
         "conditions": per_condition,
@@ -276,7 +268,7 @@ def sex_agreement(
     report = {"split": evalset.split}
     for group in ("female", "male"):
         mask = sex == group
-        report[group] = {**_ccc_columns(values[mask], predictions[mask]), "files": int(mask.sum())}
+        report[group] = {**ccc_columns(values[mask], predictions[mask], DIMENSIONS), "files": int(mask.sum())}
     report["gap"] = {d: report["female"][d] - report["male"][d] for d in (*DIMENSIONS, "mean")}
     return report
 
