@@ -6,17 +6,17 @@ Usage (from the repository root)::
 
 Each run clones this repository's committed HEAD into a new temporary
 folder, makes a fresh virtual environment there and runs, as a new user
-would, ``pip install nox`` and then ``nox -s benchmark -- --model
-wav2small`` with ``$SER_BENCHMARK_CACHE`` pointing at an empty folder.
+would, ``pip install nox uv`` and then ``nox -s benchmark -- --model
+wav2small`` (the README's first command) with ``$SER_BENCHMARK_CACHE`` pointing at an empty folder.
 The run's last line is its timing line (``timing: data … · predict … ·
 score … · report … · docs …``, :mod:`benchmark.timing`); ``install`` is
-the rest of the command's wall time (``pip install nox``, nox creating
+the rest of the command's wall time (``pip install nox uv``, nox creating
 its environment and installing the package). Prints each run, the median
 of every phase and of the whole command, the cache size after the run,
 the CPU count and the load average before and after: other work on the
 machine slows every run, so report the load with the figures.
 
-pip's own download cache is left as it is unless ``--no-pip-cache``
+pip's and uv's download caches are left as they are unless ``--no-pip-cache``
 (a new user's machine has none: use it for the figures you publish).
 """
 
@@ -62,9 +62,9 @@ def run_once(work: Path, model: str, no_pip_cache: bool) -> dict[str, float]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SER_BENCHMARK_", "VIRTUAL_ENV", "PYTHONPATH"))}
     env.update(SER_BENCHMARK_CACHE=str(cache), PATH=f"{work / 'venv' / 'bin'}{os.pathsep}{env.get('PATH', '')}")
     if no_pip_cache:
-        env["PIP_NO_CACHE_DIR"] = "1"
+        env.update(PIP_NO_CACHE_DIR="1", UV_NO_CACHE="1")
     subprocess.run([sys.executable, "-m", "venv", str(work / "venv")], check=True)
-    pip_s, _ = timed(["pip", "install", "--quiet", "nox"], clone, env, work / "pip.log")
+    pip_s, _ = timed(["pip", "install", "--quiet", "nox", "uv"], clone, env, work / "pip.log")
     nox_s, out = timed(["nox", "-s", "benchmark", "--", "--model", model], clone, env, work / "nox.log")
     phases = parse_timing(out)
     if not phases:
