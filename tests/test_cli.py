@@ -208,9 +208,10 @@ def test_docs_of_another_results_folder_go_to_the_folder_named(setup, tmp_path, 
     argv = ["docs", "--results", str(elsewhere), "--docs", str(pages), "--models", setup["models"], "--timing"]
     assert cli.main(argv) == cli.EXIT_OK
     captured = capsys.readouterr()
-    assert str(pages / "leaderboard.md") in captured.out.split() and "docs: " in captured.err
-    assert "constant" in (pages / "leaderboard.md").read_text()
-    assert not (Path(os.environ["SER_BENCHMARK_DOCS"]) / "leaderboard.md").exists()  # the default folder is left alone
+    assert str(pages / "results" / "leaderboard.md") in captured.out.split() and "docs: " in captured.err
+    assert "constant" in (pages / "results" / "leaderboard.md").read_text()
+    default = Path(os.environ["SER_BENCHMARK_DOCS"]) / "results" / "leaderboard.md"
+    assert not default.exists()  # the default folder is left alone
 
 
 def test_demo_reports_the_published_repository(use_demo, capsys):
