@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from benchmark.commands.options import add_publish_options
 from benchmark.run_checks import EXIT_OK
 
 
@@ -26,19 +27,7 @@ def add_parser(sub) -> None:
     )
     imp.add_argument("--name", required=True, help="dataset name (audb name and registry name)")
     imp.add_argument("--version", required=True, help="version to publish, e.g. 1.0.0 (never overwritten)")
-    imp.add_argument(
-        "--repository",
-        metavar="NAME=HOST",
-        help="file-system audb repository to publish to (created if missing; default: 'local' in the "
-        "benchmark's cache folder)",
-    )
-    imp.add_argument(
-        "--datasets",
-        default="datasets-own.yaml",
-        metavar="PATH",
-        help="registry file to write the entry into (default: datasets-own.yaml; the project's "
-        "datasets.yaml is changed only if you name it)",
-    )
+    add_publish_options(imp)
     imp.add_argument(
         "--label-range",
         nargs=2,

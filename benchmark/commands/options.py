@@ -17,6 +17,23 @@ def add_ci_unit(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_publish_options(parser: argparse.ArgumentParser) -> None:
+    r"""Where an import publishes: ``--repository`` and ``--datasets`` (``import-dataset``, ``import-corpus``)."""
+    parser.add_argument(
+        "--repository",
+        metavar="NAME=HOST",
+        help="file-system audb repository to publish to (created if missing; default: 'local' in the "
+        "benchmark's cache folder)",
+    )
+    parser.add_argument(
+        "--datasets",
+        default="datasets-own.yaml",
+        metavar="PATH",
+        help="registry file to write the entry into (default: datasets-own.yaml; the project's "
+        "datasets.yaml is changed only if you name it)",
+    )
+
+
 def results_folder(option: str | None) -> Path:
     r"""The results folder of a ``--results`` option: ``DIR`` as given, else :func:`benchmark.paths.results_root`."""
     from benchmark.paths import results_root
