@@ -19,6 +19,7 @@ import argparse
 import sys
 import typing
 
+from benchmark import interrupts
 from benchmark.commands import (
     demo,
     distill,
@@ -69,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: typing.Sequence[str] | None = None) -> int:
     r"""Run a command; its exit code (0 ok, 1 failed tests, 2 usage error, 130 interrupted)."""
     try:
-        return _main(argv)
+        with interrupts.handled():
+            return _main(argv)
     except KeyboardInterrupt:
         # everything finished is already on disk: result rows per family, predictions per chunk
         print(

@@ -25,7 +25,7 @@ import audinterface
 import numpy as np
 import pandas as pd
 
-from benchmark import DIMENSIONS, sources
+from benchmark import DIMENSIONS, interrupts, sources
 from benchmark.prediction_cache import PredictionCache, condition_key, empty_frames
 
 MIN_DURATION = 0.25
@@ -195,6 +195,7 @@ class _Scorer:
         return out
 
     def __call__(self, signal: np.ndarray, sampling_rate: int, file: str) -> np.ndarray:
+        interrupts.check()  # a Ctrl-C that a library's finaliser swallowed still ends the run here
         signal = np.asarray(signal, dtype=np.float32).reshape(-1)
         reason = self.invalid(signal, sampling_rate, file)
         if reason:
@@ -334,6 +335,7 @@ def iter_chunks(
             verbose=False,
         )
     for start in range(0, len(files), chunk_size):
+        interrupts.check()
         chunk = files[start : start + chunk_size]
         if batched:
             chunk_pred = _batched_chunk(feature, scorer, chunk, batch_size, source)

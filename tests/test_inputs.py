@@ -11,13 +11,14 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 from conftest import BASELINES_YAML
 
-from benchmark import cli, results
+from benchmark import cli, interrupts, results
 from benchmark.data import datasets as dsets
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -285,6 +286,7 @@ def test_ctrl_c_ends_with_one_line_and_exit_130(setup, audb_repository, dataset_
     args = run_args(setup, "constant", extra=("--workers", "1"))
     args[args.index("test-1")] = "test-2"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env["PYTHONFAULTHANDLER"] = "1"  # a run that still hangs shows where (SIGABRT below)
     proc = subprocess.Popen(
         [sys.executable, "-m", "benchmark", *args],
         stdout=subprocess.PIPE,
@@ -295,8 +297,8 @@ def test_ctrl_c_ends_with_one_line_and_exit_130(setup, audb_repository, dataset_
     try:
         writer = _open_when_read(pipe, proc)  # the run now waits on the pipe: it is inside its predict phase
         proc.send_signal(signal.SIGINT)
-        os.close(writer)  # a reader thread still waiting on the pipe gets its end now
-        out, err = proc.communicate(timeout=120)
+        os.close(writer)
+        out, err = _communicate_feeding_eof(proc, pipe, timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -304,6 +306,26 @@ def test_ctrl_c_ends_with_one_line_and_exit_130(setup, audb_repository, dataset_
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
     assert err.strip().splitlines()[-1].startswith("interrupted: what finished is kept")
     assert (results_dir() / "correctness.csv").read_bytes() == kept
+
+
+def test_a_ctrl_c_that_a_finaliser_swallows_still_ends_the_run(monkeypatch):
+    swallowed = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda hook: swallowed.append(hook.exc_type))
+
+    class Finaliser:  # as soundfile.SoundFile.__del__ after a failed read: the interrupt lands inside it
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(1000):  # bytecode for the signal to be handled in
+                pass
+
+    with interrupts.handled():
+        assert not interrupts.requested()
+        Finaliser()  # collected at once
+        assert swallowed == [KeyboardInterrupt]  # Python ignored it ...
+        with pytest.raises(KeyboardInterrupt):
+            interrupts.check()  # ... the run's next file does not
+    assert not interrupts.requested() and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    interrupts.check()  # outside a run: nothing to raise
 
 
 def _open_when_read(pipe: Path, proc: subprocess.Popen) -> int:
@@ -315,3 +337,33 @@ def _open_when_read(pipe: Path, proc: subprocess.Popen) -> int:
             if proc.poll() is not None:
                 raise AssertionError(f"the run ended before reading the pipe: {proc.communicate()}") from None
             time.sleep(0.05)
+
+
+def _communicate_feeding_eof(proc: subprocess.Popen, pipe: Path, timeout: float) -> tuple[str, str]:
+    r"""``proc.communicate``, while every later reader of ``pipe`` gets an end of file at once.
+
+    Audio readers open a file more than once (soundfile, then a fallback):
+    without a writer, a second open of the pipe would block in C for ever,
+    wherever the interrupt lands. A run still alive after ``timeout``
+    seconds gets SIGABRT, and its thread stacks (faulthandler) fail the test.
+    """
+    done = threading.Event()
+
+    def feed() -> None:
+        while not done.is_set():
+            try:
+                os.close(os.open(pipe, os.O_WRONLY | os.O_NONBLOCK))
+            except OSError:  # no reader now
+                done.wait(0.02)
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    try:
+        return proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        out, err = proc.communicate(timeout=60)
+        raise AssertionError(f"the run had not ended {timeout} s after Ctrl-C; its stacks:\n{err[-20000:]}") from None
+    finally:
+        done.set()
+        feeder.join()

@@ -134,7 +134,7 @@ def test_one_speaker_with_two_sexes(tmp_path):
         _load(tmp_path, _publish(tmp_path, per_file), sex={"table": "files", "column": "gender"})
 
 
-def test_only_the_split_s_media_is_needed(tmp_path, monkeypatch):
+def test_only_the_split_s_media_is_needed(tmp_path, monkeypatch, capsys):
     repo = _publish(tmp_path)
     monkeypatch.setattr(audb.config, "REPOSITORIES", [repo])
     deps = audb.dependencies("probe", version="1.0.0", cache_root=str(tmp_path / "publish-cache"), verbose=False)
@@ -151,6 +151,15 @@ def test_only_the_split_s_media_is_needed(tmp_path, monkeypatch):
     evalset = _load(tmp_path, repo)
     assert sorted(Path(f).name for f in evalset.files) == sorted(Path(f).name for f in test_files)
     assert all(Path(f).is_file() for f in evalset.files)
+    # and a benchmark run on that repository scores every test file
+    registry = tmp_path / "reg.yaml"
+    models = tmp_path / "models.yaml"
+    models.write_text(MODELS.replace("weights/", f"{WEIGHTS}/"))
+    argv = ["run", "--model", "wav2small", "--models", str(models), "--datasets", str(registry), "--data", "real"]
+    argv += ["--repository", f"{repo.name}={repo.host}", "--tests", "correctness", "--bootstrap", "10"]
+    assert cli.main([*argv, "--split", "test-1", "--no-progress", "--no-docs"]) == cli.EXIT_OK, capsys.readouterr()
+    table = results.read_table("correctness")
+    assert set(table["dataset"]) == {"probe"} and set(table["n"]) == {len(test_files)}
 
 
 def load_split_files(tmp_path: Path) -> list[str]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 import typing
 
-from benchmark import runner
+from benchmark import interrupts, runner
 from benchmark.executors.driver import Progress
 from benchmark.plan import Cell, Outcome, RunSpec, cache_condition, plan, signal_cache, signal_source
 
@@ -162,6 +162,7 @@ def run_local(cells: typing.Sequence[Cell], where: dict, spec: RunSpec, bar: Pro
     cache = signal_cache(spec)
     model = None
     for cell in cells:
+        interrupts.check()
         outcome = outcomes.setdefault(cell.model, Outcome())
         if model is None or model.name != cell.model:
             model = load_model(spec.registry[cell.model], spec.registry)
