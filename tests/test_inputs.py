@@ -342,9 +342,9 @@ def _open_when_read(pipe: Path, proc: subprocess.Popen) -> int:
 def _communicate_feeding_eof(proc: subprocess.Popen, pipe: Path, timeout: float) -> tuple[str, str]:
     r"""``proc.communicate``, while every later reader of ``pipe`` gets an end of file at once.
 
-    Audio readers open a file more than once (soundfile, then a fallback):
-    without a writer, a second open of the pipe would block in C for ever,
-    wherever the interrupt lands. A run still alive after ``timeout``
+    libsndfile opens a file several times inside one ``sf_open`` call: after
+    a single close of the writer, its next open of the pipe would block in C
+    for ever, with no bytecode for the interrupt to be raised at. A run still alive after ``timeout``
     seconds gets SIGABRT, and its thread stacks (faulthandler) fail the test.
     """
     done = threading.Event()
