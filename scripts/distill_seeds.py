@@ -60,6 +60,28 @@ def finished(folder: Path, seed: int) -> bool:
     return provenance.exists() and int8.exists() and json.loads(provenance.read_text())["seed"] == seed
 
 
+def earlier_rows(path: Path) -> dict[int, dict]:
+    r"""Seed → its row in an earlier ``seeds.json`` at ``path`` (none if there is no such file)."""
+    if not path.exists():
+        return {}
+    return {row["seed"]: row for row in json.loads(path.read_text())["seeds"]}
+
+
+def reusable(row: dict | None, folder: Path, voice_shifts: bool) -> dict | None:
+    r"""An earlier ``row`` if it scored the model now in ``folder`` (same hash) as fully as asked, else ``None``.
+
+    Scoring a seed takes minutes (voice shifts included), and a resumed
+    measurement would otherwise also lose the wall time of its finished seeds.
+    """
+    from benchmark import artifact_sha256
+
+    if row is None or row.get("sha256") != artifact_sha256(folder, "audonnx"):
+        return None
+    if voice_shifts and row.get("voice-shift arousal") is None:
+        return None
+    return row
+
+
 def distill(student: str, seed: int, folder: Path, extra: list[str]) -> float:
     r"""Run one distillation in a fresh process; returns its wall time in seconds."""
     command = [sys.executable, "-m", "benchmark", "distill", "--student", student, "--seed", str(seed)]
@@ -171,16 +193,20 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     teacher, _ = load_teacher(args.teacher, ROOT / "models.yaml")
     shifts = () if args.no_voice_shifts else tuple(VOICE_SHIFTS)
+    earlier = earlier_rows(out / "seeds.json")
     rows = []
     for seed in args.seeds:
         folder = out / f"seed{seed}"
-        wall = None
+        row = None
         if finished(folder, seed):
-            print(f"seed {seed}: reusing the finished run in {folder}")
+            row = reusable(earlier.get(seed), folder, bool(shifts))
+            print(f"seed {seed}: reusing the finished run in {folder}" + (" and its figures" if row else ""))
+            wall = None
         else:
             wall = distill(args.student, seed, folder, args.distill_args)
-        row = {"seed": seed, **figures(args.student, folder, teacher, shifts)}
-        row["wall minutes"] = None if wall is None else wall / 60
+        if row is None:
+            row = {"seed": seed, **figures(args.student, folder, teacher, shifts)}
+            row["wall minutes"] = None if wall is None else wall / 60
         rows.append(row)
         report = {
             "student": args.student,

@@ -932,6 +932,13 @@ def test_seed_spread_script_reads_finished_scratch_runs(tmp_path, pool, models_y
     }
     page = seeds.markdown(report)
     assert f"| 3 | {row['held-out arousal']:.3f} |" in page and f"`{row['sha256'][:12]}`" in page
+    # a resumed measurement reuses the figures (and wall time) of the same model, scored as fully as asked
+    (tmp_path / "seeds.json").write_text(json.dumps({"seeds": [{"seed": 3, **row, "wall minutes": 9.5}]}))
+    earlier = seeds.earlier_rows(tmp_path / "seeds.json")
+    assert seeds.reusable(earlier[3], outcome.out, voice_shifts=False)["wall minutes"] == 9.5
+    assert seeds.reusable(earlier[3], outcome.out, voice_shifts=True) is None  # voice shifts never measured
+    assert seeds.reusable({**earlier[3], "sha256": "0" * 64}, outcome.out, voice_shifts=False) is None
+    assert seeds.earlier_rows(tmp_path / "none.json") == {}
     (outcome.out.with_name("seed3-int8") / "model.onnx").unlink()  # an export cut short
     assert not seeds.finished(outcome.out, 3)
 
