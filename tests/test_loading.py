@@ -50,6 +50,15 @@ def _load(tmp_path, repo, **changes):
     return load_split(load_registry(path)["probe"], "test-1", data="real", repositories=[repo])
 
 
+def _run_wav2small(tmp_path: Path, repo: audb.Repository, registry: Path) -> int:
+    r"""``run`` of the committed wav2small on test-1 of the datasets in ``registry`` (correctness only); its exit code."""
+    models = tmp_path / "models.yaml"
+    models.write_text(MODELS.replace("weights/", f"{WEIGHTS}/"))
+    argv = ["run", "--model", "wav2small", "--models", str(models), "--datasets", str(registry), "--data", "real"]
+    argv += ["--repository", f"{repo.name}={repo.host}", "--tests", "correctness", "--bootstrap", "10"]
+    return cli.main([*argv, "--split", "test-1", "--no-progress", "--no-docs"])
+
+
 def _int_speakers(db) -> None:
     r"""The misc table indexed by integers 0..3; ``files.speaker`` keeps the strings ``spk00``..."""
     genders = db["speaker"]["gender"].get().to_list()
@@ -152,12 +161,7 @@ def test_only_the_split_s_media_is_needed(tmp_path, monkeypatch, capsys):
     assert sorted(Path(f).name for f in evalset.files) == sorted(Path(f).name for f in test_files)
     assert all(Path(f).is_file() for f in evalset.files)
     # and a benchmark run on that repository scores every test file
-    registry = tmp_path / "reg.yaml"
-    models = tmp_path / "models.yaml"
-    models.write_text(MODELS.replace("weights/", f"{WEIGHTS}/"))
-    argv = ["run", "--model", "wav2small", "--models", str(models), "--datasets", str(registry), "--data", "real"]
-    argv += ["--repository", f"{repo.name}={repo.host}", "--tests", "correctness", "--bootstrap", "10"]
-    assert cli.main([*argv, "--split", "test-1", "--no-progress", "--no-docs"]) == cli.EXIT_OK, capsys.readouterr()
+    assert _run_wav2small(tmp_path, repo, tmp_path / "reg.yaml") == cli.EXIT_OK, capsys.readouterr()
     table = results.read_table("correctness")
     assert set(table["dataset"]) == {"probe"} and set(table["n"]) == {len(test_files)}
 
@@ -184,11 +188,7 @@ def test_a_dataset_that_cannot_load_is_reported_and_the_others_run(tmp_path, cap
     registry = tmp_path / "reg.yaml"
     ghost = {**ENTRY, "name": "ghost", "audb": "ghost"}
     registry.write_text(yaml.safe_dump({"datasets": [ghost, ENTRY]}))
-    models = tmp_path / "models.yaml"
-    models.write_text(MODELS.replace("weights/", f"{WEIGHTS}/"))
-    argv = ["run", "--model", "wav2small", "--models", str(models), "--datasets", str(registry), "--data", "real"]
-    argv += ["--repository", f"{repo.name}={repo.host}", "--tests", "correctness", "--bootstrap", "10"]
-    code = cli.main([*argv, "--split", "test-1", "--no-progress", "--no-docs"])
+    code = _run_wav2small(tmp_path, repo, registry)
     out = capsys.readouterr().out
     assert code == 1
     failed = [line for line in out.splitlines() if line.startswith("FAILED")]
