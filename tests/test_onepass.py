@@ -143,6 +143,19 @@ def test_signal_cache_is_bounded_and_keeps_this_runs_entries(tmp_path):
     assert sum(p.stat().st_size for p in tmp_path.glob("*.npy")) <= 12 * 1024
 
 
+def test_a_full_signal_cache_does_not_search_for_entries_to_evict_at_every_put(tmp_path, monkeypatch):
+    one = np.ones((1, 1000), dtype="float32")
+    cache = SignalCache(tmp_path, max_mb=12 / 1024)
+    assert cache.put("a", one) and cache.put("b", one)
+    scans = []
+    evict = cache._evict
+    monkeypatch.setattr(cache, "_evict", lambda need: (scans.append(need), evict(need)))
+    assert not any(cache.put(f"more-{i}", one) for i in range(20))
+    # the first put that does not fit looks for earlier runs' entries once; the others know there are none
+    assert len(scans) == 1
+    assert cache.get("a") is not None and cache.get("b") is not None
+
+
 # ------------------------------------------------------------------ one pass, end to end on the demo
 
 

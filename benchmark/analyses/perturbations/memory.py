@@ -69,6 +69,9 @@ class SignalCache:
         self.started = time.time() - 1.0  # mtime resolution: an entry of this run is never older than this
         self._lock = threading.Lock()
         self._size = sum(p.stat().st_size for p in self.folder.glob("*.npy"))
+        # once an eviction runs out of earlier runs' entries there are none left to find:
+        # scanning the folder again at every put made a full cache quadratic in its entries
+        self._evictable = True
 
     def path(self, key: str) -> Path:
         return self.folder / f"{sha256_text(key)[:32]}.npy"
@@ -87,7 +90,7 @@ class SignalCache:
         r"""Keep ``signal`` if it fits (after evicting entries of earlier runs); whether it was kept."""
         size = int(signal.nbytes) + 128  # .npy header
         with self._lock:
-            if self._size + size > self.max_bytes:
+            if self._size + size > self.max_bytes and self._evictable:
                 self._evict(self._size + size - self.max_bytes)
             if self._size + size > self.max_bytes:
                 return False
@@ -116,6 +119,8 @@ class SignalCache:
                 continue
             self._size -= size
             need -= size
+        if need > 0:
+            self._evictable = False
 
 
 class Perturber:
