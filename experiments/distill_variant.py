@@ -1,7 +1,8 @@
 """Distil a Wav2Small variant that is not in the registry (layout experiments of docs/distillation.md).
 
 The variants are the ones the *Three more attempts at valence* paragraph
-reports; each differs from ``wav2small`` in one respect:
+reports; each differs from the 0.3.0–0.13.0 ``wav2small`` layout
+(``WAV2SMALL_24X14``, 24 channels × 14 convolutions) in one respect:
 
 - ``wav2small-pool5``: the MaxPool after the fifth convolution instead of
   the third (same 72,147 parameters, more layers at 2 ms frames);
@@ -24,13 +25,14 @@ import sys
 import torch
 from torch import nn
 
-from benchmark import WAV2SMALL, Wav2Small, Wav2SmallConfig, students
+from benchmark import Wav2Small, Wav2SmallConfig, students
+from benchmark.students.wav2small import WAV2SMALL_24X14
 
 
 class StatsWav2Small(Wav2Small):
     r"""Wav2Small whose head also sees the attention-weighted SD of the values over frames."""
 
-    def __init__(self, config: Wav2SmallConfig = WAV2SMALL):
+    def __init__(self, config: Wav2SmallConfig = WAV2SMALL_24X14):
         super().__init__(config)
         c = config.channels
         self.head = nn.Linear(2 * c * self.pooled_mels + c * c, 3)
@@ -46,8 +48,8 @@ class StatsWav2Small(Wav2Small):
 
 
 VARIANTS = {
-    "wav2small-pool5": lambda **kwargs: Wav2Small(dataclasses.replace(WAV2SMALL, pool_after=5), **kwargs),
-    "wav2small-stats": lambda **kwargs: StatsWav2Small(WAV2SMALL, **kwargs),
+    "wav2small-pool5": lambda **kwargs: Wav2Small(dataclasses.replace(WAV2SMALL_24X14, pool_after=5), **kwargs),
+    "wav2small-stats": lambda **kwargs: StatsWav2Small(WAV2SMALL_24X14, **kwargs),
 }
 """Variant name → builder, added to :data:`benchmark.students.ARCHITECTURES` by :func:`register`."""
 

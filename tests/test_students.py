@@ -381,7 +381,8 @@ def test_distill_variants_build_export_and_keep_their_counts(tmp_path):
     variant.register()
     try:
         # the counts docs/distillation.md reports for the two variants
-        assert count_parameters(build("wav2small-pool5")) == count_parameters(build("wav2small")) == 72147
+        assert count_parameters(build("wav2small-pool5")) == 72147
+        assert count_parameters(build("wav2small")) == 71747
         model = build("wav2small-stats").eval()
         assert count_parameters(model) == 73083
         # the SD pooling exports with the front end and matches torch
