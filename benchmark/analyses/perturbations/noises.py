@@ -58,15 +58,23 @@ def music(length: int, sampling_rate: int, rng: np.random.Generator) -> np.ndarr
     offset = int(rng.integers(4 * 2 * beat))  # start anywhere in the 4-bar loop
     total = length + offset
     out = np.zeros(total + 2 * beat)
+    notes: dict[tuple[float, int], np.ndarray] = {}
+
+    def note(frequency: float, samples: int) -> np.ndarray:
+        # chords and melody notes recur within a clip: synthesising each once makes music 2-3x faster
+        if (frequency, samples) not in notes:
+            notes[frequency, samples] = _note(frequency, samples, sampling_rate)
+        return notes[frequency, samples]
+
     for position in range(0, total, beat):
         bar, step = divmod(position // beat, 2)
         root = key + progression[bar % len(progression)]
         if step == 0:  # a chord (triad over a bass note) on every bar's first beat
             minor = (root - key) % 12 in (4, 9)
             for interval in (-12, 0, 3 if minor else 4, 7):
-                out[position : position + 2 * beat] += 0.5 * _note(_midi(root + interval), 2 * beat, sampling_rate)
+                out[position : position + 2 * beat] += 0.5 * note(_midi(root + interval), 2 * beat)
         degree = _MAJOR[int(rng.integers(len(_MAJOR)))]
-        out[position : position + beat] += 0.8 * _note(_midi(key + 12 + degree), beat, sampling_rate)
+        out[position : position + beat] += 0.8 * note(_midi(key + 12 + degree), beat)
     return out[offset : offset + length].astype("float32")
 
 
