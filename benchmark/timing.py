@@ -13,6 +13,8 @@ import re
 import time
 import typing
 
+from benchmark import interrupts
+
 PHASES = ("data", "predict", "score", "report", "docs")
 """The phases of a run, in the order they happen."""
 
@@ -37,7 +39,11 @@ class Timing:
 
     @contextlib.contextmanager
     def phase(self, name: str) -> typing.Iterator[None]:
-        r"""Time the block as phase ``name``."""
+        r"""Time the block as phase ``name``.
+
+        A Ctrl-C that a library swallowed in the block, after the last
+        file it checked for one, ends the run here, before the next phase.
+        """
         if name not in PHASES:
             raise ValueError(f"Unknown phase '{name}'; use one of {', '.join(PHASES)}.")
         started = time.perf_counter()
@@ -45,6 +51,7 @@ class Timing:
             yield
         finally:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+        interrupts.check()
 
     def line(self) -> str:
         r"""``timing: data 12.3 s · predict 80.1 s · …`` over the phases that ran, in run order."""

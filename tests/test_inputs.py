@@ -328,6 +328,24 @@ def test_a_ctrl_c_that_a_finaliser_swallows_still_ends_the_run(monkeypatch):
     interrupts.check()  # outside a run: nothing to raise
 
 
+def test_a_ctrl_c_swallowed_after_the_last_file_ends_the_run_at_the_end_of_its_phase():
+    from benchmark.timing import Timing
+
+    timing, reached = Timing(), []
+    with interrupts.handled():
+        with pytest.raises(KeyboardInterrupt):
+            with timing.phase("predict"):
+                try:  # swallowed where no file follows that would check for it
+                    os.kill(os.getpid(), signal.SIGINT)
+                    for _ in range(1000):
+                        pass
+                except KeyboardInterrupt:
+                    pass
+                reached.append("end of predict")
+            reached.append("score")  # never: the phase ends the run
+    assert reached == ["end of predict"] and "predict" in timing.seconds
+
+
 def _open_when_read(pipe: Path, proc: subprocess.Popen) -> int:
     r"""Open ``pipe`` for writing as soon as a reader holds it open (no timing involved)."""
     while True:
