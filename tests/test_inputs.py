@@ -273,7 +273,21 @@ def test_ray_client_address_timeout_comes_from_the_environment(setup, capsys, mo
 # ------------------------------------------------------------------------------------ Ctrl-C
 
 
-def test_ctrl_c_ends_with_one_line_and_exit_130(setup, audb_repository, dataset_registry):
+@pytest.fixture
+def sigint_as_at_a_terminal():
+    r"""SIGINT handled as in a process started from an interactive shell.
+
+    A job a script starts in the background (``cmd &``, as a CI runner may)
+    starts with SIGINT ignored, and passes that on to its children: there
+    Ctrl-C cannot reach the benchmark, by the user's own choice, and these
+    tests would see nothing to handle.
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # a child starts with the default
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_ends_with_one_line_and_exit_130(setup, audb_repository, dataset_registry, sigint_as_at_a_terminal):
     assert cli.main(run_args(setup, "constant")) == cli.EXIT_OK  # test-1 finished: its rows must survive
     kept = (results_dir() / "correctness.csv").read_bytes()
     # a test-2 file that blocks whoever reads it (a named pipe) holds the run in its predict phase
@@ -308,7 +322,7 @@ def test_ctrl_c_ends_with_one_line_and_exit_130(setup, audb_repository, dataset_
     assert (results_dir() / "correctness.csv").read_bytes() == kept
 
 
-def test_a_ctrl_c_that_a_finaliser_swallows_still_ends_the_run(monkeypatch):
+def test_a_ctrl_c_that_a_finaliser_swallows_still_ends_the_run(monkeypatch, sigint_as_at_a_terminal):
     swallowed = []
     monkeypatch.setattr(sys, "unraisablehook", lambda hook: swallowed.append(hook.exc_type))
 
@@ -328,7 +342,7 @@ def test_a_ctrl_c_that_a_finaliser_swallows_still_ends_the_run(monkeypatch):
     interrupts.check()  # outside a run: nothing to raise
 
 
-def test_a_ctrl_c_swallowed_after_the_last_file_ends_the_run_at_the_end_of_its_phase():
+def test_a_ctrl_c_swallowed_after_the_last_file_ends_the_run_at_the_end_of_its_phase(sigint_as_at_a_terminal):
     from benchmark.timing import Timing
 
     timing, reached = Timing(), []
