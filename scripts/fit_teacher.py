@@ -44,11 +44,13 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     real = None
     if args.real_speech:
-        corpus, _, real = args.real_speech.partition("=")
-        if corpus != "emodb" or not real or not Path(real, "wav").is_dir():
-            parser.error(
-                f"--real-speech: give emodb=PATH, PATH an EmoDB release folder with wav/; got {args.real_speech!r}"
-            )
+        from benchmark.data.errors import DatasetConfigError
+        from benchmark.data.releases.emodb import real_speech_folder
+
+        try:
+            real = real_speech_folder(args.real_speech)
+        except DatasetConfigError as error:
+            parser.error(str(error))
 
     from benchmark import egemaps, load_split, sha256_file
 

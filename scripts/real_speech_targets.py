@@ -38,10 +38,11 @@ def main(argv=None) -> int:
 
     from benchmark import DatasetConfigError, Registry, atomic_write, load_model
     from benchmark import real_speech_check as check
+    from benchmark.data.releases.emodb import train_speaker_files
 
     registry = Registry.from_file(args.models)
     try:
-        files = check.train_files(args.path)
+        files = train_speaker_files(args.path)
     except DatasetConfigError as error:
         parser.error(str(error))
     pairs = []

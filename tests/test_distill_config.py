@@ -12,6 +12,7 @@ OPTIONS = {  # every option of the hand-written parser this one replaced, and la
     "--teacher": ("teacher", "egemaps-teacher"),
     "--data": ("data", "demo"),
     "--refit-data": ("refit_data", "auto"),
+    "--real-speech": ("real_speech", None),
     "--max-files": ("max_files", 0),
     "--out": ("out", None),
     "--models": ("models", None),

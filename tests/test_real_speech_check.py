@@ -12,6 +12,7 @@ from conftest import tone
 
 from benchmark.analyses import real_speech_check as check
 from benchmark.data.errors import DatasetConfigError
+from benchmark.data.releases.emodb import train_speaker_files
 from benchmark.models.egemaps import EgemapsRegressor
 
 # anger, happiness, fear: high arousal; sadness, boredom: low; neutral, disgust: neither
@@ -80,7 +81,7 @@ def _release(root: Path, names: list[str], rate: int = 22050) -> Path:
 
 def test_train_files_never_include_test_speakers_and_predictions_are_resampled(tmp_path):
     root = _release(tmp_path / "emodb", ["03a01Wa.wav", "08a01Ta.wav", "12a01Wa.wav", "16a01Ta.wav"])
-    files = check.train_files(root)
+    files = train_speaker_files(root)
     assert sorted(Path(s).name for s in files["source"]) == ["03a01Wa.wav", "08a01Ta.wav"]
     assert files["sex"].tolist() == ["male", "female"] and files["emotion"].tolist() == ["anger", "sadness"]
     # a real fitted-format model whose weights are zero answers its intercept, whatever the 22.05 kHz audio
@@ -92,6 +93,23 @@ def test_train_files_never_include_test_speakers_and_predictions_are_resampled(t
 def test_a_folder_without_train_speakers_is_an_error(tmp_path):
     root = _release(tmp_path / "emodb", ["12a01Wa.wav"])
     with pytest.raises(DatasetConfigError, match="no file of EmoDB's train speakers"):
-        check.train_files(root)
+        train_speaker_files(root)
     with pytest.raises(DatasetConfigError, match="not an EmoDB release folder"):
-        check.train_files(tmp_path)
+        train_speaker_files(tmp_path)
+
+
+def test_real_speech_joins_the_distillation_pool_without_the_test_speakers(tmp_path):
+    from benchmark.distill.config import DistillConfig, DistillError
+    from benchmark.distill.teacher import pool_sources
+
+    root = _release(tmp_path / "emodb", ["03a01Wa.wav", "08a01Ta.wav", "12a01Wa.wav", "16a01Ta.wav"])
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    audiofile.write(str(pool / "a.wav"), tone(0.5, 200, sr=16000, seed=9), 16000)
+    files, source = pool_sources(DistillConfig(data=str(pool), real_speech=f"emodb={root}"))
+    assert sorted(Path(f).name for f in files) == ["03a01Wa.wav", "08a01Ta.wav", "a.wav"]
+    assert source == f"folder {pool} + EmoDB train speakers (2 files)"
+    assert pool_sources(DistillConfig(data=str(pool)))[0] == [str(pool / "a.wav")]
+    for spec in (f"crema-d={root}", f"emodb={tmp_path}", "emodb"):
+        with pytest.raises(DistillError, match="give emodb=PATH"):
+            pool_sources(DistillConfig(data=str(pool), real_speech=spec))

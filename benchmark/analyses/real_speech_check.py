@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import typing
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -29,31 +28,11 @@ import pandas as pd
 from benchmark.analyses.balance import THRESHOLD as SEX_GAP_THRESHOLD
 from benchmark.analyses.consistency import auc
 from benchmark.data.categories import placement
-from benchmark.data.errors import DatasetConfigError
 
 AUC_TOLERANCE = 0.02
 """Largest allowed |AUC(student) − AUC(teacher)| of the arousal ranking."""
 
 SEXES = ("female", "male")
-
-
-def train_files(root: str | os.PathLike) -> pd.DataFrame:
-    r"""EmoDB's train-speaker files of a release folder: ``source``, ``emotion``, ``speaker``, ``sex``.
-
-    Reads the original layout (``wav/``, ``erkennung.txt``) with the
-    release importer's reader; the test speakers are dropped here, so no
-    caller can score them by accident.
-    """
-    from benchmark.data.releases.emodb import read
-
-    frame, problems = read(Path(root))
-    if problems:
-        shown = "; ".join(f"{f}: {p}" for f, p in problems[:3])
-        raise DatasetConfigError(f"{root}: {len(problems)} file(s) not readable as EmoDB ({shown}).")
-    train = frame[frame["split"] == "train"]
-    if train.empty:
-        raise DatasetConfigError(f"{root}: no file of EmoDB's train speakers (03, 08, 09, 10, 11, 13) found.")
-    return train[["source", "emotion", "speaker", "sex"]]
 
 
 def read_signal(source: str | os.PathLike, sampling_rate: int) -> np.ndarray:

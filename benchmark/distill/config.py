@@ -88,6 +88,12 @@ class Task:
         "or 'auto' ('demo' with --data demo, else none); pool files in it are dropped",
         metavar="SPEC",
     )
+    real_speech: str | None = option(
+        None,
+        "add the train speakers of an original EmoDB release (emodb=PATH; speakers 03, 08, 09, 10, 11, 13) "
+        "to the pool, labelled by the teacher like the rest; its test speakers are never read",
+        metavar="emodb=PATH",
+    )
     max_files: int = option(0, "use at most N files of the pool (0: all)", metavar="N")
     out: str | None = option(
         None, "model folder (default: weights/<student>); the int8 model goes to DIR-int8", metavar="DIR"
@@ -318,6 +324,8 @@ class DistillConfig(Runtime, Validation, Finishing, Crops, Hyper, Task):
         student: architecture of :func:`benchmark.students.build`; also the registry name
         teacher: registry name of the teacher
         data: ``'demo'`` (unlabeled demo pool), a folder, list file or glob of audio
+        real_speech: ``'emodb=PATH'``: an original EmoDB release whose train
+            speakers join the pool (:func:`benchmark.distill.teacher.pool_sources`)
         out: model folder (default ``weights/<student>``); the int8 model goes to ``<out>-int8``
         epochs, batch_size, lr, weight_decay, warmup, schedule, final_lr, mse_weight, loss_weights,
         grad_clip, bn_calibration, bn_freeze_epochs, ema, seed, precision:

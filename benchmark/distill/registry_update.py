@@ -178,8 +178,8 @@ def read_model_entries(models_path: Path) -> list[dict]:
         raise DistillError(str(ex)) from None
 
 
-def student_recipe(student: str, models_path: str | Path) -> dict:
-    r"""``distilled.recipe`` of the student's ``models.yaml`` entry (empty if none).
+def student_distilled(student: str, models_path: str | Path) -> dict:
+    r"""``distilled`` of the student's ``models.yaml`` entry (empty if none).
 
     Read from the YAML alone: the student's weights need not exist yet.
     """
@@ -188,11 +188,16 @@ def student_recipe(student: str, models_path: str | Path) -> dict:
         return {}
     for entry in read_model_entries(path):
         if entry.get("name") == student:
-            recipe = (entry.get("distilled") or {}).get("recipe") or {}
-            if not isinstance(recipe, dict):
-                raise DistillError(f"{path}: distilled.recipe of '{student}' must be a mapping, not {recipe!r}.")
-            return dict(recipe)
+            return dict(entry.get("distilled") or {})
     return {}
+
+
+def student_recipe(student: str, models_path: str | Path) -> dict:
+    r"""``distilled.recipe`` of the student's ``models.yaml`` entry (empty if none)."""
+    recipe = student_distilled(student, models_path).get("recipe") or {}
+    if not isinstance(recipe, dict):
+        raise DistillError(f"{models_path}: distilled.recipe of '{student}' must be a mapping, not {recipe!r}.")
+    return dict(recipe)
 
 
 def _entries(text: str, where: str) -> list:

@@ -18,6 +18,7 @@ import pandas as pd
 import yaml
 
 from benchmark import DIMENSIONS, Registry, ccc_finite, load_model, load_split, resolve_files
+from benchmark.data.errors import DatasetConfigError
 from benchmark.distill import annotate
 from benchmark.distill.annotate import Shards
 from benchmark.distill.audio import AudioFiles, Pool, relative_skips, scan_pool
@@ -320,6 +321,31 @@ class Data:
     teacher_calls: int
 
 
+def pool_sources(config: DistillConfig) -> tuple[list[str], str]:
+    r"""The audio files of the pool and what the records say of them: ``config.data`` and ``config.real_speech``.
+
+    Real speech joins as unlabeled audio: the teacher annotates it like
+    the rest, and only the train speakers of the EmoDB release are read
+    (:func:`benchmark.data.releases.emodb.train_speaker_files`), so the
+    test speakers stay for reported numbers.
+
+    Raises:
+        DistillError: if ``config.real_speech`` does not name an EmoDB
+            release folder with train-speaker files
+
+    """
+    files, source = resolve_files(config.data)
+    if not config.real_speech:
+        return files, source
+    from benchmark.data.releases.emodb import real_speech_folder, train_speaker_files
+
+    try:
+        real = train_speaker_files(real_speech_folder(config.real_speech))
+    except DatasetConfigError as error:
+        raise DistillError(str(error)) from None
+    return files + [str(s) for s in real["source"]], f"{source} + EmoDB train speakers ({len(real)} files)"
+
+
 def prepare_data(config: DistillConfig, teacher, teacher_source: dict, gold_set, env: Environment) -> Data:
     r"""Find the pool, split it, check the settings, and annotate the training crops and validation files.
 
@@ -331,7 +357,7 @@ def prepare_data(config: DistillConfig, teacher, teacher_source: dict, gold_set,
     gold_spec = _gold_spec(config)
     check_gold(gold_spec, teacher, teacher_source)
 
-    files, source = resolve_files(config.data)
+    files, source = pool_sources(config)
     pool = scan_pool(files)
     if config.max_files and len(pool.files) > config.max_files:
         pool = Pool(pool.files[: config.max_files], pool.hashes[: config.max_files], pool.missing, pool.duplicates)

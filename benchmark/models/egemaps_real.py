@@ -216,9 +216,10 @@ def emodb_data(root, num_workers: int = 1) -> tuple[np.ndarray, np.ndarray, np.n
     pairs each with a share of the synthetic speakers in
     :func:`cross_validate`, so the names decide the folds.
     """
-    from benchmark.analyses.real_speech_check import read_signal, train_files
+    from benchmark.analyses.real_speech_check import read_signal
+    from benchmark.data.releases.emodb import train_speaker_files
 
-    files = train_files(root)
+    files = train_speaker_files(root)
     # features of the gain-normalised signal, as the teacher sees it
     model = EgemapsRegressor(
         "features", np.zeros(88), np.ones(88), np.zeros((3, 88)), np.zeros(3), np.ones(3), normalise=True

@@ -118,6 +118,54 @@ def read(root: Path) -> tuple[pd.DataFrame, list]:
     return pd.DataFrame(rows, columns=[*columns, "confidence", "naturalness"]).set_index("file"), problems
 
 
+def train_speaker_files(root: str | os.PathLike) -> pd.DataFrame:
+    r"""EmoDB's train-speaker files of a release folder: ``source``, ``emotion``, ``speaker``, ``sex``.
+
+    Reads the original layout (``wav/``, ``erkennung.txt``) with
+    :func:`read`; the test speakers (:data:`TEST_SPEAKERS`) are dropped
+    here, so no caller can train on or tune with them by accident.
+
+    Raises:
+        DatasetConfigError: if a file cannot be read as EmoDB or no file
+            of a train speaker is there
+
+    """
+    frame, problems = read(Path(root))
+    if problems:
+        shown = "; ".join(f"{f}: {p}" for f, p in problems[:3])
+        raise DatasetConfigError(f"{root}: {len(problems)} file(s) not readable as EmoDB ({shown}).")
+    train = frame[frame["split"] == "train"]
+    if train.empty:
+        raise DatasetConfigError(f"{root}: no file of EmoDB's train speakers (03, 08, 09, 10, 11, 13) found.")
+    return train[["source", "emotion", "speaker", "sex"]]
+
+
+def real_speech_folder(spec: str, option: str = "--real-speech") -> Path:
+    r"""The EmoDB release folder named by a real-speech setting ``emodb=PATH``.
+
+    Only EmoDB's original release is read this way (its train speakers,
+    :func:`train_speaker_files`).
+
+    Raises:
+        DatasetConfigError: naming ``option``, if ``spec`` is not
+            ``emodb=PATH`` with a ``wav/`` folder under ``PATH``
+
+    Examples:
+        >>> real_speech_folder("crema-d=/data")
+        Traceback (most recent call last):
+        ...
+        benchmark.data.errors.DatasetConfigError: option --real-speech: give emodb=PATH, PATH an EmoDB release folder with wav/; got 'crema-d=/data'
+
+    """
+    corpus, _, path = spec.partition("=")
+    folder = Path(path).expanduser()
+    if corpus != "emodb" or not path or not (folder / "wav").is_dir():
+        raise DatasetConfigError(
+            f"option {option}: give emodb=PATH, PATH an EmoDB release folder with wav/; got {spec!r}"
+        )
+    return folder.resolve()
+
+
 def add_tables(db, frame: pd.DataFrame) -> None:
     r"""``emotion``, ``emotion.categories.ambiguous``, ``files`` and the misc table ``speaker`` of emodb 2.0.0."""
     import audformat
