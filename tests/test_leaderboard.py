@@ -607,7 +607,9 @@ def test_model_pages(fixture):
     # the first screen: scores per replica split of the current artefact (not the old one) and their figure
     glance = section(alpha, "Synthetic replicas at a glance")
     assert alpha.index("## Synthetic replicas at a glance") < alpha.index("## Tests") < alpha.index("## Provenance")
-    assert re.search(r"\| 0\.705 \[0\.655, 0\.745\] \| 0\.602 \[0\.552, 0\.642\] \| 0\.554 \[0\.504, 0\.594\] \| +0\.620 \|", glance)
+    assert re.search(
+        r"\| 0\.705 \[0\.655, 0\.745\] \| 0\.602 \[0\.552, 0\.642\] \| 0\.554 \[0\.504, 0\.594\] \| +0\.620 \|", glance
+    )
     assert "0.501" not in glance and re.search(r"— +\| +— +\| 0\.432 \[0\.382, 0\.472\] \| +0\.432 \|", glance)
     assert "![CCC per synthetic replica split and dimension](../figures/models/alpha/glance.png)" in glance
     assert (docs / "results" / "figures" / "models" / "alpha" / "glance.png").exists()
