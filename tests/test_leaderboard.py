@@ -5,6 +5,7 @@ from __future__ import annotations
 import html.parser
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -847,6 +848,12 @@ def test_incremental_rebuild_redraws_only_what_changed(tmp_path):
     assert first.figures > 10 and len(first.drawn) == first.figures  # nothing to reuse yet
     unchanged = again()
     assert unchanged.drawn == [] and unchanged.written == [] and unchanged.files == first.files
+    # The manifest lives with the pages: a copy of the folder (a fresh clone, an empty cache) reuses it all.
+    assert (docs / "results" / ".manifest.json").is_file()
+    clone = tmp_path / "clone" / "docs"
+    shutil.copytree(docs, clone)
+    cloned = regenerate(results, clone, registry, reported=reported, resamples=200)
+    assert cloned.drawn == [] and cloned.written == [] and _snapshot(clone) == _snapshot(docs)
     # One result row of one model changes: only the pages and figures that show it are redone.
     rob = pd.read_csv(results / "robustness.csv", dtype=str, keep_default_na=False)
     row = rob["model"].eq("beta") & rob["condition"].eq("mp3-32k") & rob["dimension"].eq("arousal")
