@@ -9,8 +9,9 @@ demo data, against the teacher, voice shifts included) and reads the
 held-out pool figures from its records. A seed whose model folder already
 holds a finished run of that seed is not run again, so an interrupted
 measurement resumes. After every seed ``DIR/seeds.json`` and the Markdown
-table (``--markdown``, default ``docs/research/distill-seeds.md``) are
-rewritten: what finished is reported even if a later seed does not.
+table ``DIR/seeds.md`` (``--markdown``: another file) are rewritten: what
+finished is reported even if a later seed does not. The table goes into
+``docs/research/distill-seeds.md`` by hand, beside the earlier ones.
 
 The seed changes the student's initial weights, the crop offsets, the
 augmentation draws, the batches and dropout; the teacher annotates each
@@ -181,7 +182,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--student", default="wav2small")
     parser.add_argument("--teacher", default="egemaps-teacher")
-    parser.add_argument("--markdown", default=str(ROOT / "docs" / "research" / "distill-seeds.md"))
+    parser.add_argument("--markdown", help="write the Markdown table here (default: DIR/seeds.md)")
     parser.add_argument("--no-voice-shifts", action="store_true", help="skip the voice-shift target (faster)")
     parser.add_argument("distill_args", nargs="*", help="after '--': extra arguments for distill")
     args = parser.parse_args(argv)
@@ -219,8 +220,9 @@ def main(argv=None) -> int:
             "worst_seed_targets": worst_seed_checks(rows),
         }
         atomic_write_text(out / "seeds.json", json.dumps(report, indent=2, default=float) + "\n")
-        atomic_write_text(Path(args.markdown), markdown(report))
-        print(f"seed {seed}: written {out / 'seeds.json'} and {args.markdown}", flush=True)
+        table = Path(args.markdown) if args.markdown else out / "seeds.md"
+        atomic_write_text(table, markdown(report))
+        print(f"seed {seed}: written {out / 'seeds.json'} and {table}", flush=True)
     print(markdown(report))
     return 0 if all(report["worst_seed_targets"].values()) else 1
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html.parser
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -604,6 +605,15 @@ def test_model_pages(fixture):
         assert (docs / "results" / "models" / f).resolve().exists()
     assert "not in models.yaml" in read(fixture, "models/ghost.md")
     alpha = read(fixture, "models/alpha.md")
+    # the first screen: scores per replica split of the current artefact (not the old one) and their figure
+    glance = section(alpha, "Synthetic replicas at a glance")
+    assert alpha.index("## Synthetic replicas at a glance") < alpha.index("## Tests") < alpha.index("## Provenance")
+    assert re.search(
+        r"\| 0\.705 \[0\.655, 0\.745\] \| 0\.602 \[0\.552, 0\.642\] \| 0\.554 \[0\.504, 0\.594\] \| +0\.620 \|", glance
+    )
+    assert "0.501" not in glance and re.search(r"— +\| +— +\| 0\.432 \[0\.382, 0\.472\] \| +0\.432 \|", glance)
+    assert "![CCC per synthetic replica split and dimension](../figures/models/alpha/glance.png)" in glance
+    assert (docs / "results" / "figures" / "models" / "alpha" / "glance.png").exists()
     assert "## Runs" in alpha and "12.5" in alpha
 
 
@@ -838,6 +848,12 @@ def test_incremental_rebuild_redraws_only_what_changed(tmp_path):
     assert first.figures > 10 and len(first.drawn) == first.figures  # nothing to reuse yet
     unchanged = again()
     assert unchanged.drawn == [] and unchanged.written == [] and unchanged.files == first.files
+    # The manifest lives with the pages: a copy of the folder (a fresh clone, an empty cache) reuses it all.
+    assert (docs / "results" / ".manifest.json").is_file()
+    clone = tmp_path / "clone" / "docs"
+    shutil.copytree(docs, clone)
+    cloned = regenerate(results, clone, registry, reported=reported, resamples=200)
+    assert cloned.drawn == [] and cloned.written == [] and _snapshot(clone) == _snapshot(docs)
     # One result row of one model changes: only the pages and figures that show it are redone.
     rob = pd.read_csv(results / "robustness.csv", dtype=str, keep_default_na=False)
     row = rob["model"].eq("beta") & rob["condition"].eq("mp3-32k") & rob["dimension"].eq("arousal")

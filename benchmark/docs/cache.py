@@ -6,7 +6,7 @@ next. Each figure and each bootstrap is keyed by a digest of everything
 that determines it: the data handed to it, the source of the code that
 computes it (:mod:`benchmark.docs.plots`, :mod:`benchmark.metrics`) and
 the versions of the libraries it runs on. A manifest, one per docs
-folder, in the cache (:func:`manifest_path`), holds for each figure the
+folder, kept with the generated pages (:func:`manifest_path`), holds for each figure the
 key it was drawn from and the SHA-256 of the bytes written, and for
 each bootstrap its key and result.
 
@@ -28,24 +28,29 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmark.paths import cache_root
-
 LIBRARIES = ("matplotlib", "pillow", "numpy", "pandas", "scipy")
 r"""Distributions whose versions are part of every key (drawing, fonts, PNG encoding, numerics)."""
 
 _PACKAGE = Path(__file__).resolve().parent.parent
 
 
-def manifest_path(docs_dir: Path) -> Path:
-    r"""Where the manifest of the docs folder ``docs_dir`` is kept (in the cache).
+MANIFEST = ".manifest.json"
+r"""The manifest's file name in the generated folder (a dot file: MkDocs leaves it out of the site)."""
+
+
+def manifest_path(generated: Path) -> Path:
+    r"""Where the manifest of the generated folder ``generated`` (``docs/results``) is kept.
+
+    It is kept, and committed, with the pages it describes: a fresh
+    clone then reuses the committed figures and bootstraps whose inputs
+    did not change, instead of drawing some 300 figures again.
 
     Examples:
-        >>> manifest_path(Path("/x/docs")).parent.name
-        'docs'
+        >>> manifest_path(Path("docs/results")).as_posix()
+        'docs/results/.manifest.json'
 
     """
-    folder = hashlib.sha256(str(Path(docs_dir).resolve()).encode()).hexdigest()[:16]
-    return cache_root() / "docs" / f"manifest-{folder}.json"
+    return Path(generated) / MANIFEST
 
 
 def code_version(*modules: str) -> str:

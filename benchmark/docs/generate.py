@@ -12,7 +12,7 @@ from benchmark.docs import cache
 from benchmark.docs.inputs import load_inputs
 from benchmark.docs.leaderboard import leaderboard_page
 from benchmark.docs.model_page import model_page
-from benchmark.docs.output import Output
+from benchmark.docs.output import GENERATED, Output
 from benchmark.paths import docs_root, results_root
 
 
@@ -84,7 +84,7 @@ def regenerate(
     results_dir = Path(results_dir) if results_dir is not None else results_root()
     docs_dir = Path(docs_dir) if docs_dir is not None else docs_root()
     inputs = load_inputs(results_dir, registry, Path(reported) if reported is not None else None)
-    manifest = cache.Manifest(cache.manifest_path(docs_dir))
+    manifest = cache.Manifest(cache.manifest_path(docs_dir / GENERATED))
     if not reuse:
         manifest.forget()
     out = Output(docs_dir, manifest)

@@ -18,6 +18,7 @@ from benchmark.docs.formatting import (
     fmt_float,
     fmt_sig,
     fmt_value,
+    is_demo,
     is_true,
     md_table,
     one_line,
@@ -52,6 +53,7 @@ def model_page(inputs: Inputs, model: str, out: Output) -> str:
     parts = [NOTE_MD, f"# {model}", "[← Leaderboard](../leaderboard.md)"]
     parts.append(summary_line(inputs, model, meta))
     parts.append(real_speech.model_block(inputs, model))
+    parts.append(glance_block(inputs, model, out, fig_dir))
     parts.append(model_report_block(inputs, model))
     parts.append(model_correctness_block(inputs, model, out, fig_dir))
     parts.append(model_robustness_block(inputs, model, out, fig_dir))
@@ -74,6 +76,43 @@ def summary_line(inputs: Inputs, model: str, meta: dict) -> str:
     if current:
         words.append(f"artefact {sha8(current)}")
     return "*" + one_line(" · ".join(str(w) for w in words)) + "*" if words else ""
+
+
+def glance_block(inputs: Inputs, model: str, out: Output, fig_dir: str) -> str:
+    r"""The current artefact's CCC per synthetic replica split and dimension, as a table and one figure.
+
+    The figures of the Correctness section, gathered on the first screen;
+    empty without correctness results for the current artefact.
+    """
+    df = inputs.table("correctness")
+    current = inputs.current.get(model)
+    if len(df):
+        df = df[(df["model"] == model) & (df["model_sha256"] == current) & df["dataset"].map(is_demo)]
+    if not len(df):
+        return ""
+    dims = dimensions_in(df)
+    table, bars = [], []
+    for section in ordered_sections(df):
+        rows = in_section(df, section).set_index("dimension")
+        label = f"{section[0].removeprefix('demo-')} · {section[2]}"
+        cells = [
+            fmt_ccc(rows.at[d, "ccc"], rows.at[d, "ccc_ci_low"], rows.at[d, "ccc_ci_high"]) if d in rows.index else DASH
+            for d in dims
+        ]
+        mean = rows.reindex(dims)["ccc"].mean()
+        table.append([f"{section[0]} {section[1]} · {section[2]}", *cells, fmt3(mean)])
+        bars.append(rows.reset_index().assign(model=label))
+    rel = f"{fig_dir}/glance.png"
+    out.figure(rel, "ccc_bars", pd.concat(bars, ignore_index=True), f"{model}: CCC per synthetic replica")
+    return "\n\n".join(
+        [
+            "## Synthetic replicas at a glance",
+            "CCC between gold and prediction with its 95 % interval, per split of the synthetic replicas "
+            "(generated voices; not comparable to published numbers); details under Correctness below.",
+            md_table(["split", *[f"CCC {d}" for d in dims], "mean"], table, "l" + "r" * (len(dims) + 1)),
+            f"![CCC per synthetic replica split and dimension](../{rel})",
+        ]
+    )
 
 
 def provenance_block(inputs: Inputs, model: str, meta: dict, current: str) -> str:
