@@ -14,7 +14,7 @@ import sys
 import typing
 
 from benchmark.distill import compare
-from benchmark.distill.config import DistillConfig, DistillError
+from benchmark.distill.config import REAL_SPEECH_POOL, DistillConfig, DistillError
 from benchmark.distill.registry_update import student_distilled, student_recipe
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -152,7 +152,7 @@ def main(argv: typing.Sequence[str] | None = None) -> int:
                 f"{config.out_path}, to compare by behaviour; --replace registers the new model instead"
             )
         pool = str(student_distilled(config.student, config.models_path).get("data", ""))
-        if "EmoDB" in pool and not config.real_speech:
+        if REAL_SPEECH_POOL in pool and not config.real_speech:
             print(
                 f"note: the committed '{config.student}' was distilled on {pool}; without --real-speech "
                 "emodb=PATH (an original EmoDB release) this run trains on another pool and gives another model"

@@ -65,6 +65,10 @@ def option(
     return dataclasses.field(default=default, metadata=metadata)
 
 
+REAL_SPEECH_POOL = "EmoDB train speakers"
+r"""How the records name the files ``--real-speech`` adds to the pool (``distilled.data`` in ``models.yaml``)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Task:
     r"""What to distil: student, teacher, training audio, where the result goes."""

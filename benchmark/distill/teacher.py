@@ -22,7 +22,7 @@ from benchmark.data.errors import DatasetConfigError
 from benchmark.distill import annotate
 from benchmark.distill.annotate import Shards
 from benchmark.distill.audio import AudioFiles, Pool, relative_skips, scan_pool
-from benchmark.distill.config import DistillConfig, DistillError
+from benchmark.distill.config import REAL_SPEECH_POOL, DistillConfig, DistillError
 from benchmark.distill.registry_update import read_model_entries
 from benchmark.distill.runtime import Environment, barrier, check_precision
 from benchmark.distill.validation import ValidationSet, json_number
@@ -343,7 +343,7 @@ def pool_sources(config: DistillConfig) -> tuple[list[str], str]:
         real = train_speaker_files(real_speech_folder(config.real_speech))
     except DatasetConfigError as error:
         raise DistillError(str(error)) from None
-    return files + [str(s) for s in real["source"]], f"{source} + EmoDB train speakers ({len(real)} files)"
+    return files + [str(s) for s in real["source"]], f"{source} + {REAL_SPEECH_POOL} ({len(real)} files)"
 
 
 def prepare_data(config: DistillConfig, teacher, teacher_source: dict, gold_set, env: Environment) -> Data:

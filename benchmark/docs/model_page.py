@@ -42,6 +42,7 @@ from benchmark.docs.leaderboard import split_robustness
 from benchmark.docs.model_report import model_report_block
 from benchmark.docs.output import FIGURES, Output
 from benchmark.docs.published import reported_table
+from benchmark.docs.summary import corpus_label
 
 
 def model_page(inputs: Inputs, model: str, out: Output) -> str:
@@ -92,9 +93,10 @@ def glance_block(inputs: Inputs, model: str, out: Output, fig_dir: str) -> str:
         return ""
     dims = dimensions_in(df)
     table, bars = [], []
-    for section in ordered_sections(df):
+    sections = ordered_sections(df)
+    for section in sections:
         rows = in_section(df, section).set_index("dimension")
-        label = f"{section[0].removeprefix('demo-')} · {section[2]}"
+        label = corpus_label(section, sections).removeprefix("demo-")
         cells = [
             fmt_ccc(rows.at[d, "ccc"], rows.at[d, "ccc_ci_low"], rows.at[d, "ccc_ci_high"]) if d in rows.index else DASH
             for d in dims
