@@ -439,9 +439,14 @@ def _rows_frame(rows: dict) -> pd.DataFrame:
     return df.astype("float64")
 
 
-def _signal_row(feature: audinterface.Feature, signal: np.ndarray, sampling_rate: int, file: str) -> pd.Series:
-    r"""The feature's row of one signal from memory, processed as if read from ``file``."""
-    return _filewise(feature.process_signal(signal, sampling_rate, file=file), pd.Index([file], name="file")).iloc[0]
+def _signal_row(feature: audinterface.Feature, signal: np.ndarray, sampling_rate: int, file: str) -> np.ndarray:
+    r"""The feature's row of one signal from memory, processed as if read from ``file``.
+
+    ``file`` reaches the process function as an argument, not as the result's index:
+    a segmented index (a categorical file level) per signal cost more than a small model.
+    """
+    frame = feature.process_signal(signal, sampling_rate, process_func_args={"file": file})
+    return frame.to_numpy(dtype="float64")[0]
 
 
 def _filewise(df: pd.DataFrame, files: pd.Index) -> pd.DataFrame:

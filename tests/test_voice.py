@@ -100,6 +100,53 @@ def test_voice_shifts_are_deterministic_and_refuse_unknown_settings():
         voice.voice_shift(x, "formant+20%")
 
 
+def _time_stretch_frame_by_frame(signal: np.ndarray, rate: float) -> np.ndarray:
+    r"""The phase vocoder as it was written before it was vectorised: the committed results were made with it."""
+    x = np.asarray(signal, dtype=np.float64)
+    spec = voice._stft(x)
+    steps = np.arange(0, spec.shape[1] - 1, rate)
+    expected = 2 * np.pi * voice.HOP * np.arange(spec.shape[0]) / voice.N_FFT
+    phase = np.angle(spec[:, 0])
+    out = np.empty((spec.shape[0], len(steps)), dtype=complex)
+    for k, step in enumerate(steps):
+        i = int(step)
+        frac = step - i
+        left, right = spec[:, i], spec[:, i + 1]
+        out[:, k] = ((1 - frac) * np.abs(left) + frac * np.abs(right)) * np.exp(1j * phase)
+        delta = np.angle(right) - np.angle(left) - expected
+        delta -= 2 * np.pi * np.round(delta / (2 * np.pi))
+        phase = phase + expected + delta
+    return voice._istft(out, int(round(len(x) / rate)))
+
+
+@pytest.mark.parametrize("rate", [0.7937, 1.0, 1.26, 2.5])
+def test_vectorised_voice_transforms_give_the_frame_by_frame_bits(rate):
+    # the robustness results are committed: a faster transform must give the same samples, not close ones
+    rng = np.random.default_rng(int(rate * 100))
+    for x in (vowel(140.0), rng.standard_normal(7001).astype(np.float32)):
+        assert np.array_equal(voice.time_stretch(x, rate), _time_stretch_frame_by_frame(x, rate))
+        env = voice.envelope(np.abs(voice._stft(x.astype(np.float64))))
+        bins = np.arange(env.shape[0], dtype=np.float64)
+        per_frame = np.stack([np.interp(bins / rate, bins, env[:, t]) for t in range(env.shape[1])], axis=1)
+        assert np.array_equal(voice._warp(env, rate), per_frame)
+
+
+def test_music_notes_are_the_bits_of_a_tone_made_for_each_note():
+    from benchmark.analyses.perturbations import noises
+
+    def made_alone(frequency, samples, sr=SR, partials=8):
+        t = np.arange(samples) / sr
+        tone = np.zeros(samples)
+        for k in range(1, partials + 1):
+            if k * frequency < sr / 2:
+                tone += np.sin(2 * np.pi * k * frequency * t) / k**1.5
+        return tone * np.minimum(1.0, t / 0.01) * np.exp(-t / (0.25 * samples / sr + 0.05))
+
+    # a long note first, then shorter ones cut from the kept tone, then one longer than it
+    for frequency, samples in ((261.63, 20000), (261.63, 5601), (261.63, 30000), (7000.0, 999)):
+        assert np.array_equal(noises._note(frequency, samples, SR), made_alone(frequency, samples))
+
+
 def test_model_page_shows_voice_shift_and_per_sex_agreement(tmp_path):
     import json
 

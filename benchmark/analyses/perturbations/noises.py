@@ -27,14 +27,36 @@ _PROGRESSIONS = ((0, 7, 9, 5), (0, 5, 7, 0), (0, 9, 5, 7), (0, 4, 9, 5))
 _MAJOR = (0, 2, 4, 5, 7, 9, 11)
 
 
+_TONES: dict[tuple[float, int, int], np.ndarray] = {}
+r"""Harmonic tones by (frequency, sampling rate, partials), shared by every file's music."""
+_TONE_SECONDS = 1.5
+r"""Length a tone is first made with: a chord lasts two beats, at most 1.3 s."""
+
+
+def _tone(frequency: float, samples: int, sampling_rate: int, partials: int) -> np.ndarray:
+    r"""The first ``samples`` of the harmonic tone of ``frequency``, unenveloped.
+
+    Each sample depends on its time alone, so a shorter tone is the start of a longer one,
+    to the bit: the tones of the few dozen pitches music plays are made once per process,
+    not once per note and file.
+    """
+    key = (frequency, sampling_rate, partials)
+    tone = _TONES.get(key)
+    if tone is None or len(tone) < samples:
+        t = np.arange(max(samples, int(_TONE_SECONDS * sampling_rate))) / sampling_rate
+        tone = np.zeros(len(t))
+        for k in range(1, partials + 1):
+            if k * frequency < sampling_rate / 2:
+                tone += np.sin(2 * np.pi * k * frequency * t) / k**1.5
+        _TONES[key] = tone
+    return tone[:samples]
+
+
 def _note(frequency: float, samples: int, sampling_rate: int, partials: int = 8) -> np.ndarray:
     t = np.arange(samples) / sampling_rate
-    tone = np.zeros(samples)
-    for k in range(1, partials + 1):
-        if k * frequency < sampling_rate / 2:
-            tone += np.sin(2 * np.pi * k * frequency * t) / k**1.5
     attack = np.minimum(1.0, t / 0.01)
-    return tone * attack * np.exp(-t / (0.25 * samples / sampling_rate + 0.05))
+    decay = np.exp(-t / (0.25 * samples / sampling_rate + 0.05))
+    return _tone(frequency, samples, sampling_rate, partials) * attack * decay
 
 
 def _midi(note: float) -> float:

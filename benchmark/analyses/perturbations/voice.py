@@ -81,10 +81,20 @@ def envelope(magnitude: np.ndarray, lifter: int = LIFTER) -> np.ndarray:
 
 
 def _warp(env: np.ndarray, ratio: float) -> np.ndarray:
-    r"""Envelope moved up in frequency by ``ratio``: ``env'(f) = env(f / ratio)``."""
-    bins = np.arange(env.shape[0], dtype=np.float64)
-    source = bins / ratio
-    return np.stack([np.interp(source, bins, env[:, t]) for t in range(env.shape[1])], axis=1)
+    r"""Envelope moved up in frequency by ``ratio``: ``env'(f) = env(f / ratio)``.
+
+    Linear interpolation between bins, every frame at once, computed as :func:`numpy.interp`
+    computes it frame by frame (the same samples, to the bit), beyond the last bin its value.
+    """
+    last = env.shape[0] - 1
+    source = np.arange(env.shape[0], dtype=np.float64) / ratio
+    left = np.minimum(np.floor(source).astype(np.intp), last - 1)
+    slope = env[left + 1] - env[left]  # bins are 1 apart: numpy.interp's slope, divided by 1.0
+    out = slope * (source - left)[:, None] + env[left]
+    out[source >= last] = env[last]
+    exact = source == left  # on a bin: its value, as numpy.interp
+    out[exact] = env[left[exact]]
+    return out
 
 
 def formant_shift(signal: np.ndarray, ratio: float, sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
@@ -129,17 +139,20 @@ def time_stretch(signal: np.ndarray, rate: float) -> np.ndarray:
     n_out = int(round(len(x) / rate))
     spec = _stft(x)
     steps = np.arange(0, spec.shape[1] - 1, rate)
+    left = steps.astype(np.intp)
+    frac = steps - left
     expected = 2 * np.pi * HOP * np.arange(spec.shape[0]) / N_FFT
-    phase = np.angle(spec[:, 0])
-    out = np.empty((spec.shape[0], len(steps)), dtype=complex)
-    for k, step in enumerate(steps):
-        i = int(step)
-        frac = step - i
-        left, right = spec[:, i], spec[:, i + 1]
-        out[:, k] = ((1 - frac) * np.abs(left) + frac * np.abs(right)) * np.exp(1j * phase)
-        delta = np.angle(right) - np.angle(left) - expected
-        delta -= 2 * np.pi * np.round(delta / (2 * np.pi))
-        phase = phase + expected + delta
+    magnitude, angle = np.abs(spec), np.angle(spec)
+    delta = angle[:, left + 1] - angle[:, left] - expected[:, None]
+    delta -= 2 * np.pi * np.round(delta / (2 * np.pi))
+    # phase[k + 1] = (phase[k] + expected) + delta[k], summed in this order: one cumulative sum
+    # over the interleaved terms gives the bits of the frame-by-frame loop
+    terms = np.empty((spec.shape[0], 2 * len(steps) + 1))
+    terms[:, 0] = angle[:, 0]
+    terms[:, 1::2] = expected[:, None]
+    terms[:, 2::2] = delta
+    phase = np.cumsum(terms, axis=1)[:, 0 : 2 * len(steps) : 2]
+    out = ((1 - frac) * magnitude[:, left] + frac * magnitude[:, left + 1]) * np.exp(1j * phase)
     return _istft(out, n_out)
 
 
