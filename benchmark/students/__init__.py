@@ -21,7 +21,7 @@ from torch import nn
 
 from benchmark.students.mobilenet import CONFIGS as MOBILENETS
 from benchmark.students.mobilenet import MobileNet
-from benchmark.students.wav2small import WAV2SMALL, WAV2SMALL_2, Wav2Small
+from benchmark.students.wav2small import WAV2SMALL, WAV2SMALL_17K, Wav2Small
 
 MIN_SAMPLES = 4000
 """Shortest input every student accepts: 0.25 s at 16 kHz."""
@@ -32,7 +32,7 @@ def _wav2small(**kwargs) -> nn.Module:
 
 
 def _wav2small_17k(**kwargs) -> nn.Module:
-    return Wav2Small(WAV2SMALL_2, **kwargs)
+    return Wav2Small(WAV2SMALL_17K, **kwargs)
 
 
 def _mobilenet(name: str) -> typing.Callable[..., nn.Module]:

@@ -203,6 +203,9 @@ class LogMel(nn.Module):
         db = (10.0 / np.log(10.0)) * torch.log(torch.clamp(mel, min=self.amin))
         return db.unsqueeze(1)
 
+    def extra_repr(self) -> str:
+        return f"amin={self.amin:g}"
+
 
 class LogMelFrontend(nn.Module):
     r"""Signal → normalised → power spectrum → log-mel image.
@@ -212,6 +215,7 @@ class LogMelFrontend(nn.Module):
         hop_length: frame shift in samples
         n_mels: number of mel bands
         normalize: apply :class:`Normalize` first
+        amin: power floor before the logarithm (:class:`LogMel`)
 
     Examples:
         >>> frontend = LogMelFrontend(n_fft=64, hop_length=32, n_mels=26)
@@ -222,11 +226,11 @@ class LogMelFrontend(nn.Module):
 
     """
 
-    def __init__(self, n_fft: int, hop_length: int, n_mels: int, normalize: bool = True):
+    def __init__(self, n_fft: int, hop_length: int, n_mels: int, normalize: bool = True, amin: float = 1e-10):
         super().__init__()
         self.normalize = Normalize() if normalize else nn.Identity()
         self.spectrogram = PowerSpectrogram(n_fft, hop_length)
-        self.logmel = LogMel(n_fft, n_mels)
+        self.logmel = LogMel(n_fft, n_mels, amin=amin)
 
     def forward(self, signal: torch.Tensor) -> torch.Tensor:
         r"""``[batch, samples]`` → ``[batch, 1, n_mels, frames]``.

@@ -39,6 +39,9 @@ class Wav2SmallConfig:
         n_mels: mel bands of the front end
         n_fft: DFT length in samples (also the window length)
         hop_length: frame shift in samples
+        floor_db: the log-mel image's floor, in dB of the normalised signal's power: bands
+            quieter than this read as this (digital silence, or a band above a recording's
+            bandwidth, whose level is rounding noise)
 
     """
 
@@ -48,6 +51,7 @@ class Wav2SmallConfig:
     n_mels: int = 26
     n_fft: int = 64
     hop_length: int = 32
+    floor_db: float = -100.0
 
 
 WAV2SMALL = Wav2SmallConfig(channels=32, layers=8, pool_after=1, n_fft=128, hop_length=64)
@@ -68,6 +72,9 @@ it costs 5× MobileNetV4-Conv-S's CPU time (``docs/research/wav2small-speed.md``
 
 WAV2SMALL_2 = Wav2SmallConfig(channels=13, layers=11)
 """Wav2Small 2.0 of audEERING's model card (13 channels, 26 mels, n_fft 64, hop 32: 16,994 parameters)."""
+
+WAV2SMALL_17K = dataclasses.replace(WAV2SMALL_2, floor_db=-60.0)
+"""``wav2small-17k``: the layout of :data:`WAV2SMALL_2` with its log-mel floored at -60 dB."""
 
 
 class ConvBlock(nn.Sequential):
@@ -139,7 +146,7 @@ class Wav2Small(nn.Module):
             raise ValueError(f"pool_after={config.pool_after} must lie in 1..layers={config.layers}.")
         self.config = config
         c = config.channels
-        self.frontend = LogMelFrontend(config.n_fft, config.hop_length, config.n_mels)
+        self.frontend = LogMelFrontend(config.n_fft, config.hop_length, config.n_mels, amin=10.0 ** (config.floor_db / 10.0))
         blocks: list[nn.Module] = []
         for i in range(config.layers):
             blocks.append(ConvBlock(c, c) if i else ConvBlock(1, c, float32=True))
