@@ -146,7 +146,9 @@ class Wav2Small(nn.Module):
             raise ValueError(f"pool_after={config.pool_after} must lie in 1..layers={config.layers}.")
         self.config = config
         c = config.channels
-        self.frontend = LogMelFrontend(config.n_fft, config.hop_length, config.n_mels, amin=10.0 ** (config.floor_db / 10.0))
+        self.frontend = LogMelFrontend(
+            config.n_fft, config.hop_length, config.n_mels, amin=10.0 ** (config.floor_db / 10.0)
+        )
         blocks: list[nn.Module] = []
         for i in range(config.layers):
             blocks.append(ConvBlock(c, c) if i else ConvBlock(1, c, float32=True))
