@@ -337,23 +337,3 @@ def test_materialize_skips_short_files(database):
         P.materialize(files, condition("babble", snr_db=20), root_key="tiny", seed=0, root=root)
     with pytest.raises(P.ConditionError, match="unknown type"):
         P.materialize(files, condition("warp"), root_key="tiny", seed=0, root=root)
-
-
-def test_decoded_originals_are_kept_bounded_and_read_again_when_the_file_changes(tmp_path):
-    from benchmark.analyses.perturbations.audio import DecodedAudio, read_mono
-
-    paths = []
-    for i in range(3):
-        paths.append(tmp_path / f"{i}.wav")
-        P.write_wav(paths[-1], np.full((1, 16000), 0.1 * (i + 1), dtype="float32"), 16000)
-    audio = DecodedAudio(max_mb=0.13)  # two 1 s signals (62.5 KiB each), not three
-    first = audio.read(paths[0])
-    first[:] = 0.0  # a transform writing into its input must not change what is kept
-    assert np.array_equal(audio.read(paths[0]), read_mono(paths[0])) and audio.hits == 1
-    audio.read(paths[1]), audio.read(paths[2])  # the least recently used (0) goes
-    audio.read(paths[0])
-    assert audio.hits == 1
-    P.write_wav(paths[2], np.full((1, 8000), 0.5, dtype="float32"), 16000)  # another size: read again
-    assert audio.read(paths[2]).shape == (1, 8000) and audio.hits == 1
-    with pytest.raises(Exception, match="missing"):
-        audio.read(tmp_path / "missing.wav")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.analyses.perturbations.audio import DECODED
+from benchmark.analyses.perturbations.audio import read_mono
 from benchmark.analyses.perturbations.cache import condition_folder, file_key
 from benchmark.analyses.perturbations.conditions import (
     ROOM_TYPES,
@@ -169,8 +169,8 @@ class Perturber:
             self.rirs = rir_bank(folder, self.condition, seed=seed, sampling_rate=sampling_rate)
 
     def signal(self, file: str) -> np.ndarray:
-        r"""The perturbed signal of ``file`` (no signal cache); raises as reading it and :func:`perturb` do."""
-        return self._perturb(DECODED.read(file, self.sampling_rate), file)
+        r"""The perturbed signal of ``file`` (no cache); raises as :func:`read_mono` and :func:`perturb` do."""
+        return self._perturb(read_mono(file, self.sampling_rate), file)
 
     def _perturb(self, signal: np.ndarray, file: str) -> np.ndarray:
         out = perturb(
@@ -191,7 +191,7 @@ class Perturber:
             if cached is not None:
                 return cached
         try:
-            signal = DECODED.read(file, self.sampling_rate)
+            signal = read_mono(file, self.sampling_rate)
         except Exception as ex:  # unreadable or corrupt audio: a skip for this file, never the whole split
             raise Unperturbable(f"unreadable audio: {_first_line(ex)}") from ex
         try:
