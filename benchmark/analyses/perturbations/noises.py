@@ -83,7 +83,8 @@ def music(length: int, sampling_rate: int, rng: np.random.Generator) -> np.ndarr
     notes: dict[tuple[float, int], np.ndarray] = {}
 
     def note(frequency: float, samples: int) -> np.ndarray:
-        # chords and melody notes recur within a clip: synthesising each once makes music 2-3x faster
+        # chords and melody notes recur within a clip: each pitch and length is enveloped once (the
+        # harmonic tones themselves are shared by every clip, _tone)
         if (frequency, samples) not in notes:
             notes[frequency, samples] = _note(frequency, samples, sampling_rate)
         return notes[frequency, samples]
