@@ -141,7 +141,7 @@ def run_models(
         splits: split names (default: every evaluation split)
         tests: analysis families
         executor: ``'local'`` or ``'ray'`` (:mod:`benchmark.executors`)
-        scale: the executor's ``address``, ``replicas``, ``gpus_per_replica``
+        scale: the executor's ``address``, ``replicas``, ``gpus_per_replica``, ``processes``
         progress: show progress bars
         log: where messages go
         timing: adds the ``data``, ``predict`` and ``score`` phases
@@ -172,7 +172,9 @@ def run_models(
         spec.registry[model]  # an unknown name fails before any work starts
     scale = dict(scale or {})
     timeout = scale.pop("address_timeout", None)
-    check_executor(executor, int(scale.get("replicas", 1)), scale.get("address"), timeout or 30.0)
+    check_executor(
+        executor, int(scale.get("replicas", 1)), scale.get("address"), timeout or 30.0, int(scale.get("processes", 1))
+    )
     options = {"data": spec.data, **(spec.options or {})}  # the analyses pick sources by it (babble talkers)
     results.claim_settings(results.run_settings(spec.seed, options, tests), results_dir)
     timing = timing if timing is not None else Timing()

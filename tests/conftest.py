@@ -22,6 +22,11 @@ import pytest
 
 SR = 16000
 
+# Runs predict in the test process unless a test asks for worker processes (tests/test_processes.py compares
+# the two routes byte for byte): most tests' grids are a few files, where starting processes costs more than
+# it saves, and some tests count or interrupt calls in this process.
+os.environ["SER_BENCHMARK_PROCESSES"] = "1"
+
 
 def _torch_state() -> tuple:
     import torch
@@ -249,3 +254,39 @@ def build_site(config: Path, site: Path) -> subprocess.CompletedProcess:
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
+
+
+def same_tree(a: Path, b: Path) -> list[str]:
+    r"""Files that differ or exist on one side only (recursive)."""
+    import filecmp
+
+    cmp = filecmp.dircmp(a, b)
+    out = [str(Path(a, f)) for f in cmp.left_only + cmp.right_only + cmp.diff_files + cmp.funny_files]
+    for sub in cmp.common_dirs:
+        out += same_tree(Path(a, sub), Path(b, sub))
+    return out
+
+
+def interrupt_and_resume(spec, tests: list[str], **executor) -> tuple[list[int], int, int]:
+    r"""Ctrl-C in the driver after the first stored answer, then the same run again.
+
+    Returns:
+        the files of each answer before Ctrl-C, the files the rerun
+        computed, the files of the whole grid
+
+    """
+    from benchmark.executors import predict_cells
+    from benchmark.plan import plan
+
+    done = []
+
+    def interrupt(cell, answer):  # Ctrl-C in the driver raises KeyboardInterrupt in its main thread
+        done.append(len(answer["values"]))
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        predict_cells(["random-gaussian"], spec, tests=tests, progress=False, on_result=interrupt, **executor)
+    outcome = predict_cells(["random-gaussian"], spec, tests=tests, progress=False, **executor)
+    assert outcome["random-gaussian"].failed == {}
+    cells, _ = plan(["random-gaussian"], spec, tests=tests, log=lambda _: None)
+    return done, sum(outcome["random-gaussian"].computed.values()), sum(c.n_files for c in cells)

@@ -11,7 +11,6 @@ corpora. Only the tests that need Ray skip where it is not installed.
 from __future__ import annotations
 
 import dataclasses
-import filecmp
 import os
 import shutil
 import signal
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import interrupt_and_resume, same_tree
 
 from benchmark import cli
 from benchmark.data import datasets as dsets
@@ -70,15 +70,6 @@ def _spec(**kw) -> RunSpec:
     return RunSpec(Registry.from_file(), dsets.load_registry(), options=dict(OPTIONS), **kw)
 
 
-def _same_tree(a: Path, b: Path) -> list[str]:
-    r"""Files that differ or exist on one side only (recursive)."""
-    cmp = filecmp.dircmp(a, b)
-    out = [str(Path(a, f)) for f in cmp.left_only + cmp.right_only + cmp.diff_files + cmp.funny_files]
-    for sub in cmp.common_dirs:
-        out += _same_tree(Path(a, sub), Path(b, sub))
-    return out
-
-
 def _set_aside_predictions(cache: Path, name: str) -> Path:
     target = cache.parent / f"{cache.name}-{name}"
     shutil.rmtree(target, ignore_errors=True)
@@ -108,7 +99,7 @@ def test_local_and_ray_write_identical_results(own_demo, ray_cluster, tmp_path, 
     local_cache = _set_aside_predictions(own_demo, "local")
     monkeypatch.setenv("SER_BENCHMARK_RESULTS", str(tmp_path / "ray"))
     assert cli.main(args + ["--executor", "ray"]) == 0
-    assert _same_tree(local_cache, own_demo / "predictions") == []
+    assert same_tree(local_cache, own_demo / "predictions") == []
     local, remote = tmp_path / "local", tmp_path / "ray"
     # at the tests' demo scale the sexes are below fairness_min_files: the speaker tables carry fairness here
     assert {p.name for p in local.glob("*.csv")} >= {
@@ -117,7 +108,7 @@ def test_local_and_ray_write_identical_results(own_demo, ray_cluster, tmp_path, 
         "fairness_speaker.csv",
         "runs.csv",
     }
-    differ = [f for f in _same_tree(local, remote) if not f.endswith(("runs.csv", ".lock"))]
+    differ = [f for f in same_tree(local, remote) if not f.endswith(("runs.csv", ".lock"))]
     assert differ == []
     runs_local, runs_ray = pd.read_csv(local / "runs.csv"), pd.read_csv(remote / "runs.csv")
     # wall time is measured, not computed; everything else, the counts of computed files included, is equal
@@ -143,7 +134,7 @@ def test_killed_worker_cells_are_retried(own_demo, ray_cluster):
     )["random-gaussian"]
     assert outcome.failed == {}
     assert killed and any(p != killed[0] for p in pids[1:])  # a restarted actor finished the cells
-    assert _same_tree(local_cache, own_demo / "predictions") == []
+    assert same_tree(local_cache, own_demo / "predictions") == []
 
 
 def test_failing_cell_is_reported_and_others_finish(own_demo, ray_cluster, tmp_path, monkeypatch):
@@ -249,20 +240,6 @@ def test_without_ray_the_executor_says_how_to_install(monkeypatch):
 
 
 def test_interrupted_ray_run_keeps_what_is_cached(own_demo, ray_cluster):
-    ray = ray_cluster
-    spec = _spec()
-    done = []
-
-    def interrupt(cell, answer):  # Ctrl-C in the driver raises KeyboardInterrupt in its main thread
-        done.append(len(answer["values"]))
-        raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        predict_cells(
-            ["random-gaussian"], spec, executor="ray", tests=["correctness"], progress=False, on_result=interrupt
-        )
-    assert ray.is_initialized()  # a cluster the caller started is left running, only the run's actors go
-    outcome = predict_cells(["random-gaussian"], spec, executor="ray", tests=["correctness"], progress=False)
-    total = sum(n for (_, _), n in outcome["random-gaussian"].computed.items())
-    cells, _ = plan(["random-gaussian"], spec, tests=["correctness"], log=lambda _: None)
-    assert done and total == sum(c.n_files for c in cells) - done[0]  # the answer stored before Ctrl-C was kept
+    done, rerun, total = interrupt_and_resume(_spec(), ["correctness"], executor="ray")
+    assert ray_cluster.is_initialized()  # a cluster the caller started is left running, only the run's actors go
+    assert done and rerun == total - done[0]  # the answer stored before Ctrl-C was kept

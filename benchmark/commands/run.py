@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from benchmark import analyses, run_checks
@@ -126,6 +127,14 @@ def add_scaling_options(scale) -> None:
         "model (pip install 'ser-benchmark[ray]')",
     )
     scale.add_argument(
+        "--processes",
+        type=processes_option,
+        default=os.environ.get("SER_BENCHMARK_PROCESSES", "auto"),
+        metavar="N|auto",
+        help="local: worker processes, each with its own copy of the model; 1 predicts in this process "
+        "(default: $SER_BENCHMARK_PROCESSES, else auto: one per core, at most 4; 1 for a model on a GPU)",
+    )
+    scale.add_argument(
         "--address",
         metavar="ADDR",
         help="Ray cluster to join: 'auto', HOST:PORT or ray://HOST:PORT (default: start one on this machine)",
@@ -162,6 +171,34 @@ def add_scaling_options(scale) -> None:
         help="files per batch, length-bucketed, for models with batched inference (the transformers "
         "teachers; also with --executor local; default: 1, file by file)",
     )
+
+
+def processes_option(value: str) -> str | int:
+    r"""``--processes``: ``'auto'`` or a whole number of at least 1.
+
+    Examples:
+        >>> processes_option("auto"), processes_option("3")
+        ('auto', 3)
+
+    """
+    if value == "auto":
+        return value
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"'{value}' is neither 'auto' nor a whole number of at least 1")
+    return number
+
+
+def resolve_processes(value: str | int, entries: list) -> int:
+    r"""The worker processes of ``--processes`` (``'auto'``: :func:`benchmark.executors.default_processes`)."""
+    if value != "auto":
+        return int(value)
+    from benchmark.executors import default_processes
+
+    return default_processes(entries)
 
 
 def available_models(registry) -> list[str]:
@@ -210,6 +247,8 @@ def run(args) -> int:
     )
     timing = Timing()
     scale = {"address": args.address, "replicas": args.replicas, "gpus_per_replica": args.gpus_per_replica}
+    if args.executor == "local":
+        scale["processes"] = resolve_processes(args.processes, [registry[m] for m in models])
     try:
         reports = run_models(
             models,

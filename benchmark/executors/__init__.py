@@ -1,8 +1,10 @@
 """Executors: how a run's cells are predicted.
 
-``local`` (the default) predicts the cells in this process, model by
-model, each model loaded once. ``ray`` hands them to Ray actors that each
-hold one loaded model replica (:mod:`benchmark.executors.ray`). Either
+``local`` (the default) predicts the cells on this machine, model by
+model: in this process with ``processes=1``, else on worker processes
+that each hold a copy of the model (:mod:`benchmark.executors.processes`).
+``ray`` hands them to Ray actors that each hold one loaded model replica
+(:mod:`benchmark.executors.ray`). Either
 way the worker that holds the model perturbs a condition's signals in
 memory (:func:`benchmark.plan.signal_source`), the driver alone writes the
 prediction cache, and the analyses then score the stored predictions
@@ -11,6 +13,7 @@ prediction cache, and the analyses then score the stored predictions
 
 from __future__ import annotations
 
+import os
 import time
 import typing
 
@@ -20,7 +23,15 @@ from benchmark.plan import Cell, Outcome, RunSpec, cache_condition, plan, signal
 
 EXECUTORS = ("local", "ray")
 
-__all__ = ["EXECUTORS", "check_executor", "execute", "predict_cells", "run_local", "shared_conditions"]
+__all__ = [
+    "EXECUTORS",
+    "check_executor",
+    "default_processes",
+    "execute",
+    "predict_cells",
+    "run_local",
+    "shared_conditions",
+]
 
 
 def predict_cells(
@@ -35,6 +46,7 @@ def predict_cells(
     address_timeout: float = 30.0,
     replicas: int = 1,
     gpus_per_replica: float | None = None,
+    processes: int = 1,
     progress: bool = True,
     log: typing.Callable[[str], None] = print,
     on_result: typing.Callable[[Cell, dict], None] | None = None,
@@ -55,16 +67,19 @@ def predict_cells(
         replicas: model replicas (Ray actors) per model
         gpus_per_replica: GPUs per replica, fractional allowed
             (default: 1 for entries with ``params.device`` on CUDA, else 0)
+        processes: ``local`` only: worker processes, each with a copy of
+            the model (1: predict in this process)
         progress: show the driver's progress bar
         log: where messages go
-        on_result: called in the driver after each cell (``ray`` only)
+        on_result: called in the driver with ``(cell, answer)`` after each
+            stored shard (``ray``, and ``local`` with several processes)
 
     Returns:
         model name → :class:`benchmark.plan.Outcome`, for
         :func:`benchmark.suite.run_suite`
 
     """
-    check_executor(executor, replicas, address, address_timeout)
+    check_executor(executor, replicas, address, address_timeout, processes)
     cells, where = plan(models, spec, datasets=datasets, splits=splits, tests=tests, log=log)
     return execute(
         cells,
@@ -74,24 +89,51 @@ def predict_cells(
         address=address,
         replicas=replicas,
         gpus_per_replica=gpus_per_replica,
+        processes=processes,
         progress=progress,
         log=log,
         on_result=on_result,
     )
 
 
-def check_executor(executor: str, replicas: int = 1, address: str | None = None, address_timeout: float = 30.0) -> None:
-    r"""Refuse an unknown executor, a replica count below 1, a missing Ray or an unreachable cluster (before any work)."""
+def check_executor(
+    executor: str, replicas: int = 1, address: str | None = None, address_timeout: float = 30.0, processes: int = 1
+) -> None:
+    r"""Refuse an unknown executor, a count below 1, a missing Ray or an unreachable cluster (before any work)."""
     if executor not in EXECUTORS:
         raise ValueError(f"Unknown executor '{executor}'; use one of {', '.join(EXECUTORS)}.")
     if replicas < 1:
         raise ValueError(f"--replicas must be at least 1, got {replicas}.")
+    if processes < 1:
+        raise ValueError(f"--processes must be at least 1, got {processes}.")
     if executor == "ray":  # before the plan, which can take minutes: a missing Ray or cluster fails at once
         from benchmark.executors import ray as ray_executor
 
         ray_executor.import_ray()
         if address:
             ray_executor.check_address(address, address_timeout)
+
+
+MAX_PROCESSES = 4
+"""Most worker processes ``--processes auto`` starts: each holds a copy of the model."""
+
+
+def default_processes(entries: typing.Iterable) -> int:
+    r"""Worker processes of ``--processes auto``: one per usable core, at most :data:`MAX_PROCESSES`.
+
+    One (this process) when a model of the run sits on a GPU
+    (``params.device`` ``cuda…``): copies of it would share one device.
+
+    Examples:
+        >>> import types
+        >>> default_processes([types.SimpleNamespace(params={"device": "cuda"})])
+        1
+
+    """
+    if any(str((e.params or {}).get("device", "cpu")).startswith("cuda") for e in entries):
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(cores, MAX_PROCESSES))
 
 
 def shared_conditions(cells: typing.Sequence[Cell]) -> bool:
@@ -120,6 +162,7 @@ def execute(
     address: str | None = None,
     replicas: int = 1,
     gpus_per_replica: float | None = None,
+    processes: int = 1,
     progress: bool = True,
     log: typing.Callable[[str], None] = print,
     on_result: typing.Callable[[Cell, dict], None] | None = None,
@@ -129,11 +172,15 @@ def execute(
     The perturbed-signal store (:attr:`RunSpec.signal_cache_mb`) is kept
     only where two models share a condition; for one model it is off.
     """
-    check_executor(executor, replicas)
+    check_executor(executor, replicas, processes=processes)
     if not shared_conditions(cells):
         spec.signal_cache_mb = 0.0
     bar = Progress(cells, progress)
     try:
+        if executor == "local" and processes > 1:
+            from benchmark.executors import processes as worker_processes
+
+            return worker_processes.run(cells, where, spec, bar, processes=processes, on_result=on_result)
         if executor == "local":
             return run_local(cells, where, spec, bar)
         from benchmark.executors import ray as ray_executor

@@ -1,7 +1,10 @@
 """The driver's side of every executor: its progress bar, the prediction cache it alone writes, a worker's environment.
 
-Shared by the local dispatcher (:mod:`benchmark.executors`) and the Ray
-executor (:mod:`benchmark.executors.ray`).
+Shared by the local dispatcher (:mod:`benchmark.executors`), the worker
+processes (:mod:`benchmark.executors.processes`) and the Ray executor
+(:mod:`benchmark.executors.ray`). :class:`Ledger` is the bookkeeping of
+the latter two: a model's cells cut into shards, each worker's answer
+stored as it comes.
 """
 
 from __future__ import annotations
@@ -14,7 +17,13 @@ import numpy as np
 import pandas as pd
 
 from benchmark import DIMENSIONS, prediction_cache
-from benchmark.plan import Cell
+from benchmark.plan import Cell, Outcome, RunSpec, cache_condition
+
+IN_FLIGHT = 2
+"""Shards queued per worker, so the next one starts while the driver stores the last."""
+
+MIN_SHARD = 64
+"""Fewest files in a shard of a cell (one task)."""
 
 
 class ClusterUnreachableError(ConnectionError):
@@ -115,3 +124,103 @@ def worker_env() -> dict[str, str]:
     # A source checkout (not an installed wheel) must win over any other install on the worker's path.
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")) if p)
     return env
+
+
+def shards(positions: list[int], workers: int) -> list[list[int]]:
+    r"""A cell's files in contiguous shards, so every worker gets work even from one big cell.
+
+    Examples:
+        >>> [len(s) for s in shards(list(range(600)), 2)]
+        [150, 150, 150, 150]
+        >>> [len(s) for s in shards(list(range(40)), 2)]
+        [40]
+
+    """
+    size = max(MIN_SHARD, -(-len(positions) // (IN_FLIGHT * workers)))
+    return [positions[i : i + size] for i in range(0, len(positions), size)]
+
+
+def first_line(ex: BaseException) -> str:
+    r"""The cause of a worker's error in one line (Ray wraps it in a traceback).
+
+    Examples:
+        >>> first_line(ValueError("bad file\nmore"))
+        'ValueError: more'
+
+    """
+    cause = getattr(ex, "cause", None) or ex
+    text = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {text[-1] if text else ''}"[:300]
+
+
+class Ledger:
+    r"""The driver's account of one model's cells on worker processes or actors.
+
+    Cuts every cell into :func:`shards` of the files its cache lacks
+    (:attr:`jobs`: ``(cell, positions)``, in order), stores each answer in
+    the cell's cache as it comes (:meth:`answered`) and keeps the model's
+    :class:`~benchmark.plan.Outcome` and the progress bar. A cell the cache
+    already holds is counted done at once.
+
+    Args:
+        cells: the model's cells
+        where: the plan's ``cell → (evalset, originals, files)``
+        spec: the run's settings
+        info: what the worker that loaded the model reported
+            (``artifact_hash``, ``sampling_rate``, ``batch_size``)
+        workers: processes or actors that share the shards
+        bar: the driver's progress bar
+        on_result: called with ``(cell, answer)`` after each stored answer
+
+    """
+
+    def __init__(
+        self,
+        cells: typing.Sequence[Cell],
+        where: dict,
+        spec: RunSpec,
+        info: dict,
+        workers: int,
+        bar: Progress,
+        on_result: typing.Callable[[Cell, dict], None] | None = None,
+    ):
+        self.outcome, self.bar, self.on_result = Outcome(), bar, on_result
+        self.outcome.loaded(info["artifact_hash"], info["sampling_rate"], info["batch_size"])
+        self.jobs: list[tuple[Cell, list[int]]] = []
+        self._caches, self._left, self._todo = {}, {}, {}
+        for cell in cells:
+            evalset, _, files = where[cell]
+            condition = cache_condition(cell.condition_dict, spec)
+            cache = cache_of(cell.model, info["artifact_hash"], evalset, condition, info["batch_size"])
+            positions = todo_positions(cache, files)
+            parts = shards(positions, workers) if positions else []
+            self.jobs += [(cell, part) for part in parts]
+            self._caches[cell] = (cache, files)
+            self._left[cell], self._todo[cell] = len(parts), len(positions)
+            if not parts:
+                self.outcome.add(cell, 0, 0.0)
+                bar.cell(cell.n_files)
+
+    def answered(self, cell: Cell, positions: list[int], answer: dict | None, error: BaseException | None) -> None:
+        r"""Store a worker's ``answer`` for ``positions`` of ``cell``, or record its ``error``."""
+        self._left[cell] -= 1
+        if error is not None:  # retries exhausted, or the cell raised: report it, go on
+            self.outcome.add(cell, 0, 0.0, first_line(error))
+        else:
+            cache, files = self._caches[cell]
+            store(cache, files[positions], answer["values"], answer["skips"])
+            self.outcome.add(cell, len(positions), answer["seconds"])
+            if self.on_result is not None:
+                self.on_result(cell, answer)
+        self.bar.files(len(positions))
+        if not self._left[cell]:
+            self.bar.cell(cell.n_files - self._todo[cell])  # the files the cache already held
+
+
+def unloadable(cells: typing.Sequence[Cell], bar: Progress, error: BaseException) -> Outcome:
+    r"""The outcome of a model no worker could load: every cell of it fails with that error."""
+    outcome = Outcome()
+    for cell in cells:
+        outcome.add(cell, 0, 0.0, f"model could not be loaded on a worker: {first_line(error)}")
+        bar.cell(cell.n_files)
+    return outcome

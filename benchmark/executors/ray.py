@@ -17,23 +17,15 @@ from __future__ import annotations
 
 import os
 import socket
-import time
 import typing
 import urllib.parse
 
-import numpy as np
-
-from benchmark.executors.driver import ClusterUnreachableError, Progress, cache_of, store, todo_positions, worker_env
-from benchmark.plan import Cell, Outcome, RunSpec, cache_condition, signal_cache
+from benchmark.executors.driver import IN_FLIGHT, ClusterUnreachableError, Ledger, Progress, unloadable, worker_env
+from benchmark.executors.worker import CellWorker
+from benchmark.plan import Cell, Outcome, RunSpec
 
 TASK_RETRIES = 3
 """Retries of a cell whose actor process died (Ray's ``max_task_retries``)."""
-
-IN_FLIGHT = 2
-"""Shards queued per actor, so the next one starts while the driver stores the last."""
-
-MIN_SHARD = 64
-"""Fewest files in a shard of a cell (one task)."""
 
 INSTALL_HINT = "pip install 'ser-benchmark[ray]' (or: pip install -c constraints.txt 'ray[client]==2.60.0')"
 
@@ -105,78 +97,24 @@ def check_address(address: str, timeout: float) -> None:
     )
 
 
-class Worker:
-    r"""A Ray actor: one loaded model replica."""
+class Worker(CellWorker):
+    r"""A Ray actor: one loaded model replica; its answers also name its node."""
 
     def __init__(self, spec: RunSpec, model_name: str):
         os.environ.update(spec.env)
-        from benchmark.registry import load_model
-
-        self.spec = spec
-        self.model = load_model(spec.registry[model_name], spec.registry)
-        self.loaded: dict = {}
-        self.inputs: dict = {}
-        self.cache = signal_cache(spec)
+        super().__init__(spec, model_name)
 
     def info(self) -> dict:
         r"""Artefact hash of the loaded model, process id and node."""
         import ray
 
-        from benchmark import runner
-
-        batch_size = self.spec.batch_size if runner.batches(self.model) else 1
-        return {
-            "artifact_hash": self.model.artifact_hash,
-            "sampling_rate": self.model.sampling_rate,
-            "batch_size": batch_size,
-            "pid": os.getpid(),
-            "node": ray.get_runtime_context().get_node_id(),
-        }
+        return {**super().info(), "node": ray.get_runtime_context().get_node_id()}
 
     def run(self, cell: Cell, positions: list[int]) -> dict:
-        r"""Predict the files at ``positions`` of ``cell``'s inputs.
-
-        Returns:
-            ``values`` (A/D/V per file), ``skips`` (position → reason),
-            ``seconds``, ``pid``, ``node``
-
-        """
+        r"""Predict the files at ``positions`` of ``cell``'s inputs (:meth:`CellWorker.run`), on this node."""
         import ray
 
-        from benchmark import plan, runner
-
-        started = time.perf_counter()
-        if cell not in self.inputs:  # a cell comes in shards: rebuild its inputs once
-            evalset = plan.load_evalset(self.spec, cell.dataset, cell.split, self.loaded)
-            originals, files = plan.cell_inputs(cell.condition_dict, evalset, self.spec)
-            digest = plan.files_digest(originals, evalset.root, evalset.fingerprint)
-            source = plan.signal_source(cell.condition_dict, evalset, self.spec, self.cache)
-            self.inputs = {cell: (originals, files, digest, source)}
-        originals, files, digest, source = self.inputs[cell]
-        if len(originals) != cell.n_files or digest != cell.digest:
-            raise plan.CellFailed(
-                f"{cell}: this node sees {len(originals)} files (digest {digest}), the driver planned "
-                f"{cell.n_files} (digest {cell.digest}); every node must load the same dataset version "
-                "from the same audb repository (see docs/scaling.md)"
-            )
-        todo = files[positions]
-        where = {f: i for i, f in enumerate(todo.astype("string"))}
-        values = np.full((len(todo), 3), np.nan)
-        skips: dict[int, str] = {}
-        for _, pred, chunk_skips in runner.iter_chunks(
-            self.model, todo, num_workers=self.spec.num_workers, batch_size=self.spec.batch_size, source=source
-        ):
-            for file, row in zip(pred.index, pred.to_numpy(), strict=True):
-                values[where[file]] = row
-            for file, reason in chunk_skips["reason"].items():
-                skips[where[file]] = str(reason)
-        return {
-            "values": values,
-            "skips": skips,
-            "seconds": time.perf_counter() - started,
-            "pid": os.getpid(),
-            "node": ray.get_runtime_context().get_node_id(),
-        }
+        return {**super().run(cell, positions), "node": ray.get_runtime_context().get_node_id()}
 
 
 def default_gpus(entry) -> float:
@@ -244,43 +182,14 @@ def start_actors(ray, spec: RunSpec, model_name: str, replicas: int, gpus_per_re
     ]
 
 
-def shards(positions: list[int], replicas: int) -> list[list[int]]:
-    r"""A cell's files in contiguous shards, so every replica gets work even from one big cell.
-
-    Examples:
-        >>> [len(s) for s in shards(list(range(600)), 2)]
-        [150, 150, 150, 150]
-        >>> [len(s) for s in shards(list(range(40)), 2)]
-        [40]
-
-    """
-    size = max(MIN_SHARD, -(-len(positions) // (IN_FLIGHT * replicas)))
-    return [positions[i : i + size] for i in range(0, len(positions), size)]
-
-
 def run_model(ray, actors, cells, where, bar: Progress, on_result=None, *, spec: RunSpec) -> Outcome:
     r"""Predict the cells of one model on its actors; the driver stores each answer as it comes."""
-    outcome = Outcome()
     try:
         info = ray.get(actors[0].info.remote())
     except Exception as ex:  # the model cannot be loaded: every cell of it fails with that error
-        for cell in cells:
-            outcome.add(cell, 0, 0.0, f"model could not be loaded on a worker: {_first_line(ex)}")
-            bar.cell(cell.n_files)
-        return outcome
-    outcome.loaded(info["artifact_hash"], info["sampling_rate"], info["batch_size"])
-    queue, left, todo = [], {}, {}
-    for cell in cells:
-        evalset, _, files = where[cell]
-        condition = cache_condition(cell.condition_dict, spec)
-        cache = cache_of(cell.model, info["artifact_hash"], evalset, condition, info["batch_size"])
-        positions = todo_positions(cache, files)
-        parts = shards(positions, len(actors)) if positions else []
-        queue += [(cell, cache, files, part) for part in parts]
-        left[cell], todo[cell] = len(parts), len(positions)
-        if not parts:
-            outcome.add(cell, 0, 0.0)
-            bar.cell(cell.n_files)
+        return unloadable(cells, bar, ex)
+    ledger = Ledger(cells, where, spec, info, len(actors), bar, on_result)
+    queue = list(ledger.jobs)
     in_flight: dict = {}
     load = [0] * len(actors)
 
@@ -289,36 +198,19 @@ def run_model(ray, actors, cells, where, bar: Progress, on_result=None, *, spec:
             free = min(range(len(actors)), key=lambda i: load[i])
             if load[free] >= IN_FLIGHT:
                 return
-            cell, cache, files, positions = queue.pop(0)
-            ref = actors[free].run.remote(cell, positions)
-            in_flight[ref] = (free, cell, cache, files, positions)
+            cell, positions = queue.pop(0)
+            in_flight[actors[free].run.remote(cell, positions)] = (free, cell, positions)
             load[free] += 1
 
     submit()
     while in_flight:
         ready, _ = ray.wait(list(in_flight), num_returns=1)
-        free, cell, cache, files, positions = in_flight.pop(ready[0])
+        free, cell, positions = in_flight.pop(ready[0])
         load[free] -= 1
-        left[cell] -= 1
         try:
-            answer = ray.get(ready[0])
-        except Exception as ex:  # retries exhausted, or the cell raised: report it, go on
-            outcome.add(cell, 0, 0.0, _first_line(ex))
-            bar.files(len(positions))
-        else:
-            store(cache, files[positions], answer["values"], answer["skips"])
-            outcome.add(cell, len(positions), answer["seconds"])
-            bar.files(len(positions))
-            if on_result is not None:
-                on_result(cell, answer)
-        if not left[cell]:
-            bar.cell(cell.n_files - todo[cell])  # the files the cache already held
+            answer, error = ray.get(ready[0]), None
+        except Exception as ex:
+            answer, error = None, ex
+        ledger.answered(cell, positions, answer, error)
         submit()
-    return outcome
-
-
-def _first_line(ex: BaseException) -> str:
-    r"""The cause of a Ray error in one line (Ray wraps it in a traceback)."""
-    cause = getattr(ex, "cause", None) or ex
-    text = str(cause).strip().splitlines()
-    return f"{type(cause).__name__}: {text[-1] if text else ''}"[:300]
+    return ledger.outcome
