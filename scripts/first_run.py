@@ -14,7 +14,9 @@ the rest of the command's wall time (``pip install nox uv``, nox creating
 its environment and installing the package). Prints each run, the median
 of every phase and of the whole command, the cache size after the run,
 the CPU count and the load average before and after: other work on the
-machine slows every run, so report the load with the figures.
+machine slows every run, so report the load with the figures. Each run also
+counts the files its clone's ``git status`` shows changed (``changed_files``):
+0 means the cold run reproduced the committed results and docs byte for byte.
 
 pip's and uv's download caches are left as they are unless ``--no-pip-cache``
 (a new user's machine has none: use it for the figures you publish).
@@ -73,7 +75,14 @@ def run_once(work: Path, model: str, no_pip_cache: bool) -> dict[str, float]:
     figures["install"] = pip_s + nox_s - sum(phases.values())
     figures["total"] = pip_s + nox_s
     figures["cache_mb"] = folder_bytes(cache) / 2**20
+    figures["changed_files"] = len(changed_files(clone))
     return figures
+
+
+def changed_files(clone: Path) -> list[str]:
+    r"""Files of ``clone`` that the run changed or added (none: it reproduced the committed results and docs)."""
+    out = subprocess.run(["git", "status", "--porcelain"], cwd=clone, capture_output=True, text=True, check=True)
+    return [line[3:] for line in out.stdout.splitlines()]
 
 
 def main() -> None:
@@ -106,6 +115,8 @@ def main() -> None:
         + " · ".join(f"{k} {v:.1f}" for k, v in median.items())
         + f" ({median['total'] / 60:.1f} min); cache after: {cache:.0f} MB"
     )
+    reproduced = sum(r["changed_files"] == 0 for r in runs)
+    print(f"{reproduced} of {len(runs)} runs left git status clean (the committed results and docs, byte for byte)")
     print(f"cpus {os.cpu_count()}; load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}")
 
 
