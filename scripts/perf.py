@@ -6,16 +6,19 @@ the same files and cores, it prints files/s of
 * raw onnxruntime (read, mix down, resample, ``InferenceSession.run``,
   the same threads) against the local executor (the runner, cache writes
   included), at each thread count;
+* the local executor's worker processes (its default, one thread each)
+  against raw onnxruntime at as many threads;
 * the Ray executor with one replica against the local executor at one
   thread, and two replicas against one (one CPU each).
 
-Ray's figures are steady state: the actors are started and have loaded
-the model before the clock starts (their start-up is printed apart).
+The figures of worker processes and of Ray are steady state: the processes
+or actors are started and have loaded the model before the clock starts
+(their start-up is printed apart).
 Predictions go to a scratch cache, never to the user's.
 
 Usage (from the repository root)::
 
-    OMP_NUM_THREADS=1 python scripts/perf.py [--model wav2small] [--threads 1 2] [--replicas 1 2] [--repeats 3]
+    OMP_NUM_THREADS=1 python scripts/perf.py [--model wav2small] [--threads 1 2] [--processes 2] [--replicas 1 2] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -37,9 +40,15 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-GOALS = {"local / raw onnxruntime": 0.9, "ray 1 replica / local": 0.9, "ray 2 replicas / ray 1": 1.7}
+GOALS = {
+    "local / raw onnxruntime": 0.9,
+    "local processes / raw onnxruntime": 0.95,
+    "ray 1 replica / local": 0.9,
+    "ray 2 replicas / ray 1": 1.7,
+}
 """The executors' goals, as ratios of files/s: the local executor within 10 % of raw onnxruntime at equal
-threads, the Ray executor within 10 % of the local one at equal cores, and two Ray replicas 1.7 times one."""
+threads and its worker processes within 5 % at equal cores, the Ray executor within 10 % of the local one
+at equal cores, and two Ray replicas 1.7 times one."""
 
 
 def raw_onnxruntime(onnx_path: str, files: typing.Sequence[str], threads: int, sampling_rate: int = 16000) -> float:
@@ -97,6 +106,32 @@ def ray_seconds(ray, spec, cells, where, replicas: int) -> tuple[float, float]:
     return startup, seconds
 
 
+def processes_seconds(spec, cells, where, processes: int) -> tuple[float, float]:
+    r"""Start-up and steady-state seconds of the local executor's ``processes`` worker processes.
+
+    The first pass over the cells starts the processes and loads the model in each; the second,
+    from an empty scratch cache, is the steady state.
+    """
+    from benchmark.executors import processes as worker_processes
+    from benchmark.executors.driver import Progress
+
+    pool = worker_processes.start_pool(processes, spec.env)  # the workers read the demo data from the user's cache
+    try:
+        passes = []
+        for _ in range(2):
+            _clear()  # the cells must be computed, not served by the scratch cache
+            started = time.perf_counter()
+            outcome = worker_processes.run_model(
+                pool, processes, cells[0].model, cells, where, spec, Progress(cells, False)
+            )
+            passes.append(time.perf_counter() - started)
+            if outcome.failed:
+                raise RuntimeError(f"cells failed on worker processes: {outcome.failed}")
+    finally:
+        pool.shutdown()
+    return passes[0] - passes[1], passes[1]
+
+
 def _clear() -> None:
     import shutil
 
@@ -113,6 +148,7 @@ def run(
     replicas: typing.Sequence[int] = (1, 2),
     repeats: int = 3,
     log: typing.Callable[[str], None] = print,
+    processes: typing.Sequence[int] = (2,),
 ) -> pd.DataFrame:
     r"""Measure and print files/s, the median of ``repeats`` interleaved runs; one row per measurement.
 
@@ -124,6 +160,7 @@ def run(
     from benchmark.data import datasets as dsets
     from benchmark.executors.driver import worker_env
     from benchmark.models.onnx import resolve
+    from benchmark.paths import cache_root
     from benchmark.plan import RunSpec, plan
     from benchmark.registry import Registry, load_model
 
@@ -137,7 +174,8 @@ def run(
     files = list(evalset.files)
     onnx_path = str(resolve(entry)[0] / "model.onnx")
     model = load_model(entry, registry)
-    spec.env = worker_env()  # the workers read the demo data from the user's cache
+    # the workers read the demo data from the user's cache, not from the scratch cache of the timed runs
+    spec.env = {**worker_env(), "SER_BENCHMARK_CACHE": str(cache_root())}
     rows = []
 
     def record(what: str, threads_: int, seconds: float, repeat: int, **extra) -> None:
@@ -161,6 +199,11 @@ def run(
             for n in threads:
                 record("raw onnxruntime", n, raw_onnxruntime(onnx_path, files, n), repeat)
                 record("local executor", n, local(model, evalset, n), repeat)
+            for n in processes:
+                if n not in threads:
+                    record("raw onnxruntime", n, raw_onnxruntime(onnx_path, files, n), repeat)
+                startup, seconds = processes_seconds(spec, cells, where, n)
+                record(f"local executor, {n} processes", n, seconds, repeat, startup_s=round(startup, 1))
         ray_runs(spec, cells, where, replicas, repeats, record)
     df = pd.DataFrame(rows)
     summary = medians(df)
@@ -249,6 +292,15 @@ def ratios(df: pd.DataFrame) -> pd.DataFrame:
                     GOALS["local / raw onnxruntime"],
                 )
             )
+    for what, n in rate:
+        if what.endswith(" processes") and ("raw onnxruntime", n) in rate:
+            out.append(
+                (
+                    f"local processes / raw onnxruntime ({n})",
+                    rate[(what, n)] / rate[("raw onnxruntime", n)],
+                    GOALS["local processes / raw onnxruntime"],
+                )
+            )
     one = rate.get(("ray executor, 1 replica(s)", 1))
     if one and ("local executor", 1) in rate:
         out.append(("ray 1 replica / local", one / rate[("local executor", 1)], GOALS["ray 1 replica / local"]))
@@ -288,12 +340,27 @@ def main(argv: typing.Sequence[str] | None = None) -> int:
     parser.add_argument("--dataset", default="msppodcast", help="dataset (default: msppodcast, the demo replica)")
     parser.add_argument("--split", default="test-1", help="split (default: test-1)")
     parser.add_argument("--threads", type=positive_int, nargs="+", default=[1, 2], help="thread counts (default: 1 2)")
+    parser.add_argument(
+        "--processes",
+        type=positive_int,
+        nargs="+",
+        default=[2],
+        help="worker processes of the local executor (default: 2)",
+    )
     parser.add_argument("--replicas", type=positive_int, nargs="+", default=[1, 2], help="Ray replicas (default: 1 2)")
     parser.add_argument(
         "--repeats", type=positive_int, default=3, help="runs of each measurement; the median is shown (default: 3)"
     )
     args = parser.parse_args(argv)
-    run(args.model, args.dataset, args.split, threads=args.threads, replicas=args.replicas, repeats=args.repeats)
+    run(
+        args.model,
+        args.dataset,
+        args.split,
+        threads=args.threads,
+        replicas=args.replicas,
+        repeats=args.repeats,
+        processes=args.processes,
+    )
     return 0
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import multiprocessing
+import os
 import signal
 import typing
 
@@ -30,8 +31,9 @@ from benchmark.plan import Cell, Outcome, RunSpec
 _WORKER: CellWorker | None = None  # this worker process's loaded model
 
 
-def _start() -> None:
+def _start(env: dict) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver handles Ctrl-C and stops the workers
+    os.environ.update(env)
 
 
 def _worker(spec: RunSpec, model_name: str) -> CellWorker:
@@ -73,8 +75,7 @@ def run(
         model name → :class:`~benchmark.plan.Outcome`
 
     """
-    context = multiprocessing.get_context("spawn")
-    pool = concurrent.futures.ProcessPoolExecutor(processes, mp_context=context, initializer=_start)
+    pool = start_pool(processes, spec.env)
     outcomes: dict[str, Outcome] = {}
     try:
         for model_name in dict.fromkeys(c.model for c in cells):
@@ -87,6 +88,17 @@ def run(
         raise
     pool.shutdown()
     return outcomes
+
+
+def start_pool(processes: int, env: dict | None = None) -> concurrent.futures.ProcessPoolExecutor:
+    r"""A pool of ``processes`` fresh (spawned) worker processes that leave Ctrl-C to the driver.
+
+    They inherit this process's environment, updated with ``env`` (e.g. :attr:`RunSpec.env`).
+    """
+    context = multiprocessing.get_context("spawn")
+    return concurrent.futures.ProcessPoolExecutor(
+        processes, mp_context=context, initializer=_start, initargs=(dict(env or {}),)
+    )
 
 
 def run_model(
