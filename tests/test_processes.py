@@ -126,3 +126,20 @@ def test_auto_is_one_process_per_core_and_one_for_a_gpu_model():
     assert default_processes(entries) == max(1, min(cores, 4))
     gpu = dataclasses.replace(entries[0], params={"device": "cuda:0"})
     assert default_processes([*entries, gpu]) == 1
+
+
+def test_each_worker_takes_its_share_of_the_cores_unless_told(monkeypatch):
+    for name in processes.THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    share = str(max(1, len(os.sched_getaffinity(0)) // 2))
+    pool = processes.start_pool(2)
+    try:
+        assert [pool.submit(os.getenv, name).result() for name in processes.THREAD_VARIABLES] == [share] * 2
+    finally:
+        pool.shutdown()
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # the user's setting wins
+    pool = processes.start_pool(2)
+    try:
+        assert pool.submit(os.getenv, "OMP_NUM_THREADS").result() == "3"
+    finally:
+        pool.shutdown()

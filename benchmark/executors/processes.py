@@ -31,9 +31,15 @@ from benchmark.plan import Cell, Outcome, RunSpec
 _WORKER: CellWorker | None = None  # this worker process's loaded model
 
 
-def _start(env: dict) -> None:
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+"""What caps a worker's torch / OpenMP threads; read when torch loads, after the worker starts."""
+
+
+def _start(env: dict, threads: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver handles Ctrl-C and stops the workers
     os.environ.update(env)
+    for name in THREAD_VARIABLES:  # N processes with a thread per core each would ask for N × cores threads
+        os.environ.setdefault(name, str(threads))
 
 
 def _worker(spec: RunSpec, model_name: str) -> CellWorker:
@@ -93,11 +99,15 @@ def run(
 def start_pool(processes: int, env: dict | None = None) -> concurrent.futures.ProcessPoolExecutor:
     r"""A pool of ``processes`` fresh (spawned) worker processes that leave Ctrl-C to the driver.
 
-    They inherit this process's environment, updated with ``env`` (e.g. :attr:`RunSpec.env`).
+    They inherit this process's environment, updated with ``env`` (e.g.
+    :attr:`RunSpec.env`). Unless the environment sets them, each caps its
+    torch / OpenMP threads (:data:`THREAD_VARIABLES`) at its share of the cores,
+    so a transformers teacher on N processes does not ask for N threads per core.
     """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     context = multiprocessing.get_context("spawn")
     return concurrent.futures.ProcessPoolExecutor(
-        processes, mp_context=context, initializer=_start, initargs=(dict(env or {}),)
+        processes, mp_context=context, initializer=_start, initargs=(dict(env or {}), max(1, cores // processes))
     )
 
 
