@@ -106,7 +106,11 @@ def main() -> None:
             else:
                 shutil.rmtree(work, ignore_errors=True)
         runs.append(figures)
-        print(f"run {i + 1}: " + " · ".join(f"{k} {v:.1f}" for k, v in figures.items()), flush=True)
+        print(
+            f"run {i + 1}: "
+            + " · ".join(f"{k} {v:g}" if k == "changed_files" else f"{k} {v:.1f}" for k, v in figures.items()),
+            flush=True,
+        )
     keys = ["install", *[p for p in PHASES if all(p in r for r in runs)], "total"]
     median = {k: statistics.median(r[k] for r in runs) for k in keys}
     cache = statistics.median(r["cache_mb"] for r in runs)
