@@ -13,12 +13,11 @@ prediction cache, and the analyses then score the stored predictions
 
 from __future__ import annotations
 
-import os
 import time
 import typing
 
 from benchmark import interrupts, runner
-from benchmark.executors.driver import Progress
+from benchmark.executors.driver import Progress, usable_cores
 from benchmark.plan import Cell, Outcome, RunSpec, cache_condition, plan, signal_cache, signal_source
 
 EXECUTORS = ("local", "ray")
@@ -132,8 +131,7 @@ def default_processes(entries: typing.Iterable) -> int:
     """
     if any(str((e.params or {}).get("device", "cpu")).startswith("cuda") for e in entries):
         return 1
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, min(cores, MAX_PROCESSES))
+    return max(1, min(usable_cores(), MAX_PROCESSES))
 
 
 def shared_conditions(cells: typing.Sequence[Cell]) -> bool:

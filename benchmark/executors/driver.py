@@ -126,6 +126,19 @@ def worker_env() -> dict[str, str]:
     return env
 
 
+def usable_cores() -> int:
+    r"""Cores this process may run on (its CPU affinity where the system has one).
+
+    Examples:
+        >>> usable_cores() >= 1
+        True
+
+    """
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def shards(positions: list[int], workers: int) -> list[list[int]]:
     r"""A cell's files in contiguous shards, so every worker gets work even from one big cell.
 

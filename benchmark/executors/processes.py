@@ -24,7 +24,7 @@ import signal
 import typing
 
 from benchmark import interrupts
-from benchmark.executors.driver import Ledger, Progress, unloadable
+from benchmark.executors.driver import Ledger, Progress, unloadable, usable_cores
 from benchmark.executors.worker import CellWorker
 from benchmark.plan import Cell, Outcome, RunSpec
 
@@ -104,10 +104,10 @@ def start_pool(processes: int, env: dict | None = None) -> concurrent.futures.Pr
     torch / OpenMP threads (:data:`THREAD_VARIABLES`) at its share of the cores,
     so a transformers teacher on N processes does not ask for N threads per core.
     """
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     context = multiprocessing.get_context("spawn")
+    threads = max(1, usable_cores() // processes)
     return concurrent.futures.ProcessPoolExecutor(
-        processes, mp_context=context, initializer=_start, initargs=(dict(env or {}), max(1, cores // processes))
+        processes, mp_context=context, initializer=_start, initargs=(dict(env or {}), threads)
     )
 
 

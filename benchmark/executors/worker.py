@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 
+from benchmark import plan
 from benchmark.plan import Cell, RunSpec
 
 
@@ -27,7 +28,6 @@ class CellWorker:
     """
 
     def __init__(self, spec: RunSpec, model_name: str):
-        from benchmark.plan import signal_cache
         from benchmark.registry import load_model
 
         self.spec = spec
@@ -35,7 +35,7 @@ class CellWorker:
         self.model = load_model(spec.registry[model_name], spec.registry)
         self.loaded: dict = {}
         self.inputs: dict = {}
-        self.cache = signal_cache(spec)
+        self.cache = plan.signal_cache(spec)
 
     def info(self) -> dict:
         r"""Artefact hash, rate and batch size of the loaded model, and the process id."""
@@ -60,7 +60,7 @@ class CellWorker:
             benchmark.plan.CellFailed: this process sees other files than the driver planned
 
         """
-        from benchmark import plan, runner
+        from benchmark import runner
 
         started = time.perf_counter()
         if cell not in self.inputs:  # a cell comes in shards: rebuild its inputs once
